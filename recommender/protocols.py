@@ -60,3 +60,19 @@ class Scorer(Protocol):
     def score_labels(self, conversations: list[list[dict[str, str]]], n_labels: Sequence[int]) -> list[np.ndarray]:
         """For each conversation, the [n] next-token logits of its first ``n`` candidate labels."""
         ...
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One recommended item as every front end (API, CLI, chat) receives it."""
+
+    item_id: str
+    title: str
+    score: float  # final score used for the order
+    retrieval_score: float
+    llm_score: float | None  # None when the item was not reranked by the LLM
+    template_version: str
+    year: int | None = None
+    genres: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()  # short "why" lines, grounded in data
+    influences: tuple[tuple[str, float], ...] = ()  # (history item id, signed influence)
