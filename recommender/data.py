@@ -47,9 +47,7 @@ class Catalog:
         self.titles: list[str] = [item.title for item in self.items]
         # -1 marks an unknown year so year filters can work on one int array.
         self.years = np.array([item.year if item.year else -1 for item in self.items], dtype=np.int64)
-        self.genre_vocabulary: tuple[str, ...] = tuple(
-            sorted({genre for item in self.items for genre in item.genres})
-        )
+        self.genre_vocabulary: tuple[str, ...] = tuple(sorted({genre for item in self.items for genre in item.genres}))
 
     def __len__(self) -> int:
         return len(self.items)
@@ -70,17 +68,13 @@ class Catalog:
     def genre_mask(self, genres: Iterable[str]) -> np.ndarray:
         """Boolean [N] mask of items having at least one of ``genres`` (case-insensitive)."""
         wanted = {genre.lower() for genre in genres}
-        return np.array(
-            [any(genre.lower() in wanted for genre in item.genres) for item in self.items], dtype=bool
-        )
+        return np.array([any(genre.lower() in wanted for genre in item.genres) for item in self.items], dtype=bool)
 
     def fingerprint(self) -> str:
         """Stable hash of ids, titles, years, genres and text: keys caches built from items."""
         digest = hashlib.sha256()
         for item in self.items:
-            digest.update(
-                "\x1f".join([item.id, item.title, str(item.year), "|".join(item.genres), item.text]).encode()
-            )
+            digest.update("\x1f".join([item.id, item.title, str(item.year), "|".join(item.genres), item.text]).encode())
             digest.update(b"\x1e")
         return digest.hexdigest()[:16]
 
@@ -124,9 +118,7 @@ class LoadReport:
         if self.unknown_item_events:
             out.append(f"dropped {self.unknown_item_events} interactions whose item is not in the catalogue")
         if self.short_history_users:
-            out.append(
-                f"{self.short_history_users} users have fewer than 3 events: kept for training, not evaluated"
-            )
+            out.append(f"{self.short_history_users} users have fewer than 3 events: kept for training, not evaluated")
         return out + list(self.notes)
 
 

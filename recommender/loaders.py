@@ -316,8 +316,10 @@ def load_generic(
         genres: tuple[str, ...] = ()
         if columns.genres and record.get(columns.genres) not in (None, ""):
             raw = record[columns.genres]
-            genres = tuple(raw) if isinstance(raw, list) else tuple(
-                g.strip() for g in str(raw).split(columns.genre_separator) if g.strip()
+            genres = (
+                tuple(raw)
+                if isinstance(raw, list)
+                else tuple(g.strip() for g in str(raw).split(columns.genre_separator) if g.strip())
             )
         text = " ".join(str(record.get(field, "")) for field in columns.text).strip()
         item_id = str(_field(record, columns.item, catalog_path, number)).strip()
