@@ -1,0 +1,427 @@
+"""Candidate retrieval: popularity, item co-occurrence, sentence embeddings and their blend.
+
+Pure numpy (and scipy.sparse for the co-occurrence matrix). Models never load here: the
+embedding retriever receives item vectors and an ``Encoder`` (recommender.embeddings wraps
+sentence-transformers), so every line of ranking math is tested with hand-written vectors.
+
+Every retriever shares one contract:
+- ``score_batch(histories, queries) -> [B, N]`` full-catalogue scores (evaluation, blending);
+- ``score_rows(history_rows, query) -> [N]`` the same for one user;
+- ``retrieve(history_ids, k, query, filters) -> Candidates`` filtered top-K for serving;
+- ``retrieve_batch(histories, k, queries, filters) -> list[Candidates]``.
+Filters are applied as a mask before top-K, so K items come back whenever K pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from recommender.data import Catalog
+from recommender.metrics import top_k
+from recommender.protocols import Candidates, Encoder, Filters
+
+FAISS_THRESHOLD = 200_000  # catalogues at least this large search with FAISS when it is installed
+_EMPTY_ROWS = np.zeros(0, dtype=np.int64)
+
+
+# ---------------------------------------------------------------- filters and top-K
+
+
+def check_k(k: object) -> int:
+    """``k`` as an int; raises one clear ValueError sentence otherwise."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
+        raise ValueError(f"k must be a positive integer (the number of candidates to return), got {k!r}.")
+    return int(k)
+
+
+def filter_mask(catalog: Catalog, filters: Filters | None, history_rows: np.ndarray) -> tuple[np.ndarray, str]:
+    """Boolean [N] mask of the items that pass ``filters``, and a reason when none passes."""
+    filters = filters or Filters()
+    allowed = np.ones(len(catalog), dtype=bool)
+    if len(catalog) == 0:
+        return allowed, "the catalogue is empty"
+    if filters.year_min is not None and filters.year_max is not None and filters.year_min > filters.year_max:
+        return np.zeros(len(catalog), dtype=bool), (
+            f"no item passes the filters: year_min {filters.year_min} is after year_max {filters.year_max}"
+        )
+    clash = {g.lower() for g in filters.include_genres} & {g.lower() for g in filters.exclude_genres}
+    if clash and {g.lower() for g in filters.include_genres} <= clash:
+        return np.zeros(len(catalog), dtype=bool), (
+            f"no item passes the filters: genres {sorted(clash)} are both included and excluded"
+        )
+    if filters.include_genres:
+        allowed &= catalog.genre_mask(filters.include_genres)
+    if filters.exclude_genres:
+        allowed &= ~catalog.genre_mask(filters.exclude_genres)
+    # Items of unknown year (-1) fail any year bound: we cannot say they satisfy it.
+    if filters.year_min is not None:
+        allowed &= catalog.years >= filters.year_min
+    if filters.year_max is not None:
+        allowed &= (catalog.years <= filters.year_max) & (catalog.years >= 0)
+    excluded = [catalog.index[i] for i in map(str, filters.exclude_items) if i in catalog.index]
+    allowed[np.asarray(excluded, dtype=np.int64)] = False
+    if filters.exclude_seen:
+        allowed[np.asarray(history_rows, dtype=np.int64)] = False
+    reason = "" if allowed.any() else f"no item passes the filters ({_describe(filters)})"
+    return allowed, reason
+
+
+def _describe(filters: Filters) -> str:
+    parts = []
+    if filters.include_genres:
+        parts.append("genres " + ", ".join(filters.include_genres))
+    if filters.exclude_genres:
+        parts.append("not " + ", ".join(filters.exclude_genres))
+    if filters.year_min is not None or filters.year_max is not None:
+        parts.append(f"years {filters.year_min or '…'}-{filters.year_max or '…'}")
+    if filters.exclude_items:
+        parts.append(f"{len(filters.exclude_items)} excluded items")
+    if filters.exclude_seen:
+        parts.append("unseen items only")
+    return "; ".join(parts) or "no constraints"
+
+
+def masked_top_k(scores: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and scores of the ``k`` best allowed items of [N] ``scores``, ties in row order."""
+    rows = top_k(scores, k, mask=np.flatnonzero(~allowed))
+    return rows, np.asarray(scores, dtype=np.float64)[rows]
+
+
+class VectorIndex:
+    """Exact inner-product search over [N, D] vectors: numpy below ``threshold``, FAISS above.
+
+    Both backends are exact (FAISS ``IndexFlatIP``), so they return the same top-K; FAISS
+    wins by doing the top-K selection in C++ with a bitmap filter instead of a full argsort.
+    """
+
+    def __init__(self, vectors: np.ndarray, threshold: int = FAISS_THRESHOLD):
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)  # [N, D]
+        self.backend = "numpy"
+        self._faiss = None
+        if len(self.vectors) >= threshold and len(self.vectors) > 0:
+            try:
+                import faiss  # optional: pip install faiss-cpu
+            except ImportError:
+                faiss = None
+            if faiss is not None:
+                self._faiss = faiss
+                self._index = faiss.IndexFlatIP(self.vectors.shape[1])
+                self._index.add(self.vectors)
+                self.backend = "faiss"
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` rows and inner products for one [D] query among ``allowed`` [N] rows."""
+        if self._faiss is None:
+            scores = self.vectors @ np.asarray(query, dtype=np.float32)  # [N]
+            mask = allowed if allowed is not None else np.ones(len(scores), dtype=bool)
+            return masked_top_k(scores, k, mask)
+        params = None
+        if allowed is not None and not allowed.all():
+            bitmap = np.packbits(allowed, bitorder="little")
+            params = self._faiss.SearchParameters(sel=self._faiss.IDSelectorBitmap(bitmap))
+        k = min(k, len(self.vectors))
+        distances, labels = self._index.search(np.asarray(query, dtype=np.float32)[None, :], k, params=params)
+        keep = labels[0] >= 0  # FAISS pads with -1 when fewer than k rows pass
+        return labels[0][keep].astype(np.int64), distances[0][keep].astype(np.float64)
+
+
+# ---------------------------------------------------------------- the shared contract
+
+
+def standardise(scores: np.ndarray) -> np.ndarray:
+    """Per-row z-scores of [B, N] scores (constant rows become 0) so retrievers can be blended."""
+    scores = np.asarray(scores, dtype=np.float64)
+    mean = scores.mean(axis=-1, keepdims=True)
+    std = scores.std(axis=-1, keepdims=True)
+    return np.where(std > 1e-12, (scores - mean) / np.maximum(std, 1e-12), 0.0)
+
+
+class BaseRetriever:
+    """Filtering, top-K and id handling shared by every retriever; subclasses score."""
+
+    name = "base"
+
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
+
+    def score_batch(self, histories: Sequence[np.ndarray], queries: Sequence[str | None] | None = None) -> np.ndarray:
+        """[B, N] scores for each history of catalogue rows (oldest first)."""
+        raise NotImplementedError
+
+    def score_rows(self, history_rows: np.ndarray, query: str | None = None) -> np.ndarray:
+        """[N] full-catalogue scores for one history of catalogue rows (oldest first)."""
+        return self.score_batch([np.asarray(history_rows, dtype=np.int64)], [query])[0]
+
+    def rows_of(self, history: Sequence[str]) -> tuple[np.ndarray, int]:
+        """Catalogue rows of known history ids (order kept) and the number of unknown ids."""
+        if isinstance(history, str):
+            raise ValueError("history must be a sequence of item ids, not a single string.")
+        rows = [self.catalog.index.get(str(item_id)) for item_id in history]
+        known = np.array([r for r in rows if r is not None], dtype=np.int64)
+        return known, len(rows) - len(known)
+
+    def retrieve(
+        self, history: Sequence[str], k: int, query: str | None = None, filters: Filters | None = None
+    ) -> Candidates:
+        """Top-``k`` candidates for a history of item ids (oldest first); unknown ids are ignored."""
+        return self.retrieve_batch([history], k, [query], filters)[0]
+
+    def retrieve_batch(
+        self,
+        histories: Sequence[Sequence[str]],
+        k: int,
+        queries: Sequence[str | None] | None = None,
+        filters: Filters | None = None,
+    ) -> list[Candidates]:
+        """``retrieve`` for many users at once; one filter set for all of them."""
+        k = check_k(k)
+        queries = _queries(queries, len(histories))
+        converted = [self.rows_of(history) for history in histories]
+        if len(self.catalog) == 0:
+            return [Candidates(_EMPTY_ROWS, np.zeros(0), "the catalogue is empty", unknown) for _, unknown in converted]
+        scores = self.score_batch([rows for rows, _ in converted], queries)  # [B, N]
+        out = []
+        for (rows, unknown), row_scores in zip(converted, scores):
+            allowed, reason = filter_mask(self.catalog, filters, rows)
+            items, values = masked_top_k(row_scores, k, allowed)
+            if not reason and len(items) < k:
+                reason = f"only {len(items)} items pass the filters"
+            out.append(Candidates(items, values, reason, unknown))
+        return out
+
+
+def _queries(queries: Sequence[str | None] | None, n: int) -> list[str | None]:
+    if queries is None:
+        return [None] * n
+    if len(queries) != n:
+        raise ValueError(f"got {len(queries)} queries for {n} histories; pass one query (or None) per history.")
+    # A blank query means "no query", so a user typing only spaces gets history-based results.
+    return [q if q and q.strip() else None for q in queries]
+
+
+# ---------------------------------------------------------------- popularity
+
+
+class PopularityRetriever(BaseRetriever):
+    """Most-interacted items of the train split; ignores history and query."""
+
+    name = "pop"
+
+    def __init__(self, catalog: Catalog, counts: np.ndarray):
+        super().__init__(catalog)
+        self.counts = np.asarray(counts, dtype=np.float64)  # [N]
+        if self.counts.shape != (len(catalog),):
+            raise ValueError(f"popularity counts have shape {self.counts.shape}, expected ({len(catalog)},).")
+
+    def score_batch(self, histories: Sequence[np.ndarray], queries: Sequence[str | None] | None = None) -> np.ndarray:
+        return np.tile(np.log1p(self.counts), (len(histories), 1))  # [B, N]
+
+
+# ---------------------------------------------------------------- co-occurrence (ItemKNN)
+
+
+class CooccurrenceRetriever(BaseRetriever):
+    """Item-item cosine similarity of co-occurrence in users' train sequences, summed over
+    the last ``window`` history items (ItemKNN). Sparse: each item keeps ``neighbours`` rows.
+    """
+
+    name = "cooccurrence"
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        train_sequences: dict[str, np.ndarray] | Sequence[np.ndarray],
+        window: int = 10,
+        neighbours: int = 200,
+        shrink: float = 10.0,
+    ):
+        from scipy import sparse
+
+        super().__init__(catalog)
+        self.window = window
+        sequences = list(train_sequences.values()) if isinstance(train_sequences, dict) else list(train_sequences)
+        n = len(catalog)
+        user_rows = np.repeat(np.arange(len(sequences)), [len(s) for s in sequences])
+        items = np.concatenate(sequences).astype(np.int64) if sequences else _EMPTY_ROWS
+        x = sparse.csr_matrix((np.ones(len(items)), (user_rows, items)), shape=(len(sequences), n))
+        x.data[:] = 1.0  # repeated events count once
+        co = (x.T @ x).tocsr().astype(np.float64)  # [N, N] users who had both items
+        counts = co.diagonal().copy()
+        co.setdiag(0.0)
+        co.eliminate_zeros()
+        # Shrunk cosine: pairs seen by few users are pulled towards zero.
+        rows, cols = co.nonzero()
+        co.data = co.data / (np.sqrt(counts[rows] * counts[cols]) + shrink)
+        self.similarity = _keep_top_per_row(co, neighbours)  # [N, N] sparse
+
+    def score_batch(self, histories: Sequence[np.ndarray], queries: Sequence[str | None] | None = None) -> np.ndarray:
+        out = np.zeros((len(histories), len(self.catalog)))  # [B, N]
+        for b, rows in enumerate(histories):
+            recent = np.asarray(rows, dtype=np.int64)[-self.window :]
+            if len(recent):
+                out[b] = np.asarray(self.similarity[recent].sum(axis=0)).ravel()
+        return out
+
+
+def _keep_top_per_row(matrix, neighbours: int):
+    """Keep the ``neighbours`` largest entries of each row of a CSR matrix."""
+    matrix = matrix.tocsr()
+    for i in range(matrix.shape[0]):
+        start, end = matrix.indptr[i], matrix.indptr[i + 1]
+        if end - start > neighbours:
+            row = matrix.data[start:end]
+            row[np.argsort(row)[: end - start - neighbours]] = 0.0
+    matrix.eliminate_zeros()
+    return matrix
+
+
+# ---------------------------------------------------------------- sentence embeddings
+
+
+class EmbeddingRetriever(BaseRetriever):
+    """Cosine similarity between item vectors and a user profile built from text embeddings.
+
+    The profile is the recency-weighted mean of the history's item vectors (the newest item
+    weighs 1, the one before ``decay``, …); a query's vector is blended in with weight
+    ``query_weight``; a query alone works (cold start); with neither, popularity order.
+    """
+
+    name = "embedding"
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        item_vectors: np.ndarray,
+        encoder: Encoder | None = None,
+        popularity: np.ndarray | None = None,
+        decay: float = 0.9,
+        max_history: int = 50,
+        query_weight: float = 0.5,
+        faiss_threshold: int = FAISS_THRESHOLD,
+    ):
+        super().__init__(catalog)
+        vectors = np.asarray(item_vectors, dtype=np.float32)
+        if vectors.ndim != 2 or len(vectors) != len(catalog):
+            raise ValueError(f"item_vectors has shape {vectors.shape}, expected ({len(catalog)}, D).")
+        self.index = VectorIndex(vectors, threshold=faiss_threshold)
+        self.encoder = encoder
+        self.popularity = np.zeros(len(catalog)) if popularity is None else np.asarray(popularity, np.float64)
+        self.decay, self.max_history, self.query_weight = decay, max_history, query_weight
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self.index.vectors
+
+    def encode_query(self, query: str) -> np.ndarray:
+        if self.encoder is None:
+            raise ValueError("this retriever has no encoder, so it cannot take a free-text query.")
+        return np.asarray(self.encoder.encode([query]), dtype=np.float32)[0]  # [D]
+
+    def profile(self, history_rows: np.ndarray, query: str | None = None) -> np.ndarray | None:
+        """[D] unit profile vector, or None when there is neither history nor query."""
+        rows = np.asarray(history_rows, dtype=np.int64)[-self.max_history :]
+        parts = []
+        if len(rows):
+            weights = self.decay ** np.arange(len(rows))[::-1]  # [H], newest last gets 1
+            parts.append((_unit(weights @ self.vectors[rows]), 1.0 - self.query_weight if query else 1.0))
+        if query:
+            parts.append((_unit(self.encode_query(query)), self.query_weight if len(rows) else 1.0))
+        if not parts:
+            return None
+        return _unit(sum(weight * vector for vector, weight in parts))
+
+    def score_batch(self, histories: Sequence[np.ndarray], queries: Sequence[str | None] | None = None) -> np.ndarray:
+        queries = _queries(queries, len(histories))
+        out = np.empty((len(histories), len(self.catalog)))  # [B, N]
+        for b, (rows, query) in enumerate(zip(histories, queries)):
+            profile = self.profile(rows, query)
+            out[b] = np.log1p(self.popularity) if profile is None else self.vectors @ profile
+        return out
+
+    def retrieve(
+        self, history: Sequence[str], k: int, query: str | None = None, filters: Filters | None = None
+    ) -> Candidates:
+        """Top-``k`` by cosine to the profile, through the vector index (FAISS when large)."""
+        k = check_k(k)
+        rows, unknown = self.rows_of(history)
+        query = _queries([query], 1)[0]
+        if len(self.catalog) == 0:
+            return Candidates(_EMPTY_ROWS, np.zeros(0), "the catalogue is empty", unknown)
+        allowed, reason = filter_mask(self.catalog, filters, rows)
+        if reason:
+            return Candidates(_EMPTY_ROWS, np.zeros(0), reason, unknown)
+        profile = self.profile(rows, query)
+        if profile is None:
+            items, scores = masked_top_k(np.log1p(self.popularity), k, allowed)
+            reason = "no history and no query: most popular items"
+        else:
+            items, scores = self.index.search(profile, k, allowed)
+        if not reason and len(items) < k:
+            reason = f"only {len(items)} items pass the filters"
+        return Candidates(items, scores, reason, unknown)
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+
+# ---------------------------------------------------------------- hybrid
+
+
+class HybridRetriever(BaseRetriever):
+    """Weighted sum of per-user standardised (z-scored) component scores.
+
+    Components score the history only; a free-text query is scored once by ``text`` (the
+    embedding retriever) and blended in with ``query_weight``, or ``cold_query_weight`` when
+    the history is empty, so "no horror, something funny" moves the list even for warm users.
+    """
+
+    name = "hybrid"
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        components: dict[str, BaseRetriever],
+        weights: dict[str, float],
+        text: EmbeddingRetriever | None = None,
+        query_weight: float = 0.5,
+        cold_query_weight: float = 0.9,
+    ):
+        super().__init__(catalog)
+        unknown = set(weights) - set(components)
+        if unknown:
+            raise ValueError(f"weights name unknown components {sorted(unknown)}; known: {sorted(components)}.")
+        self.components, self.weights, self.text = components, dict(weights), text
+        self.query_weight, self.cold_query_weight = query_weight, cold_query_weight
+
+    def component_scores(self, histories: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """Standardised [B, N] history scores of every component, for blending or tuning."""
+        return {name: standardise(r.score_batch(histories)) for name, r in self.components.items()}
+
+    def score_batch(self, histories: Sequence[np.ndarray], queries: Sequence[str | None] | None = None) -> np.ndarray:
+        queries = _queries(queries, len(histories))
+        parts = self.component_scores(histories)
+        out = blend(parts, self.weights, len(histories), len(self.catalog))  # [B, N]
+        for b, (rows, query) in enumerate(zip(histories, queries)):
+            if query is None:
+                continue
+            if self.text is None:
+                raise ValueError("this hybrid retriever has no text component, so it cannot take a free-text query.")
+            weight = self.query_weight if len(rows) else self.cold_query_weight
+            query_scores = standardise(self.text.vectors @ _unit(self.text.encode_query(query)))
+            out[b] = (1.0 - weight) * out[b] + weight * query_scores
+        return out
+
+
+def blend(parts: dict[str, np.ndarray], weights: dict[str, float], batch: int, n: int) -> np.ndarray:
+    """Sum of ``weights[name] * parts[name]`` over [B, N] score arrays."""
+    out = np.zeros((batch, n))
+    for name, weight in weights.items():
+        if weight:
+            out += weight * parts[name]
+    return out
