@@ -162,5 +162,6 @@ def _encode_with_progress(encoder: Encoder, texts: list[str], progress: bool) ->
             chunks.append(np.asarray(encoder.encode(texts[start : start + ENCODE_CHUNK]), dtype=np.float32))
             bar.update(len(chunks[-1]))
     if not chunks:
-        return np.asarray(encoder.encode([]), dtype=np.float32).reshape(0, -1)
+        empty = np.asarray(encoder.encode([]), dtype=np.float32)
+        return empty if empty.ndim == 2 else np.zeros((0, 0), dtype=np.float32)
     return np.concatenate(chunks)

@@ -126,7 +126,8 @@ def build_default_retriever(
     text = components["embedding"]
     assert isinstance(text, EmbeddingRetriever)
     hybrid = HybridRetriever(dataset.catalog, components, {"cooccurrence": 1.0}, text=text)
-    key = f"{dataset.fingerprint()}|{encoder_name(text.encoder)}|{sorted(components)}|{TUNE_METRIC}|{WEIGHT_STEP}"
+    configs = {name: retriever.config() for name, retriever in sorted(components.items())}
+    key = f"{dataset.fingerprint()}|{encoder_name(text.encoder)}|{configs}|{TUNE_METRIC}|{WEIGHT_STEP}"
     path = folder / f"hybrid-weights-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     stored = _read_weights(path, key)
     if stored is None or retune:

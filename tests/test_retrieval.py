@@ -1,0 +1,319 @@
+"""Retrieval math with hand-written vectors and a fake encoder: no model, milliseconds."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from recommender.data import Catalog, Dataset, Interactions, Item, LoadReport
+from recommender.hybrid import build_default_retriever, full_ranks, tune_weights, weight_grid
+from recommender.metrics import target_rank
+from recommender.protocols import Filters
+from recommender.retrieval import (
+    CooccurrenceRetriever,
+    EmbeddingRetriever,
+    HybridRetriever,
+    PopularityRetriever,
+    VectorIndex,
+    check_k,
+    standardise,
+)
+from recommender.split import EvalCase, LeaveOneOutSplit
+
+ITEMS = [
+    Item("a", "Toy Tale", 1995, ("Animation", "Children's")),
+    Item("b", "Scream Night", 1996, ("Horror",)),
+    Item("c", "Laugh Riot", 1990, ("Comedy",)),
+    Item("d", "Ghost Laughs", 1988, ("Horror", "Comedy")),
+    Item("e", "Space War", 1977, ("Sci-Fi", "Action")),
+    Item("f", "Old Reel", None, ("Drama",)),
+]
+# One axis per theme: kids, horror, comedy, space.
+VECTORS = np.array(
+    [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0.7, 0.7, 0], [0, 0, 0, 1], [0.5, 0, 0, 0.5]], dtype=np.float32
+)
+VECTORS /= np.linalg.norm(VECTORS, axis=1, keepdims=True)
+POPULARITY = np.array([5.0, 1.0, 3.0, 0.0, 10.0, 2.0])
+
+
+class FakeEncoder:
+    """Maps texts onto the four theme axes by keyword; counts calls."""
+
+    name = "fake-encoder"
+    words = (("kid", "animat", "toy"), ("horror", "scary", "scream"), ("funny", "comedy", "laugh"), ("space", "war"))
+
+    def __init__(self):
+        self.calls = 0
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        out = np.zeros((len(texts), 4), dtype=np.float32)
+        for t, text in enumerate(texts):
+            lower = text.lower()
+            for axis, words in enumerate(self.words):
+                out[t, axis] = sum(lower.count(w) for w in words)
+            out[t] = out[t] if out[t].any() else 1.0
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def catalog() -> Catalog:
+    return Catalog(ITEMS)
+
+
+@pytest.fixture
+def embedding(catalog) -> EmbeddingRetriever:
+    return EmbeddingRetriever(catalog, VECTORS, encoder=FakeEncoder(), popularity=POPULARITY)
+
+
+def ids(candidates, catalog) -> list[str]:
+    return [catalog.ids[row] for row in candidates.items]
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("k", [0, -3, 1.5, True, "5"])
+def test_bad_k_is_one_clear_sentence(embedding, k):
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        embedding.retrieve(["a"], k)
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        check_k(k)
+
+
+def test_unknown_history_ids_are_ignored_and_counted(embedding, catalog):
+    got = embedding.retrieve(["zzz", "b", "404"], 2)
+    assert got.unknown_history == 2
+    assert ids(got, catalog) == ["d", "a"] or ids(got, catalog)[0] == "d"
+    assert embedding.retrieve(["zzz"], 2).reason == "no history and no query: most popular items"
+
+
+def test_history_must_not_be_a_bare_string(embedding):
+    with pytest.raises(ValueError, match="sequence of item ids"):
+        embedding.retrieve("ab", 2)
+
+
+def test_empty_catalogue_gives_empty_candidates_with_reason():
+    empty = Catalog([])
+    retrievers = [
+        EmbeddingRetriever(empty, np.zeros((0, 4)), encoder=FakeEncoder()),
+        PopularityRetriever(empty, np.zeros(0)),
+        CooccurrenceRetriever(empty, []),
+    ]
+    for retriever in retrievers:
+        got = retriever.retrieve(["a"], 5, query="funny")
+        assert len(got) == 0 and got.reason == "the catalogue is empty" and got.unknown_history == 1
+
+
+def test_contradictory_filters_give_empty_candidates_with_reason(embedding):
+    got = embedding.retrieve(["a"], 3, filters=Filters(include_genres=("Horror",), exclude_genres=("horror",)))
+    assert len(got) == 0 and "both included and excluded" in got.reason
+    got = embedding.retrieve(["a"], 3, filters=Filters(year_min=2000, year_max=1990))
+    assert len(got) == 0 and "year_min 2000 is after year_max 1990" in got.reason
+    got = embedding.retrieve([], 3, filters=Filters(include_genres=("Western",)))
+    assert len(got) == 0 and got.reason.startswith("no item passes the filters")
+    for retriever in (PopularityRetriever(embedding.catalog, POPULARITY),):
+        assert retriever.retrieve(["a"], 3, filters=Filters(year_min=2000)).reason.startswith("no item passes")
+
+
+def test_very_long_query_works(embedding):
+    got = embedding.retrieve(["a"], 3, query="funny " * 1666 + "abcd")
+    assert len(got) == 3 and got.items[0] == 2  # "Laugh Riot"
+
+
+def test_blank_query_counts_as_no_query(embedding):
+    assert np.array_equal(embedding.retrieve(["b"], 3, query="   ").items, embedding.retrieve(["b"], 3).items)
+
+
+# ---------------------------------------------------------------- filters before top-K
+
+
+def test_filters_apply_before_top_k(embedding, catalog):
+    # The best matches for a horror fan are horror items; excluding horror still returns k items.
+    got = embedding.retrieve(["b"], 3, filters=Filters(exclude_genres=("Horror",)))
+    assert len(got) == 3 and not {"b", "d"} & set(ids(got, catalog)) and got.reason == ""
+    got = embedding.retrieve(["a"], 2, filters=Filters(include_genres=("comedy",)))
+    assert set(ids(got, catalog)) == {"c", "d"}
+
+
+def test_year_filter_drops_unknown_years_and_short_list_has_reason(embedding, catalog):
+    got = embedding.retrieve([], 5, query="space war", filters=Filters(year_max=1980))
+    assert ids(got, catalog) == ["e"] and got.reason == "only 1 items pass the filters"
+    got = embedding.retrieve([], 6, query="kids", filters=Filters(year_min=1900))
+    assert "f" not in ids(got, catalog)
+
+
+def test_seen_items_excluded_by_default_and_exclude_items(embedding, catalog):
+    assert "a" not in ids(embedding.retrieve(["a"], 6), catalog)
+    assert ids(embedding.retrieve(["a"], 1, filters=Filters(exclude_seen=False)), catalog) == ["a"]
+    got = embedding.retrieve(["a"], 6, filters=Filters(exclude_items=("f", "nope")))
+    assert "f" not in ids(got, catalog) and len(got) == 4
+
+
+# ---------------------------------------------------------------- embedding profile
+
+
+def test_profile_is_recency_weighted(embedding):
+    profile = embedding.profile(np.array([1, 2]))  # horror, then comedy
+    assert profile[2] > profile[1] > 0 and np.linalg.norm(profile) == pytest.approx(1.0)
+
+
+def test_query_blends_with_history_and_cold_start(embedding, catalog):
+    assert ids(embedding.retrieve(["b"], 1), catalog) == ["d"]  # horror fan: the horror-comedy
+    assert ids(embedding.retrieve([], 1, query="a kids cartoon with toys"), catalog) == ["a"]
+    blended = embedding.profile(np.array([1]), "comedy")
+    assert blended[1] == pytest.approx(blended[2])
+
+
+def test_no_history_no_query_falls_back_to_popularity(embedding, catalog):
+    got = embedding.retrieve([], 3)
+    assert ids(got, catalog) == ["e", "a", "c"] and "popular" in got.reason
+    assert np.argmax(embedding.score_rows(np.array([], dtype=np.int64))) == 4
+
+
+def test_batch_matches_single(embedding):
+    histories = [["a"], ["b", "c"], []]
+    queries = [None, "space", "funny"]
+    batch = embedding.retrieve_batch(histories, 3, queries)
+    for history, query, got in zip(histories, queries, batch):
+        assert np.array_equal(got.items, embedding.retrieve(history, 3, query).items)
+    scores = embedding.score_batch([np.array([0]), np.array([1, 2])])
+    assert scores.shape == (2, 6)
+    assert np.allclose(scores[1], embedding.score_rows(np.array([1, 2])))
+
+
+# ---------------------------------------------------------------- FAISS vs numpy
+
+
+def test_faiss_gives_same_top_k_as_numpy():
+    pytest.importorskip("faiss")
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(500, 16)).astype(np.float32)
+    exact, fast = VectorIndex(vectors), VectorIndex(vectors, threshold=1)
+    assert (exact.backend, fast.backend) == ("numpy", "faiss")
+    allowed = rng.random(500) < 0.3
+    for query in rng.normal(size=(5, 16)):
+        for mask in (None, allowed):
+            rows_np, scores_np = exact.search(query, 10, mask)
+            rows_fa, scores_fa = fast.search(query, 10, mask)
+            assert np.array_equal(rows_np, rows_fa)
+            assert np.allclose(scores_np, scores_fa, atol=1e-4)
+
+
+def test_embedding_retriever_faiss_path_matches(catalog):
+    pytest.importorskip("faiss")
+    vectors = np.random.default_rng(2).normal(size=(6, 4)).astype(np.float32)  # no ties
+    slow = EmbeddingRetriever(catalog, vectors, encoder=FakeEncoder())
+    fast = EmbeddingRetriever(catalog, vectors, encoder=FakeEncoder(), faiss_threshold=1)
+    assert fast.index.backend == "faiss"
+    for history, query, filters in [(["b"], None, None), ([], "funny", Filters(exclude_genres=("Horror",)))]:
+        assert np.array_equal(
+            slow.retrieve(history, 3, query, filters).items, fast.retrieve(history, 3, query, filters).items
+        )
+    assert len(fast.retrieve(["a"], 3, filters=Filters(year_min=3000))) == 0
+
+
+# ---------------------------------------------------------------- co-occurrence, popularity, hybrid
+
+
+def test_cooccurrence_scores_items_seen_together(catalog):
+    sequences = {"u1": np.array([0, 2]), "u2": np.array([0, 2, 4]), "u3": np.array([1, 3])}
+    retriever = CooccurrenceRetriever(catalog, sequences)
+    scores = retriever.score_rows(np.array([0]))
+    assert scores[2] > scores[4] > 0 and scores[1] == scores[3] == 0
+    assert retriever.similarity.nnz == 8  # sparse: only co-occurring pairs
+    assert retriever.config()["window"] == 10
+    assert CooccurrenceRetriever(catalog, sequences, window=1).score_rows(np.array([1, 0]))[3] == 0
+
+
+def test_cooccurrence_neighbour_pruning(catalog):
+    sequences = {"u1": np.arange(6)}
+    assert CooccurrenceRetriever(catalog, sequences, neighbours=2).similarity.getrow(0).nnz == 2
+
+
+def test_popularity_order_ignores_history(catalog):
+    retriever = PopularityRetriever(catalog, POPULARITY)
+    assert retriever.retrieve(["e"], 2).items.tolist() == [0, 2]
+    with pytest.raises(ValueError, match="popularity counts have shape"):
+        PopularityRetriever(catalog, np.ones(3))
+
+
+def test_standardise_rows():
+    out = standardise(np.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]]))
+    assert out[0].mean() == pytest.approx(0) and out[0].std() == pytest.approx(1) and not out[1].any()
+
+
+def test_hybrid_blends_and_takes_query(catalog, embedding):
+    pop = PopularityRetriever(catalog, POPULARITY)
+    only_pop = HybridRetriever(catalog, {"pop": pop, "embedding": embedding}, {"pop": 1.0}, text=embedding)
+    assert only_pop.retrieve(["b"], 1).items.tolist() == [4]
+    mixed = HybridRetriever(catalog, {"pop": pop, "embedding": embedding}, {"pop": 0.1, "embedding": 0.9})
+    assert mixed.retrieve(["b"], 1).items.tolist() == [3]
+    with pytest.raises(ValueError, match="no text component"):
+        mixed.retrieve(["b"], 1, query="funny")
+    assert only_pop.retrieve([], 1, query="kids toys").items.tolist() == [0]  # cold start follows the query
+    with pytest.raises(ValueError, match="unknown components"):
+        HybridRetriever(catalog, {"pop": pop}, {"cooc": 1.0})
+
+
+# ---------------------------------------------------------------- evaluation helpers and tuning
+
+
+def test_full_ranks_match_target_rank():
+    rng = np.random.default_rng(1)
+    scores = rng.integers(0, 4, size=(6, 9)).astype(float)  # many ties
+    cases = [EvalCase(str(b), rng.choice(9, size=3, replace=False), int(rng.integers(9))) for b in range(6)]
+    expected = [target_rank(s, c.target, c.history[c.history != c.target]) for s, c in zip(scores, cases)]
+    assert full_ranks(scores, cases).tolist() == expected
+
+
+def test_weight_grid_is_on_the_simplex():
+    grid = weight_grid(["a", "b", "c"], 0.5)
+    assert len(grid) == 6 and all(sum(w.values()) == pytest.approx(1) for w in grid)
+
+
+def tiny_dataset(catalog) -> Dataset:
+    """Users alternate two tastes so co-occurrence predicts their next item."""
+    users, items, times = [], [], []
+    for u in range(8):
+        sequence = [0, 2, 5, 4] if u % 2 else [1, 3, 2, 5]
+        for t, item in enumerate(sequence):
+            users.append(str(u)), items.append(item), times.append(float(t))
+    interactions = Interactions(np.array(users, dtype=object), np.array(items), np.array(times))
+    return Dataset("tiny", catalog, interactions, LoadReport())
+
+
+def test_build_default_retriever_tunes_on_valid_once_and_caches(catalog, tmp_path, monkeypatch):
+    dataset = tiny_dataset(catalog)
+    split = LeaveOneOutSplit(dataset.interactions)
+    encoder = FakeEncoder()
+    monkeypatch.setattr("recommender.embeddings.item_embeddings", lambda catalog, encoder, cache_dir: VECTORS)
+    hybrid = build_default_retriever(dataset, split, encoder=encoder, cache_dir=tmp_path)
+    assert sum(hybrid.weights.values()) == pytest.approx(1) and set(hybrid.weights) == {
+        "pop",
+        "cooccurrence",
+        "embedding",
+    }
+    (stored,) = tmp_path.glob("hybrid-weights-*.json")
+    assert json.loads(stored.read_text())["weights"] == hybrid.weights
+
+    def no_tuning(*args, **kwargs):
+        raise AssertionError("weights should come from the cache")
+
+    monkeypatch.setattr("recommender.hybrid.tune_weights", no_tuning)
+    again = build_default_retriever(dataset, split, encoder=encoder, cache_dir=tmp_path)
+    assert again.weights == hybrid.weights
+    assert len(again.retrieve(["a", "c"], 3, query="funny")) == 3
+
+
+def test_tune_weights_uses_validation_cases_only(catalog, monkeypatch):
+    dataset = tiny_dataset(catalog)
+    split = LeaveOneOutSplit(dataset.interactions)
+    asked = []
+    original = split.cases
+    monkeypatch.setattr(split, "cases", lambda name, users=None: asked.append(name) or original(name, users))
+    hybrid = HybridRetriever(catalog, {"pop": PopularityRetriever(catalog, POPULARITY)}, {"pop": 1.0})
+    tune_weights(hybrid, split)
+    assert asked == ["valid"]
