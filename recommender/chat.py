@@ -1,0 +1,365 @@
+"""Conversation state for the chat, and the replies that need no model. Pure: stdlib only.
+
+One turn, as the Gradio app and the pipeline walk it::
+
+    refinement = parse_message(text, catalog)          # recommender.refine
+    state = apply(state, refinement)                     # new state; the old one is untouched
+    filters = to_filters(state)                          # protocols.Filters for the retriever
+    recs = pipeline.recommend(retrieval_history(state), query=state.query, filters=filters)
+    state = record_shown(state, [r.item_id for r in recs])
+    reply = templated_reply(recs, refinement, state)     # or an LLM reply checked by check_reply_names_only
+    store.save_state(session_id, state.to_json())        # survives a restart: ConversationState.from_json
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+
+from recommender.data import Catalog
+from recommender.protocols import Filters, Recommendation
+from recommender.refine import MAX_MESSAGE_CHARS, Refinement, clean_message, parse_message
+from recommender.titles import ARTICLES, TitleMatch, TitleMatcher, TitleMiss, fold, title_keys
+
+__all__ = [
+    "ConversationState",
+    "Refinement",
+    "TitleMatch",
+    "TitleMatcher",
+    "TitleMiss",
+    "MAX_MESSAGE_CHARS",
+    "apply",
+    "apply_feedback",
+    "allowed_titles",
+    "check_reply_names_only",
+    "clean_message",
+    "help_reply",
+    "mentioned_titles",
+    "parse_message",
+    "record_shown",
+    "retrieval_history",
+    "start_state",
+    "templated_reply",
+    "to_filters",
+]
+
+STATE_VERSION = 1
+FEEDBACK_ACTIONS = ("like", "dislike", "seen")
+
+
+@dataclass(frozen=True)
+class ConversationState:
+    """Everything a chat session has learned; immutable, so every turn returns a new one."""
+
+    user_id: str | None = None  # None for a new (anonymous) person
+    user_known: bool = False  # False when user_id is None or not in the interaction logs
+    history: tuple[str, ...] = ()  # item ids from the logs, oldest first
+    include_genres: tuple[str, ...] = ()
+    exclude_genres: tuple[str, ...] = ()
+    year_min: int | None = None
+    year_max: int | None = None
+    exclude_items: tuple[str, ...] = ()  # "not Star Wars"
+    anchors: tuple[str, ...] = ()  # "more like Fargo": the retriever's most recent history
+    liked: tuple[str, ...] = ()
+    disliked: tuple[str, ...] = ()
+    seen: tuple[str, ...] = ()
+    shown: tuple[str, ...] = ()  # every item shown so far, oldest first
+    query: str = ""  # the last free-text query
+    page: int = 0  # 0 = first answer; "show me more" counts up and hides what was shown
+    turns: int = 0
+
+    def to_json(self) -> str:
+        """The state as one JSON object (with a ``version``), for the store."""
+        return json.dumps({"version": STATE_VERSION, **asdict(self)}, ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ConversationState:
+        """Read ``to_json`` output; raises ``ValueError`` naming the field when the text is not a state."""
+        try:
+            data = json.loads(text)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"saved conversation state is not JSON ({error}).") from None
+        if not isinstance(data, dict):
+            raise ValueError("saved conversation state is not a JSON object.")
+        if data.pop("version", STATE_VERSION) != STATE_VERSION:
+            raise ValueError(f"saved conversation state has an unknown version (expected {STATE_VERSION}).")
+        values = {}
+        for spec in fields(cls):
+            if spec.name not in data:
+                continue  # older states lack newer fields: keep the default
+            value = data[spec.name]
+            default = getattr(cls, spec.name)
+            if isinstance(default, tuple):
+                if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
+                    raise ValueError(f"saved conversation state: field {spec.name!r} must be a list of ids.")
+                value = tuple(str(v) for v in value)
+            elif spec.name in {"year_min", "year_max"}:
+                if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                    raise ValueError(f"saved conversation state: field {spec.name!r} must be a year or null.")
+            elif spec.name in {"page", "turns"}:
+                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                    raise ValueError(f"saved conversation state: field {spec.name!r} must be a count.")
+            elif spec.name == "user_id":
+                value = None if value is None else str(value)
+            elif spec.name == "query":
+                value = str(value)
+            elif spec.name == "user_known":
+                value = bool(value)
+            values[spec.name] = value
+        return cls(**values)
+
+
+def _merge(old: Iterable[str], new: Iterable[str], drop: Iterable[str] = ()) -> tuple[str, ...]:
+    """``old`` then ``new``, without duplicates and without anything in ``drop``."""
+    dropped = set(drop)
+    return tuple(i for i in dict.fromkeys([*old, *new]) if i not in dropped)
+
+
+def start_state(
+    user_id: str | int | None = None,
+    histories: Mapping[str, Sequence[str]] | None = None,
+    catalog: Catalog | None = None,
+) -> ConversationState:
+    """A fresh state for ``user_id``; an unknown or missing user starts with an empty history.
+
+    Args:
+        user_id: the person's id in the logs, or None for someone new.
+        histories: user id -> item ids, oldest first (the pipeline's training sequences).
+        catalog: when given, history ids missing from it are dropped.
+    """
+    user = None if user_id is None or str(user_id).strip() == "" else str(user_id).strip()
+    history = tuple(str(i) for i in (histories or {}).get(user, ())) if user is not None else ()
+    if catalog is not None:
+        history = tuple(i for i in history if i in catalog)
+    known = user is not None and histories is not None and user in histories
+    return ConversationState(user_id=user, user_known=known, history=history)
+
+
+def apply(state: ConversationState, refinement: Refinement) -> ConversationState:
+    """The state after one message. Pure: ``state`` is not changed.
+
+    Wanted genres replace the previous ones (unless the message said "also"); excluded genres,
+    items, likes and dislikes accumulate; a decade or year replaces both year bounds, "before"
+    or "after" replaces one; "show me more" turns the page; "start over" keeps only the person.
+    """
+    if refinement.reset:
+        keep = ("user_id", "user_known", "history", "liked", "disliked", "seen", "turns")
+        state = ConversationState(**{name: getattr(state, name) for name in keep})
+        if refinement == Refinement(reset=True, truncated=refinement.truncated, notes=refinement.notes):
+            return replace(state, turns=state.turns + 1)
+    include = refinement.include_genres
+    exclude = _merge(state.exclude_genres, refinement.exclude_genres, drop=include)
+    if include:
+        include = _merge(state.include_genres if refinement.additive else (), include, drop=exclude)
+    else:
+        include = tuple(g for g in state.include_genres if g not in exclude)
+    year_min, year_max = state.year_min, state.year_max
+    if refinement.year_set:
+        year_min, year_max = refinement.year_min, refinement.year_max
+    else:
+        if refinement.year_min is not None:
+            year_min = refinement.year_min
+            year_max = None if year_max is not None and year_max < year_min else year_max
+        if refinement.year_max is not None:
+            year_max = refinement.year_max
+            year_min = None if year_min is not None and year_min > year_max else year_min
+    liked = _merge(state.liked, refinement.liked, drop=refinement.disliked)
+    disliked = _merge(state.disliked, refinement.disliked, drop=refinement.liked)
+    changed = refinement.is_empty is False and not refinement.show_more
+    return replace(
+        state,
+        include_genres=include,
+        exclude_genres=exclude,
+        year_min=year_min,
+        year_max=year_max,
+        exclude_items=_merge(state.exclude_items, refinement.exclude_items, drop=refinement.liked),
+        anchors=refinement.more_like or state.anchors,
+        liked=liked,
+        disliked=disliked,
+        seen=_merge(state.seen, refinement.seen),
+        query=refinement.query or state.query,
+        page=state.page + 1 if refinement.show_more else 0 if changed else state.page,
+        turns=state.turns + 1,
+    )
+
+
+def apply_feedback(state: ConversationState, item_id: str, action: str) -> ConversationState:
+    """The state after a thumbs up ("like"), thumbs down ("dislike") or "seen" on one item."""
+    if action not in FEEDBACK_ACTIONS:
+        raise ValueError(f"feedback action {action!r} is not one of {', '.join(FEEDBACK_ACTIONS)}.")
+    item = str(item_id)
+    if action == "like":
+        return replace(state, liked=_merge(state.liked, [item]), disliked=_merge(state.disliked, (), drop=[item]))
+    if action == "dislike":
+        return replace(state, disliked=_merge(state.disliked, [item]), liked=_merge(state.liked, (), drop=[item]))
+    return replace(state, seen=_merge(state.seen, [item]))
+
+
+def record_shown(state: ConversationState, item_ids: Iterable[str]) -> ConversationState:
+    """The state after the app showed ``item_ids``; "show me more" will skip them."""
+    return replace(state, shown=_merge(state.shown, map(str, item_ids)))
+
+
+def retrieval_history(state: ConversationState) -> tuple[str, ...]:
+    """The history the retriever should see: logs, then liked and seen items, then "more like" anchors last.
+
+    Disliked items are left out; each id appears once, at its most recent position.
+    """
+    ordered = [*state.history, *state.seen, *state.liked, *state.anchors]
+    last = {item: position for position, item in enumerate(ordered)}
+    disliked = set(state.disliked)
+    return tuple(item for position, item in enumerate(ordered) if last[item] == position and item not in disliked)
+
+
+def to_filters(state: ConversationState) -> Filters:
+    """``protocols.Filters`` for the retriever: genres, years, and every item not to show again."""
+    hidden = [*state.exclude_items, *state.disliked, *state.seen]
+    if state.page > 0:
+        hidden += state.shown
+    return Filters(
+        include_genres=state.include_genres,
+        exclude_genres=state.exclude_genres,
+        year_min=state.year_min,
+        year_max=state.year_max,
+        exclude_items=tuple(dict.fromkeys(hidden)),
+        exclude_seen=True,
+    )
+
+
+# ---------------------------------------------------------------- replies
+
+
+def _safe(text: str, limit: int = 80) -> str:
+    """User text fit to echo inside markdown: no HTML or markdown control characters, short."""
+    text = re.sub(r"[<>*_`\[\]#|\\]", "", clean_message(text, limit)[0])
+    return " ".join(text.split())
+
+
+def describe_constraints(state: ConversationState) -> str:
+    """The active constraints in words ("Comedy, not Horror, 1990-1999"), or "" when none."""
+    parts = []
+    if state.include_genres:
+        parts.append(" or ".join(state.include_genres))
+    if state.exclude_genres:
+        parts.append("no " + ", ".join(state.exclude_genres))
+    if state.year_min is not None and state.year_max is not None:
+        parts.append(str(state.year_min) if state.year_min == state.year_max else f"{state.year_min}-{state.year_max}")
+    elif state.year_min is not None:
+        parts.append(f"from {state.year_min} on")
+    elif state.year_max is not None:
+        parts.append(f"up to {state.year_max}")
+    if state.query:
+        parts.append(f'about "{_safe(state.query)}"')
+    return "; ".join(parts)
+
+
+def _miss_lines(refinement: Refinement) -> list[str]:
+    lines = []
+    for miss in refinement.unmatched:
+        offer = f" Did you mean {', '.join(miss.suggestions)}?" if miss.suggestions else ""
+        lines.append(f'I could not find "{_safe(miss.typed)}" in the catalogue.{offer}')
+    return lines
+
+
+def templated_reply(recommendations: Sequence[Recommendation], refinement: Refinement, state: ConversationState) -> str:
+    """The reply when no LLM writes one: names only the recommended items (and, for a title that
+    matched nothing, the closest titles offered instead)."""
+    lines = [*refinement.notes, *_miss_lines(refinement)]
+    constraints = describe_constraints(state)
+    if not recommendations:
+        lines.append(
+            f"Nothing in the catalogue fits ({constraints})." if constraints else "I have nothing to recommend yet."
+        )
+        lines.append('Try loosening a constraint, or say "start over".')
+        return "\n\n".join(lines)
+    head = "Here are more" if state.page > 0 else "Here are"
+    lines.append(f"{head} {len(recommendations)} picks" + (f" ({constraints}):" if constraints else ":"))
+    for rank, rec in enumerate(recommendations, start=1):
+        title = f"{rec.title} ({rec.year})" if rec.year else rec.title
+        genres = f" — {', '.join(rec.genres)}" if rec.genres else ""
+        reason = f". {rec.reasons[0]}" if rec.reasons else ""
+        lines.append(f"{rank}. **{title}**{genres}{reason}")
+    lines.append('Say "show me more", "no horror", "from the 90s", or "more like <title>" to refine.')
+    return "\n".join(lines[:-1]) + "\n\n" + lines[-1] if len(lines) > 1 else lines[0]
+
+
+def help_reply(refinement: Refinement | None = None, catalog: Catalog | None = None) -> str:
+    """What to say when a message asked for nothing we understood: what the chat can do, with examples."""
+    lines = list(refinement.notes) if refinement else []
+    lines += _miss_lines(refinement) if refinement else []
+    genres = [g for g in (catalog.genre_vocabulary if catalog else ()) if g.lower() != "unknown"]
+    lines.append("I didn't catch a request there. You can tell me, for example:")
+    lines += [
+        '- a genre or mood: "something funny", "sci-fi", "for kids"'
+        + (f" (genres here: {', '.join(genres)})" if genres else ""),
+        '- what to leave out: "no horror", "nothing animated", "not Star Wars"',
+        '- when: "from the 90s", "before 1980", "recent", "classics"',
+        '- a film as a starting point: "more like Fargo", "I liked The Usual Suspects", "I watched Heat"',
+        '- "show me more" for the next few, "start over" to clear everything',
+        '- or just describe it in your own words: "a heist with a twist"',
+    ]
+    return "\n".join(lines)
+
+
+def allowed_titles(recommendations: Sequence[Recommendation], state: ConversationState, catalog: Catalog) -> set[str]:
+    """Titles a reply may name: the ranked list and the person's own history, likes and anchors."""
+    ids = [*state.history, *state.liked, *state.seen, *state.anchors, *state.disliked]
+    titles = {rec.title for rec in recommendations}
+    return titles | {catalog[i].title for i in ids if i in catalog}
+
+
+def _mention_keys(title: str) -> set[str]:
+    return title_keys(re.sub(r"\s*\((?:18|19|20)\d\d\)\s*$", "", title))
+
+
+def mentioned_titles(reply: str, catalog: Catalog) -> list[tuple[str, tuple[str, ...]]]:
+    """Catalogue titles named in ``reply``: (text as written, item ids), left to right, longest first.
+
+    A one-word title ("Heat", "Mother") counts only when written capitalised away from a sentence's
+    start, in quotes or bold, or followed by its year, so ordinary words do not count as titles.
+    """
+    matcher = TitleMatcher.for_catalog(catalog)
+    words = list(re.finditer(r"[^\W_]+(?:['’.][^\W_]+)*\.?", reply or ""))
+    folded = [fold(w.group()) for w in words]
+    found, i = [], 0
+    while i < len(words):
+        for n in range(min(matcher.max_words, len(words) - i), 0, -1):
+            key = " ".join(k for k in folded[i : i + n] if k)
+            items = matcher.keys.get(key)
+            if not items:
+                continue
+            parts = key.split()
+            one_word = len(parts) == 1 or (len(parts) == 2 and parts[0] in ARTICLES)
+            if one_word and not _looks_like_title(reply, words[i].start(), words[i + n - 1].end()):
+                continue
+            found.append((reply[words[i].start() : words[i + n - 1].end()], tuple(item.id for item in items)))
+            i += n - 1
+            break
+        i += 1
+    return found
+
+
+def _looks_like_title(text: str, start: int, end: int) -> bool:
+    written = text[start:end]
+    if not written[:1].isupper() and not written[:1].isdigit():
+        return False
+    before, after = text[:start].rstrip(), text[end:]
+    if re.match(r"\s*\((?:18|19|20)\d\d\)", after) or (before[-1:] in "\"'*“‘_" and before):
+        return True
+    return bool(before) and before[-1] not in ".!?:\n-•" and not re.search(r"\n\s*\d+\.$", before)
+
+
+def check_reply_names_only(reply: str, allowed: Iterable[str], catalog: Catalog) -> bool:
+    """True when every catalogue title ``reply`` names is one of ``allowed`` (titles, "(year)" optional).
+
+    An LLM-written reply must name only the ranked items and the person's history; when this
+    returns False, fall back on ``templated_reply``.
+    """
+    allowed_keys = {key for title in allowed for key in _mention_keys(str(title))}
+    for written, _ in mentioned_titles(reply, catalog):
+        keys = _mention_keys(written)
+        if not keys & allowed_keys:
+            return False
+    return True

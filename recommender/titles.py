@@ -1,0 +1,151 @@
+"""Catalogue titles as people type them: case, accents, typos, a moved article, an optional year.
+
+``TitleMatcher.for_catalog(catalog)`` normalises every title once per catalogue (titles like
+"Usual Suspects, The" or "Seven (Se7en)" get the forms "the usual suspects", "usual suspects",
+"se7en"), then answers exact lookups in a dict and fuzzy ones with difflib among titles of
+similar length. Pure: the standard library only.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+import weakref
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+
+from recommender.data import Catalog, Item
+
+FUZZY_CUTOFF = 0.8  # difflib ratio for a typo'd title to count as that title
+ARTICLES = ("the", "a", "an", "il", "la", "le", "les", "l", "el", "los", "las", "das", "der", "die", "den", "lo")
+# Words too common to say a typed span is a title ("did you mean" ignores them).
+COMMON_WORDS = {"the", "and", "with", "from", "about", "movie", "movies", "film", "films", "something", "like"}
+
+
+def fold(text: str) -> str:
+    """Lower-case, accents folded, "&" as "and", apostrophes dropped, other punctuation as spaces."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(c for c in text if not unicodedata.combining(c)).lower().replace("&", " and ")
+    text = re.sub(r"['’`´]", "", text)
+    return " ".join(re.sub(r"[\W_]+", " ", text).split())
+
+
+@dataclass(frozen=True)
+class TitleMatch:
+    """A title found in a message: what was typed, the items it names, and how sure we are."""
+
+    typed: str
+    item_ids: tuple[str, ...]
+    title: str
+    score: float  # 1.0 for an exact (normalised) match, the difflib ratio for a fuzzy one
+
+
+@dataclass(frozen=True)
+class TitleMiss:
+    """Text after "I liked ..." that names no catalogue title, with the closest titles."""
+
+    typed: str
+    suggestions: tuple[str, ...]  # display titles, best first
+
+
+def title_keys(title: str) -> set[str]:
+    """Every normalised form a person may type: article moved or dropped, alias in brackets alone."""
+    parts = [title]
+    alias = re.match(r"^(.*?)\s*\(([^()]*)\)\s*$", title)
+    if alias:
+        parts = [alias.group(1), alias.group(2)]
+    # "Dr. Strangelove or: How I Learned…", "Star Trek: First Contact": the part before the colon too.
+    parts += [re.split(r"\s+or:|:", part)[0] for part in parts if ":" in part]
+    keys = set()
+    for part in parts:
+        folded = fold(part)
+        if not folded:
+            continue
+        keys.add(folded)
+        moved = re.match(r"^(.*),\s*(" + "|".join(ARTICLES) + r")'?$", part.strip(), re.I)
+        if moved:
+            body = fold(moved.group(1))
+            keys.update({body, f"{moved.group(2).lower()} {body}"})
+        words = folded.split()
+        if len(words) > 1 and words[0] in ARTICLES:
+            keys.add(" ".join(words[1:]))
+    return keys
+
+
+def _strip_article(key: str) -> str:
+    words = key.split()
+    return " ".join(words[1:]) if len(words) > 1 and words[0] in ARTICLES else key
+
+
+class TitleMatcher:
+    """Normalised titles of one catalogue, for exact and fuzzy lookups. Build with ``for_catalog``."""
+
+    _cache: weakref.WeakKeyDictionary[Catalog, TitleMatcher] = weakref.WeakKeyDictionary()
+
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
+        self.keys: dict[str, list[Item]] = {}
+        for item in catalog.items:
+            if fold(item.title) in {"unknown", "unkonwn", ""}:
+                continue
+            for key in title_keys(item.title):
+                self.keys.setdefault(key, []).append(item)
+        self._by_length = sorted(self.keys, key=len)
+        self._lengths = [len(key) for key in self._by_length]
+        self.max_words = max((len(key.split()) for key in self.keys), default=1)
+
+    @classmethod
+    def for_catalog(cls, catalog: Catalog) -> TitleMatcher:
+        """The matcher of ``catalog``, built on first use and kept while the catalogue lives."""
+        matcher = cls._cache.get(catalog)
+        if matcher is None:
+            matcher = cls._cache[catalog] = cls(catalog)
+        return matcher
+
+    def exact(self, typed: str, year: int | None = None) -> TitleMatch | None:
+        key = fold(typed)
+        items = self.keys.get(key) or self.keys.get(_strip_article(key))
+        return self._match(typed, items, 1.0, year) if items else None
+
+    def fuzzy(self, typed: str, year: int | None = None, cutoff: float = FUZZY_CUTOFF) -> TitleMatch | None:
+        """Closest title by difflib ratio, among titles of similar length; None below ``cutoff``."""
+        key = _strip_article(fold(typed))
+        if len(key) < 4:
+            return None
+        best = difflib.get_close_matches(key, self._near_length(key), n=1, cutoff=cutoff)
+        if not best:
+            return None
+        ratio = difflib.SequenceMatcher(None, key, best[0]).ratio()
+        return self._match(typed, self.keys[best[0]], ratio, year)
+
+    def closest(self, typed: str, n: int = 3) -> tuple[str, ...]:
+        """Display titles of the ``n`` titles nearest to ``typed``, for "did you mean"."""
+        key = _strip_article(fold(typed))
+        if not key:
+            return ()
+        names = difflib.get_close_matches(key, self._by_length, n=n * 3, cutoff=0.5)
+        words = {word for word in key.split() if len(word) > 3 and word not in COMMON_WORDS}
+        if len(names) < n and words:  # fall back on titles sharing a longer word
+            names += [k for k in self._by_length if words & set(k.split())][: n * 3]
+        out: list[str] = []
+        for name in names:
+            for item in self.keys[name]:
+                if item.display_title() not in out:
+                    out.append(item.display_title())
+        return tuple(out[:n])
+
+    def _near_length(self, key: str) -> list[str]:
+        slack = max(2, int(len(key) * 0.3))
+        lo = bisect_left(self._lengths, len(key) - slack)
+        hi = bisect_right(self._lengths, len(key) + slack)
+        return self._by_length[lo:hi]
+
+    @staticmethod
+    def _match(typed: str, items: list[Item], score: float, year: int | None) -> TitleMatch:
+        if year is not None and any(item.year == year for item in items):
+            items = [item for item in items if item.year == year]
+        # Same title, different ids: remakes differ by year; ML-100k also lists a few films twice.
+        if len({item.year for item in items}) > 1 and year is None:
+            items = [items[0]]
+        return TitleMatch(typed, tuple(item.id for item in items), items[0].display_title(), score)
