@@ -1,0 +1,308 @@
+"""SQLite store for chat sessions, turns, items shown, feedback and each session's saved state.
+
+The file runs in WAL mode, so readers never block the writer. Every write is one short
+``BEGIN IMMEDIATE`` transaction on a short-lived connection with a busy timeout: concurrent
+threads and processes queue for the write lock instead of failing, and a crash in the middle of
+a turn rolls back that turn alone. Pure standard library.
+
+    store = FeedbackStore("~/.cache/llm-recommender/feedback.sqlite")
+    session = store.start_session(user_id="196")
+    store.record_turn(session, "no horror", reply, shown=[("100", 0.9)], state=state.to_json(),
+                      model="SmolLM2-135M-Instruct", template_version="rank@1")
+    store.record_feedback(session, user_id="196", item_id="100", action="like", model=..., template_version=...)
+    store.export_feedback("feedback.jsonl")   # recommender feedback export --output feedback.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+ACTIONS = ("like", "dislike", "seen")
+LABELS = {"like": 1, "dislike": 0}
+BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for the lock before giving up
+SCHEMA_VERSION = 1
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    user_id TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    state TEXT
+);
+CREATE TABLE IF NOT EXISTS turns (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    time REAL NOT NULL,
+    message TEXT NOT NULL,
+    reply TEXT NOT NULL,
+    model TEXT,
+    template_version TEXT
+);
+CREATE TABLE IF NOT EXISTS shown (
+    turn_id INTEGER NOT NULL REFERENCES turns(id),
+    rank INTEGER NOT NULL,
+    item_id TEXT NOT NULL,
+    score REAL,
+    PRIMARY KEY (turn_id, rank)
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT REFERENCES sessions(id),
+    user_id TEXT,
+    item_id TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ({", ".join(repr(a) for a in ACTIONS)})),
+    time REAL NOT NULL,
+    model TEXT,
+    template_version TEXT
+);
+CREATE INDEX IF NOT EXISTS turns_session ON turns(session_id);
+CREATE INDEX IF NOT EXISTS feedback_session ON feedback(session_id);
+PRAGMA user_version = {SCHEMA_VERSION};
+"""
+
+
+class StoreError(RuntimeError):
+    """The store could not be opened or written; the message names the file."""
+
+
+class _HasJson(Protocol):
+    def to_json(self) -> str: ...
+
+
+def default_db_path() -> Path:
+    """``$RECOMMENDER_DB``, else ``~/.cache/llm-recommender/feedback.sqlite``."""
+    env = os.environ.get("RECOMMENDER_DB")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "llm-recommender" / "feedback.sqlite"
+
+
+def _state_text(state: str | _HasJson | None) -> str | None:
+    return state if state is None or isinstance(state, str) else state.to_json()
+
+
+class FeedbackStore:
+    """Sessions, turns, shown items and feedback in one SQLite file; safe across threads and processes."""
+
+    def __init__(self, path: str | Path | None = None, busy_timeout_ms: int = BUSY_TIMEOUT_MS):
+        self.path = Path(path).expanduser() if path is not None else default_db_path()
+        self.busy_timeout_ms = busy_timeout_ms
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connection() as conn:
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    raise StoreError(f"{self.path}: SQLite refused WAL mode (got {mode!r}).")
+                conn.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as error:
+            raise StoreError(f"{self.path}: cannot open the feedback store ({error}).") from None
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        # A connection per operation: nothing is shared between threads or across a fork.
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+            conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable across app crashes
+            conn.execute("PRAGMA foreign_keys = ON")
+            yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``): committed on exit, rolled back on any exception."""
+        with self._connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def journal_mode(self) -> str:
+        with self._connection() as conn:
+            return conn.execute("PRAGMA journal_mode").fetchone()[0]
+
+    # ------------------------------------------------------------ writes
+
+    def start_session(
+        self, user_id: str | None = None, state: str | _HasJson | None = None, session_id: str | None = None
+    ) -> str:
+        """Create a session (a new random id unless given) and return its id."""
+        session = session_id or uuid.uuid4().hex
+        now = time.time()
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO sessions (id, user_id, created, updated, state) VALUES (?, ?, ?, ?, ?)",
+                (session, None if user_id is None else str(user_id), now, now, _state_text(state)),
+            )
+        return session
+
+    def record_turn(
+        self,
+        session_id: str,
+        message: str,
+        reply: str,
+        shown: Sequence[Any] = (),
+        state: str | _HasJson | None = None,
+        model: str | None = None,
+        template_version: str | None = None,
+    ) -> int:
+        """Store one chat turn, the items it showed and the session's new state, all or nothing.
+
+        Args:
+            shown: the ranked items, best first: ``Recommendation`` objects, ``(item_id, score)`` pairs
+                or plain item ids.
+            state: the conversation state after the turn (``ConversationState`` or its JSON).
+        Returns:
+            The turn's id.
+        """
+        now = time.time()
+        with self.transaction() as conn:
+            self._require_session(conn, session_id)
+            cursor = conn.execute(
+                "INSERT INTO turns (session_id, time, message, reply, model, template_version) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (session_id, now, str(message), str(reply), model, template_version),
+            )
+            turn_id = int(cursor.lastrowid)
+            for rank, entry in enumerate(shown, start=1):
+                item_id, score = _shown_entry(entry)
+                conn.execute(
+                    "INSERT INTO shown (turn_id, rank, item_id, score) VALUES (?, ?, ?, ?)",
+                    (turn_id, rank, item_id, score),
+                )
+            if state is not None:
+                conn.execute(
+                    "UPDATE sessions SET state = ?, updated = ? WHERE id = ?", (_state_text(state), now, session_id)
+                )
+        return turn_id
+
+    def save_state(self, session_id: str, state: str | _HasJson) -> None:
+        """Replace the session's saved conversation state."""
+        with self.transaction() as conn:
+            self._require_session(conn, session_id)
+            conn.execute(
+                "UPDATE sessions SET state = ?, updated = ? WHERE id = ?", (_state_text(state), time.time(), session_id)
+            )
+
+    def record_feedback(
+        self,
+        session_id: str | None,
+        user_id: str | None,
+        item_id: str,
+        action: str,
+        model: str | None = None,
+        template_version: str | None = None,
+        timestamp: float | None = None,
+    ) -> int:
+        """Store one like / dislike / seen on an item; returns the feedback id."""
+        if action not in ACTIONS:
+            raise ValueError(f"feedback action {action!r} is not one of {', '.join(ACTIONS)}.")
+        if item_id is None or str(item_id).strip() == "":
+            raise ValueError("feedback needs an item_id.")
+        with self.transaction() as conn:
+            if session_id is not None:
+                self._require_session(conn, session_id)
+            cursor = conn.execute(
+                "INSERT INTO feedback (session_id, user_id, item_id, action, time, model, template_version) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (session_id, None if user_id is None else str(user_id), str(item_id), action,
+                 time.time() if timestamp is None else float(timestamp), model, template_version),
+            )  # fmt: skip
+        return int(cursor.lastrowid)
+
+    @staticmethod
+    def _require_session(conn: sqlite3.Connection, session_id: str) -> None:
+        if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is None:
+            raise KeyError(f"session {session_id!r} is not in the store")
+
+    # ------------------------------------------------------------ reads
+
+    def load_state(self, session_id: str) -> str | None:
+        """The session's saved state JSON (None when none was saved); ``KeyError`` for an unknown session."""
+        with self._connection() as conn:
+            row = conn.execute("SELECT state FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"session {session_id!r} is not in the store")
+        return row["state"]
+
+    def session(self, session_id: str) -> dict[str, Any] | None:
+        with self._connection() as conn:
+            row = conn.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        return dict(row) if row else None
+
+    def turns(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's turns, oldest first, each with ``shown``: item ids in rank order."""
+        with self._connection() as conn:
+            rows = [
+                dict(r) for r in conn.execute("SELECT * FROM turns WHERE session_id = ? ORDER BY id", (session_id,))
+            ]
+            for row in rows:
+                shown = conn.execute("SELECT item_id FROM shown WHERE turn_id = ? ORDER BY rank", (row["id"],))
+                row["shown"] = [r["item_id"] for r in shown]
+        return rows
+
+    def feedback(self, session_id: str | None = None) -> list[dict[str, Any]]:
+        """Feedback rows in the order they were stored, for one session or all."""
+        query, args = "SELECT * FROM feedback ORDER BY id", ()
+        if session_id is not None:
+            query, args = "SELECT * FROM feedback WHERE session_id = ? ORDER BY id", (session_id,)
+        with self._connection() as conn:
+            return [dict(row) for row in conn.execute(query, args)]
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table, for status lines and tests."""
+        with self._connection() as conn:
+            tables = ("sessions", "turns", "shown", "feedback")
+            return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
+
+    def export_feedback(self, path: str | Path, include_seen: bool = False) -> int:
+        """Write feedback as JSONL for fine-tuning; returns the number of lines written.
+
+        One object per line: ``user_id``, ``item_id``, ``label`` (1 like, 0 dislike), ``action``,
+        ``timestamp`` (Unix seconds), ``model``, ``template_version``. "seen" rows are implicit
+        positives (label 1) and are written only with ``include_seen``. The file is written to a
+        temporary name and renamed, so a reader never sees half of it.
+        """
+        target = Path(path).expanduser()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(target.name + ".tmp")
+        written = 0
+        with open(temporary, "w", encoding="utf-8") as out:
+            for row in self.feedback():
+                if row["action"] == "seen" and not include_seen:
+                    continue
+                record = {
+                    "user_id": row["user_id"],
+                    "item_id": row["item_id"],
+                    "label": LABELS.get(row["action"], 1),
+                    "action": row["action"],
+                    "timestamp": row["time"],
+                    "model": row["model"],
+                    "template_version": row["template_version"],
+                }
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                written += 1
+        os.replace(temporary, target)
+        return written
+
+
+def _shown_entry(entry: Any) -> tuple[str, float | None]:
+    """(item id, score) from a Recommendation, a pair or a bare id."""
+    if hasattr(entry, "item_id"):
+        return str(entry.item_id), float(entry.score)
+    if isinstance(entry, (tuple, list)):
+        item_id, score = entry
+        return str(item_id), None if score is None else float(score)
+    return str(entry), None
