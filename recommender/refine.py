@@ -214,8 +214,11 @@ def _titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
                 break
             cue_matches.append(match)
             used_end = end + words[used - 1].end()
+            comma = words[used - 1].group().endswith(",")
             words = words[used:]
-            while words and fold(words[0].group()) in {"and", "or", ""}:  # "Fargo, Heat and Babe"
+            if not comma and not (words and fold(words[0].group()) in {"and", "or", ""}):
+                break  # another title must follow a list separator: "Fargo, Heat and Babe"
+            while words and fold(words[0].group()) in {"and", "or", ""}:
                 words = words[1:]
         if cue_matches:
             found["ignored" if denied else name].extend(cue_matches)

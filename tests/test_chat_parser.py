@@ -1,0 +1,206 @@
+"""The chat's refinement parser against the real ML-100k catalogue: one table of messages and
+what each must mean, then the inputs that must never break it. Pure: no models."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from recommender.loaders import load_dataset
+from recommender.refine import MAX_MESSAGE_CHARS, Refinement, parse_message
+from recommender.titles import TitleMatcher
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_dataset("ml-100k").catalog
+
+
+def titles(catalog, ids) -> list[str]:
+    return [catalog[i].title for i in ids]
+
+
+# message -> fields the Refinement must have (titles stand for item ids); other fields must be empty.
+TABLE = [
+    ("something funny", {"include_genres": ("Comedy",)}),
+    ("sci-fi please", {"include_genres": ("Sci-Fi",)}),
+    ("science fiction from the 1980s", {"include_genres": ("Sci-Fi",), "year_min": 1980, "year_max": 1989}),
+    ("no horror", {"exclude_genres": ("Horror",)}),
+    ("nothing animated", {"exclude_genres": ("Animation",)}),
+    ("no horror or thrillers please", {"exclude_genres": ("Horror", "Thriller")}),
+    ("anything but horror", {"exclude_genres": ("Horror",)}),
+    ("I don't want anything scary", {"exclude_genres": ("Horror",)}),
+    ("a comedy but not romantic", {"include_genres": ("Comedy",), "exclude_genres": ("Romance",)}),
+    ("no horror, something funny from the 90s",
+     {"include_genres": ("Comedy",), "exclude_genres": ("Horror",), "year_min": 1990, "year_max": 1999}),
+    ("something for kids", {"include_genres": ("Children's",)}),
+    ("a family movie for my 8 year old", {"include_genres": ("Children's",)}),
+    ("cartoons", {"include_genres": ("Animation",)}),
+    ("a detective story", {"include_genres": ("Mystery",), "query": "story"}),
+    ("romantic comedy", {"include_genres": ("Romance", "Comedy")}),
+    ("90s", {"year_min": 1990, "year_max": 1999}),
+    ("from the 80s", {"year_min": 1980, "year_max": 1989}),
+    ("nineties thrillers", {"include_genres": ("Thriller",), "year_min": 1990, "year_max": 1999}),
+    ("early 90s", {"year_min": 1990, "year_max": 1993}),
+    ("80s or 90s", {"year_min": 1980, "year_max": 1999}),
+    ("before 1980", {"year_max": 1979}),
+    ("after 1990", {"year_min": 1991}),
+    ("nothing before 1990", {"year_min": 1990}),
+    ("between 1970 and 1980", {"year_min": 1970, "year_max": 1980}),
+    ("recent dramas", {"include_genres": ("Drama",), "year_min": 1996}),
+    ("old westerns", {"include_genres": ("Western",), "year_max": 1973}),
+    ("more like Fargo", {"more_like": ["Fargo"]}),
+    ("something like fargo but from the 80s", {"more_like": ["Fargo"], "year_min": 1980, "year_max": 1989}),
+    ("more like Frago", {"more_like": ["Fargo"]}),  # typo
+    ("more like The Usual Suspects", {"more_like": ["Usual Suspects, The"]}),  # article moved
+    ("more like usual suspects", {"more_like": ["Usual Suspects, The"]}),  # article missing
+    ("more like Usual Suspects, The (1995)", {"more_like": ["Usual Suspects, The"]}),  # as stored, with year
+    ("similar to the shawshank redemtion", {"more_like": ["Shawshank Redemption, The"]}),  # typo + article
+    ("I liked Toy Story and Babe", {"liked": ["Toy Story", "Babe"]}),
+    ("I loved Mr. Holland's Opus. No horror", {"liked": ["Mr. Holland's Opus"], "exclude_genres": ("Horror",)}),
+    ("I watched Seven and I liked Braveheart", {"seen": ["Seven (Se7en)"], "liked": ["Braveheart"]}),
+    ("I've seen Star Wars", {"seen": ["Star Wars"]}),
+    ("I didn't like Titanic", {"disliked": ["Titanic"]}),
+    ("I hated Scream", {"disliked": ["Scream"]}),
+    ("not Star Wars", {"exclude_items": ["Star Wars"]}),
+    ("not Star Wars, no war movies", {"exclude_items": ["Star Wars"], "exclude_genres": ("War",)}),
+    ("more like Se7en", {"more_like": ["Seven (Se7en)"]}),  # alias in brackets
+    ("I liked Dr. Strangelove", {"liked": ["Dr. Strangelove or: How I Learned to Stop Worrying and Love the Bomb"]}),
+    ("more like il postino", {"more_like": ["Postino, Il"]}),
+    ("Fargo", {"more_like": ["Fargo"]}),  # a bare title reads as "more like"
+    ("a heist movie with a twist", {"include_genres": ("Crime",), "query": "twist"}),
+    ("a film about a chess prodigy", {"query": "chess prodigy"}),
+    ("I like comedies", {"include_genres": ("Comedy",)}),  # "like" + a genre is no title
+    ("show me more", {"show_more": True}),
+    ("more please", {"show_more": True}),
+    ("start over", {"reset": True}),
+    ("reset", {"reset": True}),
+]  # fmt: skip
+ID_FIELDS = ("more_like", "liked", "disliked", "seen", "exclude_items")
+CHECKED = ("include_genres", "exclude_genres", "year_min", "year_max", "query", "show_more", "reset", *ID_FIELDS)
+
+
+@pytest.mark.parametrize("message,expected", TABLE, ids=[m for m, _ in TABLE])
+def test_table(catalog, message, expected):
+    refinement = parse_message(message, catalog)
+    for name in CHECKED:
+        got = getattr(refinement, name)
+        if name in ID_FIELDS:
+            got = titles(catalog, got)
+            # ML-100k lists a few films twice (same title and year): one title per film is enough.
+            got = list(dict.fromkeys(got))
+        want = expected.get(name, [] if name in ID_FIELDS else getattr(Refinement(), name))
+        assert got == want, f"{name}: {got!r} != {want!r}"
+    assert not refinement.unmatched
+    assert not refinement.is_empty
+
+
+def test_table_is_big_enough():
+    assert len(TABLE) >= 30
+
+
+def test_negated_title_is_not_a_genre_and_negated_genre_is_not_a_title(catalog):
+    star_wars = parse_message("not Star Wars", catalog)
+    assert star_wars.exclude_genres == () and star_wars.include_genres == ()
+    horror = parse_message("no horror", catalog)
+    assert horror.exclude_items == () and horror.exclude_genres == ("Horror",)
+
+
+def test_haven_t_seen_is_not_seen(catalog):
+    refinement = parse_message("I haven't seen Heat", catalog)
+    assert refinement.seen == () and refinement.liked == ()
+
+
+def test_without_an_unfilterable_word_is_reported(catalog):
+    refinement = parse_message("without violence please", catalog)
+    assert refinement.avoid_terms == ("violence",)
+    assert any("violence" in note for note in refinement.notes)
+
+
+def test_years_outside_the_catalogue_are_reported(catalog):
+    refinement = parse_message("after 2000", catalog)
+    assert refinement.year_min == 2001
+    assert any("1998" in note for note in refinement.notes)
+
+
+def test_title_that_matches_nothing_offers_the_closest(catalog):
+    refinement = parse_message("I loved Blorptastic Adventure", catalog)
+    assert refinement.liked == ()
+    (miss,) = refinement.unmatched
+    assert miss.typed == "Blorptastic Adventure"
+    assert miss.suggestions and all("(" in title for title in miss.suggestions)  # display titles with years
+    assert any("Adventure" in title for title in miss.suggestions)
+
+
+def test_typo_with_trailing_words_keeps_the_rest_as_query(catalog):
+    refinement = parse_message("more like Shawshnk Redmption prison", catalog)
+    assert titles(catalog, refinement.more_like) == ["Shawshank Redemption, The"]
+    assert refinement.query == "prison"
+
+
+def test_titles_in_a_list_need_a_separator(catalog):
+    refinement = parse_message("I liked Star Trek Generations Next", catalog)
+    assert titles(catalog, refinement.liked) == ["Star Trek: Generations"]
+
+
+def test_miss_suggests_titles_sharing_a_word(catalog):
+    (miss,) = parse_message("more like Qwxv Godfather Trilogy", catalog).unmatched
+    assert any(title.startswith("Godfather") for title in miss.suggestions)
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["", "   ", None, "😀🎬🍿", "שלום, אני רוצה סרט מצחיק", "مرحبا", "\u202eno horror\u202c",
+     "<script>alert(1)</script>", "\x00\x01\x02", "'; DROP TABLE feedback; --",
+     "((((((((", "I liked", "more like", "not", "1990s 1990s " * 300],
+)  # fmt: skip
+def test_bad_input_never_raises(catalog, message):
+    refinement = parse_message(message, catalog)
+    assert isinstance(refinement, Refinement)
+
+
+def test_empty_and_emoji_parse_to_nothing(catalog):
+    assert parse_message("", catalog).is_empty
+    assert parse_message("😀🎬🍿", catalog).is_empty
+
+
+def test_script_tags_are_just_text(catalog):
+    refinement = parse_message("<script>alert('x')</script> comedy", catalog)
+    assert refinement.include_genres == ("Comedy",)
+    assert "<" not in refinement.query and ">" not in refinement.query
+
+
+def test_right_to_left_text_becomes_the_query(catalog):
+    refinement = parse_message("סרט על כלבים", catalog)
+    assert refinement.query == "סרט על כלבים"
+
+
+def test_bidi_controls_do_not_hide_a_negation(catalog):
+    assert parse_message("\u202eno horror\u202c", catalog).exclude_genres == ("Horror",)
+
+
+def test_long_message_is_truncated_and_says_so(catalog):
+    message = "no horror " + "x" * 20_000
+    started = time.perf_counter()
+    refinement = parse_message(message, catalog)
+    assert time.perf_counter() - started < 1.0
+    assert refinement.truncated
+    assert refinement.exclude_genres == ("Horror",)
+    assert any(f"{MAX_MESSAGE_CHARS:,}" in note for note in refinement.notes)
+    assert len(refinement.query) <= MAX_MESSAGE_CHARS
+
+
+def test_many_title_cues_stay_fast(catalog):
+    started = time.perf_counter()
+    parse_message("I liked Qwertyuiop Asdfgh and zxcvb. " * 60, catalog)
+    assert time.perf_counter() - started < 2.0
+
+
+def test_title_matcher_is_built_once_per_catalogue(catalog):
+    assert TitleMatcher.for_catalog(catalog) is TitleMatcher.for_catalog(catalog)
+    matcher = TitleMatcher.for_catalog(catalog)
+    assert matcher.exact("THE USUAL SUSPECTS").title == "Usual Suspects, The (1995)"
+    assert matcher.exact("Sabrina", year=1954).title == "Sabrina (1954)"
+    assert matcher.fuzzy("Godfater").title.startswith("Godfather, The")
+    assert matcher.fuzzy("xyz") is None
