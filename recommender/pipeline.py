@@ -1,0 +1,335 @@
+"""The ``Recommender`` facade: retriever top-N, the LLM reranks them, the rest keep
+retrieval order.
+
+    from recommender.pipeline import Recommender
+    rec = Recommender.from_pretrained()                 # ml-100k, SmolLM2 + shipped LoRA adapter
+    rec.recommend(user_id="1", k=10)
+    rec.recommend(history=["Toy Story", "Fargo"], query="something funny", k=5)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from prompts import template_version
+from recommender.data import Dataset, Item
+from recommender.protocols import Candidates, Filters, Recommendation
+from recommender.ranking import blend, mmr, stable_order
+from recommender.split import LeaveOneOutSplit
+
+SCORE_MODES = ("rank", "pointwise")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """How the two stages combine."""
+
+    llm_candidates: int = field(default=20, metadata={"help": "retriever top-N that the LLM reranks (<= 26)"})
+    llm_weight: float = field(
+        default=1.0, metadata={"help": "weight of the LLM in the final score: 1 = LLM alone, 0 = retrieval order"}
+    )
+    permutations: int = field(default=1, metadata={"help": "candidate shuffles averaged against position bias"})
+    seed: int = field(default=0, metadata={"help": "seed of the candidate shuffles"})
+
+
+class RecommendationList(list):
+    """A list of ``Recommendation`` plus what the caller should know about it."""
+
+    def __init__(self, items: Sequence[Recommendation] = (), reason: str = "", unknown_history: int = 0):
+        super().__init__(items)
+        self.reason = reason  # why the list is empty or short
+        self.unknown_history = unknown_history  # history ids not in the catalogue, ignored
+
+
+class Recommender:
+    """Two-stage recommender over a dataset.
+
+    Args:
+        dataset: catalogue + interactions; user histories come from its interactions.
+        retriever: stage one (``HybridRetriever`` by default; any ``BaseRetriever``).
+        scorer: stage two, an ``LLMScorer``; None serves retrieval only.
+        config: how the stages combine.
+    """
+
+    def __init__(self, dataset: Dataset, retriever, scorer=None, config: PipelineConfig = PipelineConfig()):
+        self.dataset = dataset
+        self.catalog = dataset.catalog
+        self.retriever = retriever
+        self.scorer = scorer
+        self.config = config
+        self.split = LeaveOneOutSplit(dataset.interactions)
+        self._title_index = {_fold(item.title): item.id for item in self.catalog.items}
+        self._title_index.update({_fold(item.display_title()): item.id for item in self.catalog.items})
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        dataset: str | Dataset = "ml-100k",
+        model: str | Path | None = None,
+        adapter: str | Path | None = "default",
+        quantize: str = "auto",
+        device: str | None = None,
+        config: PipelineConfig | None = None,
+        retrieval_only: bool = False,
+    ) -> Recommender:
+        """Load the data, the hybrid retriever and the LLM (with the shipped adapter by default).
+
+        ``adapter="default"`` uses the adapter shipped for ml-100k when the default base model and
+        ml-100k are in use, and no adapter otherwise; ``adapter=None`` or ``"none"`` turns it off.
+        """
+        from recommender.hybrid import build_default_retriever
+        from recommender.loaders import load_dataset
+
+        data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+        retriever = build_default_retriever(data)
+        if retrieval_only:
+            return cls(data, retriever, None, config or PipelineConfig())
+        from recommender.llm import load_model
+        from recommender.scoring import LLMScorer
+
+        adapter_path = resolve_adapter(adapter, data, model)
+        loaded = load_model(model, adapter=adapter_path, quantize=quantize, device=device)
+        if config is None:
+            config = PipelineConfig(**_tuned_settings(adapter_path))
+        return cls(data, retriever, LLMScorer(loaded), config)
+
+    # ------------------------------------------------------------------ histories
+
+    def user_history(self, user_id: str | int) -> list[str]:
+        """All known item ids of a dataset user, oldest first."""
+        user = str(user_id)
+        if user not in self.split.sequences:
+            users = self.split.users
+            raise ValueError(
+                f"user id {user!r} is not in {self.dataset.name} ({len(users)} users, ids {users[0]} to {users[-1]})."
+            )
+        return [self.catalog.ids[row] for row in self.split.sequences[user]]
+
+    def resolve_items(self, references: Sequence[str | int]) -> tuple[list[str], list[str]]:
+        """Item ids for references given as ids or exact titles ("Fargo", "Fargo (1996)").
+
+        Returns the ids found and the references that matched nothing.
+        """
+        found, unknown = [], []
+        for reference in references:
+            text = str(reference).strip()
+            if text in self.catalog.index:
+                found.append(text)
+            elif _fold(text) in self._title_index:
+                found.append(self._title_index[_fold(text)])
+            elif text:
+                unknown.append(text)
+        return found, unknown
+
+    def _history(self, user_id: str | int | None, history: Sequence[str | int] | None) -> tuple[list[str], int]:
+        if history is not None:
+            if isinstance(history, str):
+                raise ValueError("history must be a list of item ids or titles, not one string.")
+            ids, unknown = self.resolve_items(history)
+            return ids, len(unknown)
+        if user_id is not None:
+            return self.user_history(user_id), 0
+        return [], 0
+
+    def _items(self, ids: Sequence[str]) -> list[Item]:
+        return [self.catalog[item_id] for item_id in ids]
+
+    # ------------------------------------------------------------------ recommending
+
+    def recommend(
+        self,
+        user_id: str | int | None = None,
+        history: Sequence[str | int] | None = None,
+        k: int = 10,
+        query: str | None = None,
+        filters: Filters | None = None,
+        diversity: float = 0.0,
+    ) -> RecommendationList:
+        """Top-``k`` items for a dataset user or an explicit history (ids or titles, oldest first).
+
+        Args:
+            query: free text blended into the retrieval profile ("a funny space adventure").
+            filters: hard constraints applied before top-K; the user's seen items are excluded by default.
+            diversity: 0..1, re-ranks the final list by maximal marginal relevance over item embeddings.
+        """
+        if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
+            raise ValueError(f"k must be a positive integer, got {k!r}.")
+        if not 0.0 <= diversity <= 1.0:
+            raise ValueError(f"diversity must be within [0, 1], got {diversity}.")
+        ids, unknown = self._history(user_id, history)
+        pool_size = max(k, self.config.llm_candidates) * (2 if diversity > 0 else 1)
+        candidates = self.retriever.retrieve(ids, pool_size, query=query, filters=filters)
+        unknown += candidates.unknown_history
+        if len(candidates) == 0:
+            return RecommendationList([], candidates.reason or "no item passes the filters", unknown)
+        order, final, llm = self._rerank(ids, candidates)
+        if diversity > 0:
+            vectors = self._item_vectors()
+            if vectors is not None:
+                picked = mmr(final[order], vectors[candidates.items[order]], k, diversity)
+                order = order[picked]
+        version = template_version("rank") if self.scorer is not None else "retrieval-only"
+        history_items = self._items(ids)
+        out = []
+        for position in order[:k]:
+            item = self.catalog.items[int(candidates.items[position])]
+            out.append(
+                Recommendation(
+                    item_id=item.id,
+                    title=item.title,
+                    score=float(final[position]),
+                    retrieval_score=float(candidates.scores[position]),
+                    llm_score=None if np.isnan(llm[position]) else float(llm[position]),
+                    template_version=version,
+                    year=item.year,
+                    genres=item.genres,
+                    reasons=tuple(shared_genre_reasons(item, history_items)),
+                )
+            )
+        return RecommendationList(out, candidates.reason, unknown)
+
+    def _rerank(self, history_ids: list[str], candidates: Candidates) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Order of the candidate positions, final scores and LLM scores (NaN where not reranked)."""
+        n = len(candidates)
+        llm = np.full(n, np.nan)
+        final = np.asarray(candidates.scores, dtype=np.float64).copy()
+        top = min(self.config.llm_candidates, n)
+        if self.scorer is None or top < 2:
+            return np.arange(n), final, llm
+        scored = self.scorer.rank_many(
+            [(self._items(history_ids), self._items([self.catalog.ids[r] for r in candidates.items[:top]]))],
+            permutations=self.config.permutations,
+            seed=self.config.seed,
+        )[0]
+        llm[:top] = scored.scores
+        block = blend(scored.scores, final[:top], self.config.llm_weight)
+        rest = final[top:]
+        if len(rest):
+            # The rest keep retrieval order, shifted to sit just below the reranked block.
+            rest = rest - rest.max() + block.min() - 1.0
+        final = np.concatenate([block, rest])
+        return stable_order(final), final, llm
+
+    def _item_vectors(self) -> np.ndarray | None:
+        text = getattr(self.retriever, "text", None)
+        return getattr(text, "vectors", None)
+
+    # ------------------------------------------------------------------ scoring API
+
+    def _require_scorer(self):
+        if self.scorer is None:
+            raise ValueError("this Recommender was built without an LLM (retrieval_only=True); load one to score.")
+        return self.scorer
+
+    def rank(self, history: Sequence[str | int], candidates: Sequence[str | int]) -> list[tuple[str, float]]:
+        """Candidates (ids or titles) ordered by the LLM's one-pass ranking score, best first."""
+        scores = self.score(history, candidates, mode="rank")
+        ids, _ = self.resolve_items(candidates)
+        return [(ids[i], float(scores[i])) for i in stable_order(scores)]
+
+    def score(self, history: Sequence[str | int], candidates: Sequence[str | int], mode: str = "rank") -> np.ndarray:
+        """[N] LLM scores of ``candidates``: ``rank`` (log-probability of each label in one pass)
+        or ``pointwise`` (P(Yes) per candidate, shared prefix cached)."""
+        if mode not in SCORE_MODES:
+            raise ValueError(f"mode must be one of {SCORE_MODES}, got {mode!r}.")
+        scorer = self._require_scorer()
+        history_ids, _ = self.resolve_items(history)
+        candidate_ids, unknown = self.resolve_items(candidates)
+        if unknown:
+            raise ValueError(f"unknown candidate(s): {', '.join(map(repr, unknown[:5]))}.")
+        if not candidate_ids:
+            raise ValueError("score needs at least one candidate.")
+        past, items = self._items(history_ids), self._items(candidate_ids)
+        if mode == "pointwise":
+            return scorer.pointwise(past, items).scores
+        return scorer.rank(past, items, permutations=self.config.permutations, seed=self.config.seed).scores
+
+    def predict_rating(
+        self, history: Sequence[str | int], item: str | int, ratings: Sequence[float] | None = None
+    ) -> float:
+        """Expected rating (1..5) of ``item`` given a rated history (ratings default to 4)."""
+        scorer = self._require_scorer()
+        history_ids, _ = self.resolve_items(history)
+        target, unknown = self.resolve_items([item])
+        if unknown or not target:
+            raise ValueError(f"unknown item {item!r}.")
+        ratings = list(ratings) if ratings is not None else [4.0] * len(history_ids)
+        if len(ratings) != len(history_ids):
+            raise ValueError(f"{len(ratings)} ratings given for {len(history_ids)} known history items.")
+        rated = list(zip(self._items(history_ids), ratings))
+        return float(scorer.rate(rated, self._items(target)).scores[0])
+
+    def user_rating_history(self, user_id: str | int) -> tuple[list[str], list[float]]:
+        """Item ids and ratings of a dataset user, oldest first."""
+        ids = self.user_history(user_id)
+        ratings = self.split.ratings.get(str(user_id))
+        return ids, [float(r) for r in ratings] if ratings is not None else [4.0] * len(ids)
+
+    def explain(self, history: Sequence[str | int], item: str | int, **options):
+        """Why ``item`` fits ``history``: influence of each history item and a grounded sentence."""
+        from recommender.explain import explain_item
+
+        scorer = self._require_scorer()
+        history_ids, _ = self.resolve_items(history)
+        target, unknown = self.resolve_items([item])
+        if unknown or not target:
+            raise ValueError(f"unknown item {item!r}.")
+        return explain_item(scorer, self.catalog, self._items(history_ids), self.catalog[target[0]], **options)
+
+    def with_config(self, **changes) -> Recommender:
+        """A copy sharing data and models, with some ``PipelineConfig`` fields changed."""
+        clone = object.__new__(Recommender)
+        clone.__dict__.update(self.__dict__)
+        clone.config = replace(self.config, **changes)
+        return clone
+
+
+def shared_genre_reasons(item: Item, history: Sequence[Item], limit: int = 2) -> list[str]:
+    """Short data-grounded reasons: recent history items sharing genres with ``item``."""
+    reasons = []
+    for past in reversed(history):
+        shared = [genre for genre in item.genres if genre in past.genres and genre != "unknown"]
+        if shared:
+            reasons.append(f"{', '.join(shared)} like {past.display_title()}")
+        if len(reasons) == limit:
+            break
+    return reasons
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def resolve_adapter(adapter: str | Path | None, dataset: Dataset, model: str | Path | None) -> Path | None:
+    """The adapter folder to load: ``"default"`` means the shipped one when it applies."""
+    if adapter is None or str(adapter).lower() == "none":
+        return None
+    if str(adapter) == "default":
+        shipped = shipped_adapter()
+        return shipped if shipped is not None and model is None and dataset.name == "ml-100k" else None
+    return Path(adapter)
+
+
+def shipped_adapter() -> Path | None:
+    """The LoRA adapter trained on ml-100k that ships with the package, if present."""
+    import finetune
+
+    folder = Path(finetune.__file__).resolve().parent / "adapters" / "ml100k-smollm2"
+    return folder if (folder / "adapter_config.json").is_file() else None
+
+
+def _tuned_settings(adapter_path: Path | None) -> dict:
+    """Pipeline settings recorded with an adapter (e.g. the blend weight tuned on validation)."""
+    if adapter_path is None:
+        return {}
+    from recommender.llm import read_adapter_metadata
+
+    recorded = read_adapter_metadata(adapter_path).get("pipeline", {})
+    allowed = set(PipelineConfig.__dataclass_fields__)
+    return {key: value for key, value in recorded.items() if key in allowed}

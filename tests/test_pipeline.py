@@ -1,0 +1,127 @@
+"""The Recommender facade with a hand-written scorer: ordering, blending, filters, bad input."""
+
+import numpy as np
+import pytest
+
+from recommender.data import Catalog, Dataset, Interactions, Item, LoadReport
+from recommender.pipeline import PipelineConfig, Recommender, shared_genre_reasons
+from recommender.protocols import Filters
+from recommender.retrieval import PopularityRetriever
+from recommender.scoring import ScoredItems
+
+ITEMS = [
+    Item("1", "Toy Story", 1995, ("Animation", "Comedy")),
+    Item("2", "Fargo", 1996, ("Crime", "Drama")),
+    Item("3", "Alien", 1979, ("Horror", "Sci-Fi")),
+    Item("4", "Heat", 1995, ("Crime", "Thriller")),
+    Item("5", "Babe", 1995, ("Comedy",)),
+    Item("6", "Usual Suspects, The", 1995, ("Crime", "Thriller")),
+]
+
+
+class ReverseScorer:
+    """Scores candidates by their catalogue id: the LLM 'prefers' higher ids."""
+
+    def __init__(self):
+        self.calls = []
+
+    def rank_many(self, requests, permutations=1, seed=0):
+        self.calls.append(requests)
+        return [
+            ScoredItems(tuple(c.id for c in cands), np.array([float(c.id) for c in cands]), "rank", "rank-v1")
+            for _, cands in requests
+        ]
+
+    def rank(self, history, candidates, permutations=1, seed=0):
+        return self.rank_many([(history, candidates)])[0]
+
+    def pointwise(self, history, candidates):
+        return ScoredItems(tuple(c.id for c in candidates), np.full(len(candidates), 0.5), "pointwise", "v")
+
+    def rate(self, rated, items):
+        return ScoredItems(tuple(i.id for i in items), np.full(len(items), 3.5), "rating", "v")
+
+
+@pytest.fixture
+def dataset():
+    catalog = Catalog(ITEMS)
+    events = [("u1", 0, 1), ("u1", 1, 2), ("u1", 2, 3), ("u2", 1, 1), ("u2", 3, 2), ("u2", 4, 3)]
+    users, rows, times = zip(*events)
+    interactions = Interactions(np.array(users, dtype=object), np.array(rows), np.array(times, dtype=float))
+    return Dataset("toy", catalog, interactions, LoadReport())
+
+
+def make(dataset, scorer=None, **config):
+    popularity = np.array([6.0, 5.0, 4.0, 3.0, 2.0, 1.0])  # retrieval prefers low ids
+    return Recommender(dataset, PopularityRetriever(dataset.catalog, popularity), scorer, PipelineConfig(**config))
+
+
+def test_retrieval_only_keeps_retrieval_order_and_masks_seen(dataset):
+    results = make(dataset).recommend(user_id="u1", k=3)
+    assert [r.item_id for r in results] == ["4", "5", "6"]
+    assert all(r.llm_score is None for r in results)
+
+
+def test_llm_alone_reorders_the_top_n_and_rest_keep_retrieval_order(dataset):
+    recommender = make(dataset, ReverseScorer(), llm_candidates=2, llm_weight=1.0)
+    results = recommender.recommend(user_id="u1", k=3)
+    assert [r.item_id for r in results] == ["5", "4", "6"]
+    assert results[2].llm_score is None and results[0].llm_score == 5.0
+    assert results[0].score > results[1].score > results[2].score
+
+
+def test_zero_llm_weight_keeps_retrieval_order(dataset):
+    results = make(dataset, ReverseScorer(), llm_weight=0.0).recommend(user_id="u1", k=3)
+    assert [r.item_id for r in results] == ["4", "5", "6"]
+
+
+def test_history_by_titles_filters_and_unknown_entries(dataset):
+    recommender = make(dataset)
+    results = recommender.recommend(history=["Toy Story", "fargo (1996)", "Nonexistent"], k=2)
+    assert [r.item_id for r in results] == ["3", "4"] and results.unknown_history == 1
+    only_crime = recommender.recommend(history=[], k=5, filters=Filters(include_genres=("Crime",)))
+    assert [r.item_id for r in only_crime] == ["2", "4", "6"]
+    nothing = recommender.recommend(history=[], k=5, filters=Filters(include_genres=("Horror",), year_min=2000))
+    assert len(nothing) == 0 and nothing.reason
+
+
+def test_diversity_reranks_with_item_vectors(dataset):
+    recommender = make(dataset)
+
+    class Text:
+        vectors = np.array([[1, 0], [1, 0.01], [1, 0.02], [0, 1], [1, 0.03], [0.7, 0.7]], dtype=float)
+
+    recommender.retriever.text = Text()
+    plain = [r.item_id for r in recommender.recommend(history=[], k=3)]
+    diverse = [r.item_id for r in recommender.recommend(history=[], k=3, diversity=0.9)]
+    assert plain == ["1", "2", "3"] and diverse[0] == "1" and "4" in diverse
+
+
+def test_scoring_api_with_fake_scorer(dataset):
+    recommender = make(dataset, ReverseScorer())
+    assert recommender.rank(["1"], ["2", "Heat"]) == [("4", 4.0), ("2", 2.0)]
+    assert recommender.score(["1"], ["2"], mode="pointwise").tolist() == [0.5]
+    assert recommender.predict_rating(["1", "2"], "Heat", ratings=[5, 3]) == 3.5
+
+
+def test_bad_input_has_clear_messages(dataset):
+    recommender = make(dataset)
+    with pytest.raises(ValueError, match="user id 'nobody' is not in toy"):
+        recommender.recommend(user_id="nobody")
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        recommender.recommend(user_id="u1", k=0)
+    with pytest.raises(ValueError, match="diversity must be within"):
+        recommender.recommend(user_id="u1", diversity=2)
+    with pytest.raises(ValueError, match="not one string"):
+        recommender.recommend(history="Toy Story")
+    with pytest.raises(ValueError, match="built without an LLM"):
+        recommender.rank(["1"], ["2"])
+    with pytest.raises(ValueError, match="mode must be one of"):
+        make(dataset, ReverseScorer()).score(["1"], ["2"], mode="listwise")
+    with pytest.raises(ValueError, match="unknown candidate"):
+        make(dataset, ReverseScorer()).score(["1"], ["Nope"])
+
+
+def test_reasons_name_history_items_sharing_genres():
+    reasons = shared_genre_reasons(ITEMS[3], [ITEMS[0], ITEMS[1]])
+    assert reasons == ["Crime like Fargo (1996)"]
