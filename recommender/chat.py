@@ -336,6 +336,8 @@ def mentioned_titles(reply: str, catalog: Catalog) -> list[tuple[str, tuple[str,
                 continue
             found.append((reply[words[i].start() : words[i + n - 1].end()], tuple(item.id for item in items)))
             i += n - 1
+            if re.match(r"\s*\((?:18|19|20)\d\d\)", reply[words[i].end() :]):
+                i += 1  # the title's "(1995)" is no title of its own
             break
         i += 1
     return found
@@ -348,7 +350,9 @@ def _looks_like_title(text: str, start: int, end: int) -> bool:
     before, after = text[:start].rstrip(), text[end:]
     if re.match(r"\s*\((?:18|19|20)\d\d\)", after) or (before[-1:] in "\"'*“‘_" and before):
         return True
-    return bool(before) and before[-1] not in ".!?:\n-•" and not re.search(r"\n\s*\d+\.$", before)
+    if written.isdigit():  # "1995" or "187" as a title only when quoted or bold
+        return False
+    return bool(before) and before[-1] not in ".!?:\n-•(" and not re.search(r"\n\s*\d+\.$", before)
 
 
 def check_reply_names_only(reply: str, allowed: Iterable[str], catalog: Catalog) -> bool:

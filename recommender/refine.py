@@ -224,6 +224,8 @@ def _titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
             found["ignored" if denied else name].extend(cue_matches)
             consumed.append((start, used_end))
         elif name != "exclude":
+            comma = text.find(",", end, stop)
+            stop = comma if comma > 0 else stop  # "I liked Qwerty, westerns": the miss ends at the comma
             typed = " ".join(text[end:stop].split()[:MAX_TITLE_WORDS]).strip(" ,.")
             misses.append(TitleMiss(typed, matcher.closest(typed)))
             consumed.append((start, stop))
