@@ -1,0 +1,318 @@
+"""Score candidates with a loaded causal LM: ranking, yes/no, rating, and greedy generation.
+
+    from recommender.llm import load_model
+    from recommender.scoring import LLMScorer
+    scorer = LLMScorer(load_model())
+    result = scorer.rank(history, candidates)          # ScoredItems: log P(label) per candidate
+    scorer.pointwise(history, candidates).scores       # P(Yes) per candidate, history prefix cached
+    scorer.rate(rated_history, items).scores           # expected rating in [1, 5]
+    scorer.generate(render_explain(history, item, evidence).messages)
+
+How ranking works: candidates are labelled A, B, ... in one prompt; ONE forward pass gives the
+next-token logits at the last position (``logits_to_keep``), and a candidate's score is the logit
+of its label token, normalised over the labels shown (log-softmax). Users are batched with LEFT
+padding and explicit position ids, so a user's scores do not depend on the batch they sit in.
+Label token ids come from the tokenizer, checked once to be single tokens exactly where the chat
+template puts the assistant's answer.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from recommender.data import Item
+from recommender.llm import LoadedModel
+from recommender.prompting import (
+    DEFAULT_MAX_HISTORY,
+    LABELS,
+    POINTWISE_ANSWERS,
+    RATING_VALUES,
+    render_pointwise,
+    render_rank,
+    render_rating,
+    shuffled_orders,
+)
+
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class ScoredItems:
+    """Scores for one user's items, in the order the items were given (higher is better)."""
+
+    item_ids: tuple[str, ...]
+    scores: np.ndarray  # [N] float64
+    template: str
+    template_version: str
+    dropped_history: int = 0
+    permutations: int = 1
+
+
+class LLMScorer:
+    """Prompt-based scorer over a ``LoadedModel``; implements ``protocols.Scorer``.
+
+    Args:
+        loaded: the model, tokenizer and recorded template versions (``recommender.llm.load_model``).
+        batch_size: prompts per forward pass.
+        max_history: history items kept per prompt (oldest dropped first).
+    """
+
+    def __init__(self, loaded: LoadedModel, batch_size: int = 8, max_history: int | None = DEFAULT_MAX_HISTORY):
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.batch_size = batch_size
+        self.max_history = max_history
+        self.device = torch.device(loaded.device)
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.label_ids = self.answer_token_ids(LABELS)  # [26]
+        self.yes_no_ids = self.answer_token_ids(POINTWISE_ANSWERS)  # [2]
+        self.rating_ids = self.answer_token_ids(RATING_VALUES)  # [5]
+
+    # -- tokens --------------------------------------------------------------------------------
+
+    def encode(self, messages: Messages) -> list[int]:
+        """Token ids of a conversation with the assistant turn opened (generation prompt)."""
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def answer_token_ids(self, answers: Sequence[str]) -> torch.Tensor:
+        """Token id of each answer as the assistant's first token; ``ValueError`` if one is not a single token.
+
+        Checked on a real rendered prompt: tokenize prompt and prompt + answer and require exactly one
+        extra token, so a tokenizer that merges the answer with the template's newline is caught.
+        """
+        probe = self.encode([{"role": "system", "content": "Answer."}, {"role": "user", "content": "Pick one."}])
+        text = self.tokenizer.decode(probe)
+        ids = []
+        for answer in answers:
+            full = self.tokenizer(text + answer, add_special_tokens=False)["input_ids"]
+            if len(full) != len(probe) + 1 or full[: len(probe)] != probe:
+                raise ValueError(
+                    f"answer {answer!r} is not a single token at the start of the assistant turn for this tokenizer; "
+                    "pick other labels (prompting.LABELS) for this model"
+                )
+            ids.append(full[-1])
+        return torch.tensor(ids, dtype=torch.long)
+
+    # -- forward passes ------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def last_logits(self, sequences: Sequence[list[int]]) -> torch.Tensor:
+        """[N, V] float32 next-token logits after each token sequence, batched with left padding.
+
+        Sequences are sorted by length so batches carry little padding; results come back in input order.
+        """
+        out: list[torch.Tensor | None] = [None] * len(sequences)
+        order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            width = max(len(sequences[i]) for i in chunk)
+            ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)  # [B, T]
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)  # [B, T]
+            for row, i in enumerate(chunk):
+                ids[row, width - len(sequences[i]) :] = torch.tensor(sequences[i])
+                mask[row, width - len(sequences[i]) :] = 1
+            # Left padding shifts real tokens right; positions must still start at 0 for each row.
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)  # [B, T]
+            logits = self.model(
+                input_ids=ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                position_ids=positions.to(self.device),
+                logits_to_keep=1,
+                use_cache=False,
+            ).logits[:, -1, :]  # [B, V]
+            for row, i in enumerate(chunk):
+                out[i] = logits[row].float().cpu()
+        return torch.stack(out) if out else torch.empty(0)  # type: ignore[arg-type]
+
+    def score_labels(self, conversations: list[Messages], n_labels: Sequence[int]) -> list[np.ndarray]:
+        """``protocols.Scorer``: for each conversation, the raw logits of labels A.. (its first ``n``)."""
+        if len(conversations) != len(n_labels):
+            raise ValueError(f"{len(conversations)} conversations but {len(n_labels)} label counts")
+        logits = self.last_logits([self.encode(c) for c in conversations])  # [C, V]
+        picked = logits[:, self.label_ids].double().numpy() if len(conversations) else np.zeros((0, 0))  # [C, 26]
+        return [picked[c, :n].copy() for c, n in enumerate(n_labels)]
+
+    # -- ranking -------------------------------------------------------------------------------
+
+    def rank(
+        self, history: Sequence[Item], candidates: Sequence[Item], permutations: int = 1, seed: int = 0
+    ) -> ScoredItems:
+        """Score one user's candidates (at most 20 by default); see ``rank_many``."""
+        return self.rank_many([(history, candidates)], permutations, seed)[0]
+
+    def rank_many(
+        self,
+        requests: Sequence[tuple[Sequence[Item], Sequence[Item]]],
+        permutations: int = 1,
+        seed: int = 0,
+    ) -> list[ScoredItems]:
+        """Score (history, candidates) pairs with one forward pass per batch of prompts.
+
+        Args:
+            requests: per user, the history (oldest first) and the candidates to rank.
+            permutations: with N > 1, each user is also scored under N - 1 seeded shuffles of the
+                candidate order and each item's log-probability is averaged, against position bias.
+            seed: seed of the shuffles (user ``u`` uses ``seed + u``).
+
+        Returns:
+            Per user, log-softmax over the shown labels, averaged over orders, in candidate order.
+        """
+        prompts, owners = [], []
+        for user, (history, candidates) in enumerate(requests):
+            for order in shuffled_orders(len(candidates), permutations, seed + user):
+                shown = [candidates[i] for i in order]
+                prompts.append(render_rank(history, shown, max_history=self.max_history))
+                owners.append((user, order))
+        logits = self.last_logits([self.encode(p.messages) for p in prompts])  # [P, V]
+        totals = [np.zeros(len(candidates)) for _, candidates in requests]
+        for row, (user, order) in enumerate(owners):
+            label_logits = logits[row, self.label_ids[: len(order)]].double()  # [n]
+            totals[user][order] += torch.log_softmax(label_logits, -1).numpy()
+        first = {user: prompt for prompt, (user, _) in zip(reversed(prompts), reversed(owners))}
+        return [
+            ScoredItems(
+                item_ids=tuple(item.id for item in candidates),
+                scores=totals[user] / permutations,
+                template="rank",
+                template_version=first[user].template_version,
+                dropped_history=first[user].dropped_history,
+                permutations=permutations,
+            )
+            for user, (_, candidates) in enumerate(requests)
+        ]
+
+    # -- pointwise yes/no ----------------------------------------------------------------------
+
+    def _yes_probability(self, logits: torch.Tensor) -> np.ndarray:
+        pair = logits[..., self.yes_no_ids].double()  # [N, 2]
+        return torch.softmax(pair, -1)[..., 0].numpy()
+
+    def pointwise(self, history: Sequence[Item], candidates: Sequence[Item], cache_prefix: bool = True) -> ScoredItems:
+        """P(Yes) per candidate (softmax over the "Yes"/"No" tokens).
+
+        With ``cache_prefix`` the tokens all candidate prompts share (system prompt + history) run
+        through the model ONCE; its KV cache is copied per batch of candidate suffixes. Without it,
+        every candidate prompt runs in full (the naive baseline; same scores within float error).
+        """
+        rendered = [render_pointwise(history, item, max_history=self.max_history) for item in candidates]
+        sequences = [self.encode(p.messages) for p in rendered]
+        if not cache_prefix or len(sequences) < 2:
+            scores = self._yes_probability(self.last_logits(sequences)) if sequences else np.zeros(0)
+        else:
+            scores = self._yes_probability(self._shared_prefix_logits(sequences))
+        return ScoredItems(
+            item_ids=tuple(item.id for item in candidates),
+            scores=scores,
+            template="pointwise",
+            template_version=rendered[0].template_version if rendered else "",
+            dropped_history=rendered[0].dropped_history if rendered else 0,
+        )
+
+    @torch.inference_mode()
+    def _shared_prefix_logits(self, sequences: Sequence[list[int]]) -> torch.Tensor:
+        """[N, V] last logits of sequences sharing a token prefix, the prefix computed once.
+
+        The prefix is the longest common TOKEN prefix (not text), so the tokens fed are exactly those of
+        the naive path; every suffix keeps at least one token.
+        """
+        from transformers import DynamicCache
+
+        shortest = min(len(s) for s in sequences)
+        prefix = 0
+        while prefix < shortest - 1 and all(s[prefix] == sequences[0][prefix] for s in sequences):
+            prefix += 1
+        cache = DynamicCache(config=self.model.config)
+        head = torch.tensor([sequences[0][:prefix]], device=self.device)  # [1, P]
+        self.model(input_ids=head, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        out = []
+        for start in range(0, len(sequences), self.batch_size):
+            tails = [s[prefix:] for s in sequences[start : start + self.batch_size]]
+            width = max(len(t) for t in tails)
+            # Right padding here: pads sit after each real suffix, so causal attention never sees them.
+            ids = torch.full((len(tails), width), self.pad_id, dtype=torch.long)  # [B, S]
+            mask = torch.zeros((len(tails), prefix + width), dtype=torch.long)  # [B, P + S]
+            mask[:, :prefix] = 1
+            for row, tail in enumerate(tails):
+                ids[row, : len(tail)] = torch.tensor(tail)
+                mask[row, prefix : prefix + len(tail)] = 1
+            positions = (prefix + torch.arange(width)).expand(len(tails), width)  # [B, S]
+            last = torch.tensor([[len(t) - 1] for t in tails])  # [B, 1] index of each row's last real token
+            batch_cache = copy.deepcopy(cache)
+            batch_cache.batch_repeat_interleave(len(tails))
+            logits = self.model(
+                input_ids=ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                position_ids=positions.to(self.device),
+                past_key_values=batch_cache,
+                use_cache=True,
+                logits_to_keep=last.to(self.device),
+            ).logits[:, 0, :]  # [B, V]
+            out.append(logits.float().cpu())
+        return torch.cat(out)
+
+    # -- rating --------------------------------------------------------------------------------
+
+    def rate(self, history: Sequence[tuple[Item, float]], items: Sequence[Item]) -> ScoredItems:
+        """Expected rating in [1, 5] per item: softmax over the "1".."5" tokens, then the mean."""
+        rendered = [render_rating(history, item, max_history=self.max_history) for item in items]
+        logits = self.last_logits([self.encode(p.messages) for p in rendered]) if rendered else None
+        if logits is None:
+            scores = np.zeros(0)
+        else:
+            probs = torch.softmax(logits[:, self.rating_ids].double(), -1)  # [N, 5]
+            scores = (probs @ torch.arange(1, 6, dtype=torch.float64)).numpy()
+        return ScoredItems(
+            item_ids=tuple(item.id for item in items),
+            scores=scores,
+            template="rating",
+            template_version=rendered[0].template_version if rendered else "",
+            dropped_history=rendered[0].dropped_history if rendered else 0,
+        )
+
+    # -- generation ----------------------------------------------------------------------------
+
+    def _generation_inputs(self, messages: Messages, max_new_tokens: int) -> dict:
+        from transformers import GenerationConfig
+
+        ids = torch.tensor([self.encode(messages)], device=self.device)
+        config = GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=self.pad_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+        )
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "generation_config": config}
+
+    @torch.inference_mode()
+    def generate(self, messages: Messages, max_new_tokens: int = 96) -> str:
+        """Greedy reply to chat messages (explanations, chat turns), special tokens stripped."""
+        inputs = self._generation_inputs(messages, max_new_tokens)
+        out = self.model.generate(**inputs)  # [1, T + new]
+        return self.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+
+    def stream(self, messages: Messages, max_new_tokens: int = 96) -> Iterator[str]:
+        """Like ``generate`` but yields text pieces as they are produced (for the chat UI)."""
+        from transformers import TextIteratorStreamer
+
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        inputs = self._generation_inputs(messages, max_new_tokens)
+
+        def work() -> None:
+            with torch.inference_mode():
+                self.model.generate(**inputs, streamer=streamer)
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        yield from (piece for piece in streamer if piece)
+        thread.join()
+
+
+__all__ = ["LLMScorer", "ScoredItems"]

