@@ -5,7 +5,7 @@ One turn, as the Gradio app and the pipeline walk it::
     refinement = parse_message(text, catalog)          # recommender.refine
     state = apply(state, refinement)                     # new state; the old one is untouched
     filters = to_filters(state)                          # protocols.Filters for the retriever
-    recs = pipeline.recommend(retrieval_history(state), query=state.query, filters=filters)
+    recs = recommender.recommend(history=retrieval_history(state), query=state.query or None, filters=filters)
     state = record_shown(state, [r.item_id for r in recs])
     reply = templated_reply(recs, refinement, state)     # or an LLM reply checked by check_reply_names_only
     store.save_state(session_id, state.to_json())        # survives a restart: ConversationState.from_json
