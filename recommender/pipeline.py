@@ -18,7 +18,7 @@ import numpy as np
 from prompts import template_version
 from recommender.data import Dataset, Item
 from recommender.protocols import Candidates, Filters, Recommendation
-from recommender.ranking import blend, mmr, stable_order
+from recommender.ranking import blend, mmr, stable_order, two_stage_full_scores
 from recommender.split import LeaveOneOutSplit
 
 SCORE_MODES = ("rank", "pointwise")
@@ -215,6 +215,36 @@ class Recommender:
             rest = rest - rest.max() + block.min() - 1.0
         final = np.concatenate([block, rest])
         return stable_order(final), final, llm
+
+    def full_scores_batch(self, histories: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Two-stage catalogue scores for evaluation by full ranking.
+
+        Args:
+            histories: per user, catalogue rows oldest first; they are masked (never recommended).
+
+        Returns:
+            [B, N] scores ordering the LLM-reranked top-N first, then the rest by retrieval,
+            with history rows at -inf; and [B] the position (0 = label A) of the LLM's first
+            place, -1 without an LLM.
+        """
+        scores = np.asarray(self.retriever.score_batch(list(histories)), dtype=np.float64).copy()  # [B, N]
+        for row, history in zip(scores, histories):
+            row[np.asarray(history, dtype=np.int64)] = -np.inf
+        first_place = np.full(len(histories), -1, dtype=np.int64)
+        top = min(self.config.llm_candidates, scores.shape[1])
+        if self.scorer is None or top < 2:
+            return scores, first_place
+        tops = [stable_order(row)[:top] for row in scores]
+        requests = [
+            (self._items([self.catalog.ids[r] for r in history]), [self.catalog.items[r] for r in rows])
+            for history, rows in zip(histories, tops)
+        ]
+        scored = self.scorer.rank_many(requests, permutations=self.config.permutations, seed=self.config.seed)
+        for b, (rows, result) in enumerate(zip(tops, scored)):
+            first_place[b] = int(np.argmax(result.scores))
+            reranked = blend(result.scores, scores[b, rows], self.config.llm_weight)
+            scores[b] = two_stage_full_scores(scores[b], rows, reranked)
+        return scores, first_place
 
     def _item_vectors(self) -> np.ndarray | None:
         text = getattr(self.retriever, "text", None)

@@ -1,0 +1,54 @@
+"""Sharding users across processes started by ``accelerate launch`` or ``torchrun``.
+
+Each process handles a contiguous block of users and writes a shard file; after a barrier
+(gloo on CPU, NCCL on GPUs, through accelerate) the main process merges the shards in rank
+order, so the merged output is in user order whatever the number of processes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from recommender.evaluate import shard
+
+
+class Shards:
+    """This process's rank, the world size and a barrier; a single process needs no setup."""
+
+    def __init__(self):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self._state = None
+        if self.world > 1:
+            from accelerate import PartialState
+
+            self._state = PartialState()
+            self.rank, self.world = self._state.process_index, self._state.num_processes
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def mine(self, values: Sequence) -> list:
+        return shard(values, self.rank, self.world)
+
+    def wait(self) -> None:
+        if self._state is not None:
+            self._state.wait_for_everyone()
+
+    def shard_path(self, output: Path, rank: int | None = None) -> Path:
+        rank = self.rank if rank is None else rank
+        return output.with_name(f"{output.name}.shard-{rank:05d}-of-{self.world:05d}")
+
+    def merge_text(self, output: Path) -> None:
+        """Main process: concatenate every shard into ``output`` in rank order, then remove them."""
+        if not self.is_main:
+            return
+        parts = [self.shard_path(output, rank) for rank in range(self.world)]
+        with output.open("w", encoding="utf-8") as merged:
+            for part in parts:
+                merged.write(part.read_text(encoding="utf-8"))
+        for part in parts:
+            part.unlink()
