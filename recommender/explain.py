@@ -1,0 +1,571 @@
+"""Why this item? Drop-one influence of history items on an LLM score, and grounded explanations.
+
+    values = influence(scorer, history, candidates, target_id, window=10)     # [H] signed, NaN = not ablated
+    explanation = explain_item(scorer, generator, catalog, history, item, candidates)
+    explanation.text, explanation.path        # "generated" or "fallback", with explanation.reason
+
+The score of a target ``t`` for a history ``H`` is the log-softmax of ``t``'s label logit over the
+candidate labels of the rank prompt (``score="logprob"``, the default). It is chosen over the raw
+label logit because the raw logit moves with everything the history does to the model's overall
+appetite for answering with a letter (a shift shared by all candidates); the log-softmax removes that
+shared shift and keeps only what the ranking uses: ``t`` against the other candidates. The raw logit
+is available as ``score="logit"``. ``influence(h) = score(H) - score(H without h)``: positive items
+pushed ``t`` up. Candidates keep one fixed order in every ablated prompt so only the history changes,
+and the history is cut to the prompt budget BEFORE ablating (otherwise dropping one item would pull
+an older one into the prompt). Windowed variant: only the last ``window`` shown items are ablated, the
+rest stay in every prompt; items never ablated (outside the window or the prompt) get NaN.
+
+Explanations render the ``explain`` template with the strongest positive influencers and catalogue
+facts (shared genres, year, co-watched evidence), generate greedily, then check every film title in
+the text (``TitleChecker``): only the history and the recommended item may be named. Anything else,
+an empty answer or a generator error falls back to a sentence built from the same evidence.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from recommender.data import Catalog, Item
+from recommender.prompting import DEFAULT_MAX_HISTORY, render_explain, render_rank
+from recommender.protocols import Scorer
+from recommender.titles import ARTICLES, TitleMatcher, fold
+
+SCORE_KINDS = ("logprob", "logit")
+DEFAULT_WINDOW = 10  # history items ablated by default (the most recent ones)
+DEFAULT_TOP_K = 3  # positive influencers handed to the explanation
+DEFAULT_MAX_NEW_TOKENS = 60
+DEFAULT_DISTRACTORS = 9  # candidates drawn to compare against when none are given
+EXPLAIN_HISTORY = 5  # history lines shown in the explain prompt (the top influencers first)
+
+
+class Generator(Protocol):
+    def generate(self, messages: list[dict[str, str]], max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> str:
+        """Greedy reply to chat messages."""
+        ...
+
+
+# ---------------------------------------------------------------- influence
+
+
+def _target_index(candidates: Sequence[Item], target_id: str) -> int:
+    ids = [item.id for item in candidates]
+    if str(target_id) not in ids:
+        raise ValueError(f"target item {target_id!r} is not among the {len(ids)} candidates; add it to the candidates")
+    return ids.index(str(target_id))
+
+
+def _score(logits: np.ndarray, index: int, kind: str) -> float:
+    logits = np.asarray(logits, dtype=np.float64)  # [n]
+    if kind == "logit":
+        return float(logits[index])
+    top = logits.max()
+    return float(logits[index] - top - np.log(np.exp(logits - top).sum()))
+
+
+def target_scores(
+    scorer: Scorer,
+    histories: Sequence[Sequence[Item]],
+    candidates: Sequence[Item],
+    target_id: str,
+    *,
+    score: str = "logprob",
+) -> np.ndarray:
+    """[V] score of ``target_id`` under each history variant, candidates fixed, in ONE ``score_labels`` call.
+
+    Each history is rendered exactly as given (no truncation): cut it to the prompt budget first.
+    """
+    if score not in SCORE_KINDS:
+        raise ValueError(f"score must be one of {SCORE_KINDS}, got {score!r}")
+    index = _target_index(candidates, target_id)
+    conversations = [render_rank(list(h), candidates, max_history=None).messages for h in histories]
+    logits = scorer.score_labels(conversations, [len(candidates)] * len(conversations))  # V x [n]
+    return np.array([_score(row, index, score) for row in logits], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class InfluenceReport:
+    """Drop-one influences of one history on one target, with what was measured."""
+
+    values: np.ndarray  # [H] signed influence per history item; NaN where not ablated
+    base_score: float  # score of the target with the whole shown history
+    target_id: str  # the target (the base prompt's top pick when none was asked for)
+    base_logits: np.ndarray  # [n] candidate label logits with the whole shown history (the ranking)
+    ablated: np.ndarray  # [A] positions in the history that were ablated
+    shown: int  # history items the prompt shows (the most recent ones)
+    score_kind: str
+
+
+def measure_influence(
+    scorer: Scorer,
+    history_items: Sequence[Item],
+    candidates: Sequence[Item],
+    target_id: str | None = None,
+    window: int | None = None,
+    *,
+    max_history: int | None = DEFAULT_MAX_HISTORY,
+    score: str = "logprob",
+) -> InfluenceReport:
+    """Drop-one ablation of the last ``window`` shown history items (all shown items when None).
+
+    All 1 + A prompts go to the scorer in ONE ``score_labels`` call (it batches the forward passes).
+    Every prompt yields all candidates' logits, so ``target_id=None`` explains the base prompt's own
+    top pick at no extra cost.
+    """
+    if score not in SCORE_KINDS:
+        raise ValueError(f"score must be one of {SCORE_KINDS}, got {score!r}")
+    if window is not None and window < 0:
+        raise ValueError(f"window must be >= 0 or None, got {window}")
+    if target_id is not None:
+        _target_index(candidates, target_id)  # fail before the forward passes
+    history = list(history_items)
+    shown = history if max_history is None else history[max(0, len(history) - max_history) :]
+    offset = len(history) - len(shown)
+    start = 0 if window is None else max(0, len(shown) - window)
+    positions = list(range(start, len(shown)))
+    variants = [shown] + [shown[:i] + shown[i + 1 :] for i in positions]
+    conversations = [render_rank(v, candidates, max_history=None).messages for v in variants]
+    logits = scorer.score_labels(conversations, [len(candidates)] * len(conversations))  # (1 + A) x [n]
+    base_logits = np.asarray(logits[0], dtype=np.float64)
+    if target_id is None:
+        target_id = candidates[int(np.argmax(base_logits))].id
+    index = _target_index(candidates, target_id)
+    scores = np.array([_score(row, index, score) for row in logits])  # [1 + A]
+    values = np.full(len(history), np.nan)
+    ablated = np.array(positions, dtype=np.int64) + offset
+    values[ablated] = scores[0] - scores[1:]
+    return InfluenceReport(values, float(scores[0]), str(target_id), base_logits, ablated, len(shown), score)
+
+
+def influence(
+    scorer: Scorer,
+    history_items: Sequence[Item],
+    candidates: Sequence[Item],
+    target_id: str,
+    window: int | None = None,
+    *,
+    max_history: int | None = DEFAULT_MAX_HISTORY,
+    score: str = "logprob",
+) -> np.ndarray:
+    """[H] signed influence of each history item on ``target_id``'s score (NaN: not ablated).
+
+    Args:
+        scorer: anything with ``score_labels`` (``recommender.scoring.LLMScorer``).
+        history_items: the history, oldest first.
+        candidates: the rank prompt's candidates, in the order shown; must contain ``target_id``.
+        target_id: the recommended item.
+        window: ablate only the last ``window`` shown items (None: every shown item).
+        max_history: the prompt shows at most this many most recent items (None: all).
+        score: "logprob" (log-softmax over candidate labels) or "logit" (raw label logit).
+    """
+    report = measure_influence(
+        scorer, history_items, candidates, target_id, window, max_history=max_history, score=score
+    )
+    return report.values
+
+
+def top_influencers(values: np.ndarray, k: int = DEFAULT_TOP_K, positive_only: bool = True) -> list[int]:
+    """Positions of the ``k`` largest measured influences, strongest first (ties: the more recent item)."""
+    values = np.asarray(values, dtype=np.float64)
+    order = sorted(np.flatnonzero(np.isfinite(values)), key=lambda i: (-values[i], -i))
+    return [int(i) for i in order if not positive_only or values[i] > 0][:k]
+
+
+# ---------------------------------------------------------------- title checking
+
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|&")
+_YEAR_AFTER = re.compile(r"\s*\(?((?:18|19|20)\d\d)\)?")
+_QUOTED = re.compile(r"\"([^\"\n]{1,100})\"|“([^”\n]{1,100})”|(?<!\w)'([^'\n]{1,100})'(?!\w)")
+_CONNECTORS = {"of", "the", "a", "an", "and", "in", "on", "to", "for", "with", "from", "at", "by", "&", "or", "de"}
+# Capitalised words that start sentences or name genres, never a title by themselves.
+_NOT_TITLE_WORDS = {
+    "if", "you", "your", "this", "these", "that", "the", "based", "as", "since", "because", "like", "with", "it", "its",
+    "we", "i", "they", "both", "also", "fans", "recommended", "recommendation", "item", "items", "user", "users",
+    "film", "films", "movie", "movies", "people", "who", "and", "but", "so", "in", "a", "an", "for", "here", "there",
+    "why", "what", "when", "given", "just", "then", "plus", "enjoy", "enjoyed", "liked", "watched", "try", "check",
+    "similar", "candidate", "candidates", "answer", "explanation", "yes", "no", "mr", "mrs", "dr", "st",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TitleCheck:
+    """Film titles found in a text: the allowed ones it names and the ones it must not."""
+
+    mentioned: tuple[str, ...]  # allowed item ids named in the text
+    invented: tuple[tuple[str, str], ...]  # (phrase, kind): kind "catalogue", "quoted" or "title-cased"
+
+    @property
+    def ok(self) -> bool:
+        return not self.invented
+
+
+class TitleChecker:
+    """Finds film titles in generated text and checks them against an allowed set of items.
+
+    Titles are matched through ``recommender.titles.TitleMatcher`` keys, so loose writing passes:
+    any case, "The Usual Suspects" / "Usual Suspects" for "Usual Suspects, The", with or without
+    "(1995)". A text is refused when it names a catalogue title outside the allowed items, puts in
+    quotes something that is no allowed title, or contains a Title-Cased run of two or more words
+    (genres and sentence openers aside) that is no allowed title: films the model made up.
+    One-word catalogue titles ("Heat", "Babe") count only when capitalised mid-sentence, quoted or
+    followed by a year, so ordinary words are not taken for films.
+    """
+
+    def __init__(self, catalog: Catalog):
+        self.catalog = catalog
+        self.matcher = TitleMatcher.for_catalog(catalog)
+        self.genre_words = {word for genre in catalog.genre_vocabulary for word in fold(genre).split()}
+        self.genre_words |= {word + "s" for word in self.genre_words}
+
+    def _items_of(self, phrase: str) -> list[Item]:
+        key = fold(phrase)
+        items = self.matcher.keys.get(key)
+        if not items:
+            words = key.split()
+            if len(words) > 1 and words[0] in ARTICLES:
+                items = self.matcher.keys.get(" ".join(words[1:]))
+        return list(items or [])
+
+    def check(self, text: str, allowed_ids: Sequence[str]) -> TitleCheck:
+        """Every title-like phrase of ``text``; those not naming an item of ``allowed_ids`` are invented."""
+        allowed = {str(i) for i in allowed_ids}
+        mentioned: list[str] = []
+        invented: list[tuple[str, str]] = []
+        words = list(_WORD.finditer(text))
+        used = [False] * len(words)
+
+        def accept(items: list[Item], phrase: str, kind: str) -> None:
+            ids = [item.id for item in items if item.id in allowed]
+            if ids:
+                mentioned.extend(i for i in ids if i not in mentioned)
+            else:
+                invented.append((phrase, kind))
+
+        # 1. Quoted phrases: must be an allowed title (an optional year or " - genres" tail aside).
+        for match in _QUOTED.finditer(text):
+            inner = next(g for g in match.groups() if g is not None)
+            core = re.sub(r"\s*\(?(?:18|19|20)\d\d\)?\s*$", "", inner.split(" - ")[0]).strip(" .,;:!?")
+            items = self._items_of(core)
+            accept(items, inner, "catalogue" if items else "quoted")
+            for k, word in enumerate(words):
+                if match.start() <= word.start() < match.end():
+                    used[k] = True
+        # 2. Catalogue titles anywhere, longest first.
+        folded = [fold(w.group()) for w in words]
+        i = 0
+        while i < len(words):
+            if used[i]:
+                i += 1
+                continue
+            for n in range(min(self.matcher.max_words, len(words) - i), 0, -1):
+                if any(used[i : i + n]) or not all(folded[i : i + n]):
+                    continue
+                phrase = text[words[i].start() : words[i + n - 1].end()]
+                items = self._items_of(phrase)
+                if items and self._counts_as_title(text, words, i, n):
+                    year = _YEAR_AFTER.match(text, words[i + n - 1].end())
+                    if year and i + n < len(words) and words[i + n].start() < year.end():
+                        n += 1  # "Fargo (1996)": the year belongs to the title
+                    accept(items, phrase, "catalogue")
+                    for k in range(i, i + n):
+                        used[k] = True
+                    i += n - 1
+                    break
+            i += 1
+        # 3. Title-Cased runs left over: a made-up film unless it is an allowed title.
+        for start, end in self._capitalised_runs(text, words, used):
+            phrase = text[words[start].start() : words[end - 1].end()]
+            items = self._items_of(phrase)
+            if items:
+                accept(items, phrase, "catalogue")
+            else:
+                invented.append((phrase, "title-cased"))
+        return TitleCheck(tuple(mentioned), tuple(invented))
+
+    def _counts_as_title(self, text: str, words: list[re.Match[str]], i: int, n: int) -> bool:
+        core = [w.group() for w in words[i : i + n]]
+        significant = [w for w in core if w.lower() not in ARTICLES] or core
+        if all(w.isdigit() for w in core):
+            return False  # a bare number ("1995") is a year or a count, not a film
+        capitalised = significant[0][:1].isupper() or significant[0][:1].isdigit()
+        if len(significant) >= 2 and not all(w.lower() in _NOT_TITLE_WORDS | _CONNECTORS for w in significant):
+            return True  # a multi-word title, in any case
+        year = _YEAR_AFTER.match(text, words[i + n - 1].end())
+        if year and text[words[i + n - 1].end() :].lstrip().startswith("("):
+            return True  # "Heat (1995)"
+        return (
+            capitalised
+            and not _sentence_start(text, words[i].start())
+            and significant[0].lower() not in (_NOT_TITLE_WORDS | self.genre_words)
+        )
+
+    def _capitalised_runs(self, text: str, words: list[re.Match[str]], used: list[bool]) -> list[tuple[int, int]]:
+        def capital(k: int) -> bool:
+            word = words[k].group()
+            low = word.lower()
+            return (
+                not used[k]
+                and word[:1].isupper()
+                and low not in self.genre_words
+                and low not in _NOT_TITLE_WORDS
+                and low not in _CONNECTORS
+            )
+
+        runs, k = [], 0
+        while k < len(words):
+            if not capital(k):
+                k += 1
+                continue
+            end, capitals, j = k + 1, 1, k + 1
+            while (
+                j < len(words) and not used[j] and re.fullmatch(r"[ \t]+", text[words[j - 1].end() : words[j].start()])
+            ):
+                if capital(j):
+                    capitals, end = capitals + 1, j + 1
+                elif words[j].group().lower() not in _CONNECTORS:
+                    break
+                j += 1
+            if capitals >= 2:
+                runs.append((k, end))
+            k = max(end, k + 1)
+        return runs
+
+
+def _sentence_start(text: str, position: int) -> bool:
+    before = text[:position].rstrip(" \t\"'“(")
+    return not before or before[-1] in ".!?:\n-*•"
+
+
+# ---------------------------------------------------------------- evidence and explanations
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A grounded explanation of one recommendation."""
+
+    text: str
+    path: str  # "generated" or "fallback"
+    influences: list[tuple[str, str, float]]  # (item id, title, influence), measured items, strongest first
+    evidence: dict[str, Any]
+    raw_generation: str | None  # what the model wrote (None when it raised or was not asked)
+    reason: str = ""  # why the fallback was taken; empty on the generated path
+    invented: tuple[tuple[str, str], ...] = field(default=())  # invented titles found in raw_generation
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _join(names: Sequence[str]) -> str:
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def co_watched(
+    cooccurrence: Any, catalog: Catalog, history_ids: Sequence[str], item_id: str
+) -> list[tuple[str, float]]:
+    """(history id, co-occurrence similarity with ``item_id``) for co-watched pairs, strongest first.
+
+    ``cooccurrence`` is a ``retrieval.CooccurrenceRetriever`` (its sparse [N, N] ``similarity``).
+    """
+    if cooccurrence is None or not history_ids:
+        return []
+    rows = [catalog.row(i) for i in history_ids]
+    column = cooccurrence.similarity[:, catalog.row(item_id)]
+    values = np.asarray(column[rows].todense()).ravel() if hasattr(column, "todense") else np.asarray(column)[rows]
+    pairs = [(str(h), float(v)) for h, v in zip(history_ids, values) if v > 0]
+    return sorted(pairs, key=lambda pair: -pair[1])
+
+
+def build_evidence(
+    catalog: Catalog,
+    history: Sequence[Item],
+    item: Item,
+    values: np.ndarray,
+    *,
+    top_k: int = DEFAULT_TOP_K,
+    cooccurrence: Any = None,
+) -> dict[str, Any]:
+    """Facts an explanation may use: top positive influencers, shared genres, year, co-watched items."""
+    top = top_influencers(values, top_k)
+    influencers = [
+        {"id": history[i].id, "title": history[i].display_title(), "influence": float(values[i])} for i in top
+    ]
+    top_items = [history[i] for i in top]
+    shared = [g for g in item.genres if any(g in h.genres for h in top_items)]
+    measured = [history[i] for i in np.flatnonzero(np.isfinite(values))]
+    pool = [h.id for h in top_items] or [h.id for h in measured]
+    co = co_watched(cooccurrence, catalog, pool, item.id)[:2]
+    lines = []
+    if top_items:
+        names = _join([h.display_title() for h in top_items])
+        lines.append(f"The user's history items that raised this recommendation most: {names}.")
+    if shared:
+        lines.append(f"{item.title} shares the genres {', '.join(shared)} with them.")
+    if item.year:
+        lines.append(f"{item.title} was released in {item.year}.")
+    for history_id, _ in co:
+        lines.append(f"People who watched {catalog[history_id].display_title()} often also watched {item.title}.")
+    return {
+        "item": {"id": item.id, "title": item.display_title(), "year": item.year, "genres": list(item.genres)},
+        "top_influencers": influencers,
+        "shared_genres": shared,
+        "year": item.year,
+        "co_watched": [{"id": i, "title": catalog[i].display_title(), "similarity": s} for i, s in co],
+        "lines": lines,
+    }
+
+
+def fallback_text(evidence: dict[str, Any]) -> str:
+    """A sentence built only from ``evidence`` (so it names only the history and the item)."""
+    item = evidence["item"]["title"]
+    names = [entry["title"] for entry in evidence["top_influencers"]]
+    genres = evidence["shared_genres"]
+    if names:
+        text = f"We suggest {item} because you watched {_join(names)}"
+        text += f", which share its genres ({', '.join(genres)})." if genres else "."
+    elif evidence["item"]["genres"]:
+        text = (
+            f"We suggest {item}, a {'/'.join(evidence['item']['genres'])} film, from the pattern of your recent films."
+        )
+    else:
+        text = f"We suggest {item} from the pattern of your recent films."
+    if evidence["co_watched"]:
+        text += f" People who watched {evidence['co_watched'][0]['title']} often watched it too."
+    return text
+
+
+def _tidy(text: str) -> str:
+    """One paragraph; a sentence cut by the token cap is dropped when a full one precedes it."""
+    text = " ".join(str(text).split()).strip()
+    if text and text[-1] not in '.!?"”' and re.search(r"[.!?]\s", text):
+        text = text[: max(text.rfind(". "), text.rfind("! "), text.rfind("? ")) + 1]
+    return text
+
+
+def generate_checked(
+    generate: Callable[[list[dict[str, str]]], str],
+    messages: list[dict[str, str]],
+    checker: TitleChecker,
+    allowed_ids: Sequence[str],
+) -> tuple[str | None, str | None, str, tuple[tuple[str, str], ...]]:
+    """(raw generation, accepted text or None, reason for refusing, invented titles)."""
+    try:
+        raw = generate(messages)
+    except Exception as error:  # any model failure ends in the fallback, never in the caller
+        return None, None, f"generation raised {type(error).__name__}: {error}", ()
+    if not isinstance(raw, str):
+        return None, None, f"generation returned {type(raw).__name__}, not text", ()
+    text = _tidy(raw)
+    check = checker.check(raw, allowed_ids)
+    if check.invented:
+        names = "; ".join(f"{phrase!r} ({kind})" for phrase, kind in check.invented)
+        return raw, None, f"generation names films outside the history: {names}", check.invented
+    if len(text.split()) < 4:
+        return raw, None, "generation was empty or too short", ()
+    return raw, text, "", ()
+
+
+def default_candidates(
+    catalog: Catalog, history: Sequence[Item], item: Item, n: int = DEFAULT_DISTRACTORS
+) -> list[Item]:
+    """``item`` among ``n`` distractors drawn from the catalogue (seeded by the item id), history excluded.
+
+    Used when no candidate list is given: a relative score needs something to compare against.
+    """
+    seen = {h.id for h in history} | {item.id}
+    rng = np.random.default_rng(zlib.crc32(item.id.encode()))
+    pool = [row for row in rng.permutation(len(catalog)) if catalog.items[row].id not in seen][:n]
+    others = [catalog.items[row] for row in pool]
+    place = int(rng.integers(0, len(others) + 1))
+    return others[:place] + [item] + others[place:]
+
+
+def explain_item(
+    scorer: Scorer,
+    generator: Generator | Callable[..., str] | None,
+    catalog: Catalog,
+    history_items: Sequence[Item],
+    item: Item,
+    candidates: Sequence[Item] | None = None,
+    *,
+    window: int | None = DEFAULT_WINDOW,
+    max_history: int | None = DEFAULT_MAX_HISTORY,
+    top_k: int = DEFAULT_TOP_K,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    cooccurrence: Any = None,
+    values: np.ndarray | None = None,
+    checker: TitleChecker | None = None,
+) -> Explanation:
+    """Measure influences, build evidence, generate an explanation and verify it (or fall back).
+
+    Args:
+        scorer: ``score_labels`` provider (``LLMScorer``).
+        generator: an object with ``generate(messages, max_new_tokens)`` (``LLMScorer`` too), a
+            callable ``(messages) -> str``, or None to always use the fallback sentence.
+        catalog: the catalogue (titles to check against).
+        history_items: the user's history, oldest first.
+        item: the recommended item.
+        candidates: the rank prompt's candidates (must include ``item``); None draws distractors
+            with ``default_candidates``.
+        window: ablate only the last ``window`` shown items (None: all shown).
+        max_history: history items the rank prompt shows.
+        top_k: positive influencers given to the explanation.
+        max_new_tokens: generation cap.
+        cooccurrence: a ``CooccurrenceRetriever`` for co-watched evidence (optional).
+        values: precomputed influences ([H], as ``influence`` returns) to skip the ablation.
+        checker: a ``TitleChecker`` to reuse across calls.
+    """
+    history = list(history_items)
+    checker = checker or TitleChecker(catalog)
+    candidates = list(candidates) if candidates is not None else default_candidates(catalog, history, item)
+    base_score = None
+    if values is None:
+        report = measure_influence(scorer, history, candidates, item.id, window, max_history=max_history)
+        values, base_score = report.values, report.base_score
+    if len(values) != len(history):
+        raise ValueError(f"{len(values)} influence values for {len(history)} history items")
+    evidence = build_evidence(catalog, history, item, values, top_k=top_k, cooccurrence=cooccurrence)
+    evidence.update({"score_kind": "logprob", "base_score": base_score, "window": window})
+    order = sorted(np.flatnonzero(np.isfinite(values)), key=lambda i: -values[i])
+    influences = [(history[i].id, history[i].display_title(), float(values[i])) for i in order]
+    allowed = [h.id for h in history] + [item.id]
+    fallback = fallback_text(evidence)
+    if generator is None:
+        return Explanation(fallback, "fallback", influences, evidence, None, "no generator given")
+    top_ids = {entry["id"] for entry in evidence["top_influencers"]}
+    shown = [h for h in history if h.id in top_ids] or history[-EXPLAIN_HISTORY:]
+    messages = render_explain(shown, item, evidence["lines"], max_history=EXPLAIN_HISTORY).messages
+    call = generator.generate if hasattr(generator, "generate") else generator
+
+    def generate(msgs: list[dict[str, str]]) -> str:
+        return call(msgs, max_new_tokens=max_new_tokens)
+
+    raw, text, reason, invented = generate_checked(generate, messages, checker, allowed)
+    if text is None:
+        return Explanation(fallback, "fallback", influences, evidence, raw, reason, invented)
+    return Explanation(text, "generated", influences, evidence, raw)
+
+
+__all__ = [
+    "DEFAULT_WINDOW",
+    "SCORE_KINDS",
+    "Explanation",
+    "Generator",
+    "InfluenceReport",
+    "TitleCheck",
+    "TitleChecker",
+    "build_evidence",
+    "co_watched",
+    "default_candidates",
+    "explain_item",
+    "fallback_text",
+    "influence",
+    "measure_influence",
+    "target_scores",
+    "top_influencers",
+]
