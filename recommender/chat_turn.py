@@ -1,0 +1,311 @@
+"""One chat turn, end to end: message -> state -> recommendations -> reply -> store.
+
+The Gradio app (``ui/app.py``) calls these functions and holds no recommendation logic;
+tests call them with a fake pipeline. Nothing a person types can raise out of a turn: any
+exception becomes a friendly reply, the conversation state stays as it was before the turn
+and the store keeps everything written before it (each store write is its own transaction).
+
+    session = open_session(pipeline, store, user_id="196")
+    for update in run_turn(pipeline, store, session, "something funny, no horror", k=10):
+        show(update.reply, update.recommendations)       # the reply streams in pieces
+    session = update.session                              # the state after the turn
+    session, note = give_feedback(pipeline, store, session, item_id="100", action="like")
+
+``pipeline`` is anything with ``.catalog``, ``.recommend(history=, query=, filters=, k=)``,
+``.user_history(user_id)`` and ``.scorer`` (None, or an object with ``.stream(messages,
+max_new_tokens)`` yielding text pieces), i.e. a ``recommender.pipeline.Recommender``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from recommender.chat import (
+    ConversationState,
+    _miss_lines,  # "I could not find X. Did you mean ...?"; kept in LLM replies too
+    allowed_titles,
+    apply,
+    apply_feedback,
+    check_reply_names_only,
+    clean_message,
+    describe_constraints,
+    help_reply,
+    parse_message,
+    record_shown,
+    retrieval_history,
+    start_state,
+    templated_reply,
+    to_filters,
+)
+from recommender.prompting import render_chat_system
+from recommender.protocols import Recommendation
+
+log = logging.getLogger(__name__)
+
+NEW_USER = "new user"
+MAX_K = 50  # cards per turn; more is no conversation
+REPLY_ITEMS = 5  # ranked items the LLM sees when it writes the reply (shorter prompt, faster reply)
+REPLY_TOKENS = 80  # new tokens of an LLM reply
+REPLY_DEADLINE_S = 90.0  # an LLM reply still running after this long is dropped for the template
+SORRY = "Sorry, something went wrong on my side with that request, and nothing you asked for was lost. Please try again, or rephrase it."  # noqa: E501
+
+
+@dataclass(frozen=True)
+class Session:
+    """One person's conversation as the app keeps it between turns (JSON-safe via ``to_dict``)."""
+
+    session_id: str | None  # None until the store created the session
+    state: ConversationState
+    model: str | None = None  # what wrote the last list, for feedback rows
+    template_version: str | None = None
+    shown: tuple[str, ...] = ()  # item ids of the cards on screen, best first
+
+    @property
+    def user_id(self) -> str | None:
+        return self.state.user_id
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["state"] = self.state.to_json()
+        data["shown"] = list(self.shown)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Session | None:
+        if not data:
+            return None
+        return cls(
+            session_id=data.get("session_id"),
+            state=ConversationState.from_json(data["state"]),
+            model=data.get("model"),
+            template_version=data.get("template_version"),
+            shown=tuple(str(i) for i in data.get("shown") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class TurnUpdate:
+    """What the screen shows during and after a turn."""
+
+    reply: str  # markdown; the part written so far while streaming
+    recommendations: tuple[Recommendation, ...]
+    session: Session
+    source: str  # "llm", "template", "help" or "error"
+    done: bool
+
+
+def model_name(pipeline: Any) -> str:
+    """The line saying which model and adapter serve, e.g. "SmolLM2-135M-Instruct + LoRA ... on cpu"."""
+    scorer = getattr(pipeline, "scorer", None)
+    loaded = getattr(scorer, "loaded", None)
+    if loaded is not None and hasattr(loaded, "describe"):
+        return loaded.describe()
+    return "retrieval only (no LLM)" if scorer is None else type(scorer).__name__
+
+
+def parse_user(user: object) -> str | None:
+    """A user picker value as a user id; "", "new user" and None mean someone new."""
+    text = clean_message(user, 64)[0] if user is not None else ""
+    return None if text == "" or text.lower() == NEW_USER else text
+
+
+def resolve_user(pipeline: Any, user: object) -> tuple[ConversationState, str]:
+    """A fresh state for a picker value and a note for the reply ("" when all is well).
+
+    An id that is not in the dataset starts a new person (with no history), and the note says so.
+    """
+    user_id = parse_user(user)
+    if user_id is None:
+        return start_state(None), ""
+    try:
+        history = pipeline.user_history(user_id)
+    except (ValueError, KeyError) as error:
+        return start_state(None), f"{error} Starting as a new user with no history."
+    return start_state(user_id, {user_id: history}, pipeline.catalog), ""
+
+
+def open_session(pipeline: Any, store: Any, user: object = None) -> tuple[Session, str]:
+    """A new session for a picker value, stored when ``store`` is given; (session, note)."""
+    state, note = resolve_user(pipeline, user)
+    session_id = store.start_session(user_id=state.user_id, state=state.to_json()) if store is not None else None
+    return Session(session_id, state, model=model_name(pipeline)), note
+
+
+def load_session(pipeline: Any, store: Any, session_id: object) -> Session:
+    """A stored session (state, last template version) by id; ``ValueError`` when the id is unknown."""
+    sid = str(session_id or "").strip()
+    try:
+        saved = store.load_state(sid)
+        turns = store.turns(sid)
+    except KeyError:
+        raise ValueError(
+            f"session {sid[:64]!r} is not in the store; start a new one with an empty session id."
+        ) from None
+    state = ConversationState.from_json(saved) if saved else start_state(None)
+    version = turns[-1]["template_version"] if turns else None
+    shown = tuple(turns[-1]["shown"]) if turns else ()
+    return Session(sid, state, model=model_name(pipeline), template_version=version, shown=shown)
+
+
+def clamp_k(k: object, default: int = 10) -> int:
+    """``k`` from a slider or an API call as an int in 1..MAX_K."""
+    try:
+        value = int(float(k))  # sliders send floats
+    except (TypeError, ValueError, OverflowError):
+        return default
+    return max(1, min(MAX_K, value))
+
+
+def reply_messages(
+    pipeline: Any, recommendations: Sequence[Recommendation], state: ConversationState, message: str
+) -> list[dict[str, str]]:
+    """The chat_system prompt conditioned on the top ranked items, then the person's message."""
+    top = list(recommendations)[:REPLY_ITEMS]
+    items = [pipeline.catalog[rec.item_id] for rec in top]
+    constraints = [part for part in describe_constraints(state).split("; ") if part]
+    system = render_chat_system(items, [list(rec.reasons) for rec in top], constraints)
+    return [*system, {"role": "user", "content": clean_message(message, 500)[0]}]
+
+
+def acceptable_reply(reply: str, allowed: set[str], catalog: Any) -> bool:
+    """True when an LLM reply may be shown: not empty, not a loop, naming only allowed titles."""
+    words = reply.split()
+    if len(words) < 3:
+        return False
+    if len(words) >= 8 and len({w.lower().strip(",.") for w in words}) < len(words) / 3:
+        return False  # a small model repeating itself ("Children, Children, Children, ...")
+    return check_reply_names_only(reply, allowed, catalog)
+
+
+def _stream_reply(scorer: Any, messages: list[dict[str, str]], deadline_s: float) -> Iterator[str]:
+    """Text pieces of the LLM reply; stops (raising TimeoutError) once ``deadline_s`` has passed."""
+    start = time.monotonic()
+    for piece in scorer.stream(messages, max_new_tokens=REPLY_TOKENS):
+        yield piece
+        if time.monotonic() - start > deadline_s:
+            raise TimeoutError(f"the LLM reply took longer than {deadline_s:.0f} s")
+
+
+def run_turn(
+    pipeline: Any,
+    store: Any,
+    session: Session,
+    message: object,
+    k: object = 10,
+    llm_reply: bool = True,
+    deadline_s: float = REPLY_DEADLINE_S,
+) -> Iterator[TurnUpdate]:
+    """Run one turn and yield what to show: the cards first, then the reply as it streams.
+
+    The last update has ``done=True`` and the session after the turn. It never raises.
+    """
+    text = clean_message(message, 20_000)[0]
+    try:
+        yield from _turn(pipeline, store, session, text, clamp_k(k), llm_reply, deadline_s)
+    except Exception:  # noqa: BLE001 - a turn must never take the app down
+        log.exception("chat turn failed for message %r", text[:200])
+        yield TurnUpdate(SORRY, (), session, "error", True)
+
+
+def _turn(
+    pipeline: Any, store: Any, session: Session, text: str, k: int, llm_reply: bool, deadline_s: float
+) -> Iterator[TurnUpdate]:
+    catalog = pipeline.catalog
+    refinement = parse_message(text, catalog)
+    if refinement.is_empty:
+        reply = help_reply(refinement, catalog)
+        if store is not None:
+            session = replace(session, session_id=session.session_id or store.start_session(user_id=session.user_id))
+            store.record_turn(session.session_id, text, reply, state=session.state.to_json())
+        yield TurnUpdate(reply, (), session, "help", True)
+        return
+    state = apply(session.state, refinement)
+    recs = pipeline.recommend(
+        history=list(retrieval_history(state)), query=state.query or None, filters=to_filters(state), k=k
+    )
+    recs = tuple(recs)
+    state = record_shown(state, [rec.item_id for rec in recs])
+    version = recs[0].template_version if recs else session.template_version
+    after = replace(
+        session, state=state, model=model_name(pipeline), template_version=version, shown=tuple(r.item_id for r in recs)
+    )
+    fallback = templated_reply(recs, refinement, state)
+    reply, source = fallback, "template"
+    scorer = getattr(pipeline, "scorer", None)
+    if llm_reply and recs and scorer is not None and hasattr(scorer, "stream"):
+        yield TurnUpdate("…", recs, after, "llm", False)
+        written = ""
+        try:
+            for piece in _stream_reply(scorer, reply_messages(pipeline, recs, state, text), deadline_s):
+                written += piece
+                yield TurnUpdate(written, recs, after, "llm", False)
+            notes = "\n\n".join([*refinement.notes, *_miss_lines(refinement)])
+            written = f"{notes}\n\n{written.strip()}" if notes else written.strip()
+            if acceptable_reply(written, allowed_titles(recs, state, catalog), catalog):
+                reply, source = written, "llm"
+            else:
+                log.info("LLM reply rejected (empty, looping or naming other titles); using the template")
+        except Exception:  # noqa: BLE001 - the template is always there
+            log.exception("LLM reply failed; using the template")
+    if store is not None:
+        session_id = after.session_id or store.start_session(user_id=state.user_id)
+        after = replace(after, session_id=session_id)
+        store.record_turn(session_id, text, reply, shown=recs, state=state.to_json(), model=after.model,
+                          template_version=version)  # fmt: skip
+    yield TurnUpdate(reply, recs, after, source, True)
+
+
+def finish_turn(updates: Iterator[TurnUpdate]) -> TurnUpdate:
+    """The last update of a turn (for callers that do not stream)."""
+    *_, last = updates
+    return last
+
+
+def give_feedback(pipeline: Any, store: Any, session: Session, item_id: object, action: str) -> tuple[Session, str]:
+    """Record a like / dislike / seen on a shown item; (session after, a note for the screen). Never raises."""
+    item = str(item_id or "").strip()
+    if not item or item not in pipeline.catalog:
+        return session, "Pick one of the recommendations first."
+    try:
+        state = apply_feedback(session.state, item, action)
+        session_id = session.session_id
+        if store is not None:
+            session_id = session_id or store.start_session(user_id=state.user_id)
+            store.record_feedback(session_id, state.user_id, item, action, model=session.model,
+                                  template_version=session.template_version)  # fmt: skip
+            store.save_state(session_id, state.to_json())
+    except Exception:  # noqa: BLE001
+        log.exception("feedback %s on %s failed", action, item)
+        return session, "Sorry, that feedback could not be saved; please try again."
+    words = {"like": "Noted: you like", "dislike": "Noted: not for you:", "seen": "Noted: you have seen"}
+    title = pipeline.catalog[item].title
+    return replace(session, session_id=session_id, state=state), f"{words[action]} {title}."
+
+
+def recommend_for_message(pipeline: Any, message: object, user: object = None, k: object = 10) -> list[dict[str, Any]]:
+    """Stateless recommendations for one message and user (the ``/recommend`` API), as plain dicts.
+
+    Raises ``ValueError`` with one sentence for an unknown user; an empty message recommends from
+    the user's history alone.
+    """
+    user_id = parse_user(user)
+    state, note = resolve_user(pipeline, user)
+    if note:
+        raise ValueError(note.replace(" Starting as a new user with no history.", ""))
+    text = clean_message(message)[0]
+    state = apply(state, parse_message(text, pipeline.catalog)) if text else state
+    recs = pipeline.recommend(
+        history=list(retrieval_history(state)), query=state.query or None, filters=to_filters(state), k=clamp_k(k)
+    )
+    out = []
+    for rank, rec in enumerate(recs, start=1):
+        row = asdict(rec)
+        row["genres"] = list(rec.genres)
+        row["reasons"] = list(rec.reasons)
+        row["influences"] = [[i, float(v)] for i, v in rec.influences]
+        out.append({"rank": rank, "user_id": user_id, **row})
+    return out

@@ -1,0 +1,36 @@
+"""``recommender chat``: serve the Gradio chat (``ui/app.py``) on 127.0.0.1:7860.
+
+recommender chat                          # SmolLM2-135M + shipped adapter, ml-100k
+recommender chat --retrieval-only --port 7861 --db /tmp/feedback.sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from recommender.commands.recommend import add_model_arguments
+
+
+def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the chat server (``recommender chat`` and ``python -m ui.app`` share them)."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--db", default=None, help="feedback SQLite file (default $RECOMMENDER_DB or ~/.cache/...)")
+    parser.add_argument("-k", type=int, default=10, help="cards per answer (default 10)")
+    parser.add_argument("--retrieval-only", action="store_true", help="no LLM: retrieval ranking, templated replies")
+    parser.add_argument("--no-llm-reply", action="store_true", help="the LLM ranks, but replies are templated")
+    parser.add_argument("--concurrency", type=int, default=2, help="events served at once (default 2)")
+    add_model_arguments(parser)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("chat", help="serve the Gradio recommender chat (feedback kept in SQLite)")
+    add_chat_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ui.app import serve  # gradio is imported only when the chat is served
+
+    serve(args)
+    return 0

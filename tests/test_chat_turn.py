@@ -1,0 +1,246 @@
+"""One chat turn with a fake pipeline (milliseconds): bad input, fallbacks, the store, escaping."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from recommender.chat_turn import (
+    SORRY,
+    Session,
+    finish_turn,
+    give_feedback,
+    load_session,
+    open_session,
+    recommend_for_message,
+    run_turn,
+)
+from recommender.loaders import load_dataset
+from recommender.protocols import Recommendation
+from recommender.store import FeedbackStore
+from ui.render import cards_html, reply_markdown, user_markdown
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_dataset("ml-100k").catalog
+
+
+class FakeScorer:
+    """Streams a fixed reply in pieces (or raises)."""
+
+    def __init__(self, reply: str | Exception):
+        self.reply = reply
+        self.calls = []
+
+    def stream(self, messages, max_new_tokens=96):
+        self.calls.append(messages)
+        if isinstance(self.reply, Exception):
+            raise self.reply
+        for word in self.reply.split(" "):
+            yield word + " "
+
+
+class FakePipeline:
+    """The ``Recommender`` surface the chat uses: catalogue order, hard filters, one known user."""
+
+    def __init__(self, catalog, scorer=None, fail: Exception | None = None):
+        self.catalog = catalog
+        self.scorer = scorer
+        self.fail = fail
+        self.calls = []
+
+    def user_history(self, user_id):
+        if str(user_id) != "1":
+            raise ValueError(f"user id {str(user_id)!r} is not in ml-100k (943 users, ids 1 to 943).")
+        return ["1", "50"]
+
+    def recommend(self, user_id=None, history=None, k=10, query=None, filters=None, diversity=0.0):
+        self.calls.append({"history": history, "query": query, "filters": filters, "k": k})
+        if self.fail is not None:
+            raise self.fail
+        out = []
+        for item in self.catalog.items:
+            if filters and (set(item.genres) & set(filters.exclude_genres) or item.id in filters.exclude_items):
+                continue
+            if filters and filters.include_genres and not set(item.genres) & set(filters.include_genres):
+                continue
+            if item.id in (history or ()):
+                continue
+            out.append(
+                Recommendation(
+                    item.id,
+                    item.title,
+                    1.0 - len(out) / 100,
+                    0.5,
+                    None,
+                    "rank@test",
+                    item.year,
+                    item.genres,
+                    reasons=("Comedy like Toy Story (1995)",),
+                )  # fmt: skip
+            )
+            if len(out) == k:
+                break
+        return out
+
+
+@pytest.fixture()
+def store(tmp_path):
+    return FeedbackStore(tmp_path / "feedback.sqlite")
+
+
+def turn(pipeline, store, message, user=None, k=5, session=None):
+    session = session or open_session(pipeline, store, user)[0]
+    return finish_turn(run_turn(pipeline, store, session, message, k))
+
+
+def test_a_turn_recommends_stores_and_keeps_state(catalog, store):
+    pipeline = FakePipeline(catalog)
+    last = turn(pipeline, store, "something funny but no horror", user="1")
+    assert last.done and last.source == "template" and len(last.recommendations) == 5
+    assert all("Horror" not in rec.genres for rec in last.recommendations)
+    assert pipeline.calls[-1]["history"] == ["1", "50"]
+    stored = store.turns(last.session.session_id)
+    assert stored[0]["message"] == "something funny but no horror"
+    assert stored[0]["shown"] == [rec.item_id for rec in last.recommendations]
+    assert load_session(pipeline, store, last.session.session_id).state == last.session.state
+    again = turn(pipeline, store, "show me more", session=last.session)
+    assert not {r.item_id for r in again.recommendations} & {r.item_id for r in last.recommendations}
+
+
+@pytest.mark.parametrize("message", ["", "   ", None, "\u200f\u200e", "?!", "🙂"])
+def test_a_message_that_asks_for_nothing_gets_help(catalog, store, message):
+    last = turn(FakePipeline(catalog), store, message)
+    assert last.source == "help" and "I didn't catch a request" in last.reply and last.recommendations == ()
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "x" * 20_000,
+        "funny " * 4_000,
+        "something 😂🎬 funny 🍿",
+        "فيلم مضحك comedy אני רוצה",  # right-to-left text around a genre
+        "\u202eno horror\u202c",
+        "<script>alert(1)</script> comedy",
+    ],
+)
+def test_bad_input_never_raises_and_is_stored(catalog, store, message):
+    last = turn(FakePipeline(catalog), store, message)
+    assert last.done and last.source in ("template", "help")
+    assert store.counts()["turns"] == 1
+
+
+def test_script_in_a_message_is_escaped_everywhere(catalog, store):
+    message = "<script>alert(1)</script> a comedy about <b>cats</b>"
+    last = turn(FakePipeline(catalog), store, message)
+    from recommender.chat import describe_constraints
+
+    header = describe_constraints(last.session.state)
+    page = cards_html(last.recommendations, header=header + " " + message) + reply_markdown(last.reply)
+    page += user_markdown(message)
+    assert "<script>" not in page and "<b>" not in page
+    assert "&lt;script&gt;" in page
+
+
+def test_titles_are_escaped_in_cards():
+    title = "<img src=x onerror=alert(1)> & Co"
+    rec = Recommendation("9", title, 1.0, 1.0, None, "t", 1999, ("Drama",), ("<i>why</i>",))
+    html = cards_html([rec], header="<b>typed</b>")
+    assert "<img" not in html and "<i>" not in html and "<b>" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt; &amp; Co (1999)" in html
+
+
+def test_unknown_user_starts_as_new_user_and_says_so(catalog, store):
+    pipeline = FakePipeline(catalog)
+    session, note = open_session(pipeline, store, "no-such-user")
+    assert session.user_id is None and session.state.history == ()
+    assert "'no-such-user' is not in ml-100k" in note and "new user" in note
+    for new in (None, "", "new user", "New User"):
+        assert open_session(pipeline, store, new)[0].user_id is None
+    with pytest.raises(ValueError, match="not in ml-100k"):
+        recommend_for_message(pipeline, "comedy", "no-such-user", 5)
+
+
+def test_a_title_that_matches_nothing_is_named_with_the_closest(catalog, store):
+    last = turn(FakePipeline(catalog), store, "more like Zorblax the Unwatchable")
+    assert last.source == "help"
+    assert 'I could not find "Zorblax the Unwatchable" in the catalogue. Did you mean Sunchaser, The' in last.reply
+    last = turn(FakePipeline(catalog), store, "more like Zorblax the Unwatchable, but no horror")
+    assert last.source == "template" and len(last.recommendations) == 5
+    assert 'I could not find "Zorblax the Unwatchable"' in last.reply and "Did you mean" in last.reply
+
+
+def test_a_pipeline_exception_gives_a_friendly_reply_and_keeps_the_store(catalog, store):
+    ok = FakePipeline(catalog)
+    first = turn(ok, store, "comedy", user="1")
+    session_id = first.session.session_id
+    session, _ = give_feedback(ok, store, first.session, first.recommendations[0].item_id, "like")
+    before = store.counts()
+    broken = FakePipeline(catalog, fail=RuntimeError("CUDA out of memory"))
+    last = turn(broken, store, "no horror", session=session)
+    assert last.source == "error" and last.reply == SORRY and "CUDA" not in last.reply
+    assert last.session == session  # the state is as it was before the failed turn
+    assert store.counts() == before
+    assert load_session(ok, store, session_id).state == session.state
+
+
+def test_llm_reply_is_streamed_and_kept_when_it_names_only_allowed_titles(catalog, store):
+    pipeline = FakePipeline(catalog)
+    first = turn(pipeline, store, "comedy", k=5)
+    title = first.recommendations[0].title
+    pipeline.scorer = FakeScorer(f"You could try {title}, a fine pick for tonight with plenty of laughs.")
+    updates = list(run_turn(pipeline, store, open_session(pipeline, store)[0], "comedy", 5))
+    assert [u.done for u in updates][-1] and not any(u.done for u in updates[:-1])
+    assert len(updates) > 3  # cards first, then the reply in pieces
+    assert updates[0].recommendations and updates[-1].source == "llm" and title in updates[-1].reply
+    system = pipeline.scorer.calls[0][0]["content"]
+    assert title in system and pipeline.scorer.calls[0][-1] == {"role": "user", "content": "comedy"}
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "You should watch Fargo (1996), it is great and everybody loves it.",  # not in the list
+        "Children, Children, Children, Children, Children, Children, Children, Children, Children, Children, Children",
+        "",
+        RuntimeError("generation failed"),
+    ],
+)
+def test_a_bad_llm_reply_falls_back_to_the_template(catalog, store, reply):
+    pipeline = FakePipeline(catalog, scorer=FakeScorer(reply))
+    last = turn(pipeline, store, "comedy, no crime")
+    assert last.source == "template" and "Here are" in last.reply and "Fargo" not in last.reply
+
+
+def test_feedback_is_stored_with_model_and_template(catalog, store):
+    pipeline = FakePipeline(catalog)
+    last = turn(pipeline, store, "comedy", user="1")
+    item = last.recommendations[1].item_id
+    session, note = give_feedback(pipeline, store, last.session, item, "like")
+    assert "like" in note and item in session.state.liked
+    session, _ = give_feedback(pipeline, store, session, item, "seen")
+    rows = store.feedback(session.session_id)
+    assert [(r["item_id"], r["action"], r["user_id"], r["template_version"]) for r in rows] == [
+        (item, "like", "1", "rank@test"),
+        (item, "seen", "1", "rank@test"),
+    ]
+    assert give_feedback(pipeline, store, session, None, "like")[1] == "Pick one of the recommendations first."
+    assert give_feedback(pipeline, store, session, "<script>", "like")[0] == session
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM feedback").fetchone()[0] == 2
+
+
+def test_session_round_trips_through_gradio_state(catalog, store):
+    last = turn(FakePipeline(catalog), store, "90s comedy", user="1")
+    assert Session.from_dict(last.session.to_dict()) == last.session
+    assert Session.from_dict(None) is None
+
+
+def test_recommend_for_message_returns_plain_dicts(catalog):
+    rows = recommend_for_message(FakePipeline(catalog), "no horror", "new user", "7")
+    assert len(rows) == 7 and rows[0]["rank"] == 1 and isinstance(rows[0]["genres"], list)
+    assert rows[0]["user_id"] is None
+    assert len(recommend_for_message(FakePipeline(catalog), "", "1", 10_000)) == 50  # k is clamped
