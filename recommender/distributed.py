@@ -1,8 +1,8 @@
 """Sharding users across processes started by ``accelerate launch`` or ``torchrun``.
 
-Each process handles a contiguous block of users and writes a shard file; after a barrier
-(gloo on CPU, NCCL on GPUs, through accelerate) the main process merges the shards in rank
-order, so the merged output is in user order whatever the number of processes.
+Each process handles a contiguous block of users and writes a shard file; after a gloo
+barrier the main process merges the shards in rank order, so the merged output is in user
+order whatever the number of processes. ``RANK``/``WORLD_SIZE`` come from the launcher.
 """
 
 from __future__ import annotations
@@ -20,12 +20,14 @@ class Shards:
     def __init__(self):
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
-        self._state = None
+        self._group = False
         if self.world > 1:
-            from accelerate import PartialState
+            import torch.distributed as dist
 
-            self._state = PartialState()
-            self.rank, self.world = self._state.process_index, self._state.num_processes
+            if not dist.is_initialized():
+                # gloo works on CPU and GPU alike; the only collective used is a barrier.
+                dist.init_process_group("gloo")
+            self._group = True
 
     @property
     def is_main(self) -> bool:
@@ -35,8 +37,10 @@ class Shards:
         return shard(values, self.rank, self.world)
 
     def wait(self) -> None:
-        if self._state is not None:
-            self._state.wait_for_everyone()
+        if self._group:
+            import torch.distributed as dist
+
+            dist.barrier()
 
     def shard_path(self, output: Path, rank: int | None = None) -> Path:
         rank = self.rank if rank is None else rank
