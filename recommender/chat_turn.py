@@ -103,7 +103,8 @@ def model_name(pipeline: Any) -> str:
     scorer = getattr(pipeline, "scorer", None)
     loaded = getattr(scorer, "loaded", None)
     if loaded is not None and hasattr(loaded, "describe"):
-        return loaded.describe()
+        adapter = "" if getattr(loaded, "adapter_path", None) else " · no LoRA adapter"
+        return loaded.describe() + adapter
     return "retrieval only (no LLM)" if scorer is None else type(scorer).__name__
 
 

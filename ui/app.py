@@ -182,8 +182,8 @@ def build_app(pipeline: Any, store: Any, default_k: int = 10, llm_reply: bool = 
                 cards = gr.HTML(cards_html([]), elem_id="cards")
                 pick = gr.Radio(choices=[], label="Pick a recommendation for feedback", elem_id="pick")
                 with gr.Row():
-                    like = gr.Button("👍 Like", elem_id="like", size="sm")
-                    dislike = gr.Button("👎 Dislike", elem_id="dislike", size="sm")
+                    like = gr.Button("Thumbs up", elem_id="like", size="sm")
+                    dislike = gr.Button("Thumbs down", elem_id="dislike", size="sm")
                     seen = gr.Button("Seen it", elem_id="seen", size="sm")
                 note = gr.Markdown(elem_id="feedback-note")
         with gr.Row():
