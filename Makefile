@@ -29,7 +29,7 @@ browser:
 
 demo: install
 	$(VENV)/bin/recommender assets
-	$(VENV)/bin/recommender demo
+	$(VENV)/bin/recommender chat --host 127.0.0.1 --port 7860
 
 test: install browser
 	$(PY) -m pytest
