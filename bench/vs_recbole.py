@@ -177,8 +177,9 @@ def _run_model(model_name: str, data, split, folder: Path, args) -> ModelRun:
         config = _config(SASRec, folder, args, {"epochs": args.epochs, "train_neg_sample_args": None})
     else:
         # Pop only counts; without negatives its counts are positives only (RecBole's default
-        # would sample one negative per positive into the same item field).
-        config = _config(Pop, folder, args, {"epochs": 1, "train_neg_sample_args": None})
+        # would sample one negative per positive into the same item field). repeatable: True
+        # makes RecBole's evaluator rank unmasked, the rule its sequential models use.
+        config = _config(Pop, folder, args, {"epochs": 1, "train_neg_sample_args": None, "repeatable": True})
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
