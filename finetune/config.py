@@ -1,0 +1,207 @@
+"""Fine-tuning configuration: frozen dataclasses with ``help`` metadata, read from a YAML
+recipe and overridden from the command line (``--set lora.r=8`` or ``--max_steps 50``).
+
+Every unknown key, in the file or on the command line, fails with one sentence naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A recipe or override is wrong; the message names the key."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = field(default="ml-100k", metadata={"help": "dataset name or folder for recommender.loaders"})
+    prefixes_per_user: int = field(default=12, metadata={"help": "train-sequence prefixes sampled per user (0 = all)"})
+    min_history: int = field(default=5, metadata={"help": "shortest prefix (history length) used as an example"})
+    max_history: int = field(default=10, metadata={"help": "most recent history items shown in a prompt"})
+    n_candidates: int = field(default=10, metadata={"help": "candidates per ranking prompt (retriever top-N)"})
+    candidate_order: str = field(
+        default="retriever", metadata={"help": "'retriever' (best first, evidence shown) or 'shuffle' (seeded)"}
+    )
+    missing_target: str = field(
+        default="drop",
+        metadata={"help": "target not in the retriever top-N: 'drop' the example or put it at a 'random_slot'"},
+    )
+    random_negatives: int = field(default=0, metadata={"help": "random catalogue items among the candidates"})
+    task_mix: dict = field(
+        default_factory=lambda: {"rank": 1.0, "rating": 0.0, "explain": 0.0},
+        metadata={"help": "share of each task among examples: rank, rating, explain"},
+    )
+    max_examples: int = field(default=4000, metadata={"help": "cap on training examples after the mix"})
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    r: int = field(default=16, metadata={"help": "LoRA rank"})
+    alpha: int = field(default=32, metadata={"help": "LoRA alpha (scale = alpha / r)"})
+    dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA input"})
+    target_modules: tuple = field(
+        default=("q_proj", "k_proj", "v_proj", "o_proj"), metadata={"help": "module names that get LoRA"}
+    )
+    top_layers: int = field(
+        default=0,
+        metadata={"help": "LoRA only in the last N decoder layers (0 = all); backward then stops there (faster)"},
+    )
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    model: str | None = field(default=None, metadata={"help": "base model (None = embedded SmolLM2-135M GGUF)"})
+    quantize: str = field(default="none", metadata={"help": "'none' or '4bit' (bitsandbytes NF4 QLoRA)"})
+    precision: str = field(default="auto", metadata={"help": "'auto' (bf16 on CUDA, fp32 on CPU), 'fp32', 'bf16'"})
+    seed: int = field(default=0, metadata={"help": "seed of sampling, shuffling, LoRA init and dropout"})
+    max_steps: int = field(default=150, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=8, metadata={"help": "examples per micro-batch (per process)"})
+    grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
+    lr: float = field(default=1e-3, metadata={"help": "peak learning rate (AdamW)"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    warmup_steps: int = field(default=10, metadata={"help": "linear warm-up steps, then cosine decay to 10%"})
+    choice_loss: str = field(
+        default="labels", metadata={"help": "one-token answers: CE over the allowed 'labels' only, or full 'vocab'"}
+    )
+    checkpoint_every: int = field(default=25, metadata={"help": "steps between resumable checkpoints"})
+    threads: int = field(default=2, metadata={"help": "torch CPU threads"})
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    every: int = field(default=25, metadata={"help": "steps between validation runs (0 = only at the end)"})
+    users: int = field(default=200, metadata={"help": "fixed validation users sampled for selection and blending"})
+    report_users: int = field(default=300, metadata={"help": "other validation users for the final report (0 = skip)"})
+    batch_size: int = field(default=16, metadata={"help": "prompts per scoring forward pass"})
+    metric: str = field(default="blend_NDCG@10", metadata={"help": "selection metric: NDCG@10 or blend_NDCG@10"})
+    patience: int = field(default=3, metadata={"help": "evaluations without improvement before stopping"})
+    seed: int = field(default=1234, metadata={"help": "seed of the validation user samples"})
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    output_dir: str = field(default="runs/ml100k-cpu", metadata={"help": "folder for adapter, metadata, curves"})
+    data: DataConfig = field(default_factory=DataConfig, metadata={"help": "training examples"})
+    lora: LoraSettings = field(default_factory=LoraSettings, metadata={"help": "LoRA adapter"})
+    train: TrainSettings = field(default_factory=TrainSettings, metadata={"help": "optimisation"})
+    eval: EvalSettings = field(default_factory=EvalSettings, metadata={"help": "validation while training"})
+
+
+# Short override names accepted as --max_steps etc.: unique leaf names.
+def leaf_paths(cls: type = FinetuneConfig, prefix: str = "") -> dict[str, str]:
+    """Dotted path of every leaf key, e.g. {"lora.r": "lora.r", ...}."""
+    out = {}
+    for f in fields(cls):
+        path = f"{prefix}{f.name}"
+        if is_dataclass(f.type if isinstance(f.type, type) else _field_type(cls, f.name)):
+            out.update(leaf_paths(_field_type(cls, f.name), path + "."))
+        else:
+            out[path] = path
+    return out
+
+
+def _field_type(cls: type, name: str) -> Any:
+    return {f.name: f.default_factory for f in fields(cls) if f.default_factory is not dataclasses.MISSING}.get(
+        name, type(None)
+    )
+
+
+def _build(cls: type, values: dict, where: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(
+                f"unknown config key '{where}{key}'; known keys under '{where or 'top level'}': {', '.join(known)}."
+            )
+        sub = _field_type(cls, key)
+        if isinstance(sub, type) and is_dataclass(sub):
+            if not isinstance(value, dict):
+                raise ConfigError(
+                    f"config key '{where}{key}' must be a mapping of {', '.join(f.name for f in fields(sub))}."
+                )
+            kwargs[key] = _build(sub, value, f"{where}{key}.")
+        else:
+            kwargs[key] = _coerce(value, known[key], f"{where}{key}", cls)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, f: dataclasses.Field, path: str, cls: type) -> Any:
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    if isinstance(default, tuple) and isinstance(value, list):
+        return tuple(value)
+    if isinstance(default, bool) and not isinstance(value, bool):
+        raise ConfigError(f"config key '{path}' must be true or false, got {value!r}.")
+    if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if default is not None and value is not None and not isinstance(value, type(default)):
+        raise ConfigError(f"config key '{path}' must be a {type(default).__name__}, got {value!r}.")
+    return value
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> FinetuneConfig:
+    """The recipe at ``path`` (or the defaults) with ``key=value`` overrides applied.
+
+    Keys are dotted (``lora.r=8``) or a unique leaf name (``max_steps=50``); values are YAML
+    (``lora.target_modules=[q_proj,v_proj]``, ``data.task_mix={rank: 0.8, rating: 0.2}``).
+    """
+    raw: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist.")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}.") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path} must hold a mapping of config keys.")
+    paths = leaf_paths()
+    by_leaf: dict[str, list[str]] = {}
+    for dotted in paths:
+        by_leaf.setdefault(dotted.rsplit(".", 1)[-1], []).append(dotted)
+    for override in overrides:
+        if "=" not in override:
+            raise ConfigError(f"override {override!r} must look like key=value.")
+        key, text = override.split("=", 1)
+        key = key.strip().lstrip("-")
+        if key not in paths:
+            matches = by_leaf.get(key, [])
+            if len(matches) != 1:
+                raise ConfigError(
+                    f"unknown config key '{key}'"
+                    + (f" (ambiguous: {', '.join(matches)})." if matches else "; run with --help to list the keys.")
+                )
+            key = matches[0]
+        node = raw
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(text)
+    return _build(FinetuneConfig, raw, "")
+
+
+def config_dict(config: Any) -> dict:
+    """The resolved config as plain JSON-able data."""
+    return dataclasses.asdict(config)
+
+
+def help_lines(cls: type = FinetuneConfig, prefix: str = "") -> list[str]:
+    """ "key (default): help" for every leaf key, for --help."""
+    out = []
+    instance = cls()
+    for f in fields(cls):
+        value = getattr(instance, f.name)
+        if is_dataclass(value):
+            out += help_lines(type(value), f"{prefix}{f.name}.")
+        else:
+            out.append(f"  {prefix}{f.name} ({value!r}): {f.metadata.get('help', '')}")
+    return out

@@ -1,0 +1,188 @@
+"""Collaborative evidence for the ``rank_evidence`` prompt, and its renderer. Pure numpy.
+
+Serving and fine-tuning call THE SAME functions here, so an adapter sees at inference the
+exact prompt layout and evidence it was trained on:
+
+    scorer = PrefixScorer(hybrid, split.train_sequences())
+    scores, sims = scorer.scores(history_rows)                    # serving: the user's history
+    scores, sims = scorer.scores(prefix, user_items=train_rows)   # training: a prefix of a train sequence
+    rows = top-N of scores; prompt = render_rank_evidence(catalog, history_rows, rows, scores, sims)
+
+Why ``PrefixScorer`` exists: the co-occurrence matrix is built from whole train sequences, so
+for a training prefix the user's own LATER items would co-occur with the history and inflate
+the very target we ask about (a train/serve skew). ``scores(prefix, user_items=...)`` removes
+the user's own contribution and adds back only the prefix, which is exactly what the
+matrix looks like at serving time for a user whose history is that prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from prompts import render, template_version
+from recommender.data import Catalog
+from recommender.prompting import RankPrompt, make_labels
+from recommender.retrieval import HybridRetriever, standardise
+
+TEMPLATE = "rank_evidence"
+RECENT = 10  # last history items the co-watch evidence counts over
+NEIGHBOURS = 50  # a candidate is "co-watched" with a history item if among its 50 nearest
+
+
+class PrefixScorer:
+    """Hybrid-retriever scores for any prefix of a train sequence, without the user's future.
+
+    Reproduces ``HybridRetriever.score_batch`` (pop + co-occurrence + embedding, z-scored and
+    blended with its weights) from a dense co-occurrence matrix that can be corrected per user.
+    """
+
+    def __init__(self, hybrid: HybridRetriever, train_sequences: dict[str, np.ndarray]):
+        unknown = set(hybrid.components) - {"pop", "cooccurrence", "embedding"}
+        if unknown:
+            raise ValueError(f"PrefixScorer knows pop, cooccurrence and embedding components, not {sorted(unknown)}.")
+        co_retriever = hybrid.components["cooccurrence"]
+        if getattr(co_retriever, "neighbours", None) is not None:
+            raise ValueError(
+                "PrefixScorer needs a co-occurrence retriever without neighbour pruning (neighbours=None)."
+            )
+        self.hybrid = hybrid
+        self.n = len(hybrid.catalog)
+        self.window = int(getattr(co_retriever, "window", RECENT))
+        self.shrink = float(getattr(co_retriever, "shrink", 0.0))
+        x = np.zeros((len(train_sequences), self.n), dtype=np.float32)  # [U, N] binary
+        for u, rows in enumerate(train_sequences.values()):
+            x[u, np.asarray(rows, dtype=np.int64)] = 1.0
+        self.co = x.T @ x  # [N, N] users who had both items (diagonal: item counts)
+        self.counts = np.diag(self.co).astype(np.float64).copy()  # [N]
+        embedding = hybrid.components.get("embedding")
+        # float64 copy made once: the retriever promotes its float32 vectors on every call (slow).
+        self.vectors64 = np.asarray(embedding.vectors, dtype=np.float64) if embedding is not None else None
+        pop = hybrid.components.get("pop")
+        self.pop_counts = np.asarray(pop.counts, dtype=np.float64) if pop is not None else None
+
+    def _similarity(self, rows: np.ndarray, user: np.ndarray | None, prefix: np.ndarray) -> np.ndarray:
+        """[R, N] shrunk cosine rows of ``rows`` with the user's non-prefix items removed."""
+        co = self.co[rows].astype(np.float64)  # [R, N]
+        counts = self.counts.copy()
+        if user is not None:
+            # Remove the user's whole train sequence, add back the prefix only.
+            delta = user - prefix  # [N] 1 for the user's items after the prefix
+            co -= np.outer(user[rows], user) - np.outer(prefix[rows], prefix)
+            counts -= delta
+        co[np.arange(len(rows)), rows] = 0.0
+        denominator = np.sqrt(np.outer(counts[rows], counts)) + self.shrink
+        return np.where(denominator > 0, co / np.maximum(denominator, 1e-12), 0.0)
+
+    def scores(self, history: np.ndarray, user_items: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Hybrid scores [N] and the co-occurrence rows [R, N] of the last ``RECENT`` items.
+
+        Args:
+            history: catalogue rows the user has seen, oldest first (a prefix at training time).
+            user_items: the user's whole train sequence when ``history`` is a prefix of it; None
+                at serving time (the matrix then already holds exactly the history).
+        """
+        history = np.asarray(history, dtype=np.int64)
+        prefix = np.zeros(self.n)
+        prefix[history] = 1.0
+        user = None
+        if user_items is not None:
+            user = np.zeros(self.n)
+            user[np.asarray(user_items, dtype=np.int64)] = 1.0
+        recent = _unique_recent(history, max(self.window, RECENT))
+        sims = self._similarity(recent, user, prefix) if len(recent) else np.zeros((0, self.n))
+        parts = {}
+        co_rows = _unique_recent(history, self.window)
+        window_sims = sims[[list(recent).index(r) for r in co_rows]] if len(co_rows) else np.zeros((0, self.n))
+        parts["cooccurrence"] = standardise(window_sims.sum(axis=0)[None, :])
+        if "pop" in self.hybrid.components:
+            counts = self.pop_counts.copy()
+            if user is not None:
+                counts -= user - prefix
+            parts["pop"] = standardise(np.log1p(counts)[None, :])
+        if "embedding" in self.hybrid.components:
+            embedding = self.hybrid.components["embedding"]
+            profile = embedding.profile(history)  # same profile and cosine as EmbeddingRetriever.score_batch
+            raw = np.log1p(embedding.popularity) if profile is None else self.vectors64 @ profile
+            parts["embedding"] = standardise(raw[None, :])
+        out = np.zeros(self.n)
+        for name, weight in self.hybrid.weights.items():
+            if weight:
+                out += weight * parts[name][0]
+        evidence_rows = sims[[list(recent).index(r) for r in _unique_recent(history, RECENT)]] if len(recent) else sims
+        return out, evidence_rows
+
+
+def _unique_recent(history: np.ndarray, k: int) -> np.ndarray:
+    """The last ``k`` history rows as the co-occurrence retriever reads them (duplicates kept once)."""
+    recent = np.asarray(history, dtype=np.int64)[-k:]
+    _, first = np.unique(recent, return_index=True)
+    return recent[np.sort(first)]
+
+
+def cowatch_counts(
+    sims: np.ndarray, seen: np.ndarray, candidates: np.ndarray, neighbours: int = NEIGHBOURS
+) -> np.ndarray:
+    """[K] how many recent history items have each candidate among their ``neighbours`` nearest
+    unseen items by co-occurrence (0 when they never co-occur)."""
+    if len(sims) == 0:
+        return np.zeros(len(candidates), dtype=np.int64)
+    masked = sims.copy()
+    masked[:, np.asarray(seen, dtype=np.int64)] = -np.inf
+    k = min(neighbours, masked.shape[1])
+    threshold = -np.partition(-masked, k - 1, axis=1)[:, k - 1 : k]  # [R, 1] k-th best per row
+    near = (masked >= threshold) & (masked > 0)  # [R, N]
+    return near[:, np.asarray(candidates, dtype=np.int64)].sum(axis=0)
+
+
+def evidence_lines(scores: np.ndarray, cowatch: np.ndarray, n_recent: int) -> list[str]:
+    """Short evidence strings: "fit 2.3, co-watched 6/10"."""
+    return [f"fit {s:.1f}, co-watched {int(c)}/{n_recent}" for s, c in zip(scores, cowatch)]
+
+
+def render_rank_evidence(
+    catalog: Catalog,
+    history: Sequence[int],
+    candidates: Sequence[int],
+    scores: np.ndarray,
+    sims: np.ndarray,
+    max_history: int = RECENT,
+) -> RankPrompt:
+    """The ``rank_evidence`` prompt for catalogue rows: recent titles, candidates in the given
+    (retriever) order labelled A, B, ... with their fit score and co-watch count.
+
+    Args:
+        history: catalogue rows, oldest first; the last ``max_history`` are shown.
+        candidates: catalogue rows, best first, distinct.
+        scores: [N] full-catalogue retrieval scores (``PrefixScorer.scores``).
+        sims: [R, N] co-occurrence rows of the recent history (``PrefixScorer.scores``).
+    """
+    candidates = [int(c) for c in candidates]
+    if not candidates:
+        raise ValueError("render_rank_evidence needs at least one candidate")
+    if len(set(candidates)) != len(candidates):
+        raise ValueError("duplicate candidate rows; deduplicate candidates before rendering")
+    labels = make_labels(len(candidates))
+    history = [int(h) for h in history]
+    shown = history[-max_history:] if max_history else []
+    cowatch = cowatch_counts(sims, np.asarray(history, dtype=np.int64), np.asarray(candidates))
+    lines = evidence_lines(np.asarray(scores)[candidates], cowatch, len(sims))
+    items = [catalog.items[c] for c in candidates]
+    messages = render(
+        TEMPLATE,
+        history=[catalog.items[h].display_title() for h in shown],
+        candidates=[
+            {"label": label, "text": _short(item), "evidence": line} for label, item, line in zip(labels, items, lines)
+        ],
+    )
+    ids = tuple(item.id for item in items)
+    return RankPrompt(messages, labels, ids, len(history) - len(shown), TEMPLATE, template_version(TEMPLATE))
+
+
+def _short(item) -> str:
+    """Title (year) - first genre: keeps 10-20 candidates within a few hundred tokens."""
+    text = item.display_title()
+    if item.genres:
+        text += " - " + item.genres[0]
+    return " ".join(text.split())

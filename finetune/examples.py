@@ -1,0 +1,213 @@
+"""SFT examples from the TRAIN split only, rendered by the same prompt functions as serving.
+
+Each example is a prefix of one user's training sequence: history = the events before
+position t (the last ``max_history`` shown), target = the event at t. Validation and test
+events are never read (``LeaveOneOutSplit.train``), so they appear neither as targets nor
+inside histories. Tasks:
+
+- ``rank``: candidates = retriever top-N for the prefix (leave-user-out scores, see
+  ``finetune.evidence.PrefixScorer``) + optional random items. In ``retriever`` order the
+  prompt is ``rank_evidence`` (fit score and co-watch count visible); a target outside the
+  top-N is dropped or put at a random slot. In ``shuffle`` order the prompt is the serving
+  ``rank`` template and a seeded permutation makes the target's letter uniform.
+- ``rating``: rated history + target -> its rating digit (``render_rating``).
+- ``explain``: history + target + facts from data (genres shared with the history, history
+  items co-watched with the target) -> a sentence built from the same facts (``render_explain``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from finetune.config import DataConfig
+from finetune.evidence import PrefixScorer, render_rank_evidence
+from recommender.data import Catalog
+from recommender.metrics import top_k
+from recommender.prompting import (
+    RATING_VALUES,
+    rank_completion,
+    rating_completion,
+    render_explain,
+    render_rank,
+    render_rating,
+)
+from recommender.split import LeaveOneOutSplit
+
+TASKS = ("rank", "rating", "explain")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One SFT example: prompt messages + the assistant's completion."""
+
+    task: str
+    user: str
+    target: int  # catalogue row of the target item
+    history: tuple[int, ...]  # every catalogue row the prompt was built from, oldest first
+    messages: list[dict[str, str]]
+    completion: str
+    choices: tuple[str, ...] = ()  # one-token answers the completion is one of ("" task: free text)
+    template: str = ""
+    template_version: str = ""
+
+
+def task_weights(mix: dict) -> dict[str, float]:
+    unknown = set(mix) - set(TASKS)
+    if unknown:
+        raise ValueError(f"data.task_mix names unknown task(s) {sorted(unknown)}; known: {', '.join(TASKS)}.")
+    total = float(sum(mix.values()))
+    if total <= 0 or any(v < 0 for v in mix.values()):
+        raise ValueError("data.task_mix needs non-negative shares with a positive sum.")
+    return {task: float(mix.get(task, 0.0)) / total for task in TASKS}
+
+
+def sample_positions(n_events: int, cfg: DataConfig, rng: np.random.Generator) -> np.ndarray:
+    """Target positions t (history = events[:t]) of one user's train sequence."""
+    positions = np.arange(cfg.min_history, n_events)
+    if cfg.prefixes_per_user and len(positions) > cfg.prefixes_per_user:
+        positions = np.sort(rng.choice(positions, cfg.prefixes_per_user, replace=False))
+    return positions
+
+
+def build_examples(
+    catalog: Catalog,
+    split: LeaveOneOutSplit,
+    scorer: PrefixScorer | None,
+    cfg: DataConfig,
+    seed: int = 0,
+    users: Sequence[str] | None = None,
+) -> list[Example]:
+    """Examples from prefixes of each user's train sequence, in a seeded random order.
+
+    Args:
+        scorer: leave-user-out retriever scores (needed for rank and explain tasks).
+        users: restrict to these users (default: all).
+    """
+    if cfg.candidate_order not in ("retriever", "shuffle"):
+        raise ValueError(f"data.candidate_order must be 'retriever' or 'shuffle', got {cfg.candidate_order!r}.")
+    if cfg.missing_target not in ("drop", "random_slot"):
+        raise ValueError(f"data.missing_target must be 'drop' or 'random_slot', got {cfg.missing_target!r}.")
+    if not 2 <= cfg.n_candidates <= 26 or not 0 <= cfg.random_negatives < cfg.n_candidates:
+        raise ValueError("data.n_candidates must be 2..26 and data.random_negatives below it.")
+    weights = task_weights(cfg.task_mix)
+    tasks, probabilities = list(weights), np.array(list(weights.values()))
+    rng = np.random.default_rng(seed)
+    out: list[Example] = []
+    for user in users if users is not None else split.users:
+        sequence = split.train(user)  # never the validation or test events
+        ratings = split.ratings.get(user)
+        for t in sample_positions(len(sequence), cfg, rng):
+            task = tasks[rng.choice(len(tasks), p=probabilities)]
+            if task == "rating" and ratings is None:
+                task = "rank"
+            history, target = sequence[:t], int(sequence[t])
+            if task == "rank":
+                example = _rank_example(catalog, scorer, cfg, rng, user, sequence, history, target)
+            elif task == "rating":
+                example = _rating_example(catalog, cfg, user, history, ratings[: len(sequence)], t, target)
+            else:
+                example = _explain_example(catalog, scorer, cfg, user, sequence, history, target)
+            if example is not None:
+                out.append(example)
+    order = rng.permutation(len(out))
+    return [out[i] for i in order[: cfg.max_examples or len(out)]]
+
+
+def _rank_example(catalog, scorer, cfg, rng, user, sequence, history, target) -> Example | None:
+    if scorer is None:
+        raise ValueError("rank examples need a PrefixScorer (the retriever's scores).")
+    scores, sims = scorer.scores(history, user_items=sequence)
+    n_hard = cfg.n_candidates - cfg.random_negatives
+    candidates = [int(c) for c in top_k(scores, n_hard, mask=history)]
+    if cfg.random_negatives:
+        pool = np.setdiff1d(np.arange(len(catalog)), np.concatenate([history, candidates, [target]]))
+        candidates += [int(c) for c in rng.choice(pool, min(cfg.random_negatives, len(pool)), replace=False)]
+    if target not in candidates:
+        if cfg.missing_target == "drop" and cfg.candidate_order == "retriever":
+            return None
+        # Replace the weakest hard negative, then put the target at a uniformly random slot.
+        candidates.pop(n_hard - 1)
+        candidates.insert(int(rng.integers(len(candidates) + 1)), target)
+    if cfg.candidate_order == "shuffle":
+        candidates = [candidates[i] for i in rng.permutation(len(candidates))]
+        prompt = render_rank(
+            [catalog.items[h] for h in history], [catalog.items[c] for c in candidates], max_history=cfg.max_history
+        )
+    else:
+        prompt = render_rank_evidence(catalog, history, candidates, scores, sims, max_history=cfg.max_history)
+    label = prompt.label_of(catalog.items[target].id)
+    return Example(
+        "rank",
+        user,
+        target,
+        tuple(int(h) for h in history),
+        prompt.messages,
+        rank_completion(label),
+        prompt.labels,
+        prompt.template,
+        prompt.template_version,
+    )
+
+
+def _rating_example(catalog, cfg, user, history, ratings, t, target) -> Example:
+    rated = [(catalog.items[int(h)], float(r)) for h, r in zip(history, ratings[:t])]
+    prompt = render_rating(rated, catalog.items[target], max_history=cfg.max_history)
+    completion = rating_completion(float(ratings[t]))
+    return Example(
+        "rating",
+        user,
+        target,
+        tuple(int(h) for h in history),
+        prompt.messages,
+        completion,
+        RATING_VALUES,
+        prompt.template,
+        prompt.template_version,
+    )
+
+
+def explanation_facts(catalog: Catalog, history: np.ndarray, target: int, co_rows: np.ndarray | None) -> list[str]:
+    """Facts from data only: genres the target shares with the recent history and the history
+    items most co-watched with it (``co_rows``: [N] co-occurrence similarity to the target)."""
+    item = catalog.items[target]
+    recent = [int(h) for h in history[-10:]]
+    shared = [g for g in item.genres if any(g in catalog.items[h].genres for h in recent)]
+    facts = []
+    if shared:
+        facts.append(f"shares the genres {', '.join(shared)} with films you watched")
+    if co_rows is not None:
+        best = [h for h in sorted(recent, key=lambda h: -co_rows[h]) if co_rows[h] > 0][:2]
+        if best:
+            titles = " and ".join(catalog.items[h].display_title() for h in best)
+            facts.append(f"people who watched {titles} also watched it")
+    return facts
+
+
+def _explain_example(catalog, scorer, cfg, user, sequence, history, target) -> Example | None:
+    co_rows = None
+    if scorer is not None:
+        # Similarity of every item to the target, without this user's own events.
+        _, sims = scorer.scores(np.append(history, target), user_items=np.append(sequence, target))
+        co_rows = sims[-1] if len(sims) else None
+    facts = explanation_facts(catalog, history, target, co_rows)
+    if not facts:
+        return None
+    item = catalog.items[target]
+    completion = f"You may like {item.display_title()} because it {facts[0]}" + (
+        f", and {facts[1]}." if len(facts) > 1 else "."
+    )
+    prompt = render_explain([catalog.items[int(h)] for h in history], item, facts, max_history=cfg.max_history)
+    return Example(
+        "explain",
+        user,
+        target,
+        tuple(int(h) for h in history),
+        prompt.messages,
+        completion,
+        (),
+        prompt.template,
+        prompt.template_version,
+    )

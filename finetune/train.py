@@ -1,0 +1,619 @@
+"""Offline LoRA fine-tuning of the ranking LLM on behaviour sequences (train split only).
+
+    recommender finetune --config finetune/configs/ml100k_cpu.yaml              # < 40 min on 2 CPU cores
+    recommender finetune --config finetune/configs/ml100k_cpu.yaml --max_steps 50 --set lora.r=8
+    recommender finetune --config finetune/configs/ml100k_cpu.yaml --resume     # continue from the last checkpoint
+    recommender finetune --config finetune/configs/ml100k_cpu_long.yaml        # the shipped adapter
+    recommender finetune --config finetune/configs/ml100k_qlora_gpu.yaml       # one GPU, 4-bit QLoRA, bf16
+    accelerate launch --config_file finetune/accelerate/ddp.yaml -m finetune.train \
+        --config finetune/configs/ml100k_qlora_gpu.yaml --set train.quantize=none
+    accelerate launch --config_file finetune/accelerate/fsdp.yaml -m finetune.train \
+        --config finetune/configs/ml100k_qlora_gpu.yaml --set train.quantize=none
+
+Why a plain accelerate loop and not TRL's SFTTrainer: the rank and rating answers are ONE
+token, and the loss we want is cross-entropy over the candidate labels at the last prompt
+position (exactly the distribution the serving scorer reads). With left padding every
+completion ends at the last position, so ``logits_to_keep`` = completion length + 1 computes
+the vocabulary projection for a handful of positions instead of the whole sequence (49,152 x
+~400 logits per example); see the README for the measured speed-up. The loop also runs the
+two-stage validation, early stopping and best-adapter keeping in a few lines.
+
+Output folder: ``adapter_model.safetensors`` + ``adapter_config.json`` (peft, best evaluation),
+``recommender_adapter.json`` (``recommender.llm.write_adapter_metadata``: base model, template
+versions, data fingerprint, resolved config, every evaluation, blend weight, final report),
+``curves.png``, and ``checkpoints/`` while training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from finetune.config import ConfigError, FinetuneConfig, config_dict, help_lines, leaf_paths, load_config
+
+RUN_FILE = "run.json"  # written first into the output folder: which run owns it
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A tokenised example: ``ids`` = prompt + completion; the last ``n_completion`` ids are the answer."""
+
+    ids: list[int]
+    n_completion: int
+    choice_ids: tuple[int, ...] = ()  # token ids of the allowed one-token answers (empty: free text)
+    target: int = -1  # index of the answer in ``choice_ids``
+
+
+# ------------------------------------------------------------------------------------- output folder
+
+
+def run_identity(config: FinetuneConfig, data_fingerprint: str = "") -> dict:
+    """What makes two runs the same run (resuming with more steps is the same run)."""
+    resolved = config_dict(config)
+    resolved.pop("output_dir")
+    resolved["train"].pop("max_steps")
+    resolved["eval"].pop("report_users")
+    return json.loads(json.dumps({"config": resolved, "data_fingerprint": data_fingerprint}))  # tuples -> lists
+
+
+def claim_output(folder: Path, identity: dict, overwrite: bool, resume: bool) -> None:
+    """Refuse a folder that holds another run (or unknown files) unless ``overwrite``."""
+    marker = folder / RUN_FILE
+    if folder.exists() and any(folder.iterdir()):
+        if overwrite:
+            shutil.rmtree(folder)
+        elif not marker.is_file():
+            raise ConfigError(f"output folder {folder} is not empty and holds no {RUN_FILE}; pass --overwrite.")
+        else:
+            previous = json.loads(marker.read_text())
+            if previous != identity:
+                raise ConfigError(
+                    f"output folder {folder} holds a different run (other config or data); "
+                    "pass --overwrite to replace it or choose another output_dir."
+                )
+            if not resume and (folder / CHECKPOINTS).is_dir():
+                shutil.rmtree(folder / CHECKPOINTS)  # same run started afresh
+    folder.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(identity, indent=1, sort_keys=True))
+
+
+def check_quantize(quantize: str) -> None:
+    """Fail fast, before loading anything, when 4-bit is asked for and cannot work."""
+    if quantize not in ("none", "4bit"):
+        raise ConfigError(f"config key 'train.quantize' must be 'none' or '4bit', got {quantize!r}.")
+    if quantize == "4bit":
+        try:
+            import bitsandbytes  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "train.quantize is '4bit' but bitsandbytes is not installed; "
+                'install it with `pip install "llm-recommender[cuda]"` or set quantize=none.'
+            ) from None
+        import torch
+
+        if not torch.cuda.is_available():
+            warnings.warn("4-bit QLoRA on CPU runs, but slower than float32 LoRA.", UserWarning, stacklevel=2)
+
+
+# ------------------------------------------------------------------------------------- model
+
+
+def add_lora(model, config: FinetuneConfig, quantized: bool):
+    """Wrap ``model`` with a trainable LoRA adapter (base weights frozen)."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if quantized:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    layers = None
+    if config.lora.top_layers:
+        total = model.config.num_hidden_layers
+        layers = list(range(max(0, total - config.lora.top_layers), total))
+    lora = LoraConfig(
+        layers_to_transform=layers,
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=list(config.lora.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora)
+
+
+def encode_examples(examples: Sequence, tokenizer) -> list[Encoded]:
+    """Token ids of each example through the tokenizer's chat template (as the serving scorer does)."""
+    end = tokenizer.eos_token or ""
+    out = []
+    for example in examples:
+        text = tokenizer.apply_chat_template(example.messages, tokenize=False, add_generation_prompt=True)
+        prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if example.choices:
+            choice_ids = tuple(_single_token(tokenizer, text, c) for c in example.choices)
+            target = example.choices.index(example.completion)
+            out.append(Encoded(prompt + [choice_ids[target]], 1, choice_ids, target))
+        else:
+            completion = tokenizer(example.completion + end, add_special_tokens=False)["input_ids"]
+            out.append(Encoded(prompt + completion, len(completion)))
+    return out
+
+
+def _single_token(tokenizer, prompt_text: str, answer: str, _cache: dict = {}) -> int:  # noqa: B006
+    key = (id(tokenizer), answer)
+    if key not in _cache:
+        base = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+        full = tokenizer(prompt_text + answer, add_special_tokens=False)["input_ids"]
+        if len(full) != len(base) + 1:
+            raise ValueError(f"answer {answer!r} is not one token after the assistant prompt for this tokenizer.")
+        _cache[key] = full[-1]
+    return _cache[key]
+
+
+def collate(batch: Sequence[Encoded], pad_id: int):
+    """Left-padded ids, mask and positions (positions start at 0 on each row, as in serving)."""
+    import torch
+
+    width = max(len(e.ids) for e in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)  # [B, T]
+    mask = torch.zeros((len(batch), width), dtype=torch.long)  # [B, T]
+    for row, example in enumerate(batch):
+        ids[row, width - len(example.ids) :] = torch.tensor(example.ids)
+        mask[row, width - len(example.ids) :] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # [B, T]
+    return ids, mask, positions
+
+
+def batch_loss(model, batch: Sequence[Encoded], pad_id: int, choice_loss: str = "labels"):
+    """Mean completion-only loss of a micro-batch.
+
+    One-token answers with ``choice_loss='labels'``: cross-entropy over the allowed answers'
+    logits (what the scorer ranks by); otherwise token cross-entropy over the completion.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    ids, mask, positions = collate(batch, pad_id)
+    device = next(p for p in model.parameters()).device
+    keep = max(e.n_completion for e in batch) + 1
+    logits = model(
+        input_ids=ids.to(device),
+        attention_mask=mask.to(device),
+        position_ids=positions.to(device),
+        logits_to_keep=keep,
+        use_cache=False,
+    ).logits.float()  # [B, keep, V]
+    losses = []
+    for row, example in enumerate(batch):
+        c = example.n_completion
+        predictions = logits[row, keep - 1 - c : keep - 1]  # [c, V] predict the completion tokens
+        if example.choice_ids and choice_loss == "labels":
+            allowed = predictions[0, list(example.choice_ids)]  # [n]
+            losses.append(F.cross_entropy(allowed[None], torch.tensor([example.target], device=device)))
+        else:
+            targets = torch.tensor(example.ids[-c:], device=device)
+            losses.append(F.cross_entropy(predictions, targets))
+    return torch.stack(losses).mean()
+
+
+# ------------------------------------------------------------------------------------- the loop
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up, then cosine decay to 10% of the peak."""
+    if step < warmup:
+        return (step + 1) / max(warmup, 1)
+    progress = (step - warmup) / max(total - warmup, 1)
+    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def micro_batch(n_examples: int, step: int, micro: int, config: FinetuneConfig, rank: int = 0, world: int = 1):
+    """Example indices of one micro-batch: a seeded permutation per epoch, so resuming at step s
+    sees exactly the batches an uninterrupted run would have seen."""
+    size = config.train.batch_size * world
+    start = (step * config.train.grad_accum + micro) * size
+    indices = []
+    for position in range(start, start + size):
+        epoch, offset = divmod(position, n_examples)
+        order = np.random.default_rng([config.train.seed, epoch]).permutation(n_examples)
+        indices.append(int(order[offset]))
+    return indices[rank::world]
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    found = sorted((folder / CHECKPOINTS).glob("step-*"))
+    return found[-1] if found else None
+
+
+def save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, state: dict) -> Path:
+    import torch
+    from peft import get_peft_model_state_dict
+
+    path = folder / CHECKPOINTS / f"step-{step:06d}"
+    path.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "adapter": get_peft_model_state_dict(model),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        },
+        path / "state.pt",
+    )
+    (path / "trainer_state.json").write_text(json.dumps({**state, "step": step}, indent=1))
+    for old in sorted((folder / CHECKPOINTS).glob("step-*"))[:-2]:  # keep the last two
+        shutil.rmtree(old)
+    return path
+
+
+def load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
+    import torch
+    from peft import set_peft_model_state_dict
+
+    saved = torch.load(path / "state.pt", weights_only=False)
+    set_peft_model_state_dict(model, saved["adapter"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    torch.set_rng_state(saved["torch_rng"])
+    return json.loads((path / "trainer_state.json").read_text())
+
+
+def train_loop(
+    model,
+    encoded: Sequence[Encoded],
+    config: FinetuneConfig,
+    folder: Path,
+    pad_id: int,
+    evaluate: Callable[[object], dict] | None = None,
+    save_best: Callable[[object, dict], None] | None = None,
+    resume: bool = False,
+    accelerator=None,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Optimise the LoRA weights of a peft ``model``; evaluate, keep the best, stop early, checkpoint.
+
+    Returns the trainer state: ``step``, ``losses`` ([step, loss] pairs), ``evals`` (metrics per
+    evaluation), ``best`` (the best evaluation), ``stopped_early``.
+    """
+    import torch
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    train = config.train
+    accelerator = accelerator or Accelerator(gradient_accumulation_steps=train.grad_accum, cpu=True)
+    torch.manual_seed(train.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, train.warmup_steps, train.max_steps)
+    )
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    state: dict = {"step": 0, "losses": [], "evals": [], "best": None, "bad_evals": 0, "stopped_early": False}
+    checkpoint = latest_checkpoint(folder) if resume else None
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint, accelerator.unwrap_model(model), optimizer, scheduler)
+        log(f"resumed from {checkpoint} at step {state['step']}")
+    metric = config.eval.metric
+
+    def run_eval(step: int) -> bool:
+        """Evaluate; keep the adapter when it is the best so far; True when patience ran out."""
+        if evaluate is None:
+            return False
+        model.eval()
+        metrics = {"step": step, **evaluate(accelerator.unwrap_model(model))}
+        model.train()
+        state["evals"].append(metrics)
+        log("eval " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
+        best = state["best"]
+        if best is None or metrics[metric] > best[metric] + 1e-9:
+            state["best"], state["bad_evals"] = metrics, 0
+            if save_best is not None and accelerator.is_main_process:
+                save_best(accelerator.unwrap_model(model), metrics)
+        else:
+            state["bad_evals"] += 1
+        return state["bad_evals"] >= config.eval.patience
+
+    model.train()
+    if state["step"] == 0 and not state["evals"] and config.eval.every:
+        run_eval(0)  # the zero-shot model: the curve's starting point
+    bar = tqdm(
+        total=train.max_steps, initial=state["step"], desc="fine-tuning", disable=not accelerator.is_main_process
+    )
+    step_started = time.perf_counter()
+    while state["step"] < train.max_steps:
+        step = state["step"]
+        total = 0.0
+        for micro in range(train.grad_accum):
+            indices = micro_batch(
+                len(encoded), step, micro, config, accelerator.process_index, accelerator.num_processes
+            )
+            with accelerator.accumulate(model):
+                loss = batch_loss(model, [encoded[i] for i in indices], pad_id, train.choice_loss)
+                accelerator.backward(loss)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            total += float(loss.detach()) / train.grad_accum
+        state["step"] = step = step + 1
+        state["losses"].append([step, total])
+        bar.update(1)
+        bar.set_postfix(
+            loss=f"{total:.3f}", s_per_step=f"{(time.perf_counter() - step_started) / (len(state['losses'])):.1f}"
+        )
+        stop = False
+        if config.eval.every and step % config.eval.every == 0:
+            stop = run_eval(step)
+        if train.checkpoint_every and (step % train.checkpoint_every == 0 or stop) and accelerator.is_main_process:
+            save_checkpoint(folder, step, accelerator.unwrap_model(model), optimizer, scheduler, state)
+        if stop:
+            state["stopped_early"] = True
+            log(f"early stop at step {step}: {metric} did not improve for {config.eval.patience} evaluations")
+            break
+    bar.close()
+    if evaluate is not None and (not state["evals"] or state["evals"][-1]["step"] != state["step"]):
+        run_eval(state["step"])
+    return state
+
+
+# ------------------------------------------------------------------------------------- main
+
+
+def sample_users(users: Sequence[str], n: int, seed: int, exclude: Sequence[str] = ()) -> list[str]:
+    """A fixed, seeded sample of ``n`` users (sorted), disjoint from ``exclude``."""
+    pool = [u for u in users if u not in set(exclude)]
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(pool), min(n, len(pool)), replace=False) if n else []
+    return [pool[i] for i in sorted(chosen)]
+
+
+def plot_curves(state: dict, path: Path, title: str) -> None:
+    """Training loss and validation NDCG@10 (LLM rerank, blend, retriever order) against steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    if state["losses"]:
+        steps, losses = np.array(state["losses"]).T
+        left.plot(steps, losses, alpha=0.3, label="loss (per step)")
+        window = max(1, len(losses) // 20)
+        smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+        left.plot(steps[window - 1 :], smooth, label=f"loss ({window}-step mean)")
+    left.set_xlabel("step")
+    left.set_ylabel("completion cross-entropy")
+    left.legend()
+    if state["evals"]:
+        steps = [e["step"] for e in state["evals"]]
+        for key, label in (
+            ("NDCG@10", "LLM rerank"),
+            ("blend_NDCG@10", "LLM + retrieval blend"),
+            ("retriever_NDCG@10", "retriever order"),
+        ):
+            right.plot(steps, [e[key] for e in state["evals"]], marker="o", label=label)
+    right.set_xlabel("step")
+    right.set_ylabel(f"validation NDCG@10 ({state['evals'][0]['users'] if state['evals'] else 0} users)")
+    right.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) -> dict:
+    """Build the SFT set, train the LoRA adapter, validate, save adapter + metadata + curves."""
+    check_quantize(config.train.quantize)
+    for name in ("metric",):
+        if config.eval.metric not in ("NDCG@10", "blend_NDCG@10"):
+            raise ConfigError(f"config key 'eval.{name}' must be NDCG@10 or blend_NDCG@10, got {config.eval.metric!r}.")
+    if config.train.choice_loss not in ("labels", "vocab"):
+        raise ConfigError(
+            f"config key 'train.choice_loss' must be 'labels' or 'vocab', got {config.train.choice_loss!r}."
+        )
+    from finetune.examples import task_weights
+
+    task_weights(config.data.task_mix)  # bad mixes fail before anything loads
+    import torch
+    from accelerate import Accelerator
+
+    from finetune.evidence import PrefixScorer
+    from finetune.examples import build_examples
+    from finetune.validate import build_eval_set, evaluate_logits
+    from recommender.hybrid import build_default_retriever
+    from recommender.llm import LoadedModel, load_model, write_adapter_metadata
+    from recommender.loaders import load_dataset
+    from recommender.scoring import LLMScorer
+    from recommender.split import LeaveOneOutSplit
+
+    started = time.perf_counter()
+    torch.set_num_threads(config.train.threads)
+    cuda = torch.cuda.is_available()
+    precision = config.train.precision if config.train.precision != "auto" else ("bf16" if cuda else "fp32")
+    accelerator = Accelerator(
+        gradient_accumulation_steps=config.train.grad_accum,
+        mixed_precision="bf16" if precision == "bf16" else "no",
+        cpu=not cuda,
+    )
+    log = accelerator.print
+    dataset = load_dataset(config.data.dataset)
+    folder = Path(config.output_dir)
+    claim_output(folder, run_identity(config, dataset.fingerprint()), overwrite, resume)
+    split = LeaveOneOutSplit(dataset.interactions)
+    hybrid = build_default_retriever(dataset, split)
+    scorer = PrefixScorer(hybrid, split.train_sequences())
+    template = "rank_evidence" if config.data.candidate_order == "retriever" else "rank"
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        threadpool_limits = None
+    limit = threadpool_limits(1) if threadpool_limits else None  # one BLAS thread: 15x faster small matvecs
+    examples = build_examples(dataset.catalog, split, scorer, config.data, config.train.seed)
+    eval_users = sample_users(split.eval_users, config.eval.users, config.eval.seed)
+    report_users = sample_users(split.eval_users, config.eval.report_users, config.eval.seed + 1, exclude=eval_users)
+    build = lambda users: build_eval_set(  # noqa: E731
+        dataset.catalog,
+        split.cases("valid", users),
+        scorer,
+        config.data.n_candidates,
+        config.data.max_history,
+        template,
+    )
+    eval_set, report_set = build(eval_users), build(report_users)
+    if limit is not None:
+        limit.unregister()
+    counts = {task: sum(e.task == task for e in examples) for task in ("rank", "rating", "explain")}
+    log(
+        f"{len(examples)} training examples {counts} from the train split; "
+        f"{len(eval_set)} + {len(report_set)} validation users"
+    )
+    if not examples:
+        raise ConfigError("no training examples were built; lower data.min_history or raise data.prefixes_per_user.")
+
+    quantized = config.train.quantize == "4bit"
+    loaded = load_model(config.train.model, quantize=config.train.quantize, device=str(accelerator.device))
+    tokenizer = loaded.tokenizer
+    encoded = encode_examples(examples, tokenizer)
+    lengths = [len(e.ids) for e in encoded]
+    log(f"tokens per example: median {int(np.median(lengths))}, max {max(lengths)}")
+    model = add_lora(loaded.model, config, quantized)
+    model.print_trainable_parameters()
+
+    def llm_logits(net, items) -> list[np.ndarray]:
+        wrapped = LoadedModel(net, tokenizer, loaded.base_name, None, device=str(accelerator.device))
+        scorer_ = LLMScorer(wrapped, batch_size=config.eval.batch_size)
+        return scorer_.score_labels([item.messages for item in items], [len(item.candidates) for item in items])
+
+    versions = {template: examples[0].template_version}
+    for example in examples:
+        versions[example.template] = example.template_version
+
+    def save_best(net, metrics: dict) -> None:
+        net.save_pretrained(str(folder))
+        write_adapter_metadata(folder, loaded.base_name, versions, status="training", best=metrics)
+
+    state = train_loop(
+        model,
+        encoded,
+        config,
+        folder,
+        tokenizer.pad_token_id,
+        evaluate=lambda net: evaluate_logits(eval_set, llm_logits(net, eval_set)),
+        save_best=save_best,
+        resume=resume,
+        accelerator=accelerator,
+        log=log,
+    )
+
+    # Final report on OTHER validation users: blend weights come from the selection users.
+    final: dict = {}
+    net = accelerator.unwrap_model(model)
+    if state["best"] is not None and (folder / "adapter_model.safetensors").is_file():
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(net, load_file(str(folder / "adapter_model.safetensors")))
+    if report_set:
+        net.eval()
+        zero_alpha = state["evals"][0]["blend_alpha"] if state["evals"] and state["evals"][0]["step"] == 0 else None
+        with net.disable_adapter():
+            zero = evaluate_logits(report_set, llm_logits(net, report_set), zero_alpha)
+        tuned = evaluate_logits(report_set, llm_logits(net, report_set), (state["best"] or {}).get("blend_alpha"))
+        final = {"users": len(report_set), "zero_shot": zero, "adapter": tuned}
+        log(
+            f"report on {len(report_set)} other validation users: NDCG@10 retriever order "
+            f"{tuned['retriever_NDCG@10']:.4f} | zero-shot {zero['NDCG@10']:.4f} (blend {zero['blend_NDCG@10']:.4f}) | "
+            f"adapter {tuned['NDCG@10']:.4f} (blend {tuned['blend_NDCG@10']:.4f}, alpha {tuned['blend_alpha']})"
+        )
+    minutes = (time.perf_counter() - started) / 60
+    if accelerator.is_main_process:
+        if not (folder / "adapter_model.safetensors").is_file():
+            net.save_pretrained(str(folder))
+        write_adapter_metadata(
+            folder,
+            loaded.base_name,
+            versions,
+            status="done",
+            data_fingerprint=dataset.fingerprint(),
+            dataset=dataset.name,
+            config=config_dict(config),
+            n_examples=counts,
+            steps=state["step"],
+            stopped_early=state["stopped_early"],
+            evaluations=state["evals"],
+            best=state["best"],
+            blend_alpha=(state["best"] or {}).get("blend_alpha"),
+            rerank_candidates=config.data.n_candidates,
+            max_history=config.data.max_history,
+            template=template,
+            report=final,
+            train_loss=state["losses"],
+            minutes=round(minutes, 1),
+            device=str(accelerator.device),
+        )
+        plot_curves(state, folder / "curves.png", f"{loaded.base_name} LoRA on {dataset.name}")
+        if (folder / CHECKPOINTS).is_dir() and not resume:
+            pass  # checkpoints stay until the next run of this folder; never shipped
+    log(f"done in {minutes:.1f} min; adapter, metadata and curves in {folder}")
+    return {"state": state, "report": final, "folder": str(folder)}
+
+
+# ------------------------------------------------------------------------------------- command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """--config, --set KEY=VALUE, --overwrite, --resume, and --KEY VALUE for every config key."""
+    parser.add_argument("--config", help="YAML recipe (finetune/configs/*.yaml); defaults when left out")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    parser.add_argument("--overwrite", action="store_true", help="replace an output folder holding another run")
+    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
+    paths = list(leaf_paths())
+    leaves: dict[str, list[str]] = {}
+    for path in paths:
+        leaves.setdefault(path.rsplit(".", 1)[-1], []).append(path)
+    group = parser.add_argument_group("config keys (each also accepted as --set key=value)", "\n".join(help_lines()))
+    for path in paths:
+        names = [f"--{path}"]
+        leaf = path.rsplit(".", 1)[-1]
+        if len(leaves[leaf]) == 1 and leaf != path:
+            names.append(f"--{leaf}")
+        group.add_argument(*names, dest=f"override__{path}", metavar="VALUE", default=None, help=argparse.SUPPRESS)
+
+
+def config_from_args(args: argparse.Namespace) -> FinetuneConfig:
+    overrides = list(args.set)
+    for name, value in vars(args).items():
+        if name.startswith("override__") and value is not None:
+            overrides.append(f"{name.removeprefix('override__')}={value}")
+    return load_config(args.config, overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        main(config_from_args(args), overwrite=args.overwrite, resume=args.resume)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="finetune.train",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(run(make_parser().parse_args()))

@@ -1,0 +1,265 @@
+"""Fine-tuning: SFT set without leakage, label balance, LoRA steps on a tiny Llama, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from finetune.config import ConfigError, DataConfig, FinetuneConfig, load_config
+from finetune.evidence import PrefixScorer, render_rank_evidence
+from finetune.examples import build_examples
+from finetune.train import Encoded, claim_output, run_identity
+from recommender.data import Catalog, Interactions, Item
+from recommender.retrieval import CooccurrenceRetriever, HybridRetriever, PopularityRetriever
+from recommender.split import LeaveOneOutSplit
+
+GENRES = ("Comedy", "Drama", "Horror", "Action")
+
+
+@pytest.fixture(scope="module")
+def world():
+    """40 items, 15 users with 12-25 distinct items each, a pop + co-occurrence hybrid."""
+    rng = np.random.default_rng(0)
+    catalog = Catalog([Item(str(i), f"Film {i}", 1990 + i % 10, (GENRES[i % 4],)) for i in range(40)])
+    users, items, times, ratings = [], [], [], []
+    for u in range(15):
+        seq = rng.choice(40, int(rng.integers(12, 26)), replace=False)
+        for t, item in enumerate(seq):
+            users.append(str(u))
+            items.append(int(item))
+            times.append(float(t))
+            ratings.append(float(rng.integers(1, 6)))
+    interactions = Interactions(
+        np.array(users, dtype=object), np.array(items), np.array(times), np.array(ratings, dtype=np.float32)
+    )
+    split = LeaveOneOutSplit(interactions)
+    components = {
+        "pop": PopularityRetriever(catalog, split.item_popularity(40)),
+        "cooccurrence": CooccurrenceRetriever(catalog, split.train_sequences()),
+    }
+    hybrid = HybridRetriever(catalog, components, {"pop": 0.3, "cooccurrence": 0.7})
+    return catalog, split, hybrid, PrefixScorer(hybrid, split.train_sequences())
+
+
+def test_prefix_scorer_matches_the_serving_retriever(world):
+    catalog, split, hybrid, scorer = world
+    for user in split.eval_users[:5]:
+        history = split.case(user, "valid").history  # = the whole train sequence
+        scores, sims = scorer.scores(history)
+        np.testing.assert_allclose(scores, hybrid.score_rows(history), atol=1e-9)
+        prompt = render_rank_evidence(catalog, history, [0, 1, 2], scores, sims)
+        assert prompt.template == "rank_evidence" and "co-watched" in prompt.messages[1]["content"]
+
+
+@pytest.mark.parametrize("order", ["retriever", "shuffle"])
+def test_no_validation_or_test_event_in_the_training_set(world, order):
+    catalog, split, _, scorer = world
+    cfg = DataConfig(
+        prefixes_per_user=0,
+        min_history=2,
+        n_candidates=6,
+        random_negatives=1,
+        candidate_order=order,
+        missing_target="random_slot",
+        task_mix={"rank": 0.5, "rating": 0.25, "explain": 0.25},
+    )
+    examples = build_examples(catalog, split, scorer, cfg, seed=0)
+    assert {e.task for e in examples} == {"rank", "rating", "explain"}
+    for example in examples:
+        train = list(split.train(example.user))
+        held_out = {split.case(example.user, s).target for s in ("valid", "test")}
+        assert example.target not in held_out and example.target in train
+        assert not held_out & set(example.history)
+        assert list(example.history) == train[: len(example.history)]  # a prefix, target right after
+        assert train[len(example.history)] == example.target
+        text = " ".join(m["content"] for m in example.messages)
+        for item in held_out:  # the held-out titles never reach a prompt as history
+            assert f"- {catalog.items[item].display_title()}\n" not in text.split("Candidates")[0]
+
+
+def test_target_letters_spread_evenly_when_shuffled(world):
+    catalog, split, _, scorer = world
+    cfg = DataConfig(
+        prefixes_per_user=0,
+        min_history=2,
+        n_candidates=5,
+        candidate_order="shuffle",
+        missing_target="random_slot",
+        max_examples=0,
+    )
+    examples = [e for seed in range(4) for e in build_examples(catalog, split, scorer, cfg, seed=seed)]
+    counts = Counter(e.completion for e in examples)
+    assert set(counts) == set("ABCDE")
+    expected = len(examples) / 5
+    # Chi-square with 4 degrees of freedom; 18.5 is the 0.1% critical value.
+    assert sum((c - expected) ** 2 / expected for c in counts.values()) < 18.5
+
+
+# ------------------------------------------------------------------------------------- tiny Llama
+
+
+@pytest.fixture
+def tiny_model():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
+    return LlamaForCausalLM(config)
+
+
+def tiny_examples(n: int = 24) -> list[Encoded]:
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        ids = [int(x) for x in rng.integers(5, 64, int(rng.integers(6, 12)))]
+        if i % 3:
+            out.append(Encoded(ids + [1 + i % 4], 1, (1, 2, 3, 4), i % 4))  # a one-token "letter"
+        else:
+            out.append(Encoded(ids + [7, 8, 0], 3))  # free text
+    return out
+
+
+def tiny_config(tmp_path, **train) -> FinetuneConfig:
+    overrides = [
+        f"output_dir={tmp_path}",
+        "lora.r=4",
+        "lora.dropout=0.0",
+        "eval.every=0",
+        "warmup_steps=1",
+        "train.batch_size=4",
+        "lr=0.01",
+        "checkpoint_every=1",
+    ]
+    return load_config(None, overrides + [f"{k}={v}" for k, v in train.items()])
+
+
+def test_two_lora_steps_change_the_adapter_and_not_the_base(tiny_model, tmp_path):
+    import torch
+
+    from finetune.train import add_lora, train_loop
+
+    config = tiny_config(tmp_path, max_steps=2)
+    model = add_lora(tiny_model, config, quantized=False)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    state = train_loop(model, tiny_examples(), config, tmp_path, pad_id=0, log=lambda _: None)
+    assert state["step"] == 2 and all(np.isfinite(loss) for _, loss in state["losses"])
+    after = dict(model.named_parameters())
+    lora = [n for n in before if "lora_" in n]
+    assert lora and any(not torch.equal(before[n], after[n]) for n in lora if "lora_B" in n)
+    assert all(torch.equal(before[n], after[n]) for n in before if "lora_" not in n)
+
+
+def test_resume_continues_from_the_checkpoint_step(tiny_model, tmp_path):
+    import copy
+
+    import torch
+
+    from finetune.train import add_lora, latest_checkpoint, train_loop
+
+    fresh = copy.deepcopy(tiny_model)
+    first = train_loop(
+        add_lora(tiny_model, tiny_config(tmp_path, max_steps=2), False),
+        tiny_examples(),
+        tiny_config(tmp_path, max_steps=2),
+        tmp_path,
+        0,
+        log=lambda _: None,
+    )
+    assert latest_checkpoint(tmp_path).name == "step-000002" and first["step"] == 2
+    messages = []
+    model = add_lora(fresh, tiny_config(tmp_path, max_steps=4), False)
+    resumed = train_loop(
+        model, tiny_examples(), tiny_config(tmp_path, max_steps=4), tmp_path, 0, resume=True, log=messages.append
+    )
+    assert messages[0].endswith("at step 2")
+    assert [step for step, _ in resumed["losses"]] == [1, 2, 3, 4]
+    assert resumed["losses"][:2] == first["losses"]
+    # The same 4 steps without interruption give the same adapter.
+    torch.manual_seed(0)
+    straight = train_loop(
+        add_lora(copy.deepcopy(fresh_base(tiny_model)), tiny_config(tmp_path / "b", max_steps=4), False),
+        tiny_examples(),
+        tiny_config(tmp_path / "b", max_steps=4),
+        tmp_path / "b",
+        0,
+        log=lambda _: None,
+    )
+    # (the optimizer state round trip leaves float noise in the last step)
+    np.testing.assert_allclose([x for _, x in straight["losses"]], [x for _, x in resumed["losses"]], rtol=1e-2)
+
+
+def fresh_base(_):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    return LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=64,
+        )
+    )
+
+
+# ------------------------------------------------------------------------------------- bad input
+
+
+def test_unknown_config_key_is_one_sentence_naming_it(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown config key 'lora\.rank'"):
+        load_config(None, ["lora.rank=8"])
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("train:\n  learning_rate: 0.1  # typo\n")
+    with pytest.raises(ConfigError, match=r"unknown config key 'train\.learning_rate'") as error:
+        load_config(recipe)
+    assert "\n" not in str(error.value)
+
+
+def test_cli_reports_an_unknown_key_without_a_traceback(capsys):
+    from recommender.cli import main
+
+    assert main(["finetune", "--set", "lora.rank=8"]) == 2
+    assert "unknown config key 'lora.rank'" in capsys.readouterr().err
+
+
+def test_4bit_without_bitsandbytes_fails_before_loading(monkeypatch, tmp_path):
+    import sys
+
+    from finetune.train import main
+
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # `import bitsandbytes` now raises ImportError
+    config = load_config(None, [f"output_dir={tmp_path}", "quantize=4bit"])
+    with pytest.raises(ConfigError, match="bitsandbytes is not installed"):
+        main(config)
+
+
+def test_output_folder_of_another_run_is_refused_unless_overwrite(tmp_path):
+    folder = tmp_path / "run"
+    first = run_identity(load_config(None, ["lora.r=8"]), "data-a")
+    claim_output(folder, first, overwrite=False, resume=False)
+    (folder / "adapter_model.safetensors").write_bytes(b"x")
+    claim_output(folder, run_identity(load_config(None, ["lora.r=8", "max_steps=999"]), "data-a"), False, True)
+    other = run_identity(load_config(None, ["lora.r=4"]), "data-a")
+    with pytest.raises(ConfigError, match="holds a different run"):
+        claim_output(folder, other, overwrite=False, resume=False)
+    with pytest.raises(ConfigError, match="holds a different run"):
+        claim_output(folder, run_identity(load_config(None, ["lora.r=8"]), "data-b"), False, False)
+    claim_output(folder, other, overwrite=True, resume=False)
+    assert json.loads((folder / "run.json").read_text()) == other
+    assert not (folder / "adapter_model.safetensors").exists()
