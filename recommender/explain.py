@@ -197,7 +197,7 @@ class TitleCheck:
     """Film titles found in a text: the allowed ones it names and the ones it must not."""
 
     mentioned: tuple[str, ...]  # allowed item ids named in the text
-    invented: tuple[tuple[str, str], ...]  # (phrase, kind): kind "catalogue", "quoted" or "title-cased"
+    invented: tuple[tuple[str, str], ...]  # (phrase, kind): "catalogue", "quoted", "year" or "title-cased"
 
     @property
     def ok(self) -> bool:
@@ -210,7 +210,8 @@ class TitleChecker:
     Titles are matched through ``recommender.titles.TitleMatcher`` keys, so loose writing passes:
     any case, "The Usual Suspects" / "Usual Suspects" for "Usual Suspects, The", with or without
     "(1995)". A text is refused when it names a catalogue title outside the allowed items, puts in
-    quotes something that is no allowed title, or contains a Title-Cased run of two or more words
+    quotes something that is no allowed title, puts a year in brackets after something that is no
+    allowed title ("the movie The (1997)"), or contains a Title-Cased run of two or more words
     (genres and sentence openers aside) that is no allowed title: films the model made up.
     One-word catalogue titles ("Heat", "Babe") count only when capitalised mid-sentence, quoted or
     followed by a year, so ordinary words are not taken for films.
@@ -252,8 +253,10 @@ class TitleChecker:
             core = re.sub(r"\s*\(?(?:18|19|20)\d\d\)?\s*$", "", inner.split(" - ")[0]).strip(" .,;:!?")
             items = self._items_of(core)
             accept(items, inner, "catalogue" if items else "quoted")
+            year = _YEAR_AFTER.match(text, match.end())
+            stop = year.end() if year and text[match.end() :].lstrip().startswith("(") else match.end()
             for k, word in enumerate(words):
-                if match.start() <= word.start() < match.end():
+                if match.start() <= word.start() < stop:
                     used[k] = True
         # 2. Catalogue titles anywhere, longest first.
         folded = [fold(w.group()) for w in words]
@@ -268,16 +271,22 @@ class TitleChecker:
                 phrase = text[words[i].start() : words[i + n - 1].end()]
                 items = self._items_of(phrase)
                 if items and self._counts_as_title(text, words, i, n):
-                    year = _YEAR_AFTER.match(text, words[i + n - 1].end())
-                    if year and i + n < len(words) and words[i + n].start() < year.end():
-                        n += 1  # "Fargo (1996)": the year belongs to the title
+                    end = self._title_tail(text, words[i + n - 1].end(), items)
                     accept(items, phrase, "catalogue")
-                    for k in range(i, i + n):
+                    k = i
+                    while k < len(words) and words[k].start() < end:
                         used[k] = True
-                    i += n - 1
+                        k += 1
+                    i = k - 1
                     break
             i += 1
-        # 3. Title-Cased runs left over: a made-up film unless it is an allowed title.
+        # 3. A year in brackets that follows no title found above names some other film: "The (1997)".
+        for k, word in enumerate(words):
+            if not used[k] and re.fullmatch(r"(?:18|19|20)\d\d", word.group()) and text[: word.start()].endswith("("):
+                before = text[max(0, word.start() - 30) : word.end() + 1].split()
+                invented.append((" ".join(before[-4:]), "year"))
+                used[k] = True
+        # 4. Title-Cased runs left over: a made-up film unless it is an allowed title.
         for start, end in self._capitalised_runs(text, words, used):
             phrase = text[words[start].start() : words[end - 1].end()]
             items = self._items_of(phrase)
@@ -287,17 +296,27 @@ class TitleChecker:
                 invented.append((phrase, "title-cased"))
         return TitleCheck(tuple(mentioned), tuple(invented))
 
+    def _title_tail(self, text: str, end: int, items: list[Item]) -> int:
+        """End of a title mention past its "(alias)" ("Seven (Se7en)") and "(1995)" that follow it."""
+        end += len(re.match(r"[.!?…'’]*", text[end:]).group())  # "Mars Attacks!", "Sunset Blvd."
+        alias = re.match(r"\s*\(([^()]{1,80})\)", text[end:])
+        if alias and not re.fullmatch(r"\s*(?:18|19|20)\d\d\s*", alias.group(1)):
+            if {item.id for item in self._items_of(alias.group(1))} & {item.id for item in items}:
+                end += alias.end()
+        year = re.match(r"\s*\(?(?:18|19|20)\d\d\)?", text[end:])
+        return end + year.end() if year else end
+
     def _counts_as_title(self, text: str, words: list[re.Match[str]], i: int, n: int) -> bool:
         core = [w.group() for w in words[i : i + n]]
         significant = [w for w in core if w.lower() not in ARTICLES] or core
+        year = re.match(r"[.!?…'’]*\s*\((?:18|19|20)\d\d\)", text[words[i + n - 1].end() :])
+        if year:
+            return True  # "Heat (1995)", "187 (1997)"
         if all(w.isdigit() for w in core):
             return False  # a bare number ("1995") is a year or a count, not a film
         capitalised = significant[0][:1].isupper() or significant[0][:1].isdigit()
         if len(significant) >= 2 and not all(w.lower() in _NOT_TITLE_WORDS | _CONNECTORS for w in significant):
             return True  # a multi-word title, in any case
-        year = _YEAR_AFTER.match(text, words[i + n - 1].end())
-        if year and text[words[i + n - 1].end() :].lstrip().startswith("("):
-            return True  # "Heat (1995)"
         return (
             capitalised
             and not _sentence_start(text, words[i].start())
@@ -470,6 +489,13 @@ def generate_checked(
     return raw, text, "", ()
 
 
+def explain_messages(history: Sequence[Item], item: Item, evidence: dict[str, Any]) -> list[dict[str, str]]:
+    """The ``explain`` prompt: the top influencers as the history (else the last few items) + evidence lines."""
+    top_ids = {entry["id"] for entry in evidence["top_influencers"]}
+    shown = [h for h in history if h.id in top_ids] or list(history)[-EXPLAIN_HISTORY:]
+    return render_explain(shown, item, evidence["lines"], max_history=EXPLAIN_HISTORY).messages
+
+
 def default_candidates(
     catalog: Catalog, history: Sequence[Item], item: Item, n: int = DEFAULT_DISTRACTORS
 ) -> list[Item]:
@@ -537,9 +563,7 @@ def explain_item(
     fallback = fallback_text(evidence)
     if generator is None:
         return Explanation(fallback, "fallback", influences, evidence, None, "no generator given")
-    top_ids = {entry["id"] for entry in evidence["top_influencers"]}
-    shown = [h for h in history if h.id in top_ids] or history[-EXPLAIN_HISTORY:]
-    messages = render_explain(shown, item, evidence["lines"], max_history=EXPLAIN_HISTORY).messages
+    messages = explain_messages(history, item, evidence)
     call = generator.generate if hasattr(generator, "generate") else generator
 
     def generate(msgs: list[dict[str, str]]) -> str:
@@ -563,6 +587,7 @@ __all__ = [
     "co_watched",
     "default_candidates",
     "explain_item",
+    "explain_messages",
     "fallback_text",
     "influence",
     "measure_influence",

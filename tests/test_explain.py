@@ -177,7 +177,7 @@ def test_top_influencers_orders_measured_values():
         "As a fan of THE USUAL SUSPECTS (1995), you will like fargo (1996).",
         "Usual Suspects, The and Se7en share its dark crime mood.",
         "Like Seven, Fargo is a Crime Thriller with a twisty plot.",
-        'Fans of "The Usual Suspects" will enjoy "Fargo (1996)".',
+        'Fans of "The Usual Suspects" (1995) will enjoy "Fargo (1996)".',
         "The heat of the story and a babe in the woods: an ordinary sentence.",
     ],
 )
@@ -198,6 +198,7 @@ def test_title_checker_finds_the_allowed_titles_it_accepts():
         ("It is as tense as Heat (1995).", "Heat", "catalogue"),
         ("You watched heat, but try return of the jedi.", "return of the jedi", "catalogue"),
         ('It is like "The Midnight Garden" with more crime.', "The Midnight Garden", "quoted"),
+        ("You enjoyed Fargo (1996) and the movie The (1997).", "the movie The (1997)", "year"),
         ("Fans of Silent Moonlight Express will enjoy this Crime and Drama film.", "Silent Moonlight Express",
          "title-cased"),
     ],
@@ -273,3 +274,20 @@ def test_explain_user_1_with_the_real_model_names_only_allowed_titles():
     allowed = [h.id for h in history] + [item.id]
     assert explanation.text and TitleChecker(dataset.catalog).check(explanation.text, allowed).ok
     assert explanation.path in {"generated", "fallback"} and len(explanation.influences) == 10
+
+
+def test_every_ml100k_title_written_as_the_fallback_writes_it_passes_the_checker():
+    from recommender.assets import find_ml100k
+    from recommender.loaders import load_dataset
+
+    if find_ml100k() is None:
+        pytest.skip("ml-100k not installed (pip install --no-deps recbole==1.2.1)")
+    catalog = load_dataset("ml-100k").catalog
+    checker = TitleChecker(catalog)
+    refused = []
+    for item in catalog.items:
+        name = item.display_title()
+        text = f"We suggest {name} because you watched {name}, which share its genres (Drama)."
+        if not checker.check(text, [item.id]).ok:
+            refused.append(name)
+    assert refused == []
