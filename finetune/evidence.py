@@ -137,8 +137,8 @@ def cowatch_counts(
 
 
 def evidence_lines(scores: np.ndarray, cowatch: np.ndarray, n_recent: int) -> list[str]:
-    """Short evidence strings: "fit 2.3, co-watched 6/10"."""
-    return [f"fit {s:.1f}, co-watched {int(c)}/{n_recent}" for s, c in zip(scores, cowatch)]
+    """Short evidence strings: "fit 2.3, co 6/10"."""
+    return [f"fit {s:.1f}, co {int(c)}/{n_recent}" for s, c in zip(scores, cowatch)]
 
 
 def render_rank_evidence(
@@ -181,8 +181,5 @@ def render_rank_evidence(
 
 
 def _short(item) -> str:
-    """Title (year) - first genre: keeps 10-20 candidates within a few hundred tokens."""
-    text = item.display_title()
-    if item.genres:
-        text += " - " + item.genres[0]
-    return " ".join(text.split())
+    """Title (year) only: keeps 10 candidates within ~200 tokens."""
+    return " ".join(item.display_title().split())

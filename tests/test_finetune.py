@@ -51,7 +51,7 @@ def test_prefix_scorer_matches_the_serving_retriever(world):
         scores, sims = scorer.scores(history)
         np.testing.assert_allclose(scores, hybrid.score_rows(history), atol=1e-9)
         prompt = render_rank_evidence(catalog, history, [0, 1, 2], scores, sims)
-        assert prompt.template == "rank_evidence" and "co-watched" in prompt.messages[1]["content"]
+        assert prompt.template == "rank_evidence" and " co " in prompt.messages[1]["content"]
 
 
 @pytest.mark.parametrize("order", ["retriever", "shuffle"])
