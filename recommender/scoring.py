@@ -77,10 +77,13 @@ class LLMScorer:
 
     # -- tokens --------------------------------------------------------------------------------
 
+    def chat_text(self, messages: Messages) -> str:
+        """The conversation as the model sees it, with the assistant turn opened (generation prompt)."""
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
     def encode(self, messages: Messages) -> list[int]:
-        """Token ids of a conversation with the assistant turn opened (generation prompt)."""
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        """Token ids of ``chat_text(messages)``; the chat template already holds the special tokens."""
+        return self.tokenizer(self.chat_text(messages), add_special_tokens=False)["input_ids"]
 
     def answer_token_ids(self, answers: Sequence[str]) -> torch.Tensor:
         """Token id of each answer as the assistant's first token; ``ValueError`` if one is not a single token.
@@ -88,8 +91,8 @@ class LLMScorer:
         Checked on a real rendered prompt: tokenize prompt and prompt + answer and require exactly one
         extra token, so a tokenizer that merges the answer with the template's newline is caught.
         """
-        probe = self.encode([{"role": "system", "content": "Answer."}, {"role": "user", "content": "Pick one."}])
-        text = self.tokenizer.decode(probe)
+        text = self.chat_text([{"role": "system", "content": "Answer."}, {"role": "user", "content": "Pick one."}])
+        probe = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         ids = []
         for answer in answers:
             full = self.tokenizer(text + answer, add_special_tokens=False)["input_ids"]
@@ -204,7 +207,7 @@ class LLMScorer:
         """
         rendered = [render_pointwise(history, item, max_history=self.max_history) for item in candidates]
         sequences = [self.encode(p.messages) for p in rendered]
-        if not cache_prefix or len(sequences) < 2:
+        if not cache_prefix or len(sequences) < 2 or _common_prefix(sequences) == 0:
             scores = self._yes_probability(self.last_logits(sequences)) if sequences else np.zeros(0)
         else:
             scores = self._yes_probability(self._shared_prefix_logits(sequences))
@@ -225,10 +228,7 @@ class LLMScorer:
         """
         from transformers import DynamicCache
 
-        shortest = min(len(s) for s in sequences)
-        prefix = 0
-        while prefix < shortest - 1 and all(s[prefix] == sequences[0][prefix] for s in sequences):
-            prefix += 1
+        prefix = _common_prefix(sequences)
         cache = DynamicCache(config=self.model.config)
         head = torch.tensor([sequences[0][:prefix]], device=self.device)  # [1, P]
         self.model(input_ids=head, past_key_values=cache, use_cache=True, logits_to_keep=1)
@@ -313,6 +313,15 @@ class LLMScorer:
         thread.start()
         yield from (piece for piece in streamer if piece)
         thread.join()
+
+
+def _common_prefix(sequences: Sequence[list[int]]) -> int:
+    """Length of the longest common token prefix, leaving every sequence at least one token after it."""
+    shortest = min(len(s) for s in sequences)
+    prefix = 0
+    while prefix < shortest - 1 and all(s[prefix] == sequences[0][prefix] for s in sequences):
+        prefix += 1
+    return prefix
 
 
 __all__ = ["LLMScorer", "ScoredItems"]
