@@ -61,10 +61,18 @@ class LLMScorer:
         loaded: the model, tokenizer and recorded template versions (``recommender.llm.load_model``).
         batch_size: prompts per forward pass.
         max_history: history items kept per prompt (oldest dropped first).
+        suffix_batch_size: candidate suffixes per pass on a cached pointwise prefix (they are short).
     """
 
-    def __init__(self, loaded: LoadedModel, batch_size: int = 8, max_history: int | None = DEFAULT_MAX_HISTORY):
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        batch_size: int = 8,
+        max_history: int | None = DEFAULT_MAX_HISTORY,
+        suffix_batch_size: int = 32,
+    ):
         self.loaded = loaded
+        self.suffix_batch_size = suffix_batch_size
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.batch_size = batch_size
@@ -233,8 +241,8 @@ class LLMScorer:
         head = torch.tensor([sequences[0][:prefix]], device=self.device)  # [1, P]
         self.model(input_ids=head, past_key_values=cache, use_cache=True, logits_to_keep=1)
         out = []
-        for start in range(0, len(sequences), self.batch_size):
-            tails = [s[prefix:] for s in sequences[start : start + self.batch_size]]
+        for start in range(0, len(sequences), self.suffix_batch_size):
+            tails = [s[prefix:] for s in sequences[start : start + self.suffix_batch_size]]
             width = max(len(t) for t in tails)
             # Right padding here: pads sit after each real suffix, so causal attention never sees them.
             ids = torch.full((len(tails), width), self.pad_id, dtype=torch.long)  # [B, S]

@@ -68,7 +68,7 @@ def tiny_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def scorer(tiny_dir) -> LLMScorer:
-    return LLMScorer(load_model(tiny_dir, device="cpu"), batch_size=8)
+    return LLMScorer(load_model(tiny_dir, device="cpu"), batch_size=8, suffix_batch_size=8)
 
 
 def items(n: int, prefix: str) -> list[Item]:
