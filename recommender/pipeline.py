@@ -302,7 +302,12 @@ class Recommender:
         return ids, [float(r) for r in ratings] if ratings is not None else [4.0] * len(ids)
 
     def explain(self, history: Sequence[str | int], item: str | int, **options):
-        """Why ``item`` fits ``history``: influence of each history item and a grounded sentence."""
+        """Why ``item`` fits ``history``: signed influence of each history item on the item's LLM
+        score (drop-one ablation), the evidence, and a grounded sentence (``explain.Explanation``).
+
+        The rank prompt's candidates are the retriever's top-N for this history, with ``item``
+        kept at its retrieval position (or in the last slot when it was not retrieved).
+        """
         from recommender.explain import explain_item
 
         scorer = self._require_scorer()
@@ -310,7 +315,20 @@ class Recommender:
         target, unknown = self.resolve_items([item])
         if unknown or not target:
             raise ValueError(f"unknown item {item!r}.")
-        return explain_item(scorer, self.catalog, self._items(history_ids), self.catalog[target[0]], **options)
+        target_item = self.catalog[target[0]]
+        if "candidates" not in options:
+            options["candidates"] = self._explain_candidates(history_ids, target_item)
+        components = getattr(self.retriever, "components", {})
+        options.setdefault("cooccurrence", components.get("cooccurrence"))
+        return explain_item(scorer, scorer, self.catalog, self._items(history_ids), target_item, **options)
+
+    def _explain_candidates(self, history_ids: list[str], item: Item) -> list[Item]:
+        n = max(2, min(self.config.llm_candidates, 26))
+        retrieved = self.retriever.retrieve(history_ids, n, filters=Filters(exclude_seen=True))
+        ids = [self.catalog.ids[row] for row in retrieved.items]
+        if item.id not in ids:
+            ids = ids[: n - 1] + [item.id]
+        return self._items(ids)
 
     def with_config(self, **changes) -> Recommender:
         """A copy sharing data and models, with some ``PipelineConfig`` fields changed."""

@@ -125,3 +125,18 @@ def test_bad_input_has_clear_messages(dataset):
 def test_reasons_name_history_items_sharing_genres():
     reasons = shared_genre_reasons(ITEMS[3], [ITEMS[0], ITEMS[1]])
     assert reasons == ["Crime like Fargo (1996)"]
+
+
+def test_explain_uses_retrieved_candidates_with_the_item(dataset, monkeypatch):
+    seen = {}
+
+    def fake_explain_item(scorer, generator, catalog, history, item, **options):
+        seen.update(history=[h.id for h in history], item=item.id, candidates=[c.id for c in options["candidates"]])
+        return "explanation"
+
+    monkeypatch.setattr("recommender.explain.explain_item", fake_explain_item)
+    recommender = make(dataset, ReverseScorer(), llm_candidates=3)
+    assert recommender.explain(["Toy Story"], "Babe") == "explanation"
+    assert seen == {"history": ["1"], "item": "5", "candidates": ["2", "3", "5"]}
+    recommender.explain(["Toy Story"], "2")
+    assert seen["candidates"] == ["2", "3", "4"]
