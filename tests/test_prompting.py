@@ -38,7 +38,7 @@ FARGO = Item("1", "Fargo", 1996, ("Crime", "Drama", "Thriller"))
 
 
 def test_every_template_has_a_version_and_renders_messages():
-    assert set(prompts.TEMPLATE_VERSIONS) == {"rank", "pointwise", "rating", "explain", "chat_system"}
+    assert {"rank", "pointwise", "rating", "explain", "chat_system"} <= set(prompts.TEMPLATE_VERSIONS)
     assert all(version.startswith(name) for name, version in prompts.TEMPLATE_VERSIONS.items())
     with pytest.raises(KeyError, match="known"):
         prompts.template_version("nope")
