@@ -1,5 +1,6 @@
-"""Shared test set-up: never touch a hub, keep caches inside a per-session temp folder
-unless RECOMMENDER_CACHE is set (CI keeps the converted model between runs that way)."""
+"""Shared test set-up: never touch a hub. Converted models, item embeddings and tuned
+retriever weights live in the library's cache ($RECOMMENDER_CACHE, default
+~/.cache/llm-recommender), so only the first run on a machine pays for building them."""
 
 from __future__ import annotations
 
