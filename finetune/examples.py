@@ -6,7 +6,7 @@ events are never read (``LeaveOneOutSplit.train``), so they appear neither as ta
 inside histories. Tasks:
 
 - ``rank``: candidates = retriever top-N for the prefix (leave-user-out scores, see
-  ``finetune.evidence.PrefixScorer``) + optional random items. In ``retriever`` order the
+  ``recommender.evidence.PrefixScorer``) + optional random items. In ``retriever`` order the
   prompt is ``rank_evidence`` (fit score and co-watch count visible); a target outside the
   top-N is dropped or put at a random slot. In ``shuffle`` order the prompt is the serving
   ``rank`` template and a seeded permutation makes the target's letter uniform.
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from finetune.config import DataConfig
-from finetune.evidence import PrefixScorer, render_rank_evidence
 from recommender.data import Catalog
+from recommender.evidence import PrefixScorer, render_rank_evidence
 from recommender.metrics import top_k
 from recommender.prompting import (
     RATING_VALUES,

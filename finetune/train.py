@@ -312,6 +312,8 @@ def train_loop(
         model.train()
         state["evals"].append(metrics)
         log("eval " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
+        if step == 0:
+            return False  # the zero-shot baseline is a point on the curve, never the adapter to keep
         best = state["best"]
         if best is None or metrics[metric] > best[metric] + 1e-9:
             state["best"], state["bad_evals"] = metrics, 0
@@ -424,9 +426,9 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
     import torch
     from accelerate import Accelerator
 
-    from finetune.evidence import PrefixScorer
     from finetune.examples import build_examples
     from finetune.validate import build_eval_set, evaluate_logits
+    from recommender.evidence import PrefixScorer
     from recommender.hybrid import build_default_retriever
     from recommender.llm import LoadedModel, load_model, write_adapter_metadata
     from recommender.loaders import load_dataset

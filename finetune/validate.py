@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from finetune.evidence import PrefixScorer, render_rank_evidence
 from recommender.data import Catalog
+from recommender.evidence import PrefixScorer, render_rank_evidence
 from recommender.metrics import hit_rate, ndcg, target_rank, top_k
 from recommender.prompting import render_rank
 from recommender.split import EvalCase

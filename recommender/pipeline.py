@@ -33,6 +33,11 @@ class PipelineConfig:
         default=1.0, metadata={"help": "weight of the LLM in the final score: 1 = LLM alone, 0 = retrieval order"}
     )
     permutations: int = field(default=1, metadata={"help": "candidate shuffles averaged against position bias"})
+    template: str = field(
+        default="rank",
+        metadata={"help": "'rank' (shuffle-robust, any model) or 'rank_evidence' (retriever order + evidence)"},
+    )
+    max_history: int = field(default=20, metadata={"help": "most recent history items shown in a prompt"})
     seed: int = field(default=0, metadata={"help": "seed of the candidate shuffles"})
 
 
@@ -174,7 +179,7 @@ class Recommender:
             if vectors is not None:
                 picked = mmr(final[order], vectors[candidates.items[order]], k, diversity)
                 order = order[picked]
-        version = template_version("rank") if self.scorer is not None else "retrieval-only"
+        version = template_version(self.config.template) if self.scorer is not None else "retrieval-only"
         history_items = self._items(ids)
         out = []
         for position in order[:k]:
@@ -202,13 +207,12 @@ class Recommender:
         top = min(self.config.llm_candidates, n)
         if self.scorer is None or top < 2:
             return np.arange(n), final, llm
-        scored = self.scorer.rank_many(
-            [(self._items(history_ids), self._items([self.catalog.ids[r] for r in candidates.items[:top]]))],
-            permutations=self.config.permutations,
-            seed=self.config.seed,
-        )[0]
-        llm[:top] = scored.scores
-        block = blend(scored.scores, final[:top], self.config.llm_weight)
+        history_rows = np.array([self.catalog.index[i] for i in history_ids], dtype=np.int64)
+        full = np.zeros(len(self.catalog))
+        full[candidates.items] = candidates.scores
+        scored = self.llm_scores([history_rows], [candidates.items[:top]], [full])[0]
+        llm[:top] = scored
+        block = blend(scored, final[:top], self.config.llm_weight)
         rest = final[top:]
         if len(rest):
             # The rest keep retrieval order, shifted to sit just below the reranked block.
@@ -235,16 +239,49 @@ class Recommender:
         if self.scorer is None or top < 2:
             return scores, first_place
         tops = [stable_order(row)[:top] for row in scores]
-        requests = [
-            (self._items([self.catalog.ids[r] for r in history]), [self.catalog.items[r] for r in rows])
-            for history, rows in zip(histories, tops)
-        ]
-        scored = self.scorer.rank_many(requests, permutations=self.config.permutations, seed=self.config.seed)
-        for b, (rows, result) in enumerate(zip(tops, scored)):
-            first_place[b] = int(np.argmax(result.scores))
-            reranked = blend(result.scores, scores[b, rows], self.config.llm_weight)
-            scores[b] = two_stage_full_scores(scores[b], rows, reranked)
+        scored = self.llm_scores(list(histories), tops, list(scores))
+        for b, (rows, llm) in enumerate(zip(tops, scored)):
+            first_place[b] = int(np.argmax(llm))
+            scores[b] = two_stage_full_scores(scores[b], rows, blend(llm, scores[b, rows], self.config.llm_weight))
         return scores, first_place
+
+    def llm_scores(
+        self, histories: Sequence[np.ndarray], candidates: Sequence[np.ndarray], retrieval: Sequence[np.ndarray]
+    ) -> list[np.ndarray]:
+        """LLM log-probabilities of each user's candidates, in the given (retrieval) order.
+
+        Args:
+            histories: per user, catalogue rows oldest first.
+            candidates: per user, catalogue rows best first (at most 26).
+            retrieval: per user, [N] retrieval scores (shown as "fit" by the evidence template).
+        """
+        scorer = self._require_scorer()
+        if self.config.template == "rank":
+            requests = [
+                (self._items([self.catalog.ids[r] for r in history]), [self.catalog.items[r] for r in rows])
+                for history, rows in zip(histories, candidates)
+            ]
+            results = scorer.rank_many(requests, permutations=self.config.permutations, seed=self.config.seed)
+            return [result.scores for result in results]
+        if self.config.template != "rank_evidence":
+            raise ValueError(f"unknown ranking template {self.config.template!r}; use 'rank' or 'rank_evidence'.")
+        from recommender.evidence import render_rank_evidence
+
+        evidence = self._evidence_scorer()
+        prompts = []
+        for history, rows, scores in zip(histories, candidates, retrieval):
+            sims = evidence.scores(np.asarray(history, dtype=np.int64))[1]  # co-occurrence rows of recent items
+            shown = np.where(np.isfinite(scores), scores, 0.0)
+            prompts.append(render_rank_evidence(self.catalog, history, rows, shown, sims, self.config.max_history))
+        logits = scorer.score_labels([p.messages for p in prompts], [len(rows) for rows in candidates])
+        return [values - np.logaddexp.reduce(values) for values in logits]  # log-softmax over the shown labels
+
+    def _evidence_scorer(self):
+        if getattr(self, "_evidence", None) is None:
+            from recommender.evidence import PrefixScorer
+
+            self._evidence = PrefixScorer(self.retriever, self.split.train_sequences())
+        return self._evidence
 
     def _item_vectors(self) -> np.ndarray | None:
         text = getattr(self.retriever, "text", None)
@@ -373,11 +410,20 @@ def shipped_adapter() -> Path | None:
 
 
 def _tuned_settings(adapter_path: Path | None) -> dict:
-    """Pipeline settings recorded with an adapter (e.g. the blend weight tuned on validation)."""
+    """Pipeline settings recorded with an adapter at training time: the prompt template, how
+    many candidates and history items it saw, and the blend weight tuned on validation users."""
     if adapter_path is None:
         return {}
     from recommender.llm import read_adapter_metadata
 
-    recorded = read_adapter_metadata(adapter_path).get("pipeline", {})
-    allowed = set(PipelineConfig.__dataclass_fields__)
-    return {key: value for key, value in recorded.items() if key in allowed}
+    meta = read_adapter_metadata(adapter_path)
+    settings = {}
+    if meta.get("template") in ("rank", "rank_evidence"):
+        settings["template"] = meta["template"]
+    if isinstance(meta.get("rerank_candidates"), int):
+        settings["llm_candidates"] = meta["rerank_candidates"]
+    if isinstance(meta.get("max_history"), int):
+        settings["max_history"] = meta["max_history"]
+    if isinstance(meta.get("blend_alpha"), (int, float)):
+        settings["llm_weight"] = float(meta["blend_alpha"])
+    return settings

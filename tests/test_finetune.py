@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from finetune.config import ConfigError, DataConfig, FinetuneConfig, load_config
-from finetune.evidence import PrefixScorer, render_rank_evidence
 from finetune.examples import build_examples
 from finetune.train import Encoded, claim_output, run_identity
 from recommender.data import Catalog, Interactions, Item
+from recommender.evidence import PrefixScorer, render_rank_evidence
 from recommender.retrieval import CooccurrenceRetriever, HybridRetriever, PopularityRetriever
 from recommender.split import LeaveOneOutSplit
 

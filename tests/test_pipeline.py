@@ -140,3 +140,37 @@ def test_explain_uses_retrieved_candidates_with_the_item(dataset, monkeypatch):
     assert seen == {"history": ["1"], "item": "5", "candidates": ["2", "3", "5"]}
     recommender.explain(["Toy Story"], "2")
     assert seen["candidates"] == ["2", "3", "4"]
+
+
+class LabelScorer:
+    """score_labels only (the evidence path): prefers the LAST label shown."""
+
+    def __init__(self):
+        self.conversations = []
+
+    def score_labels(self, conversations, n_labels):
+        self.conversations.extend(conversations)
+        return [np.arange(n, dtype=float) for n in n_labels]
+
+
+def test_evidence_template_renders_retriever_order_with_evidence(dataset):
+    from recommender.retrieval import CooccurrenceRetriever, HybridRetriever
+
+    split_sequences = {"u1": np.array([0, 1, 2]), "u2": np.array([1, 3, 4])}
+    catalog = dataset.catalog
+    components = {
+        "pop": PopularityRetriever(catalog, np.array([6.0, 5.0, 4.0, 3.0, 2.0, 1.0])),
+        "cooccurrence": CooccurrenceRetriever(catalog, split_sequences),
+    }
+    hybrid = HybridRetriever(catalog, components, {"pop": 1.0, "cooccurrence": 0.0})
+    scorer = LabelScorer()
+    config = PipelineConfig(template="rank_evidence", llm_candidates=3, llm_weight=1.0, max_history=2)
+    recommender = Recommender(dataset, hybrid, scorer, config)
+    results = recommender.recommend(history=["1"], k=4)
+    # retrieval order 2, 3, 4 (pop) is reversed by the scorer; item 5 keeps its retrieval place
+    assert [r.item_id for r in results] == ["4", "3", "2", "5"]
+    prompt = scorer.conversations[-1][-1]["content"]
+    assert "A. Fargo (1996) (fit" in prompt and "co " in prompt
+    assert results[0].template_version.startswith("rank_evidence")
+    scores, first = recommender.full_scores_batch([np.array([0])])
+    assert first.tolist() == [2] and np.isneginf(scores[0, 0])

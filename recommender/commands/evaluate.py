@@ -27,7 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--methods", default=",".join(("pop", "cooccurrence", "embedding", "hybrid", "llm_zero_shot", "llm_lora")),
         help="comma-separated subset of the methods",
     )  # fmt: skip
-    parser.add_argument("--llm-candidates", type=int, default=20, help="hybrid top-N the LLM reranks")
+    parser.add_argument(
+        "--llm-candidates", type=int, default=None,
+        help="hybrid top-N the LLM reranks (default: 20 zero-shot, the adapter's recorded count for llm_lora)",
+    )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--output", default="runs/eval", help="folder for metrics.json, metrics.md, metrics.png")
     add_model_arguments(parser)
@@ -66,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     header = {
         "dataset": dataset.name, "split": args.split, "users": len(users), "seed": args.seed,
         "protocol": "leave-one-out, full ranking, history masked",
-        "llm": f"hybrid top-{args.llm_candidates} reranked", "seconds": round(time.time() - started),
+        "llm": "hybrid top-N reranked (N = 20 zero-shot, the adapter's own N for llm_lora)",
+        "seconds": round(time.time() - started),
     }  # fmt: skip
     folder = write_outputs(results, header, args.output)
     print((folder / "metrics.md").read_text())
@@ -89,11 +93,13 @@ def _rank_method(method, args, dataset, retriever, cases):
     from recommender.scoring import LLMScorer
 
     loaded = load_model(args.model, adapter=adapter, quantize=args.quantize, device=args.device)
-    settings = {"llm_candidates": args.llm_candidates, "seed": args.seed, **_tuned_settings(adapter)}
-    settings["llm_candidates"] = args.llm_candidates
+    settings = {"llm_candidates": 20, "seed": args.seed, **_tuned_settings(adapter)}
+    if args.llm_candidates is not None:
+        settings["llm_candidates"] = args.llm_candidates
     scorer = LLMScorer(loaded, batch_size=args.batch_size)
     pipeline = Recommender(dataset, retriever, scorer, PipelineConfig(**settings))
-    return rank_cases(pipeline.full_scores_batch, cases, args.batch_size, method, n_labels=args.llm_candidates)
+    n_labels = pipeline.config.llm_candidates
+    return rank_cases(pipeline.full_scores_batch, cases, args.batch_size, method, n_labels=n_labels)
 
 
 def _gather(raw: dict, shards, output: Path) -> dict:
