@@ -51,6 +51,7 @@ MAX_K = 50  # cards per turn; more is no conversation
 REPLY_ITEMS = 5  # ranked items the LLM sees when it writes the reply (shorter prompt, faster reply)
 REPLY_TOKENS = 80  # new tokens of an LLM reply
 REPLY_DEADLINE_S = 90.0  # an LLM reply still running after this long is dropped for the template
+INFLUENCE_WINDOW = 5  # cards show which of the last 5 history items drove each LLM-ranked item
 SORRY = "Sorry, something went wrong on my side with that request, and nothing you asked for was lost. Please try again, or rephrase it."  # noqa: E501
 
 
@@ -226,7 +227,11 @@ def _turn(
         return
     state = apply(session.state, refinement)
     recs = pipeline.recommend(
-        history=list(retrieval_history(state)), query=state.query or None, filters=to_filters(state), k=k
+        history=list(retrieval_history(state)),
+        query=state.query or None,
+        filters=to_filters(state),
+        k=k,
+        influence_window=INFLUENCE_WINDOW,
     )
     recs = tuple(recs)
     state = record_shown(state, [rec.item_id for rec in recs])

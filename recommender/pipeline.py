@@ -155,11 +155,14 @@ class Recommender:
         query: str | None = None,
         filters: Filters | None = None,
         diversity: float = 0.0,
+        influence_window: int = 0,
     ) -> RecommendationList:
         """Top-``k`` items for a dataset user or an explicit history (ids or titles, oldest first).
 
         Args:
             query: free text blended into the retrieval profile ("a funny space adventure").
+            influence_window: with W > 0, each LLM-reranked item gets the signed influence of the
+                last W history items on its LLM score (drop-one ablation: W more prompts, one batch).
             filters: hard constraints applied before top-K; the user's seen items are excluded by default.
             diversity: 0..1, re-ranks the final list by maximal marginal relevance over item embeddings.
         """
@@ -174,6 +177,7 @@ class Recommender:
         if len(candidates) == 0:
             return RecommendationList([], candidates.reason or "no item passes the filters", unknown)
         order, final, llm = self._rerank(ids, candidates)
+        influences = self._influences(ids, candidates, llm, influence_window)
         if diversity > 0:
             vectors = self._item_vectors()
             if vectors is not None:
@@ -195,6 +199,7 @@ class Recommender:
                     year=item.year,
                     genres=item.genres,
                     reasons=tuple(shared_genre_reasons(item, history_items)),
+                    influences=influences.get(int(position), ()),
                 )
             )
         return RecommendationList(out, candidates.reason, unknown)
@@ -219,6 +224,31 @@ class Recommender:
             rest = rest - rest.max() + block.min() - 1.0
         final = np.concatenate([block, rest])
         return stable_order(final), final, llm
+
+    def _influences(
+        self, history_ids: list[str], candidates: Candidates, llm: np.ndarray, window: int
+    ) -> dict[int, tuple[tuple[str, float], ...]]:
+        """Candidate position -> its positive influencers (history id, influence), strongest first.
+
+        influence(h) = LLM log-probability with the full history - without h. Removing h lets the
+        next-older item into the prompt, as it would be for a person who never watched h.
+        """
+        reranked = np.flatnonzero(~np.isnan(llm))
+        if window <= 0 or self.scorer is None or not history_ids or len(reranked) < 2:
+            return {}
+        rows = np.array([self.catalog.index[i] for i in history_ids], dtype=np.int64)
+        positions = list(range(max(0, len(rows) - window), len(rows)))
+        full = np.zeros(len(self.catalog))
+        full[candidates.items] = candidates.scores
+        top = candidates.items[reranked]
+        variants = [rows] + [np.delete(rows, p) for p in positions]
+        scored = self.llm_scores(variants, [top] * len(variants), [full] * len(variants))
+        effect = scored[0][None, :] - np.array(scored[1:])  # [W, top] signed influence
+        out = {}
+        for column, position in enumerate(reranked):
+            strongest = [int(i) for i in np.argsort(-effect[:, column], kind="stable") if effect[i, column] > 0]
+            out[int(position)] = tuple((history_ids[positions[i]], float(effect[i, column])) for i in strongest[:3])
+        return out
 
     def full_scores_batch(self, histories: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Two-stage catalogue scores for evaluation by full ranking.

@@ -56,7 +56,7 @@ class FakePipeline:
             raise ValueError(f"user id {str(user_id)!r} is not in ml-100k (943 users, ids 1 to 943).")
         return ["1", "50"]
 
-    def recommend(self, user_id=None, history=None, k=10, query=None, filters=None, diversity=0.0):
+    def recommend(self, user_id=None, history=None, k=10, query=None, filters=None, diversity=0.0, influence_window=0):
         self.calls.append({"history": history, "query": query, "filters": filters, "k": k})
         if self.fail is not None:
             raise self.fail

@@ -174,3 +174,24 @@ def test_evidence_template_renders_retriever_order_with_evidence(dataset):
     assert results[0].template_version.startswith("rank_evidence")
     scores, first = recommender.full_scores_batch([np.array([0])])
     assert first.tolist() == [2] and np.isneginf(scores[0, 0])
+
+
+class HistoryScorer(ReverseScorer):
+    """Candidate '5' (Babe) scores +1 for each Comedy in the history: Toy Story drives it."""
+
+    def rank_many(self, requests, permutations=1, seed=0):
+        out = []
+        for history, cands in requests:
+            comedies = sum("Comedy" in h.genres for h in history)
+            values = np.array([float(comedies if c.id == "5" else 0.0) for c in cands])
+            out.append(ScoredItems(tuple(c.id for c in cands), values, "rank", "rank-v1"))
+        return out
+
+
+def test_influences_name_the_history_items_that_moved_the_score(dataset):
+    recommender = make(dataset, HistoryScorer(), llm_candidates=4)
+    results = recommender.recommend(history=["Toy Story", "Fargo"], k=3, influence_window=2)
+    babe = next(r for r in results if r.item_id == "5")
+    assert babe.influences[0][0] == "1" and babe.influences[0][1] > 0
+    assert all(item_id != "2" for item_id, _ in babe.influences)  # Fargo did not move it
+    assert all(r.influences == () for r in make(dataset, HistoryScorer()).recommend(history=["1"], k=3))
