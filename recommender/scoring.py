@@ -18,6 +18,7 @@ template puts the assistant's answer.
 
 from __future__ import annotations
 
+import atexit
 import copy
 import threading
 from collections.abc import Iterator, Sequence
@@ -307,20 +308,52 @@ class LLMScorer:
         return self.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()
 
     def stream(self, messages: Messages, max_new_tokens: int = 96) -> Iterator[str]:
-        """Like ``generate`` but yields text pieces as they are produced (for the chat UI)."""
-        from transformers import TextIteratorStreamer
+        """Like ``generate`` but yields text pieces as they are produced (for the chat UI).
+
+        Generation runs in a thread that stops at the next token once the consumer closes this
+        iterator, or when ``stop_all_generation`` runs (at interpreter exit, or a server's shutdown):
+        a generation thread still inside torch when Python exits aborts the process.
+        """
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        stop = threading.Event()
+
+        class StopOnEvent(StoppingCriteria):
+            def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+                return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool, device=input_ids.device)
 
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         inputs = self._generation_inputs(messages, max_new_tokens)
 
         def work() -> None:
             with torch.inference_mode():
-                self.model.generate(**inputs, streamer=streamer)
+                self.model.generate(
+                    **inputs, streamer=streamer, stopping_criteria=StoppingCriteriaList([StopOnEvent()])
+                )
 
         thread = threading.Thread(target=work, daemon=True)
+        _ACTIVE_GENERATIONS.add((stop, thread))
         thread.start()
-        yield from (piece for piece in streamer if piece)
-        thread.join()
+        try:
+            yield from (piece for piece in streamer if piece)
+        finally:
+            stop.set()
+            thread.join()
+            _ACTIVE_GENERATIONS.discard((stop, thread))
+
+
+_ACTIVE_GENERATIONS: set[tuple[threading.Event, threading.Thread]] = set()
+
+
+def stop_all_generation(timeout: float = 30.0) -> None:
+    """Ask every streaming generation to stop at its next token and wait for its thread."""
+    for stop, _ in list(_ACTIVE_GENERATIONS):
+        stop.set()
+    for _, thread in list(_ACTIVE_GENERATIONS):
+        thread.join(timeout)
+
+
+atexit.register(stop_all_generation)
 
 
 def _common_prefix(sequences: Sequence[list[int]]) -> int:

@@ -146,6 +146,17 @@ def test_generate_and_stream_agree(scorer):
     assert "".join(scorer.stream(messages, max_new_tokens=6)).strip() == text
 
 
+def test_closing_a_stream_stops_its_generation_thread(scorer):
+    from recommender import scoring
+
+    pieces = scorer.stream([{"role": "user", "content": "Tell me about films."}], max_new_tokens=200)
+    next(pieces)
+    assert len(scoring._ACTIVE_GENERATIONS) == 1
+    pieces.close()  # the consumer went away (a closed browser tab, a reply past its deadline)
+    assert not scoring._ACTIVE_GENERATIONS
+    scoring.stop_all_generation()  # idempotent with nothing running
+
+
 def _save_adapter(tiny_dir: Path, folder: Path, base: str, versions: dict[str, str]) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
