@@ -85,8 +85,9 @@ def main(args: argparse.Namespace) -> int:
     print("| --- | ---: | ---: | ---: | ---: |")
     base = float(np.median(retrieval_s))
     print(row("retrieval only (k=10)", retrieval_s, None))
-    print(row("two-stage: hybrid top-20 + LLM rank", two_stage_s, base))
-    print(row("chat turn (recommend + LLM reply)", turn_s, base))
+    reranked = f"two-stage: hybrid top-{llm.config.llm_candidates} + LLM ({llm.config.template})"
+    print(row(reranked, two_stage_s, base))
+    print(row("chat turn (recommend + influences + LLM reply)", turn_s, base))
     print()
     print("| batch evaluation | users/s |")
     print("| --- | ---: |")
