@@ -75,7 +75,7 @@ def summarise(result: MethodResult, n_items: int, popularity: np.ndarray, vector
     row["popularity_bias@10"] = metrics.popularity_bias(result.top_lists, popularity, CUTOFF)
     if vectors is not None:
         row["diversity@10"] = metrics.intra_list_diversity(result.top_lists, vectors, CUTOFF)
-    if result.first_place is not None and len(result.first_place):
+    if result.first_place is not None and len(result.first_place) and result.n_labels > 0:
         row["first_place_A"] = float(np.mean(result.first_place == 0))
         row["first_place_uniform"] = 1.0 / result.n_labels
     row["users"] = len(result.ranks)

@@ -65,3 +65,10 @@ def test_evaluate_is_deterministic_with_the_llm(tmp_path):
     run([str(BIN / "recommender"), *common, "--output", str(tmp_path / "a")], tmp_path)
     run([str(BIN / "recommender"), *common, "--output", str(tmp_path / "b")], tmp_path)
     assert (tmp_path / "a" / "metrics.json").read_bytes() == (tmp_path / "b" / "metrics.json").read_bytes()
+
+
+def test_evaluate_twice_with_one_seed_writes_identical_json(tmp_path):
+    common = ["evaluate", "--users", "100", "--seed", "3", "--methods", "pop,cooccurrence,embedding,hybrid"]
+    run([str(BIN / "recommender"), *common, "--output", str(tmp_path / "a")], tmp_path)
+    run([str(BIN / "recommender"), *common, "--output", str(tmp_path / "b")], tmp_path)
+    assert (tmp_path / "a" / "metrics.json").read_bytes() == (tmp_path / "b" / "metrics.json").read_bytes()

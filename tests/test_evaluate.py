@@ -1,0 +1,55 @@
+"""Metric aggregation of the evaluation on a hand-made mini dataset, and output files."""
+
+import json
+
+import numpy as np
+import pytest
+
+from recommender.evaluate import markdown_table, rank_cases, rating_report, summarise, write_outputs
+from recommender.split import EvalCase
+
+# Four items; item 3 is the most popular. Two users.
+CASES = [
+    EvalCase("a", history=np.array([0]), target=1),  # scores put 1 first once 0 is masked
+    EvalCase("b", history=np.array([1]), target=0),  # target 0 ranked 3rd after masking item 1
+]
+SCORES = {
+    0: np.array([9.0, 5.0, 1.0, 2.0]),  # user a: history 0 masked -> order 1, 3, 2
+    1: np.array([1.0, 9.0, 3.0, 2.0]),  # user b: history 1 masked -> order 2, 3, 0
+}
+
+
+def fake_batch(histories):
+    return np.stack([SCORES[int(h[0])] for h in histories]), np.array([0, 1])
+
+
+def test_aggregation_matches_hand_computed_values():
+    result = rank_cases(fake_batch, CASES, batch_size=2, description="fake", n_labels=4)
+    assert result.ranks.tolist() == [1, 3]
+    assert [t.tolist() for t in result.top_lists] == [[1, 3, 2], [2, 3, 0]]
+    popularity = np.array([1.0, 2.0, 3.0, 10.0])
+    vectors = np.eye(4)
+    row = summarise(result, n_items=4, popularity=popularity, vectors=vectors)
+    assert row["HR@1"] == 0.5 and row["HR@5"] == 1.0
+    assert row["NDCG@10"] == pytest.approx((1.0 + 1.0 / np.log2(4)) / 2)
+    assert row["MRR@10"] == pytest.approx((1.0 + 1.0 / 3) / 2)
+    assert row["coverage@10"] == 1.0  # items 0..3 all appear in some top-10
+    assert row["diversity@10"] == pytest.approx(1.0)  # orthogonal item vectors
+    assert row["first_place_A"] == 0.5 and row["first_place_uniform"] == 0.25
+    assert row["users"] == 2
+
+
+def test_outputs_are_written_and_deterministic(tmp_path):
+    result = rank_cases(fake_batch, CASES, batch_size=1, description="fake")
+    row = summarise(result, 4, np.ones(4), None)
+    for folder in ("one", "two"):
+        write_outputs({"fake": row}, {"users": 2, "seed": 0}, tmp_path / folder)
+    first, second = (tmp_path / "one" / "metrics.json").read_bytes(), (tmp_path / "two" / "metrics.json").read_bytes()
+    assert first == second and json.loads(first)["fake"]["NDCG@10"] == row["NDCG@10"]
+    assert (tmp_path / "one" / "metrics.png").stat().st_size > 0
+    assert "| fake |" in markdown_table({"fake": row}, {"users": 2})
+
+
+def test_rating_report():
+    report = rating_report([(4.0, 5.0), (3.0, 3.0)])
+    assert report["RMSE"] == pytest.approx(np.sqrt(0.5)) and report["MAE"] == pytest.approx(0.5)
