@@ -345,7 +345,12 @@ class Recommender:
         past, items = self._items(history_ids), self._items(candidate_ids)
         if mode == "pointwise":
             return scorer.pointwise(past, items).scores
-        return scorer.rank(past, items, permutations=self.config.permutations, seed=self.config.seed).scores
+        # The same path as ``recommend``: the configured template (an adapter's own), so an adapter
+        # trained on the evidence prompt is never asked a prompt it has not seen.
+        history_rows = np.array([self.catalog.index[i] for i in history_ids], dtype=np.int64)
+        candidate_rows = np.array([self.catalog.index[i] for i in candidate_ids], dtype=np.int64)
+        retrieval = np.asarray(self.retriever.score_rows(history_rows), dtype=np.float64)
+        return self.llm_scores([history_rows], [candidate_rows], [retrieval])[0]
 
     def predict_rating(
         self, history: Sequence[str | int], item: str | int, ratings: Sequence[float] | None = None
