@@ -23,9 +23,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from recommender.hybrid import build_default_retriever, full_ranks
+from recommender.hybrid import build_default_retriever
 from recommender.loaders import load_dataset
-from recommender.metrics import hit_rate, ndcg
+from recommender.metrics import full_ranks, hit_rate, ndcg
 from recommender.protocols import Filters
 from recommender.retrieval import EmbeddingRetriever, VectorIndex
 from recommender.split import LeaveOneOutSplit

@@ -60,9 +60,8 @@ def rank_cases(
     for start in tqdm(range(0, len(cases), batch_size), desc=description, unit="batch", leave=False):
         chunk = cases[start : start + batch_size]
         scores, first = score_batch([case.history for case in chunk])
-        for case, row in zip(chunk, scores):
-            ranks.append(metrics.target_rank(row, case.target, case.history))
-            tops.append(metrics.top_k(row, CUTOFF, case.history))
+        ranks.extend(metrics.full_ranks(scores, chunk).tolist())
+        tops.extend(metrics.top_k(row, CUTOFF, case.history) for case, row in zip(chunk, scores))
         if first is not None:
             firsts.extend(first.tolist())
     return MethodResult(np.array(ranks), tops, np.array(firsts) if firsts else None, n_labels)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from recommender.data import Dataset
-from recommender.metrics import hit_rate, ndcg
+from recommender.metrics import full_ranks, hit_rate, ndcg
 from recommender.protocols import Encoder
 from recommender.retrieval import (
     BaseRetriever,
@@ -27,27 +27,10 @@ from recommender.retrieval import (
     PopularityRetriever,
     blend,
 )
-from recommender.split import EvalCase, LeaveOneOutSplit
+from recommender.split import LeaveOneOutSplit
 
 WEIGHT_STEP = 0.1
 TUNE_METRIC = "HR@20"
-
-
-def full_ranks(scores: np.ndarray, cases: Sequence[EvalCase]) -> np.ndarray:
-    """[B] 1-based target ranks from [B, N] scores with each history masked.
-
-    Same rule as ``metrics.target_rank``: ties go to the row earlier in the catalogue.
-    """
-    scores = np.array(scores, dtype=np.float64)  # copy: masking writes into it
-    targets = np.array([case.target for case in cases], dtype=np.int64)
-    for b, case in enumerate(cases):
-        history = case.history[case.history != case.target]
-        scores[b, history] = -np.inf
-    values = scores[np.arange(len(cases)), targets][:, None]  # [B, 1]
-    higher = np.count_nonzero(scores > values, axis=1)
-    earlier = np.arange(scores.shape[1])[None, :] < targets[:, None]
-    tied = np.count_nonzero((scores == values) & earlier, axis=1)
-    return higher + tied + 1
 
 
 def ranking_metrics(ranks: np.ndarray) -> dict[str, float]:

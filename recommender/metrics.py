@@ -23,6 +23,21 @@ def target_rank(scores: np.ndarray, target: int, mask: np.ndarray | Sequence[int
     return int(higher + tied_before + 1)
 
 
+def full_ranks(scores: np.ndarray, cases: Sequence) -> np.ndarray:
+    """[B] 1-based target ranks from [B, N] scores with each case's history masked (cases have
+    ``.history`` rows and a ``.target`` row); ``target_rank`` for a batch, same tie rule."""
+    scores = np.array(scores, dtype=np.float64)  # copy: masking writes into it
+    targets = np.array([case.target for case in cases], dtype=np.int64)
+    for b, case in enumerate(cases):
+        history = case.history[case.history != case.target]
+        scores[b, history] = -np.inf
+    values = scores[np.arange(len(cases)), targets][:, None]  # [B, 1]
+    higher = np.count_nonzero(scores > values, axis=1)
+    earlier = np.arange(scores.shape[1])[None, :] < targets[:, None]
+    tied = np.count_nonzero((scores == values) & earlier, axis=1)
+    return higher + tied + 1
+
+
 def top_k(scores: np.ndarray, k: int, mask: np.ndarray | Sequence[int] = ()) -> np.ndarray:
     """Rows of the ``k`` best [N] ``scores`` with ``mask`` removed, ties in row order."""
     scores = np.asarray(scores, dtype=np.float64).copy()

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from recommender.data import Catalog, Dataset, Interactions, Item, LoadReport
-from recommender.hybrid import build_default_retriever, full_ranks, tune_weights, weight_grid
-from recommender.metrics import target_rank
+from recommender.hybrid import build_default_retriever, tune_weights, weight_grid
+from recommender.metrics import full_ranks, target_rank
 from recommender.protocols import Filters
 from recommender.retrieval import (
     CooccurrenceRetriever,
