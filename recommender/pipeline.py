@@ -142,6 +142,15 @@ class Recommender:
             return self.user_history(user_id), 0
         return [], 0
 
+    def _rows(self, ids: Sequence[str]) -> np.ndarray:
+        return np.array([self.catalog.index[i] for i in ids], dtype=np.int64)
+
+    def _shown(self, candidates: Candidates) -> np.ndarray:
+        """[N] retrieval scores of the candidates (0 elsewhere): the 'fit' the evidence prompt shows."""
+        shown = np.zeros(len(self.catalog))
+        shown[candidates.items] = candidates.scores
+        return shown
+
     def _items(self, ids: Sequence[str]) -> list[Item]:
         return [self.catalog[item_id] for item_id in ids]
 
@@ -212,10 +221,7 @@ class Recommender:
         top = min(self.config.llm_candidates, n)
         if self.scorer is None or top < 2:
             return np.arange(n), final, llm
-        history_rows = np.array([self.catalog.index[i] for i in history_ids], dtype=np.int64)
-        full = np.zeros(len(self.catalog))
-        full[candidates.items] = candidates.scores
-        scored = self.llm_scores([history_rows], [candidates.items[:top]], [full])[0]
+        scored = self.llm_scores([self._rows(history_ids)], [candidates.items[:top]], [self._shown(candidates)])[0]
         llm[:top] = scored
         block = blend(scored, final[:top], self.config.llm_weight)
         rest = final[top:]
@@ -236,14 +242,13 @@ class Recommender:
         reranked = np.flatnonzero(~np.isnan(llm))
         if window <= 0 or self.scorer is None or not history_ids or len(reranked) < 2:
             return {}
-        rows = np.array([self.catalog.index[i] for i in history_ids], dtype=np.int64)
+        rows = self._rows(history_ids)
         positions = list(range(max(0, len(rows) - window), len(rows)))
-        full = np.zeros(len(self.catalog))
-        full[candidates.items] = candidates.scores
-        top = candidates.items[reranked]
-        variants = [rows] + [np.delete(rows, p) for p in positions]
-        scored = self.llm_scores(variants, [top] * len(variants), [full] * len(variants))
-        effect = scored[0][None, :] - np.array(scored[1:])  # [W, top] signed influence
+        variants = [np.delete(rows, p) for p in positions]
+        top, shown = candidates.items[reranked], self._shown(candidates)
+        ablated = self.llm_scores(variants, [top] * len(variants), [shown] * len(variants))
+        # The full-history scores are the ones _rerank already computed for these candidates.
+        effect = llm[reranked][None, :] - np.array(ablated)  # [W, top] signed influence
         out = {}
         for column, position in enumerate(reranked):
             strongest = [int(i) for i in np.argsort(-effect[:, column], kind="stable") if effect[i, column] > 0]
@@ -347,8 +352,7 @@ class Recommender:
             return scorer.pointwise(past, items).scores
         # The same path as ``recommend``: the configured template (an adapter's own), so an adapter
         # trained on the evidence prompt is never asked a prompt it has not seen.
-        history_rows = np.array([self.catalog.index[i] for i in history_ids], dtype=np.int64)
-        candidate_rows = np.array([self.catalog.index[i] for i in candidate_ids], dtype=np.int64)
+        history_rows, candidate_rows = self._rows(history_ids), self._rows(candidate_ids)
         retrieval = np.asarray(self.retriever.score_rows(history_rows), dtype=np.float64)
         return self.llm_scores([history_rows], [candidate_rows], [retrieval])[0]
 
