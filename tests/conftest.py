@@ -56,3 +56,20 @@ def tiny_llama_dir(tmp_path_factory) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def serve_app(pipeline, db_path: Path, concurrency: int, **launch):
+    """The Gradio app on a free loopback port, as ``recommender chat`` serves it; returns (demo, store)."""
+    import socket
+
+    from recommender.store import FeedbackStore
+    from ui.app import build_app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    store = FeedbackStore(db_path)
+    demo = build_app(pipeline, store)
+    demo.queue(default_concurrency_limit=concurrency)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch)
+    return demo, store

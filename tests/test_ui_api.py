@@ -7,31 +7,21 @@ the real hybrid retriever, no LLM, so it runs in seconds once the embeddings are
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from conftest import serve_app
+
     from recommender.pipeline import Recommender
-    from recommender.store import FeedbackStore
-    from ui.app import build_app
 
     pipeline = Recommender.from_pretrained(retrieval_only=True)
-    store = FeedbackStore(tmp_path_factory.mktemp("api") / "feedback.sqlite")
-    demo = build_app(pipeline, store)
-    demo.queue(default_concurrency_limit=4)
-    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    demo, store = serve_app(pipeline, tmp_path_factory.mktemp("api") / "feedback.sqlite", concurrency=4)
     yield demo.local_url, store
     demo.close()
 

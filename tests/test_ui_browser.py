@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -25,27 +24,18 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
         pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from conftest import serve_app
+
     from recommender.pipeline import Recommender
-    from recommender.store import FeedbackStore
-    from ui.app import build_app
     from ui.render import CARD_CSS
 
     pipeline = Recommender.from_pretrained()  # real retriever + real default LLM and adapter
-    store = FeedbackStore(tmp_path_factory.mktemp("chat") / "feedback.sqlite")
-    demo = build_app(pipeline, store)
-    demo.queue(default_concurrency_limit=2)
-    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, css=CARD_CSS, quiet=True)
+    demo, store = serve_app(pipeline, tmp_path_factory.mktemp("chat") / "feedback.sqlite", concurrency=2, css=CARD_CSS)
     yield demo.local_url, store
     demo.close()
 
