@@ -7,7 +7,7 @@ inside histories. Tasks:
 
 - ``rank``: candidates = retriever top-N for the prefix (leave-user-out scores, see
   ``recommender.evidence.PrefixScorer``) + optional random items. In ``retriever`` order the
-  prompt is ``rank_evidence`` (fit score and co-watch count visible); a target outside the
+  prompt is ``rank_evidence`` (a 0-9 recent co-watch digit per candidate); a target outside the
   top-N is dropped or put at a random slot. In ``shuffle`` order the prompt is the serving
   ``rank`` template and a seeded permutation makes the target's letter uniform.
 - ``rating``: rated history + target -> its rating digit (``render_rating``).
@@ -137,7 +137,7 @@ def _rank_example(catalog, scorer, cfg, rng, user, sequence, history, target) ->
             [catalog.items[h] for h in history], [catalog.items[c] for c in candidates], max_history=cfg.max_history
         )
     else:
-        prompt = render_rank_evidence(catalog, history, candidates, scores, sims, max_history=cfg.max_history)
+        prompt = render_rank_evidence(catalog, history, candidates, sims, max_history=cfg.max_history)
     label = prompt.label_of(catalog.items[target].id)
     return Example(
         "rank",

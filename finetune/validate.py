@@ -52,7 +52,7 @@ def build_eval_set(
         rank = target_rank(scores, case.target, mask=case.history)
         if template == "rank_evidence":
             order = np.arange(len(candidates))
-            prompt = render_rank_evidence(catalog, case.history, candidates, scores, sims, max_history)
+            prompt = render_rank_evidence(catalog, case.history, candidates, sims, max_history)
         else:  # the serving "rank" template with shuffled candidates
             order = rng.permutation(len(candidates))
             shown = [catalog.items[int(candidates[i])] for i in order]

@@ -18,7 +18,34 @@ from recommender import metrics
 from recommender.split import EvalCase, LeaveOneOutSplit
 
 RETRIEVAL_METHODS = ("pop", "cooccurrence", "embedding", "hybrid")
-LLM_METHODS = ("llm_zero_shot", "llm_lora")
+# LLM rows: (loads the adapter, takes the adapter's prompt settings, LLM weight in the blend; None
+# = the weight tuned on validation and recorded with the adapter). The "_evidence" zero-shot row
+# asks the base model the adapter's own prompt, so adapter vs zero-shot differ by the weights only.
+LLM_VARIANTS = {
+    "llm_zero_shot": (False, False, 1.0),  # serving `rank` prompt, 20 shuffled candidates
+    "llm_zero_shot_evidence": (False, True, 1.0),
+    "llm_lora_pure": (True, True, 1.0),
+    "llm_lora": (True, True, None),  # what serving uses: adapter + retrieval blend
+}
+LLM_METHODS = tuple(LLM_VARIANTS)
+
+
+def llm_settings(method: str, tuned: dict, seed: int, llm_candidates: int | None = None) -> tuple[bool, dict]:
+    """Whether ``method`` loads the adapter, and its ``PipelineConfig`` keyword arguments.
+
+    Args:
+        tuned: the adapter's recorded settings (``pipeline._tuned_settings``); {} without one.
+        llm_candidates: overrides the top-N the LLM reranks.
+    """
+    loads_adapter, adapter_prompt, weight = LLM_VARIANTS[method]
+    settings = {"llm_candidates": 20, "seed": seed, **(tuned if adapter_prompt else {})}
+    if weight is not None:
+        settings["llm_weight"] = weight
+    if llm_candidates is not None:
+        settings["llm_candidates"] = llm_candidates
+    return loads_adapter, settings
+
+
 METHODS = RETRIEVAL_METHODS + LLM_METHODS
 CUTOFF = 10
 

@@ -6,7 +6,7 @@ exact prompt layout and evidence it was trained on:
     scorer = PrefixScorer(hybrid, split.train_sequences())
     scores, sims = scorer.scores(history_rows)                    # serving: the user's history
     scores, sims = scorer.scores(prefix, user_items=train_rows)   # training: a prefix of a train sequence
-    rows = top-N of scores; prompt = render_rank_evidence(catalog, history_rows, rows, scores, sims)
+    rows = top-N of scores; prompt = render_rank_evidence(catalog, history_rows, rows, sims)
 
 Why ``PrefixScorer`` exists: the co-occurrence matrix is built from whole train sequences, so
 for a training prefix the user's own LATER items would co-occur with the history and inflate
@@ -27,8 +27,8 @@ from recommender.prompting import RankPrompt, make_labels
 from recommender.retrieval import HybridRetriever, standardise
 
 TEMPLATE = "rank_evidence"
-RECENT = 10  # last history items the co-watch evidence counts over
-NEIGHBOURS = 50  # a candidate is "co-watched" with a history item if among its 50 nearest
+RECENT = 10  # co-occurrence rows returned for the recent history (explanations read them too)
+LAST = 3  # the "recent" digit sums co-occurrence with the last 3 items: sequential taste
 
 
 class PrefixScorer:
@@ -75,6 +75,24 @@ class PrefixScorer:
         denominator = np.sqrt(np.outer(counts[rows], counts)) + self.shrink
         return np.where(denominator > 0, co / np.maximum(denominator, 1e-12), 0.0)
 
+    def _indicators(self, history, user_items) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """History rows, and [N] 0/1 vectors of the prefix and (training) the whole train sequence."""
+        history = np.asarray(history, dtype=np.int64)
+        prefix = np.zeros(self.n)
+        prefix[history] = 1.0
+        user = None
+        if user_items is not None:
+            user = np.zeros(self.n)
+            user[np.asarray(user_items, dtype=np.int64)] = 1.0
+        return history, prefix, user
+
+    def similarities(self, history: np.ndarray, user_items: np.ndarray | None = None) -> np.ndarray:
+        """The co-occurrence rows [R, N] of ``scores`` alone (what the evidence prompt reads),
+        without computing the hybrid scores."""
+        history, prefix, user = self._indicators(history, user_items)
+        recent = _unique_recent(history, RECENT)
+        return self._similarity(recent, user, prefix) if len(recent) else np.zeros((0, self.n))
+
     def scores(self, history: np.ndarray, user_items: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Hybrid scores [N] and the co-occurrence rows [R, N] of the last ``RECENT`` items.
 
@@ -83,13 +101,7 @@ class PrefixScorer:
             user_items: the user's whole train sequence when ``history`` is a prefix of it; None
                 at serving time (the matrix then already holds exactly the history).
         """
-        history = np.asarray(history, dtype=np.int64)
-        prefix = np.zeros(self.n)
-        prefix[history] = 1.0
-        user = None
-        if user_items is not None:
-            user = np.zeros(self.n)
-            user[np.asarray(user_items, dtype=np.int64)] = 1.0
+        history, prefix, user = self._indicators(history, user_items)
         recent = _unique_recent(history, max(self.window, RECENT))
         sims = self._similarity(recent, user, prefix) if len(recent) else np.zeros((0, self.n))
         parts = {}
@@ -121,41 +133,38 @@ def _unique_recent(history: np.ndarray, k: int) -> np.ndarray:
     return recent[np.sort(first)]
 
 
-def cowatch_counts(
-    sims: np.ndarray, seen: np.ndarray, candidates: np.ndarray, neighbours: int = NEIGHBOURS
-) -> np.ndarray:
-    """[K] how many recent history items have each candidate among their ``neighbours`` nearest
-    unseen items by co-occurrence (0 when they never co-occur)."""
-    if len(sims) == 0:
+def recent_strength(sims: np.ndarray, candidates: np.ndarray, last: int = LAST) -> np.ndarray:
+    """[K] one digit 0-9 per candidate: its co-occurrence similarity summed over the ``last``
+    history items, scaled min-max within this candidate list (9 = strongest in the list).
+
+    Why this number: on ml-100k validation users a conditional-logit model over the retriever
+    order plus this digit reranks the top 20 to NDCG@10 0.113 against 0.101 for the retriever
+    order alone, while the older "co-watched with N of 10" count added nothing (0.101).
+    """
+    candidates = np.asarray(candidates, dtype=np.int64)
+    if len(sims) == 0 or len(candidates) == 0:
         return np.zeros(len(candidates), dtype=np.int64)
-    masked = sims.copy()
-    masked[:, np.asarray(seen, dtype=np.int64)] = -np.inf
-    k = min(neighbours, masked.shape[1])
-    threshold = -np.partition(-masked, k - 1, axis=1)[:, k - 1 : k]  # [R, 1] k-th best per row
-    near = (masked >= threshold) & (masked > 0)  # [R, N]
-    return near[:, np.asarray(candidates, dtype=np.int64)].sum(axis=0)
-
-
-def evidence_lines(scores: np.ndarray, cowatch: np.ndarray, n_recent: int) -> list[str]:
-    """Short evidence strings: "fit 2.3, co 6/10"."""
-    return [f"fit {s:.1f}, co {int(c)}/{n_recent}" for s, c in zip(scores, cowatch)]
+    strength = np.asarray(sims[-last:], dtype=np.float64).sum(axis=0)[candidates]  # [K]
+    spread = strength.max() - strength.min()
+    if spread <= 1e-12:
+        return np.zeros(len(candidates), dtype=np.int64)
+    return np.rint(9.0 * (strength - strength.min()) / spread).astype(np.int64)
 
 
 def render_rank_evidence(
     catalog: Catalog,
     history: Sequence[int],
     candidates: Sequence[int],
-    scores: np.ndarray,
     sims: np.ndarray,
     max_history: int = RECENT,
 ) -> RankPrompt:
     """The ``rank_evidence`` prompt for catalogue rows: recent titles, candidates in the given
-    (retriever) order labelled A, B, ... with their fit score and co-watch count.
+    (retriever) order labelled A, B, ... each with its "recent" digit (``recent_strength``).
 
     Args:
         history: catalogue rows, oldest first; the last ``max_history`` are shown.
-        candidates: catalogue rows, best first, distinct.
-        scores: [N] full-catalogue retrieval scores (``PrefixScorer.scores``).
+        candidates: catalogue rows, best first, distinct (the order carries the retrieval
+            scores; printed scores added nothing on ml-100k, see ``recent_strength``).
         sims: [R, N] co-occurrence rows of the recent history (``PrefixScorer.scores``).
     """
     candidates = [int(c) for c in candidates]
@@ -166,14 +175,14 @@ def render_rank_evidence(
     labels = make_labels(len(candidates))
     history = [int(h) for h in history]
     shown = history[-max_history:] if max_history else []
-    cowatch = cowatch_counts(sims, np.asarray(history, dtype=np.int64), np.asarray(candidates))
-    lines = evidence_lines(np.asarray(scores)[candidates], cowatch, len(sims))
+    digits = recent_strength(sims, np.asarray(candidates))
     items = [catalog.items[c] for c in candidates]
     messages = render(
         TEMPLATE,
         history=[catalog.items[h].display_title() for h in shown],
         candidates=[
-            {"label": label, "text": _short(item), "evidence": line} for label, item, line in zip(labels, items, lines)
+            {"label": label, "text": _short(item), "recent": int(digit)}
+            for label, item, digit in zip(labels, items, digits)
         ],
     )
     ids = tuple(item.id for item in items)
@@ -181,5 +190,5 @@ def render_rank_evidence(
 
 
 def _short(item) -> str:
-    """Title (year) only: keeps 10 candidates within ~200 tokens."""
+    """Title (year) only: keeps 20 candidates within ~300 tokens."""
     return " ".join(item.display_title().split())

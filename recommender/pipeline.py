@@ -145,12 +145,6 @@ class Recommender:
     def _rows(self, ids: Sequence[str]) -> np.ndarray:
         return np.array([self.catalog.index[i] for i in ids], dtype=np.int64)
 
-    def _shown(self, candidates: Candidates) -> np.ndarray:
-        """[N] retrieval scores of the candidates (0 elsewhere): the 'fit' the evidence prompt shows."""
-        shown = np.zeros(len(self.catalog))
-        shown[candidates.items] = candidates.scores
-        return shown
-
     def _items(self, ids: Sequence[str]) -> list[Item]:
         return [self.catalog[item_id] for item_id in ids]
 
@@ -221,7 +215,7 @@ class Recommender:
         top = min(self.config.llm_candidates, n)
         if self.scorer is None or top < 2:
             return np.arange(n), final, llm
-        scored = self.llm_scores([self._rows(history_ids)], [candidates.items[:top]], [self._shown(candidates)])[0]
+        scored = self.llm_scores([self._rows(history_ids)], [candidates.items[:top]])[0]
         llm[:top] = scored
         block = blend(scored, final[:top], self.config.llm_weight)
         rest = final[top:]
@@ -245,8 +239,8 @@ class Recommender:
         rows = self._rows(history_ids)
         positions = list(range(max(0, len(rows) - window), len(rows)))
         variants = [np.delete(rows, p) for p in positions]
-        top, shown = candidates.items[reranked], self._shown(candidates)
-        ablated = self.llm_scores(variants, [top] * len(variants), [shown] * len(variants))
+        top = candidates.items[reranked]
+        ablated = self.llm_scores(variants, [top] * len(variants))
         # The full-history scores are the ones _rerank already computed for these candidates.
         effect = llm[reranked][None, :] - np.array(ablated)  # [W, top] signed influence
         out = {}
@@ -274,21 +268,19 @@ class Recommender:
         if self.scorer is None or top < 2:
             return scores, first_place
         tops = [stable_order(row)[:top] for row in scores]
-        scored = self.llm_scores(list(histories), tops, list(scores))
+        scored = self.llm_scores(list(histories), tops)
         for b, (rows, llm) in enumerate(zip(tops, scored)):
             first_place[b] = int(np.argmax(llm))
             scores[b] = two_stage_full_scores(scores[b], rows, blend(llm, scores[b, rows], self.config.llm_weight))
         return scores, first_place
 
-    def llm_scores(
-        self, histories: Sequence[np.ndarray], candidates: Sequence[np.ndarray], retrieval: Sequence[np.ndarray]
-    ) -> list[np.ndarray]:
+    def llm_scores(self, histories: Sequence[np.ndarray], candidates: Sequence[np.ndarray]) -> list[np.ndarray]:
         """LLM log-probabilities of each user's candidates, in the given (retrieval) order.
 
         Args:
             histories: per user, catalogue rows oldest first.
-            candidates: per user, catalogue rows best first (at most 26).
-            retrieval: per user, [N] retrieval scores (shown as "fit" by the evidence template).
+            candidates: per user, catalogue rows best first (at most 26); the evidence template
+                shows them in this order, so pass the retriever's order.
         """
         scorer = self._require_scorer()
         if self.config.template == "rank":
@@ -304,10 +296,9 @@ class Recommender:
 
         evidence = self._evidence_scorer()
         prompts = []
-        for history, rows, scores in zip(histories, candidates, retrieval):
-            sims = evidence.scores(np.asarray(history, dtype=np.int64))[1]  # co-occurrence rows of recent items
-            shown = np.where(np.isfinite(scores), scores, 0.0)
-            prompts.append(render_rank_evidence(self.catalog, history, rows, shown, sims, self.config.max_history))
+        for history, rows in zip(histories, candidates):
+            sims = evidence.similarities(np.asarray(history, dtype=np.int64))  # co-occurrence rows of recent items
+            prompts.append(render_rank_evidence(self.catalog, history, rows, sims, self.config.max_history))
         logits = scorer.score_labels([p.messages for p in prompts], [len(rows) for rows in candidates])
         return [values - np.logaddexp.reduce(values) for values in logits]  # log-softmax over the shown labels
 
@@ -352,9 +343,7 @@ class Recommender:
             return scorer.pointwise(past, items).scores
         # The same path as ``recommend``: the configured template (an adapter's own), so an adapter
         # trained on the evidence prompt is never asked a prompt it has not seen.
-        history_rows, candidate_rows = self._rows(history_ids), self._rows(candidate_ids)
-        retrieval = np.asarray(self.retriever.score_rows(history_rows), dtype=np.float64)
-        return self.llm_scores([history_rows], [candidate_rows], [retrieval])[0]
+        return self.llm_scores([self._rows(history_ids)], [self._rows(candidate_ids)])[0]
 
     def predict_rating(
         self, history: Sequence[str | int], item: str | int, ratings: Sequence[float] | None = None

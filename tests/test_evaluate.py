@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from recommender.evaluate import markdown_table, rank_cases, rating_report, summarise, write_outputs
+from recommender.evaluate import llm_settings, markdown_table, rank_cases, rating_report, summarise, write_outputs
 from recommender.split import EvalCase
 
 # Four items; item 3 is the most popular. Two users.
@@ -53,3 +53,13 @@ def test_outputs_are_written_and_deterministic(tmp_path):
 def test_rating_report():
     report = rating_report([(4.0, 5.0), (3.0, 3.0)])
     assert report["RMSE"] == pytest.approx(np.sqrt(0.5)) and report["MAE"] == pytest.approx(0.5)
+
+
+def test_llm_rows_differ_only_in_what_they_name():
+    tuned = {"template": "rank_evidence", "llm_candidates": 20, "max_history": 3, "llm_weight": 0.4}
+    assert llm_settings("llm_zero_shot", tuned, seed=5) == (False, {"llm_candidates": 20, "seed": 5, "llm_weight": 1.0})
+    same_prompt = {**tuned, "seed": 5, "llm_weight": 1.0}
+    assert llm_settings("llm_zero_shot_evidence", tuned, seed=5) == (False, same_prompt)
+    assert llm_settings("llm_lora_pure", tuned, seed=5) == (True, same_prompt)
+    assert llm_settings("llm_lora", tuned, seed=5) == (True, {**tuned, "seed": 5})
+    assert llm_settings("llm_lora", tuned, seed=5, llm_candidates=8)[1]["llm_candidates"] == 8

@@ -12,7 +12,7 @@ from finetune.config import ConfigError, DataConfig, FinetuneConfig, load_config
 from finetune.examples import build_examples
 from finetune.train import Encoded, claim_output, run_identity
 from recommender.data import Catalog, Interactions, Item
-from recommender.evidence import PrefixScorer, render_rank_evidence
+from recommender.evidence import PrefixScorer, recent_strength, render_rank_evidence
 from recommender.retrieval import CooccurrenceRetriever, HybridRetriever, PopularityRetriever
 from recommender.split import LeaveOneOutSplit
 
@@ -50,8 +50,24 @@ def test_prefix_scorer_matches_the_serving_retriever(world):
         history = split.case(user, "valid").history  # = the whole train sequence
         scores, sims = scorer.scores(history)
         np.testing.assert_allclose(scores, hybrid.score_rows(history), atol=1e-9)
-        prompt = render_rank_evidence(catalog, history, [0, 1, 2], scores, sims)
-        assert prompt.template == "rank_evidence" and " co " in prompt.messages[1]["content"]
+        np.testing.assert_array_equal(scorer.similarities(history), sims)
+        prompt = render_rank_evidence(catalog, history, [0, 1, 2], sims)
+        assert prompt.template == "rank_evidence" and "(recent " in prompt.messages[1]["content"]
+
+
+def test_recent_digit_scales_last_three_cowatch_sums_within_the_list():
+    sims = np.array(
+        [
+            [9.0, 9.0, 9.0, 9.0],  # older than the last three: ignored
+            [0.1, 0.0, 0.5, 0.2],
+            [0.1, 0.0, 0.0, 0.2],
+            [0.0, 0.0, 0.1, 0.2],
+        ]
+    )
+    # sums over the last three rows: 0.2, 0.0, 0.6, 0.6 -> min-max to 0..9
+    assert recent_strength(sims, np.array([0, 1, 2, 3])).tolist() == [3, 0, 9, 9]
+    assert recent_strength(sims, np.array([2, 3])).tolist() == [0, 0]  # no spread: all 0
+    assert recent_strength(np.zeros((0, 4)), np.array([1, 2])).tolist() == [0, 0]  # empty history
 
 
 @pytest.mark.parametrize("order", ["retriever", "shuffle"])

@@ -170,7 +170,7 @@ def test_evidence_template_renders_retriever_order_with_evidence(dataset):
     # retrieval order 2, 3, 4 (pop) is reversed by the scorer; item 5 keeps its retrieval place
     assert [r.item_id for r in results] == ["4", "3", "2", "5"]
     prompt = scorer.conversations[-1][-1]["content"]
-    assert "A. Fargo (1996) (fit" in prompt and "co " in prompt
+    assert "A. Fargo (1996) (recent " in prompt
     assert results[0].template_version.startswith("rank_evidence")
     scores, first = recommender.full_scores_batch([np.array([0])])
     assert first.tolist() == [2] and np.isneginf(scores[0, 0])

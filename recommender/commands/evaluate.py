@@ -24,8 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the user sample and the LLM shuffles")
     parser.add_argument("--task", default="ranking", choices=("ranking", "rating"))
     parser.add_argument(
-        "--methods", default=",".join(("pop", "cooccurrence", "embedding", "hybrid", "llm_zero_shot", "llm_lora")),
-        help="comma-separated subset of the methods",
+        "--methods", default="pop,cooccurrence,embedding,hybrid,llm_zero_shot,llm_zero_shot_evidence,llm_lora",
+        help="comma-separated subset of: pop, cooccurrence, embedding, hybrid, llm_zero_shot (base model, `rank` "
+        "prompt), llm_zero_shot_evidence (base model, the adapter's prompt), llm_lora_pure (adapter alone), "
+        "llm_lora (adapter + the retrieval blend it was tuned with)",
     )  # fmt: skip
     parser.add_argument(
         "--llm-candidates", type=int, default=None,
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     header = {
         "dataset": dataset.name, "split": args.split, "users": len(users), "seed": args.seed,
         "protocol": "leave-one-out, full ranking, history masked",
-        "llm": "hybrid top-N reranked (N = 20 zero-shot, the adapter's own N for llm_lora)",
+        "llm": "hybrid top-N reranked (N = 20 for llm_zero_shot, the adapter's own N and prompt for the others)",
         "seconds": round(time.time() - started),
     }  # fmt: skip
     folder = write_outputs(results, header, args.output)
@@ -79,23 +81,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _rank_method(method, args, dataset, retriever, cases):
-    from recommender.evaluate import rank_cases
+    from recommender.evaluate import LLM_VARIANTS, llm_settings, rank_cases
     from recommender.pipeline import PipelineConfig, Recommender, _tuned_settings, resolve_adapter
 
     if method in retriever.components or method == "hybrid":
         scorer = retriever if method == "hybrid" else retriever.components[method]
         return rank_cases(lambda hs: (scorer.score_batch(hs), None), cases, 64, method)
-    adapter = None if method == "llm_zero_shot" else resolve_adapter(args.adapter, dataset, args.model)
-    if method == "llm_lora" and adapter is None:
-        print("llm_lora skipped: no adapter (pass --adapter PATH or ship finetune/adapters/ml100k-smollm2)")
+    needs_adapter = LLM_VARIANTS[method][1]  # its prompt settings come from the adapter
+    adapter = resolve_adapter(args.adapter, dataset, args.model) if needs_adapter else None
+    if needs_adapter and adapter is None:
+        print(f"{method} skipped: no adapter (pass --adapter PATH or ship finetune/adapters/ml100k-smollm2)")
         return None
     from recommender.llm import load_model
     from recommender.scoring import LLMScorer
 
-    loaded = load_model(args.model, adapter=adapter, quantize=args.quantize, device=args.device)
-    settings = {"llm_candidates": 20, "seed": args.seed, **_tuned_settings(adapter)}
-    if args.llm_candidates is not None:
-        settings["llm_candidates"] = args.llm_candidates
+    loads_adapter, settings = llm_settings(method, _tuned_settings(adapter), args.seed, args.llm_candidates)
+    weights = adapter if loads_adapter else None
+    loaded = load_model(args.model, adapter=weights, quantize=args.quantize, device=args.device)
     scorer = LLMScorer(loaded, batch_size=args.batch_size)
     pipeline = Recommender(dataset, retriever, scorer, PipelineConfig(**settings))
     n_labels = pipeline.config.llm_candidates
