@@ -368,14 +368,6 @@ def train_loop(
 # ------------------------------------------------------------------------------------- main
 
 
-def sample_users(users: Sequence[str], n: int, seed: int, exclude: Sequence[str] = ()) -> list[str]:
-    """A fixed, seeded sample of ``n`` users (sorted), disjoint from ``exclude``."""
-    pool = [u for u in users if u not in set(exclude)]
-    rng = np.random.default_rng(seed)
-    chosen = rng.choice(len(pool), min(n, len(pool)), replace=False) if n else []
-    return [pool[i] for i in sorted(chosen)]
-
-
 def plot_curves(state: dict, path: Path, title: str) -> None:
     """Training loss and validation NDCG@10 (LLM rerank, blend, retriever order) against steps."""
     import matplotlib
@@ -428,6 +420,7 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
 
     from finetune.examples import build_examples
     from finetune.validate import build_eval_set, evaluate_logits
+    from recommender.evaluate import sample_users
     from recommender.evidence import PrefixScorer
     from recommender.hybrid import build_default_retriever
     from recommender.llm import LoadedModel, load_model, write_adapter_metadata
@@ -459,8 +452,8 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
         threadpool_limits = None
     limit = threadpool_limits(1) if threadpool_limits else None  # one BLAS thread: 15x faster small matvecs
     examples = build_examples(dataset.catalog, split, scorer, config.data, config.train.seed)
-    eval_users = sample_users(split.eval_users, config.eval.users, config.eval.seed)
-    report_users = sample_users(split.eval_users, config.eval.report_users, config.eval.seed + 1, exclude=eval_users)
+    eval_users = sample_users(split, config.eval.users, config.eval.seed)
+    report_users = sample_users(split, config.eval.report_users, config.eval.seed + 1, exclude=eval_users)
     build = lambda users: build_eval_set(  # noqa: E731
         dataset.catalog,
         split.cases("valid", users),

@@ -60,13 +60,24 @@ class MethodResult:
     n_labels: int = 0
 
 
-def sample_users(split: LeaveOneOutSplit, users: int | None, seed: int) -> list[str]:
-    """A seeded sample of evaluable users, returned in dataset order (all when ``users`` is None)."""
-    pool = split.eval_users
+def sample_users(split: LeaveOneOutSplit, users: int | None, seed: int, exclude: Sequence[str] = ()) -> list[str]:
+    """A seeded sample of evaluable users outside ``exclude``, in dataset order (all when
+    ``users`` is None). Fine-tuning draws its validation users with this same function."""
+    excluded = set(exclude)
+    pool = [user for user in split.eval_users if user not in excluded]
     if users is None or users >= len(pool):
-        return list(pool)
+        return pool
     picked = set(np.random.default_rng(seed).choice(len(pool), size=users, replace=False).tolist())
     return [user for position, user in enumerate(pool) if position in picked]
+
+
+def selection_users(adapter_meta: dict, split: LeaveOneOutSplit) -> list[str]:
+    """The validation users an adapter was selected and blended on (its recipe's ``eval.users``
+    and ``eval.seed``); [] when the metadata does not say."""
+    settings = adapter_meta.get("config", {}).get("eval", {})
+    if not isinstance(settings.get("users"), int) or not isinstance(settings.get("seed"), int):
+        return []
+    return sample_users(split, settings["users"], settings["seed"])
 
 
 def shard(values: Sequence, rank: int, world: int) -> list:

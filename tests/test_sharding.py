@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from recommender.evaluate import sample_users, shard
+from recommender.evaluate import sample_users, selection_users, shard
 from recommender.split import LeaveOneOutSplit
 
 BIN = Path(sys.executable).parent
@@ -29,6 +29,10 @@ def test_user_sample_is_seeded_and_ordered():
     first, again = sample_users(split, 50, seed=3), sample_users(split, 50, seed=3)
     assert first == again and len(first) == 50
     assert first == sorted(first, key=int) and first != sample_users(split, 50, seed=4)
+    others = sample_users(split, 50, seed=3, exclude=first)
+    assert len(others) == 50 and not set(others) & set(first)
+    meta = {"config": {"eval": {"users": 50, "seed": 3}}}
+    assert selection_users(meta, split) == first and selection_users({}, split) == []
 
 
 def run(command: list[str], cwd: Path) -> None:

@@ -33,6 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--llm-candidates", type=int, default=None,
         help="hybrid top-N the LLM reranks (default: 20 zero-shot, the adapter's recorded count for llm_lora)",
     )  # fmt: skip
+    parser.add_argument(
+        "--keep-selection-users", action="store_true",
+        help="with --split valid, keep the validation users the adapter was selected and blended on "
+        "(left out by default, so an adapter is never scored on users it was tuned on)",
+    )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--output", default="runs/eval", help="folder for metrics.json, metrics.md, metrics.png")
     add_model_arguments(parser)
@@ -53,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
     started = time.time()
     dataset = load_dataset(args.dataset)
     split = LeaveOneOutSplit(dataset.interactions)
-    users = sample_users(split, args.users, args.seed)
+    keep = args.split == "test" or args.keep_selection_users
+    excluded = [] if keep else _selection_users(args, methods, dataset, split)
+    users = sample_users(split, args.users, args.seed, exclude=excluded)
     shards = Shards()
     cases = split.cases(args.split, shards.mine(users))
     retriever = build_default_retriever(dataset, split)
@@ -72,12 +79,24 @@ def run(args: argparse.Namespace) -> int:
         "dataset": dataset.name, "split": args.split, "users": len(users), "seed": args.seed,
         "protocol": "leave-one-out, full ranking, history masked",
         "llm": "hybrid top-N reranked (N = 20 for llm_zero_shot, the adapter's own N and prompt for the others)",
-        "seconds": round(time.time() - started),
+        "excluded selection users": len(excluded), "seconds": round(time.time() - started),
     }  # fmt: skip
     folder = write_outputs(results, header, args.output)
     print((folder / "metrics.md").read_text())
     print(f"written to {folder}/metrics.json, metrics.md, metrics.png")
     return 0
+
+
+def _selection_users(args, methods, dataset, split) -> list[str]:
+    """Validation users the evaluated adapter was selected on ([] without an adapter)."""
+    from recommender.evaluate import LLM_VARIANTS, selection_users
+    from recommender.llm import read_adapter_metadata
+    from recommender.pipeline import resolve_adapter
+
+    if not any(LLM_VARIANTS.get(m, (False, False))[1] for m in methods):
+        return []
+    adapter = resolve_adapter(args.adapter, dataset, args.model)
+    return selection_users(read_adapter_metadata(adapter), split) if adapter is not None else []
 
 
 def _rank_method(method, args, dataset, retriever, cases):
