@@ -368,8 +368,9 @@ def train_loop(
 # ------------------------------------------------------------------------------------- main
 
 
-def plot_curves(state: dict, path: Path, title: str) -> None:
-    """Training loss and validation NDCG@10 (LLM rerank, blend, retriever order) against steps."""
+def plot_curves(state: dict, path: Path, title: str, chance_loss: float | None = None) -> None:
+    """Training loss and validation NDCG@10 (LLM rerank, blend, retriever order) against steps;
+    ``chance_loss`` (ln of the candidate count) is drawn as a reference line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -382,6 +383,8 @@ def plot_curves(state: dict, path: Path, title: str) -> None:
         window = max(1, len(losses) // 20)
         smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
         left.plot(steps[window - 1 :], smooth, label=f"loss ({window}-step mean)")
+    if chance_loss is not None:
+        left.axhline(chance_loss, color="grey", linestyle="--", label=f"uniform guess ({chance_loss:.2f})")
     left.set_xlabel("step")
     left.set_ylabel("completion cross-entropy")
     left.legend()
@@ -554,7 +557,8 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
             minutes=round(minutes, 1),
             device=str(accelerator.device),
         )
-        plot_curves(state, folder / "curves.png", f"{loaded.base_name} LoRA on {dataset.name}")
+        title = f"{loaded.base_name} LoRA on {dataset.name}"
+        plot_curves(state, folder / "curves.png", title, chance_loss=float(np.log(config.data.n_candidates)))
         if (folder / CHECKPOINTS).is_dir() and not resume:
             pass  # checkpoints stay until the next run of this folder; never shipped
     log(f"done in {minutes:.1f} min; adapter, metadata and curves in {folder}")
