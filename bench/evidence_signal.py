@@ -131,8 +131,7 @@ def main(args: argparse.Namespace) -> None:
                 ranks.append(rank)
                 continue
             z = np.stack([f[c] for c in columns], axis=1) @ weights
-            position = rank - 1  # target's index in the retriever's list; ties keep retriever order
-            ranks.append(int((z > z[position]).sum() + (z[:position] == z[position]).sum() + 1))
+            ranks.append(target_rank(z, rank - 1))  # rank - 1: the target's index in the list
         shown = ", ".join(f"{c} {w:+.2f}" for c, w in zip(columns, weights))
         print(f"| {label} | {shown} | {nll:.3f} | {ndcg(ranks, 10):.4f} | {hit_rate(ranks, 10):.4f} |")
 

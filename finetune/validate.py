@@ -79,10 +79,7 @@ def two_stage_ranks(items: Sequence[EvalItem], llm_logits: Sequence[np.ndarray],
         logits = np.asarray(logits, dtype=np.float64)[item.order]  # [K] back in retrieval order
         logprob = logits - np.log(np.exp(logits - logits.max()).sum()) - logits.max()
         combined = alpha * _z(logprob) + (1.0 - alpha) * _z(np.asarray(item.retrieval, dtype=np.float64))
-        position = item.retrieval_rank - 1  # the target's index among the candidates
-        better = np.count_nonzero(combined > combined[position])
-        tied_before = np.count_nonzero(combined[:position] == combined[position])
-        ranks.append(int(better + tied_before + 1))
+        ranks.append(target_rank(combined, item.retrieval_rank - 1))  # the target's index among the candidates
     return np.asarray(ranks)
 
 

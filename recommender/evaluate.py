@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -18,14 +19,23 @@ from recommender import metrics
 from recommender.split import EvalCase, LeaveOneOutSplit
 
 RETRIEVAL_METHODS = ("pop", "cooccurrence", "embedding", "hybrid")
-# LLM rows: (loads the adapter, takes the adapter's prompt settings, LLM weight in the blend; None
-# = the weight tuned on validation and recorded with the adapter). The "_evidence" zero-shot row
-# asks the base model the adapter's own prompt, so adapter vs zero-shot differ by the weights only.
+
+
+class LLMVariant(NamedTuple):
+    """One LLM row of the evaluation table."""
+
+    loads_adapter: bool  # the adapter's weights are loaded
+    adapter_prompt: bool  # the adapter's recorded prompt settings (template, N, history) are used
+    weight: float | None  # LLM weight in the blend; None = the one tuned and recorded with the adapter
+
+
+# The "_evidence" zero-shot row asks the base model the adapter's own prompt, so adapter vs
+# zero-shot differ by the weights only.
 LLM_VARIANTS = {
-    "llm_zero_shot": (False, False, 1.0),  # serving `rank` prompt, 20 shuffled candidates
-    "llm_zero_shot_evidence": (False, True, 1.0),
-    "llm_lora_pure": (True, True, 1.0),
-    "llm_lora": (True, True, None),  # what serving uses: adapter + retrieval blend
+    "llm_zero_shot": LLMVariant(False, False, 1.0),  # serving `rank` prompt, 20 shuffled candidates
+    "llm_zero_shot_evidence": LLMVariant(False, True, 1.0),
+    "llm_lora_pure": LLMVariant(True, True, 1.0),
+    "llm_lora": LLMVariant(True, True, None),  # what serving uses: adapter + retrieval blend
 }
 LLM_METHODS = tuple(LLM_VARIANTS)
 
@@ -37,13 +47,13 @@ def llm_settings(method: str, tuned: dict, seed: int, llm_candidates: int | None
         tuned: the adapter's recorded settings (``pipeline._tuned_settings``); {} without one.
         llm_candidates: overrides the top-N the LLM reranks.
     """
-    loads_adapter, adapter_prompt, weight = LLM_VARIANTS[method]
-    settings = {"llm_candidates": 20, "seed": seed, **(tuned if adapter_prompt else {})}
-    if weight is not None:
-        settings["llm_weight"] = weight
+    variant = LLM_VARIANTS[method]
+    settings = {"llm_candidates": 20, "seed": seed, **(tuned if variant.adapter_prompt else {})}
+    if variant.weight is not None:
+        settings["llm_weight"] = variant.weight
     if llm_candidates is not None:
         settings["llm_candidates"] = llm_candidates
-    return loads_adapter, settings
+    return variant.loads_adapter, settings
 
 
 METHODS = RETRIEVAL_METHODS + LLM_METHODS

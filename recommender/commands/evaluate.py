@@ -93,7 +93,7 @@ def _selection_users(args, methods, dataset, split) -> list[str]:
     from recommender.llm import read_adapter_metadata
     from recommender.pipeline import resolve_adapter
 
-    if not any(LLM_VARIANTS.get(m, (False, False))[1] for m in methods):
+    if not any(m in LLM_VARIANTS and LLM_VARIANTS[m].adapter_prompt for m in methods):
         return []
     adapter = resolve_adapter(args.adapter, dataset, args.model)
     return selection_users(read_adapter_metadata(adapter), split) if adapter is not None else []
@@ -106,7 +106,7 @@ def _rank_method(method, args, dataset, retriever, cases):
     if method in retriever.components or method == "hybrid":
         scorer = retriever if method == "hybrid" else retriever.components[method]
         return rank_cases(lambda hs: (scorer.score_batch(hs), None), cases, 64, method)
-    needs_adapter = LLM_VARIANTS[method][1]  # its prompt settings come from the adapter
+    needs_adapter = LLM_VARIANTS[method].adapter_prompt
     adapter = resolve_adapter(args.adapter, dataset, args.model) if needs_adapter else None
     if needs_adapter and adapter is None:
         print(f"{method} skipped: no adapter (pass --adapter PATH or ship finetune/adapters/ml100k-smollm2)")
