@@ -559,8 +559,7 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
         )
         title = f"{loaded.base_name} LoRA on {dataset.name}"
         plot_curves(state, folder / "curves.png", title, chance_loss=float(np.log(config.data.n_candidates)))
-        if (folder / CHECKPOINTS).is_dir() and not resume:
-            pass  # checkpoints stay until the next run of this folder; never shipped
+        # checkpoints/ stays until the next run of this folder; it is never shipped.
     log(f"done in {minutes:.1f} min; adapter, metadata and curves in {folder}")
     return {"state": state, "report": final, "folder": str(folder)}
 
