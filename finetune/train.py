@@ -344,7 +344,7 @@ def train_loop(
     bar = tqdm(
         total=train.max_steps, initial=state["step"], desc="fine-tuning", disable=not accelerator.is_main_process
     )
-    step_started = time.perf_counter()
+    step_started, first_step = time.perf_counter(), state["step"]  # after a resume, time only this run's steps
     while state["step"] < train.max_steps:
         step = state["step"]
         total = 0.0
@@ -363,7 +363,7 @@ def train_loop(
         state["losses"].append([step, total])
         bar.update(1)
         bar.set_postfix(
-            loss=f"{total:.3f}", s_per_step=f"{(time.perf_counter() - step_started) / (len(state['losses'])):.1f}"
+            loss=f"{total:.3f}", s_per_step=f"{(time.perf_counter() - step_started) / (step - first_step):.1f}"
         )
         stop = False
         if config.eval.every and step % config.eval.every == 0:
