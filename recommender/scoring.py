@@ -221,7 +221,8 @@ class LLMScorer:
             raise ValueError(f"{len(conversations)} conversations but {len(n_lines)} line counts")
         encoded = [line_readouts(self.tokenizer, c, n) for c, n in zip(conversations, n_lines)]
         out: list[np.ndarray] = [np.zeros(0)] * len(encoded)
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+        # Prompts without candidates have nothing to read (and keep their empty score vector).
+        order = sorted((i for i in range(len(encoded)) if n_lines[i]), key=lambda i: len(encoded[i][0]))
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
             margins = line_scores(

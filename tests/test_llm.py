@@ -107,6 +107,11 @@ def test_line_scores_do_not_depend_on_the_batch(scorer):
         np.testing.assert_allclose(batched, scorer.score_lines([messages], [n])[0], atol=1e-4)
 
 
+def test_reading_no_lines_gives_an_empty_score_vector(scorer):
+    empty, full = scorer.score_lines([evidence_messages(2, 3, seed=0), evidence_messages(2, 4, seed=1)], [0, 4])
+    assert empty.shape == (0,) and full.shape == (4,)
+
+
 def test_permutation_averaging_keeps_candidate_order(scorer):
     candidates = items(6, "c")
     once = scorer.rank(items(3, "h"), candidates, permutations=1)
