@@ -7,6 +7,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from conftest import tiny_llama
 
 from finetune.config import ConfigError, DataConfig, FinetuneConfig, load_config
 from finetune.examples import build_examples
@@ -119,20 +120,7 @@ def test_target_letters_spread_evenly_when_shuffled(world):
 
 @pytest.fixture
 def tiny_model():
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    return LlamaForCausalLM(config)
+    return tiny_llama(vocab_size=64)
 
 
 def tiny_examples(n: int = 24) -> list[Encoded]:
@@ -245,21 +233,7 @@ def test_resume_continues_from_the_checkpoint_step(tiny_model, tmp_path):
 
 
 def fresh_base(_):
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    return LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=64,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=64,
-        )
-    )
+    return tiny_llama(vocab_size=64)
 
 
 # ------------------------------------------------------------------------------------- bad input
