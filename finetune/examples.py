@@ -7,8 +7,9 @@ inside histories. Tasks:
 
 - ``rank``: candidates = retriever top-N for the prefix (leave-user-out scores, see
   ``recommender.evidence.PrefixScorer``) + optional random items. In ``retriever`` order the
-  prompt is ``rank_evidence`` (a 0-9 recent co-watch digit per candidate); a target outside the
-  top-N is dropped or put at a random slot. In ``shuffle`` order the prompt is the serving
+  prompt is ``rank_evidence`` (a 0-9 recent co-watch digit per candidate; line-scored, so the
+  completion letter only names the target's line); a target outside the top-N is dropped or put
+  at a random slot. In ``shuffle`` order the prompt is the serving
   ``rank`` template and a seeded permutation makes the target's letter uniform.
 - ``rating``: rated history + target -> its rating digit (``render_rating``).
 - ``explain``: history + target + facts from data (genres shared with the history, history

@@ -10,13 +10,15 @@
     accelerate launch --config_file finetune/accelerate/fsdp.yaml -m finetune.train \
         --config finetune/configs/ml100k_qlora_gpu.yaml --set train.quantize=none
 
-Why a plain accelerate loop and not TRL's SFTTrainer: the rank and rating answers are ONE
-token, and the loss we want is cross-entropy over the candidate labels at the last prompt
-position (exactly the distribution the serving scorer reads). With left padding every
-completion ends at the last position, so ``logits_to_keep`` = completion length + 1 computes
+Why a plain accelerate loop and not TRL's SFTTrainer: the ranking prompt (``rank_evidence``) is
+LINE-SCORED: the loss is cross-entropy over twenty scores read at twenty positions of one
+sequence (the "Yes" minus "No" logit at the end of each candidate line,
+``recommender.scoring.line_scores``, exactly what the serving scorer ranks by), which is not a
+completion loss. Rank and rating answers of the letter-scored templates are ONE token; their loss
+is cross-entropy over the allowed answers at the last position, and ``logits_to_keep`` computes
 the vocabulary projection for a handful of positions instead of the whole sequence (49,152 x
-~400 logits per example); see the README for the measured speed-up. The loop also runs the
-two-stage validation, early stopping and best-adapter keeping in a few lines.
+~400 logits per example). The loop also runs the two-stage validation, early stopping and
+best-adapter keeping in a few lines.
 
 Output folder: ``adapter_model.safetensors`` + ``adapter_config.json`` (peft, best evaluation),
 ``recommender_adapter.json`` (``recommender.llm.write_adapter_metadata``: base model, template
@@ -52,7 +54,8 @@ class Encoded:
     ids: list[int]
     n_completion: int
     choice_ids: tuple[int, ...] = ()  # token ids of the allowed one-token answers (empty: free text)
-    target: int = -1  # index of the answer in ``choice_ids``
+    target: int = -1  # index of the answer in ``choice_ids`` (or in ``readouts``)
+    readouts: tuple[int, ...] = ()  # line-scored prompts: token index of each candidate line's end
 
 
 # ------------------------------------------------------------------------------------- output folder
@@ -132,9 +135,16 @@ def add_lora(model, config: FinetuneConfig, quantized: bool):
 
 def encode_examples(examples: Sequence, tokenizer) -> list[Encoded]:
     """Token ids of each example through the tokenizer's chat template (as the serving scorer does)."""
+    from recommender.prompting import LINE_SCORED_TEMPLATES
+    from recommender.scoring import line_readouts
+
     end = tokenizer.eos_token or ""
     out = []
     for example in examples:
+        if example.template in LINE_SCORED_TEMPLATES:
+            prompt, readouts = line_readouts(tokenizer, example.messages, len(example.choices))
+            out.append(Encoded(prompt, 0, target=example.choices.index(example.completion), readouts=tuple(readouts)))
+            continue
         text = tokenizer.apply_chat_template(example.messages, tokenize=False, add_generation_prompt=True)
         prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
         if example.choices:
@@ -158,30 +168,33 @@ def _single_token(tokenizer, prompt_text: str, answer: str, _cache: dict = {}) -
     return _cache[key]
 
 
-def collate(batch: Sequence[Encoded], pad_id: int):
-    """Left-padded ids, mask and positions (positions start at 0 on each row, as in serving)."""
-    import torch
-
-    width = max(len(e.ids) for e in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)  # [B, T]
-    mask = torch.zeros((len(batch), width), dtype=torch.long)  # [B, T]
-    for row, example in enumerate(batch):
-        ids[row, width - len(example.ids) :] = torch.tensor(example.ids)
-        mask[row, width - len(example.ids) :] = 1
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # [B, T]
-    return ids, mask, positions
-
-
-def batch_loss(model, batch: Sequence[Encoded], pad_id: int, choice_loss: str = "labels"):
+def batch_loss(model, batch: Sequence[Encoded], pad_id: int, choice_loss: str = "labels", answer_ids=None):
     """Mean completion-only loss of a micro-batch.
 
+    Line-scored examples: cross-entropy over the candidates' line scores (``scoring.line_scores``,
+    ``answer_ids`` = the "Yes"/"No" token ids), exactly what the serving scorer ranks by.
     One-token answers with ``choice_loss='labels'``: cross-entropy over the allowed answers'
-    logits (what the scorer ranks by); otherwise token cross-entropy over the completion.
+    logits; otherwise token cross-entropy over the completion.
     """
     import torch
     import torch.nn.functional as F
 
-    ids, mask, positions = collate(batch, pad_id)
+    from recommender.scoring import left_pad, line_scores
+
+    lined = [e for e in batch if e.readouts]
+    rest = [e for e in batch if not e.readouts]
+    losses = []
+    if lined:
+        if answer_ids is None:
+            raise ValueError("line-scored examples need answer_ids (the Yes/No token ids)")
+        margins = line_scores(model, [e.ids for e in lined], [e.readouts for e in lined], answer_ids, pad_id)
+        for row, example in enumerate(lined):
+            scores = margins[row, : len(example.readouts)]  # [K]
+            losses.append(F.cross_entropy(scores[None], torch.tensor([example.target], device=scores.device)))
+    if not rest:
+        return torch.stack(losses).mean()
+    batch = rest
+    ids, mask, positions = left_pad([e.ids for e in batch], pad_id)
     device = next(p for p in model.parameters()).device
     keep = max(e.n_completion for e in batch) + 1
     logits = model(
@@ -191,7 +204,6 @@ def batch_loss(model, batch: Sequence[Encoded], pad_id: int, choice_loss: str = 
         logits_to_keep=keep,
         use_cache=False,
     ).logits.float()  # [B, keep, V]
-    losses = []
     for row, example in enumerate(batch):
         c = example.n_completion
         predictions = logits[row, keep - 1 - c : keep - 1]  # [c, V] predict the completion tokens
@@ -277,8 +289,11 @@ def train_loop(
     resume: bool = False,
     accelerator=None,
     log: Callable[[str], None] = print,
+    answer_ids=None,
 ) -> dict:
     """Optimise the LoRA weights of a peft ``model``; evaluate, keep the best, stop early, checkpoint.
+
+    ``answer_ids``: the "Yes"/"No" token ids that line-scored examples are read with.
 
     Returns the trainer state: ``step``, ``losses`` ([step, loss] pairs), ``evals`` (metrics per
     evaluation), ``best`` (the best evaluation), ``stopped_early``.
@@ -329,7 +344,7 @@ def train_loop(
     bar = tqdm(
         total=train.max_steps, initial=state["step"], desc="fine-tuning", disable=not accelerator.is_main_process
     )
-    step_started = time.perf_counter()
+    step_started, first_step = time.perf_counter(), state["step"]  # after a resume, time only this run's steps
     while state["step"] < train.max_steps:
         step = state["step"]
         total = 0.0
@@ -338,7 +353,7 @@ def train_loop(
                 len(encoded), step, micro, config, accelerator.process_index, accelerator.num_processes
             )
             with accelerator.accumulate(model):
-                loss = batch_loss(model, [encoded[i] for i in indices], pad_id, train.choice_loss)
+                loss = batch_loss(model, [encoded[i] for i in indices], pad_id, train.choice_loss, answer_ids)
                 accelerator.backward(loss)
                 optimizer.step()
                 scheduler.step()
@@ -348,7 +363,7 @@ def train_loop(
         state["losses"].append([step, total])
         bar.update(1)
         bar.set_postfix(
-            loss=f"{total:.3f}", s_per_step=f"{(time.perf_counter() - step_started) / (len(state['losses'])):.1f}"
+            loss=f"{total:.3f}", s_per_step=f"{(time.perf_counter() - step_started) / (step - first_step):.1f}"
         )
         stop = False
         if config.eval.every and step % config.eval.every == 0:
@@ -428,6 +443,7 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
     from recommender.hybrid import build_default_retriever
     from recommender.llm import LoadedModel, load_model, write_adapter_metadata
     from recommender.loaders import load_dataset
+    from recommender.prompting import LINE_SCORED_TEMPLATES
     from recommender.scoring import LLMScorer
     from recommender.split import LeaveOneOutSplit
 
@@ -488,7 +504,8 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
     def llm_logits(net, items) -> list[np.ndarray]:
         wrapped = LoadedModel(net, tokenizer, loaded.base_name, None, device=str(accelerator.device))
         scorer_ = LLMScorer(wrapped, batch_size=config.eval.batch_size)
-        return scorer_.score_labels([item.messages for item in items], [len(item.candidates) for item in items])
+        score = scorer_.score_lines if template in LINE_SCORED_TEMPLATES else scorer_.score_labels
+        return score([item.messages for item in items], [len(item.candidates) for item in items])
 
     versions = {template: examples[0].template_version}
     for example in examples:
@@ -509,6 +526,7 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
         resume=resume,
         accelerator=accelerator,
         log=log,
+        answer_ids=LLMScorer(loaded).yes_no_ids,
     )
 
     # Final report on OTHER validation users: blend weights come from the selection users.

@@ -129,12 +129,48 @@ def summarise(result: MethodResult, n_items: int, popularity: np.ndarray, vector
     return {key: round(float(value), 6) for key, value in row.items()}
 
 
-def write_outputs(results: dict[str, dict], header: dict, folder: str | Path) -> Path:
-    """``metrics.json`` ({method: {metric: value}}), ``metrics.md`` and ``metrics.png``."""
+# Each LLM row is compared user by user with these, in this order (a later one against an earlier
+# one too): the retriever it reranks and the base model without fine-tuning.
+PAIRED_REFERENCES = ("hybrid", "llm_zero_shot", "llm_zero_shot_evidence")
+
+
+def paired_differences(results: dict[str, MethodResult | None], seed: int = 0) -> list[dict]:
+    """NDCG@10 difference of each LLM method to each reference on the same users, with its
+    paired-bootstrap 95% interval (``metrics.paired_ndcg_difference``)."""
+    present = {m: r for m, r in results.items() if r is not None}
+    rows = []
+    for method in (m for m in present if m in LLM_METHODS):
+        for reference in (r for r in PAIRED_REFERENCES if r in present and r != method):
+            if method in PAIRED_REFERENCES and PAIRED_REFERENCES.index(method) < PAIRED_REFERENCES.index(reference):
+                continue  # that pair is already listed the other way round
+            ranks, reference_ranks = present[method].ranks, present[reference].ranks
+            difference = metrics.paired_ndcg_difference(ranks, reference_ranks, CUTOFF, seed=seed)
+            rows.append({"method": method, "reference": reference, **difference})
+    return rows
+
+
+def paired_table(rows: Sequence[dict]) -> str:
+    if not rows:
+        return ""
+    lines = ["", "Paired NDCG@10 differences on the same users (95% paired bootstrap interval, 2,000 resamples):", ""]
+    lines.append("| method | minus | difference | 95% interval | users better / worse |")
+    lines.append("| --- | --- | ---: | ---: | ---: |")
+    for row in rows:
+        cells = [row["method"], row["reference"], f"{row['difference']:+.4f}"]
+        cells += [f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]", f"{row['wins']} / {row['losses']}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(results: dict[str, dict], header: dict, folder: str | Path, paired: Sequence[dict] = ()) -> Path:
+    """``metrics.json`` ({method: {metric: value}}), ``metrics.md``, ``metrics.png`` and, with
+    paired comparisons, ``paired.json``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "metrics.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-    (folder / "metrics.md").write_text(markdown_table(results, header))
+    (folder / "metrics.md").write_text(markdown_table(results, header) + paired_table(paired))
+    if paired:
+        (folder / "paired.json").write_text(json.dumps(list(paired), indent=1) + "\n")
     plot(results, folder / "metrics.png")
     return folder
 

@@ -160,6 +160,7 @@ def render_rank_evidence(
 ) -> RankPrompt:
     """The ``rank_evidence`` prompt for catalogue rows: recent titles, candidates in the given
     (retriever) order labelled A, B, ... each with its "recent" digit (``recent_strength``).
+    Line-scored (``prompting.LINE_SCORED_TEMPLATES``): score it with ``LLMScorer.score_lines``.
 
     Args:
         history: catalogue rows, oldest first; the last ``max_history`` are shown.

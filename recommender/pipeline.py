@@ -299,8 +299,8 @@ class Recommender:
         for history, rows in zip(histories, candidates):
             sims = evidence.similarities(np.asarray(history, dtype=np.int64))  # co-occurrence rows of recent items
             prompts.append(render_rank_evidence(self.catalog, history, rows, sims, self.config.max_history))
-        logits = scorer.score_labels([p.messages for p in prompts], [len(rows) for rows in candidates])
-        return [values - np.logaddexp.reduce(values) for values in logits]  # log-softmax over the shown labels
+        margins = scorer.score_lines([p.messages for p in prompts], [len(rows) for rows in candidates])
+        return [values - np.logaddexp.reduce(values) for values in margins]  # log-softmax over the candidate lines
 
     def _evidence_scorer(self):
         if getattr(self, "_evidence", None) is None:

@@ -19,6 +19,7 @@ Choices made here, each enforced with a clear ``ValueError``:
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 import string
@@ -37,6 +38,9 @@ DEFAULT_MAX_HISTORY = 20
 POINTWISE_ANSWERS: tuple[str, str] = ("Yes", "No")
 RATING_VALUES: tuple[str, ...] = ("1", "2", "3", "4", "5")
 ITEM_TEXT_MAX_CHARS = 160
+# Templates scored per candidate line ("Yes" minus "No" at each line's end), not by one label
+# at the last position; their adapters are trained on the same line scores.
+LINE_SCORED_TEMPLATES: tuple[str, ...] = ("rank_evidence",)
 
 T = TypeVar("T")
 
@@ -298,6 +302,39 @@ def parse_rank_answer(text: str, labels: Sequence[str]) -> str | None:
     return None
 
 
+def candidate_line_ends(text: str, labels: Sequence[str]) -> list[int]:
+    """Character index of the last character of each candidate line ("A. ..." at a line start),
+    in label order, searched from the end of the previous one.
+
+    Line-scored prompts (``rank_evidence``) read one score per candidate at that character: the
+    model has then read the history and the candidate's whole line, evidence digit included.
+    ``ValueError`` names the first label whose line is missing.
+    """
+    ends, start = [], 0
+    for label in labels:
+        found = re.compile(rf"(?m)^{re.escape(label)}\. [^\n]*").search(text, start)
+        if found is None:
+            raise ValueError(f"no candidate line starting {label + '.'!r} in the rendered prompt")
+        ends.append(found.end() - 1)
+        start = found.end()
+    return ends
+
+
+def tokens_at_chars(offsets: Sequence[tuple[int, int]], chars: Sequence[int]) -> list[int]:
+    """Index of the token whose character span ``[start, end)`` holds each of ``chars``.
+
+    ``offsets`` are a fast tokenizer's ``offset_mapping`` for the text the characters index.
+    """
+    starts = [start for start, _ in offsets]
+    out = []
+    for char in chars:
+        index = bisect.bisect_right(starts, char) - 1
+        if index < 0 or not offsets[index][0] <= char < offsets[index][1]:
+            raise ValueError(f"character {char} is not inside any token's span")
+        out.append(index)
+    return out
+
+
 def shuffled_orders(n: int, count: int, seed: int = 0) -> list[np.ndarray]:
     """``count`` orders of ``n`` candidates for permutation averaging: the identity first, then
     seeded shuffles. ``order[j]`` is the original index shown at position ``j``."""
@@ -311,10 +348,12 @@ __all__ = [
     "DEFAULT_MAX_CANDIDATES",
     "DEFAULT_MAX_HISTORY",
     "LABELS",
+    "LINE_SCORED_TEMPLATES",
     "POINTWISE_ANSWERS",
     "RATING_VALUES",
     "ItemPrompt",
     "RankPrompt",
+    "candidate_line_ends",
     "format_rating",
     "item_text",
     "make_labels",
@@ -328,6 +367,7 @@ __all__ = [
     "render_rank",
     "render_rating",
     "shuffled_orders",
+    "tokens_at_chars",
     "truncate_history",
     "with_completion",
 ]

@@ -61,6 +61,10 @@ class Scorer(Protocol):
         """For each conversation, the [n] next-token logits of its first ``n`` candidate labels."""
         ...
 
+    def score_lines(self, conversations: list[list[dict[str, str]]], n_lines: Sequence[int]) -> list[np.ndarray]:
+        """For each line-scored conversation (``rank_evidence``), one score per candidate line."""
+        ...
+
 
 @dataclass(frozen=True)
 class Recommendation:

@@ -14,6 +14,12 @@ of its label token, normalised over the labels shown (log-softmax). Users are ba
 padding and explicit position ids, so a user's scores do not depend on the batch they sit in.
 Label token ids come from the tokenizer, checked once to be single tokens exactly where the chat
 template puts the assistant's answer.
+
+Line-scored prompts (``rank_evidence``, the fine-tuned adapters') instead read one score per
+candidate in the same single pass: the "Yes" minus "No" logit at the last token of each
+candidate's line (``score_lines``; 2-D ``logits_to_keep`` keeps just those positions). Each
+candidate is then judged where its own evidence digit sits, instead of the last position having
+to find the right line among twenty.
 """
 
 from __future__ import annotations
@@ -34,10 +40,12 @@ from recommender.prompting import (
     LABELS,
     POINTWISE_ANSWERS,
     RATING_VALUES,
+    candidate_line_ends,
     render_pointwise,
     render_rank,
     render_rating,
     shuffled_orders,
+    tokens_at_chars,
 )
 
 Messages = list[dict[str, str]]
@@ -53,6 +61,66 @@ class ScoredItems:
     template_version: str
     dropped_history: int = 0
     permutations: int = 1
+
+
+def left_pad(sequences: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """[B, T] ids, attention mask and position ids of token sequences, LEFT padded.
+
+    Left padding ends every row at the last column; positions still start at 0 on each row, so
+    a row's outputs do not depend on the batch it sits in.
+    """
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)  # [B, T]
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)  # [B, T]
+    for row, sequence in enumerate(sequences):
+        ids[row, width - len(sequence) :] = torch.tensor(sequence, dtype=torch.long)
+        mask[row, width - len(sequence) :] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # [B, T]
+    return ids, mask, positions
+
+
+def line_readouts(tokenizer, messages: Messages, n_lines: int) -> tuple[list[int], list[int]]:
+    """Token ids of the conversation (chat template, assistant turn opened) and the token index
+    of the end of each of its first ``n_lines`` candidate lines, found in the last message
+    (``prompting.candidate_line_ends``) so that text the chat template appends is never read."""
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    content = messages[-1]["content"]
+    start = text.rfind(content)
+    if start < 0:
+        raise ValueError("the chat template rewrote the prompt's last message; its candidate lines cannot be located")
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ends = [start + end for end in candidate_line_ends(content, LABELS[:n_lines])]
+    return encoded["input_ids"], tokens_at_chars(encoded["offset_mapping"], ends)
+
+
+def line_scores(
+    model, sequences: Sequence[list[int]], readouts: Sequence[Sequence[int]], answer_ids: torch.Tensor, pad_id: int
+) -> torch.Tensor:
+    """[B, K] "Yes" minus "No" logit at each readout token, K = the most readouts of a row.
+
+    Rows with fewer readouts repeat their last one (slice them off). Differentiable: the
+    fine-tuning loss and the serving scorer both call this.
+    """
+    ids, mask, positions = left_pad(sequences, pad_id)
+    width, most = ids.shape[1], max(len(r) for r in readouts)
+    keep = torch.tensor(
+        [[width - len(s) + r for r in list(rs) + [rs[-1]] * (most - len(rs))] for s, rs in zip(sequences, readouts)]
+    )  # [B, K] readout columns in padded coordinates
+    device = next(p for p in model.parameters()).device
+    logits = model(
+        input_ids=ids.to(device),
+        attention_mask=mask.to(device),
+        position_ids=positions.to(device),
+        logits_to_keep=keep.to(device),
+        use_cache=False,
+    ).logits  # [B, K, V]
+    if logits.shape[:2] != keep.shape:
+        raise RuntimeError(
+            f"the model returned logits of shape {tuple(logits.shape)} for per-row positions {tuple(keep.shape)}: "
+            "line scoring needs a transformers release whose models accept a 2-D logits_to_keep (5.23 or later)"
+        )
+    pair = logits[..., answer_ids.to(device)].float()  # [B, K, 2]
+    return pair[..., 0] - pair[..., 1]
 
 
 class LLMScorer:
@@ -125,14 +193,7 @@ class LLMScorer:
         order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            width = max(len(sequences[i]) for i in chunk)
-            ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)  # [B, T]
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)  # [B, T]
-            for row, i in enumerate(chunk):
-                ids[row, width - len(sequences[i]) :] = torch.tensor(sequences[i])
-                mask[row, width - len(sequences[i]) :] = 1
-            # Left padding shifts real tokens right; positions must still start at 0 for each row.
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)  # [B, T]
+            ids, mask, positions = left_pad([sequences[i] for i in chunk], self.pad_id)
             logits = self.model(
                 input_ids=ids.to(self.device),
                 attention_mask=mask.to(self.device),
@@ -151,6 +212,29 @@ class LLMScorer:
         logits = self.last_logits([self.encode(c) for c in conversations])  # [C, V]
         picked = logits[:, self.label_ids].double().numpy() if len(conversations) else np.zeros((0, 0))  # [C, 26]
         return [picked[c, :n].copy() for c, n in enumerate(n_labels)]
+
+    @torch.inference_mode()
+    def score_lines(self, conversations: list[Messages], n_lines: Sequence[int]) -> list[np.ndarray]:
+        """For each line-scored conversation, the [n] "Yes" minus "No" logits read at the end of its
+        first ``n`` candidate lines, in label order; one forward pass per batch of prompts."""
+        if len(conversations) != len(n_lines):
+            raise ValueError(f"{len(conversations)} conversations but {len(n_lines)} line counts")
+        encoded = [line_readouts(self.tokenizer, c, n) for c, n in zip(conversations, n_lines)]
+        out: list[np.ndarray] = [np.zeros(0)] * len(encoded)
+        # Prompts without candidates have nothing to read (and keep their empty score vector).
+        order = sorted((i for i in range(len(encoded)) if n_lines[i]), key=lambda i: len(encoded[i][0]))
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            margins = line_scores(
+                self.model,
+                [encoded[i][0] for i in chunk],
+                [encoded[i][1] for i in chunk],
+                self.yes_no_ids,
+                self.pad_id,
+            )  # [B, K]
+            for row, i in enumerate(chunk):
+                out[i] = margins[row, : n_lines[i]].double().cpu().numpy()
+        return out
 
     # -- ranking -------------------------------------------------------------------------------
 

@@ -32,28 +32,32 @@ def smollm2_tokenizer():
     return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
 
 
-@pytest.fixture(scope="session")
-def tiny_llama_dir(tmp_path_factory) -> Path:
-    """A randomly initialised 2-layer Llama (hidden 64, seed 0) saved with the real SmolLM2
-    tokenizer: a model folder ``load_model`` accepts. Hidden 64, not less: bitsandbytes' 4-bit
-    blocks are 64 wide."""
+def tiny_llama(vocab_size: int, hidden_size: int = 32, max_positions: int = 64, seed: int = 0):
+    """A randomly initialised 2-layer Llama (4 heads, 2 key-value heads), the same for a seed."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tokenizer = smollm2_tokenizer()
+    torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=2048,
+        max_position_embeddings=max_positions,
         tie_word_embeddings=True,
     )
-    torch.manual_seed(0)
+    return LlamaForCausalLM(config)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory) -> Path:
+    """``tiny_llama`` (hidden 64, seed 0) saved with the real SmolLM2 tokenizer: a model folder
+    ``load_model`` accepts. Hidden 64, not less: bitsandbytes' 4-bit blocks are 64 wide."""
+    tokenizer = smollm2_tokenizer()
     folder = tmp_path_factory.mktemp("models") / "tiny-llama"
-    LlamaForCausalLM(config).save_pretrained(folder)
+    tiny_llama(len(tokenizer), hidden_size=64, max_positions=2048).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 

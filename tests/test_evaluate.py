@@ -5,7 +5,16 @@ import json
 import numpy as np
 import pytest
 
-from recommender.evaluate import llm_settings, markdown_table, rank_cases, rating_report, summarise, write_outputs
+from recommender.evaluate import (
+    MethodResult,
+    llm_settings,
+    markdown_table,
+    paired_differences,
+    rank_cases,
+    rating_report,
+    summarise,
+    write_outputs,
+)
 from recommender.split import EvalCase
 
 # Four items; item 3 is the most popular. Two users.
@@ -48,6 +57,29 @@ def test_outputs_are_written_and_deterministic(tmp_path):
     assert first == second and json.loads(first)["fake"]["NDCG@10"] == row["NDCG@10"]
     assert (tmp_path / "one" / "metrics.png").stat().st_size > 0
     assert "| fake |" in markdown_table({"fake": row}, {"users": 2})
+
+
+def test_paired_differences_compare_llm_rows_with_the_retriever_and_zero_shot(tmp_path):
+    def result(ranks):
+        return MethodResult(np.array(ranks), [])
+
+    results = {
+        "hybrid": result([1, 2, 30]),
+        "llm_zero_shot": result([2, 2, 30]),
+        "llm_lora": result([1, 1, 30]),
+        "pop": result([5, 5, 5]),
+        "llm_lora_pure": None,  # skipped rows are left out
+    }
+    rows = paired_differences(results)
+    assert [(r["method"], r["reference"]) for r in rows] == [
+        ("llm_zero_shot", "hybrid"),
+        ("llm_lora", "hybrid"),
+        ("llm_lora", "llm_zero_shot"),
+    ]
+    assert rows[1]["wins"] == 1 and rows[1]["losses"] == 0 and rows[1]["difference"] > 0
+    write_outputs({"hybrid": {"NDCG@10": 0.5}}, {"users": 3}, tmp_path, rows)
+    assert "| llm_lora | llm_zero_shot |" in (tmp_path / "metrics.md").read_text()
+    assert json.loads((tmp_path / "paired.json").read_text())[0]["reference"] == "hybrid"
 
 
 def test_rating_report():

@@ -7,6 +7,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from conftest import tiny_llama
 
 from finetune.config import ConfigError, DataConfig, FinetuneConfig, load_config
 from finetune.examples import build_examples
@@ -119,20 +120,7 @@ def test_target_letters_spread_evenly_when_shuffled(world):
 
 @pytest.fixture
 def tiny_model():
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    return LlamaForCausalLM(config)
+    return tiny_llama(vocab_size=64)
 
 
 def tiny_examples(n: int = 24) -> list[Encoded]:
@@ -177,6 +165,34 @@ def test_two_lora_steps_change_the_adapter_and_not_the_base(tiny_model, tmp_path
     assert all(torch.equal(before[n], after[n]) for n in before if "lora_" not in n)
 
 
+def test_line_scored_loss_is_cross_entropy_over_the_line_scores_and_trains(tiny_model, tmp_path):
+    import torch
+
+    from finetune.train import add_lora, batch_loss, train_loop
+
+    rng = np.random.default_rng(1)
+    answers = torch.tensor([5, 6])  # the "Yes" and "No" ids of this 64-token vocabulary
+    lined = [
+        Encoded([int(x) for x in rng.integers(7, 64, 9 + i % 3)], 0, target=i % 3, readouts=(2, 5, 8)) for i in range(8)
+    ]
+    config = tiny_config(tmp_path, max_steps=2)
+    model = add_lora(tiny_model, config, quantized=False)
+    with torch.no_grad():
+        loss = batch_loss(model, lined[:2], 0, answer_ids=answers)
+        expected = []
+        for example in lined[:2]:
+            logits = model(input_ids=torch.tensor([example.ids])).logits[0]  # [T, V]
+            margins = logits[list(example.readouts), 5] - logits[list(example.readouts), 6]  # [3]
+            expected.append(torch.nn.functional.cross_entropy(margins[None], torch.tensor([example.target])))
+    assert float(loss) == pytest.approx(float(torch.stack(expected).mean()), abs=1e-5)
+    with pytest.raises(ValueError, match="answer_ids"):
+        batch_loss(model, lined[:2], 0)
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}
+    state = train_loop(model, lined + tiny_examples(), config, tmp_path, 0, log=lambda _: None, answer_ids=answers)
+    assert state["step"] == 2 and all(np.isfinite(loss) for _, loss in state["losses"])
+    assert any(not torch.equal(before[n], p) for n, p in model.named_parameters() if n in before)
+
+
 def test_resume_continues_from_the_checkpoint_step(tiny_model, tmp_path):
     import copy
 
@@ -217,21 +233,7 @@ def test_resume_continues_from_the_checkpoint_step(tiny_model, tmp_path):
 
 
 def fresh_base(_):
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    return LlamaForCausalLM(
-        LlamaConfig(
-            vocab_size=64,
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=64,
-        )
-    )
+    return tiny_llama(vocab_size=64)
 
 
 # ------------------------------------------------------------------------------------- bad input

@@ -75,6 +75,43 @@ def test_user_scores_do_not_depend_on_the_batch(scorer):
         np.testing.assert_allclose(batched.scores, alone.scores, atol=1e-4)
 
 
+def evidence_messages(n_history: int, n_candidates: int, seed: int) -> list[dict[str, str]]:
+    from recommender.data import Catalog
+    from recommender.evidence import render_rank_evidence
+
+    catalog = Catalog(items(30, "m"))
+    sims = np.random.default_rng(seed).random((3, 30))
+    history = list(range(n_history))
+    return render_rank_evidence(catalog, history, list(range(10, 10 + n_candidates)), sims, 3).messages
+
+
+def test_line_scores_are_yes_minus_no_at_each_lines_last_token(scorer):
+    from recommender.scoring import line_readouts
+
+    messages = evidence_messages(4, 6, seed=0)
+    ids, readouts = line_readouts(scorer.tokenizer, messages, 6)
+    assert len(readouts) == 6 and readouts == sorted(readouts)
+    assert all(scorer.tokenizer.decode([ids[r]]).endswith(")") for r in readouts)
+    with torch.no_grad():
+        logits = scorer.model(input_ids=torch.tensor([ids])).logits[0]  # [T, V] every position
+    expected = (logits[readouts][:, scorer.yes_no_ids[0]] - logits[readouts][:, scorer.yes_no_ids[1]]).numpy()
+    np.testing.assert_allclose(scorer.score_lines([messages], [6])[0], expected, atol=1e-4)
+
+
+def test_line_scores_do_not_depend_on_the_batch(scorer):
+    conversations = [evidence_messages(1 + u, 3 + 2 * u, seed=u) for u in range(5)]
+    counts = [3 + 2 * u for u in range(5)]
+    together = scorer.score_lines(conversations, counts)
+    for messages, n, batched in zip(conversations, counts, together):
+        assert batched.shape == (n,)
+        np.testing.assert_allclose(batched, scorer.score_lines([messages], [n])[0], atol=1e-4)
+
+
+def test_reading_no_lines_gives_an_empty_score_vector(scorer):
+    empty, full = scorer.score_lines([evidence_messages(2, 3, seed=0), evidence_messages(2, 4, seed=1)], [0, 4])
+    assert empty.shape == (0,) and full.shape == (4,)
+
+
 def test_permutation_averaging_keeps_candidate_order(scorer):
     candidates = items(6, "c")
     once = scorer.rank(items(3, "h"), candidates, permutations=1)

@@ -76,3 +76,17 @@ def test_ranking_report_names():
     report = metrics.ranking_report([1, 3, 30])
     assert set(report) == {"HR@1", "HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR@10"}
     assert report["HR@5"] == pytest.approx(2 / 3)
+
+
+def test_paired_ndcg_difference_counts_users_and_brackets_the_mean():
+    ranks, reference = [1, 3, 30, 2, 50], [2, 3, 30, 1, 40]
+    out = metrics.paired_ndcg_difference(ranks, reference, k=10, resamples=500, seed=1)
+    gain = lambda r: 1 / np.log2(r + 1) if r <= 10 else 0.0  # noqa: E731
+    expected = np.mean([gain(a) - gain(b) for a, b in zip(ranks, reference)])
+    assert out["difference"] == pytest.approx(expected)
+    assert out["ci_low"] <= out["difference"] <= out["ci_high"]
+    assert (out["wins"], out["losses"], out["users"]) == (1, 1, 5)  # ties: equal ranks and both past k
+    same = metrics.paired_ndcg_difference(ranks, ranks)
+    assert same["difference"] == same["ci_low"] == same["ci_high"] == 0.0
+    with pytest.raises(ValueError, match="same non-empty users"):
+        metrics.paired_ndcg_difference([1, 2], [1])

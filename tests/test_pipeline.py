@@ -142,15 +142,15 @@ def test_explain_uses_retrieved_candidates_with_the_item(dataset, monkeypatch):
     assert seen["candidates"] == ["2", "3", "4"]
 
 
-class LabelScorer:
-    """score_labels only (the evidence path): prefers the LAST label shown."""
+class LineScorer:
+    """score_lines only (the line-scored evidence path): prefers the LAST candidate line."""
 
     def __init__(self):
         self.conversations = []
 
-    def score_labels(self, conversations, n_labels):
+    def score_lines(self, conversations, n_lines):
         self.conversations.extend(conversations)
-        return [np.arange(n, dtype=float) for n in n_labels]
+        return [np.arange(n, dtype=float) for n in n_lines]
 
 
 def test_evidence_template_renders_retriever_order_with_evidence(dataset):
@@ -163,7 +163,7 @@ def test_evidence_template_renders_retriever_order_with_evidence(dataset):
         "cooccurrence": CooccurrenceRetriever(catalog, split_sequences),
     }
     hybrid = HybridRetriever(catalog, components, {"pop": 1.0, "cooccurrence": 0.0})
-    scorer = LabelScorer()
+    scorer = LineScorer()
     config = PipelineConfig(template="rank_evidence", llm_candidates=3, llm_weight=1.0, max_history=2)
     recommender = Recommender(dataset, hybrid, scorer, config)
     results = recommender.recommend(history=["1"], k=4)

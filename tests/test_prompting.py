@@ -13,6 +13,7 @@ import prompts
 from recommender.data import Item
 from recommender.prompting import (
     LABELS,
+    candidate_line_ends,
     item_text,
     make_labels,
     parse_rank_answer,
@@ -25,6 +26,7 @@ from recommender.prompting import (
     render_rank,
     render_rating,
     shuffled_orders,
+    tokens_at_chars,
     truncate_history,
     with_completion,
 )
@@ -171,6 +173,24 @@ def test_label_parsing_and_permutations():
     assert all(np.array_equal(a, b) for a, b in zip(orders, shuffled_orders(5, 3, seed=1)))
     with pytest.raises(ValueError):
         shuffled_orders(5, 0)
+
+
+def test_candidate_line_ends_point_at_each_lines_last_character():
+    text = "Recent: A. not a line start; B. neither\nA. Fargo (recent 3)\nB. Babe (recent 9)\nafter"
+    ends = candidate_line_ends(text, ("A", "B"))
+    assert [text[i] for i in ends] == [")", ")"]
+    assert text[: ends[0] + 1].endswith("A. Fargo (recent 3)") and text[: ends[1] + 1].endswith("B. Babe (recent 9)")
+    with pytest.raises(ValueError, match="'C.'"):
+        candidate_line_ends(text, ("A", "B", "C"))
+    with pytest.raises(ValueError, match="'B.'"):  # lines are searched in label order
+        candidate_line_ends("B. x\nA. y", ("A", "B"))
+
+
+def test_tokens_at_chars_maps_characters_to_their_token():
+    offsets = [(0, 0), (0, 3), (3, 4), (4, 9), (10, 11)]  # a special token, then text tokens; 9 is a gap
+    assert tokens_at_chars(offsets, [0, 2, 3, 8, 10]) == [1, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="character 9"):
+        tokens_at_chars(offsets, [9])
 
 
 def test_prompting_imports_no_model_code():

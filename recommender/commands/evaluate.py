@@ -46,7 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from recommender.distributed import Shards
-    from recommender.evaluate import METHODS, sample_users, summarise, write_outputs
+    from recommender.evaluate import METHODS, paired_differences, sample_users, summarise, write_outputs
     from recommender.hybrid import build_default_retriever
     from recommender.loaders import load_dataset
     from recommender.split import LeaveOneOutSplit
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         "llm": "hybrid top-N reranked (N = 20 for llm_zero_shot, the adapter's own N and prompt for the others)",
         "excluded selection users": len(excluded), "seconds": round(time.time() - started),
     }  # fmt: skip
-    folder = write_outputs(results, header, args.output)
+    folder = write_outputs(results, header, args.output, paired_differences(merged, args.seed))
     print((folder / "metrics.md").read_text())
     print(f"written to {folder}/metrics.json, metrics.md, metrics.png")
     return 0
