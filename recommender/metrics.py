@@ -58,12 +58,16 @@ def hit_rate(ranks: Sequence[int], k: int) -> float:
     return float(np.mean(ranks <= k)) if len(ranks) else 0.0
 
 
-def ndcg(ranks: Sequence[int], k: int) -> float:
-    """One relevant item per user, so IDCG = 1 and NDCG = 1 / log2(rank + 1) within K."""
+def ndcg_gains(ranks: Sequence[int], k: int) -> np.ndarray:
+    """[U] per-user NDCG@k: one relevant item per user, so IDCG = 1 and the gain is
+    1 / log2(rank + 1) within K, else 0."""
     ranks = np.asarray(ranks, dtype=np.float64)
-    if not len(ranks):
-        return 0.0
-    return float(np.mean(np.where(ranks <= k, 1.0 / np.log2(ranks + 1.0), 0.0)))
+    return np.where(ranks <= k, 1.0 / np.log2(ranks + 1.0), 0.0)
+
+
+def ndcg(ranks: Sequence[int], k: int) -> float:
+    """Mean of ``ndcg_gains``; 0 for no users."""
+    return float(np.mean(ndcg_gains(ranks, k))) if len(ranks) else 0.0
 
 
 def paired_ndcg_difference(
@@ -75,11 +79,9 @@ def paired_ndcg_difference(
     97.5th percentile of the mean per-user difference. ``wins`` / ``losses``: users whose gain
     is higher / lower than under the reference (the rest tie, e.g. targets outside the reranked list).
     """
-    ranks, reference = np.asarray(ranks, dtype=np.float64), np.asarray(reference, dtype=np.float64)
-    if ranks.shape != reference.shape or not len(ranks):
+    if len(ranks) != len(reference) or not len(ranks):
         raise ValueError(f"paired ranks need the same non-empty users: {len(ranks)} vs {len(reference)}")
-    gain = lambda r: np.where(r <= k, 1.0 / np.log2(r + 1.0), 0.0)  # noqa: E731
-    difference = gain(ranks) - gain(reference)  # [U]
+    difference = ndcg_gains(ranks, k) - ndcg_gains(reference, k)  # [U]
     picks = np.random.default_rng(seed).integers(0, len(difference), (resamples, len(difference)))
     means = difference[picks].mean(axis=1)  # [resamples]
     return {

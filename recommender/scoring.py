@@ -79,6 +79,14 @@ def left_pad(sequences: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor,
     return ids, mask, positions
 
 
+def length_batches(lengths: Sequence[int], batch_size: int, keep: Sequence[bool] | None = None) -> list[list[int]]:
+    """Indices of the sequences (those with ``keep`` true) sorted by length and cut into batches of
+    ``batch_size``, so each batch carries little padding."""
+    indices = [i for i in range(len(lengths)) if keep is None or keep[i]]
+    order = sorted(indices, key=lambda i: lengths[i])
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
 def line_readouts(tokenizer, messages: Messages, n_lines: int) -> tuple[list[int], list[int]]:
     """Token ids of the conversation (chat template, assistant turn opened) and the token index
     of the end of each of its first ``n_lines`` candidate lines, found in the last message
@@ -190,9 +198,7 @@ class LLMScorer:
         Sequences are sorted by length so batches carry little padding; results come back in input order.
         """
         out: list[torch.Tensor | None] = [None] * len(sequences)
-        order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
+        for chunk in length_batches([len(s) for s in sequences], self.batch_size):
             ids, mask, positions = left_pad([sequences[i] for i in chunk], self.pad_id)
             logits = self.model(
                 input_ids=ids.to(self.device),
@@ -221,10 +227,9 @@ class LLMScorer:
             raise ValueError(f"{len(conversations)} conversations but {len(n_lines)} line counts")
         encoded = [line_readouts(self.tokenizer, c, n) for c, n in zip(conversations, n_lines)]
         out: list[np.ndarray] = [np.zeros(0)] * len(encoded)
-        # Prompts without candidates have nothing to read (and keep their empty score vector).
-        order = sorted((i for i in range(len(encoded)) if n_lines[i]), key=lambda i: len(encoded[i][0]))
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
+        # Prompts asked for no lines have nothing to read (and keep their empty score vector).
+        lengths = [len(ids) for ids, _ in encoded]
+        for chunk in length_batches(lengths, self.batch_size, keep=[n > 0 for n in n_lines]):
             margins = line_scores(
                 self.model,
                 [encoded[i][0] for i in chunk],
