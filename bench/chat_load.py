@@ -39,9 +39,10 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def serve(db: Path, with_llm: bool) -> tuple[str, object]:
+    from recommender.ui.app import build_app
+
     from recommender.pipeline import Recommender
     from recommender.store import FeedbackStore
-    from ui.app import build_app
 
     pipeline = Recommender.from_pretrained(retrieval_only=not with_llm)
     demo = build_app(pipeline, FeedbackStore(db), llm_reply=with_llm)

@@ -9,7 +9,7 @@ user's later items removed from the co-occurrence counts, as in fine-tuning) and
 validation users: the retriever's top-N is reordered by the model, the rest keeps its rank
 (the two-stage pipeline), full ranking with the history masked. Test users are never read.
 
-Features per candidate (all computed by ``recommender.evidence`` or from the catalogue):
+Features per candidate (all computed by ``recommender.llm.evidence`` or from the catalogue):
 - ``order``: position in the retriever's list (0 = best) and the z-scored retrieval score;
 - ``co-watch count``: the evidence of rank_evidence-v1, how many of the last 10 history items
   have the candidate among their 50 nearest co-occurrence neighbours;
@@ -25,11 +25,11 @@ import platform
 
 import numpy as np
 
-from recommender.evidence import PrefixScorer, recent_strength
-from recommender.hybrid import build_default_retriever
-from recommender.loaders import load_dataset
-from recommender.metrics import hit_rate, ndcg, target_rank, top_k
-from recommender.split import LeaveOneOutSplit
+from recommender.data.loaders import load_dataset
+from recommender.data.split import LeaveOneOutSplit
+from recommender.evaluation.metrics import hit_rate, ndcg, target_rank, top_k
+from recommender.llm.evidence import PrefixScorer, recent_strength
+from recommender.retrieval.hybrid import build_default_retriever
 
 FEATURE_SETS = {
     "retriever order only": ("position", "score"),

@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    from recommender.data.loaders import load_dataset
+    from recommender.data.split import LeaveOneOutSplit
     from recommender.explain import (
         TitleChecker,
         build_evidence,
@@ -102,11 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         target_scores,
         top_influencers,
     )
-    from recommender.hybrid import build_default_retriever
-    from recommender.llm import load_model
-    from recommender.loaders import load_dataset
-    from recommender.scoring import LLMScorer
-    from recommender.split import LeaveOneOutSplit
+    from recommender.llm.loading import load_model
+    from recommender.llm.scoring import LLMScorer
+    from recommender.retrieval.hybrid import build_default_retriever
 
     dataset = load_dataset("ml-100k")
     catalog = dataset.catalog

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from recommender.data import Catalog
-from recommender.split import LeaveOneOutSplit
+from recommender.data.split import LeaveOneOutSplit
 
 INTER_HEADER = "user_id:token\titem_id:token\ttimestamp:float"
 

@@ -23,12 +23,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from recommender.hybrid import build_default_retriever
-from recommender.loaders import load_dataset
-from recommender.metrics import full_ranks, hit_rate, ndcg
+from recommender.data.loaders import load_dataset
+from recommender.data.split import LeaveOneOutSplit
+from recommender.evaluation.metrics import full_ranks, hit_rate, ndcg
 from recommender.protocols import Filters
-from recommender.retrieval import EmbeddingRetriever, VectorIndex
-from recommender.split import LeaveOneOutSplit
+from recommender.retrieval.base import EmbeddingRetriever, VectorIndex
+from recommender.retrieval.hybrid import build_default_retriever
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -24,10 +24,10 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from recommender.llm import load_model
-from recommender.loaders import load_dataset
-from recommender.prompting import render_rank
-from recommender.scoring import LLMScorer
+from recommender.data.loaders import load_dataset
+from recommender.llm.loading import load_model
+from recommender.llm.prompting import render_rank
+from recommender.llm.scoring import LLMScorer
 
 
 def make_parser() -> argparse.ArgumentParser:

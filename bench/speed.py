@@ -46,9 +46,9 @@ def row(name: str, seconds: list[float], baseline: float | None) -> str:
 def main(args: argparse.Namespace) -> int:
     import torch
 
-    from recommender.chat import start_state
-    from recommender.chat_turn import Session, finish_turn, run_turn
-    from recommender.evaluate import sample_users
+    from recommender.chat.state import start_state
+    from recommender.chat.turn import Session, finish_turn, run_turn
+    from recommender.evaluation.protocol import sample_users
     from recommender.pipeline import Recommender
 
     if args.threads:

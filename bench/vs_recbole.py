@@ -39,9 +39,9 @@ from pathlib import Path
 import numpy as np
 
 from bench import recbole_split
-from recommender.loaders import load_dataset
-from recommender.metrics import ranking_report, target_rank
-from recommender.split import LeaveOneOutSplit
+from recommender.data.loaders import load_dataset
+from recommender.data.split import LeaveOneOutSplit
+from recommender.evaluation.metrics import ranking_report, target_rank
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("HR@1", "HR@5", "HR@10", "HR@20", "NDCG@5", "NDCG@10", "NDCG@20", "MRR@10")
@@ -329,7 +329,7 @@ def main(args: argparse.Namespace) -> int:
             "tested on the best-validation checkpoint"
         ),
         "ties": (
-            "our rows: tied items earlier in the catalogue rank ahead (recommender.metrics.target_rank); "
+            "our rows: tied items earlier in the catalogue rank ahead (recommender.evaluation.metrics.target_rank); "
             "RecBole's evaluator breaks ties by torch.topk"
         ),
         "wall time": (

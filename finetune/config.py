@@ -20,7 +20,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = field(default="ml-100k", metadata={"help": "dataset name or folder for recommender.loaders"})
+    dataset: str = field(default="ml-100k", metadata={"help": "dataset name or folder for recommender.data.loaders"})
     prefixes_per_user: int = field(default=12, metadata={"help": "train-sequence prefixes sampled per user (0 = all)"})
     min_history: int = field(default=5, metadata={"help": "shortest prefix (history length) used as an example"})
     max_history: int = field(default=10, metadata={"help": "most recent history items shown in a prompt"})

@@ -6,7 +6,7 @@ events are never read (``LeaveOneOutSplit.train``), so they appear neither as ta
 inside histories. Tasks:
 
 - ``rank``: candidates = retriever top-N for the prefix (leave-user-out scores, see
-  ``recommender.evidence.PrefixScorer``) + optional random items. In ``retriever`` order the
+  ``recommender.llm.evidence.PrefixScorer``) + optional random items. In ``retriever`` order the
   prompt is ``rank_evidence`` (a 0-9 recent co-watch digit per candidate; line-scored, so the
   completion letter only names the target's line); a target outside the top-N is dropped or put
   at a random slot. In ``shuffle`` order the prompt is the serving
@@ -22,12 +22,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from recommender.finetune.config import DataConfig
 
-from finetune.config import DataConfig
 from recommender.data import Catalog
-from recommender.evidence import PrefixScorer, render_rank_evidence
-from recommender.metrics import top_k
-from recommender.prompting import (
+from recommender.data.split import LeaveOneOutSplit
+from recommender.evaluation.metrics import top_k
+from recommender.llm.evidence import PrefixScorer, render_rank_evidence
+from recommender.llm.prompting import (
     RATING_VALUES,
     rank_completion,
     rating_completion,
@@ -35,7 +36,6 @@ from recommender.prompting import (
     render_rank,
     render_rating,
 )
-from recommender.split import LeaveOneOutSplit
 
 TASKS = ("rank", "rating", "explain")
 

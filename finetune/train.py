@@ -5,15 +5,15 @@
     recommender finetune --config finetune/configs/ml100k_cpu.yaml --resume     # continue from the last checkpoint
     recommender finetune --config finetune/configs/ml100k_cpu_long.yaml        # the shipped adapter
     recommender finetune --config finetune/configs/ml100k_qlora_gpu.yaml       # one GPU, 4-bit QLoRA, bf16
-    accelerate launch --config_file finetune/accelerate/ddp.yaml -m finetune.train \
+    accelerate launch --config_file finetune/accelerate/ddp.yaml -m recommender.finetune.train \
         --config finetune/configs/ml100k_qlora_gpu.yaml --set train.quantize=none
-    accelerate launch --config_file finetune/accelerate/fsdp.yaml -m finetune.train \
+    accelerate launch --config_file finetune/accelerate/fsdp.yaml -m recommender.finetune.train \
         --config finetune/configs/ml100k_qlora_gpu.yaml --set train.quantize=none
 
 Why a plain accelerate loop and not TRL's SFTTrainer: the ranking prompt (``rank_evidence``) is
 LINE-SCORED: the loss is cross-entropy over twenty scores read at twenty positions of one
 sequence (the "Yes" minus "No" logit at the end of each candidate line,
-``recommender.scoring.line_scores``, exactly what the serving scorer ranks by), which is not a
+``recommender.llm.scoring.line_scores``, exactly what the serving scorer ranks by), which is not a
 completion loss. Rank and rating answers of the letter-scored templates are ONE token; their loss
 is cross-entropy over the allowed answers at the last position, and ``logits_to_keep`` computes
 the vocabulary projection for a handful of positions instead of the whole sequence (49,152 x
@@ -21,7 +21,7 @@ the vocabulary projection for a handful of positions instead of the whole sequen
 best-adapter keeping in a few lines.
 
 Output folder: ``adapter_model.safetensors`` + ``adapter_config.json`` (peft, best evaluation),
-``recommender_adapter.json`` (``recommender.llm.write_adapter_metadata``: base model, template
+``recommender_adapter.json`` (``recommender.llm.loading.write_adapter_metadata``: base model, template
 versions, data fingerprint, resolved config, every evaluation, blend weight, final report),
 ``curves.png``, and ``checkpoints/`` while training.
 """
@@ -40,8 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from finetune.config import ConfigError, FinetuneConfig, config_dict, help_lines, leaf_paths, load_config
+from recommender.finetune.config import ConfigError, FinetuneConfig, config_dict, help_lines, leaf_paths, load_config
 
 RUN_FILE = "run.json"  # written first into the output folder: which run owns it
 CHECKPOINTS = "checkpoints"
@@ -135,8 +134,8 @@ def add_lora(model, config: FinetuneConfig, quantized: bool):
 
 def encode_examples(examples: Sequence, tokenizer) -> list[Encoded]:
     """Token ids of each example through the tokenizer's chat template (as the serving scorer does)."""
-    from recommender.prompting import LINE_SCORED_TEMPLATES
-    from recommender.scoring import line_readouts
+    from recommender.llm.prompting import LINE_SCORED_TEMPLATES
+    from recommender.llm.scoring import line_readouts
 
     end = tokenizer.eos_token or ""
     out = []
@@ -179,7 +178,7 @@ def batch_loss(model, batch: Sequence[Encoded], pad_id: int, choice_loss: str = 
     import torch
     import torch.nn.functional as F
 
-    from recommender.scoring import left_pad, line_scores
+    from recommender.llm.scoring import left_pad, line_scores
 
     lined = [e for e in batch if e.readouts]
     rest = [e for e in batch if not e.readouts]
@@ -430,22 +429,22 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
         raise ConfigError(
             f"config key 'train.choice_loss' must be 'labels' or 'vocab', got {config.train.choice_loss!r}."
         )
-    from finetune.examples import task_weights
+    from recommender.finetune.examples import task_weights
 
     task_weights(config.data.task_mix)  # bad mixes fail before anything loads
     import torch
     from accelerate import Accelerator
+    from recommender.finetune.examples import build_examples
+    from recommender.finetune.validate import build_eval_set, evaluate_logits
 
-    from finetune.examples import build_examples
-    from finetune.validate import build_eval_set, evaluate_logits
-    from recommender.evaluate import sample_users
-    from recommender.evidence import PrefixScorer
-    from recommender.hybrid import build_default_retriever
-    from recommender.llm import LoadedModel, load_model, write_adapter_metadata
-    from recommender.loaders import load_dataset
-    from recommender.prompting import LINE_SCORED_TEMPLATES
-    from recommender.scoring import LLMScorer
-    from recommender.split import LeaveOneOutSplit
+    from recommender.data.loaders import load_dataset
+    from recommender.data.split import LeaveOneOutSplit
+    from recommender.evaluation.protocol import sample_users
+    from recommender.llm.evidence import PrefixScorer
+    from recommender.llm.loading import LoadedModel, load_model, write_adapter_metadata
+    from recommender.llm.prompting import LINE_SCORED_TEMPLATES
+    from recommender.llm.scoring import LLMScorer
+    from recommender.retrieval.hybrid import build_default_retriever
 
     started = time.perf_counter()
     torch.set_num_threads(config.train.threads)

@@ -3,7 +3,7 @@ full ranking with the history masked; optionally a blend of LLM and retrieval sc
 
 The prompts do not depend on the model, so they are built once (``build_eval_set``) and
 every evaluation only runs the scorer. Ranking math is numpy; the model hop is a
-``protocols.Scorer`` (``recommender.scoring.LLMScorer`` in training).
+``protocols.Scorer`` (``recommender.llm.scoring.LLMScorer`` in training).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from recommender.data import Catalog
-from recommender.evidence import PrefixScorer, render_rank_evidence
-from recommender.metrics import hit_rate, ndcg, target_rank, top_k
-from recommender.prompting import render_rank
-from recommender.split import EvalCase
+from recommender.data.split import EvalCase
+from recommender.evaluation.metrics import hit_rate, ndcg, target_rank, top_k
+from recommender.llm.evidence import PrefixScorer, render_rank_evidence
+from recommender.llm.prompting import render_rank
 
 ALPHAS = tuple(round(a, 2) for a in np.linspace(0.0, 1.0, 11))  # LLM weight in the blend; 0 = retriever order
 

@@ -4,8 +4,8 @@ Importing this package loads no model and no torch; heavy modules import on firs
 """
 
 from recommender.data import Catalog, DataError, Dataset, Interactions, Item
-from recommender.loaders import ColumnMap, load_dataset, load_generic
-from recommender.split import EvalCase, LeaveOneOutSplit
+from recommender.data.loaders import ColumnMap, load_dataset, load_generic
+from recommender.data.split import EvalCase, LeaveOneOutSplit
 
 __all__ = [
     "Catalog",

@@ -32,9 +32,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from recommender.data import Catalog, Item
-from recommender.prompting import DEFAULT_MAX_HISTORY, render_explain, render_rank
+from recommender.data.titles import ARTICLES, TitleMatcher, fold
+from recommender.llm.prompting import DEFAULT_MAX_HISTORY, render_explain, render_rank
 from recommender.protocols import Scorer
-from recommender.titles import ARTICLES, TitleMatcher, fold
 
 SCORE_KINDS = ("logprob", "logit")
 DEFAULT_WINDOW = 10  # history items ablated by default (the most recent ones)
@@ -155,7 +155,7 @@ def influence(
     """[H] signed influence of each history item on ``target_id``'s score (NaN: not ablated).
 
     Args:
-        scorer: anything with ``score_labels`` (``recommender.scoring.LLMScorer``).
+        scorer: anything with ``score_labels`` (``recommender.llm.scoring.LLMScorer``).
         history_items: the history, oldest first.
         candidates: the rank prompt's candidates, in the order shown; must contain ``target_id``.
         target_id: the recommended item.
@@ -207,7 +207,7 @@ class TitleCheck:
 class TitleChecker:
     """Finds film titles in generated text and checks them against an allowed set of items.
 
-    Titles are matched through ``recommender.titles.TitleMatcher`` keys, so loose writing passes:
+    Titles are matched through ``recommender.data.titles.TitleMatcher`` keys, so loose writing passes:
     any case, "The Usual Suspects" / "Usual Suspects" for "Usual Suspects, The", with or without
     "(1995)". A text is refused when it names a catalogue title outside the allowed items, puts in
     quotes something that is no allowed title, puts a year in brackets after something that is no

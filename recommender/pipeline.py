@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from prompts import template_version
 from recommender.data import Dataset, Item
+from recommender.data.split import LeaveOneOutSplit
+from recommender.prompts import template_version
 from recommender.protocols import Candidates, Filters, Recommendation
 from recommender.ranking import blend, mmr, stable_order, two_stage_full_scores
-from recommender.split import LeaveOneOutSplit
 
 SCORE_MODES = ("rank", "pointwise")
 
@@ -88,15 +88,15 @@ class Recommender:
         ``adapter="default"`` uses the adapter shipped for ml-100k when the default base model and
         ml-100k are in use, and no adapter otherwise; ``adapter=None`` or ``"none"`` turns it off.
         """
-        from recommender.hybrid import build_default_retriever
-        from recommender.loaders import load_dataset
+        from recommender.data.loaders import load_dataset
+        from recommender.retrieval.hybrid import build_default_retriever
 
         data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
         retriever = build_default_retriever(data)
         if retrieval_only:
             return cls(data, retriever, None, config or PipelineConfig())
-        from recommender.llm import load_model
-        from recommender.scoring import LLMScorer
+        from recommender.llm.loading import load_model
+        from recommender.llm.scoring import LLMScorer
 
         adapter_path = resolve_adapter(adapter, data, model)
         loaded = load_model(model, adapter=adapter_path, quantize=quantize, device=device)
@@ -292,7 +292,7 @@ class Recommender:
             return [result.scores for result in results]
         if self.config.template != "rank_evidence":
             raise ValueError(f"unknown ranking template {self.config.template!r}; use 'rank' or 'rank_evidence'.")
-        from recommender.evidence import render_rank_evidence
+        from recommender.llm.evidence import render_rank_evidence
 
         evidence = self._evidence_scorer()
         prompts = []
@@ -304,7 +304,7 @@ class Recommender:
 
     def _evidence_scorer(self):
         if getattr(self, "_evidence", None) is None:
-            from recommender.evidence import PrefixScorer
+            from recommender.llm.evidence import PrefixScorer
 
             self._evidence = PrefixScorer(self.retriever, self.split.train_sequences())
         return self._evidence
@@ -431,9 +431,13 @@ def resolve_adapter(adapter: str | Path | None, dataset: Dataset, model: str | P
 
 def shipped_adapter() -> Path | None:
     """The LoRA adapter trained on ml-100k that ships with the package, if present."""
-    import finetune
+    import importlib.util
 
-    folder = Path(finetune.__file__).resolve().parent / "adapters" / "ml100k-smollm2"
+    # find_spec locates the package without importing it: serving never imports training code.
+    spec = importlib.util.find_spec("recommender.finetune")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / "adapters" / "ml100k-smollm2"
     return folder if (folder / "adapter_config.json").is_file() else None
 
 
@@ -442,7 +446,7 @@ def _tuned_settings(adapter_path: Path | None) -> dict:
     many candidates and history items it saw, and the blend weight tuned on validation users."""
     if adapter_path is None:
         return {}
-    from recommender.llm import read_adapter_metadata
+    from recommender.llm.loading import read_adapter_metadata
 
     meta = read_adapter_metadata(adapter_path)
     settings = {}

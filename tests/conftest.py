@@ -21,7 +21,7 @@ def smollm2_tokenizer():
     from transformers import AutoTokenizer
 
     from recommender.assets import find_default_gguf
-    from recommender.llm import default_cache_dir
+    from recommender.llm.loading import default_cache_dir
 
     cached = sorted((default_cache_dir() / "models").glob("SmolLM2-135M-Instruct*/tokenizer_config.json"))
     if cached:
@@ -66,8 +66,9 @@ def serve_app(pipeline, db_path: Path, concurrency: int, **launch):
     """The Gradio app on a free loopback port, as ``recommender chat`` serves it; returns (demo, store)."""
     import socket
 
+    from recommender.ui.app import build_app
+
     from recommender.store import FeedbackStore
-    from ui.app import build_app
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

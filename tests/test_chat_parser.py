@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from recommender.loaders import load_dataset
-from recommender.refine import MAX_MESSAGE_CHARS, Refinement, parse_message
-from recommender.titles import TitleMatcher
+from recommender.chat.understanding import MAX_MESSAGE_CHARS, Refinement, parse_message
+from recommender.data.loaders import load_dataset
+from recommender.data.titles import TitleMatcher
 
 
 @pytest.fixture(scope="module")

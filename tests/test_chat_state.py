@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from recommender.chat import (
+from recommender.chat.state import (
     ConversationState,
     allowed_titles,
     apply,
@@ -21,7 +21,7 @@ from recommender.chat import (
     templated_reply,
     to_filters,
 )
-from recommender.loaders import load_dataset
+from recommender.data.loaders import load_dataset
 from recommender.protocols import Filters, Recommendation
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from recommender.ui.render import cards_html, reply_markdown, user_markdown
 
-from recommender.chat_turn import (
+from recommender.chat.turn import (
     SORRY,
     Session,
     finish_turn,
@@ -16,10 +17,9 @@ from recommender.chat_turn import (
     recommend_for_message,
     run_turn,
 )
-from recommender.loaders import load_dataset
+from recommender.data.loaders import load_dataset
 from recommender.protocols import Recommendation
 from recommender.store import FeedbackStore
-from ui.render import cards_html, reply_markdown, user_markdown
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +136,7 @@ def test_bad_input_never_raises_and_is_stored(catalog, store, message):
 def test_script_in_a_message_is_escaped_everywhere(catalog, store):
     message = "<script>alert(1)</script> a comedy about <b>cats</b>"
     last = turn(FakePipeline(catalog), store, message)
-    from recommender.chat import describe_constraints
+    from recommender.chat.state import describe_constraints
 
     header = describe_constraints(last.session.state)
     page = cards_html(last.recommendations, header=header + " " + message) + reply_markdown(last.reply)

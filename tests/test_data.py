@@ -6,7 +6,7 @@ import pytest
 
 from recommender import ColumnMap, DataError, load_dataset, load_generic
 from recommender.data import Catalog, Item
-from recommender.loaders import load_movielens_100k_raw, load_recbole
+from recommender.data.loaders import load_movielens_100k_raw, load_recbole
 
 
 def write(path: Path, text: str | bytes) -> Path:

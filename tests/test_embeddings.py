@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from recommender.data import Catalog, Item
-from recommender.embeddings import (
+from recommender.retrieval.embeddings import (
     SentenceEncoder,
     cache_key,
     default_cache_dir,
@@ -82,7 +82,7 @@ def test_missing_model_path_is_one_sentence(tmp_path):
 
 def test_retrieval_never_imports_torch():
     code = (
-        "import sys, recommender.retrieval, recommender.hybrid, recommender.embeddings; "
+        "import sys, recommender.retrieval.base, recommender.retrieval.hybrid, recommender.retrieval.embeddings; "
         "heavy = {'torch', 'sentence_transformers', 'faiss'} & set(sys.modules); "
         "assert not heavy, heavy"
     )
@@ -94,9 +94,9 @@ def test_retrieval_never_imports_torch():
 
 @pytest.fixture(scope="module")
 def ml100k_embedding(tmp_path_factory):
-    from recommender.loaders import load_dataset
-    from recommender.retrieval import EmbeddingRetriever
-    from recommender.split import LeaveOneOutSplit
+    from recommender.data.loaders import load_dataset
+    from recommender.data.split import LeaveOneOutSplit
+    from recommender.retrieval.base import EmbeddingRetriever
 
     dataset = load_dataset("ml-100k")
     split = LeaveOneOutSplit(dataset.interactions)

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from recommender.evaluate import (
+from recommender.data.split import EvalCase
+from recommender.evaluation.protocol import (
     MethodResult,
     llm_settings,
     markdown_table,
@@ -15,7 +16,6 @@ from recommender.evaluate import (
     summarise,
     write_outputs,
 )
-from recommender.split import EvalCase
 
 # Four items; item 3 is the most popular. Two users.
 CASES = [

@@ -20,7 +20,7 @@ from recommender.explain import (
     measure_influence,
     top_influencers,
 )
-from recommender.prompting import render_rank
+from recommender.llm.prompting import render_rank
 
 CATALOG = Catalog(
     [
@@ -71,8 +71,8 @@ def saying(text):
 
 @pytest.fixture(scope="module")
 def tiny_scorer(tiny_llama_dir):
-    from recommender.llm import load_model
-    from recommender.scoring import LLMScorer
+    from recommender.llm.loading import load_model
+    from recommender.llm.scoring import LLMScorer
 
     return LLMScorer(load_model(tiny_llama_dir, device="cpu"), batch_size=4)
 
@@ -223,11 +223,11 @@ def test_evidence_names_positive_influencers_and_shared_genres():
 @pytest.mark.slow
 def test_explain_user_1_with_the_real_model_names_only_allowed_titles():
     from recommender.commands.explain import user_case
-    from recommender.llm import load_model
-    from recommender.loaders import load_dataset
-    from recommender.retrieval import CooccurrenceRetriever
-    from recommender.scoring import LLMScorer
-    from recommender.split import LeaveOneOutSplit
+    from recommender.data.loaders import load_dataset
+    from recommender.data.split import LeaveOneOutSplit
+    from recommender.llm.loading import load_model
+    from recommender.llm.scoring import LLMScorer
+    from recommender.retrieval.base import CooccurrenceRetriever
 
     dataset = load_dataset("ml-100k")
     split = LeaveOneOutSplit(dataset.interactions)
@@ -244,7 +244,7 @@ def test_explain_user_1_with_the_real_model_names_only_allowed_titles():
 
 def test_every_ml100k_title_written_as_the_fallback_writes_it_passes_the_checker():
     from recommender.assets import find_ml100k
-    from recommender.loaders import load_dataset
+    from recommender.data.loaders import load_dataset
 
     if find_ml100k() is None:
         pytest.skip("ml-100k not installed (pip install --no-deps recbole==1.2.1)")

@@ -8,14 +8,14 @@ from collections import Counter
 import numpy as np
 import pytest
 from conftest import tiny_llama
+from recommender.finetune.config import ConfigError, DataConfig, FinetuneConfig, load_config
+from recommender.finetune.examples import build_examples
+from recommender.finetune.train import Encoded, claim_output, run_identity
 
-from finetune.config import ConfigError, DataConfig, FinetuneConfig, load_config
-from finetune.examples import build_examples
-from finetune.train import Encoded, claim_output, run_identity
 from recommender.data import Catalog, Interactions, Item
-from recommender.evidence import PrefixScorer, recent_strength, render_rank_evidence
-from recommender.retrieval import CooccurrenceRetriever, HybridRetriever, PopularityRetriever
-from recommender.split import LeaveOneOutSplit
+from recommender.data.split import LeaveOneOutSplit
+from recommender.llm.evidence import PrefixScorer, recent_strength, render_rank_evidence
+from recommender.retrieval.base import CooccurrenceRetriever, HybridRetriever, PopularityRetriever
 
 GENRES = ("Comedy", "Drama", "Horror", "Action")
 
@@ -151,8 +151,7 @@ def tiny_config(tmp_path, **train) -> FinetuneConfig:
 
 def test_two_lora_steps_change_the_adapter_and_not_the_base(tiny_model, tmp_path):
     import torch
-
-    from finetune.train import add_lora, train_loop
+    from recommender.finetune.train import add_lora, train_loop
 
     config = tiny_config(tmp_path, max_steps=2)
     model = add_lora(tiny_model, config, quantized=False)
@@ -167,8 +166,7 @@ def test_two_lora_steps_change_the_adapter_and_not_the_base(tiny_model, tmp_path
 
 def test_line_scored_loss_is_cross_entropy_over_the_line_scores_and_trains(tiny_model, tmp_path):
     import torch
-
-    from finetune.train import add_lora, batch_loss, train_loop
+    from recommender.finetune.train import add_lora, batch_loss, train_loop
 
     rng = np.random.default_rng(1)
     answers = torch.tensor([5, 6])  # the "Yes" and "No" ids of this 64-token vocabulary
@@ -197,8 +195,7 @@ def test_resume_continues_from_the_checkpoint_step(tiny_model, tmp_path):
     import copy
 
     import torch
-
-    from finetune.train import add_lora, latest_checkpoint, train_loop
+    from recommender.finetune.train import add_lora, latest_checkpoint, train_loop
 
     fresh = copy.deepcopy(tiny_model)
     first = train_loop(
@@ -259,7 +256,7 @@ def test_cli_reports_an_unknown_key_without_a_traceback(capsys):
 def test_4bit_without_bitsandbytes_fails_before_loading(monkeypatch, tmp_path):
     import sys
 
-    from finetune.train import main
+    from recommender.finetune.train import main
 
     monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # `import bitsandbytes` now raises ImportError
     config = load_config(None, [f"output_dir={tmp_path}", "quantize=4bit"])

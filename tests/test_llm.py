@@ -12,16 +12,17 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from prompts import TEMPLATE_VERSIONS  # noqa: E402
+from recommender.prompts import TEMPLATE_VERSIONS  # noqa: E402
+
 from recommender.data import Item  # noqa: E402
-from recommender.llm import (  # noqa: E402
+from recommender.llm.loading import (  # noqa: E402
     ModelLoadError,
     load_model,
     read_adapter_metadata,
     write_adapter_metadata,
 )
-from recommender.prompting import LABELS, render_rank  # noqa: E402
-from recommender.scoring import LLMScorer  # noqa: E402
+from recommender.llm.prompting import LABELS, render_rank  # noqa: E402
+from recommender.llm.scoring import LLMScorer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,7 @@ def test_user_scores_do_not_depend_on_the_batch(scorer):
 
 def evidence_messages(n_history: int, n_candidates: int, seed: int) -> list[dict[str, str]]:
     from recommender.data import Catalog
-    from recommender.evidence import render_rank_evidence
+    from recommender.llm.evidence import render_rank_evidence
 
     catalog = Catalog(items(30, "m"))
     sims = np.random.default_rng(seed).random((3, 30))
@@ -86,7 +87,7 @@ def evidence_messages(n_history: int, n_candidates: int, seed: int) -> list[dict
 
 
 def test_line_scores_are_yes_minus_no_at_each_lines_last_token(scorer):
-    from recommender.scoring import line_readouts
+    from recommender.llm.scoring import line_readouts
 
     messages = evidence_messages(4, 6, seed=0)
     ids, readouts = line_readouts(scorer.tokenizer, messages, 6)
@@ -147,7 +148,7 @@ def test_generate_and_stream_agree(scorer):
 
 
 def test_closing_a_stream_stops_its_generation_thread(scorer):
-    from recommender import scoring
+    from recommender.llm import scoring
 
     pieces = scorer.stream([{"role": "user", "content": "Tell me about films."}], max_new_tokens=200)
     next(pieces)

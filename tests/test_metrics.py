@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from recommender import metrics
+from recommender.evaluation import metrics
 
 
 def test_perfect_ranking_has_ndcg_one():

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from recommender.data import Catalog, Dataset, Interactions, Item, LoadReport
+from recommender.llm.scoring import ScoredItems
 from recommender.pipeline import PipelineConfig, Recommender, shared_genre_reasons
 from recommender.protocols import Filters
-from recommender.retrieval import PopularityRetriever
-from recommender.scoring import ScoredItems
+from recommender.retrieval.base import PopularityRetriever
 
 ITEMS = [
     Item("1", "Toy Story", 1995, ("Animation", "Comedy")),
@@ -154,7 +154,7 @@ class LineScorer:
 
 
 def test_evidence_template_renders_retriever_order_with_evidence(dataset):
-    from recommender.retrieval import CooccurrenceRetriever, HybridRetriever
+    from recommender.retrieval.base import CooccurrenceRetriever, HybridRetriever
 
     split_sequences = {"u1": np.array([0, 1, 2]), "u2": np.array([1, 3, 4])}
     catalog = dataset.catalog

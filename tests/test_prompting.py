@@ -8,10 +8,10 @@ import sys
 import jinja2
 import numpy as np
 import pytest
+import recommender.prompts as prompts
 
-import prompts
 from recommender.data import Item
-from recommender.prompting import (
+from recommender.llm.prompting import (
     LABELS,
     candidate_line_ends,
     item_text,
@@ -194,5 +194,5 @@ def test_tokens_at_chars_maps_characters_to_their_token():
 
 
 def test_prompting_imports_no_model_code():
-    code = "import sys, recommender.prompting; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    code = "import sys, recommender.llm.prompting; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from recommender import metrics, ranking
+from recommender import ranking
+from recommender.evaluation import metrics
 
 
 def test_blend_limits():

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from recommender.data import Catalog, Dataset, Interactions, Item, LoadReport
-from recommender.hybrid import build_default_retriever, tune_weights, weight_grid
-from recommender.metrics import full_ranks, target_rank
+from recommender.data.split import EvalCase, LeaveOneOutSplit
+from recommender.evaluation.metrics import full_ranks, target_rank
 from recommender.protocols import Filters
-from recommender.retrieval import (
+from recommender.retrieval.base import (
     CooccurrenceRetriever,
     EmbeddingRetriever,
     HybridRetriever,
@@ -20,7 +20,7 @@ from recommender.retrieval import (
     check_k,
     standardise,
 )
-from recommender.split import EvalCase, LeaveOneOutSplit
+from recommender.retrieval.hybrid import build_default_retriever, tune_weights, weight_grid
 
 ITEMS = [
     Item("a", "Toy Tale", 1995, ("Animation", "Children's")),
@@ -289,7 +289,7 @@ def test_build_default_retriever_tunes_on_valid_once_and_caches(catalog, tmp_pat
     dataset = tiny_dataset(catalog)
     split = LeaveOneOutSplit(dataset.interactions)
     encoder = FakeEncoder()
-    monkeypatch.setattr("recommender.embeddings.item_embeddings", lambda catalog, encoder, cache_dir: VECTORS)
+    monkeypatch.setattr("recommender.retrieval.embeddings.item_embeddings", lambda catalog, encoder, cache_dir: VECTORS)
     hybrid = build_default_retriever(dataset, split, encoder=encoder, cache_dir=tmp_path)
     assert sum(hybrid.weights.values()) == pytest.approx(1) and set(hybrid.weights) == {
         "pop",
@@ -302,7 +302,7 @@ def test_build_default_retriever_tunes_on_valid_once_and_caches(catalog, tmp_pat
     def no_tuning(*args, **kwargs):
         raise AssertionError("weights should come from the cache")
 
-    monkeypatch.setattr("recommender.hybrid.tune_weights", no_tuning)
+    monkeypatch.setattr("recommender.retrieval.hybrid.tune_weights", no_tuning)
     again = build_default_retriever(dataset, split, encoder=encoder, cache_dir=tmp_path)
     assert again.weights == hybrid.weights
     assert len(again.retrieve(["a", "c"], 3, query="funny")) == 3

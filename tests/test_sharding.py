@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from recommender.evaluate import sample_users, selection_users, shard
-from recommender.split import LeaveOneOutSplit
+from recommender.data.split import LeaveOneOutSplit
+from recommender.evaluation.protocol import sample_users, selection_users, shard
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}

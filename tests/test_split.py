@@ -2,7 +2,7 @@ import numpy as np
 
 from recommender import load_dataset
 from recommender.data import Catalog, Interactions, Item
-from recommender.split import LeaveOneOutSplit
+from recommender.data.split import LeaveOneOutSplit
 
 
 def make_interactions(rows):

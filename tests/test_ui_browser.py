@@ -30,9 +30,9 @@ def served(tmp_path_factory):
         pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from conftest import serve_app
+    from recommender.ui.render import CARD_CSS
 
     from recommender.pipeline import Recommender
-    from ui.render import CARD_CSS
 
     pipeline = Recommender.from_pretrained()  # real retriever + real default LLM and adapter
     demo, store = serve_app(pipeline, tmp_path_factory.mktemp("chat") / "feedback.sqlite", concurrency=2, css=CARD_CSS)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from recommender.data import Catalog, Item, build_interactions
-from recommender.split import LeaveOneOutSplit
+from recommender.data.split import LeaveOneOutSplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import recbole_split  # noqa: E402

@@ -2,12 +2,12 @@
 
     recommender chat                                  # 127.0.0.1:7860, SmolLM2 + shipped adapter, ml-100k
     recommender chat --retrieval-only --port 7861     # no LLM: templated replies, fast
-    python -m ui.app --db /tmp/feedback.sqlite
+    python -m recommender.ui.app --db /tmp/feedback.sqlite
 
 Typed endpoints for ``gradio_client`` (``Client(url).predict(..., api_name=...)``):
 ``/recommend`` (message, user_id, k -> list of dicts), ``/chat`` (message, user_id, k,
 session_id -> dict with the session id, reply and items) and ``/feedback`` (session_id,
-item_id, action -> dict). The app only wires widgets to ``recommender.chat_turn``; models
+item_id, action -> dict). The app only wires widgets to ``recommender.chat.turn``; models
 load in ``main()``, never at import time.
 """
 
@@ -23,9 +23,10 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
+from recommender.ui.render import CARD_CSS, cards_html, reply_markdown, user_markdown  # noqa: E402
 
-from recommender.chat import describe_constraints  # noqa: E402
-from recommender.chat_turn import (  # noqa: E402
+from recommender.chat.state import describe_constraints  # noqa: E402
+from recommender.chat.turn import (  # noqa: E402
     NEW_USER,
     Session,
     finish_turn,
@@ -36,7 +37,6 @@ from recommender.chat_turn import (  # noqa: E402
     recommend_for_message,
     run_turn,
 )
-from ui.render import CARD_CSS, cards_html, reply_markdown, user_markdown  # noqa: E402
 
 log = logging.getLogger(__name__)
 EXAMPLES = ["something like Toy Story but no animation", "a funny 90s comedy, no horror", "show me more"]

@@ -12,7 +12,7 @@ from recommender.commands.recommend import add_model_arguments
 
 
 def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of the chat server (``recommender chat`` and ``python -m ui.app`` share them)."""
+    """Options of the chat server (``recommender chat`` and ``python -m recommender.ui.app`` share them)."""
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     parser.add_argument("--db", default=None, help="feedback SQLite file (default $RECOMMENDER_DB or ~/.cache/...)")
@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ui.app import serve  # gradio is imported only when the chat is served
+    from recommender.ui.app import serve  # gradio is imported only when the chat is served
 
     serve(args)
     return 0

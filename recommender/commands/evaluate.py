@@ -45,11 +45,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from recommender.distributed import Shards
-    from recommender.evaluate import METHODS, paired_differences, sample_users, summarise, write_outputs
-    from recommender.hybrid import build_default_retriever
-    from recommender.loaders import load_dataset
-    from recommender.split import LeaveOneOutSplit
+    from recommender.data.loaders import load_dataset
+    from recommender.data.split import LeaveOneOutSplit
+    from recommender.evaluation.distributed import Shards
+    from recommender.evaluation.protocol import METHODS, paired_differences, sample_users, summarise, write_outputs
+    from recommender.retrieval.hybrid import build_default_retriever
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
@@ -89,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _selection_users(args, methods, dataset, split) -> list[str]:
     """Validation users the evaluated adapter was selected on ([] without an adapter)."""
-    from recommender.evaluate import LLM_VARIANTS, selection_users
-    from recommender.llm import read_adapter_metadata
+    from recommender.evaluation.protocol import LLM_VARIANTS, selection_users
+    from recommender.llm.loading import read_adapter_metadata
     from recommender.pipeline import resolve_adapter
 
     if not any(m in LLM_VARIANTS and LLM_VARIANTS[m].adapter_prompt for m in methods):
@@ -100,7 +100,7 @@ def _selection_users(args, methods, dataset, split) -> list[str]:
 
 
 def _rank_method(method, args, dataset, retriever, cases):
-    from recommender.evaluate import LLM_VARIANTS, llm_settings, rank_cases
+    from recommender.evaluation.protocol import LLM_VARIANTS, llm_settings, rank_cases
     from recommender.pipeline import PipelineConfig, Recommender, _tuned_settings, resolve_adapter
 
     if method in retriever.components or method == "hybrid":
@@ -111,8 +111,8 @@ def _rank_method(method, args, dataset, retriever, cases):
     if needs_adapter and adapter is None:
         print(f"{method} skipped: no adapter (pass --adapter PATH or ship finetune/adapters/ml100k-smollm2)")
         return None
-    from recommender.llm import load_model
-    from recommender.scoring import LLMScorer
+    from recommender.llm.loading import load_model
+    from recommender.llm.scoring import LLMScorer
 
     loads_adapter, settings = llm_settings(method, _tuned_settings(adapter), args.seed, args.llm_candidates)
     weights = adapter if loads_adapter else None
@@ -135,7 +135,7 @@ def _gather(raw: dict, shards, output: Path) -> dict:
     shards.wait()
     if not shards.is_main:
         return {}
-    from recommender.evaluate import MethodResult
+    from recommender.evaluation.protocol import MethodResult
 
     parts = [pickle.loads((output / f"shard-{r:05d}.pkl").read_bytes()) for r in range(shards.world)]
     merged = {}
@@ -157,7 +157,7 @@ def _gather(raw: dict, shards, output: Path) -> dict:
 
 
 def _rating(args, dataset, split, retriever, cases, shards) -> int:
-    from recommender.evaluate import rating_report
+    from recommender.evaluation.protocol import rating_report
     from recommender.pipeline import Recommender
 
     if shards.world > 1:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from recommender.commands.recommend import add_model_arguments
 from recommender.data import Catalog, Item
 from recommender.explain import DEFAULT_WINDOW, explain_item
-from recommender.prompting import DEFAULT_MAX_HISTORY
+from recommender.llm.prompting import DEFAULT_MAX_HISTORY
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     catalog = recommender.catalog
     item_id = _resolve_item(recommender, args.item)
     history, item, candidates = user_case(
-        catalog, recommender.split, recommender.retriever, args.user, item_id, args.candidates, args.history
+        catalog, recommender.data.split, recommender.retriever, args.user, item_id, args.candidates, args.history
     )
     cooccurrence = getattr(recommender.retriever, "components", {}).get("cooccurrence")
     scorer = recommender.scorer

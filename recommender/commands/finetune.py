@@ -6,7 +6,7 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from finetune.train import add_arguments
+    from recommender.finetune.train import add_arguments
 
     parser = subparsers.add_parser(
         "finetune",
@@ -18,6 +18,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from finetune.train import run as run_finetune
+    from recommender.finetune.train import run as run_finetune
 
     return run_finetune(args)

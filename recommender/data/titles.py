@@ -15,7 +15,7 @@ import weakref
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
-from recommender.data import Catalog, Item
+from recommender.data.catalog import Catalog, Item
 
 FUZZY_CUTOFF = 0.8  # difflib ratio for a typo'd title to count as that title
 ARTICLES = ("the", "a", "an", "il", "la", "le", "les", "l", "el", "los", "las", "das", "der", "die", "den", "lo")

@@ -1,6 +1,6 @@
 """Load a causal LLM for scoring: the embedded GGUF default, any local HF model, a LoRA adapter, 4-bit.
 
-    from recommender.llm import load_model
+    from recommender.llm.loading import load_model
     loaded = load_model()                                   # SmolLM2-135M-Instruct from the embedded GGUF
     loaded = load_model("path/or/hf-id", adapter="runs/lora", quantize="auto")
 
@@ -29,8 +29,8 @@ from typing import Any
 
 import torch
 
-from prompts import TEMPLATE_VERSIONS
 from recommender.assets import DEFAULT_LLM_NAME, find_default_gguf
+from recommender.prompts import TEMPLATE_VERSIONS
 
 ADAPTER_METADATA_FILE = "recommender_adapter.json"  # written beside adapter_config.json
 MODEL_METADATA_FILE = "recommender_model.json"  # written into converted model folders
@@ -108,7 +108,7 @@ def read_adapter_metadata(folder: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise ModelLoadError(
             f"{folder} has no {ADAPTER_METADATA_FILE}, so its base model and prompt versions are unknown; "
-            "save adapters with recommender.llm.write_adapter_metadata (finetune does)."
+            "save adapters with recommender.llm.loading.write_adapter_metadata (finetune does)."
         ) from None
     except json.JSONDecodeError as exc:
         raise ModelLoadError(f"{path} is not valid JSON (line {exc.lineno}): {exc.msg}.") from None

@@ -1,7 +1,7 @@
 """Candidate retrieval: popularity, item co-occurrence, sentence embeddings and their blend.
 
 Pure numpy (and scipy.sparse for the co-occurrence matrix). Models never load here: the
-embedding retriever receives item vectors and an ``Encoder`` (recommender.embeddings wraps
+embedding retriever receives item vectors and an ``Encoder`` (recommender.retrieval.embeddings wraps
 sentence-transformers), so every line of ranking math is tested with hand-written vectors.
 
 Every retriever shares one contract:
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from recommender.data import Catalog
-from recommender.metrics import top_k
+from recommender.evaluation.metrics import top_k
 from recommender.protocols import Candidates, Encoder, Filters
 
 FAISS_THRESHOLD = 200_000  # catalogues at least this large search with FAISS when it is installed

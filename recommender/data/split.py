@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recommender.data import Interactions
-from recommender.loaders import MIN_EVAL_EVENTS
+from recommender.data.catalog import Interactions
+from recommender.data.loaders import MIN_EVAL_EVENTS
 
 SPLITS = ("valid", "test")
 

@@ -21,10 +21,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from prompts import render, template_version
 from recommender.data import Catalog
-from recommender.prompting import RankPrompt, make_labels
-from recommender.retrieval import HybridRetriever, standardise
+from recommender.llm.prompting import RankPrompt, make_labels
+from recommender.prompts import render, template_version
+from recommender.retrieval.base import HybridRetriever, standardise
 
 TEMPLATE = "rank_evidence"
 RECENT = 10  # co-occurrence rows returned for the recent history (explanations read them too)

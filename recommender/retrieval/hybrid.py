@@ -1,7 +1,7 @@
 """Build the default hybrid retriever: tune its blend weights on the validation split only
 and cache them beside the item embeddings, keyed by the data and model fingerprints.
 
-    from recommender.hybrid import build_default_retriever
+    from recommender.retrieval.hybrid import build_default_retriever
     retriever = build_default_retriever(dataset, split)        # tunes once, then loads
     retriever.retrieve(["50", "181"], k=20, query="something funny")
 """
@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from recommender.data import Dataset
-from recommender.metrics import full_ranks, hit_rate, ndcg
+from recommender.data.split import LeaveOneOutSplit
+from recommender.evaluation.metrics import full_ranks, hit_rate, ndcg
 from recommender.protocols import Encoder
-from recommender.retrieval import (
+from recommender.retrieval.base import (
     BaseRetriever,
     CooccurrenceRetriever,
     EmbeddingRetriever,
@@ -27,7 +28,6 @@ from recommender.retrieval import (
     PopularityRetriever,
     blend,
 )
-from recommender.split import LeaveOneOutSplit
 
 WEIGHT_STEP = 0.1
 TUNE_METRIC = "HR@20"
@@ -74,7 +74,7 @@ def build_components(
     dataset: Dataset, split: LeaveOneOutSplit, encoder: Encoder | None = None, cache_dir: str | Path | None = None
 ) -> dict[str, BaseRetriever]:
     """Popularity, co-occurrence (train split only) and embedding retrievers for ``dataset``."""
-    from recommender.embeddings import SentenceEncoder, item_embeddings
+    from recommender.retrieval.embeddings import SentenceEncoder, item_embeddings
 
     catalog = dataset.catalog
     encoder = encoder if encoder is not None else SentenceEncoder()
@@ -101,7 +101,7 @@ def build_default_retriever(
     ``cache_dir`` under a key of the data fingerprint and the encoder, so later calls only
     load the cached embeddings and weights. ``retune=True`` ignores the stored weights.
     """
-    from recommender.embeddings import default_cache_dir, encoder_name
+    from recommender.retrieval.embeddings import default_cache_dir, encoder_name
 
     split = split if split is not None else LeaveOneOutSplit(dataset.interactions)
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()

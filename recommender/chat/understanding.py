@@ -18,7 +18,7 @@ import weakref
 from dataclasses import dataclass, field
 
 from recommender.data import Catalog
-from recommender.titles import FUZZY_CUTOFF, TitleMatch, TitleMatcher, TitleMiss, fold
+from recommender.data.titles import FUZZY_CUTOFF, TitleMatch, TitleMatcher, TitleMiss, fold
 
 MAX_MESSAGE_CHARS = 2000  # longer messages are cut here; the Refinement says so in ``notes``
 MAX_TITLE_WORDS = 12  # a title cue looks at most this many words ahead

@@ -1,7 +1,7 @@
 """Score candidates with a loaded causal LM: ranking, yes/no, rating, and greedy generation.
 
-    from recommender.llm import load_model
-    from recommender.scoring import LLMScorer
+    from recommender.llm.loading import load_model
+    from recommender.llm.scoring import LLMScorer
     scorer = LLMScorer(load_model())
     result = scorer.rank(history, candidates)          # ScoredItems: log P(label) per candidate
     scorer.pointwise(history, candidates).scores       # P(Yes) per candidate, history prefix cached
@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from recommender.data import Item
-from recommender.llm import LoadedModel
-from recommender.prompting import (
+from recommender.llm.loading import LoadedModel
+from recommender.llm.prompting import (
     DEFAULT_MAX_HISTORY,
     LABELS,
     POINTWISE_ANSWERS,
@@ -135,7 +135,7 @@ class LLMScorer:
     """Prompt-based scorer over a ``LoadedModel``; implements ``protocols.Scorer``.
 
     Args:
-        loaded: the model, tokenizer and recorded template versions (``recommender.llm.load_model``).
+        loaded: the model, tokenizer and recorded template versions (``recommender.llm.loading.load_model``).
         batch_size: prompts per forward pass.
         max_history: history items kept per prompt (oldest dropped first).
         suffix_batch_size: candidate suffixes per pass on a cached pointwise prefix (they are short).

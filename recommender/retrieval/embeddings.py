@@ -1,7 +1,7 @@
 """Sentence-transformers encoder and the on-disk cache of item embeddings.
 
 The only module of the retrieval room that touches torch; it imports sentence-transformers
-inside ``SentenceEncoder`` so ``recommender.retrieval`` stays pure numpy.
+inside ``SentenceEncoder`` so ``recommender.retrieval.base`` stays pure numpy.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from recommender.chat import (
+from recommender.chat.state import (
     ConversationState,
     _miss_lines,  # "I could not find X. Did you mean ...?"; kept in LLM replies too
     allowed_titles,
@@ -41,7 +41,7 @@ from recommender.chat import (
     templated_reply,
     to_filters,
 )
-from recommender.prompting import render_chat_system
+from recommender.llm.prompting import render_chat_system
 from recommender.protocols import Recommendation
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from recommender.evaluate import shard
+from recommender.evaluation.protocol import shard
 
 
 class Shards:

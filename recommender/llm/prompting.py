@@ -29,8 +29,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from prompts import render, template_version
 from recommender.data import Item
+from recommender.prompts import render, template_version
 
 LABELS: tuple[str, ...] = tuple(string.ascii_uppercase)
 DEFAULT_MAX_CANDIDATES = 20

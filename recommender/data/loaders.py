@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recommender.assets import find_ml100k
-from recommender.data import Catalog, DataError, Dataset, Item, LoadReport, build_interactions
+from recommender.data.catalog import Catalog, DataError, Dataset, Item, LoadReport, build_interactions
 
 MIN_EVAL_EVENTS = 3
 ML100K_GENRES = (

@@ -2,7 +2,7 @@
 
 One turn, as the Gradio app and the pipeline walk it::
 
-    refinement = parse_message(text, catalog)          # recommender.refine
+    refinement = parse_message(text, catalog)          # recommender.chat.understanding
     state = apply(state, refinement)                     # new state; the old one is untouched
     filters = to_filters(state)                          # protocols.Filters for the retriever
     recs = recommender.recommend(history=retrieval_history(state), query=state.query or None, filters=filters)
@@ -18,10 +18,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 
+from recommender.chat.understanding import MAX_MESSAGE_CHARS, Refinement, clean_message, parse_message
 from recommender.data import Catalog
+from recommender.data.titles import ARTICLES, TitleMatch, TitleMatcher, TitleMiss, fold, title_keys
 from recommender.protocols import Filters, Recommendation
-from recommender.refine import MAX_MESSAGE_CHARS, Refinement, clean_message, parse_message
-from recommender.titles import ARTICLES, TitleMatch, TitleMatcher, TitleMiss, fold, title_keys
 
 __all__ = [
     "ConversationState",

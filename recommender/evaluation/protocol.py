@@ -15,8 +15,8 @@ from typing import NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from recommender import metrics
-from recommender.split import EvalCase, LeaveOneOutSplit
+from recommender.data.split import EvalCase, LeaveOneOutSplit
+from recommender.evaluation import metrics
 
 RETRIEVAL_METHODS = ("pop", "cooccurrence", "embedding", "hybrid")
 
