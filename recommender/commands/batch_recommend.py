@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         args.dataset, model=args.model, adapter=args.adapter, quantize=args.quantize, device=args.device,
         retrieval_only=args.retrieval_only,
     )  # fmt: skip
-    users = [u.strip() for u in args.users.split(",") if u.strip()] if args.users else recommender.data.split.users
+    users = [u.strip() for u in args.users.split(",") if u.strip()] if args.users else recommender.split.users
     for user in users:
         recommender.user_history(user)  # unknown ids fail here, before any work
     output = Path(args.output)

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     catalog = recommender.catalog
     item_id = _resolve_item(recommender, args.item)
     history, item, candidates = user_case(
-        catalog, recommender.data.split, recommender.retriever, args.user, item_id, args.candidates, args.history
+        catalog, recommender.split, recommender.retriever, args.user, item_id, args.candidates, args.history
     )
     cooccurrence = getattr(recommender.retriever, "components", {}).get("cooccurrence")
     scorer = recommender.scorer
