@@ -40,3 +40,23 @@ test-fast: install
 lint: install
 	$(VENV)/bin/ruff check recommender prompts finetune ui tests bench
 	$(VENV)/bin/ruff format --check recommender prompts finetune ui tests bench
+
+# Issue 15: SASRec trained by RecTools (not our code) on our exact leave-one-out split, epoch
+# chosen on validation, test ranks for both masking rules -> bench/results/external_sasrec.{md,json}.
+# RecTools pins numpy<2, so it lives in its own venv; torch first, pinned (the CPU wheel on disk).
+# About 15-20 minutes on 2 cores. See bench/external_sasrec/README.md.
+RECTOOLS_VENV ?= .venv-rectools
+RECTOOLS_PY := $(RECTOOLS_VENV)/bin/python
+EXTERNAL_SASREC_RUN ?= runs/external_sasrec
+.PHONY: bench-external-sasrec
+
+$(RECTOOLS_VENV)/.installed: bench/external_sasrec/requirements.txt
+	test -x $(RECTOOLS_PY) || python3 -m venv $(RECTOOLS_VENV)
+	$(RECTOOLS_PY) -c "import torch" 2>/dev/null || $(RECTOOLS_PY) -m pip install -q torch==2.13.0
+	$(RECTOOLS_PY) -m pip install -q -r bench/external_sasrec/requirements.txt
+	touch $@
+
+bench-external-sasrec: install $(RECTOOLS_VENV)/.installed
+	$(PY) bench/external_sasrec/export_split.py $(EXTERNAL_SASREC_RUN)
+	nice -n 10 $(RECTOOLS_PY) bench/external_sasrec/train_rectools.py $(EXTERNAL_SASREC_RUN) --seed 0 --threads 2
+	$(PY) bench/external_sasrec/report.py $(EXTERNAL_SASREC_RUN)

@@ -25,12 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from recommender.loaders import load_dataset  # noqa: E402
-
-try:  # the split module may move into recommender.data during a restructuring
-    from recommender.split import LeaveOneOutSplit  # noqa: E402
-except ImportError:  # pragma: no cover
-    from recommender.data.split import LeaveOneOutSplit  # noqa: E402
+# The package root re-exports both under the old flat layout and the data/ subpackage layout.
+from recommender import LeaveOneOutSplit, load_dataset  # noqa: E402
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -61,7 +57,8 @@ def export(dataset_name: str, out: Path) -> dict:
         # must be exactly train (+ validation item for test): check rather than assume.
         for case in cases:
             expected = split.train(case.user) if name == "valid" else split.sequences[case.user][:-1]
-            assert (case.history == expected).all(), case.user
+            if len(case.history) != len(expected) or (case.history != expected).any():
+                raise RuntimeError(f"user {case.user}: {name} input is not the train events (+ validation item)")
         lines = ["user_id\titem_id"] + [f"{case.user}\t{ids[case.target]}" for case in cases]
         (out / f"{name}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 

@@ -273,9 +273,16 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         "library": f"rectools {rectools.__version__}",
         "versions": {"torch": torch.__version__, "numpy": np.__version__, "pandas": pd.__version__},
-        "settings": {**SETTINGS, "seed": args.seed, "threads": args.threads, "max_epochs": args.max_epochs,
-                     "patience": args.patience, "item_net": "IdEmbeddingsItemNet", "adam_betas": [0.9, 0.98],
-                     "selection": "best validation NDCG@10 (history masked) over epochs"},  # fmt: skip
+        "settings": {
+            **SETTINGS,
+            "seed": args.seed,
+            "threads": args.threads,
+            "max_epochs": args.max_epochs,
+            "patience": args.patience,
+            "item_net": "IdEmbeddingsItemNet",
+            "adam_betas": [0.9, 0.98],
+            "selection": "best validation NDCG@10 (history masked) over epochs",
+        },
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
         "best_epoch": ran.best_epoch,
         "epochs_run": len(ran.curve),
