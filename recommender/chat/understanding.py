@@ -17,6 +17,8 @@ import unicodedata
 import weakref
 from dataclasses import dataclass, field
 
+from rapidfuzz import fuzz, process
+
 from recommender.data import Catalog
 from recommender.data.titles import FUZZY_CUTOFF, TitleMatch, TitleMatcher, TitleMiss, fold
 
@@ -24,62 +26,128 @@ MAX_MESSAGE_CHARS = 2000  # longer messages are cut here; the Refinement says so
 MAX_TITLE_WORDS = 12  # a title cue looks at most this many words ahead
 MAX_TITLE_CUES = 8  # at most this many "I liked X" phrases are matched per message
 
-# Synonyms for genres people say in other words; only those the catalogue has are used.
+MAX_K = 50  # the most films one message may ask for ("recommend 500 movies" -> 50, with a note)
+MAX_PHRASE = 6  # longest lexicon phrase, in words ("on the edge of my seat")
+MAX_NEGATION_GAP = 2  # a negation reaches over at most this many other content words
+
+# Words and phrases for genres, moods and audiences; a phrase may name several genres ("romcom").
+# Only genres the catalogue has are used. Foreign words are a cheap few, so that they at least never invert.
 GENRE_SYNONYMS: dict[str, tuple[str, ...]] = {
-    "Action": ("action", "action packed", "explosions", "shoot em up", "martial arts", "kung fu"),
-    "Adventure": ("adventure", "adventures", "adventurous", "quest"),
-    "Animation": ("animation", "animated", "cartoon", "cartoons", "anime"),
-    "Children's": ("children", "childrens", "for kids", "kids", "kid", "kid friendly", "family", "family friendly",
-                   "year old", "years old"),
-    "Comedy": ("comedy", "comedies", "funny", "hilarious", "humor", "humour", "humorous", "laughs", "comedic",
-               "lighthearted", "light hearted"),
-    "Crime": ("crime", "criminal", "gangster", "gangsters", "mafia", "mob", "heist", "heists"),
-    "Documentary": ("documentary", "documentaries", "doc", "docs", "nonfiction"),
-    "Drama": ("drama", "dramas", "dramatic"),
-    "Fantasy": ("fantasy", "magic", "magical", "wizards", "dragons", "fairy tale", "fairytale"),
+    "Action": ("action", "action packed", "explosions", "shoot em up", "martial arts", "kung fu", "adrenaline",
+               "adrenaline rush", "adrenaline pumping", "superhero", "superheroes", "accion", "actionfilm"),
+    "Adventure": ("adventure", "adventures", "adventurous", "quest", "epic", "epics", "aventura", "aventure",
+                  "abenteuer"),
+    "Animation": ("animation", "animated", "cartoon", "cartoons", "anime", "animacion", "dessin anime",
+                  "zeichentrick"),
+    "Children's": ("children", "childrens", "for kids", "for the kids", "kids", "kid", "kid friendly", "family",
+                   "family friendly", "year old", "years old", "toddler", "toddlers", "little ones", "infantil",
+                   "enfants", "kinder", "kinderfilm"),
+    "Comedy": ("comedy", "comedies", "funny", "funnier", "hilarious", "humor", "humour", "humorous", "laughs",
+               "laugh", "a good laugh", "comedic", "lighthearted", "light hearted", "feel good", "feelgood",
+               "uplifting", "fun", "silly", "comedia", "comedias", "comedie", "comedies", "komodie", "komoedie",
+               "lustig", "lustiger", "lustige", "lustigen", "divertida", "divertido", "drole", "gracioso"),
+    "Crime": ("crime", "criminal", "gangster", "gangsters", "mafia", "mob", "heist", "heists", "policier"),
+    "Documentary": ("documentary", "documentaries", "doc", "docs", "nonfiction", "documental", "documentaire",
+                    "dokumentation", "dokumentarfilm"),
+    "Drama": ("drama", "dramas", "dramatic", "sad", "tearjerker", "tearjerkers", "tear jerker", "cry", "crying",
+              "weepy", "weepie", "heartwarming", "heart warming", "emotional", "drame", "dramen"),
+    "Fantasy": ("fantasy", "magic", "magical", "wizards", "dragons", "fairy tale", "fairytale", "fantasia"),
     "Film-Noir": ("film noir", "noir"),
     "Horror": ("horror", "scary", "frightening", "terrifying", "creepy", "spooky", "slasher", "slashers", "gore",
-               "gory", "zombie", "zombies"),
-    "Musical": ("musical", "musicals", "singing", "song and dance"),
-    "Mystery": ("mystery", "mysteries", "whodunit", "whodunnit", "detective", "detectives", "sleuth"),
-    "Romance": ("romance", "romances", "romantic", "rom com", "romcom", "romcoms", "love story", "love stories"),
-    "Sci-Fi": ("sci fi", "scifi", "science fiction", "space", "aliens", "robots", "futuristic"),
-    "Thriller": ("thriller", "thrillers", "suspense", "suspenseful", "tense"),
+               "gory", "zombie", "zombies", "scared", "scare", "scares", "halloween", "horrorfilm", "horrorfilme",
+               "horreur", "dhorreur", "terror", "miedo", "peur"),
+    "Musical": ("musical", "musicals", "singing", "song and dance", "musicales", "comedie musicale"),
+    "Mystery": ("mystery", "mysteries", "whodunit", "whodunnit", "detective", "detectives", "sleuth", "misterio"),
+    "Romance": ("romance", "romances", "romantic", "love story", "love stories", "date night", "romantique",
+                "romantico", "romantica", "romantisch", "romantischer", "romantischen", "liebesfilm"),
+    "Sci-Fi": ("sci fi", "scifi", "science fiction", "space", "aliens", "robots", "futuristic", "spaceship",
+               "spaceships", "mind bending", "mindbending", "mind blowing", "ciencia ficcion", "science fiction"),
+    "Thriller": ("thriller", "thrillers", "suspense", "suspenseful", "tense", "gripping", "edge of my seat",
+                 "edge of your seat", "edge of the seat", "on the edge of my seat", "nail biting", "nailbiter"),
     "War": ("war", "war movie", "war movies", "war film", "war films", "wartime", "military", "ww2", "wwii",
-            "world war"),
+            "world war", "guerra", "guerre", "krieg", "kriegsfilm"),
     "Western": ("western", "westerns", "cowboy", "cowboys", "wild west"),
 }  # fmt: skip
-NEGATORS = {"no", "not", "dont", "doesnt", "without", "nothing", "none", "avoid", "except", "never", "neither", "nor",
-            "hate", "skip", "exclude", "excluding", "minus", "instead"}  # fmt: skip
+MULTI_GENRE = {"romcom": ("Romance", "Comedy"), "romcoms": ("Romance", "Comedy"), "rom com": ("Romance", "Comedy"),
+               "rom coms": ("Romance", "Comedy"), "romantic comedy": ("Romance", "Comedy")}  # fmt: skip
+# A few words in scripts without spaces between words (or not folded to ASCII): found inside a token.
+SCRIPT_GENRES = {"喜剧": "Comedy", "喜劇": "Comedy", "コメディ": "Comedy", "комеди": "Comedy", "恐怖": "Horror",
+                 "ホラー": "Horror", "ужас": "Horror", "爱情": "Romance", "романтич": "Romance"}  # fmt: skip
+# "for adults": leave out children's films (Animation stays: "animated but for grown ups").
+ADULT_PHRASES = ("for adults", "adults only", "adult", "adults", "grown up", "grown ups", "grownup", "grownups",
+                 "for grown ups", "mature")  # fmt: skip
+NEGATOR_PHRASES = ("no", "not", "dont", "doesnt", "didnt", "wont", "without", "nothing", "none", "avoid", "except",
+                   "never", "neither", "nor", "hate", "skip", "exclude", "excluding", "minus", "rather not",
+                   "anything but", "everything but", "other than", "no more", "sick of", "tired of", "enough of",
+                   "enough with", "instead of", "cant stand", "not a fan of", "pas", "pas de", "sans", "sin",
+                   "keine", "kein", "keinen", "nicht", "ohne", "nada de")  # fmt: skip
+# Phrases that hold a negator word but negate nothing.
+IDLE_PHRASES = ("never mind", "nevermind", "no thanks", "no thank you", "not sure", "dont know", "dont mind",
+                "dont care", "no idea", "nothing but", "no matter", "not bad")  # fmt: skip
+RECENT_PHRASES = ("new", "recent", "newer", "newest", "latest", "new releases", "new release", "modern", "recently")
+OLD_PHRASES = ("old", "older", "classic", "classics", "oldies", "vintage", "golden age", "black and white",
+               "old school", "oldschool", "old timey")  # fmt: skip
 # Words that let a negation reach over them: "no horror or thrillers", "don't want anything scary".
 TRANSPARENT = {"and", "or", "any", "anything", "more", "too", "very", "really", "so", "overly", "movie", "movies",
                "film", "films", "stuff", "things", "kind", "kinds", "of", "type", "types", "genre", "a", "an", "the",
                "want", "like", "please", "at", "all", "ones", "anymore", "much", "something", "that", "is", "are",
-               "i", "im", "to", "watch", "see", "in", "thanks", "thank", "you", "particularly"}  # fmt: skip
-FILLERS = TRANSPARENT | NEGATORS | {
+               "i", "im", "to", "watch", "see", "in", "thanks", "thank", "you", "particularly", "another", "with",
+               "show", "me", "give", "for", "mood", "these", "those", "this", "from", "it", "into", "even", "again",
+               "id", "would", "wanna", "quiero", "una", "un", "une", "de", "des", "le", "la", "les", "el", "los",
+               "bitte", "por", "favor", "filme", "pelicula", "peliculas", "ever"}  # fmt: skip
+# Words that end a negation once it has governed something: "no horror give me comedy".
+RESUME = {"give", "want", "love", "prefer", "maybe", "perhaps", "instead", "rather", "show", "need", "looking",
+          "just", "only", "ok", "okay", "fine", "enjoy", "loves", "likes", "how", "what"}  # fmt: skip
+# Glue that may sit between "and"/"or" and the next item of a negated list ("no horror or any thrillers").
+LIST_GLUE = {"a", "an", "the", "any", "more", "too", "very", "really", "overly", "even", "anything", "something"}
+CLAUSE_WORDS = {"but", "though", "however", "although", "because", "while", "whereas", "yet", "cause", "coz", "cuz"}
+REASON_WORDS = {"because", "cause", "coz", "cuz"}  # a clause they open explains, it asks nothing
+FILLERS = TRANSPARENT | {
     "me", "my", "show", "give", "find", "recommend", "suggest", "some", "good", "great", "nice", "for", "with", "from",
     "about", "tonight", "today", "maybe", "perhaps", "would", "id", "could", "can", "get", "lot", "lots", "what",
     "whats", "how", "hi", "hello", "hey", "ok", "okay", "yes", "also", "as", "well", "it", "one", "this", "be", "we",
     "us", "our", "but", "else", "other", "others", "similar", "again", "now", "just", "only", "still", "have",
     "watched", "seen", "liked", "loved", "enjoyed", "was", "were", "had", "feel", "mood", "where", "set", "by", "than",
     "rather", "year", "years", "s", "between", "before", "after", "since", "until", "till", "havent", "didnt",
-    "wasnt", "isnt", "sure", "any", "been", "m", "ve", "d", "ll", "re",
+    "wasnt", "isnt", "sure", "any", "been", "m", "ve", "d", "ll", "re", "got", "pls", "plz", "please", "need",
+    "looking", "look", "should", "next", "suggestion", "suggestions", "recommendation", "recommendations", "help",
+    "there", "do", "does", "did", "idk", "surprise", "bored", "cool", "weekend", "night", "evening", "options",
+    "option", "picks", "pick", "titles", "choices", "results", "flick", "flicks", "lol", "haha", "hmm", "um", "uh",
+    "kinda", "sorta", "guess", "honestly", "ideally", "whole", "both", "she", "he", "they", "them", "her", "his",
+    "their", "you", "your", "are", "am", "will", "make", "makes", "keeps", "keep", "made", "watching", "said",
+    "say", "lets", "let", "fresh", "scratch", "everything", "mind", "yeah", "yep", "sounds", "awesome", "perfect",
+    "thx", "ty", "cheers", "okey", "k", "bit", "little", "way", "which", "who", "why", "when", "time", "mean",
+    "try", "trying", "think", "want", "wanted", "wants", "fine", "right", "go", "going", "up", "if", "on", "off",
+    "out", "or", "and", "not", "no", "dont", "nothing", "never", "instead", "prefer", "ones", "vibes",
+    "vibe", "style", "esque", "type", "kind", "sort", "rush", "release", "releases", "friday", "saturday",
+    "sunday", "stay", "home", "couch", "popcorn", "days", "day", "tomorrow", "later", "eh", "meh", "oh", "ah",
+    "welp", "alright", "watchable", "decent", "solid", "interesting", "new", "definitely", "absolutely", "ideas",
+    "idea", "ask", "asking", "tell", "list", "top", "exactly", "wonder", "wondering", "movie", "love", "loves",
+    "like", "likes", "enjoy", "earlier", "sometime", "anytime", "filters", "buddy", "bro", "dude", "mate", "friend",
+    "friends", "pal", "sir", "quick", "quickly", "either",
 }  # fmt: skip
 ADDITIVE = {"also", "plus", "additionally"}
 DECADE_WORDS = {"twenties": 1920, "thirties": 1930, "forties": 1940, "fifties": 1950, "sixties": 1960,
                 "seventies": 1970, "eighties": 1980, "nineties": 1990}  # fmt: skip
-RECENT_WORDS = {"recent", "newer", "newest", "latest", "new releases", "modern"}
-OLD_WORDS = {"old", "older", "classic", "classics", "oldies", "vintage", "golden age"}
 RECENT_SPAN = 3  # "recent" = the catalogue's last three years
 OLD_GAP = 25  # "old"/"classic" = at least this many years before the catalogue's newest year
+NOT_OLD_GAP = 20  # "nothing too old" = from this many years before the newest year
+NOT_RECENT_GAP = 5  # "not too recent" = up to this many years before the newest year
 ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "vs", "sr"}
+NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+                "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30, "fifty": 50,
+                "couple": 2, "dozen": 12, "hundred": 100, "thousand": 1000, "million": 1_000_000,
+                "billion": 1_000_000_000, "gazillion": 10**12}  # fmt: skip
+COUNT_NOUNS = {"movies", "movie", "films", "film", "options", "option", "picks", "titles", "recommendations",
+               "suggestions", "ones", "results", "things", "flicks", "choices", "recs", "more"}  # fmt: skip
 
 YEAR_WORDS = {"before", "after", "from", "since", "until", "till", "pre", "post", "prior", "between", "early",
               "mid", "late", "the", "in", "up", "to", "on", "onwards", "onward", "older", "newer", "earlier",
               "later"}  # fmt: skip
 _CONTROL = {"Cc", "Cf", "Cs", "Co", "Cn"}
-_RESET = re.compile(r"\b(start (?:over|again|afresh)|reset|clear (?:all|everything|filters)|forget (?:it|everything)|"
-                    r"new search|from scratch)\b")  # fmt: skip
+_RESET = re.compile(r"\b(start (?:over|again|afresh|fresh|anew)|reset|"
+                    r"clear (?:all (?:the )?filters|all|everything|(?:the )?filters)|forget (?:it|everything|all)|"
+                    r"new search|from scratch|begin again)\b")  # fmt: skip
 _SHOW_MORE = re.compile(r"^(?:(?:please|ok|okay|and)\s+)?(?:(?:show|give|find|suggest)\s+(?:me\s+)?)?"
                         r"(?:some\s+|any\s+)?(?:more|others|other ones|next|next page|something else|different ones)"
                         r"(?:\s+(?:please|options|results|suggestions|films|movies|of these|like these|of those))*$"
@@ -88,14 +156,36 @@ _CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("dislike", re.compile(r"\b(?:i\s+)?(?:(?:didn'?t|did not|don'?t|do not|did\s+not|really\s+didn'?t)\s+"
                            r"(?:like|love|enjoy|care for)|hated|hate|disliked|dislike|can'?t stand|couldn'?t stand|"
                            r"not a fan of)\s+", re.I)),
-    ("like", re.compile(r"\b(?:more|something|anything|films?|movies?|stuff|ones?)\s+like\s+|\bsimilar\s+to\s+|"
-                        r"\bin the (?:vein|style) of\s+|\balong the lines of\s+", re.I)),
+    ("like", re.compile(r"\b(?:more|something|anything|films?|movies?|stuff|ones?|similar)\s+like\s+|"
+                        r"\bsimilar\s+to\s+|\bin the (?:vein|style|spirit) of\s+|\balong the lines of\s+|"
+                        r"\breminds?\s+(?:me\s+)?of\s+|\b(?:same|similar)\s+(?:vibes?\s+)?as\s+|\bthe likes of\s+|"
+                        r"\bsomething\s+(?:a\s+)?(?:bit\s+)?(?:like|similar to)\s+", re.I)),
+    # A bare "like" only at the start of a clause or after a hedge: "like Toy Story", "kinda like Heat".
+    ("like_bare", re.compile(r"(?:^|(?<=[,;.!?:])\s*|\b(?:just|kinda|kind of|sort of|and|but|or|maybe)\s+)"
+                             r"like\s+", re.I)),
     ("liked", re.compile(r"\b(?:i\s+)?(?:really\s+|also\s+)?(?:liked|loved|enjoyed|adored|(?<=i )(?:like|love))\s+",
                          re.I)),
     ("seen", re.compile(r"\b(?:i(?:'ve|\s+have)?\s+)?(?:already\s+)?(?:seen|watched|saw)\s+", re.I)),
     ("exclude", re.compile(r"\b(?:not|no more|nothing like|anything but|except|other than|no|without|skip|"
                            r"exclude)\s+", re.I)),
 )  # fmt: skip
+# After a title at the start of a clause: "Alien-style horror", "Star Wars vibes", "Titanic was boring".
+_POSTFIX_SEED = re.compile(r"^(?:style|esque|like|type|vibes?|kind of|sort of|but|feel|energy)\b")
+_POSTFIX_BAD = re.compile(
+    r"^(?:was|is|were)\s+(?:so\s+|really\s+|too\s+|pretty\s+|kinda\s+)?(?:boring|bad|awful|"
+    r"terrible|meh|overrated|dull|rubbish|crap|garbage|the worst|horrible|slow|long)\b"
+)
+_POSTFIX_GOOD = re.compile(
+    r"^(?:was|is|were)\s+(?:so\s+|really\s+|pretty\s+)?(?:great|amazing|awesome|good|"
+    r"brilliant|fantastic|the best|excellent|fun|perfect|incredible)\b"
+)
+_ANAPHORA = re.compile(
+    r"\b(?:something|anything|films?|movies?)\s+(?:similar|like (?:it|that|this))\b|"
+    r"\bsimilar (?:to (?:it|that|this)|ones?|films?|movies?)\b|\bmore like (?:it|that|this)\b"
+)
+_MARKUP = re.compile(r"<(script|style)\b.*?(?:</\1\s*>|$)|<[^<>]{0,300}>", re.I | re.S)
+_SQL = re.compile(r"\b(?:drop|truncate|alter)\s+table\s+\w+|\bunion\s+(?:all\s+)?select\b[^;]*|\bdelete\s+from\s+\w+"
+                  r"|\bor\s+1\s*=\s*1\b|--", re.I)  # fmt: skip
 _NOT_TITLE = {"something", "anything", "movies", "films", "movie", "film", "stuff", "any", "ones", "the ones"}
 _PRONOUNS = {"it", "that", "this", "them", "those", "these", "both", "all", "one", "some", "the first",
              "the last", "a lot", "you", "me", "him", "her", "so", "too", "to", "sure", "thanks", "way", "idea",
@@ -135,6 +225,7 @@ class Refinement:
     additive: bool = False  # "also comedies": add to the wanted genres instead of replacing them
     truncated: bool = False
     notes: tuple[str, ...] = field(default=())  # sentences for the reply: truncation, ranges outside the data
+    k: int | None = None  # films asked for ("give me 3 options"), already capped at MAX_K (a note says so)
 
     @property
     def is_empty(self) -> bool:
@@ -142,7 +233,7 @@ class Refinement:
         return not (
             self.include_genres or self.exclude_genres or self.year_min is not None or self.year_max is not None
             or self.more_like or self.liked or self.disliked or self.seen or self.exclude_items or self.query
-            or self.show_more or self.reset
+            or self.show_more or self.reset or self.k is not None
         )  # fmt: skip
 
 
@@ -185,6 +276,38 @@ def _match_span(
     return best
 
 
+_NEGATION_BEFORE = re.compile(r"\b(?:no|not|dont|don't|doesnt|doesn't|never|nothing|without|rather not|hate)\b",
+                              re.I)  # fmt: skip
+
+
+def _clause_start(text: str, start: int) -> int:
+    """Start of the clause that holds ``start``: after the last , ; . ! ? newline or "but" before it."""
+    last = 0
+    for match in re.finditer(r"[,;.!?\n]|\bbut\b|\bthough\b", text[:start], re.I):
+        last = match.end()
+    return last
+
+
+def _cue_skips(after: str, matcher: TitleMatcher, vocabulary: set[str]) -> bool:
+    """True when the words after a cue are no title: a genre, a decade, a pronoun, a number. A capitalised
+    exact title wins over a genre word ("like Aliens"); "like aliens" stays a genre."""
+    folded = fold(after).split()
+    if not folded or folded[0].isdigit():
+        return True
+    if after[:1].isupper():
+        match, _ = _match_span(matcher, list(re.finditer(r"\S+", after)), strict=True, fuzzy=False)
+        if match is not None:
+            return False
+    words = folded
+    while len(words) > 1 and words[0] in LIST_GLUE | {"another", "with", "too"}:
+        words = words[1:]
+    if _decade(words[0]) or words[0].isdigit():
+        return True
+    return _starts_with_phrase(folded, vocabulary | _PRONOUNS | _NOT_TITLE) or _starts_with_phrase(
+        words, vocabulary | _PRONOUNS
+    )
+
+
 def _titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
     """Find "more like X", "I liked X", "not X" …; returns matches per cue, misses and consumed spans."""
     found: dict[str, list[TitleMatch]] = {name: [] for name, _ in _CUES}
@@ -194,22 +317,21 @@ def _titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
     cues = []
     for name, pattern in _CUES:
         for match in pattern.finditer(text):
-            if not any(s <= match.start() < e for s, e in consumed) and not any(
-                s <= match.start() < e for _, s, e in cues
-            ):
+            if not any(s <= match.start() < e for _, s, e in cues) and match.end() > match.start():
                 cues.append((name, match.start(), match.end()))
     for name, start, end in sorted(cues, key=lambda cue: cue[1])[:MAX_TITLE_CUES]:
         if any(s <= start < e for s, e in consumed):
             continue
         stop = _clause_end(text, end)
         words = list(re.finditer(r"\S+", text[end:stop]))
-        folded = fold(text[end:stop]).split()
-        if not folded or _starts_with_phrase(folded, vocabulary | _PRONOUNS | _NOT_TITLE) or folded[0].isdigit():
-            continue  # "I like comedies", "not from the 90s", "no thanks": not a title
+        if _cue_skips(text[end:stop].strip(), matcher, vocabulary):
+            continue  # "I like comedies", "not from the 90s", "no thanks", "not another musical": not a title
         denied = name in {"liked", "seen"} and re.search(r"(?:n'?t|\bnot|\bnever)\s+(?:\w+\s+)?$", text[:start])
+        if name in {"like", "like_bare"} and _NEGATION_BEFORE.search(text[_clause_start(text, start) : start]):
+            name = "exclude"  # "I don't want anything like Scream": no seed
         cue_matches, used_end = [], end
         while words:
-            match, used = _match_span(matcher, words, strict=name == "exclude")
+            match, used = _match_span(matcher, words, strict=name in {"exclude", "like_bare"})
             if match is None:
                 break
             cue_matches.append(match)
@@ -220,33 +342,78 @@ def _titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
                 break  # another title must follow a list separator: "Fargo, Heat and Babe"
             while words and fold(words[0].group()) in {"and", "or", ""}:
                 words = words[1:]
+            if words and fold(words[0].group()) in NEGATOR_WORDS:
+                break  # "like Fargo, not Pulp Fiction": the next title has its own cue
         if cue_matches:
             found["ignored" if denied else name].extend(cue_matches)
             consumed.append((start, used_end))
-        elif name != "exclude":
+        elif name not in {"exclude", "like_bare"}:
             comma = text.find(",", end, stop)
             stop = comma if comma > 0 else stop  # "I liked Qwerty, westerns": the miss ends at the comma
             typed = " ".join(text[end:stop].split()[:MAX_TITLE_WORDS]).strip(" ,.")
             misses.append(TitleMiss(typed, matcher.closest(typed)))
             consumed.append((start, stop))
+    found["like"] += found.pop("like_bare")
     return found, misses, consumed
+
+
+def _titles_leading_clauses(text: str, matcher: TitleMatcher, found: dict[str, list[TitleMatch]]):
+    """A title opening a clause, then "-style", "vibes", "but …" or "was boring": a seed, a like or a dislike."""
+    consumed = []
+    for clause in re.finditer(r"[^,;.!?\n]+", text):
+        words = list(re.finditer(r"\S+", clause.group()))
+        if not words:
+            continue
+        match, used = _match_span(matcher, words, strict=True, fuzzy=False)
+        if match is None:
+            continue
+        after = fold(clause.group()[words[used - 1].end() :])
+        first = not text[: clause.start()].strip(" ;,")
+        if _POSTFIX_BAD.match(after):
+            found["dislike"].append(match)
+        elif _POSTFIX_GOOD.match(after):
+            found["liked"].append(match)
+        elif _POSTFIX_SEED.match(after) and (after.split()[0] != "but" or first):
+            found["like"].append(match)
+        else:
+            continue
+        consumed.append((clause.start() + words[0].start(), clause.start() + words[used - 1].end()))
+    return consumed
 
 
 # ---------------------------------------------------------------- genres, years, negation
 
 
-def _genre_phrases(catalog: Catalog) -> dict[str, str]:
-    """Folded phrase -> genre, for the genres this catalogue has (its own names, plurals, synonyms)."""
-    phrases: dict[str, str] = {}
-    for genre in catalog.genre_vocabulary:
-        if genre.lower() == "unknown":
-            continue
+def _lexicon(catalog: Catalog) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Folded phrase -> (kind, genres) for this catalogue: kind is genre, adult, recent, old, neg or idle."""
+    lexicon = _LEXICON.get(catalog)
+    if lexicon is not None:
+        return lexicon
+    genres = {g for g in catalog.genre_vocabulary if g.lower() != "unknown"}
+    lexicon = {}
+    for phrase, names in MULTI_GENRE.items():
+        if set(names) <= genres:
+            lexicon[phrase] = ("genre", names)
+    for genre in sorted(genres):
         for phrase in (*GENRE_SYNONYMS.get(genre, ()), fold(genre), fold(genre) + "s"):
-            phrases.setdefault(phrase, genre)
-    return phrases
+            lexicon.setdefault(phrase, ("genre", (genre,)))
+    if "Children's" in genres:
+        lexicon.update({phrase: ("adult", ("Children's",)) for phrase in ADULT_PHRASES})
+    lexicon.update({phrase: ("recent", ()) for phrase in RECENT_PHRASES})
+    lexicon.update({phrase: ("old", ()) for phrase in OLD_PHRASES})
+    lexicon.update({phrase: ("neg", ()) for phrase in NEGATOR_PHRASES})
+    lexicon.update({phrase: ("idle", ()) for phrase in IDLE_PHRASES})
+    _LEXICON[catalog] = lexicon
+    return lexicon
 
 
-_PHRASES: weakref.WeakKeyDictionary[Catalog, dict[str, str]] = weakref.WeakKeyDictionary()
+_LEXICON: weakref.WeakKeyDictionary[Catalog, dict] = weakref.WeakKeyDictionary()
+NEGATOR_WORDS = {phrase for phrase in NEGATOR_PHRASES if " " not in phrase}
+
+
+def _genre_phrases(catalog: Catalog) -> dict[str, str]:
+    """Folded phrase -> genre (single-genre phrases of the lexicon), for the cue checks."""
+    return {phrase: names[0] for phrase, (kind, names) in _lexicon(catalog).items() if kind == "genre"}
 
 
 def _decade(token: str) -> int | None:
@@ -261,11 +428,13 @@ def _decade(token: str) -> int | None:
 
 
 class _YearParser:
-    """Collects year bounds from tokens; decades and single years widen, before/after narrow."""
+    """Collects year bounds from tokens; decades and single years widen, before/after narrow, a negated
+    span cuts the edge it touches (of the asked range, else of the catalogue)."""
 
-    def __init__(self, newest: int | None):
-        self.newest = newest
+    def __init__(self, oldest: int | None, newest: int | None):
+        self.oldest, self.newest = oldest, newest
         self.ranges: list[tuple[int, int]] = []
+        self.negated: list[tuple[int, int, str]] = []
         self.lower: int | None = None
         self.upper: int | None = None
         self.notes: list[str] = []
@@ -283,6 +452,15 @@ class _YearParser:
             lo = self.lower if lo is None else max(lo, self.lower)
         if self.upper is not None:
             hi = self.upper if hi is None else min(hi, self.upper)
+        for n_lo, n_hi, token in self.negated:
+            edge_lo = lo if lo is not None else self.oldest
+            edge_hi = hi if hi is not None else self.newest
+            if edge_lo is not None and n_lo <= edge_lo <= n_hi:
+                lo = n_hi + 1  # "90s but not the early 90s", "nothing from the 60s or earlier"
+            elif edge_hi is not None and n_lo <= edge_hi <= n_hi:
+                hi = n_lo - 1  # "not from the 90s" in a catalogue that ends in 1998
+            else:
+                self.notes.append(f'I can\'t leave out a span of years in the middle; ignoring "not {token}".')
         return lo, hi, bool(self.ranges)
 
 
@@ -291,18 +469,11 @@ def _parse_years(tokens: list[str], used: list[bool], years: _YearParser, negate
     for i, token in enumerate(tokens):
         if used[i]:
             continue
-        previous = tokens[i - 1] if i else ""
         modifier = tokens[i - 1] if i and tokens[i - 1] in {"early", "mid", "late"} else ""
         decade = _decade(token)
         year = int(token) if re.fullmatch(r"(?:18|19|20)\d\d", token) else None
         span = (decade, decade + 9) if decade is not None else (year, year) if year is not None else None
         if span is None:
-            if token in RECENT_WORDS and years.newest:
-                years.bound(lower=years.newest - RECENT_SPAN + 1)
-                used[i] = True
-            elif token in OLD_WORDS and previous not in {"year", "years"} and years.newest:
-                years.bound(upper=years.newest - OLD_GAP)
-                used[i] = True
             continue
         lo, hi = span
         if decade is not None and modifier:
@@ -312,6 +483,7 @@ def _parse_years(tokens: list[str], used: list[bool], years: _YearParser, negate
         window = range(max(0, i - 3), i)
         look = [tokens[k] for k in window if tokens[k] not in {"the", "early", "mid", "late", "year"}]
         word = look[-1] if look else ""
+        after = " ".join(tokens[i + 1 : i + 3])
         for k in window:
             used[k] = used[k] or tokens[k] in YEAR_WORDS
         negated = negated_at(i)
@@ -328,7 +500,11 @@ def _parse_years(tokens: list[str], used: list[bool], years: _YearParser, negate
             first = years.ranges.pop()  # "between 1980 and 1990", "1980 to 1990"
             years.ranges.append((min(first[0], lo), max(first[1], hi)))
         elif negated:
-            years.notes.append(f'I can\'t leave out a span of years in the middle; ignoring "not {token}".')
+            if re.match(r"(?:or|and) (?:earlier|before|older)", after):
+                lo = min(lo, years.oldest or lo)
+            elif re.match(r"(?:or|and) (?:later|after|newer)", after):
+                hi = max(hi, years.newest or hi)
+            years.negated.append((lo, hi, token))
         else:
             years.ranges.append((lo, hi))
 
@@ -336,61 +512,236 @@ def _parse_years(tokens: list[str], used: list[bool], years: _YearParser, negate
 def _tokens(text: str) -> list[str]:
     text = re.sub(r"((?:18|19|20)\d\d)\s*[-–]\s*((?:18|19|20)\d\d)", r"\1 to \2", text)
     raw = re.findall(r"[^\W_]+(?:['’][^\W_]+)*|[,;.!?:]", text)
-    return [fold(t) if t[0].isalnum() or t[0] == "_" or t not in ",;.!?:" else t for t in raw]
+    return [t for t in (fold(t) if t not in ",;.!?:" else t for t in raw) for t in t.split() or [""] if t]
 
 
-def _parse_rest(text: str, catalog: Catalog) -> tuple[dict[str, list[str]], _YearParser, list[str], list[str], bool]:
-    """Genres (with negation), years, leftover query words and avoided words of the text outside titles."""
-    phrases = _PHRASES.get(catalog)
-    if phrases is None:
-        phrases = _PHRASES[catalog] = _genre_phrases(catalog)
+def _phrases(tokens: list[str], lexicon: dict) -> list[tuple[int, int, str, tuple[str, ...]]]:
+    """Lexicon phrases in order, longest first: (start, length, kind, genres)."""
+    found, i = [], 0
+    single = [p for p, (kind, _) in lexicon.items() if kind == "genre" and " " not in p and len(p) >= 5]
+    while i < len(tokens):
+        for n in range(min(MAX_PHRASE, len(tokens) - i), 0, -1):
+            phrase = " ".join(tokens[i : i + n])
+            if phrase not in lexicon:
+                continue
+            if phrase in {"year old", "years old"} and not (
+                i and (tokens[i - 1].isdigit() or tokens[i - 1] in NUMBER_WORDS)
+            ):
+                continue  # "a 6 year old" is a child; "a 40 year old film" is no genre
+            found.append((i, n, *lexicon[phrase]))
+            i += n
+            break
+        else:
+            token = tokens[i]
+            script = [g for word, g in SCRIPT_GENRES.items() if word in token] if not token.isascii() else []
+            if script and all(g in {p for _, names in lexicon.values() for p in names} for g in script):
+                found.append((i, 1, "genre", tuple(script)))
+            elif token.isalpha() and len(token) >= 5 and token not in FILLERS:
+                best = process.extractOne(token, single, scorer=fuzz.ratio, score_cutoff=88)
+                if best:  # "horor", "comedys", "thriler"
+                    found.append((i, 1, *lexicon[best[0]]))
+            i += 1
+    return found
+
+
+def _new_is_recent(tokens: list[str], i: int, lexicon: dict) -> bool:
+    """ "new movies", "new comedies": recent; "something new", "new search": not a year bound."""
+    following = tokens[i + 1] if i + 1 < len(tokens) else ""
+    return following in COUNT_NOUNS | {"stuff", "releases", "release"} or lexicon.get(following, ("",))[0] == "genre"
+
+
+def _scope(tokens: list[str], phrases) -> tuple[list[bool], list[int], list[bool]]:
+    """Which tokens a negation governs, each token's clause number, and which clauses only explain
+    ("nothing scary because the little one gets scared easily").
+
+    A clause ends at punctuation, "but"/"though"/…, or an "and"/"or" that does not continue a list of
+    items. Within a clause a negator governs the items that follow it, across transparent words and at
+    most ``MAX_NEGATION_GAP`` other content words; a word like "give" or "love" ends it once it governed
+    something ("no horror give me comedy")."""
+    at = {start: (n, kind) for start, n, kind, _ in phrases}
+    item_at = {start for start, _, kind, _ in phrases if kind in {"genre", "adult", "recent", "old"}}
+    negated, clause, reason = [False] * len(tokens), [0] * len(tokens), [False] * len(tokens)
+    number, state, gap, governed, i, explains = 0, False, 0, False, 0, False
+    while i < len(tokens):
+        token = tokens[i]
+        n, kind = at.get(i, (1, ""))
+        if kind == "idle":
+            state = False
+        elif kind == "neg":
+            state, gap, governed = True, 0, False
+        elif token in {",", ";", ".", "!", "?", ":"} | CLAUSE_WORDS or (
+            token in {"and", "or"} and not _continues(tokens, i, item_at)
+        ):
+            number, state, explains = number + 1, False, token in REASON_WORDS
+        elif kind or _decade(token) or re.fullmatch(r"(?:18|19|20)\d\d", token):
+            gap, governed = 0, governed or state
+        elif state and governed and token in RESUME:
+            state = False
+        elif state and token not in TRANSPARENT and token not in YEAR_WORDS and token not in FILLERS:
+            gap += 1
+            state = gap <= MAX_NEGATION_GAP
+        for k in range(i, i + n):
+            negated[k], clause[k], reason[k] = state and kind != "neg", number, explains
+        i += n
+    return negated, clause, reason
+
+
+def _continues(tokens: list[str], i: int, item_at: set[int]) -> bool:
+    """True when the "and"/"or" at ``i`` joins two items of one list: "no horror or (any) thrillers"."""
+    j = i + 1
+    while j < len(tokens) and tokens[j] in LIST_GLUE:
+        j += 1
+    return j in item_at or (j < len(tokens) and bool(_decade(tokens[j]) or tokens[j].isdigit()))
+
+
+def _count(tokens: list[str], used: list[bool]) -> int | None:
+    """The number of films asked for: "give me 3 options", "top 5 comedies", "a couple of westerns"."""
+    for i, token in enumerate(tokens):
+        value = int(token) if token.isdigit() and len(token) <= 12 else NUMBER_WORDS.get(token)
+        if value is None or used[i] or re.fullmatch(r"(?:18|19|20)\d\d", token):
+            continue
+        previous = tokens[i - 1] if i else ""
+        ahead = [t for t in tokens[i + 1 : i + 6] if t not in {"of", "more", "good", "great", "new", "old", "a"}]
+        noun = next((k for k, t in enumerate(ahead[:4]) if t in COUNT_NOUNS or _genre_plural(t)), None)
+        if token in {"one", "couple", "dozen", "hundred", "thousand", "million"} and previous not in {
+            "just",
+            "only",
+            "a",
+            "top",
+            "me",
+            "give",
+            "recommend",
+            "show",
+            "pick",
+            "exactly",
+            "",
+        }:
+            continue  # "one of those", "the one with …"
+        if previous == "top" or noun is not None and all(t in _ADJECTIVAL for t in ahead[:noun]):
+            used[i] = True
+            if previous == "top":
+                used[i - 1] = True
+            return value
+    return None
+
+
+_ADJECTIVAL = {"sci", "fi", "good", "great", "funny", "scary", "different", "random", "romantic", "other", "classic"}
+
+
+def _genre_plural(token: str) -> bool:
+    return token.endswith("s") and (token in _GENRE_PLURALS)
+
+
+_GENRE_PLURALS = {
+    "comedies",
+    "dramas",
+    "thrillers",
+    "westerns",
+    "musicals",
+    "horrors",
+    "romances",
+    "documentaries",
+    "cartoons",
+    "mysteries",
+    "romcoms",
+    "actions",
+    "adventures",
+    "classics",
+    "noirs",
+    "fantasies",
+    "horror",
+    "action",
+    "comedy",
+    "drama",
+    "thriller",
+    "western",
+    "musical",
+    "documentary",
+    "war",
+}
+_GENRE_PLURALS |= {s + "s" for s in ("sci fi", "scifi")}
+
+
+def _parse_rest(text: str, catalog: Catalog):
+    """Genres (with negation scope), years, count, leftover query words and avoided words of the text outside
+    titles: (genres, years, k, query, avoid, additive)."""
+    lexicon = _lexicon(catalog)
     tokens = [t for t in _tokens(text) if t]
     used = [False] * len(tokens)
-    negation = [False] * len(tokens)  # negation in force at each token
-    state = False
-    for i, token in enumerate(tokens):
-        if token in NEGATORS or (token == "but" and i and tokens[i - 1] in {"anything", "everything"}):
-            state = negation[i] = True
+    phrases = _phrases(tokens, lexicon)
+    negated, clause, reason = _scope(tokens, phrases)
+    k = _count(tokens, used)
+    valid = catalog.years[catalog.years > 0]
+    years = _YearParser(int(valid.min()) if len(valid) else None, int(valid.max()) if len(valid) else None)
+    genres: dict[str, list] = {"include": [], "exclude": []}  # (genre, soft) pairs for the exclusions
+    for start, n, kind, names in phrases:
+        if any(used[start : start + n]):
             continue
-        if token in {",", ";", ".", "!", "?", ":", "but", "though", "however"}:
-            state = False
+        if kind == "recent" and tokens[start] == "new" and n == 1 and not _new_is_recent(tokens, start, lexicon):
             continue
-        negation[i] = state
-        in_phrase = any(
-            " ".join(tokens[j : j + n]) in phrases for j in range(max(0, i - 2), i + 1) for n in (1, 2, 3) if j + n > i
-        )
-        if not (in_phrase or token in TRANSPARENT or token in YEAR_WORDS or _decade(token) or token.isdigit()):
-            state = False  # a negation reaches the first other word ("without violence") and stops there
-    genres: dict[str, list[str]] = {"include": [], "exclude": []}
-    i = 0
-    while i < len(tokens):
-        for n in (3, 2, 1):
-            phrase = " ".join(tokens[i : i + n])
-            if len(tokens[i : i + n]) == n and phrase in phrases and not any(used[i : i + n]):
-                if phrase in {"year old", "years old"} and not (i and tokens[i - 1].isdigit()):
-                    continue
-                genres["exclude" if negation[i] else "include"].append(phrases[phrase])
-                for k in range(i, i + n):
-                    used[k] = True
-                if phrase in {"year old", "years old"}:
-                    used[i - 1] = True
-                i += n - 1
-                break
-        i += 1
-    newest = int(catalog.years.max()) if len(catalog) and catalog.years.max() > 0 else None
-    years = _YearParser(newest)
-    _parse_years(tokens, used, years, lambda k: negation[k])
+        phrase, neg = " ".join(tokens[start : start + n]), negated[start]
+        for k_ in range(start, start + n):
+            used[k_] = True
+        if reason[start]:
+            continue
+        if kind == "genre":
+            for name in names:
+                own = fold(name) in {phrase, phrase.rstrip("s")} or phrase in MULTI_GENRE
+                modified = (
+                    start
+                    and clause[start - 1] == clause[start]
+                    and negated[start - 1]
+                    and (tokens[start - 1] not in TRANSPARENT | FILLERS | NEGATOR_WORDS)
+                )
+                genres["exclude" if neg else "include"].append((name, phrase, own and not modified))
+            if phrase in {"year old", "years old"}:
+                used[start - 1] = True
+        elif kind == "adult":
+            genres["include" if neg else "exclude"].append((names[0], phrase, True))
+        elif kind in {"recent", "old"} and years.newest:
+            recent = kind == "recent"
+            if recent != neg:
+                years.bound(lower=years.newest - (RECENT_SPAN - 1 if recent else NOT_OLD_GAP))
+            else:
+                years.bound(upper=years.newest - (OLD_GAP if not recent else NOT_RECENT_GAP))
+        elif kind in {"neg", "idle"}:
+            continue
+    _parse_years(tokens, used, years, lambda i: negated[i])
     query, avoid = [], []
     for i, token in enumerate(tokens):
-        if used[i] or token in FILLERS or not token[0].isalnum():
+        if used[i] or token in FILLERS or token in NEGATOR_WORDS or not token[0].isalnum() or token.isdigit():
             continue
-        (avoid if negation[i] else query).append(token)
+        (avoid if negated[i] else query).append(token)
     additive = any(t in ADDITIVE for t in tokens)
-    return genres, years, query, avoid, additive
+    return genres, years, k, query, avoid, additive
+
+
+def _resolve_genres(genres: dict[str, list]) -> tuple[tuple[str, ...], tuple[str, ...], list[str]]:
+    """Wanted and excluded genres; a genre both wanted and excluded keeps the plain word's side.
+
+    "scary but not gory horror", "a sad but not depressing film": a negated mood word or a modified genre
+    refines what was asked for and becomes an avoided word; "no drama" by name excludes it."""
+    include = _unique(name for name, _, _ in genres["include"])
+    avoid = []
+    exclude = []
+    for name, phrase, firm in genres["exclude"]:
+        if name in include and not firm:
+            avoid.append(phrase)
+        elif name not in exclude:
+            exclude.append(name)
+    firm_out = {name for name, _, firm in genres["exclude"] if firm}
+    include = tuple(g for g in include if g not in firm_out)
+    exclude = [g for g in exclude if g not in include]
+    return include, tuple(exclude), avoid
 
 
 def _unique(values) -> tuple:
     return tuple(dict.fromkeys(values))
+
+
+def _strip_markup(text: str) -> str:
+    """Tags, scripts and SQL fragments are no request: "<b>horror</b>" is "horror"."""
+    return _SQL.sub(" ", _MARKUP.sub(" ", text))
 
 
 def parse_message(text: object, catalog: Catalog) -> Refinement:
@@ -404,43 +755,53 @@ def parse_message(text: object, catalog: Catalog) -> Refinement:
     notes: list[str] = []
     if truncated:
         notes.append(f"Your message was long, so I read only its first {MAX_MESSAGE_CHARS:,} characters.")
+    cleaned = _strip_markup(cleaned).strip()
+    cleaned = re.sub(r"(?<=\w)-(style|esque|like|type)\b", r" \1", cleaned, flags=re.I)  # "Alien-style"
     folded = fold(cleaned)
     if not folded:
         return Refinement(truncated=truncated, notes=tuple(notes))
     reset = bool(_RESET.search(folded))
     show_more = bool(_SHOW_MORE.match(folded))
     matcher = TitleMatcher.for_catalog(catalog)
-    phrases = _PHRASES.get(catalog) or _genre_phrases(catalog)
-    vocabulary = set(phrases) | set(DECADE_WORDS) | RECENT_WORDS | OLD_WORDS | {"from", "before", "after", "since"}
+    lexicon = _lexicon(catalog)
+    vocabulary = set(lexicon) | set(DECADE_WORDS) | {"from", "before", "after", "since", "the 90s", "for"}
     found, misses, consumed = _titles_after_cues(cleaned, matcher, vocabulary)
     rest = cleaned
     for start, end in sorted(consumed, reverse=True):
         rest = rest[:start] + " ; " + rest[end:]
+    for start, end in sorted(_titles_leading_clauses(rest, matcher, found), reverse=True):
+        rest = rest[:start] + " " + rest[end:]
     if reset:
         rest = _RESET.sub(" ", fold(rest))
-    genres, years, query, avoid, additive = _parse_rest("" if show_more else rest, catalog)
+    genres, years, k, query, avoid, additive = _parse_rest("" if show_more else rest, catalog)
+    include, exclude, soft = _resolve_genres(genres)
+    avoid = soft + avoid
     year_min, year_max, year_set = years.result()
     notes += years.notes
-    newest = years.newest
-    oldest = int(catalog.years[catalog.years > 0].min()) if (catalog.years > 0).any() else None
-    if newest and year_min is not None and year_min > newest:
-        notes.append(f"This catalogue ends in {newest}, so nothing is that recent.")
-    if oldest and year_max is not None and year_max < oldest:
-        notes.append(f"This catalogue starts in {oldest}, so nothing is that old.")
+    if years.newest and year_min is not None and year_min > years.newest:
+        notes.append(f"This catalogue ends in {years.newest}, so nothing is that recent.")
+    if years.oldest and year_max is not None and year_max < years.oldest:
+        notes.append(f"This catalogue starts in {years.oldest}, so nothing is that old.")
     if avoid:
         notes.append(f'I can\'t filter on "{" ".join(avoid[:5])}" exactly; I kept the genres you gave.')
-    ids = {name: _unique(i for match in matches for i in match.item_ids) for name, matches in found.items()}
-    include = _unique(genres["include"])
-    exclude = _unique(genres["exclude"])
+    if k is not None and k > MAX_K:
+        notes.append(f"I show at most {MAX_K} at a time; here are the first {MAX_K}.")
+        k = MAX_K
+    k = k if k and k > 0 else None
+    if not found["like"] and _ANAPHORA.search(folded) and (found["liked"] or found["seen"]):
+        found["like"] = found["liked"] + found["seen"]  # "I loved Fargo, something similar"
     if query and not any(found.values()) and not misses:
         words = list(re.finditer(r"\S+", cleaned))
         exact, used = _match_span(matcher, words, strict=True, fuzzy=False)
         if exact is not None and used == len(words):  # the whole message is a title: "more like <title>"
             found["like"].append(exact)
-            ids["like"] = exact.item_ids
             query, include, exclude, year_min, year_max, year_set = [], (), (), None, None, False
+    for match in (m for matches in found.values() for m in matches):
+        if match.score < 1.0:
+            notes.append(f'I took "{_safe_typed(match.typed)}" to mean {match.title}.')
+    ids = {name: _unique(i for match in matches for i in match.item_ids) for name, matches in found.items()}
     return Refinement(
-        include_genres=tuple(g for g in include if g not in exclude),
+        include_genres=include,
         exclude_genres=exclude,
         year_min=year_min,
         year_max=year_max,
@@ -458,5 +819,10 @@ def parse_message(text: object, catalog: Catalog) -> Refinement:
         reset=reset,
         additive=additive,
         truncated=truncated,
-        notes=tuple(notes),
+        notes=tuple(dict.fromkeys(notes)),
+        k=k,
     )
+
+
+def _safe_typed(typed: str) -> str:
+    return " ".join(typed.split())[:60].strip(" ,.;")
