@@ -204,3 +204,36 @@ def test_title_matcher_is_built_once_per_catalogue(catalog):
     assert matcher.exact("Sabrina", year=1954).title == "Sabrina (1954)"
     assert matcher.fuzzy("Godfater").title.startswith("Godfather, The")
     assert matcher.fuzzy("xyz") is None
+
+
+def test_a_count_over_the_cap_is_capped_with_a_sentence(catalog):
+    from recommender.chat.understanding import MAX_K
+
+    refinement = parse_message("recommend 500 movies", catalog)
+    assert refinement.k == MAX_K and refinement.query == ""
+    assert any(str(MAX_K) in note for note in refinement.notes)
+    assert parse_message("give me 3 options", catalog).k == 3
+    assert parse_message("my kids are 7 and 10", catalog).k is None
+
+
+def test_a_typo_taken_as_a_title_is_said(catalog):
+    refinement = parse_message("like the godfater", catalog)
+    assert titles(catalog, refinement.more_like) == ["Godfather, The"]
+    assert any("Godfather" in note for note in refinement.notes)
+
+
+def test_something_similar_points_back_at_the_title_named(catalog):
+    refinement = parse_message("i liked fargo, something similar please", catalog)
+    assert titles(catalog, refinement.liked) == ["Fargo"]
+    assert titles(catalog, refinement.more_like) == ["Fargo"]
+
+
+def test_a_negated_mood_refines_the_genre_asked_for(catalog):
+    refinement = parse_message("scary but not gory horror", catalog)
+    assert refinement.include_genres == ("Horror",) and refinement.exclude_genres == ()
+    assert "gory" in " ".join(refinement.avoid_terms)
+
+
+def test_a_reason_clause_asks_for_nothing(catalog):
+    refinement = parse_message("nothing scary because my son gets scared easily", catalog)
+    assert refinement.exclude_genres == ("Horror",) and refinement.include_genres == ()

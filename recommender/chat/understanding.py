@@ -79,13 +79,14 @@ ADULT_PHRASES = ("for adults", "adults only", "adult", "adults", "grown up", "gr
 NEGATOR_PHRASES = ("no", "not", "dont", "doesnt", "didnt", "wont", "without", "nothing", "none", "avoid", "except",
                    "never", "neither", "nor", "hate", "skip", "exclude", "excluding", "minus", "rather not",
                    "anything but", "everything but", "other than", "no more", "sick of", "tired of", "enough of",
-                   "enough with", "instead of", "cant stand", "not a fan of", "pas", "pas de", "sans", "sin",
+                   "enough with", "done with", "no longer", "not into", "instead of", "cant stand", "not a fan of",
+                   "pas", "pas de", "sans", "sin",
                    "keine", "kein", "keinen", "nicht", "ohne", "nada de")  # fmt: skip
 # Phrases that hold a negator word but negate nothing.
 IDLE_PHRASES = ("never mind", "nevermind", "no thanks", "no thank you", "not sure", "dont know", "dont mind",
                 "dont care", "no idea", "nothing but", "no matter", "not bad")  # fmt: skip
 RECENT_PHRASES = ("new", "recent", "newer", "newest", "latest", "new releases", "new release", "modern", "recently")
-OLD_PHRASES = ("old", "older", "classic", "classics", "oldies", "vintage", "golden age", "black and white",
+OLD_PHRASES = ("old", "older", "classic", "classics", "oldies", "vintage", "golden age",
                "old school", "oldschool", "old timey")  # fmt: skip
 # Words that let a negation reach over them: "no horror or thrillers", "don't want anything scary".
 TRANSPARENT = {"and", "or", "any", "anything", "more", "too", "very", "really", "so", "overly", "movie", "movies",
@@ -132,6 +133,7 @@ DECADE_WORDS = {"twenties": 1920, "thirties": 1930, "forties": 1940, "fifties": 
 RECENT_SPAN = 3  # "recent" = the catalogue's last three years
 OLD_GAP = 25  # "old"/"classic" = at least this many years before the catalogue's newest year
 NOT_OLD_GAP = 20  # "nothing too old" = from this many years before the newest year
+BLACK_AND_WHITE_GAP = 35  # "black and white" = this many years before the newest year (colour took over in the 60s)
 NOT_RECENT_GAP = 5  # "not too recent" = up to this many years before the newest year
 ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "vs", "sr"}
 NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
@@ -268,11 +270,15 @@ def _match_span(
         if match:
             return match, n + (1 if year else 0)
     cutoff = 0.88 if strict else FUZZY_CUTOFF
-    for n in range(limit, 0, -1) if fuzzy else ():
+    for n in range(limit, 1 if strict else 0, -1) if fuzzy else ():  # strict: one word must be exact
         year = _YEAR_TOKEN.match(texts[n].strip(".,;")) if n < len(texts) else None
         match = matcher.fuzzy(" ".join(texts[:n]), int(year.group(1)) if year else None, cutoff)
         if match and (best[0] is None or match.score > best[0].score):
             best = (match, n + (1 if year else 0))
+    for n in range(limit, 0, -1) if fuzzy and not strict and best[0] is None else ():
+        match = matcher.prefix(" ".join(texts[:n]))  # "more like shawshank": the start of exactly one title
+        if match:
+            return match, n
     return best
 
 
@@ -342,7 +348,7 @@ def _titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
                 break  # another title must follow a list separator: "Fargo, Heat and Babe"
             while words and fold(words[0].group()) in {"and", "or", ""}:
                 words = words[1:]
-            if words and fold(words[0].group()) in NEGATOR_WORDS:
+            if words and fold(words[0].group()) in NEGATOR_WORDS | _NOT_TITLE | _PRONOUNS:
                 break  # "like Fargo, not Pulp Fiction": the next title has its own cue
         if cue_matches:
             found["ignored" if denied else name].extend(cue_matches)
@@ -401,6 +407,7 @@ def _lexicon(catalog: Catalog) -> dict[str, tuple[str, tuple[str, ...]]]:
         lexicon.update({phrase: ("adult", ("Children's",)) for phrase in ADULT_PHRASES})
     lexicon.update({phrase: ("recent", ()) for phrase in RECENT_PHRASES})
     lexicon.update({phrase: ("old", ()) for phrase in OLD_PHRASES})
+    lexicon.update({phrase: ("old", ("bw",)) for phrase in ("black and white", "b w", "silent", "silent era")})
     lexicon.update({phrase: ("neg", ()) for phrase in NEGATOR_PHRASES})
     lexicon.update({phrase: ("idle", ()) for phrase in IDLE_PHRASES})
     _LEXICON[catalog] = lexicon
@@ -617,7 +624,11 @@ def _count(tokens: list[str], used: list[bool]) -> int | None:
             "",
         }:
             continue  # "one of those", "the one with …"
-        if previous == "top" or noun is not None and all(t in _ADJECTIVAL for t in ahead[:noun]):
+        if (
+            previous in {"top", "just", "only", "exactly"}
+            or noun is not None
+            and all(t in _ADJECTIVAL for t in ahead[:noun])
+        ):
             used[i] = True
             if previous == "top":
                 used[i - 1] = True
@@ -703,7 +714,8 @@ def _parse_rest(text: str, catalog: Catalog):
             if recent != neg:
                 years.bound(lower=years.newest - (RECENT_SPAN - 1 if recent else NOT_OLD_GAP))
             else:
-                years.bound(upper=years.newest - (OLD_GAP if not recent else NOT_RECENT_GAP))
+                gap = NOT_RECENT_GAP if recent else BLACK_AND_WHITE_GAP if names else OLD_GAP
+                years.bound(upper=years.newest - gap)
         elif kind in {"neg", "idle"}:
             continue
     _parse_years(tokens, used, years, lambda i: negated[i])

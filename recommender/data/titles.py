@@ -2,25 +2,48 @@
 
 ``TitleMatcher.for_catalog(catalog)`` normalises every title once per catalogue (titles like
 "Usual Suspects, The" or "Seven (Se7en)" get the forms "the usual suspects", "usual suspects",
-"se7en"), then answers exact lookups in a dict and fuzzy ones with difflib among titles of
-similar length. Pure: the standard library only.
+"se7en"), then answers exact lookups in a dict, unique word prefixes ("shawshank"), and fuzzy
+ones with rapidfuzz's normalised Indel ratio (difflib's ratio, in C) among titles of similar
+length. Pure: the standard library and rapidfuzz.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 import unicodedata
 import weakref
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
+from rapidfuzz import fuzz, process
+
 from recommender.data.catalog import Catalog, Item
 
-FUZZY_CUTOFF = 0.8  # difflib ratio for a typo'd title to count as that title
+FUZZY_CUTOFF = 0.8  # Indel (difflib) ratio for a typo'd title to count as that title
+PREFIX_MIN_CHARS = 6  # a typed prefix this long that starts exactly one title names it ("shawshank")
 ARTICLES = ("the", "a", "an", "il", "la", "le", "les", "l", "el", "los", "las", "das", "der", "die", "den", "lo")
 # Words too common to say a typed span is a title ("did you mean" ignores them).
-COMMON_WORDS = {"the", "and", "with", "from", "about", "movie", "movies", "film", "films", "something", "like"}
+COMMON_WORDS = {
+    "the",
+    "and",
+    "with",
+    "from",
+    "about",
+    "movie",
+    "movies",
+    "film",
+    "films",
+    "something",
+    "like",
+    "anything",
+    "please",
+    "similar",
+    "stuff",
+    "another",
+    "other",
+    "nothing",
+    "everything",
+}
 
 
 def fold(text: str) -> str:
@@ -92,6 +115,7 @@ class TitleMatcher:
             for key in title_keys(item.title):
                 self.keys.setdefault(key, []).append(item)
         self._by_length = sorted(self.keys, key=len)
+        self._sorted = sorted(self.keys)
         self._lengths = [len(key) for key in self._by_length]
         self.max_words = max((len(key.split()) for key in self.keys), default=1)
 
@@ -109,22 +133,38 @@ class TitleMatcher:
         return self._match(typed, items, 1.0, year) if items else None
 
     def fuzzy(self, typed: str, year: int | None = None, cutoff: float = FUZZY_CUTOFF) -> TitleMatch | None:
-        """Closest title by difflib ratio, among titles of similar length; None below ``cutoff``."""
+        """Closest title by Indel ratio, among titles of similar length; None below ``cutoff``."""
         key = _strip_article(fold(typed))
         if len(key) < 4:
             return None
-        best = difflib.get_close_matches(key, self._near_length(key), n=1, cutoff=cutoff)
+        best = process.extractOne(key, self._near_length(key), scorer=fuzz.ratio, score_cutoff=cutoff * 100)
         if not best:
             return None
-        ratio = difflib.SequenceMatcher(None, key, best[0]).ratio()
-        return self._match(typed, self.keys[best[0]], ratio, year)
+        return self._match(typed, self.keys[best[0]], best[1] / 100, year)
+
+    def prefix(self, typed: str) -> TitleMatch | None:
+        """The one title whose words start with ``typed`` ("shawshank"); None when none or several do."""
+        key = _strip_article(fold(typed))
+        if len(key) < PREFIX_MIN_CHARS or key.split()[0] in COMMON_WORDS:
+            return None
+        lo = bisect_left(self._sorted, key + " ")
+        hits = []
+        for name in self._sorted[lo:]:
+            if not name.startswith(key + " "):
+                break
+            hits.append(name)
+        films = {item.title for name in hits for item in self.keys[name]}
+        if len(films) != 1:
+            return None
+        return self._match(typed, self.keys[hits[0]], 0.95, None)
 
     def closest(self, typed: str, n: int = 3) -> tuple[str, ...]:
         """Display titles of the ``n`` titles nearest to ``typed``, for "did you mean"."""
         key = _strip_article(fold(typed))
         if not key:
             return ()
-        names = difflib.get_close_matches(key, self._by_length, n=n * 3, cutoff=0.5)
+        found = process.extract(key, self._by_length, scorer=fuzz.ratio, limit=n * 3, score_cutoff=50)
+        names = [name for name, _, _ in found]
         words = {word for word in key.split() if len(word) > 3 and word not in COMMON_WORDS}
         if len(names) < n and words:  # fall back on titles sharing a longer word
             names += [k for k in self._by_length if words & set(k.split())][: n * 3]
