@@ -1,23 +1,24 @@
-"""Faithfulness and grounding of explanations on ml-100k (issue 8).
+"""Faithfulness and grounding of explanations on ml-100k, measured on the SERVED prompt.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python -m bench.explain --users 100 --history 6 --candidates 10 --seed 0 \
-        --out /tmp/explain.jsonl
+    HF_HUB_OFFLINE=1 .venv/bin/python -m bench.explain --users 100 --window 6 --seed 0 --out /tmp/explain.jsonl
+    HF_HUB_OFFLINE=1 .venv/bin/python -m bench.explain --adapter none ...     # the base model, `rank` prompt
 
 Per user (a seeded sample of the evaluation users, test-split history = all events but the last):
-the hybrid retriever's top ``--candidates`` items for the full history; the LLM sees the last
-``--history`` items (all of them ablated) and its top pick among the candidates is the recommended
-item. Drop-one influences (``recommender.explain``) come from the same batched call that ranks.
+the pipeline's LLM candidates for the full history (``Recommender.from_pretrained``: the shipped
+adapter, its prompt template, evidence and candidate count, unless ``--adapter`` says otherwise);
+the recommended item is the LLM's top pick among them. Drop-one influences of the last
+``--window`` history items come from ``Recommender.influence_table`` (the chat cards' numbers).
 
-- Faithfulness by deletion: the recommended item's score (log-softmax over candidate labels) with
-  the whole shown history, minus its score without the top-3 influencers, against the same without 3
-  random shown items (one seeded draw per user); mean drops, their ratio (bootstrap 95% interval)
-  and the share of users whose top-3 drop beats the random drop.
+- Faithfulness by deletion: the recommended item's log-probability among the candidates with the
+  whole history, minus it without the top-3 influencers, against the same without 3 random items of
+  the window (one seeded draw per user); mean drops, their ratio (bootstrap 95% interval) and the
+  share of users whose top-3 drop beats the random drop.
 - Made-up titles: share of raw generations, and of final explanations, naming a film outside the
   history and the recommended item (``TitleChecker``); the share that took the generated path.
 - Latency: explanations are generated ``--gen-batch`` users at a time (greedy, left padding); the
   per-explanation figure is the user's own ablation + ranking time plus its share of the batch's
-  generation. ``--latency-users`` users are also run alone through ``explain_item`` end to end
-  (ablation, generation, checks) for a single-request median.
+  generation. ``--latency-users`` users are also run alone through ``Recommender.explain`` end to
+  end (ablation, generation, checks) for a single-request median.
 
 Prints one markdown table; ``--out`` writes one JSON line per user and lets a killed run resume.
 """
@@ -38,27 +39,18 @@ import numpy as np
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=100, help="evaluation users sampled (seeded)")
-    parser.add_argument("--history", type=int, default=6, help="last history items shown to the LLM, all ablated")
-    parser.add_argument("--candidates", type=int, default=10, help="hybrid retriever candidates in the rank prompt")
+    parser.add_argument("--window", type=int, default=6, help="most recent history items ablated")
     parser.add_argument("--gen-batch", type=int, default=16, help="explanations generated per batch")
     parser.add_argument("--latency-users", type=int, default=3, help="users also explained alone, for latency")
     parser.add_argument("--max-new-tokens", type=int, default=60, help="generation cap of an explanation")
     parser.add_argument("--seed", type=int, default=0, help="seed of the user sample and the random deletions")
-    parser.add_argument("--adapter", default=None, help="LoRA adapter folder (default: newest in finetune/adapters)")
-    parser.add_argument("--base", action="store_true", help="use the base model even if an adapter exists")
+    parser.add_argument("--adapter", default="default", help="LoRA adapter folder, 'default' (shipped) or 'none'")
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per forward pass")
     parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (1 is several times faster on a shared, busy CPU)"
     )
     parser.add_argument("--out", default=None, help="write one JSON line per user here")
     return parser
-
-
-def find_adapter() -> Path | None:
-    """The LoRA adapter shipped for ml-100k (``pipeline.shipped_adapter``), or None."""
-    from recommender.pipeline import shipped_adapter
-
-    return shipped_adapter()
 
 
 def bootstrap_ratio(top: np.ndarray, rand: np.ndarray, seed: int, draws: int = 2000) -> tuple[float, float]:
@@ -93,29 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from recommender.data.loaders import load_dataset
-    from recommender.data.split import LeaveOneOutSplit
-    from recommender.explain import (
-        TitleChecker,
-        build_evidence,
-        explain_item,
-        explain_messages,
-        measure_influence,
-        target_scores,
-        top_influencers,
-    )
-    from recommender.llm.loading import load_model
-    from recommender.llm.scoring import LLMScorer
-    from recommender.retrieval.hybrid import build_default_retriever
+    from recommender.explain import TitleChecker, explain_item, explain_messages, top_influencers
+    from recommender.pipeline import Recommender
 
-    dataset = load_dataset("ml-100k")
-    catalog = dataset.catalog
-    split = LeaveOneOutSplit(dataset.interactions)
-    retriever = build_default_retriever(dataset, split)
-    cooccurrence = retriever.components.get("cooccurrence")
-    adapter = None if args.base else (Path(args.adapter) if args.adapter else find_adapter())
-    loaded = load_model(adapter=adapter, device="cpu")
-    scorer = LLMScorer(loaded, batch_size=args.batch_size)
+    pipeline = Recommender.from_pretrained("ml-100k", adapter=args.adapter)
+    pipeline.scorer.batch_size = args.batch_size
+    catalog, split, scorer = pipeline.catalog, pipeline.split, pipeline.scorer
+    cooccurrence = getattr(pipeline.retriever, "components", {}).get("cooccurrence")
     checker = TitleChecker(catalog)
     rng = np.random.default_rng(args.seed)
     users = sorted(rng.choice(split.eval_users, size=min(args.users, len(split.eval_users)), replace=False), key=int)
@@ -129,10 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
 
     def case_of(user: str):
-        case = split.case(user, "test")
-        full = [catalog.items[r] for r in case.history]
-        found = retriever.retrieve([item.id for item in full], k=args.candidates)
-        return full[-args.history :], [catalog.items[r] for r in found.items]
+        history = split.case(user, "test").history
+        found = pipeline.retriever.retrieve([catalog.ids[r] for r in history], k=pipeline.config.llm_candidates)
+        return history, np.asarray(found.items, dtype=np.int64)
 
     for chunk_start in range(0, len(todo), args.gen_batch):
         chunk = todo[chunk_start : chunk_start + args.gen_batch]
@@ -140,23 +115,30 @@ def main(argv: list[str] | None = None) -> int:
         for user in chunk:
             history, candidates = case_of(user)
             t0 = time.perf_counter()
-            report = measure_influence(scorer, history, candidates, None, None, max_history=None)
+            base = pipeline.llm_scores([history], [candidates])[0]
+            column = int(np.argmax(base))
+            positions, effect = pipeline.influence_table(history, candidates, args.window, base)
             seconds = time.perf_counter() - t0
-            item = catalog[report.target_id]
-            evidence = build_evidence(catalog, history, item, report.values, cooccurrence=cooccurrence)
-            top = top_influencers(report.values, 3, positive_only=False)
-            random3 = sorted(draws[user].choice(len(history), size=min(3, len(history)), replace=False).tolist())
-            variants = [[h for i, h in enumerate(history) if i not in set(drop)] for drop in (top, random3)]
-            scores = target_scores(scorer, variants, candidates, item.id)
-            staged.append((user, history, candidates, item, report, evidence, seconds, scores))
+            values = np.full(len(history), np.nan)
+            values[positions] = effect[:, column]
+            item = catalog.items[int(candidates[column])]
+            top = top_influencers(values, 3, positive_only=False)
+            random3 = sorted(draws[user].choice(positions, size=min(3, len(positions)), replace=False).tolist())
+            variants = [np.delete(history, top), np.delete(history, random3)]
+            scores = [s[column] for s in pipeline.llm_scores(variants, [candidates] * 2)]
+            history_items = [catalog.items[r] for r in history]
+            staged.append((user, history_items, item, values, float(base[column]), seconds, scores))
         t0 = time.perf_counter()
-        messages = [explain_messages(s[1], s[3], s[5]) for s in staged]
+        messages = []
+        for _, history_items, item, values, *_ in staged:
+            preview = explain_item(None, catalog, history_items, item, values, cooccurrence=cooccurrence)
+            messages.append(explain_messages(history_items, item, preview.evidence))
         try:
             raws: list = generate_batch(scorer, messages, args.max_new_tokens)
         except Exception as error:  # the explanations fall back; the bench records why
             raws = [error] * len(staged)
         generation = (time.perf_counter() - t0) / len(staged)
-        for (user, history, candidates, item, report, _, seconds, scores), raw in zip(staged, raws):
+        for (user, history_items, item, values, base_score, seconds, scores), raw in zip(staged, raws):
 
             def replay(messages, max_new_tokens=0, raw=raw):
                 if isinstance(raw, Exception):
@@ -165,17 +147,16 @@ def main(argv: list[str] | None = None) -> int:
 
             t1 = time.perf_counter()
             explanation = explain_item(
-                scorer, replay, catalog, history, item, candidates, values=report.values, cooccurrence=cooccurrence,
-                checker=checker,
-            )  # fmt: skip
+                replay, catalog, history_items, item, values, cooccurrence=cooccurrence, checker=checker
+            )
             checks = time.perf_counter() - t1
-            final = checker.check(explanation.text, [h.id for h in history] + [item.id])
+            final = checker.check(explanation.text, [h.id for h in history_items] + [item.id])
             row = {
                 "user": user,
                 "item": item.id,
-                "base_score": report.base_score,
-                "drop_top3": report.base_score - float(scores[0]),
-                "drop_random3": report.base_score - float(scores[1]),
+                "base_score": base_score,
+                "drop_top3": base_score - float(scores[0]),
+                "drop_random3": base_score - float(scores[1]),
                 "path": explanation.path,
                 "reason": explanation.reason,
                 "raw_invented": [list(x) for x in explanation.invented],
@@ -200,13 +181,13 @@ def main(argv: list[str] | None = None) -> int:
         out.close()
     alone = []
     for user in [str(u) for u in users[: args.latency_users]]:
-        history, candidates = case_of(user)
-        item = catalog[next(r["item"] for r in rows if r["user"] == user)]
+        history, _ = case_of(user)
+        item_id = next(r["item"] for r in rows if r["user"] == user)
         t0 = time.perf_counter()
-        explain_item(scorer, scorer, catalog, history, item, candidates, window=None, max_history=None,
-                     cooccurrence=cooccurrence, checker=checker, max_new_tokens=args.max_new_tokens)  # fmt: skip
+        pipeline.explain([catalog.ids[r] for r in history], item_id, window=args.window, checker=checker,
+                         max_new_tokens=args.max_new_tokens)  # fmt: skip
         alone.append(time.perf_counter() - t0)
-    print_table(args, rows, alone, loaded.describe())
+    print_table(args, rows, alone, f"{scorer.loaded.describe()}, prompt {pipeline.prompt.version}")
     return 0
 
 
@@ -219,8 +200,8 @@ def print_table(args: argparse.Namespace, rows: list[dict], alone: list[float], 
         f"{args.threads} torch thread(s)."
     )
     print(
-        f"History: last {args.history} test-split items shown, all ablated; candidates: hybrid top {args.candidates}; "
-        "recommended item: the LLM's top pick among them.\n"
+        f"History: the test-split history, its last {args.window} items ablated; candidates: the pipeline's LLM "
+        "candidates; recommended item: the LLM's top pick among them; the served prompt.\n"
     )
     table = [
         ("users / seed", f"{len(rows)} / {args.seed}"),

@@ -27,6 +27,7 @@ import torch
 from recommender.data.loaders import load_dataset
 from recommender.llm.loading import load_model
 from recommender.llm.prompting import render_rank
+from recommender.llm.ranking_prompts import RankingRequest, ranking_prompt, score_requests
 from recommender.llm.scoring import LLMScorer
 
 
@@ -73,7 +74,8 @@ def main(args: argparse.Namespace) -> None:
     cached = scorer.pointwise(history, candidates, cache_prefix=True).scores
     max_diff = float(np.abs(naive - cached).max())
 
-    t_rank = median_seconds(lambda: scorer.rank(history, candidates), args.repeats)
+    rank_prompt, request = ranking_prompt("rank"), [RankingRequest(history, candidates)]
+    t_rank = median_seconds(lambda: score_requests(scorer, rank_prompt, request), args.repeats)
     t_naive = median_seconds(lambda: scorer.pointwise(history, candidates, cache_prefix=False), args.repeats)
     t_cached = median_seconds(lambda: scorer.pointwise(history, candidates, cache_prefix=True), args.repeats)
 

@@ -18,6 +18,11 @@ class ConfigError(ValueError):
     """A recipe or override is wrong; the message names the key."""
 
 
+def _choice(key: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"config key '{key}' must be one of {', '.join(map(repr, allowed))}, got {value!r}.")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str = field(default="ml-100k", metadata={"help": "dataset name or folder for recommender.data.loaders"})
@@ -25,8 +30,16 @@ class DataConfig:
     min_history: int = field(default=5, metadata={"help": "shortest prefix (history length) used as an example"})
     max_history: int = field(default=10, metadata={"help": "most recent history items shown in a prompt"})
     n_candidates: int = field(default=10, metadata={"help": "candidates per ranking prompt (retriever top-N)"})
+    examples: str = field(
+        default="prefixes",
+        metadata={
+            "help": "'prefixes' of train sequences (train split) or 'validation': one example per user, its "
+            "validation event as the target, candidates and evidence exactly as served (selection users excluded)"
+        },
+    )
     candidate_order: str = field(
-        default="retriever", metadata={"help": "'retriever' (best first, evidence shown) or 'shuffle' (seeded)"}
+        default="retriever",
+        metadata={"help": "'retriever': the rank_evidence prompt (best first, evidence shown); 'shuffle': 'rank'"},
     )
     missing_target: str = field(
         default="drop",
@@ -38,6 +51,18 @@ class DataConfig:
         metadata={"help": "share of each task among examples: rank, rating, explain"},
     )
     max_examples: int = field(default=4000, metadata={"help": "cap on training examples after the mix"})
+
+    def __post_init__(self):
+        _choice("data.examples", self.examples, ("prefixes", "validation"))
+        _choice("data.candidate_order", self.candidate_order, ("retriever", "shuffle"))
+        _choice("data.missing_target", self.missing_target, ("drop", "random_slot"))
+        if not 2 <= self.n_candidates <= 26 or not 0 <= self.random_negatives < self.n_candidates:
+            raise ConfigError("config keys 'data.n_candidates' must be 2..26 and 'data.random_negatives' below it.")
+
+    @property
+    def template(self) -> str:
+        """The ranking prompt the examples are rendered with."""
+        return "rank_evidence" if self.candidate_order == "retriever" else "rank"
 
 
 @dataclass(frozen=True)
@@ -72,6 +97,11 @@ class TrainSettings:
     checkpoint_every: int = field(default=25, metadata={"help": "steps between resumable checkpoints"})
     threads: int = field(default=2, metadata={"help": "torch CPU threads"})
 
+    def __post_init__(self):
+        _choice("train.quantize", self.quantize, ("none", "4bit"))
+        _choice("train.precision", self.precision, ("auto", "fp32", "bf16"))
+        _choice("train.choice_loss", self.choice_loss, ("labels", "vocab"))
+
 
 @dataclass(frozen=True)
 class EvalSettings:
@@ -82,6 +112,9 @@ class EvalSettings:
     metric: str = field(default="blend_NDCG@10", metadata={"help": "selection metric: NDCG@10 or blend_NDCG@10"})
     patience: int = field(default=3, metadata={"help": "evaluations without improvement before stopping"})
     seed: int = field(default=1234, metadata={"help": "seed of the validation user samples"})
+
+    def __post_init__(self):
+        _choice("eval.metric", self.metric, ("NDCG@10", "blend_NDCG@10"))
 
 
 @dataclass(frozen=True)

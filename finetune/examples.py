@@ -22,20 +22,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from recommender.finetune.config import DataConfig
 
 from recommender.data import Catalog
 from recommender.data.split import LeaveOneOutSplit
 from recommender.evaluation.metrics import top_k
-from recommender.llm.evidence import PrefixScorer, render_rank_evidence
-from recommender.llm.prompting import (
-    RATING_VALUES,
-    rank_completion,
-    rating_completion,
-    render_explain,
-    render_rank,
-    render_rating,
-)
+from recommender.finetune.config import DataConfig
+from recommender.llm.evidence import PrefixScorer, recent_strength
+from recommender.llm.prompting import RATING_VALUES, rank_completion, rating_completion, render_explain, render_rating
+from recommender.llm.ranking_prompts import RankingPrompt, RankingRequest, ranking_prompt
 
 TASKS = ("rank", "rating", "explain")
 
@@ -49,7 +43,7 @@ class Example:
     target: int  # catalogue row of the target item
     history: tuple[int, ...]  # every catalogue row the prompt was built from, oldest first
     messages: list[dict[str, str]]
-    completion: str
+    completion: str  # the answer; for line-scored prompts the target's label
     choices: tuple[str, ...] = ()  # one-token answers the completion is one of ("" task: free text)
     template: str = ""
     template_version: str = ""
@@ -87,12 +81,7 @@ def build_examples(
         scorer: leave-user-out retriever scores (needed for rank and explain tasks).
         users: restrict to these users (default: all).
     """
-    if cfg.candidate_order not in ("retriever", "shuffle"):
-        raise ValueError(f"data.candidate_order must be 'retriever' or 'shuffle', got {cfg.candidate_order!r}.")
-    if cfg.missing_target not in ("drop", "random_slot"):
-        raise ValueError(f"data.missing_target must be 'drop' or 'random_slot', got {cfg.missing_target!r}.")
-    if not 2 <= cfg.n_candidates <= 26 or not 0 <= cfg.random_negatives < cfg.n_candidates:
-        raise ValueError("data.n_candidates must be 2..26 and data.random_negatives below it.")
+    prompt = ranking_prompt(cfg.template, cfg.max_history)
     weights = task_weights(cfg.task_mix)
     tasks, probabilities = list(weights), np.array(list(weights.values()))
     rng = np.random.default_rng(seed)
@@ -106,7 +95,7 @@ def build_examples(
                 task = "rank"
             history, target = sequence[:t], int(sequence[t])
             if task == "rank":
-                example = _rank_example(catalog, scorer, cfg, rng, user, sequence, history, target)
+                example = _rank_example(catalog, scorer, prompt, cfg, rng, user, sequence, history, target)
             elif task == "rating":
                 example = _rating_example(catalog, cfg, user, history, ratings[: len(sequence)], t, target)
             else:
@@ -117,7 +106,7 @@ def build_examples(
     return [out[i] for i in order[: cfg.max_examples or len(out)]]
 
 
-def _rank_example(catalog, scorer, cfg, rng, user, sequence, history, target) -> Example | None:
+def _rank_example(catalog, scorer, prompt, cfg, rng, user, sequence, history, target) -> Example | None:
     if scorer is None:
         raise ValueError("rank examples need a PrefixScorer (the retriever's scores).")
     scores, sims = scorer.scores(history, user_items=sequence)
@@ -132,25 +121,67 @@ def _rank_example(catalog, scorer, cfg, rng, user, sequence, history, target) ->
         # Replace the weakest hard negative, then put the target at a uniformly random slot.
         candidates.pop(n_hard - 1)
         candidates.insert(int(rng.integers(len(candidates) + 1)), target)
-    if cfg.candidate_order == "shuffle":
+    if prompt.shuffle:
         candidates = [candidates[i] for i in rng.permutation(len(candidates))]
-        prompt = render_rank(
-            [catalog.items[h] for h in history], [catalog.items[c] for c in candidates], max_history=cfg.max_history
-        )
-    else:
-        prompt = render_rank_evidence(catalog, history, candidates, sims, max_history=cfg.max_history)
-    label = prompt.label_of(catalog.items[target].id)
+    evidence = {"recent": recent_strength(sims, np.asarray(candidates))} if "recent" in prompt.evidence else {}
+    return rank_example(catalog, prompt, user, history, candidates, target, evidence)
+
+
+def rank_example(
+    catalog: Catalog,
+    prompt: RankingPrompt,
+    user: str,
+    history: Sequence[int],
+    candidates: Sequence[int],
+    target: int,
+    evidence: dict | None = None,
+) -> Example:
+    """A ranking example rendered by the serving prompt object; the completion names the target."""
+    rendered = prompt.render(
+        RankingRequest([catalog.items[int(h)] for h in history], [catalog.items[int(c)] for c in candidates], evidence or {})
+    )
+    label = rendered.label_of(catalog.items[target].id)
     return Example(
         "rank",
         user,
         target,
         tuple(int(h) for h in history),
-        prompt.messages,
+        rendered.messages,
         rank_completion(label),
-        prompt.labels,
-        prompt.template,
-        prompt.template_version,
+        rendered.labels,
+        rendered.template,
+        rendered.template_version,
     )
+
+
+def validation_examples(
+    catalog: Catalog,
+    split: LeaveOneOutSplit,
+    retriever,
+    evidence,
+    prompt: RankingPrompt,
+    n_candidates: int,
+    users: Sequence[str],
+    batch_size: int = 256,
+) -> list[Example]:
+    """One ranking example per user: the whole train sequence as history, the VALIDATION event
+    as the target, the candidates exactly as served (``retriever``'s top-N, history masked) and
+    the served evidence (``CowatchEvidence``). Every model of stage one was trained on the train
+    split only, so the candidate lists carry no memory of the target (unlike train prefixes,
+    which a sequential model has already seen). Users whose target is not retrieved are skipped.
+    """
+    cases = split.cases("valid", list(users))
+    out = []
+    for start in range(0, len(cases), batch_size):
+        chunk = cases[start : start + batch_size]
+        scores = retriever.score_batch([case.history for case in chunk])  # [B, N]
+        for case, row in zip(chunk, scores):
+            candidates = top_k(row, n_candidates, mask=case.history)
+            if case.target not in set(candidates.tolist()):
+                continue
+            extra = {"recent": evidence.recent(case.history, candidates)} if "recent" in prompt.evidence else {}
+            out.append(rank_example(catalog, prompt, case.user, case.history, candidates, case.target, extra))
+    return out
 
 
 def _rating_example(catalog, cfg, user, history, ratings, t, target) -> Example:

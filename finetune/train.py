@@ -38,8 +38,10 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
 from recommender.finetune.config import ConfigError, FinetuneConfig, config_dict, help_lines, leaf_paths, load_config
 
 RUN_FILE = "run.json"  # written first into the output folder: which run owns it
@@ -92,8 +94,6 @@ def claim_output(folder: Path, identity: dict, overwrite: bool, resume: bool) ->
 
 def check_quantize(quantize: str) -> None:
     """Fail fast, before loading anything, when 4-bit is asked for and cannot work."""
-    if quantize not in ("none", "4bit"):
-        raise ConfigError(f"config key 'train.quantize' must be 'none' or '4bit', got {quantize!r}.")
     if quantize == "4bit":
         try:
             import bitsandbytes  # noqa: F401
@@ -134,13 +134,14 @@ def add_lora(model, config: FinetuneConfig, quantized: bool):
 
 def encode_examples(examples: Sequence, tokenizer) -> list[Encoded]:
     """Token ids of each example through the tokenizer's chat template (as the serving scorer does)."""
-    from recommender.llm.prompting import LINE_SCORED_TEMPLATES
+    from recommender.llm.ranking_prompts import PROMPTS
     from recommender.llm.scoring import line_readouts
 
     end = tokenizer.eos_token or ""
     out = []
     for example in examples:
-        if example.template in LINE_SCORED_TEMPLATES:
+        prompt = PROMPTS.get(example.template)
+        if prompt is not None and prompt.readout == "line":
             prompt, readouts = line_readouts(tokenizer, example.messages, len(example.choices))
             out.append(Encoded(prompt, 0, target=example.choices.index(example.completion), readouts=tuple(readouts)))
             continue
@@ -419,32 +420,107 @@ def plot_curves(state: dict, path: Path, title: str, chance_loss: float | None =
     plt.close(fig)
 
 
+@dataclass
+class TrainingData:
+    """Everything ``main`` trains and validates on, built before any model loads."""
+
+    dataset: Any
+    examples: list
+    eval_set: list  # selection users: checkpoints and the LLM weight are chosen on them
+    report_set: list  # other validation users: the final report
+    prompt: Any  # the RankingPrompt of the rank examples (the one serving will use)
+
+
+def build_training_data(config: FinetuneConfig) -> TrainingData:
+    """Examples from the train split (or the validation events of non-selection users) and the
+    validation prompts, all rendered by the serving ranking prompt."""
+    from recommender.data.loaders import load_dataset
+    from recommender.data.split import LeaveOneOutSplit
+    from recommender.evaluation.protocol import sample_users
+    from recommender.finetune.examples import build_examples, validation_examples
+    from recommender.finetune.validate import build_eval_set
+    from recommender.llm.evidence import CowatchEvidence, PrefixScorer, recent_strength
+    from recommender.llm.ranking_prompts import ranking_prompt
+    from recommender.retrieval.hybrid import build_default_retriever
+
+    dataset = load_dataset(config.data.dataset)
+    split = LeaveOneOutSplit(dataset.interactions)
+    hybrid = build_default_retriever(dataset, split)
+    prompt = ranking_prompt(config.data.template, config.data.max_history)
+    eval_users = sample_users(split, config.eval.users, config.eval.seed)
+    report_users = sample_users(split, config.eval.report_users, config.eval.seed + 1, exclude=eval_users)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        threadpool_limits = None
+    limit = threadpool_limits(1) if threadpool_limits else None  # one BLAS thread: 15x faster small matvecs
+    if config.data.examples == "validation":
+        # Served candidates and evidence for everyone: the retriever as served, sparse co-watch digits.
+        served = CowatchEvidence.for_retriever(hybrid, split)
+        held_out = set(eval_users) | set(report_users)
+        train_users = [u for u in split.users if u not in held_out]
+        examples = validation_examples(
+            dataset.catalog, split, hybrid, served, prompt, config.data.n_candidates, train_users
+        )
+        examples = [examples[i] for i in np.random.default_rng(config.train.seed).permutation(len(examples))]
+
+        def candidates(history):
+            return hybrid.score_rows(history)
+
+        def evidence(history, rows):
+            return {"recent": served.recent(history, rows)}
+    else:
+        prefix = PrefixScorer(hybrid, split.train_sequences())
+        examples = build_examples(dataset.catalog, split, prefix, config.data, config.train.seed)
+
+        def candidates(history):
+            return prefix.scores(history)[0]  # serving view: the history is the whole train sequence
+
+        def evidence(history, rows):
+            return {"recent": recent_strength(prefix.similarities(history), rows)}
+
+    def build(users):
+        return build_eval_set(
+            dataset.catalog, split.cases("valid", users), candidates, evidence, prompt, config.data.n_candidates
+        )
+
+    eval_set, report_set = build(eval_users), build(report_users)
+    if limit is not None:
+        limit.unregister()
+    return TrainingData(dataset, examples, eval_set, report_set, prompt)
+
+
+def final_report(net, report_set, llm_logits, state: dict, log) -> dict:
+    """Zero-shot and adapter metrics on the report users, with the LLM weight chosen on the selection users."""
+    if not report_set:
+        return {}
+    from recommender.finetune.validate import evaluate_logits
+
+    net.eval()
+    zero_weight = state["evals"][0]["llm_weight"] if state["evals"] and state["evals"][0]["step"] == 0 else None
+    with net.disable_adapter():
+        zero = evaluate_logits(report_set, llm_logits(net, report_set), zero_weight)
+    tuned = evaluate_logits(report_set, llm_logits(net, report_set), (state["best"] or {}).get("llm_weight"))
+    log(
+        f"report on {len(report_set)} other validation users: NDCG@10 retriever order "
+        f"{tuned['retriever_NDCG@10']:.4f} | zero-shot {zero['NDCG@10']:.4f} (blend {zero['blend_NDCG@10']:.4f}) | "
+        f"adapter {tuned['NDCG@10']:.4f} (blend {tuned['blend_NDCG@10']:.4f}, LLM weight {tuned['llm_weight']})"
+    )
+    return {"users": len(report_set), "zero_shot": zero, "adapter": tuned}
+
+
 def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) -> dict:
     """Build the SFT set, train the LoRA adapter, validate, save adapter + metadata + curves."""
     check_quantize(config.train.quantize)
-    for name in ("metric",):
-        if config.eval.metric not in ("NDCG@10", "blend_NDCG@10"):
-            raise ConfigError(f"config key 'eval.{name}' must be NDCG@10 or blend_NDCG@10, got {config.eval.metric!r}.")
-    if config.train.choice_loss not in ("labels", "vocab"):
-        raise ConfigError(
-            f"config key 'train.choice_loss' must be 'labels' or 'vocab', got {config.train.choice_loss!r}."
-        )
     from recommender.finetune.examples import task_weights
 
     task_weights(config.data.task_mix)  # bad mixes fail before anything loads
     import torch
     from accelerate import Accelerator
-    from recommender.finetune.examples import build_examples
-    from recommender.finetune.validate import build_eval_set, evaluate_logits
 
-    from recommender.data.loaders import load_dataset
-    from recommender.data.split import LeaveOneOutSplit
-    from recommender.evaluation.protocol import sample_users
-    from recommender.llm.evidence import PrefixScorer
+    from recommender.finetune.validate import evaluate_logits
     from recommender.llm.loading import LoadedModel, load_model, write_adapter_metadata
-    from recommender.llm.prompting import LINE_SCORED_TEMPLATES
     from recommender.llm.scoring import LLMScorer
-    from recommender.retrieval.hybrid import build_default_retriever
 
     started = time.perf_counter()
     torch.set_num_threads(config.train.threads)
@@ -456,59 +532,31 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
         cpu=not cuda,
     )
     log = accelerator.print
-    dataset = load_dataset(config.data.dataset)
+    data = build_training_data(config)
     folder = Path(config.output_dir)
-    claim_output(folder, run_identity(config, dataset.fingerprint()), overwrite, resume)
-    split = LeaveOneOutSplit(dataset.interactions)
-    hybrid = build_default_retriever(dataset, split)
-    scorer = PrefixScorer(hybrid, split.train_sequences())
-    template = "rank_evidence" if config.data.candidate_order == "retriever" else "rank"
-
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        threadpool_limits = None
-    limit = threadpool_limits(1) if threadpool_limits else None  # one BLAS thread: 15x faster small matvecs
-    examples = build_examples(dataset.catalog, split, scorer, config.data, config.train.seed)
-    eval_users = sample_users(split, config.eval.users, config.eval.seed)
-    report_users = sample_users(split, config.eval.report_users, config.eval.seed + 1, exclude=eval_users)
-    build = lambda users: build_eval_set(  # noqa: E731
-        dataset.catalog,
-        split.cases("valid", users),
-        scorer,
-        config.data.n_candidates,
-        config.data.max_history,
-        template,
-    )
-    eval_set, report_set = build(eval_users), build(report_users)
-    if limit is not None:
-        limit.unregister()
-    counts = {task: sum(e.task == task for e in examples) for task in ("rank", "rating", "explain")}
+    claim_output(folder, run_identity(config, data.dataset.fingerprint()), overwrite, resume)
+    counts = {task: sum(e.task == task for e in data.examples) for task in ("rank", "rating", "explain")}
     log(
-        f"{len(examples)} training examples {counts} from the train split; "
-        f"{len(eval_set)} + {len(report_set)} validation users"
+        f"{len(data.examples)} training examples {counts} ({config.data.examples}); "
+        f"{len(data.eval_set)} + {len(data.report_set)} validation users"
     )
-    if not examples:
+    if not data.examples:
         raise ConfigError("no training examples were built; lower data.min_history or raise data.prefixes_per_user.")
 
-    quantized = config.train.quantize == "4bit"
     loaded = load_model(config.train.model, quantize=config.train.quantize, device=str(accelerator.device))
     tokenizer = loaded.tokenizer
-    encoded = encode_examples(examples, tokenizer)
+    encoded = encode_examples(data.examples, tokenizer)
     lengths = [len(e.ids) for e in encoded]
     log(f"tokens per example: median {int(np.median(lengths))}, max {max(lengths)}")
-    model = add_lora(loaded.model, config, quantized)
+    model = add_lora(loaded.model, config, config.train.quantize == "4bit")
     model.print_trainable_parameters()
 
     def llm_logits(net, items) -> list[np.ndarray]:
         wrapped = LoadedModel(net, tokenizer, loaded.base_name, None, device=str(accelerator.device))
-        scorer_ = LLMScorer(wrapped, batch_size=config.eval.batch_size)
-        score = scorer_.score_lines if template in LINE_SCORED_TEMPLATES else scorer_.score_labels
-        return score([item.messages for item in items], [len(item.candidates) for item in items])
+        return data.prompt.raw_scores(LLMScorer(wrapped, batch_size=config.eval.batch_size), [i.prompt for i in items])
 
-    versions = {template: examples[0].template_version}
-    for example in examples:
-        versions[example.template] = example.template_version
+    versions = {example.template: example.template_version for example in data.examples}
+    versions[data.prompt.name] = data.prompt.version
 
     def save_best(net, metrics: dict) -> None:
         net.save_pretrained(str(folder))
@@ -520,7 +568,7 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
         config,
         folder,
         tokenizer.pad_token_id,
-        evaluate=lambda net: evaluate_logits(eval_set, llm_logits(net, eval_set)),
+        evaluate=lambda net: evaluate_logits(data.eval_set, llm_logits(net, data.eval_set)),
         save_best=save_best,
         resume=resume,
         accelerator=accelerator,
@@ -528,26 +576,14 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
         answer_ids=LLMScorer(loaded).yes_no_ids,
     )
 
-    # Final report on OTHER validation users: blend weights come from the selection users.
-    final: dict = {}
+    # Final report on OTHER validation users: the LLM weight comes from the selection users.
     net = accelerator.unwrap_model(model)
     if state["best"] is not None and (folder / "adapter_model.safetensors").is_file():
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
         set_peft_model_state_dict(net, load_file(str(folder / "adapter_model.safetensors")))
-    if report_set:
-        net.eval()
-        zero_alpha = state["evals"][0]["blend_alpha"] if state["evals"] and state["evals"][0]["step"] == 0 else None
-        with net.disable_adapter():
-            zero = evaluate_logits(report_set, llm_logits(net, report_set), zero_alpha)
-        tuned = evaluate_logits(report_set, llm_logits(net, report_set), (state["best"] or {}).get("blend_alpha"))
-        final = {"users": len(report_set), "zero_shot": zero, "adapter": tuned}
-        log(
-            f"report on {len(report_set)} other validation users: NDCG@10 retriever order "
-            f"{tuned['retriever_NDCG@10']:.4f} | zero-shot {zero['NDCG@10']:.4f} (blend {zero['blend_NDCG@10']:.4f}) | "
-            f"adapter {tuned['NDCG@10']:.4f} (blend {tuned['blend_NDCG@10']:.4f}, alpha {tuned['blend_alpha']})"
-        )
+    final = final_report(net, data.report_set, llm_logits, state, log)
     minutes = (time.perf_counter() - started) / 60
     if accelerator.is_main_process:
         if not (folder / "adapter_model.safetensors").is_file():
@@ -557,28 +593,34 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
             loaded.base_name,
             versions,
             status="done",
-            data_fingerprint=dataset.fingerprint(),
-            dataset=dataset.name,
+            data_fingerprint=data.dataset.fingerprint(),
+            dataset=data.dataset.name,
             config=config_dict(config),
             n_examples=counts,
             steps=state["step"],
             stopped_early=state["stopped_early"],
             evaluations=state["evals"],
             best=state["best"],
-            blend_alpha=(state["best"] or {}).get("blend_alpha"),
+            llm_weight=(state["best"] or {}).get("llm_weight"),
             rerank_candidates=config.data.n_candidates,
             max_history=config.data.max_history,
-            template=template,
+            template=data.prompt.name,
+            selection_users=list(eval_users_of(data)),
             report=final,
             train_loss=state["losses"],
             minutes=round(minutes, 1),
             device=str(accelerator.device),
         )
-        title = f"{loaded.base_name} LoRA on {dataset.name}"
+        title = f"{loaded.base_name} LoRA on {data.dataset.name}"
         plot_curves(state, folder / "curves.png", title, chance_loss=float(np.log(config.data.n_candidates)))
         # checkpoints/ stays until the next run of this folder; it is never shipped.
     log(f"done in {minutes:.1f} min; adapter, metadata and curves in {folder}")
     return {"state": state, "report": final, "folder": str(folder)}
+
+
+def eval_users_of(data: TrainingData) -> list[str]:
+    """The selection users (``recommender evaluate`` leaves them out by default)."""
+    return [item.user for item in data.eval_set]
 
 
 # ------------------------------------------------------------------------------------- command line

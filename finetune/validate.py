@@ -8,7 +8,7 @@ every evaluation only runs the scorer. Ranking math is numpy; the model hop is a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,10 +16,11 @@ import numpy as np
 from recommender.data import Catalog
 from recommender.data.split import EvalCase
 from recommender.evaluation.metrics import hit_rate, ndcg, target_rank, top_k
-from recommender.llm.evidence import PrefixScorer, render_rank_evidence
-from recommender.llm.prompting import render_rank
+from recommender.llm.prompting import RankPrompt
+from recommender.llm.ranking_prompts import RankingPrompt, RankingRequest
+from recommender.ranking import blend, log_softmax
 
-ALPHAS = tuple(round(a, 2) for a in np.linspace(0.0, 1.0, 11))  # LLM weight in the blend; 0 = retriever order
+LLM_WEIGHTS = tuple(round(a, 2) for a in np.linspace(0.0, 1.0, 11))  # LLM weight in the blend; 0 = retriever order
 
 
 @dataclass(frozen=True)
@@ -30,45 +31,44 @@ class EvalItem:
     candidates: np.ndarray  # [K] catalogue rows, retrieval order
     retrieval: np.ndarray  # [K] retrieval scores of the candidates
     retrieval_rank: int  # 1-based full-ranking rank of the target by retrieval (history masked)
-    messages: list[dict[str, str]]
+    prompt: RankPrompt
     order: np.ndarray  # [K] prompt position of each candidate (identity unless shuffled)
 
 
 def build_eval_set(
     catalog: Catalog,
     cases: Sequence[EvalCase],
-    scorer: PrefixScorer,
+    retrieval_scores: Callable[[np.ndarray], np.ndarray],
+    evidence: Callable[[np.ndarray, np.ndarray], dict],
+    prompt: RankingPrompt,
     n_candidates: int,
-    max_history: int,
-    template: str = "rank_evidence",
     seed: int = 0,
 ) -> list[EvalItem]:
-    """Prompts for ``cases`` (validation users), rendered exactly as at serving time."""
+    """Prompts for ``cases`` (validation users), rendered by the serving prompt object.
+
+    Args:
+        retrieval_scores: history rows -> [N] stage-one scores (the candidates are its top-N).
+        evidence: (history rows, candidate rows) -> the evidence arrays the prompt shows.
+    """
     rng = np.random.default_rng(seed)
     items = []
     for case in cases:
-        scores, sims = scorer.scores(case.history)  # serving view: the history is the whole train sequence
+        scores = retrieval_scores(case.history)
         candidates = top_k(scores, n_candidates, mask=case.history)
         rank = target_rank(scores, case.target, mask=case.history)
-        if template == "rank_evidence":
-            order = np.arange(len(candidates))
-            prompt = render_rank_evidence(catalog, case.history, candidates, sims, max_history)
-        else:  # the serving "rank" template with shuffled candidates
-            order = rng.permutation(len(candidates))
-            shown = [catalog.items[int(candidates[i])] for i in order]
-            prompt = render_rank([catalog.items[int(h)] for h in case.history], shown, max_history=max_history)
-            order = np.argsort(order)  # candidate i sits at prompt position order[i]
-        items.append(EvalItem(case.user, candidates, scores[candidates], rank, prompt.messages, order))
+        order = rng.permutation(len(candidates)) if prompt.shuffle else np.arange(len(candidates))
+        shown = candidates[order]
+        extra = evidence(case.history, shown) if prompt.evidence else {}
+        rendered = prompt.render(
+            RankingRequest([catalog.items[int(h)] for h in case.history], [catalog.items[int(c)] for c in shown], extra)
+        )
+        position = np.argsort(order)  # candidate i sits at prompt position position[i]
+        items.append(EvalItem(case.user, candidates, scores[candidates], rank, rendered, position))
     return items
 
 
-def _z(values: np.ndarray) -> np.ndarray:
-    std = values.std()
-    return (values - values.mean()) / std if std > 1e-12 else np.zeros_like(values)
-
-
-def two_stage_ranks(items: Sequence[EvalItem], llm_logits: Sequence[np.ndarray], alpha: float) -> np.ndarray:
-    """[B] full-ranking target ranks: candidates ordered by alpha * z(LLM log-prob) + (1 - alpha)
+def two_stage_ranks(items: Sequence[EvalItem], llm_logits: Sequence[np.ndarray], llm_weight: float) -> np.ndarray:
+    """[B] full-ranking target ranks: candidates ordered by w * z(LLM log-prob) + (1 - w)
     * z(retrieval score), ties kept in retrieval order; items outside the top-N keep their rank."""
     ranks = []
     for item, logits in zip(items, llm_logits):
@@ -77,8 +77,7 @@ def two_stage_ranks(items: Sequence[EvalItem], llm_logits: Sequence[np.ndarray],
             ranks.append(item.retrieval_rank)
             continue
         logits = np.asarray(logits, dtype=np.float64)[item.order]  # [K] back in retrieval order
-        logprob = logits - np.log(np.exp(logits - logits.max()).sum()) - logits.max()
-        combined = alpha * _z(logprob) + (1.0 - alpha) * _z(np.asarray(item.retrieval, dtype=np.float64))
+        combined = blend(log_softmax(logits), item.retrieval, llm_weight)
         ranks.append(target_rank(combined, item.retrieval_rank - 1))  # the target's index among the candidates
     return np.asarray(ranks)
 
@@ -87,20 +86,22 @@ def report(ranks: np.ndarray) -> dict[str, float]:
     return {"NDCG@10": ndcg(ranks, 10), "HR@10": hit_rate(ranks, 10)}
 
 
-def evaluate_logits(items: Sequence[EvalItem], llm_logits: Sequence[np.ndarray], alpha: float | None = None) -> dict:
-    """Metrics of the pure LLM rerank, the retriever order and the best blend (or ``alpha`` when given)."""
+def evaluate_logits(
+    items: Sequence[EvalItem], llm_logits: Sequence[np.ndarray], llm_weight: float | None = None
+) -> dict:
+    """Metrics of the pure LLM rerank, the retriever order and the best blend (or ``llm_weight``)."""
     pure = report(two_stage_ranks(items, llm_logits, 1.0))
     retrieval = report(np.asarray([item.retrieval_rank for item in items]))
-    if alpha is None:
-        scored = [(report(two_stage_ranks(items, llm_logits, a))["NDCG@10"], -a, a) for a in ALPHAS]
-        alpha = max(scored)[2]  # ties prefer the smaller LLM weight
-    blend = report(two_stage_ranks(items, llm_logits, alpha))
+    if llm_weight is None:
+        scored = [(report(two_stage_ranks(items, llm_logits, w))["NDCG@10"], -w, w) for w in LLM_WEIGHTS]
+        llm_weight = max(scored)[2]  # ties prefer the smaller LLM weight
+    blended = report(two_stage_ranks(items, llm_logits, llm_weight))
     return {
         "NDCG@10": pure["NDCG@10"],
         "HR@10": pure["HR@10"],
-        "blend_NDCG@10": blend["NDCG@10"],
-        "blend_HR@10": blend["HR@10"],
-        "blend_alpha": float(alpha),
+        "blend_NDCG@10": blended["NDCG@10"],
+        "blend_HR@10": blended["HR@10"],
+        "llm_weight": float(llm_weight),
         "retriever_NDCG@10": retrieval["NDCG@10"],
         "retriever_HR@10": retrieval["HR@10"],
         "users": len(items),

@@ -1,19 +1,15 @@
 """Why this item? Drop-one influence of history items on an LLM score, and grounded explanations.
 
-    values = influence(scorer, history, candidates, target_id, window=10)     # [H] signed, NaN = not ablated
-    explanation = explain_item(scorer, generator, catalog, history, item, candidates)
+    positions, effect = drop_one_influence(score, history_rows, window=10)   # [W], [W, K]
+    explanation = explain_item(generator, catalog, history, item, values)
     explanation.text, explanation.path        # "generated" or "fallback", with explanation.reason
 
-The score of a target ``t`` for a history ``H`` is the log-softmax of ``t``'s label logit over the
-candidate labels of the rank prompt (``score="logprob"``, the default). It is chosen over the raw
-label logit because the raw logit moves with everything the history does to the model's overall
-appetite for answering with a letter (a shift shared by all candidates); the log-softmax removes that
-shared shift and keeps only what the ranking uses: ``t`` against the other candidates. The raw logit
-is available as ``score="logit"``. ``influence(h) = score(H) - score(H without h)``: positive items
-pushed ``t`` up. Candidates keep one fixed order in every ablated prompt so only the history changes,
-and the history is cut to the prompt budget BEFORE ablating (otherwise dropping one item would pull
-an older one into the prompt). Windowed variant: only the last ``window`` shown items are ablated, the
-rest stay in every prompt; items never ablated (outside the window or the prompt) get NaN.
+The score of a candidate for a history is its log-probability among the candidates of the SERVED
+ranking prompt (``Recommender.llm_scores``: the pipeline's prompt, evidence and adapter), so the
+chat cards, ``Recommender.explain`` and ``recommender explain`` measure one quantity.
+``influence(h) = score(H) - score(H without h)`` with the candidates fixed; without h the
+next-older item enters the prompt, as it would for a person who never watched h. Only the last
+``window`` items are ablated; the others get NaN.
 
 Explanations render the ``explain`` template with the strongest positive influencers and catalogue
 facts (shared genres, year, co-watched evidence), generate greedily, then check every film title in
@@ -24,7 +20,6 @@ an empty answer or a generator error falls back to a sentence built from the sam
 from __future__ import annotations
 
 import re
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -33,15 +28,13 @@ import numpy as np
 
 from recommender.data import Catalog, Item
 from recommender.data.titles import ARTICLES, TitleMatcher, fold
-from recommender.llm.prompting import DEFAULT_MAX_HISTORY, render_explain, render_rank
-from recommender.protocols import Scorer
+from recommender.llm.prompting import render_explain
 
-SCORE_KINDS = ("logprob", "logit")
 DEFAULT_WINDOW = 10  # history items ablated by default (the most recent ones)
 DEFAULT_TOP_K = 3  # positive influencers handed to the explanation
 DEFAULT_MAX_NEW_TOKENS = 60
-DEFAULT_DISTRACTORS = 9  # candidates drawn to compare against when none are given
 EXPLAIN_HISTORY = 5  # history lines shown in the explain prompt (the top influencers first)
+CARD_INFLUENCERS = 3  # influencers shown on a recommendation card
 
 
 class Generator(Protocol):
@@ -52,121 +45,46 @@ class Generator(Protocol):
 
 # ---------------------------------------------------------------- influence
 
-
-def _target_index(candidates: Sequence[Item], target_id: str) -> int:
-    ids = [item.id for item in candidates]
-    if str(target_id) not in ids:
-        raise ValueError(f"target item {target_id!r} is not among the {len(ids)} candidates; add it to the candidates")
-    return ids.index(str(target_id))
+ScoreHistories = Callable[[list[np.ndarray]], list[np.ndarray]]
 
 
-def _score(logits: np.ndarray, index: int, kind: str) -> float:
-    logits = np.asarray(logits, dtype=np.float64)  # [n]
-    if kind == "logit":
-        return float(logits[index])
-    top = logits.max()
-    return float(logits[index] - top - np.log(np.exp(logits - top).sum()))
-
-
-def target_scores(
-    scorer: Scorer,
-    histories: Sequence[Sequence[Item]],
-    candidates: Sequence[Item],
-    target_id: str,
-    *,
-    score: str = "logprob",
-) -> np.ndarray:
-    """[V] score of ``target_id`` under each history variant, candidates fixed, in ONE ``score_labels`` call.
-
-    Each history is rendered exactly as given (no truncation): cut it to the prompt budget first.
-    """
-    if score not in SCORE_KINDS:
-        raise ValueError(f"score must be one of {SCORE_KINDS}, got {score!r}")
-    index = _target_index(candidates, target_id)
-    conversations = [render_rank(list(h), candidates, max_history=None).messages for h in histories]
-    logits = scorer.score_labels(conversations, [len(candidates)] * len(conversations))  # V x [n]
-    return np.array([_score(row, index, score) for row in logits], dtype=np.float64)
-
-
-@dataclass(frozen=True)
-class InfluenceReport:
-    """Drop-one influences of one history on one target, with what was measured."""
-
-    values: np.ndarray  # [H] signed influence per history item; NaN where not ablated
-    base_score: float  # score of the target with the whole shown history
-    target_id: str  # the target (the base prompt's top pick when none was asked for)
-    base_logits: np.ndarray  # [n] candidate label logits with the whole shown history (the ranking)
-    ablated: np.ndarray  # [A] positions in the history that were ablated
-    shown: int  # history items the prompt shows (the most recent ones)
-    score_kind: str
-
-
-def measure_influence(
-    scorer: Scorer,
-    history_items: Sequence[Item],
-    candidates: Sequence[Item],
-    target_id: str | None = None,
-    window: int | None = None,
-    *,
-    max_history: int | None = DEFAULT_MAX_HISTORY,
-    score: str = "logprob",
-) -> InfluenceReport:
-    """Drop-one ablation of the last ``window`` shown history items (all shown items when None).
-
-    All 1 + A prompts go to the scorer in ONE ``score_labels`` call (it batches the forward passes).
-    Every prompt yields all candidates' logits, so ``target_id=None`` explains the base prompt's own
-    top pick at no extra cost.
-    """
-    if score not in SCORE_KINDS:
-        raise ValueError(f"score must be one of {SCORE_KINDS}, got {score!r}")
-    if window is not None and window < 0:
-        raise ValueError(f"window must be >= 0 or None, got {window}")
-    if target_id is not None:
-        _target_index(candidates, target_id)  # fail before the forward passes
-    history = list(history_items)
-    shown = history if max_history is None else history[max(0, len(history) - max_history) :]
-    offset = len(history) - len(shown)
-    start = 0 if window is None else max(0, len(shown) - window)
-    positions = list(range(start, len(shown)))
-    variants = [shown] + [shown[:i] + shown[i + 1 :] for i in positions]
-    conversations = [render_rank(v, candidates, max_history=None).messages for v in variants]
-    logits = scorer.score_labels(conversations, [len(candidates)] * len(conversations))  # (1 + A) x [n]
-    base_logits = np.asarray(logits[0], dtype=np.float64)
-    if target_id is None:
-        target_id = candidates[int(np.argmax(base_logits))].id
-    index = _target_index(candidates, target_id)
-    scores = np.array([_score(row, index, score) for row in logits])  # [1 + A]
-    values = np.full(len(history), np.nan)
-    ablated = np.array(positions, dtype=np.int64) + offset
-    values[ablated] = scores[0] - scores[1:]
-    return InfluenceReport(values, float(scores[0]), str(target_id), base_logits, ablated, len(shown), score)
-
-
-def influence(
-    scorer: Scorer,
-    history_items: Sequence[Item],
-    candidates: Sequence[Item],
-    target_id: str,
-    window: int | None = None,
-    *,
-    max_history: int | None = DEFAULT_MAX_HISTORY,
-    score: str = "logprob",
-) -> np.ndarray:
-    """[H] signed influence of each history item on ``target_id``'s score (NaN: not ablated).
+def drop_one_influence(
+    score: ScoreHistories, history: np.ndarray, window: int | None, base: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Drop-one ablation of the last ``window`` history items (all when None).
 
     Args:
-        scorer: anything with ``score_labels`` (``recommender.llm.scoring.LLMScorer``).
-        history_items: the history, oldest first.
-        candidates: the rank prompt's candidates, in the order shown; must contain ``target_id``.
-        target_id: the recommended item.
-        window: ablate only the last ``window`` shown items (None: every shown item).
-        max_history: the prompt shows at most this many most recent items (None: all).
-        score: "logprob" (log-softmax over candidate labels) or "logit" (raw label logit).
+        score: histories -> per history, [K] log-probabilities of one fixed candidate list (the
+            served prompt; a history shorter by one lets the next-older item into the prompt).
+        history: [H] catalogue rows, oldest first.
+        base: [K] scores of the whole history when already computed (saves one prompt).
+
+    Returns:
+        [W] ablated positions in ``history`` and [W, K] influences ``base - ablated``: positive
+        where the item pushed the candidate up. All variants go to ``score`` in one call.
     """
-    report = measure_influence(
-        scorer, history_items, candidates, target_id, window, max_history=max_history, score=score
-    )
-    return report.values
+    history = np.asarray(history, dtype=np.int64)
+    if window is not None and window < 0:
+        raise ValueError(f"window must be >= 0 or None, got {window}")
+    start = 0 if window is None else max(0, len(history) - window)
+    positions = np.arange(start, len(history), dtype=np.int64)
+    variants = [np.delete(history, p) for p in positions]
+    if base is None:
+        scored = score([history, *variants])
+        base, ablated = scored[0], scored[1:]
+    else:
+        ablated = score(variants) if variants else []
+    if not len(positions):
+        return positions, np.zeros((0, len(base)))
+    return positions, np.asarray(base, dtype=np.float64)[None, :] - np.array(ablated)  # [W, K]
+
+
+def positive_influencers(
+    values: np.ndarray, ids: Sequence[str], k: int = CARD_INFLUENCERS
+) -> tuple[tuple[str, float], ...]:
+    """The ``k`` (id, influence) pairs with the largest positive influence, strongest first
+    (ties: the more recent item)."""
+    return tuple((ids[i], float(values[i])) for i in top_influencers(values, k))
 
 
 def top_influencers(values: np.ndarray, k: int = DEFAULT_TOP_K, positive_only: bool = True) -> list[int]:
@@ -409,22 +327,25 @@ def build_evidence(
     top_k: int = DEFAULT_TOP_K,
     cooccurrence: Any = None,
 ) -> dict[str, Any]:
-    """Facts an explanation may use: top positive influencers, shared genres, year, co-watched items."""
+    """Facts an explanation may use: top positive influencers (each with the genres it shares
+    with the item), the item's year, co-watched items."""
     top = top_influencers(values, top_k)
-    influencers = [
-        {"id": history[i].id, "title": history[i].display_title(), "influence": float(values[i])} for i in top
-    ]
-    top_items = [history[i] for i in top]
-    shared = [g for g in item.genres if any(g in h.genres for h in top_items)]
+    influencers = []
+    for i in top:
+        shared = [g for g in item.genres if g in history[i].genres and g != "unknown"]
+        influencers.append(
+            {"id": history[i].id, "title": history[i].display_title(), "influence": float(values[i]), "shared": shared}
+        )
     measured = [history[i] for i in np.flatnonzero(np.isfinite(values))]
-    pool = [h.id for h in top_items] or [h.id for h in measured]
+    pool = [entry["id"] for entry in influencers] or [h.id for h in measured]
     co = co_watched(cooccurrence, catalog, pool, item.id)[:2]
     lines = []
-    if top_items:
-        names = _join([h.display_title() for h in top_items])
+    if influencers:
+        names = _join([entry["title"] for entry in influencers])
         lines.append(f"The user's history items that raised this recommendation most: {names}.")
-    if shared:
-        lines.append(f"{item.title} shares the genres {', '.join(shared)} with them.")
+    for entry in influencers:
+        if entry["shared"]:
+            lines.append(f"{entry['title']} and {item.title} are both {_join(entry['shared'])}.")
     if item.year:
         lines.append(f"{item.title} was released in {item.year}.")
     for history_id, _ in co:
@@ -432,7 +353,6 @@ def build_evidence(
     return {
         "item": {"id": item.id, "title": item.display_title(), "year": item.year, "genres": list(item.genres)},
         "top_influencers": influencers,
-        "shared_genres": shared,
         "year": item.year,
         "co_watched": [{"id": i, "title": catalog[i].display_title(), "similarity": s} for i, s in co],
         "lines": lines,
@@ -440,13 +360,15 @@ def build_evidence(
 
 
 def fallback_text(evidence: dict[str, Any]) -> str:
-    """A sentence built only from ``evidence`` (so it names only the history and the item)."""
+    """A sentence built only from ``evidence``: it names only the history and the item, and says
+    which genres each named film shares with the item (never a union none of them has)."""
     item = evidence["item"]["title"]
-    names = [entry["title"] for entry in evidence["top_influencers"]]
-    genres = evidence["shared_genres"]
-    if names:
-        text = f"We suggest {item} because you watched {_join(names)}"
-        text += f", which share its genres ({', '.join(genres)})." if genres else "."
+    influencers = evidence["top_influencers"]
+    if influencers:
+        text = f"We suggest {item} because you watched {_join([entry['title'] for entry in influencers])}."
+        sharing = [f"{entry['title']} ({', '.join(entry['shared'])})" for entry in influencers if entry["shared"]]
+        if sharing:
+            text += f" Genres it shares with them: {'; '.join(sharing)}."
     elif evidence["item"]["genres"]:
         text = (
             f"We suggest {item}, a {'/'.join(evidence['item']['genres'])} film, from the pattern of your recent films."
@@ -496,67 +418,40 @@ def explain_messages(history: Sequence[Item], item: Item, evidence: dict[str, An
     return render_explain(shown, item, evidence["lines"], max_history=EXPLAIN_HISTORY).messages
 
 
-def default_candidates(
-    catalog: Catalog, history: Sequence[Item], item: Item, n: int = DEFAULT_DISTRACTORS
-) -> list[Item]:
-    """``item`` among ``n`` distractors drawn from the catalogue (seeded by the item id), history excluded.
-
-    Used when no candidate list is given: a relative score needs something to compare against.
-    """
-    seen = {h.id for h in history} | {item.id}
-    rng = np.random.default_rng(zlib.crc32(item.id.encode()))
-    pool = [row for row in rng.permutation(len(catalog)) if catalog.items[row].id not in seen][:n]
-    others = [catalog.items[row] for row in pool]
-    place = int(rng.integers(0, len(others) + 1))
-    return others[:place] + [item] + others[place:]
-
-
 def explain_item(
-    scorer: Scorer,
     generator: Generator | Callable[..., str] | None,
     catalog: Catalog,
     history_items: Sequence[Item],
     item: Item,
-    candidates: Sequence[Item] | None = None,
+    values: np.ndarray,
     *,
-    window: int | None = DEFAULT_WINDOW,
-    max_history: int | None = DEFAULT_MAX_HISTORY,
     top_k: int = DEFAULT_TOP_K,
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     cooccurrence: Any = None,
-    values: np.ndarray | None = None,
     checker: TitleChecker | None = None,
 ) -> Explanation:
-    """Measure influences, build evidence, generate an explanation and verify it (or fall back).
+    """Build evidence from measured influences, generate an explanation and verify it (or fall back).
 
     Args:
-        scorer: ``score_labels`` provider (``LLMScorer``).
-        generator: an object with ``generate(messages, max_new_tokens)`` (``LLMScorer`` too), a
+        generator: an object with ``generate(messages, max_new_tokens)`` (``LLMScorer``), a
             callable ``(messages) -> str``, or None to always use the fallback sentence.
         catalog: the catalogue (titles to check against).
         history_items: the user's history, oldest first.
         item: the recommended item.
-        candidates: the rank prompt's candidates (must include ``item``); None draws distractors
-            with ``default_candidates``.
-        window: ablate only the last ``window`` shown items (None: all shown).
-        max_history: history items the rank prompt shows.
+        values: [H] influence of each history item on the item's score (NaN: not measured), as
+            ``Recommender.explain`` measures them on the served prompt.
         top_k: positive influencers given to the explanation.
         max_new_tokens: generation cap.
         cooccurrence: a ``CooccurrenceRetriever`` for co-watched evidence (optional).
-        values: precomputed influences ([H], as ``influence`` returns) to skip the ablation.
         checker: a ``TitleChecker`` to reuse across calls.
     """
     history = list(history_items)
-    checker = checker or TitleChecker(catalog)
-    candidates = list(candidates) if candidates is not None else default_candidates(catalog, history, item)
-    base_score = None
-    if values is None:
-        report = measure_influence(scorer, history, candidates, item.id, window, max_history=max_history)
-        values, base_score = report.values, report.base_score
+    values = np.asarray(values, dtype=np.float64)
     if len(values) != len(history):
         raise ValueError(f"{len(values)} influence values for {len(history)} history items")
+    checker = checker or TitleChecker(catalog)
     evidence = build_evidence(catalog, history, item, values, top_k=top_k, cooccurrence=cooccurrence)
-    evidence.update({"score_kind": "logprob", "base_score": base_score, "window": window})
+    evidence["score_kind"] = "logprob"
     order = sorted(np.flatnonzero(np.isfinite(values)), key=lambda i: -values[i])
     influences = [(history[i].id, history[i].display_title(), float(values[i])) for i in order]
     allowed = [h.id for h in history] + [item.id]
@@ -577,20 +472,16 @@ def explain_item(
 
 __all__ = [
     "DEFAULT_WINDOW",
-    "SCORE_KINDS",
     "Explanation",
     "Generator",
-    "InfluenceReport",
     "TitleCheck",
     "TitleChecker",
     "build_evidence",
     "co_watched",
-    "default_candidates",
+    "drop_one_influence",
     "explain_item",
     "explain_messages",
     "fallback_text",
-    "influence",
-    "measure_influence",
-    "target_scores",
+    "positive_influencers",
     "top_influencers",
 ]

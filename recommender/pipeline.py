@@ -10,35 +10,52 @@ retrieval order.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from recommender.data import Dataset, Item
 from recommender.data.split import LeaveOneOutSplit
-from recommender.prompts import template_version
+from recommender.explain import drop_one_influence, positive_influencers
+from recommender.llm.ranking_prompts import RankingRequest, ranking_prompt, score_requests
 from recommender.protocols import Candidates, Filters, Recommendation
-from recommender.ranking import blend, mmr, stable_order, two_stage_full_scores
+from recommender.ranking import mmr, rerank_block, stable_order, two_stage_full_scores
 
 SCORE_MODES = ("rank", "pointwise")
+MAX_LLM_CANDIDATES = 26  # one label (A..Z) per candidate
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """How the two stages combine."""
+    """How the two stages combine; checked when built."""
 
-    llm_candidates: int = field(default=20, metadata={"help": "retriever top-N that the LLM reranks (<= 26)"})
+    llm_candidates: int = field(default=20, metadata={"help": "retriever top-N that the LLM reranks (2..26)"})
     llm_weight: float = field(
         default=1.0, metadata={"help": "weight of the LLM in the final score: 1 = LLM alone, 0 = retrieval order"}
     )
     permutations: int = field(default=1, metadata={"help": "candidate shuffles averaged against position bias"})
     template: str = field(
         default="rank",
-        metadata={"help": "'rank' (shuffle-robust, any model) or 'rank_evidence' (retriever order + evidence)"},
+        metadata={"help": "ranking prompt: 'rank' (shuffle-robust, any model) or 'rank_evidence' (adapters')"},
     )
-    max_history: int = field(default=20, metadata={"help": "most recent history items shown in a prompt"})
+    max_history: int | None = field(
+        default=None, metadata={"help": "most recent history items shown in a prompt (None: the prompt's default)"}
+    )
     seed: int = field(default=0, metadata={"help": "seed of the candidate shuffles"})
+
+    def __post_init__(self):
+        if not isinstance(self.llm_candidates, int) or not 2 <= self.llm_candidates <= MAX_LLM_CANDIDATES:
+            raise ValueError(
+                f"llm_candidates must be an integer from 2 to {MAX_LLM_CANDIDATES}, got {self.llm_candidates!r}."
+            )
+        if not 0.0 <= float(self.llm_weight) <= 1.0:
+            raise ValueError(f"llm_weight must be within [0, 1], got {self.llm_weight!r}.")
+        if not isinstance(self.permutations, int) or self.permutations < 1:
+            raise ValueError(f"permutations must be a positive integer, got {self.permutations!r}.")
+        if self.max_history is not None and (not isinstance(self.max_history, int) or self.max_history < 0):
+            raise ValueError(f"max_history must be a non-negative integer or None, got {self.max_history!r}.")
+        ranking_prompt(self.template)  # an unknown template fails here, naming the known ones
 
 
 class RecommendationList(list):
@@ -67,6 +84,8 @@ class Recommender:
         self.scorer = scorer
         self.config = config
         self.split = LeaveOneOutSplit(dataset.interactions)
+        self.prompt = ranking_prompt(config.template, config.max_history)  # renders and reads every LLM call
+        self._evidence = None  # built on first use by prompts that show evidence
         self._title_index = {_fold(item.title): item.id for item in self.catalog.items}
         self._title_index.update({_fold(item.display_title()): item.id for item in self.catalog.items})
 
@@ -180,13 +199,13 @@ class Recommender:
         if len(candidates) == 0:
             return RecommendationList([], candidates.reason or "no item passes the filters", unknown)
         order, final, llm = self._rerank(ids, candidates)
-        influences = self._influences(ids, candidates, llm, influence_window)
+        influences = self._card_influences(ids, candidates.items, llm, influence_window)
         if diversity > 0:
             vectors = self._item_vectors()
             if vectors is not None:
                 picked = mmr(final[order], vectors[candidates.items[order]], k, diversity)
                 order = order[picked]
-        version = template_version(self.config.template) if self.scorer is not None else "retrieval-only"
+        version = self.prompt.version if self.scorer is not None else "retrieval-only"
         history_items = self._items(ids)
         out = []
         for position in order[:k]:
@@ -217,37 +236,76 @@ class Recommender:
             return np.arange(n), final, llm
         scored = self.llm_scores([self._rows(history_ids)], [candidates.items[:top]])[0]
         llm[:top] = scored
-        block = blend(scored, final[:top], self.config.llm_weight)
-        rest = final[top:]
-        if len(rest):
-            # The rest keep retrieval order, shifted to sit just below the reranked block.
-            rest = rest - rest.max() + block.min() - 1.0
-        final = np.concatenate([block, rest])
+        final = rerank_block(final, scored, self.config.llm_weight)
         return stable_order(final), final, llm
 
-    def _influences(
-        self, history_ids: list[str], candidates: Candidates, llm: np.ndarray, window: int
-    ) -> dict[int, tuple[tuple[str, float], ...]]:
-        """Candidate position -> its positive influencers (history id, influence), strongest first.
+    # ------------------------------------------------------------------ influence
 
-        influence(h) = LLM log-probability with the full history - without h. Removing h lets the
-        next-older item into the prompt, as it would be for a person who never watched h.
+    def influence_table(
+        self, history_rows: np.ndarray, candidate_rows: np.ndarray, window: int | None, base: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Drop-one influence of the last ``window`` history items on every candidate's LLM score,
+        measured on the served prompt (this pipeline's ranking prompt, evidence and adapter).
+
+        influence(h, c) = log P(c | history) - log P(c | history without h), the candidates fixed;
+        removing h lets the next-older item into the prompt, as it would be served to a person
+        who never watched h. ``base`` reuses already computed full-history scores.
+
+        Returns:
+            [W] ablated positions in ``history_rows`` and the [W, K] signed influences.
         """
+        candidate_rows = np.asarray(candidate_rows, dtype=np.int64)
+        return drop_one_influence(
+            lambda histories: self.llm_scores(histories, [candidate_rows] * len(histories)),
+            np.asarray(history_rows, dtype=np.int64),
+            window,
+            base,
+        )
+
+    def _card_influences(
+        self, history_ids: list[str], candidate_rows: np.ndarray, llm: np.ndarray, window: int
+    ) -> dict[int, tuple[tuple[str, float], ...]]:
+        """Candidate position -> its positive influencers (history id, influence), strongest first."""
         reranked = np.flatnonzero(~np.isnan(llm))
         if window <= 0 or self.scorer is None or not history_ids or len(reranked) < 2:
             return {}
-        rows = self._rows(history_ids)
-        positions = list(range(max(0, len(rows) - window), len(rows)))
-        variants = [np.delete(rows, p) for p in positions]
-        top = candidates.items[reranked]
-        ablated = self.llm_scores(variants, [top] * len(variants))
-        # The full-history scores are the ones _rerank already computed for these candidates.
-        effect = llm[reranked][None, :] - np.array(ablated)  # [W, top] signed influence
-        out = {}
-        for column, position in enumerate(reranked):
-            strongest = [int(i) for i in np.argsort(-effect[:, column], kind="stable") if effect[i, column] > 0]
-            out[int(position)] = tuple((history_ids[positions[i]], float(effect[i, column])) for i in strongest[:3])
-        return out
+        positions, effect = self.influence_table(
+            self._rows(history_ids), candidate_rows[reranked], window, llm[reranked]
+        )
+        return {
+            int(position): positive_influencers(effect[:, column], [history_ids[p] for p in positions])
+            for column, position in enumerate(reranked)
+        }
+
+    def influences(
+        self,
+        item_ids: Sequence[str],
+        user_id: str | int | None = None,
+        history: Sequence[str | int] | None = None,
+        window: int = 5,
+        query: str | None = None,
+        filters: Filters | None = None,
+    ) -> dict[str, tuple[tuple[str, float], ...]]:
+        """Item id -> positive influencers (history id, influence), strongest first, for items of
+        the list ``recommend`` gives with the same arguments (the same LLM-reranked candidates, so
+        the values equal what ``recommend(influence_window=window)`` puts on its cards).
+        Items outside the reranked block get nothing."""
+        ids, _ = self._history(user_id, history)
+        if self.scorer is None or not ids or window <= 0:
+            return {}
+        candidates = self.retriever.retrieve(ids, self.config.llm_candidates, query=query, filters=filters)
+        rows = candidates.items[: self.config.llm_candidates]
+        if len(rows) < 2:
+            return {}
+        wanted = {self.catalog.index[i] for i in item_ids if i in self.catalog.index}
+        positions, effect = self.influence_table(self._rows(ids), rows, window)
+        return {
+            self.catalog.ids[row]: positive_influencers(effect[:, column], [ids[p] for p in positions])
+            for column, row in enumerate(rows)
+            if int(row) in wanted
+        }
+
+    # ------------------------------------------------------------------ batch scoring
 
     def full_scores_batch(self, histories: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Two-stage catalogue scores for evaluation by full ranking.
@@ -271,42 +329,45 @@ class Recommender:
         scored = self.llm_scores(list(histories), tops)
         for b, (rows, llm) in enumerate(zip(tops, scored)):
             first_place[b] = int(np.argmax(llm))
-            scores[b] = two_stage_full_scores(scores[b], rows, blend(llm, scores[b, rows], self.config.llm_weight))
+            reranked = rerank_block(scores[b, rows], llm, self.config.llm_weight)
+            scores[b] = two_stage_full_scores(scores[b], rows, reranked)
         return scores, first_place
+
+    def ranking_requests(
+        self, histories: Sequence[np.ndarray], candidates: Sequence[np.ndarray]
+    ) -> list[RankingRequest]:
+        """What the ranking prompt renders for each user: items, plus the evidence it shows."""
+        requests = []
+        for history, rows in zip(histories, candidates):
+            history = np.asarray(history, dtype=np.int64)
+            rows = np.asarray(rows, dtype=np.int64)
+            evidence = {}
+            if "recent" in self.prompt.evidence:
+                evidence["recent"] = self._evidence_source().recent(history, rows)
+            requests.append(
+                RankingRequest(
+                    [self.catalog.items[r] for r in history], [self.catalog.items[r] for r in rows], evidence
+                )
+            )
+        return requests
 
     def llm_scores(self, histories: Sequence[np.ndarray], candidates: Sequence[np.ndarray]) -> list[np.ndarray]:
         """LLM log-probabilities of each user's candidates, in the given (retrieval) order.
 
         Args:
             histories: per user, catalogue rows oldest first.
-            candidates: per user, catalogue rows best first (at most 26); the evidence template
-                shows them in this order, so pass the retriever's order.
+            candidates: per user, catalogue rows best first (at most 26); evidence prompts show
+                them in this order, so pass the retriever's order.
         """
         scorer = self._require_scorer()
-        if self.config.template == "rank":
-            requests = [
-                (self._items([self.catalog.ids[r] for r in history]), [self.catalog.items[r] for r in rows])
-                for history, rows in zip(histories, candidates)
-            ]
-            results = scorer.rank_many(requests, permutations=self.config.permutations, seed=self.config.seed)
-            return [result.scores for result in results]
-        if self.config.template != "rank_evidence":
-            raise ValueError(f"unknown ranking template {self.config.template!r}; use 'rank' or 'rank_evidence'.")
-        from recommender.llm.evidence import render_rank_evidence
+        requests = self.ranking_requests(histories, candidates)
+        return score_requests(scorer, self.prompt, requests, self.config.permutations, self.config.seed)
 
-        evidence = self._evidence_scorer()
-        prompts = []
-        for history, rows in zip(histories, candidates):
-            sims = evidence.similarities(np.asarray(history, dtype=np.int64))  # co-occurrence rows of recent items
-            prompts.append(render_rank_evidence(self.catalog, history, rows, sims, self.config.max_history))
-        margins = scorer.score_lines([p.messages for p in prompts], [len(rows) for rows in candidates])
-        return [values - np.logaddexp.reduce(values) for values in margins]  # log-softmax over the candidate lines
+    def _evidence_source(self):
+        if self._evidence is None:
+            from recommender.llm.evidence import CowatchEvidence
 
-    def _evidence_scorer(self):
-        if getattr(self, "_evidence", None) is None:
-            from recommender.llm.evidence import PrefixScorer
-
-            self._evidence = PrefixScorer(self.retriever, self.split.train_sequences())
+            self._evidence = CowatchEvidence.for_retriever(self.retriever, self.split)
         return self._evidence
 
     def _item_vectors(self) -> np.ndarray | None:
@@ -360,18 +421,13 @@ class Recommender:
         rated = list(zip(self._items(history_ids), ratings))
         return float(scorer.rate(rated, self._items(target)).scores[0])
 
-    def user_rating_history(self, user_id: str | int) -> tuple[list[str], list[float]]:
-        """Item ids and ratings of a dataset user, oldest first."""
-        ids = self.user_history(user_id)
-        ratings = self.split.ratings.get(str(user_id))
-        return ids, [float(r) for r in ratings] if ratings is not None else [4.0] * len(ids)
+    def explain(self, history: Sequence[str | int], item: str | int, window: int | None = 10, **options):
+        """Why ``item`` fits ``history``: the signed drop-one influence of each of the last
+        ``window`` history items on the item's LLM score in the served prompt (the same numbers
+        as the chat cards), the evidence, and a grounded sentence (``explain.Explanation``).
 
-    def explain(self, history: Sequence[str | int], item: str | int, **options):
-        """Why ``item`` fits ``history``: signed influence of each history item on the item's LLM
-        score (drop-one ablation), the evidence, and a grounded sentence (``explain.Explanation``).
-
-        The rank prompt's candidates are the retriever's top-N for this history, with ``item``
-        kept at its retrieval position (or in the last slot when it was not retrieved).
+        The prompt's candidates are the retriever's top-N for this history, with ``item`` kept at
+        its retrieval position (or in the last slot when it was not retrieved).
         """
         from recommender.explain import explain_item
 
@@ -381,26 +437,32 @@ class Recommender:
         if unknown or not target:
             raise ValueError(f"unknown item {item!r}.")
         target_item = self.catalog[target[0]]
-        if "candidates" not in options:
-            options["candidates"] = self._explain_candidates(history_ids, target_item)
+        rows = self._explain_candidates(history_ids, target_item)
+        column = int(np.flatnonzero(rows == self.catalog.index[target_item.id])[0])
+        values = np.full(len(history_ids), np.nan)
+        base_score = None
+        if history_ids:
+            history_rows = self._rows(history_ids)
+            base = self.llm_scores([history_rows], [rows])[0]
+            positions, effect = self.influence_table(history_rows, rows, window, base)
+            values[positions] = effect[:, column]
+            base_score = float(base[column])
         components = getattr(self.retriever, "components", {})
         options.setdefault("cooccurrence", components.get("cooccurrence"))
-        return explain_item(scorer, scorer, self.catalog, self._items(history_ids), target_item, **options)
+        explanation = explain_item(scorer, self.catalog, self._items(history_ids), target_item, values, **options)
+        explanation.evidence.update(
+            {"base_score": base_score, "window": window, "candidates": len(rows), "prompt": self.prompt.version}
+        )
+        return explanation
 
-    def _explain_candidates(self, history_ids: list[str], item: Item) -> list[Item]:
-        n = max(2, min(self.config.llm_candidates, 26))
+    def _explain_candidates(self, history_ids: list[str], item: Item) -> np.ndarray:
+        n = self.config.llm_candidates
         retrieved = self.retriever.retrieve(history_ids, n, filters=Filters(exclude_seen=True))
-        ids = [self.catalog.ids[row] for row in retrieved.items]
-        if item.id not in ids:
-            ids = ids[: n - 1] + [item.id]
-        return self._items(ids)
-
-    def with_config(self, **changes) -> Recommender:
-        """A copy sharing data and models, with some ``PipelineConfig`` fields changed."""
-        clone = object.__new__(Recommender)
-        clone.__dict__.update(self.__dict__)
-        clone.config = replace(self.config, **changes)
-        return clone
+        rows = np.asarray(retrieved.items, dtype=np.int64)
+        target = self.catalog.index[item.id]
+        if target not in rows:
+            rows = np.append(rows[: n - 1], target)
+        return rows
 
 
 def shared_genre_reasons(item: Item, history: Sequence[Item], limit: int = 2) -> list[str]:
@@ -447,15 +509,17 @@ def _tuned_settings(adapter_path: Path | None) -> dict:
     if adapter_path is None:
         return {}
     from recommender.llm.loading import read_adapter_metadata
+    from recommender.llm.ranking_prompts import PROMPTS
 
     meta = read_adapter_metadata(adapter_path)
     settings = {}
-    if meta.get("template") in ("rank", "rank_evidence"):
+    if meta.get("template") in PROMPTS:
         settings["template"] = meta["template"]
     if isinstance(meta.get("rerank_candidates"), int):
         settings["llm_candidates"] = meta["rerank_candidates"]
     if isinstance(meta.get("max_history"), int):
         settings["max_history"] = meta["max_history"]
-    if isinstance(meta.get("blend_alpha"), (int, float)):
-        settings["llm_weight"] = float(meta["blend_alpha"])
+    weight = meta.get("llm_weight", meta.get("blend_alpha"))  # adapters before 2026-11-30 wrote blend_alpha
+    if isinstance(weight, (int, float)):
+        settings["llm_weight"] = float(weight)
     return settings

@@ -6,9 +6,9 @@ rendered chat messages into one score per candidate label. Tests pass hand-writt
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -57,12 +57,34 @@ class Encoder(Protocol):
 
 
 class Scorer(Protocol):
+    """What the pipeline, validation, explanations and the chat call on a scorer (``LLMScorer``).
+
+    Ranking goes through ``score_labels`` or ``score_lines``, as the ranking prompt's ``readout``
+    says (``llm.ranking_prompts``); the rest serve the other tasks.
+    """
+
     def score_labels(self, conversations: list[list[dict[str, str]]], n_labels: Sequence[int]) -> list[np.ndarray]:
         """For each conversation, the [n] next-token logits of its first ``n`` candidate labels."""
         ...
 
     def score_lines(self, conversations: list[list[dict[str, str]]], n_lines: Sequence[int]) -> list[np.ndarray]:
-        """For each line-scored conversation (``rank_evidence``), one score per candidate line."""
+        """For each line-scored conversation, one score per candidate line ("Yes" minus "No")."""
+        ...
+
+    def pointwise(self, history: Sequence[Any], candidates: Sequence[Any]) -> Any:
+        """P(Yes) per candidate (``.scores``), the shared history prefix computed once."""
+        ...
+
+    def rate(self, history: Sequence[tuple[Any, float]], items: Sequence[Any]) -> Any:
+        """Expected rating in [1, 5] per item (``.scores``)."""
+        ...
+
+    def generate(self, messages: list[dict[str, str]], max_new_tokens: int = 96) -> str:
+        """Greedy reply to chat messages."""
+        ...
+
+    def stream(self, messages: list[dict[str, str]], max_new_tokens: int = 96) -> Iterator[str]:
+        """``generate`` as text pieces while they are produced."""
         ...
 
 

@@ -1,4 +1,5 @@
-"""Ranking math for the two-stage pipeline. Pure numpy: no models.
+"""Ranking math, in one place: standardising, log-softmax, the LLM/retrieval blend, the
+two-stage merge, stable orders and MMR. Pure numpy: no models.
 
 Stage one (retrieval) orders the whole catalogue; stage two (the LLM) reorders its top N.
 Scores from the two stages live on different scales, so they are standardised within the
@@ -11,12 +12,22 @@ import numpy as np
 
 
 def standardise(scores: np.ndarray) -> np.ndarray:
-    """Zero-mean, unit-variance copy of a [N] score vector; constant input gives zeros."""
+    """Zero-mean, unit-variance copy of [N] scores, or of each row of [B, N] scores (z-scores
+    along the last axis); constant rows give zeros."""
     scores = np.asarray(scores, dtype=np.float64)
     if scores.size == 0:
         return scores
-    spread = scores.std()
-    return (scores - scores.mean()) / spread if spread > 1e-12 else np.zeros_like(scores)
+    mean = scores.mean(axis=-1, keepdims=True)
+    spread = scores.std(axis=-1, keepdims=True)
+    return np.where(spread > 1e-12, (scores - mean) / np.maximum(spread, 1e-12), 0.0)
+
+
+def log_softmax(scores: np.ndarray) -> np.ndarray:
+    """log-softmax along the last axis of [..., N] scores (float64)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape[-1] == 0:
+        return scores
+    return scores - np.logaddexp.reduce(scores, axis=-1, keepdims=True)
 
 
 def blend(llm_scores: np.ndarray, retrieval_scores: np.ndarray, llm_weight: float) -> np.ndarray:
@@ -32,6 +43,18 @@ def blend(llm_scores: np.ndarray, retrieval_scores: np.ndarray, llm_weight: floa
 def stable_order(scores: np.ndarray) -> np.ndarray:
     """Indices of [N] ``scores`` from best to worst; ties keep their input order."""
     return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+
+
+def rerank_block(candidate_scores: np.ndarray, llm_scores: np.ndarray, llm_weight: float) -> np.ndarray:
+    """[N] final scores of retrieval candidates (best first) whose first ``len(llm_scores)`` were
+    reranked: the blended block first, then the rest in retrieval order, just below it."""
+    candidate_scores = np.asarray(candidate_scores, dtype=np.float64)
+    top = len(llm_scores)
+    block = blend(llm_scores, candidate_scores[:top], llm_weight)
+    rest = candidate_scores[top:]
+    if len(rest):
+        rest = rest - rest.max() + block.min() - 1.0
+    return np.concatenate([block, rest])
 
 
 def two_stage_full_scores(

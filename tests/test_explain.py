@@ -6,21 +6,20 @@ checker and fallback tests use a literal catalogue and hand-written fakes (milli
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 import pytest
 
-from recommender.data import Catalog, Item
+from recommender.data import Catalog, Dataset, Interactions, Item, LoadReport
 from recommender.explain import (
     TitleChecker,
+    drop_one_influence,
     explain_item,
     fallback_text,
-    influence,
-    measure_influence,
+    positive_influencers,
     top_influencers,
 )
-from recommender.llm.prompting import render_rank
+from recommender.pipeline import PipelineConfig, Recommender
+from recommender.retrieval.base import CooccurrenceRetriever, PopularityRetriever
 
 CATALOG = Catalog(
     [
@@ -42,21 +41,6 @@ ALLOWED = [h.id for h in HISTORY] + [ITEM.id]
 # ---------------------------------------------------------------- fakes
 
 
-class HashScorer:
-    """Deterministic label logits from the prompt text; records its calls."""
-
-    def __init__(self):
-        self.calls: list[list[list[dict[str, str]]]] = []
-
-    def score_labels(self, conversations, n_labels):
-        self.calls.append(conversations)
-        out = []
-        for conversation, n in zip(conversations, n_labels):
-            seed = zlib.crc32(conversation[-1]["content"].encode())
-            out.append(np.random.default_rng(seed).normal(size=n))
-        return out
-
-
 class Raising:
     def generate(self, messages, max_new_tokens=60):
         raise RuntimeError("out of memory")
@@ -66,7 +50,27 @@ def saying(text):
     return lambda messages, max_new_tokens=60: text
 
 
-# ---------------------------------------------------------------- influence on a tiny Llama
+# ---------------------------------------------------------------- drop-one influence (pure)
+
+
+def test_drop_one_influence_ablates_the_last_window_items_in_one_call():
+    calls = []
+
+    def score(histories):  # a candidate's score = how many of its "fans" are in the history
+        calls.append([h.tolist() for h in histories])
+        return [np.array([float(2 in h) + 0.5 * float(5 in h), float(7 in h)]) for h in histories]
+
+    positions, effect = drop_one_influence(score, np.array([1, 2, 5, 7]), window=3)
+    assert positions.tolist() == [1, 2, 3] and len(calls) == 1 and len(calls[0]) == 4
+    np.testing.assert_allclose(effect, [[1.0, 0.0], [0.5, 0.0], [0.0, 1.0]])
+    base = score([np.array([1, 2, 5, 7])])[0]
+    again, effect2 = drop_one_influence(score, np.array([1, 2, 5, 7]), None, base)
+    assert again.tolist() == [0, 1, 2, 3] and len(calls[-1]) == 4  # base reused: 4 ablations only
+    np.testing.assert_allclose(effect2[1:], effect)
+    assert positive_influencers(effect2[:, 0], ["a", "b", "c", "d"]) == (("b", 1.0), ("c", 0.5))
+
+
+# ---------------------------------------------------------------- influence on the served prompt, tiny Llama
 
 
 @pytest.fixture(scope="module")
@@ -77,53 +81,48 @@ def tiny_scorer(tiny_llama_dir):
     return LLMScorer(load_model(tiny_llama_dir, device="cpu"), batch_size=4)
 
 
-def films(n: int, prefix: str) -> list[Item]:
-    genres = ("Drama", "Comedy", "Horror", "Sci-Fi")
-    return [Item(f"{prefix}{i}", f"Film {prefix} number {i}", 1980 + i, (genres[i % 4],)) for i in range(n)]
+def _pipeline(scorer, template: str) -> Recommender:
+    events = [("u1", r, t) for t, r in enumerate([0, 6, 7, 1])] + [("u2", r, t) for t, r in enumerate([0, 3, 5, 6])]
+    events += [("u3", r, t) for t, r in enumerate([6, 7, 2, 4])]
+    users, rows, times = zip(*events)
+    interactions = Interactions(np.array(users, dtype=object), np.array(rows), np.array(times, dtype=float))
+    dataset = Dataset("toy", CATALOG, interactions, LoadReport())
+    split_rows = {u: [r for uu, r, _ in events if uu == u][:-2] for u in ("u1", "u2", "u3")}
+    co = CooccurrenceRetriever(CATALOG, {u: np.array(r) for u, r in split_rows.items()})
+    retriever = PopularityRetriever(CATALOG, np.arange(8, 0, -1, dtype=float))
+    retriever.components = {"cooccurrence": co}
+    config = PipelineConfig(template=template, llm_candidates=4, max_history=None)
+    return Recommender(dataset, retriever, scorer, config)
 
 
-def _naive(scorer, history, candidates, target_index, kind="logprob"):
-    def score(h):
-        logits = scorer.score_labels([render_rank(h, candidates, max_history=None).messages], [len(candidates)])[0]
-        if kind == "logit":
-            return float(logits[target_index])
-        return float(logits[target_index] - np.logaddexp.reduce(logits))
-
-    base = score(history)
-    return np.array([base - score(history[:i] + history[i + 1 :]) for i in range(len(history))])
-
-
-@pytest.mark.parametrize("kind", ["logprob", "logit"])
-def test_influence_has_one_entry_per_history_item_and_equals_a_naive_loop(tiny_scorer, kind):
-    history, candidates = films(6, "h"), films(5, "c")
-    values = influence(tiny_scorer, history, candidates, "c2", score=kind)
-    assert values.shape == (len(history),) and np.isfinite(values).all()
-    np.testing.assert_allclose(values, _naive(tiny_scorer, history, candidates, 2, kind), atol=1e-4)
-    assert np.abs(values).max() > 0  # the random model does react to its history
-
-
-def test_windowed_influence_ablates_only_the_last_items(tiny_scorer):
-    history, candidates = films(6, "h"), films(4, "c")
-    full = influence(tiny_scorer, history, candidates, "c1")
-    windowed = influence(tiny_scorer, history, candidates, "c1", window=2)
-    assert np.isnan(windowed[:4]).all()
-    np.testing.assert_allclose(windowed[4:], full[4:], atol=1e-6)  # the kept items are in every prompt
-    budget = measure_influence(tiny_scorer, history, candidates, "c1", max_history=4)
-    assert np.isnan(budget.values[:2]).all() and np.isfinite(budget.values[2:]).all() and budget.shown == 4
-    # Cut to the budget BEFORE ablating: same as ablating the 4 shown items alone.
-    np.testing.assert_allclose(budget.values[2:], influence(tiny_scorer, history[2:], candidates, "c1"), atol=1e-6)
-
-
-def test_influence_is_one_batched_call_with_fixed_candidates():
-    scorer = HashScorer()
-    history, candidates = films(5, "h"), films(4, "c")
-    report = measure_influence(scorer, history, candidates, None, window=3)
-    assert len(scorer.calls) == 1 and len(scorer.calls[0]) == 1 + 3
-    blocks = {conversation[-1]["content"].split("Candidates:")[1] for conversation in scorer.calls[0]}
-    assert len(blocks) == 1  # only the history changes between ablated prompts
-    assert report.target_id == candidates[int(np.argmax(report.base_logits))].id
-    with pytest.raises(ValueError, match="not among the 4 candidates"):
-        influence(scorer, history, candidates, "nope")
+@pytest.mark.parametrize("template", ["rank", "rank_evidence"])
+def test_served_influence_equals_a_naive_loop_and_cards_equal_explain(tiny_scorer, template):
+    pipeline = _pipeline(tiny_scorer, template)
+    history = ["1", "7", "8", "6"]
+    cards = pipeline.recommend(history=history, k=4, influence_window=3)
+    rows = np.array([CATALOG.index[c.item_id] for c in cards])
+    retrieved = pipeline.retriever.retrieve(history, 4).items  # the LLM's candidates, retrieval order
+    history_rows = pipeline._rows(history)
+    base = pipeline.llm_scores([history_rows], [retrieved])[0]
+    for card in cards:
+        column = int(np.flatnonzero(retrieved == CATALOG.index[card.item_id])[0])
+        naive = {
+            history[p]: base[column] - pipeline.llm_scores([np.delete(history_rows, p)], [retrieved])[0][column]
+            for p in (1, 2, 3)
+        }
+        for item_id, value in card.influences:
+            assert value == pytest.approx(naive[item_id], abs=1e-5) and value > 0
+        explained = pipeline.explain(history, card.item_id, window=3)
+        measured = {item_id: value for item_id, _, value in explained.influences}
+        for item_id, value in card.influences:  # the card's numbers are explain's numbers
+            assert measured[item_id] == pytest.approx(value, abs=1e-6)
+    on_demand = pipeline.influences([c.item_id for c in cards], history=history, window=3)
+    expected = {c.item_id: c.influences for c in cards}
+    assert on_demand.keys() == expected.keys()
+    for item_id, pairs in expected.items():
+        assert [p[0] for p in on_demand[item_id]] == [p[0] for p in pairs]
+        np.testing.assert_allclose([p[1] for p in on_demand[item_id]], [p[1] for p in pairs], atol=1e-5)
+    assert rows.size == 4
 
 
 def test_top_influencers_orders_measured_values():
@@ -177,8 +176,8 @@ def test_title_checker_catches_invented_titles(text, phrase, kind):
 # ---------------------------------------------------------------- explanations and the fallback
 
 
-def _explain(generator, **options):
-    return explain_item(HashScorer(), generator, CATALOG, HISTORY, ITEM, [ITEM, CATALOG["3"], CATALOG["4"]], **options)
+def _explain(generator, values=(0.3, -0.1, 0.2), **options):
+    return explain_item(generator, CATALOG, HISTORY, ITEM, np.array(values), **options)
 
 
 def test_fallback_when_generation_raises():
@@ -209,37 +208,32 @@ def test_generated_path_keeps_a_grounded_answer():
     assert explanation.evidence["item"]["id"] == "2" and explanation.evidence["lines"]
 
 
-def test_evidence_names_positive_influencers_and_shared_genres():
-    explanation = _explain(None, values=np.array([0.5, -0.2, 0.1]))
+def test_evidence_names_positive_influencers_and_only_the_genres_each_shares():
+    explanation = _explain(None, values=(0.5, -0.2, 0.1))
     tops = [entry["id"] for entry in explanation.evidence["top_influencers"]]
     assert tops == ["1", "8"]  # positive only, strongest first
-    assert explanation.evidence["shared_genres"] == ["Crime", "Drama", "Thriller"]
+    shared = {entry["id"]: entry["shared"] for entry in explanation.evidence["top_influencers"]}
+    assert shared == {"1": ["Crime", "Thriller"], "8": ["Drama"]}
     assert "Usual Suspects, The (1995)" in explanation.text and "Twelve Monkeys (1995)" in explanation.text
+    # Never a union of genres that no single named film has.
+    assert "Crime, Drama, Thriller" not in explanation.text
+    assert "Usual Suspects, The (1995) (Crime, Thriller); Twelve Monkeys (1995) (Drama)" in explanation.text
 
 
 # ---------------------------------------------------------------- the real model
 
 
 @pytest.mark.slow
-def test_explain_user_1_with_the_real_model_names_only_allowed_titles():
-    from recommender.commands.explain import user_case
-    from recommender.data.loaders import load_dataset
-    from recommender.data.split import LeaveOneOutSplit
-    from recommender.llm.loading import load_model
-    from recommender.llm.scoring import LLMScorer
-    from recommender.retrieval.base import CooccurrenceRetriever
+def test_explain_user_1_with_the_served_model_names_only_allowed_titles():
+    from recommender.commands.explain import history_before
 
-    dataset = load_dataset("ml-100k")
-    split = LeaveOneOutSplit(dataset.interactions)
-    retriever = CooccurrenceRetriever(dataset.catalog, split.train_sequences())
-    history, item, candidates = user_case(dataset.catalog, split, retriever, "1", "50", k=10, max_history=10)
-    scorer = LLMScorer(load_model(device="cpu"))
-    explanation = explain_item(
-        scorer, scorer, dataset.catalog, history, item, candidates, window=10, max_history=10, cooccurrence=retriever
-    )
-    allowed = [h.id for h in history] + [item.id]
-    assert explanation.text and TitleChecker(dataset.catalog).check(explanation.text, allowed).ok
+    pipeline = Recommender.from_pretrained()
+    history = history_before(pipeline, "1", "50")
+    explanation = pipeline.explain(history, "50", window=10)
+    allowed = history + ["50"]
+    assert explanation.text and TitleChecker(pipeline.catalog).check(explanation.text, allowed).ok
     assert explanation.path in {"generated", "fallback"} and len(explanation.influences) == 10
+    assert explanation.evidence["prompt"] == pipeline.prompt.version
 
 
 def test_every_ml100k_title_written_as_the_fallback_writes_it_passes_the_checker():

@@ -14,7 +14,8 @@ from recommender.finetune.train import Encoded, claim_output, run_identity
 
 from recommender.data import Catalog, Interactions, Item
 from recommender.data.split import LeaveOneOutSplit
-from recommender.llm.evidence import PrefixScorer, recent_strength, render_rank_evidence
+from recommender.llm.evidence import CowatchEvidence, PrefixScorer, recent_strength
+from recommender.llm.ranking_prompts import RankingRequest, ranking_prompt
 from recommender.retrieval.base import CooccurrenceRetriever, HybridRetriever, PopularityRetriever
 
 GENRES = ("Comedy", "Drama", "Horror", "Action")
@@ -52,7 +53,11 @@ def test_prefix_scorer_matches_the_serving_retriever(world):
         scores, sims = scorer.scores(history)
         np.testing.assert_allclose(scores, hybrid.score_rows(history), atol=1e-9)
         np.testing.assert_array_equal(scorer.similarities(history), sims)
-        prompt = render_rank_evidence(catalog, history, [0, 1, 2], sims)
+        # The serving evidence (sparse co-occurrence rows) gives the training prefixes' digits.
+        served = CowatchEvidence.for_retriever(hybrid, split).recent(history, np.array([0, 1, 2]))
+        np.testing.assert_array_equal(served, recent_strength(sims, np.array([0, 1, 2])))
+        request = RankingRequest([catalog.items[h] for h in history], catalog.items[:3], {"recent": served})
+        prompt = ranking_prompt("rank_evidence").render(request)
         assert prompt.template == "rank_evidence" and "(recent " in prompt.messages[1]["content"]
 
 

@@ -22,6 +22,7 @@ from recommender.llm.loading import (  # noqa: E402
     write_adapter_metadata,
 )
 from recommender.llm.prompting import LABELS, render_rank  # noqa: E402
+from recommender.llm.ranking_prompts import RankingRequest, ranking_prompt, score_requests, shuffled_orders
 from recommender.llm.scoring import LLMScorer  # noqa: E402
 
 
@@ -56,34 +57,32 @@ def test_label_ids_are_single_tokens_from_the_tokenizer(scorer):
         scorer.answer_token_ids(["Absolutely"])
 
 
+def rank(scorer, history, candidates, permutations=1, seed=0) -> np.ndarray:
+    prompt = ranking_prompt("rank")
+    return score_requests(scorer, prompt, [RankingRequest(history, candidates)], permutations, seed)[0]
+
+
 def test_rank_scores_are_log_probabilities_in_candidate_order(scorer):
     candidates = items(20, "c")
-    result = scorer.rank(items(5, "h"), candidates)
-    assert result.item_ids == tuple(item.id for item in candidates)
-    assert result.scores.shape == (20,) and np.isfinite(result.scores).all()
-    assert np.exp(result.scores).sum() == pytest.approx(1.0)
-    assert result.template_version == TEMPLATE_VERSIONS["rank"]
+    scores = rank(scorer, items(5, "h"), candidates)
+    assert scores.shape == (20,) and np.isfinite(scores).all()
+    assert np.exp(scores).sum() == pytest.approx(1.0)
     raw = scorer.score_labels([render_rank(items(5, "h"), candidates).messages], [20])[0]
-    assert np.allclose(torch.log_softmax(torch.tensor(raw), -1).numpy(), result.scores, atol=1e-6)
+    assert np.allclose(torch.log_softmax(torch.tensor(raw), -1).numpy(), scores, atol=1e-6)
 
 
 def test_user_scores_do_not_depend_on_the_batch(scorer):
     # Different history lengths give different padding in the batch of 8.
-    requests = [(items(1 + 3 * u, f"h{u}-"), items(4 + 2 * u, f"c{u}-")) for u in range(8)]
-    together = scorer.rank_many(requests)
-    for (history, candidates), batched in zip(requests, together):
-        alone = scorer.rank(history, candidates)
-        np.testing.assert_allclose(batched.scores, alone.scores, atol=1e-4)
+    requests = [RankingRequest(items(1 + 3 * u, f"h{u}-"), items(4 + 2 * u, f"c{u}-")) for u in range(8)]
+    together = score_requests(scorer, ranking_prompt("rank"), requests)
+    for request, batched in zip(requests, together):
+        np.testing.assert_allclose(batched, rank(scorer, request.history, request.candidates), atol=1e-4)
 
 
 def evidence_messages(n_history: int, n_candidates: int, seed: int) -> list[dict[str, str]]:
-    from recommender.data import Catalog
-    from recommender.llm.evidence import render_rank_evidence
-
-    catalog = Catalog(items(30, "m"))
-    sims = np.random.default_rng(seed).random((3, 30))
-    history = list(range(n_history))
-    return render_rank_evidence(catalog, history, list(range(10, 10 + n_candidates)), sims, 3).messages
+    digits = np.random.default_rng(seed).integers(0, 10, n_candidates)
+    request = RankingRequest(items(n_history, "m"), items(n_candidates, "c"), {"recent": digits})
+    return ranking_prompt("rank_evidence", 3).render(request).messages
 
 
 def test_line_scores_are_yes_minus_no_at_each_lines_last_token(scorer):
@@ -115,12 +114,16 @@ def test_reading_no_lines_gives_an_empty_score_vector(scorer):
 
 def test_permutation_averaging_keeps_candidate_order(scorer):
     candidates = items(6, "c")
-    once = scorer.rank(items(3, "h"), candidates, permutations=1)
-    averaged = scorer.rank(items(3, "h"), candidates, permutations=4, seed=7)
-    assert averaged.permutations == 4 and averaged.scores.shape == (6,) and np.isfinite(averaged.scores).all()
-    assert not np.allclose(once.scores, averaged.scores)
-    again = scorer.rank(items(3, "h"), candidates, permutations=4, seed=7)
-    np.testing.assert_allclose(averaged.scores, again.scores)
+    once = rank(scorer, items(3, "h"), candidates, permutations=1)
+    averaged = rank(scorer, items(3, "h"), candidates, permutations=4, seed=7)
+    assert averaged.shape == (6,) and np.isfinite(averaged).all()
+    assert not np.allclose(once, averaged)
+    np.testing.assert_allclose(averaged, rank(scorer, items(3, "h"), candidates, permutations=4, seed=7))
+    # Averaging by hand over the same orders, each read in its own prompt, gives the same numbers.
+    by_hand = np.zeros(6)
+    for order in shuffled_orders(6, 4, 7):
+        by_hand[order] += rank(scorer, items(3, "h"), [candidates[i] for i in order])
+    np.testing.assert_allclose(averaged, by_hand / 4, atol=1e-5)
 
 
 def test_pointwise_with_cached_prefix_equals_naive(scorer):
@@ -174,7 +177,7 @@ def test_adapter_with_matching_metadata_loads(tiny_dir, tmp_path):
     assert read_adapter_metadata(folder)["note"] == "test"
     loaded = load_model(tiny_dir, adapter=folder, device="cpu")
     assert loaded.adapter_path == folder and "LoRA ok" in loaded.describe()
-    assert np.isfinite(LLMScorer(loaded).rank([], items(3, "c")).scores).all()
+    assert np.isfinite(rank(LLMScorer(loaded), [], items(3, "c"))).all()
 
 
 def test_mismatched_adapter_is_refused(tiny_dir, tmp_path):
@@ -221,7 +224,7 @@ def test_4bit_on_cpu_loads_with_a_warning(tiny_dir):
     with pytest.warns(UserWarning, match="about 2x slower"):
         loaded = load_model(tiny_dir, quantize="4bit", device="cpu")
     assert loaded.quantization == "4bit" and "4-bit" in loaded.describe()
-    assert np.isfinite(LLMScorer(loaded).rank(items(2, "h"), items(4, "c")).scores).all()
+    assert np.isfinite(rank(LLMScorer(loaded), items(2, "h"), items(4, "c"))).all()
 
 
 def test_adapter_metadata_is_plain_json(tmp_path):

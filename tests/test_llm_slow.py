@@ -47,9 +47,11 @@ def test_labels_are_single_tokens_in_the_real_tokenizer(scorer):
 
 
 def test_rank_returns_20_finite_scores(scorer):
-    result = scorer.rank(films(10), films(20, 100))
-    assert result.scores.shape == (20,) and np.isfinite(result.scores).all()
-    assert np.exp(result.scores).sum() == pytest.approx(1.0)
+    from recommender.llm.ranking_prompts import RankingRequest, ranking_prompt, score_requests
+
+    scores = score_requests(scorer, ranking_prompt("rank"), [RankingRequest(films(10), films(20, 100))])[0]
+    assert scores.shape == (20,) and np.isfinite(scores).all()
+    assert np.exp(scores).sum() == pytest.approx(1.0)
 
 
 def test_cached_pointwise_matches_naive_on_the_real_model(scorer):

@@ -1,5 +1,7 @@
 """The Recommender facade with a hand-written scorer: ordering, blending, filters, bad input."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -19,21 +21,29 @@ ITEMS = [
 ]
 
 
+TITLE_IDS = {item.display_title(): item.id for item in ITEMS}
+
+
+def read_prompt(messages):
+    """(history ids, candidate ids) of a rendered ``rank`` prompt, read back from its text."""
+    text = messages[-1]["content"]
+    history = [TITLE_IDS[m.split(" - ")[0]] for m in re.findall(r"(?m)^- (.+)$", text)]
+    candidates = [TITLE_IDS[m.split(" - ")[0]] for m in re.findall(r"(?m)^[A-Z]\. (.+)$", text)]
+    return history, candidates
+
+
 class ReverseScorer:
-    """Scores candidates by their catalogue id: the LLM 'prefers' higher ids."""
+    """A ``protocols.Scorer`` whose label logits follow the catalogue id: the LLM 'prefers' higher ids."""
 
     def __init__(self):
         self.calls = []
 
-    def rank_many(self, requests, permutations=1, seed=0):
-        self.calls.append(requests)
-        return [
-            ScoredItems(tuple(c.id for c in cands), np.array([float(c.id) for c in cands]), "rank", "rank-v1")
-            for _, cands in requests
-        ]
+    def logits(self, history, candidates):
+        return np.array([float(c) for c in candidates])
 
-    def rank(self, history, candidates, permutations=1, seed=0):
-        return self.rank_many([(history, candidates)])[0]
+    def score_labels(self, conversations, n_labels):
+        self.calls.append(conversations)
+        return [self.logits(*read_prompt(messages)) for messages in conversations]
 
     def pointwise(self, history, candidates):
         return ScoredItems(tuple(c.id for c in candidates), np.full(len(candidates), 0.5), "pointwise", "v")
@@ -66,7 +76,7 @@ def test_llm_alone_reorders_the_top_n_and_rest_keep_retrieval_order(dataset):
     recommender = make(dataset, ReverseScorer(), llm_candidates=2, llm_weight=1.0)
     results = recommender.recommend(user_id="u1", k=3)
     assert [r.item_id for r in results] == ["5", "4", "6"]
-    assert results[2].llm_score is None and results[0].llm_score == 5.0
+    assert results[2].llm_score is None and results[0].llm_score == pytest.approx(np.log(np.e / (1 + np.e)))
     assert results[0].score > results[1].score > results[2].score
 
 
@@ -99,7 +109,9 @@ def test_diversity_reranks_with_item_vectors(dataset):
 
 def test_scoring_api_with_fake_scorer(dataset):
     recommender = make(dataset, ReverseScorer())
-    assert recommender.rank(["1"], ["2", "Heat"]) == [("4", 4.0), ("2", 2.0)]
+    ranked = recommender.rank(["1"], ["2", "Heat"])
+    assert [item_id for item_id, _ in ranked] == ["4", "2"]
+    assert [score for _, score in ranked] == pytest.approx([-np.log1p(np.exp(-2.0)), -np.log1p(np.exp(2.0))])
     assert recommender.score(["1"], ["2"], mode="pointwise").tolist() == [0.5]
     assert recommender.predict_rating(["1", "2"], "Heat", ratings=[5, 3]) == 3.5
 
@@ -130,16 +142,19 @@ def test_reasons_name_history_items_sharing_genres():
 def test_explain_uses_retrieved_candidates_with_the_item(dataset, monkeypatch):
     seen = {}
 
-    def fake_explain_item(scorer, generator, catalog, history, item, **options):
-        seen.update(history=[h.id for h in history], item=item.id, candidates=[c.id for c in options["candidates"]])
-        return "explanation"
+    def fake_explain_item(generator, catalog, history, item, values, **options):
+        seen.update(history=[h.id for h in history], item=item.id, values=np.asarray(values))
+        return type("Explanation", (), {"evidence": {}})()
 
     monkeypatch.setattr("recommender.explain.explain_item", fake_explain_item)
-    recommender = make(dataset, ReverseScorer(), llm_candidates=3)
-    assert recommender.explain(["Toy Story"], "Babe") == "explanation"
-    assert seen == {"history": ["1"], "item": "5", "candidates": ["2", "3", "5"]}
+    scorer = ReverseScorer()
+    recommender = make(dataset, scorer, llm_candidates=3)
+    explanation = recommender.explain(["Toy Story"], "Babe")
+    assert seen["history"] == ["1"] and seen["item"] == "5"
+    assert read_prompt(scorer.calls[-1][0])[1] == ["2", "3", "5"]  # the item takes the last slot
+    assert explanation.evidence["candidates"] == 3 and explanation.evidence["prompt"] == "rank-v1"
     recommender.explain(["Toy Story"], "2")
-    assert seen["candidates"] == ["2", "3", "4"]
+    assert read_prompt(scorer.calls[-1][0])[1] == ["2", "3", "4"]
 
 
 class LineScorer:
@@ -179,13 +194,9 @@ def test_evidence_template_renders_retriever_order_with_evidence(dataset):
 class HistoryScorer(ReverseScorer):
     """Candidate '5' (Babe) scores +1 for each Comedy in the history: Toy Story drives it."""
 
-    def rank_many(self, requests, permutations=1, seed=0):
-        out = []
-        for history, cands in requests:
-            comedies = sum("Comedy" in h.genres for h in history)
-            values = np.array([float(comedies if c.id == "5" else 0.0) for c in cands])
-            out.append(ScoredItems(tuple(c.id for c in cands), values, "rank", "rank-v1"))
-        return out
+    def logits(self, history, candidates):
+        comedies = sum("Comedy" in ITEMS[int(h) - 1].genres for h in history)
+        return np.array([float(comedies if c == "5" else 0.0) for c in candidates])
 
 
 def test_influences_name_the_history_items_that_moved_the_score(dataset):

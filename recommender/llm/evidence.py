@@ -1,12 +1,14 @@
-"""Collaborative evidence for the ``rank_evidence`` prompt, and its renderer. Pure numpy.
+"""Collaborative evidence the ``rank_evidence`` prompt shows: a 0-9 "recent" co-watch digit per
+candidate. Pure numpy (+ scipy sparse).
 
-Serving and fine-tuning call THE SAME functions here, so an adapter sees at inference the
-exact prompt layout and evidence it was trained on:
+Serving reads it from the co-occurrence retriever's sparse similarity (``CowatchEvidence``);
+fine-tuning on prefixes of train sequences computes the same digit with the user's own future
+removed (``PrefixScorer``); both end in ``strength_digits``, and the prompt itself is rendered
+by ``ranking_prompts.EvidenceLinePrompt`` in both:
 
-    scorer = PrefixScorer(hybrid, split.train_sequences())
-    scores, sims = scorer.scores(history_rows)                    # serving: the user's history
-    scores, sims = scorer.scores(prefix, user_items=train_rows)   # training: a prefix of a train sequence
-    rows = top-N of scores; prompt = render_rank_evidence(catalog, history_rows, rows, sims)
+    digits = CowatchEvidence.for_retriever(hybrid, split).recent(history_rows, candidate_rows)
+    scores, sims = PrefixScorer(hybrid, split.train_sequences()).scores(prefix, user_items=train_rows)
+    digits = recent_strength(sims, candidate_rows)
 
 Why ``PrefixScorer`` exists: the co-occurrence matrix is built from whole train sequences, so
 for a training prefix the user's own LATER items would co-occur with the history and inflate
@@ -17,16 +19,11 @@ matrix looks like at serving time for a user whose history is that prefix.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
-from recommender.data import Catalog
-from recommender.llm.prompting import RankPrompt, make_labels
-from recommender.prompts import render, template_version
-from recommender.retrieval.base import HybridRetriever, standardise
+from recommender.ranking import standardise
+from recommender.retrieval.base import HybridRetriever
 
-TEMPLATE = "rank_evidence"
 RECENT = 10  # co-occurrence rows returned for the recent history (explanations read them too)
 LAST = 3  # the "recent" digit sums co-occurrence with the last 3 items: sequential taste
 
@@ -135,7 +132,7 @@ def _unique_recent(history: np.ndarray, k: int) -> np.ndarray:
 
 def recent_strength(sims: np.ndarray, candidates: np.ndarray, last: int = LAST) -> np.ndarray:
     """[K] one digit 0-9 per candidate: its co-occurrence similarity summed over the ``last``
-    history items, scaled min-max within this candidate list (9 = strongest in the list).
+    history items (the last rows of ``sims``), scaled min-max within this candidate list.
 
     Why this number: on ml-100k validation users a conditional-logit model over the retriever
     order plus this digit reranks the top 20 to NDCG@10 0.113 against 0.101 for the retriever
@@ -144,52 +141,44 @@ def recent_strength(sims: np.ndarray, candidates: np.ndarray, last: int = LAST) 
     candidates = np.asarray(candidates, dtype=np.int64)
     if len(sims) == 0 or len(candidates) == 0:
         return np.zeros(len(candidates), dtype=np.int64)
-    strength = np.asarray(sims[-last:], dtype=np.float64).sum(axis=0)[candidates]  # [K]
-    spread = strength.max() - strength.min()
+    return strength_digits(np.asarray(sims[-last:], dtype=np.float64).sum(axis=0)[candidates])
+
+
+def strength_digits(strength: np.ndarray) -> np.ndarray:
+    """[K] digits 0-9: ``strength`` scaled min-max within the list (9 = strongest; all 0 when flat)."""
+    strength = np.asarray(strength, dtype=np.float64)
+    spread = strength.max() - strength.min() if len(strength) else 0.0
     if spread <= 1e-12:
-        return np.zeros(len(candidates), dtype=np.int64)
+        return np.zeros(len(strength), dtype=np.int64)
     return np.rint(9.0 * (strength - strength.min()) / spread).astype(np.int64)
 
 
-def render_rank_evidence(
-    catalog: Catalog,
-    history: Sequence[int],
-    candidates: Sequence[int],
-    sims: np.ndarray,
-    max_history: int = RECENT,
-) -> RankPrompt:
-    """The ``rank_evidence`` prompt for catalogue rows: recent titles, candidates in the given
-    (retriever) order labelled A, B, ... each with its "recent" digit (``recent_strength``).
-    Line-scored (``prompting.LINE_SCORED_TEMPLATES``): score it with ``LLMScorer.score_lines``.
-
-    Args:
-        history: catalogue rows, oldest first; the last ``max_history`` are shown.
-        candidates: catalogue rows, best first, distinct (the order carries the retrieval
-            scores; printed scores added nothing on ml-100k, see ``recent_strength``).
-        sims: [R, N] co-occurrence rows of the recent history (``PrefixScorer.scores``).
+class CowatchEvidence:
+    """The "recent" digits at serving time, read from the co-occurrence retriever's sparse
+    similarity (the same shrunk cosine ``PrefixScorer`` rebuilds densely for training prefixes),
+    for the candidate columns only: no dense [N, N] matrix at serving time.
     """
-    candidates = [int(c) for c in candidates]
-    if not candidates:
-        raise ValueError("render_rank_evidence needs at least one candidate")
-    if len(set(candidates)) != len(candidates):
-        raise ValueError("duplicate candidate rows; deduplicate candidates before rendering")
-    labels = make_labels(len(candidates))
-    history = [int(h) for h in history]
-    shown = history[-max_history:] if max_history else []
-    digits = recent_strength(sims, np.asarray(candidates))
-    items = [catalog.items[c] for c in candidates]
-    messages = render(
-        TEMPLATE,
-        history=[catalog.items[h].display_title() for h in shown],
-        candidates=[
-            {"label": label, "text": _short(item), "recent": int(digit)}
-            for label, item, digit in zip(labels, items, digits)
-        ],
-    )
-    ids = tuple(item.id for item in items)
-    return RankPrompt(messages, labels, ids, len(history) - len(shown), TEMPLATE, template_version(TEMPLATE))
 
+    def __init__(self, similarity):
+        self.similarity = similarity  # [N, N] scipy sparse or numpy
 
-def _short(item) -> str:
-    """Title (year) only: keeps 20 candidates within ~300 tokens."""
-    return " ".join(item.display_title().split())
+    @classmethod
+    def for_retriever(cls, retriever, split) -> CowatchEvidence:
+        """From the retriever's co-occurrence component, or one built from the train split."""
+        from recommender.retrieval.base import CooccurrenceRetriever
+
+        found = retriever if isinstance(retriever, CooccurrenceRetriever) else None
+        found = getattr(retriever, "components", {}).get("cooccurrence", found)
+        if found is None:
+            found = CooccurrenceRetriever(retriever.catalog, split.train_sequences())
+        return cls(found.similarity)
+
+    def recent(self, history: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """[K] digits of ``candidates`` for a history of catalogue rows (oldest first)."""
+        candidates = np.asarray(candidates, dtype=np.int64)
+        recent = _unique_recent(np.asarray(history, dtype=np.int64), RECENT)[-LAST:]
+        if len(recent) == 0 or len(candidates) == 0:
+            return np.zeros(len(candidates), dtype=np.int64)
+        block = self.similarity[recent][:, candidates]  # [R, K]
+        block = block.toarray() if hasattr(block, "toarray") else np.asarray(block)
+        return strength_digits(block.sum(axis=0))

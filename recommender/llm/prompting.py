@@ -27,8 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-import numpy as np
-
 from recommender.data import Item
 from recommender.prompts import render, template_version
 
@@ -38,9 +36,6 @@ DEFAULT_MAX_HISTORY = 20
 POINTWISE_ANSWERS: tuple[str, str] = ("Yes", "No")
 RATING_VALUES: tuple[str, ...] = ("1", "2", "3", "4", "5")
 ITEM_TEXT_MAX_CHARS = 160
-# Templates scored per candidate line ("Yes" minus "No" at each line's end), not by one label
-# at the last position; their adapters are trained on the same line scores.
-LINE_SCORED_TEMPLATES: tuple[str, ...] = ("rank_evidence",)
 
 T = TypeVar("T")
 
@@ -278,11 +273,6 @@ def rank_completion(label: str, labels: Sequence[str] = LABELS) -> str:
     return label
 
 
-def pointwise_completion(liked: bool) -> str:
-    """Assistant completion for a pointwise target: "Yes" or "No"."""
-    return POINTWISE_ANSWERS[0] if liked else POINTWISE_ANSWERS[1]
-
-
 def rating_completion(rating: float) -> str:
     """Assistant completion for a rating target: the rating rounded to a digit "1".."5"."""
     format_rating(rating)  # validates
@@ -292,14 +282,6 @@ def rating_completion(rating: float) -> str:
 def with_completion(messages: list[dict[str, str]], completion: str) -> list[dict[str, str]]:
     """The prompt messages plus the assistant turn: one SFT example."""
     return [*messages, {"role": "assistant", "content": completion}]
-
-
-def parse_rank_answer(text: str, labels: Sequence[str]) -> str | None:
-    """The first candidate label a generated answer names ("B", "B.", "Answer: B"), or None."""
-    for token in re.findall(r"\b[A-Z]\b", text):
-        if token in labels:
-            return token
-    return None
 
 
 def candidate_line_ends(text: str, labels: Sequence[str]) -> list[int]:
@@ -335,20 +317,10 @@ def tokens_at_chars(offsets: Sequence[tuple[int, int]], chars: Sequence[int]) ->
     return out
 
 
-def shuffled_orders(n: int, count: int, seed: int = 0) -> list[np.ndarray]:
-    """``count`` orders of ``n`` candidates for permutation averaging: the identity first, then
-    seeded shuffles. ``order[j]`` is the original index shown at position ``j``."""
-    if count < 1:
-        raise ValueError(f"permutations must be >= 1, got {count}")
-    rng = np.random.default_rng(seed)
-    return [np.arange(n)] + [rng.permutation(n) for _ in range(count - 1)]
-
-
 __all__ = [
     "DEFAULT_MAX_CANDIDATES",
     "DEFAULT_MAX_HISTORY",
     "LABELS",
-    "LINE_SCORED_TEMPLATES",
     "POINTWISE_ANSWERS",
     "RATING_VALUES",
     "ItemPrompt",
@@ -357,8 +329,6 @@ __all__ = [
     "format_rating",
     "item_text",
     "make_labels",
-    "parse_rank_answer",
-    "pointwise_completion",
     "rank_completion",
     "rating_completion",
     "render_chat_system",
@@ -366,7 +336,6 @@ __all__ = [
     "render_pointwise",
     "render_rank",
     "render_rating",
-    "shuffled_orders",
     "tokens_at_chars",
     "truncate_history",
     "with_completion",

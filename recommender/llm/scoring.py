@@ -3,7 +3,7 @@
     from recommender.llm.loading import load_model
     from recommender.llm.scoring import LLMScorer
     scorer = LLMScorer(load_model())
-    result = scorer.rank(history, candidates)          # ScoredItems: log P(label) per candidate
+    # ranking goes through llm.ranking_prompts.score_requests (score_labels or score_lines)
     scorer.pointwise(history, candidates).scores       # P(Yes) per candidate, history prefix cached
     scorer.rate(rated_history, items).scores           # expected rating in [1, 5]
     scorer.generate(render_explain(history, item, evidence).messages)
@@ -42,9 +42,7 @@ from recommender.llm.prompting import (
     RATING_VALUES,
     candidate_line_ends,
     render_pointwise,
-    render_rank,
     render_rating,
-    shuffled_orders,
     tokens_at_chars,
 )
 
@@ -240,55 +238,6 @@ class LLMScorer:
             for row, i in enumerate(chunk):
                 out[i] = margins[row, : n_lines[i]].double().cpu().numpy()
         return out
-
-    # -- ranking -------------------------------------------------------------------------------
-
-    def rank(
-        self, history: Sequence[Item], candidates: Sequence[Item], permutations: int = 1, seed: int = 0
-    ) -> ScoredItems:
-        """Score one user's candidates (at most 20 by default); see ``rank_many``."""
-        return self.rank_many([(history, candidates)], permutations, seed)[0]
-
-    def rank_many(
-        self,
-        requests: Sequence[tuple[Sequence[Item], Sequence[Item]]],
-        permutations: int = 1,
-        seed: int = 0,
-    ) -> list[ScoredItems]:
-        """Score (history, candidates) pairs with one forward pass per batch of prompts.
-
-        Args:
-            requests: per user, the history (oldest first) and the candidates to rank.
-            permutations: with N > 1, each user is also scored under N - 1 seeded shuffles of the
-                candidate order and each item's log-probability is averaged, against position bias.
-            seed: seed of the shuffles (user ``u`` uses ``seed + u``).
-
-        Returns:
-            Per user, log-softmax over the shown labels, averaged over orders, in candidate order.
-        """
-        prompts, owners = [], []
-        for user, (history, candidates) in enumerate(requests):
-            for order in shuffled_orders(len(candidates), permutations, seed + user):
-                shown = [candidates[i] for i in order]
-                prompts.append(render_rank(history, shown, max_history=self.max_history))
-                owners.append((user, order))
-        logits = self.last_logits([self.encode(p.messages) for p in prompts])  # [P, V]
-        totals = [np.zeros(len(candidates)) for _, candidates in requests]
-        for row, (user, order) in enumerate(owners):
-            label_logits = logits[row, self.label_ids[: len(order)]].double()  # [n]
-            totals[user][order] += torch.log_softmax(label_logits, -1).numpy()
-        first = {user: prompt for prompt, (user, _) in zip(reversed(prompts), reversed(owners))}
-        return [
-            ScoredItems(
-                item_ids=tuple(item.id for item in candidates),
-                scores=totals[user] / permutations,
-                template="rank",
-                template_version=first[user].template_version,
-                dropped_history=first[user].dropped_history,
-                permutations=permutations,
-            )
-            for user, (_, candidates) in enumerate(requests)
-        ]
 
     # -- pointwise yes/no ----------------------------------------------------------------------
 
