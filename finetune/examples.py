@@ -138,7 +138,9 @@ def rank_example(
 ) -> Example:
     """A ranking example rendered by the serving prompt object; the completion names the target."""
     rendered = prompt.render(
-        RankingRequest([catalog.items[int(h)] for h in history], [catalog.items[int(c)] for c in candidates], evidence or {})
+        RankingRequest(
+            [catalog.items[int(h)] for h in history], [catalog.items[int(c)] for c in candidates], evidence or {}
+        )
     )
     label = rendered.label_of(catalog.items[target].id)
     return Example(

@@ -135,10 +135,11 @@ def add_lora(model, config: FinetuneConfig, quantized: bool):
 def encode_examples(examples: Sequence, tokenizer) -> list[Encoded]:
     """Token ids of each example through the tokenizer's chat template (as the serving scorer does)."""
     from recommender.llm.ranking_prompts import PROMPTS
-    from recommender.llm.scoring import line_readouts
+    from recommender.llm.scoring import line_readouts, single_token_id
 
     end = tokenizer.eos_token or ""
     out = []
+    answer_ids: dict[str, int] = {}  # checked once per answer: one token right after the assistant prompt
     for example in examples:
         prompt = PROMPTS.get(example.template)
         if prompt is not None and prompt.readout == "line":
@@ -148,24 +149,16 @@ def encode_examples(examples: Sequence, tokenizer) -> list[Encoded]:
         text = tokenizer.apply_chat_template(example.messages, tokenize=False, add_generation_prompt=True)
         prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
         if example.choices:
-            choice_ids = tuple(_single_token(tokenizer, text, c) for c in example.choices)
+            for choice in example.choices:
+                if choice not in answer_ids:
+                    answer_ids[choice] = single_token_id(tokenizer, text, choice)
+            choice_ids = tuple(answer_ids[c] for c in example.choices)
             target = example.choices.index(example.completion)
             out.append(Encoded(prompt + [choice_ids[target]], 1, choice_ids, target))
         else:
             completion = tokenizer(example.completion + end, add_special_tokens=False)["input_ids"]
             out.append(Encoded(prompt + completion, len(completion)))
     return out
-
-
-def _single_token(tokenizer, prompt_text: str, answer: str, _cache: dict = {}) -> int:  # noqa: B006
-    key = (id(tokenizer), answer)
-    if key not in _cache:
-        base = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
-        full = tokenizer(prompt_text + answer, add_special_tokens=False)["input_ids"]
-        if len(full) != len(base) + 1:
-            raise ValueError(f"answer {answer!r} is not one token after the assistant prompt for this tokenizer.")
-        _cache[key] = full[-1]
-    return _cache[key]
 
 
 def batch_loss(model, batch: Sequence[Encoded], pad_id: int, choice_loss: str = "labels", answer_ids=None):

@@ -7,6 +7,7 @@ they are located with ``importlib.util.find_spec`` only.
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,12 @@ class Asset:
     @property
     def found(self) -> bool:
         return self.path is not None
+
+
+def default_cache_dir() -> Path:
+    """Where converted models, item embeddings, tuned weights and trained retrievers are cached:
+    ``$RECOMMENDER_CACHE`` or ``~/.cache/llm-recommender``."""
+    return Path(os.environ.get("RECOMMENDER_CACHE") or Path.home() / ".cache" / "llm-recommender")
 
 
 def _package_folder(package: str) -> Path | None:

@@ -102,3 +102,18 @@ class Recommendation:
     genres: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()  # short "why" lines, grounded in data
     influences: tuple[tuple[str, float], ...] = ()  # (history item id, signed influence)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict (lists instead of tuples) for the CLI, the batch files and the chat API."""
+        return {
+            "item_id": self.item_id,
+            "title": self.title,
+            "year": self.year,
+            "genres": list(self.genres),
+            "score": float(self.score),
+            "retrieval_score": float(self.retrieval_score),
+            "llm_score": None if self.llm_score is None else float(self.llm_score),
+            "template_version": self.template_version,
+            "reasons": list(self.reasons),
+            "influences": [[item_id, float(value)] for item_id, value in self.influences],
+        }

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     with shards.shard_path(output).open("w", encoding="utf-8") as shard:
         for user in tqdm(mine, desc=f"process {shards.rank}", unit="user", disable=len(mine) < 2):
             results = recommender.recommend(user_id=user, k=args.k)
-            items = [{"item_id": r.item_id, "title": r.title, "score": round(r.score, 6)} for r in results]
+            items = [r.to_dict() for r in results]
             shard.write(json.dumps({"user_id": user, "items": items}) + "\n")
     shards.wait()
     shards.merge_text(output)

@@ -47,12 +47,7 @@ def run(args: argparse.Namespace) -> int:
         user_id=args.user, history=history, k=args.k, query=args.query, diversity=args.diversity
     )
     if args.json:
-        rows = [
-            {"item_id": r.item_id, "title": r.title, "year": r.year, "score": r.score,
-             "retrieval_score": r.retrieval_score, "llm_score": r.llm_score}
-            for r in results
-        ]  # fmt: skip
-        print(json.dumps(rows, indent=1))
+        print(json.dumps([r.to_dict() for r in results], indent=1))
         return 0
     if results.unknown_history:
         print(f"note: {results.unknown_history} history entries matched no catalogue item and were ignored")

@@ -17,7 +17,6 @@ never by the pure modules.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import warnings
@@ -29,7 +28,7 @@ from typing import Any
 
 import torch
 
-from recommender.assets import DEFAULT_LLM_NAME, find_default_gguf
+from recommender.assets import DEFAULT_LLM_NAME, default_cache_dir, find_default_gguf
 from recommender.prompts import TEMPLATE_VERSIONS
 
 ADAPTER_METADATA_FILE = "recommender_adapter.json"  # written beside adapter_config.json
@@ -60,11 +59,6 @@ class LoadedModel:
         adapter = f" + LoRA {self.adapter_path.name}" if self.adapter_path else ""
         quant = " (4-bit NF4)" if self.quantization == "4bit" else ""
         return f"{self.base_name}{adapter}{quant} on {self.device} ({self.dtype})"
-
-
-def default_cache_dir() -> Path:
-    """``$RECOMMENDER_CACHE`` or ``~/.cache/llm-recommender``."""
-    return Path(os.environ.get("RECOMMENDER_CACHE") or Path.home() / ".cache" / "llm-recommender")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -129,6 +129,19 @@ def line_scores(
     return pair[..., 0] - pair[..., 1]
 
 
+def single_token_id(tokenizer, prompt_text: str, answer: str) -> int:
+    """Token id of ``answer`` as the first token after ``prompt_text`` (a chat prompt with the
+    assistant turn opened); ``ValueError`` when it is not exactly one extra token there."""
+    base = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    full = tokenizer(prompt_text + answer, add_special_tokens=False)["input_ids"]
+    if len(full) != len(base) + 1 or full[: len(base)] != base:
+        raise ValueError(
+            f"answer {answer!r} is not a single token at the start of the assistant turn for this tokenizer; "
+            "pick other labels (prompting.LABELS) for this model"
+        )
+    return full[-1]
+
+
 class LLMScorer:
     """Prompt-based scorer over a ``LoadedModel``; implements ``protocols.Scorer``.
 
@@ -175,17 +188,7 @@ class LLMScorer:
         extra token, so a tokenizer that merges the answer with the template's newline is caught.
         """
         text = self.chat_text([{"role": "system", "content": "Answer."}, {"role": "user", "content": "Pick one."}])
-        probe = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        ids = []
-        for answer in answers:
-            full = self.tokenizer(text + answer, add_special_tokens=False)["input_ids"]
-            if len(full) != len(probe) + 1 or full[: len(probe)] != probe:
-                raise ValueError(
-                    f"answer {answer!r} is not a single token at the start of the assistant turn for this tokenizer; "
-                    "pick other labels (prompting.LABELS) for this model"
-                )
-            ids.append(full[-1])
-        return torch.tensor(ids, dtype=torch.long)
+        return torch.tensor([single_token_id(self.tokenizer, text, answer) for answer in answers], dtype=torch.long)
 
     # -- forward passes ------------------------------------------------------------------------
 

@@ -13,17 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.assets import find_embedding_model
+from recommender.assets import default_cache_dir, find_embedding_model
 from recommender.data import Catalog, Item
 from recommender.protocols import Encoder
 
 DEFAULT_TEMPLATE = "{title} ({year}). Genres: {genres}. {text}"
 ENCODE_CHUNK = 256  # items per encode call, so the progress bar moves on big catalogues
-
-
-def default_cache_dir() -> Path:
-    """``$RECOMMENDER_CACHE`` or ``~/.cache/llm-recommender``."""
-    return Path(os.environ.get("RECOMMENDER_CACHE") or Path.home() / ".cache" / "llm-recommender")
 
 
 def render_item_text(item: Item, template: str = DEFAULT_TEMPLATE) -> str:
