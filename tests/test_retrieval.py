@@ -18,9 +18,10 @@ from recommender.retrieval.base import (
     PopularityRetriever,
     VectorIndex,
     check_k,
-    standardise,
+    standardise_rows,
+    weighted_sum,
 )
-from recommender.retrieval.hybrid import build_default_retriever, tune_weights, weight_grid
+from recommender.retrieval.hybrid import build_default_retriever, coordinate_ascent, tune_weights, weight_grid
 
 ITEMS = [
     Item("a", "Toy Tale", 1995, ("Animation", "Children's")),
@@ -241,8 +242,14 @@ def test_popularity_order_ignores_history(catalog):
 
 
 def test_standardise_rows():
-    out = standardise(np.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]]))
+    out = standardise_rows(np.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]]))
     assert out[0].mean() == pytest.approx(0) and out[0].std() == pytest.approx(1) and not out[1].any()
+    assert standardise_rows(np.zeros((0, 4))).shape == (0, 4)
+
+
+def test_weighted_sum_skips_zero_weights():
+    parts = {"a": np.ones((2, 3)), "b": np.full((2, 3), 2.0), "c": np.full((2, 3), np.nan)}
+    assert weighted_sum(parts, {"a": 0.5, "b": 0.25, "c": 0.0}, 2, 3).tolist() == [[1.0] * 3] * 2
 
 
 def test_hybrid_blends_and_takes_query(catalog, embedding):
@@ -272,6 +279,35 @@ def test_full_ranks_match_target_rank():
 def test_weight_grid_is_on_the_simplex():
     grid = weight_grid(["a", "b", "c"], 0.5)
     assert len(grid) == 6 and all(sum(w.values()) == pytest.approx(1) for w in grid)
+
+
+def test_coordinate_ascent_climbs_to_the_best_weighting_on_the_simplex():
+    target = {"a": 0.1, "b": 0.6, "c": 0.0, "d": 0.3, "e": 0.0}
+    calls = []
+
+    def evaluate(weights):  # a concave score peaking at ``target``
+        calls.append(weights)
+        assert sum(weights.values()) == pytest.approx(1) and min(weights.values()) >= 0
+        return (-sum((weights[k] - target[k]) ** 2 for k in target), 0.0), {}
+
+    start = {"a": 0.2, "b": 0.2, "c": 0.2, "d": 0.2, "e": 0.2}
+    assert coordinate_ascent(start, evaluate, 0.1) == target
+    assert len(calls) < len(weight_grid(list(target), 0.1))  # cheaper than the 1,001-point grid
+
+
+def test_five_components_are_tuned_without_the_full_grid(catalog, monkeypatch):
+    dataset = tiny_dataset(catalog)
+    split = LeaveOneOutSplit(dataset.interactions)
+    pop = PopularityRetriever(catalog, POPULARITY)
+    components = {name: pop for name in ("p1", "p2", "p3", "p4")}
+    components["cooccurrence"] = CooccurrenceRetriever(catalog, split.train_sequences())
+    evaluated = []
+    real = weighted_sum
+    monkeypatch.setattr("recommender.retrieval.hybrid.weighted_sum", lambda *a: evaluated.append(1) or real(*a))
+    weights, report = tune_weights(HybridRetriever(catalog, components, {"p1": 1.0}), split)
+    assert sum(weights.values()) == pytest.approx(1) and set(weights) == set(components)
+    assert weights["cooccurrence"] > 0 and report["HR@20"] >= 0
+    assert len(evaluated) < 300  # coarse grid (126) + a few coordinate rounds, not 1,001
 
 
 def tiny_dataset(catalog) -> Dataset:

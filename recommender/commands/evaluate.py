@@ -103,8 +103,15 @@ def _rank_method(method, args, dataset, retriever, cases):
     from recommender.evaluation.protocol import LLM_VARIANTS, llm_settings, rank_cases
     from recommender.pipeline import PipelineConfig, Recommender, _tuned_settings, resolve_adapter
 
-    if method in retriever.components or method == "hybrid":
-        scorer = retriever if method == "hybrid" else retriever.components[method]
+    if method in retriever.components or method in ("hybrid", "sequential"):
+        if method == "hybrid":
+            scorer = retriever
+        elif method in retriever.components:
+            scorer = retriever.components[method]
+        else:  # the served hybrid has no sequential component: the same cached model, trained once
+            from recommender.retrieval.sequential import load_or_train
+
+            scorer = load_or_train(dataset)
         return rank_cases(lambda hs: (scorer.score_batch(hs), None), cases, 64, method)
     needs_adapter = LLM_VARIANTS[method].adapter_prompt
     adapter = resolve_adapter(args.adapter, dataset, args.model) if needs_adapter else None

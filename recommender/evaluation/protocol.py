@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from recommender.data.split import EvalCase, LeaveOneOutSplit
 from recommender.evaluation import metrics
 
-RETRIEVAL_METHODS = ("pop", "cooccurrence", "embedding", "hybrid")
+RETRIEVAL_METHODS = ("pop", "cooccurrence", "embedding", "sequential", "hybrid")
 
 
 class LLMVariant(NamedTuple):

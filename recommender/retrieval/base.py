@@ -1,9 +1,10 @@
-"""Candidate retrieval: popularity, item co-occurrence, sentence embeddings and their blend.
+"""Candidate retrieval: popularity, item co-occurrence, sentence embeddings and their weighted sum.
 
 Pure numpy (and scipy.sparse for the co-occurrence matrix). Models never load here: the
 embedding retriever receives item vectors and an ``Encoder`` (recommender.retrieval.embeddings wraps
 sentence-transformers), so every line of ranking math is tested with hand-written vectors.
 
+The sequential model (``recommender.retrieval.sequential``, torch) implements the same contract.
 Every retriever shares one contract:
 - ``score_batch(histories, queries) -> [B, N]`` full-catalogue scores (evaluation, blending);
 - ``score_rows(history_rows, query) -> [N]`` the same for one user;
@@ -21,6 +22,7 @@ import numpy as np
 from recommender.data import Catalog
 from recommender.evaluation.metrics import top_k
 from recommender.protocols import Candidates, Encoder, Filters
+from recommender.ranking import standardise  # llm/evidence.py imports it from here too
 
 FAISS_THRESHOLD = 200_000  # catalogues at least this large search with FAISS when it is installed
 _EMPTY_ROWS = np.zeros(0, dtype=np.int64)
@@ -133,12 +135,11 @@ class VectorIndex:
 # ---------------------------------------------------------------- the shared contract
 
 
-def standardise(scores: np.ndarray) -> np.ndarray:
-    """Per-row z-scores of [B, N] scores (constant rows become 0) so retrievers can be blended."""
+def standardise_rows(scores: np.ndarray) -> np.ndarray:
+    """Per-row z-scores of [B, N] scores (constant rows become 0) so retrievers can be blended;
+    ``recommender.ranking.standardise`` applied to each user's row."""
     scores = np.asarray(scores, dtype=np.float64)
-    mean = scores.mean(axis=-1, keepdims=True)
-    std = scores.std(axis=-1, keepdims=True)
-    return np.where(std > 1e-12, (scores - mean) / np.maximum(std, 1e-12), 0.0)
+    return np.stack([standardise(row) for row in scores]) if len(scores) else scores
 
 
 class BaseRetriever:
@@ -416,12 +417,12 @@ class HybridRetriever(BaseRetriever):
 
     def component_scores(self, histories: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         """Standardised [B, N] history scores of every component, for blending or tuning."""
-        return {name: standardise(r.score_batch(histories)) for name, r in self.components.items()}
+        return {name: standardise_rows(r.score_batch(histories)) for name, r in self.components.items()}
 
     def score_batch(self, histories: Sequence[np.ndarray], queries: Sequence[str | None] | None = None) -> np.ndarray:
         queries = _queries(queries, len(histories))
         parts = self.component_scores(histories)
-        out = blend(parts, self.weights, len(histories), len(self.catalog))  # [B, N]
+        out = weighted_sum(parts, self.weights, len(histories), len(self.catalog))  # [B, N]
         for b, (rows, query) in enumerate(zip(histories, queries)):
             if query is None:
                 continue
@@ -433,7 +434,7 @@ class HybridRetriever(BaseRetriever):
         return out
 
 
-def blend(parts: dict[str, np.ndarray], weights: dict[str, float], batch: int, n: int) -> np.ndarray:
+def weighted_sum(parts: dict[str, np.ndarray], weights: dict[str, float], batch: int, n: int) -> np.ndarray:
     """Sum of ``weights[name] * parts[name]`` over [B, N] score arrays."""
     out = np.zeros((batch, n))
     for name, weight in weights.items():

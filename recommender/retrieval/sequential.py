@@ -1,0 +1,437 @@
+"""A SASRec-class sequential recommender as a first-class retriever.
+
+    from recommender.retrieval.sequential import SequentialConfig, load_or_train
+    retriever = load_or_train(dataset, split)            # trains once (minutes on 2 cores), then loads
+    retriever.score_batch([history_rows])                # [1, N] next-item scores
+    accelerate launch --multi_gpu --num_processes 2 bench/sequential.py   # DDP by config, same code
+
+The model is built from the field's parts, not a hand-rolled attention stack: a transformers
+``GPT2Model`` (learned positions, causal pre-LN blocks) fed ``inputs_embeds`` from an item table
+with one extra padding row; its output is tied to the same table (``hidden @ items.T``), and it
+learns with full-softmax cross-entropy over the catalogue at every position (SASRec+ recipe).
+
+Only the TRAIN split is seen in training (``LeaveOneOutSplit.train_sequences()``); the epoch is
+chosen on validation NDCG@10 with the history masked. Weights are cached beside the item
+embeddings under a key of ``dataset.fingerprint()`` and the config, with a training curve
+(JSON + PNG); a cache whose data or config differs is refused and the model retrained.
+
+Positions are aligned to the END of each history (the newest item always sits at position
+``max_len - 1``, as in SASRec), and batches are right-padded, so a user's scores do not depend
+on who else is in the batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from recommender.data import Catalog, Dataset
+from recommender.data.split import EvalCase, LeaveOneOutSplit
+from recommender.evaluation.metrics import full_ranks, hit_rate, ndcg
+from recommender.retrieval.base import BaseRetriever
+
+CACHE_FORMAT = 1  # bump when the saved layout or the model code changes what the weights mean
+SCORE_BATCH = 256  # users per inference forward pass
+
+
+@dataclass(frozen=True)
+class SequentialConfig:
+    """Architecture and training recipe of the sequential model; every field is part of the cache key."""
+
+    hidden: int = field(default=64, metadata={"help": "item embedding and transformer width"})
+    layers: int = field(default=2, metadata={"help": "number of causal transformer blocks"})
+    heads: int = field(default=1, metadata={"help": "attention heads per block (hidden must divide by it)"})
+    inner: int = field(default=256, metadata={"help": "width of each block's feed-forward layer"})
+    dropout: float = field(default=0.2, metadata={"help": "dropout on embeddings, attention and residuals"})
+    max_len: int = field(default=200, metadata={"help": "most recent history items the model reads"})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
+    batch_size: int = field(default=128, metadata={"help": "training sequences per step"})
+    max_epochs: int = field(default=60, metadata={"help": "epoch cap"})
+    patience: int = field(default=5, metadata={"help": "epochs without a better validation NDCG@10 before stopping"})
+    seed: int = field(default=0, metadata={"help": "seed of initialisation, dropout and batch order"})
+
+    def __post_init__(self):
+        for name in ("hidden", "layers", "heads", "inner", "max_len", "batch_size", "max_epochs", "patience"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"SequentialConfig.{name} must be a positive integer, got {value!r}.")
+        if self.hidden % self.heads:
+            raise ValueError(f"SequentialConfig.hidden ({self.hidden}) must be divisible by heads ({self.heads}).")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"SequentialConfig.dropout must be within [0, 1), got {self.dropout!r}.")
+        if not self.lr > 0:
+            raise ValueError(f"SequentialConfig.lr must be positive, got {self.lr!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"SequentialConfig.seed must be an integer, got {self.seed!r}.")
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
+
+
+# ---------------------------------------------------------------- the model
+
+
+def build_model(n_items: int, config: SequentialConfig):
+    """A ``SASRec`` module for ``n_items`` catalogue rows (row ``n_items`` is padding)."""
+    import torch
+    from transformers import GPT2Config, GPT2Model
+
+    class SASRec(torch.nn.Module):
+        """Item table -> GPT2 blocks -> tied output; ``forward`` returns the mean loss."""
+
+        def __init__(self):
+            super().__init__()
+            self.n_items = n_items
+            self.items = torch.nn.Embedding(n_items + 1, config.hidden, padding_idx=n_items)  # [N + 1, D]
+            torch.nn.init.normal_(self.items.weight, std=0.02)
+            with torch.no_grad():
+                self.items.weight[n_items].zero_()
+            body = GPT2Config(
+                vocab_size=1,  # unused: items come in as inputs_embeds
+                bos_token_id=None,
+                eos_token_id=None,
+                n_positions=config.max_len,
+                n_embd=config.hidden,
+                n_layer=config.layers,
+                n_head=config.heads,
+                n_inner=config.inner,
+                activation_function="gelu",
+                resid_pdrop=config.dropout,
+                embd_pdrop=config.dropout,
+                attn_pdrop=config.dropout,
+                # Eager attention: the same arithmetic whatever the padded length, so a user scores
+                # the same alone and in a batch (and at 64 dims it is as fast as SDPA).
+                attn_implementation="eager",
+            )
+            self.body = GPT2Model(body)
+
+        def hidden(self, ids, positions, mask):
+            """[B, T, D] causal states of right-padded ``ids`` [B, T]."""
+            out = self.body(inputs_embeds=self.items(ids), position_ids=positions, attention_mask=mask)
+            return out.last_hidden_state
+
+        def logits(self, states):
+            return states @ self.items.weight[: self.n_items].T  # [..., N], tied to the input table
+
+        def forward(self, ids, positions, mask, labels):
+            """Mean full-softmax cross-entropy over every non-padding position."""
+            states = self.hidden(ids, positions, mask)  # [B, T, D]
+            keep = labels >= 0
+            logits = self.logits(states[keep]).float()  # [M, N]: only real positions pay for the softmax
+            return torch.nn.functional.cross_entropy(logits, labels[keep])
+
+    return SASRec()
+
+
+def pad_batch(sequences: Sequence[np.ndarray], max_len: int, pad: int):
+    """Right-padded ids [B, T], end-aligned positions [B, T] and the attention mask [B, T].
+
+    Each row keeps its last ``max_len`` items; the newest sits at position ``max_len - 1``.
+    Padding continues the positions (clipped) so they never restart inside a row.
+    """
+    import torch
+
+    sequences = [np.asarray(s, dtype=np.int64)[-max_len:] for s in sequences]
+    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+    width = max(int(lengths.max()) if len(lengths) else 1, 1)
+    ids = np.full((len(sequences), width), pad, dtype=np.int64)
+    for b, s in enumerate(sequences):
+        ids[b, : len(s)] = s
+    steps = np.arange(width)[None, :]
+    positions = np.minimum(max_len - lengths[:, None] + steps, max_len - 1)
+    mask = steps < lengths[:, None]
+    return torch.from_numpy(ids), torch.from_numpy(positions), torch.from_numpy(mask.astype(np.int64)), lengths
+
+
+def collate(pairs: list[tuple[np.ndarray, np.ndarray]], max_len: int, pad: int):
+    """Training batch: inputs, positions, mask and labels (-100 on padding) from (inputs, targets) pairs."""
+    import torch
+
+    ids, positions, mask, _ = pad_batch([p[0] for p in pairs], max_len, pad)
+    labels = torch.full(ids.shape, -100, dtype=torch.int64)
+    for b, (_, targets) in enumerate(pairs):
+        targets = np.asarray(targets, dtype=np.int64)[-max_len:]
+        labels[b, : len(targets)] = torch.from_numpy(targets)
+    return ids, positions, mask, labels
+
+
+def training_pairs(train_sequences: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(inputs, next items) of every train sequence with at least two events."""
+    pairs = []
+    for s in train_sequences:
+        s = np.asarray(s, dtype=np.int64)
+        if len(s) >= 2:
+            pairs.append((s[:-1], s[1:]))
+    return pairs
+
+
+class LengthBuckets:
+    """Batches of similar-length sequences in a new random order every epoch.
+
+    Why: ML-100k train sequences have a median of ~60 items and a cap of 200, so random batches
+    pad almost every row to 200; sorting by length plus noise before cutting batches roughly halves
+    the tokens computed, and shuffling the batches keeps the order random.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed, self.epoch = np.asarray(lengths), batch_size, seed, 0
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        noisy = self.lengths * rng.uniform(0.8, 1.25, len(self.lengths))  # neighbours in length mix
+        order = np.argsort(noisy, kind="stable")
+        batches = [order[i : i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size)]
+        for b in rng.permutation(len(batches)):
+            yield batches[b]
+
+
+def score_histories(model, histories: Sequence[np.ndarray], max_len: int, batch_size: int = SCORE_BATCH) -> np.ndarray:
+    """[B, N] last-position logits of ``model`` for each history (empty histories score 0)."""
+    import torch
+
+    model.eval()
+    device = next(model.parameters()).device
+    out = np.zeros((len(histories), model.n_items), dtype=np.float32)
+    # Longest first, so each forward pads its rows to similar lengths; results go back by index.
+    present = sorted((b for b, h in enumerate(histories) if len(h)), key=lambda b: -min(len(histories[b]), max_len))
+    with torch.no_grad():
+        for start in range(0, len(present), batch_size):
+            rows = present[start : start + batch_size]
+            ids, positions, mask, lengths = pad_batch([histories[b] for b in rows], max_len, model.n_items)
+            states = model.hidden(ids.to(device), positions.to(device), mask.to(device))  # [B, T, D]
+            last = states[torch.arange(len(rows)), torch.from_numpy(lengths - 1).to(device)]  # [B, D]
+            out[rows] = model.logits(last.float()).float().cpu().numpy()
+    return out
+
+
+def validation_report(model, cases: Sequence[EvalCase], max_len: int) -> dict[str, float]:
+    ranks = full_ranks(score_histories(model, [c.history for c in cases], max_len), cases)
+    return {"NDCG@10": ndcg(ranks, 10), "HR@10": hit_rate(ranks, 10), "HR@20": hit_rate(ranks, 20)}
+
+
+# ---------------------------------------------------------------- training
+
+
+def train_model(
+    train_sequences: Sequence[np.ndarray],
+    valid_cases: Sequence[EvalCase],
+    n_items: int,
+    config: SequentialConfig,
+    progress: bool = True,
+    max_steps: int | None = None,
+):
+    """Train on ``train_sequences`` only; keep the epoch with the best validation NDCG@10.
+
+    Args:
+        train_sequences: catalogue rows per user, oldest first (the TRAIN split).
+        valid_cases: validation users (history = the train sequence, target = the next event).
+        max_steps: stop after this many optimiser steps (tests); None trains to early stopping.
+
+    Returns:
+        (model on CPU in eval mode, info dict with the curve, best epoch and seconds).
+    """
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+
+    # bf16 autocast on CUDA unless `accelerate launch` configured otherwise; fp32 on CPU (bf16 is slower there).
+    precision = os.environ.get("ACCELERATE_MIXED_PRECISION") or ("bf16" if torch.cuda.is_available() else "no")
+    accelerator = Accelerator(mixed_precision=precision)
+    set_seed(config.seed)
+    model = build_model(n_items, config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    pairs = training_pairs(train_sequences)
+    lengths = [min(len(inputs), config.max_len) for inputs, _ in pairs]
+    loader = torch.utils.data.DataLoader(
+        pairs,
+        batch_sampler=LengthBuckets(lengths, config.batch_size, config.seed),
+        collate_fn=lambda batch: collate(batch, config.max_len, n_items),
+    )
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    started = time.perf_counter()
+    curve: list[dict[str, float]] = []
+    best_state, best_epoch, best_ndcg, waited, steps = None, 0, -1.0, 0, 0
+    bar = tqdm(range(1, config.max_epochs + 1), desc="sequential model", unit="epoch", disable=not progress)
+    for epoch in bar:
+        model.train()
+        losses = []
+        for ids, positions, mask, labels in loader:
+            loss = model(ids, positions, mask, labels)
+            accelerator.backward(loss)
+            optimizer.step()
+            optimizer.zero_grad()
+            losses.append(float(loss.detach()))
+            steps += 1
+            if max_steps is not None and steps >= max_steps:
+                break
+        plain = accelerator.unwrap_model(model)
+        report = validation_report(plain, valid_cases, config.max_len) if valid_cases else {"NDCG@10": 0.0}
+        curve.append(
+            {"epoch": epoch, "loss": float(np.mean(losses)), **report, "seconds": time.perf_counter() - started}
+        )
+        bar.set_postfix(loss=f"{curve[-1]['loss']:.3f}", ndcg10=f"{report['NDCG@10']:.4f}", best=best_epoch)
+        if report["NDCG@10"] > best_ndcg:
+            best_ndcg, best_epoch, waited = report["NDCG@10"], epoch, 0
+            best_state = copy.deepcopy(plain.state_dict())
+        else:
+            waited += 1
+        if waited >= config.patience or (max_steps is not None and steps >= max_steps):
+            break
+    plain = accelerator.unwrap_model(model).to("cpu")
+    plain.load_state_dict({k: v.to("cpu") for k, v in best_state.items()})
+    plain.eval()
+    info = {
+        "best_epoch": best_epoch,
+        "best_valid_NDCG@10": best_ndcg,
+        "epochs_run": len(curve),
+        "steps": steps,
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "processes": accelerator.num_processes,
+        "mixed_precision": precision,
+        "curve": curve,
+    }
+    return plain, info
+
+
+# ---------------------------------------------------------------- the retriever
+
+
+class SequentialRetriever(BaseRetriever):
+    """Next-item scores of a trained SASRec-class model: the last position's logits over the
+    catalogue, reading the last ``max_len`` items of each history. Ignores free-text queries;
+    an empty history scores ``log1p(popularity)`` (or zeros without popularity)."""
+
+    name = "sequential"
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        model,
+        settings: SequentialConfig,
+        popularity: np.ndarray | None = None,
+        info: dict | None = None,
+    ):
+        super().__init__(catalog)
+        if model.n_items != len(catalog):
+            raise ValueError(f"the sequential model knows {model.n_items} items, the catalogue has {len(catalog)}.")
+        self.model, self.settings, self.info = model.eval(), settings, info or {}
+        self.popularity = None if popularity is None else np.asarray(popularity, dtype=np.float64)
+
+    def config(self) -> dict[str, object]:
+        return asdict(self.settings)
+
+    def score_batch(self, histories: Sequence[np.ndarray], queries: Sequence[str | None] | None = None) -> np.ndarray:
+        histories = [np.asarray(h, dtype=np.int64) for h in histories]
+        out = score_histories(self.model, histories, self.settings.max_len).astype(np.float64)  # [B, N]
+        if self.popularity is not None:
+            for b, history in enumerate(histories):
+                if not len(history):
+                    out[b] = np.log1p(self.popularity)
+        return out
+
+
+# ---------------------------------------------------------------- cache
+
+
+def cache_key(dataset: Dataset, config: SequentialConfig) -> dict[str, object]:
+    """What the cached weights must match: the data, the catalogue size and the config."""
+    return {
+        "format": CACHE_FORMAT,
+        "fingerprint": dataset.fingerprint(),
+        "n_items": len(dataset.catalog),
+        "config": asdict(config),
+    }
+
+
+def cache_stem(key: dict[str, object]) -> str:
+    return "sequential-" + hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_or_train(
+    dataset: Dataset,
+    split: LeaveOneOutSplit | None = None,
+    config: SequentialConfig | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+    retrain: bool = False,
+) -> SequentialRetriever:
+    """The sequential retriever for ``dataset``: loaded from the cache, or trained on the train
+    split (early stopping on validation) and cached with its curve (``<stem>.json``, ``.png``)."""
+    import torch
+
+    from recommender.retrieval.embeddings import default_cache_dir
+
+    split = split if split is not None else LeaveOneOutSplit(dataset.interactions)
+    config = config or SequentialConfig()
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = cache_key(dataset, config)
+    path = folder / f"{cache_stem(key)}.pt"
+    popularity = split.item_popularity(len(dataset.catalog))
+    stored = None if retrain else _read(path, key)
+    if stored is not None:
+        model = build_model(len(dataset.catalog), config)
+        model.load_state_dict(stored["state"])
+        return SequentialRetriever(dataset.catalog, model, config, popularity, json.loads(stored["info"]))
+    sequences = list(split.train_sequences().values())
+    model, info = train_model(sequences, split.cases("valid"), len(dataset.catalog), config, progress)
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save({"key": json.dumps(key, sort_keys=True), "info": json.dumps(info), "state": model.state_dict()}, tmp)
+        os.replace(tmp, path)  # a crash never leaves a half-written cache
+        path.with_suffix(".json").write_text(json.dumps({"key": key, **info}, indent=1))
+        plot_curve(info["curve"], path.with_suffix(".png"), info["best_epoch"])
+    return SequentialRetriever(dataset.catalog, model, config, popularity, info)
+
+
+def _read(path: Path, key: dict[str, object]) -> dict | None:
+    """The stored record when it exists, is readable and was built for exactly ``key``."""
+    import torch
+
+    if not path.is_file():
+        return None
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # unreadable or truncated: retrain rather than fail
+        return None
+    if not isinstance(record, dict) or record.get("key") != json.dumps(key, sort_keys=True):
+        return None
+    return record
+
+
+def plot_curve(curve: list[dict[str, float]], path: Path, best_epoch: int) -> None:
+    """Training loss and validation NDCG@10 against epochs, the chosen epoch marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in curve]
+    figure, loss_axis = plt.subplots(figsize=(7, 4))
+    loss_axis.plot(epochs, [row["loss"] for row in curve], color="tab:blue", label="train loss")
+    loss_axis.set_xlabel("epoch")
+    loss_axis.set_ylabel("train cross-entropy", color="tab:blue")
+    metric_axis = loss_axis.twinx()
+    metric_axis.plot(epochs, [row["NDCG@10"] for row in curve], color="tab:orange", label="valid NDCG@10")
+    metric_axis.set_ylabel("validation NDCG@10 (history masked)", color="tab:orange")
+    metric_axis.axvline(best_epoch, color="grey", linestyle="--", linewidth=1)
+    loss_axis.set_title(f"Sequential model: best epoch {best_epoch}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
