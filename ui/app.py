@@ -8,26 +8,35 @@ Typed endpoints for ``gradio_client`` (``Client(url).predict(..., api_name=...)`
 ``/recommend`` (message, user_id, k -> list of dicts), ``/chat`` (message, user_id, k,
 session_id -> dict with the session id, reply and items) and ``/feedback`` (session_id,
 item_id, action -> dict). The app only wires widgets to ``recommender.chat.turn``; models
-load in ``main()``, never at import time.
+load in ``serve()``, never at import time.
+
+A page keeps its session id in the browser's storage (and accepts ``?session=<id>`` in the URL):
+reloading it resumes the conversation from the SQLite store. Turns and feedback of one session run
+one at a time (``SessionTurns``): a message sent while a reply still streams waits for it, shown as
+queued, and then starts from the state that turn stored.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
-from recommender.ui.render import CARD_CSS, cards_html, reply_markdown, user_markdown  # noqa: E402
 
 from recommender.chat.state import describe_constraints  # noqa: E402
 from recommender.chat.turn import (  # noqa: E402
+    MAX_K,
     NEW_USER,
+    REPLY_DEADLINE_S,
     Session,
     finish_turn,
     give_feedback,
@@ -36,10 +45,81 @@ from recommender.chat.turn import (  # noqa: E402
     open_session,
     recommend_for_message,
     run_turn,
+    shown_recommendations,
+    stored_conversation,
 )
+from recommender.ui.render import CARD_CSS, cards_html, reply_markdown, user_markdown  # noqa: E402
 
 log = logging.getLogger(__name__)
 EXAMPLES = ["something like Toy Story but no animation", "a funny 90s comedy, no horror", "show me more"]
+QUEUED = "… (waiting for the previous reply)"
+BUSY = "Sorry, I am still working on your previous message; please send this one again in a moment."
+STORAGE_KEY = "recommender-chat-session"
+
+
+@dataclass(frozen=True)
+class ChatServerConfig:
+    """What ``serve`` needs; ``recommender chat`` builds it from its command line."""
+
+    host: str = field(default="127.0.0.1", metadata={"help": "address to serve on"})
+    port: int = field(default=7860, metadata={"help": "port"})
+    db: str | None = field(default=None, metadata={"help": "feedback SQLite file (None: $RECOMMENDER_DB or the cache)"})
+    k: int = field(default=10, metadata={"help": "cards per answer"})
+    llm_reply: bool = field(default=True, metadata={"help": "the LLM writes the reply (else templated)"})
+    retrieval_only: bool = field(default=False, metadata={"help": "no LLM at all: retrieval ranking"})
+    concurrency: int = field(default=2, metadata={"help": "events served at once"})
+    dataset: str = field(default="ml-100k", metadata={"help": "built-in dataset name or a data folder"})
+    model: str | None = field(default=None, metadata={"help": "HF model folder/id or .gguf (None: SmolLM2-135M)"})
+    adapter: str = field(default="default", metadata={"help": "LoRA folder; 'default' shipped, 'none' off"})
+    quantize: str = field(default="auto", metadata={"help": "auto, none or 4bit"})
+    device: str | None = field(default=None, metadata={"help": "cuda, cpu, ... (None: CUDA when available)"})
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be within 0..65535, got {self.port}.")
+        if not 1 <= self.k <= MAX_K:
+            raise ValueError(f"k must be within 1..{MAX_K}, got {self.k}.")
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {self.concurrency}.")
+        if self.quantize not in ("auto", "none", "4bit"):
+            raise ValueError(f"quantize must be auto, none or 4bit, got {self.quantize!r}.")
+
+
+class SessionTurns:
+    """One turn or feedback at a time per session; messages that arrive meanwhile wait their turn.
+
+    Gradio runs events of one page concurrently (a second message while a reply streams); both
+    would start from the same saved state and the later to finish would erase the other's changes.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._waiting: dict[str, list[tuple[str, str]]] = {}
+
+    def waiting(self, session_id: str, but: str = "") -> list[str]:
+        """Messages queued behind the running turn of ``session_id`` (except the ticket ``but``)."""
+        with self._guard:
+            return [message for ticket, message in self._waiting.get(session_id, ()) if ticket != but]
+
+    @contextmanager
+    def hold(self, session_id: str, message: str = "", timeout: float = REPLY_DEADLINE_S + 60) -> Iterator[str | None]:
+        """Wait for the session (showing ``message`` as queued meanwhile); yields a ticket, or None on timeout."""
+        ticket = uuid.uuid4().hex
+        with self._guard:
+            lock = self._locks.setdefault(session_id, threading.Lock())
+            if message:
+                self._waiting.setdefault(session_id, []).append((ticket, message))
+        acquired = False
+        try:
+            acquired = lock.acquire(timeout=timeout)
+            with self._guard:
+                queue = self._waiting.get(session_id, [])
+                queue[:] = [entry for entry in queue if entry[0] != ticket]
+            yield ticket if acquired else None
+        finally:
+            if acquired:
+                lock.release()
 
 
 def _text(content: Any) -> str:
@@ -63,106 +143,209 @@ def _plain_history(history: Sequence[Any] | None) -> list[dict[str, str]]:
     return out
 
 
+def _pairs(conversation: Sequence[tuple[str, str]], escape_reply: bool = True) -> list[dict[str, str]]:
+    """(message, reply) pairs as Chatbot messages (the message shown verbatim, the reply as markdown)."""
+    out = []
+    for message, reply in conversation:
+        out += [
+            {"role": "user", "content": user_markdown(message)},
+            {"role": "assistant", "content": reply_markdown(reply) if escape_reply else reply},
+        ]
+    return out
+
+
 def _user_choices(pipeline: Any, limit: int = 1000) -> list[str]:
     split = getattr(pipeline, "split", None)
     users = list(getattr(split, "users", ()) or ())[:limit]
     return [NEW_USER, *map(str, users)]
 
 
-def build_app(pipeline: Any, store: Any, default_k: int = 10, llm_reply: bool = True) -> gr.Blocks:
-    """The Blocks app around a loaded pipeline (a ``Recommender`` or a fake) and a ``FeedbackStore``."""
-    titles = {item.id: item.title for item in getattr(pipeline.catalog, "items", ())}
+def _picks(recs: Sequence[Any]) -> dict:
+    choices = [(f"{n}. {r.title}" + (f" ({r.year})" if r.year else ""), r.item_id) for n, r in enumerate(recs, 1)]
+    return gr.update(choices=choices, value=None)
 
-    def session_of(data: dict | None, user: str) -> tuple[Session, str]:
+
+class ChatHandlers:
+    """The page's event handlers around one pipeline and store (the Blocks layout is in ``build_app``)."""
+
+    def __init__(self, pipeline: Any, store: Any, llm_reply: bool = True):
+        self.pipeline, self.store, self.llm_reply = pipeline, store, llm_reply
+        self.titles = {item.id: item.title for item in getattr(pipeline.catalog, "items", ())}
+        self.turns = SessionTurns()
+        self.latest: dict[str, Session] = {}  # without a store: each session's state after its last turn
+        self.memory: dict[str, list[tuple[str, str]]] = {}  # without a store: each session's (message, reply)s
+
+    # -- sessions ----------------------------------------------------------------------------
+
+    def new_session(self, user: object) -> tuple[Session, str]:
+        session, note = open_session(self.pipeline, self.store, user)
+        if session.session_id is None:  # no store: an id of its own, so its turns still queue
+            session = replace(session, session_id=uuid.uuid4().hex)
+        return session, note
+
+    def current(self, data: dict | None, user: object) -> tuple[Session, str]:
+        """The session to continue: the store's latest state (another turn may have changed it), else the page's."""
         session = Session.from_dict(data)
-        return (session, "") if session is not None else open_session(pipeline, store, user)
+        if session is None:
+            return self.new_session(user)
+        if self.store is not None and session.session_id:
+            try:
+                return load_session(self.pipeline, self.store, session.session_id), ""
+            except ValueError:
+                return self.new_session(user)
+        return self.latest.get(session.session_id or "", session), ""
 
-    def picks(recs) -> dict:
-        choices = [(f"{n}. {r.title}" + (f" ({r.year})" if r.year else ""), r.item_id) for n, r in enumerate(recs, 1)]
-        return gr.update(choices=choices, value=None)
+    def header(self, session: Session) -> str:
+        return describe_constraints(session.state)
 
-    def respond(message: str, history: list, data: dict | None, user: str, k: float):
-        history = _plain_history(history)
+    def restore(self, saved_id: str | None, request: gr.Request | None = None):
+        """Page load: resume ``?session=`` or the id in browser storage, else start a new session."""
+        wanted = ""
+        if request is not None:
+            wanted = str(dict(getattr(request, "query_params", {}) or {}).get("session") or "")
+        wanted = wanted or str(saved_id or "")
+        session = None
+        if wanted and self.store is not None:
+            try:
+                session = load_session(self.pipeline, self.store, wanted)
+            except Exception:  # noqa: BLE001 - an unknown or unreadable id starts afresh
+                log.info("session %r not resumed; starting a new one", wanted[:64])
+        if session is None:
+            try:
+                session, _ = self.new_session(None)
+            except Exception:  # noqa: BLE001
+                log.exception("could not open a session")
+                return [], cards_html([]), _picks([]), None, saved_id, gr.update()
+        chat = _pairs(stored_conversation(self.store, session.session_id))
+        recs = shown_recommendations(self.pipeline, session)
+        cards = cards_html(recs, header=self.header(session), titles=self.titles)
+        user = session.user_id or NEW_USER
+        return chat, cards, _picks(recs), session.to_dict(), session.session_id, gr.update(value=user)
+
+    def change_user(self, user: str):
         try:
-            session, note = session_of(data, user)
-        except Exception:  # noqa: BLE001 - e.g. the store cannot be written
-            log.exception("could not open a session")
-            history += [{"role": "assistant", "content": "Sorry, I cannot start a conversation right now."}]
-            yield history, gr.update(), gr.update(), data, message
-            return
-        history += [
-            {"role": "user", "content": user_markdown(str(message or ""))},
-            {"role": "assistant", "content": "…"},
-        ]
-        yield history, gr.update(), gr.update(), session.to_dict(), ""
-        prefix = f"{reply_markdown(note)}\n\n" if note else ""
-        for update in run_turn(pipeline, store, session, message, k, llm_reply=llm_reply):
-            history[-1] = {"role": "assistant", "content": prefix + reply_markdown(update.reply)}
-            if update.source in ("help", "error"):
-                yield history, gr.update(), gr.update(), update.session.to_dict(), ""
-                continue
-            header = describe_constraints(update.session.state)
-            cards = cards_html(update.recommendations, header=header, titles=titles)
-            yield history, cards, picks(update.recommendations), update.session.to_dict(), ""
-
-    def change_user(user: str):
-        try:
-            session, note = open_session(pipeline, store, user)
+            session, note = self.new_session(user)
         except Exception:  # noqa: BLE001
             log.exception("could not open a session")
-            return [], cards_html([]), gr.update(choices=[], value=None), None, "Sorry, the store is unavailable."
+            return [], cards_html([]), _picks([]), None, None, "Sorry, the store is unavailable."
         who = "a new user" if session.user_id is None else f"user {session.user_id}"
         seen = f" with {len(session.state.history)} rated films" if session.state.history else ""
         text = note or f"Now chatting as {who}{seen}."
-        return [], cards_html([]), gr.update(choices=[], value=None), session.to_dict(), reply_markdown(text)
+        return [], cards_html([]), _picks([]), session.to_dict(), session.session_id, reply_markdown(text)
 
-    def feedback(action: str):
+    # -- one turn ------------------------------------------------------------------------------
+
+    def respond(self, message: str, history: list, data: dict | None, user: str, k: float):
+        """Outputs: chatbot, cards, picks, session state, browser-stored id, message box."""
+        text = str(message or "")
+        try:
+            first, note = self.current(data, user)
+        except Exception:  # noqa: BLE001 - e.g. the store cannot be written
+            log.exception("could not open a session")
+            chat = [
+                *_plain_history(history),
+                {"role": "assistant", "content": "Sorry, I cannot start a conversation right now."},
+            ]
+            yield chat, gr.update(), gr.update(), data, gr.update(), text
+            return
+        sid = first.session_id
+        yield gr.update(), gr.update(), gr.update(), gr.update(), sid, ""  # the box empties at once
+        with self.turns.hold(sid, text) as ticket:
+            if ticket is None:
+                yield [*_plain_history(history), {"role": "assistant", "content": BUSY}], *(gr.update(),) * 3, sid, ""
+                return
+            session = self.current(first.to_dict(), user)[0]  # what the turn before this one stored
+            before = self.conversation(sid)
+            prefix = f"{reply_markdown(note)}\n\n" if note else ""
+            shown_ids, shown_cards = None, None
+            for update in run_turn(self.pipeline, self.store, session, text, k, llm_reply=self.llm_reply):
+                chat = [*before, *_pairs([(text, prefix + reply_markdown(update.reply))], escape_reply=False)]
+                chat += _pairs([(waiting, QUEUED) for waiting in self.turns.waiting(sid, but=ticket)])
+                cards = picks = gr.update()
+                if update.source not in ("help", "error") and update.recommendations is not shown_cards:
+                    shown_cards = update.recommendations
+                    cards = cards_html(shown_cards, header=self.header(update.session), titles=self.titles)
+                    ids = [r.item_id for r in shown_cards]
+                    if ids != shown_ids:
+                        shown_ids, picks = ids, _picks(shown_cards)
+                if update.done:
+                    self.latest[sid] = update.session
+                    if self.store is None:
+                        self.memory.setdefault(sid, []).append((text, update.reply))
+                yield chat, cards, picks, update.session.to_dict(), sid, gr.update()
+
+    def conversation(self, session_id: str) -> list[dict[str, str]]:
+        """The session's turns so far as Chatbot messages: from the store, or kept in memory without one."""
+        if self.store is not None:
+            return _pairs(stored_conversation(self.store, session_id))
+        return _pairs(self.memory.get(session_id, []))
+
+    def feedback(self, action: str):
         def handler(data: dict | None, item_id: str | None, user: str):
             try:
-                session, _ = session_of(data, user)
+                session, _ = self.current(data, user)
             except Exception:  # noqa: BLE001
                 log.exception("could not open a session")
                 return data, "Sorry, the store is unavailable."
-            session, note = give_feedback(pipeline, store, session, item_id, action)
+            with self.turns.hold(session.session_id) as ticket:
+                if ticket is None:
+                    return data, BUSY
+                session, _ = self.current(session.to_dict(), user)  # what a turn that just ended stored
+                session, note = give_feedback(self.pipeline, self.store, session, item_id, action)
+                self.latest[session.session_id or ""] = session
             return session.to_dict(), reply_markdown(note)
 
         return handler
 
-    def recommend(message: str, user_id: str = NEW_USER, k: int = 10) -> list[dict]:
+    # -- typed endpoints -------------------------------------------------------------------------
+
+    def recommend(self, message: str, user_id: str = NEW_USER, k: int = 10) -> list[dict]:
         """Top-k items for a message ("no horror, 90s") and a dataset user id ("new user" for none)."""
         try:
-            return recommend_for_message(pipeline, message, user_id, k)
+            return recommend_for_message(self.pipeline, message, user_id, k)
         except ValueError as error:
             raise gr.Error(str(error)) from None
 
-    def chat(message: str, user_id: str = NEW_USER, k: int = 10, session_id: str = "") -> dict:
+    def chat(self, message: str, user_id: str = NEW_USER, k: int = 10, session_id: str = "") -> dict:
         """One chat turn without a browser: returns session_id (pass it back), reply, source and items."""
         try:
-            if session_id:
-                session = load_session(pipeline, store, session_id)
-            else:
-                session, _ = open_session(pipeline, store, user_id)
+            session = (
+                load_session(self.pipeline, self.store, session_id) if session_id else self.new_session(user_id)[0]
+            )
         except ValueError as error:
             raise gr.Error(str(error)) from None
-        last = finish_turn(run_turn(pipeline, store, session, message, k, llm_reply=llm_reply))
+        with self.turns.hold(session.session_id) as ticket:
+            if ticket is None:
+                raise gr.Error(BUSY)
+            if session_id:
+                session = load_session(self.pipeline, self.store, session_id)
+            last = finish_turn(run_turn(self.pipeline, self.store, session, message, k, llm_reply=self.llm_reply))
         items = [
             {"item_id": r.item_id, "title": r.title, "year": r.year, "score": r.score} for r in last.recommendations
         ]
         return {"session_id": last.session.session_id, "reply": last.reply, "source": last.source, "items": items}
 
-    def feedback_api(session_id: str, item_id: str, action: str) -> dict:
+    def feedback_api(self, session_id: str, item_id: str, action: str) -> dict:
         """Record "like", "dislike" or "seen" on an item for a session returned by /chat."""
         if action not in ("like", "dislike", "seen"):
             raise gr.Error(f"action must be like, dislike or seen, not {action[:20]!r}.")
-        try:
-            session = load_session(pipeline, store, session_id)
-        except ValueError as error:
-            raise gr.Error(str(error)) from None
-        after, note = give_feedback(pipeline, store, session, item_id, action)
+        with self.turns.hold(str(session_id)) as ticket:
+            if ticket is None:
+                raise gr.Error(BUSY)
+            try:
+                session = load_session(self.pipeline, self.store, session_id)
+            except ValueError as error:
+                raise gr.Error(str(error)) from None
+            after, note = give_feedback(self.pipeline, self.store, session, item_id, action)
         return {"stored": after.state != session.state or action == "seen", "note": note}
 
+
+def build_app(pipeline: Any, store: Any, default_k: int = 10, llm_reply: bool = True) -> gr.Blocks:
+    """The Blocks app around a loaded pipeline (a ``Recommender`` or a fake) and a ``FeedbackStore``."""
+    handlers = ChatHandlers(pipeline, store, llm_reply)
     with gr.Blocks(title="Movie recommender chat") as demo:
         session_data = gr.State(None)
+        saved_id = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=STORAGE_KEY)  # survives a reload
         gr.Markdown(
             "## Movie recommender chat\n"
             "Say what you feel like watching; refine with “no horror”, “90s”, “more like Fargo”."
@@ -194,53 +377,51 @@ def build_app(pipeline: Any, store: Any, default_k: int = 10, llm_reply: bool = 
             k = gr.Slider(1, 20, value=default_k, step=1, label="k", elem_id="k")
             gr.Textbox(value=model_name(pipeline), label="Model and adapter", interactive=False, elem_id="model")
 
-        turn_io = dict(
-            fn=respond,
-            inputs=[message, chatbot, session_data, user, k],
-            outputs=[chatbot, cards, pick, session_data, message],
-        )
-        message.submit(**turn_io, api_visibility="private")
-        send.click(**turn_io, api_visibility="private")
-        user.change(change_user, [user], [chatbot, cards, pick, session_data, note], api_visibility="private")
+        demo.load(handlers.restore, [saved_id], [chatbot, cards, pick, session_data, saved_id, user],
+                  api_visibility="private")  # fmt: skip
+        # One event for Enter and Send, and "multiple": a message sent while a reply streams is not
+        # dropped; SessionTurns makes it wait for that turn and start from the state it stored.
+        gr.on(
+            [message.submit, send.click], handlers.respond, [message, chatbot, session_data, user, k],
+            [chatbot, cards, pick, session_data, saved_id, message], trigger_mode="multiple", api_visibility="private",
+        )  # fmt: skip
+        # .input, not .change: restoring a session sets the picker without starting another one.
+        user.input(handlers.change_user, [user], [chatbot, cards, pick, session_data, saved_id, note],
+                   api_visibility="private")  # fmt: skip
         for button, action in ((like, "like"), (dislike, "dislike"), (seen, "seen")):
-            button.click(feedback(action), [session_data, pick, user], [session_data, note], api_visibility="private")
-        gr.api(recommend, api_name="recommend")
-        gr.api(chat, api_name="chat")
-        gr.api(feedback_api, api_name="feedback")
+            button.click(handlers.feedback(action), [session_data, pick, user], [session_data, note],
+                         api_visibility="private")  # fmt: skip
+        gr.api(handlers.recommend, api_name="recommend")
+        gr.api(handlers.chat, api_name="chat")
+        gr.api(handlers.feedback_api, api_name="feedback")
     return demo
 
 
-def make_parser() -> argparse.ArgumentParser:
-    from recommender.commands.chat import add_chat_arguments
-
-    parser = argparse.ArgumentParser(prog="recommender chat", description="Serve the Gradio recommender chat.")
-    add_chat_arguments(parser)
-    return parser
-
-
-def serve(args: argparse.Namespace, block: bool = True) -> gr.Blocks:
-    """Load the pipeline and the store named by ``args`` and launch the app."""
+def serve(config: ChatServerConfig, block: bool = True) -> gr.Blocks:
+    """Load the pipeline and the store ``config`` names and launch the app."""
     from recommender.pipeline import Recommender
     from recommender.store import FeedbackStore
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     pipeline = Recommender.from_pretrained(
-        dataset=args.dataset, model=args.model, adapter=args.adapter, quantize=args.quantize, device=args.device,
-        retrieval_only=args.retrieval_only,
+        dataset=config.dataset, model=config.model, adapter=config.adapter, quantize=config.quantize,
+        device=config.device, retrieval_only=config.retrieval_only,
     )  # fmt: skip
-    store = FeedbackStore(args.db)
-    demo = build_app(pipeline, store, default_k=args.k, llm_reply=not args.no_llm_reply)
-    demo.queue(default_concurrency_limit=args.concurrency)
+    store = FeedbackStore(config.db)
+    demo = build_app(pipeline, store, default_k=config.k, llm_reply=config.llm_reply)
+    demo.queue(default_concurrency_limit=config.concurrency)
     print(f"model: {model_name(pipeline)}; feedback store: {store.path}", flush=True)
     demo.launch(
-        server_name=args.host, server_port=args.port, css=CARD_CSS, prevent_thread_lock=not block, show_error=False
+        server_name=config.host, server_port=config.port, css=CARD_CSS, prevent_thread_lock=not block, show_error=False
     )
     return demo
 
 
 def main(argv: list[str] | None = None) -> int:
+    from recommender.commands.chat import config_from_args, make_parser
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve(make_parser().parse_args(argv))
+    serve(config_from_args(make_parser().parse_args(argv)))
     return 0
 
 

@@ -11,26 +11,33 @@ and the store keeps everything written before it (each store write is its own tr
     session = update.session                              # the state after the turn
     session, note = give_feedback(pipeline, store, session, item_id="100", action="like")
 
-``pipeline`` is anything with ``.catalog``, ``.recommend(history=, query=, filters=, k=)``,
-``.user_history(user_id)`` and ``.scorer`` (None, or an object with ``.stream(messages,
-max_new_tokens)`` yielding text pieces), i.e. a ``recommender.pipeline.Recommender``.
+``pipeline`` is anything with ``.catalog``, ``.recommend(history=, query=, filters=, k=,
+influence_window=)``, ``.user_history(user_id)`` and ``.scorer`` (None, or an object with
+``.stream(messages, max_new_tokens)`` yielding text pieces), i.e. a ``recommender.pipeline.Recommender``;
+optionally ``.influences(history, item_ids, window)`` (item id -> its positive influencers).
+
+A turn's updates, in order: the cards (no reply yet), the reply as it streams, the gated reply
+(the LLM's when it passes ``replies.reply_problem``, else the template), and last, once the reply
+is done, the cards again with their influences (``done=True``). Influences come after the reply
+because they cost W more LLM prompts, and the person reads the reply first.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from recommender.chat.replies import reply_problem, tidy_reply
 from recommender.chat.state import (
     ConversationState,
     _miss_lines,  # "I could not find X. Did you mean ...?"; kept in LLM replies too
     allowed_titles,
     apply,
     apply_feedback,
-    check_reply_names_only,
     clean_message,
     describe_constraints,
     help_reply,
@@ -49,9 +56,10 @@ log = logging.getLogger(__name__)
 NEW_USER = "new user"
 MAX_K = 50  # cards per turn; more is no conversation
 REPLY_ITEMS = 5  # ranked items the LLM sees when it writes the reply (shorter prompt, faster reply)
-REPLY_TOKENS = 80  # new tokens of an LLM reply
+REPLY_TOKENS = 60  # new tokens of an LLM reply: two or three sentences; each token costs ~25 ms on 2 cores
 REPLY_DEADLINE_S = 90.0  # an LLM reply still running after this long is dropped for the template
 INFLUENCE_WINDOW = 5  # cards show which of the last 5 history items drove each LLM-ranked item
+MAX_COUNT_NOTE = "I show at most {cap} at a time; here are the first {cap}."
 SORRY = "Sorry, something went wrong on my side with that request, and nothing you asked for was lost. Please try again, or rephrase it."  # noqa: E501
 
 
@@ -97,6 +105,8 @@ class TurnUpdate:
     session: Session
     source: str  # "llm", "template", "help" or "error"
     done: bool
+    draft: str = ""  # the LLM's reply as written (tidied), also when the gate refused it
+    rejected: str = ""  # why the gate refused the draft ("" when shown or when no LLM wrote one)
 
 
 def model_name(pipeline: Any) -> str:
@@ -153,6 +163,23 @@ def load_session(pipeline: Any, store: Any, session_id: object) -> Session:
     return Session(sid, state, model=model_name(pipeline), template_version=version, shown=shown)
 
 
+def shown_recommendations(pipeline: Any, session: Session) -> tuple[Recommendation, ...]:
+    """The cards of the session's last turn rebuilt from the catalogue (a reloaded page shows them again)."""
+    version = session.template_version or ""
+    items = [pipeline.catalog[i] for i in session.shown if i in pipeline.catalog]
+    return tuple(Recommendation(item.id, item.title, 0.0, 0.0, None, version, item.year, item.genres) for item in items)
+
+
+def stored_conversation(store: Any, session_id: str | None) -> list[tuple[str, str]]:
+    """(message, reply) pairs of a stored session, oldest first; [] without a store or session."""
+    if store is None or not session_id:
+        return []
+    try:
+        return [(str(turn["message"]), str(turn["reply"])) for turn in store.turns(session_id)]
+    except KeyError:
+        return []
+
+
 def clamp_k(k: object, default: int = 10) -> int:
     """``k`` from a slider or an API call as an int in 1..MAX_K."""
     try:
@@ -173,20 +200,12 @@ def reply_messages(
     return [*system, {"role": "user", "content": clean_message(message, 500)[0]}]
 
 
-def acceptable_reply(reply: str, allowed: set[str], catalog: Any) -> bool:
-    """True when an LLM reply may be shown: not empty, not a loop, naming only allowed titles."""
-    words = reply.split()
-    if len(words) < 3:
-        return False
-    if len(words) >= 8 and len({w.lower().strip(",.") for w in words}) < len(words) / 3:
-        return False  # a small model repeating itself ("Children, Children, Children, ...")
-    return check_reply_names_only(reply, allowed, catalog)
-
-
-def _stream_reply(scorer: Any, messages: list[dict[str, str]], deadline_s: float) -> Iterator[str]:
+def _stream_reply(
+    scorer: Any, messages: list[dict[str, str]], deadline_s: float, max_new_tokens: int = REPLY_TOKENS
+) -> Iterator[str]:
     """Text pieces of the LLM reply; stops (raising TimeoutError) once ``deadline_s`` has passed."""
     start = time.monotonic()
-    for piece in scorer.stream(messages, max_new_tokens=REPLY_TOKENS):
+    for piece in scorer.stream(messages, max_new_tokens=max_new_tokens):
         yield piece
         if time.monotonic() - start > deadline_s:
             raise TimeoutError(f"the LLM reply took longer than {deadline_s:.0f} s")
@@ -200,21 +219,46 @@ def run_turn(
     k: object = 10,
     llm_reply: bool = True,
     deadline_s: float = REPLY_DEADLINE_S,
+    influences: bool = True,
+    reply_tokens: int = REPLY_TOKENS,
 ) -> Iterator[TurnUpdate]:
-    """Run one turn and yield what to show: the cards first, then the reply as it streams.
+    """Run one turn and yield what to show: the cards first, then the reply as it streams, then
+    the cards with their influences.
 
     The last update has ``done=True`` and the session after the turn. It never raises.
+
+    Args:
+        influences: compute the cards' influences after the reply (when the pipeline has ``influences``).
+        reply_tokens: at most this many new tokens in the LLM reply.
     """
     text = clean_message(message, 20_000)[0]
     try:
-        yield from _turn(pipeline, store, session, text, clamp_k(k), llm_reply, deadline_s)
+        yield from _turn(pipeline, store, session, text, clamp_k(k), llm_reply, deadline_s, influences, reply_tokens)
     except Exception:  # noqa: BLE001 - a turn must never take the app down
         log.exception("chat turn failed for message %r", text[:200])
         yield TurnUpdate(SORRY, (), session, "error", True)
 
 
+def _asked_k(refinement: Any, k: int) -> tuple[int, str]:
+    """The number of cards: the message's own count ("give me 3 options") within ``MAX_K``, else ``k``."""
+    asked = getattr(refinement, "k", None)
+    if not isinstance(asked, int) or isinstance(asked, bool) or asked <= 0:
+        return k, ""
+    if asked > MAX_K:
+        return MAX_K, MAX_COUNT_NOTE.format(cap=MAX_K)
+    return asked, ""
+
+
 def _turn(
-    pipeline: Any, store: Any, session: Session, text: str, k: int, llm_reply: bool, deadline_s: float
+    pipeline: Any,
+    store: Any,
+    session: Session,
+    text: str,
+    k: int,
+    llm_reply: bool,
+    deadline_s: float,
+    influences: bool,
+    reply_tokens: int,
 ) -> Iterator[TurnUpdate]:
     catalog = pipeline.catalog
     refinement = parse_message(text, catalog)
@@ -226,13 +270,10 @@ def _turn(
         yield TurnUpdate(reply, (), session, "help", True)
         return
     state = apply(session.state, refinement)
-    recs = pipeline.recommend(
-        history=list(retrieval_history(state)),
-        query=state.query or None,
-        filters=to_filters(state),
-        k=k,
-        influence_window=INFLUENCE_WINDOW,
-    )
+    k, count_note = _asked_k(refinement, k)
+    history, filters = list(retrieval_history(state)), to_filters(state)
+    # Influences are not computed here: they cost W more prompts, and the cards must come first.
+    recs = pipeline.recommend(history=history, query=state.query or None, filters=filters, k=k, influence_window=0)
     recs = tuple(recs)
     state = record_shown(state, [rec.item_id for rec in recs])
     version = recs[0].template_version if recs else session.template_version
@@ -240,29 +281,60 @@ def _turn(
         session, state=state, model=model_name(pipeline), template_version=version, shown=tuple(r.item_id for r in recs)
     )
     fallback = templated_reply(recs, refinement, state)
-    reply, source = fallback, "template"
+    notes = "\n\n".join([*((count_note,) if count_note else ()), *refinement.notes, *_miss_lines(refinement)])
+    if count_note:
+        fallback = f"{count_note}\n\n{fallback}"
+    reply, source, draft, rejected = fallback, "template", "", ""
     scorer = getattr(pipeline, "scorer", None)
     if llm_reply and recs and scorer is not None and hasattr(scorer, "stream"):
         yield TurnUpdate("…", recs, after, "llm", False)
         written = ""
         try:
-            for piece in _stream_reply(scorer, reply_messages(pipeline, recs, state, text), deadline_s):
+            messages = reply_messages(pipeline, recs, state, text)
+            for piece in _stream_reply(scorer, messages, deadline_s, reply_tokens):
                 written += piece
                 yield TurnUpdate(written, recs, after, "llm", False)
-            notes = "\n\n".join([*refinement.notes, *_miss_lines(refinement)])
-            written = f"{notes}\n\n{written.strip()}" if notes else written.strip()
-            if acceptable_reply(written, allowed_titles(recs, state, catalog), catalog):
-                reply, source = written, "llm"
+            draft = tidy_reply(written)
+            rejected = reply_problem(draft, recs, allowed_titles(recs, state, catalog), state, catalog)
+            if not rejected:
+                reply, source = (f"{notes}\n\n{draft}" if notes else draft), "llm"
             else:
-                log.info("LLM reply rejected (empty, looping or naming other titles); using the template")
-        except Exception:  # noqa: BLE001 - the template is always there
+                log.info("LLM reply refused (%s); using the template: %r", rejected, draft[:200])
+        except Exception as error:  # noqa: BLE001 - the template is always there
+            rejected = f"failed: {type(error).__name__}"
             log.exception("LLM reply failed; using the template")
     if store is not None:
         session_id = after.session_id or store.start_session(user_id=state.user_id)
         after = replace(after, session_id=session_id)
         store.record_turn(session_id, text, reply, shown=recs, state=state.to_json(), model=after.model,
                           template_version=version)  # fmt: skip
-    yield TurnUpdate(reply, recs, after, source, True)
+    measure = getattr(pipeline, "influences", None) if influences else None
+    if measure is None or not history or not any(rec.llm_score is not None for rec in recs):
+        yield TurnUpdate(reply, recs, after, source, True, draft, rejected)
+        return
+    yield TurnUpdate(reply, recs, after, source, False, draft, rejected)
+    context = {"query": state.query or None, "filters": filters}  # as recommend saw them, before record_shown
+    yield TurnUpdate(reply, with_influences(measure, history, recs, context), after, source, True, draft, rejected)
+
+
+def with_influences(
+    measure: Any, history: list[str], recs: Sequence[Recommendation], context: dict[str, Any] | None = None
+) -> tuple[Recommendation, ...]:
+    """``recs`` with the influences ``measure(history=, item_ids=, window=)`` returns for the LLM-ranked ones.
+
+    ``context`` (the turn's ``query`` and ``filters``) is passed on when ``measure`` takes it, so the
+    pipeline can rebuild the same candidate list. A failure leaves the cards as they are: influences
+    are an extra, never a reason to lose a turn.
+    """
+    ranked = [rec.item_id for rec in recs if rec.llm_score is not None]
+    try:
+        accepted = inspect.signature(measure).parameters
+        extra = {name: value for name, value in (context or {}).items() if name in accepted}
+        found = measure(history=history, item_ids=ranked, window=INFLUENCE_WINDOW, **extra)
+    except Exception:  # noqa: BLE001
+        log.exception("influences failed; the cards keep no influences")
+        return tuple(recs)
+    return tuple(replace(rec, influences=tuple(found.get(rec.item_id, rec.influences))) for rec in recs)
 
 
 def finish_turn(updates: Iterator[TurnUpdate]) -> TurnUpdate:

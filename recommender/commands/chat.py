@@ -2,13 +2,21 @@
 
 recommender chat                          # SmolLM2-135M + shipped adapter, ml-100k
 recommender chat --retrieval-only --port 7861 --db /tmp/feedback.sqlite
+
+This module owns the command line and builds the server's ``ChatServerConfig`` from it; gradio
+and the app are imported only inside the functions that serve, so ``recommender --help`` stays fast
+and the app never imports the CLI at import time.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from recommender.commands.recommend import add_model_arguments
+
+if TYPE_CHECKING:
+    from recommender.ui.app import ChatServerConfig
 
 
 def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +31,24 @@ def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
 
 
+def make_parser() -> argparse.ArgumentParser:
+    """The chat server's own parser (``python -m recommender.ui.app``)."""
+    parser = argparse.ArgumentParser(prog="recommender chat", description="Serve the Gradio recommender chat.")
+    add_chat_arguments(parser)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> ChatServerConfig:
+    """The server config for parsed ``add_chat_arguments`` options; ``ValueError`` names a bad value."""
+    from recommender.ui.app import ChatServerConfig
+
+    return ChatServerConfig(
+        host=args.host, port=args.port, db=args.db, k=args.k, llm_reply=not args.no_llm_reply,
+        retrieval_only=args.retrieval_only, concurrency=args.concurrency, dataset=args.dataset, model=args.model,
+        adapter=args.adapter, quantize=args.quantize, device=args.device,
+    )  # fmt: skip
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("chat", help="serve the Gradio recommender chat (feedback kept in SQLite)")
     add_chat_arguments(parser)
@@ -32,5 +58,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from recommender.ui.app import serve  # gradio is imported only when the chat is served
 
-    serve(args)
+    serve(config_from_args(args))
     return 0

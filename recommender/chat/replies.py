@@ -1,0 +1,149 @@
+"""The gate an LLM-written chat reply passes before anyone reads it. Pure: stdlib only.
+
+A small model writes fluent text that often answers nothing ("I'm not a movie or a movie-like
+character, but I can provide a more specific answer ...") or loops ("I'm not a nerf, but I'm not a
+nerf, I'm not a nerf, I'm"). A reply is shown only when it answers::
+
+    draft = tidy_reply(streamed_text)                    # whole sentences only, whitespace folded
+    problem = reply_problem(draft, shown=recs, allowed=allowed_titles(recs, state, catalog),
+                            state=state, catalog=catalog)
+    reply = draft if not problem else templated_reply(recs, refinement, state)
+
+``reply_problem`` returns "" for a reply that may be shown, else one short reason (logged, and
+counted by ``bench/chat_replies.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from recommender.chat.state import ConversationState, check_reply_names_only, mentioned_titles
+from recommender.data import Catalog
+from recommender.data.titles import fold, title_keys
+
+MAX_SENTENCES = 4  # "a few sentences"; a longer reply buries the cards
+MAX_WORDS = 90
+MIN_WORDS = 4
+# Words that say a genre out loud; a reply using one the person excluded contradicts them.
+GENRE_WORDS = {
+    "Action": r"action",
+    "Adventure": r"adventures?",
+    "Animation": r"animated|animation|cartoons?",
+    "Children's": r"children'?s?|kids?|family film|family movie",
+    "Comedy": r"comed(?:y|ies)|funny|hilarious",
+    "Crime": r"crime|criminals?|gangsters?",
+    "Documentary": r"documentar(?:y|ies)",
+    "Drama": r"dramas?",
+    "Fantasy": r"fantasy",
+    "Film-Noir": r"noir",
+    "Horror": r"horror|scary|terrifying",
+    "Musical": r"musicals?",
+    "Mystery": r"myster(?:y|ies)",
+    "Romance": r"romance|romantic|love stor(?:y|ies)",
+    "Sci-Fi": r"sci-?fi|science[- ]fiction",
+    "Thriller": r"thrillers?",
+    "War": r"war (?:film|movie|drama|story)s?",
+    "Western": r"westerns?",
+}
+NEGATION = re.compile(r"\b(?:no|not|nothing|without|non|never|avoid\w*|skip\w*|free of)\b\W+(?:\w+\W+){0,2}$", re.I)
+# The model talking about itself or the prompt instead of the films.
+OFF_TASK = re.compile(
+    r"\b(?:as an ai|language model|i(?:'| a)?m not an?\b|i am not an?\b|i can(?:not|'t) (?:help|provide|recommend)"
+    r"|i don'?t have|you may recommend|best first|the user asked|items? listed below|system prompt)",
+    re.I,
+)
+
+
+def tidy_reply(text: str) -> str:
+    """The streamed text cut to whole sentences: a reply stopped by the token limit mid-sentence
+    loses its unfinished tail ("Try Fargo. It is a" -> "Try Fargo."); whitespace folded per line."""
+    lines = [" ".join(line.split()) for line in (text or "").strip().splitlines()]
+    text = "\n".join(line for line in lines if line)
+    if not text or text[-1] in ".!?)\"'”’*":
+        return text
+    ends = [m.end() for m in re.finditer(r"[.!?](?:[\"'”’)*]*)(?=\s|$)", text)]
+    return text[: ends[-1]].rstrip() if ends else text
+
+
+def sentences(text: str) -> list[str]:
+    """``text`` split at sentence ends and line breaks ("Fargo (1996)." is one sentence)."""
+    parts = re.split(r"(?<=[.!?])\s+(?=[A-Z0-9\"'“*])|\n+", text.strip())
+    return [p for p in parts if re.search(r"\w", p)]
+
+
+def repeats_itself(text: str) -> bool:
+    """True for degenerate repetition: a 3-word run three times, a 5-word run twice, or few distinct words."""
+    words = re.findall(r"[\w']+", text.lower())
+    for n, limit in ((3, 3), (5, 2)):
+        grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+        if grams and max(grams.values()) >= limit:
+            return True
+    return len(words) >= 12 and len(set(words)) < 0.45 * len(words)
+
+
+def names_a_shown_item(text: str, shown: Sequence[Any], catalog: Catalog) -> bool:
+    """True when ``text`` names at least one of ``shown`` (recommendations or items with ``item_id``/``id``)."""
+    ids = {str(getattr(rec, "item_id", getattr(rec, "id", rec))) for rec in shown}
+    if any(set(item_ids) & ids for _, item_ids in mentioned_titles(text, catalog)):
+        return True
+    folded = f" {fold(text)} "
+    for item_id in ids:
+        if item_id not in catalog:
+            continue
+        for key in title_keys(re.sub(r"\s*\((?:18|19|20)\d\d\)\s*$", "", catalog[item_id].title)):
+            if len(key.split()) >= 2 and f" {key} " in folded:
+                return True  # a multi-word title written at a sentence's start, which mentioned_titles skips
+    return False
+
+
+def contradicts(text: str, state: ConversationState) -> str:
+    """What in ``text`` goes against the person's constraints ("" when nothing): an excluded genre
+    named without a negation before it, or a year outside the asked-for range."""
+    for genre in state.exclude_genres:
+        pattern = GENRE_WORDS.get(genre, re.escape(genre))
+        for match in re.finditer(rf"\b(?:{pattern})\b", text, re.I):
+            if not NEGATION.search(text[: match.start()]):
+                return f"names excluded {genre}"
+    if state.year_min is not None or state.year_max is not None:
+        bare = re.sub(r"\((?:18|19|20)\d\d\)", " ", text)  # "(1996)" after a title is the title's own year
+        for match in re.finditer(r"\b(1[89]\d\d|20\d\d)s?\b", bare):
+            year = int(match.group(1))
+            low = state.year_min if state.year_min is not None else -1
+            high = state.year_max if state.year_max is not None else 10_000
+            if not low <= year <= high and not (match.group().endswith("s") and low <= year + 9 and year <= high):
+                return f"year {year} outside the asked range"
+    return ""
+
+
+def reply_problem(
+    reply: str,
+    shown: Sequence[Any],
+    allowed: Iterable[str],
+    state: ConversationState,
+    catalog: Catalog,
+) -> str:
+    """Why an LLM reply must not be shown, or "" when it may.
+
+    Args:
+        reply: the written reply (after ``tidy_reply``).
+        shown: the recommendations on the cards, best first.
+        allowed: titles the reply may name (``state.allowed_titles``: the list and the history).
+        state: the conversation state after the turn (its constraints).
+    """
+    words = reply.split()
+    if len(words) < MIN_WORDS:
+        return "too short"
+    if len(words) > MAX_WORDS or len(sentences(reply)) > MAX_SENTENCES:
+        return "too long"
+    if repeats_itself(reply):
+        return "repeats itself"
+    if OFF_TASK.search(reply):
+        return "off task"
+    if not names_a_shown_item(reply, shown, catalog):
+        return "names no shown item"
+    if not check_reply_names_only(reply, allowed, catalog):
+        return "names a film outside the list"
+    return contradicts(reply, state)
