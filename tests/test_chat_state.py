@@ -8,11 +8,14 @@ import pytest
 
 from recommender.chat.state import (
     ConversationState,
+    Refinement,
     allowed_titles,
     apply,
     apply_feedback,
     check_reply_names_only,
+    describe_constraints,
     help_reply,
+    meaningful_query,
     mentioned_titles,
     parse_message,
     record_shown,
@@ -106,6 +109,30 @@ def test_a_constraint_only_message_keeps_the_query(catalog):
     state = say(ConversationState(), "a heist with a twist", catalog)
     state = say(state, "from the 90s", catalog)
     assert state.query == "twist"
+
+
+@pytest.mark.parametrize(
+    ("query", "kept"),
+    [("should next", ""), ("what should I watch next", ""), ("something good tonight please", ""), ("I'd", ""),
+     ("heist twist", "heist twist"), ("a heist with a twist", "heist twist"), ("space opera", "space opera")],
+)  # fmt: skip
+def test_only_meaningful_words_make_a_query(query, kept):
+    assert meaningful_query(query) == kept
+
+
+def test_a_query_is_replaced_never_accumulated_and_filler_never_sticks():
+    state = apply(ConversationState(), Refinement(query="should next"))  # "what should I watch next?"
+    assert state.query == "" and "about" not in describe_constraints(state)
+    state = apply(state, Refinement(query="heist twist"))
+    state = apply(state, Refinement(query="should next"))  # filler keeps the topic, adds nothing
+    assert state.query == "heist twist"
+    state = apply(state, Refinement(query="space opera"))
+    assert state.query == "space opera"  # replaced
+    state = apply(state, Refinement(exclude_genres=("Horror",)))
+    assert state.query == "space opera" and describe_constraints(state) == 'no Horror; about "space opera"'
+    assert apply(state, Refinement(include_genres=("Comedy",))).query == ""  # a new topic drops it
+    assert apply(state, Refinement(include_genres=("Comedy",), additive=True)).query == "space opera"
+    assert apply(state, Refinement(more_like=("1",))).query == ""
 
 
 def test_feedback_updates_state():

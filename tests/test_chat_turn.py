@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
-from recommender.ui.render import cards_html, reply_markdown, user_markdown
 
 from recommender.chat.turn import (
     SORRY,
@@ -20,6 +21,7 @@ from recommender.chat.turn import (
 from recommender.data.loaders import load_dataset
 from recommender.protocols import Recommendation
 from recommender.store import FeedbackStore
+from recommender.ui.render import cards_html, reply_markdown, user_markdown
 
 
 @pytest.fixture(scope="module")
@@ -244,3 +246,78 @@ def test_recommend_for_message_returns_plain_dicts(catalog):
     assert len(rows) == 7 and rows[0]["rank"] == 1 and isinstance(rows[0]["genres"], list)
     assert rows[0]["user_id"] is None
     assert len(recommend_for_message(FakePipeline(catalog), "", "1", 10_000)) == 50  # k is clamped
+
+
+class InfluencePipeline(FakePipeline):
+    """A fake whose items are LLM-ranked and that measures influences on request (and records when)."""
+
+    def __init__(self, catalog, scorer=None):
+        super().__init__(catalog, scorer)
+        self.influence_calls = []
+
+    def recommend(self, **kwargs):
+        assert kwargs.get("influence_window", 0) == 0  # never inside the turn's recommend call
+        return [replace(rec, llm_score=-1.0) for rec in super().recommend(**kwargs)]
+
+    def influences(self, history, item_ids, window=5):
+        self.influence_calls.append(
+            (list(history), list(item_ids), window, len(self.scorer.calls) if self.scorer else 0)
+        )
+        return {item: ((history[-1], 0.5),) for item in item_ids}
+
+
+def test_cards_come_before_the_reply_and_influences_after_it(catalog, store):
+    title = turn(FakePipeline(catalog), store, "comedy", user="1").recommendations[0].title
+    pipeline = InfluencePipeline(catalog)
+    pipeline.scorer = FakeScorer(f"I recommend {title}, a fine pick for tonight with plenty of laughs.")
+    session = open_session(pipeline, store, "1")[0]
+    updates = list(run_turn(pipeline, store, session, "comedy", 5))
+    assert updates[0].recommendations and updates[0].reply == "…" and not updates[0].done
+    assert all(not rec.influences for u in updates[:-1] for rec in u.recommendations)
+    last = updates[-1]
+    assert last.done and last.source == "llm" and title in last.reply
+    assert all(rec.influences == (("50", 0.5),) for rec in last.recommendations)
+    ((history, ids, window, streams),) = pipeline.influence_calls
+    assert streams == 1 and window == 5 and ids == [rec.item_id for rec in last.recommendations]
+    assert history == ["1", "50"]
+    assert updates[-2].reply == last.reply and not updates[-2].recommendations[0].influences  # reply, then influences
+
+
+def test_influences_are_skipped_when_asked_or_when_the_pipeline_has_none(catalog, store):
+    pipeline = InfluencePipeline(catalog)
+    session = open_session(pipeline, store, "1")[0]
+    last = finish_turn(run_turn(pipeline, store, session, "comedy", 5, influences=False))
+    assert pipeline.influence_calls == [] and not last.recommendations[0].influences
+    last = finish_turn(run_turn(FakePipeline(catalog), store, session, "comedy", 5))  # no .influences at all
+    assert last.done and last.source == "template"
+
+
+def test_a_failing_influence_measure_keeps_the_turn(catalog, store):
+    pipeline = InfluencePipeline(catalog)
+    pipeline.influences = lambda history, item_ids, window=5: 1 / 0
+    last = finish_turn(run_turn(pipeline, store, open_session(pipeline, store, "1")[0], "comedy", 5))
+    assert last.done and last.source == "template" and len(last.recommendations) == 5
+
+
+def test_a_refused_llm_reply_reports_why(catalog, store):
+    pipeline = FakePipeline(catalog, scorer=FakeScorer("I'm not a nerf, but I'm not a nerf, I'm not a nerf, I'm"))
+    last = turn(pipeline, store, "comedy")
+    assert last.source == "template" and last.rejected == "repeats itself" and "nerf" in last.draft
+
+
+@pytest.mark.parametrize(("asked", "cards", "note"), [(3, 3, False), (500, 50, True), (0, 5, False), (None, 5, False)])
+def test_a_count_in_the_message_sets_k_within_the_cap(catalog, store, monkeypatch, asked, cards, note):
+    import recommender.chat.turn as turn_module
+
+    real = turn_module.parse_message
+
+    def parse_with_count(text, catalog):
+        refinement = real(text, catalog)
+        return SimpleNamespace(**{**refinement.__dict__, "k": asked, "is_empty": refinement.is_empty})
+
+    monkeypatch.setattr(turn_module, "parse_message", parse_with_count)
+    monkeypatch.setattr(turn_module, "apply", lambda state, refinement: state)
+    monkeypatch.setattr(turn_module, "templated_reply", lambda recs, refinement, state: f"{len(recs)} picks")
+    last = turn(FakePipeline(catalog), store, "comedy")
+    assert len(last.recommendations) == cards
+    assert ("I show at most 50 at a time" in last.reply) is note

@@ -47,6 +47,14 @@ __all__ = [
 
 STATE_VERSION = 1
 FEEDBACK_ACTIONS = ("like", "dislike", "seen")
+# Words that carry no topic: "what should I watch next?" leaves no query, so no sticky 'about "should next"'.
+FILLER_WORDS = frozenset(
+    """a about after an and any anything are be best can could did do does else feel film films find for get give
+    good great hey hi hello i id im in is it its just kind let lets like maybe me mood movie movies my need next
+    nice now of ok okay on one ones option options or other pick picks please pls recommend recommendation
+    recommendations see should show so some something suggest suggestion suggestions thank thanks that the
+    this to today tonight very really want wanna watch watching what whats which with would you your at by as""".split()
+)
 
 
 @dataclass(frozen=True)
@@ -137,12 +145,35 @@ def start_state(
     return ConversationState(user_id=user, user_known=known, history=history)
 
 
+def meaningful_query(text: str) -> str:
+    """The words of a free-text query that say what to look for, or "" when all are filler.
+
+    "what should I watch next" -> ""; "a heist with a twist" -> "heist twist".
+    """
+    words = [
+        w for w in re.findall(r"[^\W_]+(?:['’-][^\W_]+)*", text or "") if fold(w).replace(" ", "") not in FILLER_WORDS
+    ]
+    return " ".join(w for w in words if len(w) > 1 or w.isdigit())
+
+
+def _next_query(state: ConversationState, refinement: Refinement) -> str:
+    """A new meaningful query replaces the old one; new wanted genres or "more like" seeds (a new
+    topic) drop it; anything else (years, exclusions, "show me more", filler) keeps it."""
+    query = meaningful_query(refinement.query)
+    if query:
+        return query
+    if refinement.include_genres and not refinement.additive or refinement.more_like:
+        return ""
+    return state.query
+
+
 def apply(state: ConversationState, refinement: Refinement) -> ConversationState:
     """The state after one message. Pure: ``state`` is not changed.
 
     Wanted genres replace the previous ones (unless the message said "also"); excluded genres,
     items, likes and dislikes accumulate; a decade or year replaces both year bounds, "before"
     or "after" replaces one; "show me more" turns the page; "start over" keeps only the person.
+    The free-text query is replaced, never accumulated, and only by words that mean something.
     """
     if refinement.reset:
         keep = ("user_id", "user_known", "history", "liked", "disliked", "seen", "turns")
@@ -179,7 +210,7 @@ def apply(state: ConversationState, refinement: Refinement) -> ConversationState
         liked=liked,
         disliked=disliked,
         seen=_merge(state.seen, refinement.seen),
-        query=refinement.query or state.query,
+        query=_next_query(state, refinement),
         page=state.page + 1 if refinement.show_more else 0 if changed else state.page,
         turns=state.turns + 1,
     )
