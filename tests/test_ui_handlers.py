@@ -1,0 +1,130 @@
+"""The app's handlers without a server (fake pipeline, milliseconds): messages that arrive while a
+reply streams, page reloads, and the server config the CLI builds."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from test_chat_turn import FakePipeline
+
+from recommender.data.loaders import load_dataset
+from recommender.store import FeedbackStore
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_dataset("ml-100k").catalog
+
+
+class SlowScorer:
+    """Streams a reply naming the first listed item, one word at a time, waiting on a gate."""
+
+    def __init__(self):
+        self.gate = threading.Event()
+        self.started = threading.Event()
+
+    def stream(self, messages, max_new_tokens=96):
+        title = messages[0]["content"].split("\n1. ")[1].split(" (")[0]
+        self.started.set()
+        for n, word in enumerate(f"I recommend {title}, a good pick for you tonight.".split()):
+            if n:
+                self.gate.wait(5)  # the first word comes at once, the rest once the test opens the gate
+            yield word + " "
+
+
+def contents(chat):
+    return [m["content"] for m in chat]
+
+
+@pytest.mark.parametrize("with_store", [True, False])
+def test_a_message_sent_while_a_reply_streams_waits_and_keeps_every_constraint(catalog, tmp_path, with_store):
+    from recommender.ui.app import QUEUED, ChatHandlers
+
+    scorer = SlowScorer()
+    store = FeedbackStore(tmp_path / "f.sqlite") if with_store else None
+    handlers = ChatHandlers(FakePipeline(catalog, scorer=scorer), store)
+    page = handlers.restore(None)[3]  # the page's session, as the load event leaves it
+
+    first = handlers.respond("comedy", [], page, "new user", 5)
+    next(first)  # the box empties
+    next(first)  # the cards, the reply not yet written
+    next(first)  # the first word of the reply: the turn is streaming
+    assert scorer.started.is_set()
+    outcome = {}
+
+    def second_message():  # sent while the first reply streams, with the page's (stale) state
+        outcome["updates"] = list(handlers.respond("no horror", [], page, "new user", 5))
+
+    thread = threading.Thread(target=second_message)
+    thread.start()
+    for _ in range(100):
+        if handlers.turns.waiting(page["session_id"]):
+            break
+        time.sleep(0.01)
+    assert handlers.turns.waiting(page["session_id"]) == ["no horror"]
+    scorer.gate.set()
+    firsts = list(first)
+    assert "no horror" in contents(firsts[0][0]) and QUEUED in contents(firsts[0][0])  # shown as queued
+    thread.join(10)
+    chat, _, _, data, sid, _ = outcome["updates"][-1]
+    cards = [update[1] for update in outcome["updates"] if isinstance(update[1], str)][-1]
+    texts = contents(chat)
+    assert texts[0] == "comedy" and texts[2] == "no horror" and len(texts) == 4  # both turns, in order
+    assert all("I recommend" in t or "Here are" in t for t in texts[1::2])
+    from recommender.chat.turn import Session
+
+    state = Session.from_dict(data).state
+    assert state.include_genres == ("Comedy",) and state.exclude_genres == ("Horror",)
+    assert "Comedy; no Horror" in cards
+    if store is not None:
+        assert [t["message"] for t in store.turns(sid)] == ["comedy", "no horror"]
+
+
+def test_a_reload_resumes_the_stored_session(catalog, tmp_path):
+    from recommender.ui.app import ChatHandlers
+
+    store = FeedbackStore(tmp_path / "f.sqlite")
+    handlers = ChatHandlers(FakePipeline(catalog), store)
+    page = handlers.restore(None)[3]
+    updates = list(handlers.respond("comedy, no horror", [], page, "new user", 5))
+    chat, _, _, data, sid, _ = updates[-1]
+    cards = [update[1] for update in updates if isinstance(update[1], str)][-1]
+    like = handlers.feedback("like")(data, data["shown"][0], "new user")
+    assert "Noted" in like[1]
+
+    class Request:  # what gradio hands a load event: the page's URL query
+        query_params = {"session": sid}
+
+    for restored in (handlers.restore(sid), handlers.restore(None, Request())):
+        chat2, cards2, _, data2, sid2, _ = restored
+        assert sid2 == sid and contents(chat2) == contents(chat)
+        assert cards2.count("rec-card") == cards.count("rec-card") and "no Horror" in cards2
+        assert data["shown"][0] in Session_state(data2).liked
+    fresh = handlers.restore("no-such-session")
+    assert fresh[4] != sid and fresh[0] == []
+
+
+def Session_state(data):  # noqa: N802 - a tiny helper
+    from recommender.chat.turn import Session
+
+    return Session.from_dict(data).state
+
+
+def test_the_cli_builds_the_server_config_without_importing_the_app():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from recommender.commands.chat import make_parser;"
+        "make_parser().parse_args(['--port', '7999']);"
+        "assert 'recommender.ui.app' not in sys.modules and 'gradio' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    from recommender.commands.chat import config_from_args, make_parser
+
+    config = config_from_args(make_parser().parse_args(["--port", "7999", "--no-llm-reply", "-k", "7"]))
+    assert (config.port, config.llm_reply, config.k, config.adapter) == (7999, False, 7, "default")
+    with pytest.raises(ValueError, match="k must be within"):
+        config_from_args(make_parser().parse_args(["-k", "0"]))
