@@ -4,6 +4,10 @@ taken within this run only.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/speed.py --users 20
     HF_HUB_OFFLINE=1 .venv/bin/python bench/speed.py --users 20 --adapter none   # base model
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/speed.py --chat-only --turns 20      # the chat-turn rows alone
+
+A chat turn is timed twice: to its first cards (parse + recommend; the reply has not started) and
+to its end (the streamed reply, then the cards' influences when the pipeline measures them).
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import numpy as np
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=20, help="requests per measurement (one per user)")
-    parser.add_argument("--turns", type=int, default=3, help="chat turns to time (each writes a reply)")
+    parser.add_argument("--turns", type=int, default=20, help="chat turns to time (each writes a reply)")
+    parser.add_argument("--chat-only", action="store_true", help="time the chat turns alone")
     parser.add_argument("--batch-size", type=int, default=8, help="users per batched evaluation call")
     parser.add_argument("--adapter", default="default", help="'default' (shipped), 'none' or a folder")
     parser.add_argument("--seed", type=int, default=0)
@@ -43,11 +48,35 @@ def row(name: str, seconds: list[float], baseline: float | None) -> str:
     return f"| {name} | {len(seconds)} | {median * 1000:.1f} | {p95 * 1000:.1f} | {ratio} |"
 
 
+CHAT_MESSAGES = [
+    "a funny 90s comedy", "no romance", "more like Fargo", "show me more", "something from the 80s",
+    "sci-fi", "not too old", "a thriller, no horror", "something for the kids", "a heist with a twist",
+]  # fmt: skip
+
+
+def time_chat_turns(pipeline, users: list, turns: int) -> tuple[list[float], list[float]]:
+    """Seconds to the first cards and to the end of each turn; conversations of 5 turns, users alternating
+    between dataset users and new people."""
+    from recommender.chat.turn import open_session, run_turn
+
+    first_cards, full = [], []
+    session = None
+    for n in range(turns):
+        if n % 5 == 0:
+            session = open_session(pipeline, None, users[n // 5 % len(users)] if n // 5 % 2 == 0 else None)[0]
+        start, first = time.perf_counter(), None
+        for update in run_turn(pipeline, None, session, CHAT_MESSAGES[n % len(CHAT_MESSAGES)], k=10):
+            if first is None and update.recommendations:
+                first = time.perf_counter() - start
+        full.append(time.perf_counter() - start)
+        first_cards.append(first if first is not None else full[-1])
+        session = update.session
+    return first_cards, full
+
+
 def main(args: argparse.Namespace) -> int:
     import torch
 
-    from recommender.chat.state import start_state
-    from recommender.chat.turn import Session, finish_turn, run_turn
     from recommender.evaluation.protocol import sample_users
     from recommender.pipeline import Recommender
 
@@ -60,13 +89,17 @@ def main(args: argparse.Namespace) -> int:
     users = sample_users(llm.split, args.users, args.seed)
 
     llm.recommend(user_id=users[0], k=10)  # warm-up: first forward pass allocates
+    first_cards_s, turn_s = time_chat_turns(llm, users, args.turns)
+    if args.chat_only:
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"model: {llm.scorer.loaded.describe()}; {os.cpu_count()} cores, load average {load}")
+        print("| request | n | median ms | p95 ms |\n| --- | ---: | ---: | ---: |")
+        for name, seconds in (("chat turn: first cards", first_cards_s), ("chat turn: full", turn_s)):
+            print(f"| {name} | {len(seconds)} | {np.median(seconds) * 1000:.1f} | "
+                  f"{np.percentile(seconds, 95) * 1000:.1f} |")  # fmt: skip
+        return 0
     retrieval_s = timed(lambda u: retrieval.recommend(user_id=u, k=10), users)
     two_stage_s = timed(lambda u: llm.recommend(user_id=u, k=10), users)
-    messages = ["a funny 90s comedy", "no romance", "more like Fargo", "show me more", "something from the 80s"]
-    turn_s = timed(
-        lambda m: finish_turn(run_turn(llm, None, Session(None, start_state(None)), m, k=10, llm_reply=True)),
-        messages[: args.turns],
-    )
     cases = llm.split.cases("test", users)
     batches = [cases[i : i + args.batch_size] for i in range(0, len(cases), args.batch_size)]
     throughput = {}
@@ -87,7 +120,8 @@ def main(args: argparse.Namespace) -> int:
     print(row("retrieval only (k=10)", retrieval_s, None))
     reranked = f"two-stage: hybrid top-{llm.config.llm_candidates} + LLM ({llm.config.template})"
     print(row(reranked, two_stage_s, base))
-    print(row("chat turn (recommend + influences + LLM reply)", turn_s, base))
+    print(row("chat turn: first cards (parse + recommend)", first_cards_s, base))
+    print(row("chat turn: full (+ streamed LLM reply + influences of the cards)", turn_s, base))
     print()
     print("| batch evaluation | users/s |")
     print("| --- | ---: |")
