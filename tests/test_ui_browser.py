@@ -1,8 +1,10 @@
 """The chat page in a real browser: Playwright drives Debian's chromium against the app served in-process.
 
-It uses the real hybrid retriever and the real default LLM (SmolLM2-135M + the shipped adapter)
-reranking the candidates and writing the reply, and a temporary SQLite store. Cards arrive before
-the reply streams, so the test does not wait for the (slow on 2 CPU cores) reply to finish.
+``test_chat_cards_and_thumbs_up_reach_sqlite`` uses the real hybrid retriever and the real default
+LLM (SmolLM2-135M + the shipped adapter) reranking the candidates and writing the reply, and a
+temporary SQLite store. Cards arrive before the reply streams, so it does not wait for the (slow on
+2 CPU cores) reply to finish. The multi-turn refinement runs retrieval only (fast): every card must
+obey every constraint the conversation set, and a reload must bring the conversation back.
 
     .venv/bin/python -m pytest -m browser tests/test_ui_browser.py
 """
@@ -30,14 +32,97 @@ def served(tmp_path_factory):
         pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from conftest import serve_app
-    from recommender.ui.render import CARD_CSS
 
     from recommender.pipeline import Recommender
+    from recommender.ui.render import CARD_CSS
 
     pipeline = Recommender.from_pretrained()  # real retriever + real default LLM and adapter
     demo, store = serve_app(pipeline, tmp_path_factory.mktemp("chat") / "feedback.sqlite", concurrency=2, css=CARD_CSS)
     yield demo.local_url, store
     demo.close()
+
+
+@pytest.fixture(scope="module")
+def served_fast(tmp_path_factory):
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from conftest import serve_app
+
+    from recommender.pipeline import Recommender
+    from recommender.ui.render import CARD_CSS
+
+    pipeline = Recommender.from_pretrained(retrieval_only=True)
+    demo, store = serve_app(pipeline, tmp_path_factory.mktemp("fast") / "feedback.sqlite", concurrency=2, css=CARD_CSS)
+    yield demo.local_url, store, pipeline.catalog
+    demo.close()
+
+
+def _send(page, store, text: str, turn: int) -> tuple[str, list[str]]:
+    """Type a message, send it, wait until the store holds the turn and the page shows its cards;
+    returns (session id, the card ids shown)."""
+    page.locator("#message textarea").fill(text)
+    page.locator("#send").click()
+    for _ in range(600):
+        session_id = _last_session(store)
+        turns = store.turns(session_id) if session_id else []
+        if len(turns) == turn:
+            break
+        time.sleep(0.1)
+    assert len(turns) == turn, f"turn {turn} ({text!r}) was not stored"
+    expected = turns[-1]["shown"]
+    page.wait_for_function(
+        "(ids) => JSON.stringify([...document.querySelectorAll('#cards .rec-card')]"
+        ".map(c => c.dataset.itemId)) === JSON.stringify(ids)",
+        arg=expected,
+        timeout=60_000,
+    )
+    return session_id, expected
+
+
+def test_multi_turn_refinement_obeys_every_constraint_and_survives_a_reload(served_fast):
+    from playwright.sync_api import sync_playwright
+
+    from recommender.chat.state import ConversationState
+
+    url, store, catalog = served_fast
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url, wait_until="domcontentloaded")
+        page.wait_for_selector("#message textarea", timeout=60_000)
+        shown: list[list[str]] = []
+        for turn, text in enumerate(["sci-fi", "not too old", "more"], start=1):
+            session_id, ids = _send(page, store, text, turn)
+            shown.append(ids)
+            assert len(ids) >= 5
+            assert all("Sci-Fi" in catalog[i].genres for i in ids), [catalog[i].title for i in ids]
+            state = ConversationState.from_json(store.load_state(session_id))
+            assert "Sci-Fi" in page.locator("#cards .rec-header").inner_text()
+            if turn >= 2:
+                assert state.year_min is not None and state.year_max is None, state  # "not too old": a lower bound
+                years = [catalog[i].year for i in ids]
+                assert all(y is not None and y >= state.year_min for y in years), (state.year_min, years)
+        assert not set(shown[2]) & set(shown[1])  # "more" shows new films
+
+        page.reload(wait_until="domcontentloaded")  # the session comes back from SQLite
+        page.wait_for_function(
+            "(ids) => JSON.stringify([...document.querySelectorAll('#cards .rec-card')]"
+            ".map(c => c.dataset.itemId)) === JSON.stringify(ids)",
+            arg=shown[2],
+            timeout=60_000,
+        )
+        chat = page.locator("#chat").inner_text()
+        assert all(text in chat for text in ("sci-fi", "not too old", "more"))
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "chat-refinement.png"), full_page=True)
+        browser.close()
+
+
+def _last_session(store) -> str | None:
+    with sqlite3.connect(store.path) as conn:
+        row = conn.execute("SELECT session_id FROM turns ORDER BY id DESC LIMIT 1").fetchone()
+    return row[0] if row else None
 
 
 def test_chat_cards_and_thumbs_up_reach_sqlite(served):
