@@ -79,30 +79,110 @@ class Catalog:
         return digest.hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class Interactions:
-    """Events as parallel arrays: user id, item row in the catalogue, timestamp, rating.
+def natural_order(ids: np.ndarray) -> np.ndarray:
+    """Permutation that sorts string ids naturally: all-digit ids by value first ("9" before "10"),
+    then the others as text; equal values ("01", "1") in text order. Vectorised (numpy.strings)."""
+    ids = np.asarray(ids, dtype=str)
+    digits = np.strings.isdigit(ids)
+    stripped = np.where(digits, np.strings.lstrip(ids, "0"), ids)
+    length = np.where(digits, np.strings.str_len(stripped), 0)
+    # np.lexsort: the last key is the primary one.
+    return np.lexsort((ids, stripped, length, ~digits))
 
-    Rows keep file order, which the leave-one-out split uses to break timestamp ties.
+
+def encode_users(users: np.ndarray | Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """[E] user ids -> ([E] integer codes, [U] vocabulary of ids in natural order)."""
+    vocabulary, codes = np.unique(np.asarray(users).astype(str), return_inverse=True)
+    return canonical_users(codes.reshape(-1), vocabulary)
+
+
+def canonical_users(codes: np.ndarray, vocabulary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop vocabulary entries no event uses and put the rest in natural order, recoding ``codes``.
+
+    The vocabulary is stored as fixed-width str sized to its longest id, which keeps
+    ``Interactions.fingerprint`` equal to the one of the former per-event string array.
+    """
+    vocabulary = np.asarray(vocabulary, dtype=str)
+    used = np.flatnonzero(np.bincount(codes, minlength=len(vocabulary)) > 0)
+    kept = used[natural_order(vocabulary[used])]
+    recode = np.full(len(vocabulary), -1, dtype=np.int64)
+    recode[kept] = np.arange(len(kept))
+    dtype = np.int32 if len(kept) < 2**31 else np.int64
+    if np.array_equal(kept, np.arange(len(vocabulary))):
+        codes = codes.astype(dtype, copy=False)
+    else:
+        codes = recode[codes].astype(dtype)
+    vocabulary = vocabulary[kept]
+    width = max(1, int(np.strings.str_len(vocabulary).max())) if len(vocabulary) else 1
+    return codes, vocabulary.astype(f"<U{width}")
+
+
+@dataclass(frozen=True, init=False)
+class Interactions:
+    """Events as parallel arrays: user code, item row in the catalogue, timestamp, rating.
+
+    Users are integer codes into ``user_ids`` (the vocabulary, in natural order: "9" before
+    "10"), not a string per event. Rows keep file order, which the leave-one-out split uses to
+    break timestamp ties.
     """
 
-    users: np.ndarray  # [E] str user ids
+    user_codes: np.ndarray  # [E] int32 rows of user_ids
     items: np.ndarray  # [E] int64 catalogue rows
     timestamps: np.ndarray  # [E] float64
-    ratings: np.ndarray | None = None  # [E] float32, None when the data has none
+    ratings: np.ndarray | None  # [E] float32, None when the data has none
+    user_ids: np.ndarray  # [U] str user ids, natural order, every one with at least one event
+
+    def __init__(
+        self,
+        users: np.ndarray | Sequence[str],
+        items: np.ndarray,
+        timestamps: np.ndarray,
+        ratings: np.ndarray | None = None,
+        user_ids: np.ndarray | Sequence[str] | None = None,
+    ):
+        """Args:
+        users: [E] user ids (any values, taken as strings), or integer codes into ``user_ids``.
+        user_ids: the vocabulary when ``users`` holds codes; unused ids are dropped and the
+            rest put in natural order (codes are rewritten to match).
+        """
+        if user_ids is None:
+            codes, vocabulary = encode_users(users)
+        else:
+            codes = np.asarray(users)
+            if not np.issubdtype(codes.dtype, np.integer):
+                raise TypeError(f"with user_ids, users must be integer codes, got dtype {codes.dtype}.")
+            codes, vocabulary = canonical_users(codes, np.asarray(user_ids))
+        object.__setattr__(self, "user_codes", codes)
+        object.__setattr__(self, "items", np.asarray(items))
+        object.__setattr__(self, "timestamps", np.asarray(timestamps))
+        object.__setattr__(self, "ratings", None if ratings is None else np.asarray(ratings))
+        object.__setattr__(self, "user_ids", vocabulary)
 
     def __len__(self) -> int:
         return len(self.items)
 
     @property
     def n_users(self) -> int:
-        return len(np.unique(self.users))
+        return len(self.user_ids)
+
+    @property
+    def users(self) -> np.ndarray:
+        """[E] user id of every event (str). Built on each call: fine for small data; at scale
+        use ``user_codes`` and ``user_ids``."""
+        return self.user_ids[self.user_codes]
 
     def fingerprint(self) -> str:
+        """Hash of users, items and timestamps, equal to the one of the former layout (one
+        string per event), so cache keys and adapter metadata stay valid; hashed in chunks."""
         digest = hashlib.sha256()
-        for array in (self.users.astype(str), self.items, self.timestamps):
+        for start in range(0, len(self.user_codes), _FINGERPRINT_CHUNK):
+            digest.update(self.user_ids[self.user_codes[start : start + _FINGERPRINT_CHUNK]].tobytes())
+        for array in (self.items.astype(np.int64, copy=False), self.timestamps.astype(np.float64, copy=False)):
             digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()[:16]
+
+
+_FINGERPRINT_CHUNK = 1 << 22
 
 
 @dataclass(frozen=True)

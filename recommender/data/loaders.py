@@ -16,8 +16,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from recommender.assets import find_ml100k
-from recommender.data.catalog import Catalog, DataError, Dataset, Item, LoadReport, build_interactions
+from recommender.data.catalog import Catalog, DataError, Dataset, Interactions, Item, LoadReport, build_interactions
+from recommender.data.columnar import ID, NUMBER, IdColumn, Layout, first_line, read_columns, split_header
+from recommender.data.columnar import number as _number
 
 MIN_EVAL_EVENTS = 3
 ML100K_GENRES = (
@@ -100,16 +104,6 @@ def _require_columns(path: Path, found: list[str] | set[str], needed: list[str])
         raise DataError(f"{path}, line 1: missing column {names} (found: {', '.join(found)}).")
 
 
-def _number(value: object, path: Path, line: int, field: str) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise DataError(f"{path}, line {line}: field '{field}' must be a number, got {value!r}.") from None
-    if number != number:  # NaN
-        raise DataError(f"{path}, line {line}: field '{field}' must be a number, got {value!r}.")
-    return number
-
-
 def _year(value: str | None) -> int | None:
     if value is None:
         return None
@@ -139,6 +133,70 @@ def _finish(
     short = sum(1 for count in counts.values() if count < MIN_EVAL_EVENTS)
     report = LoadReport(unknown_item_events=dropped, short_history_users=short)
     return Dataset(name=name, catalog=catalog, interactions=interactions, report=report)
+
+
+def _finish_columns(name: str, catalog: Catalog, columns: dict, source: Path) -> Dataset:
+    """``_finish`` for columns from ``read_columns``: ids map to catalogue rows once per distinct
+    id, events whose item is unknown are dropped and counted, users become integer codes."""
+    users, items = columns["user"], columns["item"]
+    assert isinstance(users, IdColumn) and isinstance(items, IdColumn)
+    if not len(items.codes):
+        raise DataError(f"{source}: the file has a header but no interactions.")
+    rows_of = np.array([catalog.index.get(value, -1) for value in items.values], dtype=np.int64)
+    rows = rows_of[items.codes]  # [E]
+    keep = rows >= 0
+    dropped = int(len(rows) - np.count_nonzero(keep))
+    if dropped == len(rows):
+        raise DataError(f"{source}: none of the {dropped} interactions refers to an item in the catalogue.")
+    ratings = columns.get("rating")
+
+    def kept(array: np.ndarray) -> np.ndarray:
+        return array if not dropped else array[keep]
+
+    interactions = Interactions(
+        kept(users.codes),
+        kept(rows),
+        kept(columns["timestamp"]),
+        None if ratings is None else kept(ratings).astype(np.float32),
+        user_ids=np.array(users.values, dtype=str),
+    )
+    short = int(np.count_nonzero(np.bincount(interactions.user_codes) < MIN_EVAL_EVENTS))
+    report = LoadReport(unknown_item_events=dropped, short_history_users=short)
+    return Dataset(name=name, catalog=catalog, interactions=interactions, report=report)
+
+
+def _read_events(
+    path: Path, encoding: str, delimiter: str, quoting: bool, names: Mapping[str, str | None]
+) -> tuple[dict, bool]:
+    """Columnar read of an interactions file with a header; ``names`` maps user / item /
+    timestamp / rating to header names (rating optional). Returns the columns and has_ratings."""
+    header_line, text = first_line(path, encoding)
+    header = split_header(text, delimiter, quoting)
+    return _read_with_header(path, encoding, delimiter, quoting, header_line, header, names)
+
+
+def _read_with_header(
+    path: Path,
+    encoding: str,
+    delimiter: str,
+    quoting: bool,
+    header_line: int,
+    header: list[str],
+    names: Mapping[str, str | None],
+) -> tuple[dict, bool]:
+    position = {name: index for index, name in enumerate(header)}
+    _require_columns(path, header, [names["user"], names["item"], names["timestamp"]])  # type: ignore[list-item]
+    has_ratings = bool(names.get("rating")) and names["rating"] in position
+    wanted = {"user": ID, "item": ID, "timestamp": NUMBER} | ({"rating": NUMBER} if has_ratings else {})
+    layout = Layout(path, delimiter, quoting, len(header), header_line, encoding)
+    # Error messages name the field as the file's header does ('rating', 'timestamp').
+    fields = {label: (position[names[label]], kind) for label, kind in wanted.items()}  # type: ignore[index]
+    columns = read_columns(layout, {_label(names, label): spec for label, spec in fields.items()})
+    return {label: columns[_label(names, label)] for label in wanted}, has_ratings
+
+
+def _label(names: Mapping[str, str | None], label: str) -> str:
+    return str(names[label]) if label in ("timestamp", "rating") else f"{label}:{names[label]}"
 
 
 # ---------------------------------------------------------------- RecBole atomic files
@@ -190,19 +248,13 @@ def load_recbole(folder: str | Path, name: str | None = None, encoding: str = "u
         )
     catalog = Catalog(items, source=str(item_path))
 
-    rows = _split_rows(inter_path, "\t", encoding)
-    _, header = next(rows)
+    header_line, text = first_line(inter_path, encoding)
+    header = text.split("\t")
     columns = _atomic_header(inter_path, header)
-    _require_columns(inter_path, list(columns), ["user_id", "item_id", "timestamp"])
-    has_ratings = "rating" in columns
-    events = []
-    for number, values in rows:
-        if len(values) < len(columns):
-            raise DataError(f"{inter_path}, line {number}: expected {len(columns)} fields, found {len(values)}.")
-        rating = _number(values[columns["rating"]], inter_path, number, "rating") if has_ratings else None
-        timestamp = _number(values[columns["timestamp"]], inter_path, number, "timestamp")
-        events.append((values[columns["user_id"]], values[columns["item_id"]], timestamp, rating))
-    return _finish(name, catalog, events, has_ratings, inter_path)
+    names = {"user": "user_id", "item": "item_id", "timestamp": "timestamp", "rating": "rating"}
+    plain = [field.partition(":")[0].strip() for field in header]
+    events, _ = _read_with_header(inter_path, encoding, "\t", False, header_line, plain, names)
+    return _finish_columns(name, catalog, events, inter_path)
 
 
 # ---------------------------------------------------------------- MovieLens raw files
@@ -253,14 +305,11 @@ def load_movielens_csv(folder: str | Path) -> Dataset:
     rows = list(_csv_rows(movies_path, "utf-8"))
     _require_columns(movies_path, list(rows[0][1]) if rows else [], ["movieId", "title", "genres"])
     catalog = _movies_from_rows(rows, movies_path, "movieId", "title", "genres")
-    events = []
-    for index, (number, record) in enumerate(_csv_rows(ratings_path, "utf-8")):
-        if index == 0:
-            _require_columns(ratings_path, list(record), ["userId", "movieId", "rating", "timestamp"])
-        rating = _number(record["rating"], ratings_path, number, "rating")
-        timestamp = _number(record["timestamp"], ratings_path, number, "timestamp")
-        events.append((record["userId"], record["movieId"], timestamp, rating))
-    return _finish(folder.name, catalog, events, True, ratings_path)
+    names = {"user": "userId", "item": "movieId", "timestamp": "timestamp", "rating": "rating"}
+    header_line, text = first_line(ratings_path, "utf-8")
+    _require_columns(ratings_path, split_header(text, ",", True), list(names.values()))
+    events, _ = _read_events(ratings_path, "utf-8", ",", True, names)
+    return _finish_columns(folder.name, catalog, events, ratings_path)
 
 
 def load_movielens_dat(folder: str | Path) -> Dataset:
@@ -329,6 +378,12 @@ def load_generic(
         items.append(Item(id=item_id, title=str(record[columns.title]), year=year, genres=genres, text=text))
     catalog = Catalog(items, source=str(catalog_path))
 
+    name = name or interactions_path.stem
+    if interactions_path.suffix.lower() in {".csv", ".tsv"}:
+        names = {"user": columns.user, "item": columns.item, "timestamp": columns.timestamp, "rating": columns.rating}
+        # Like the former csv.reader path, .tsv files are read with commas too.
+        found, _ = _read_events(interactions_path, encoding, ",", True, names)
+        return _finish_columns(name, catalog, found, interactions_path)
     needed = [columns.user, columns.item, columns.timestamp]
     events = []
     has_ratings = False
@@ -345,7 +400,7 @@ def load_generic(
             value = _field(record, columns.rating, interactions_path, number)
             rating = _number(value, interactions_path, number, columns.rating)
         events.append((user, item, timestamp, rating))
-    return _finish(name or interactions_path.stem, catalog, events, has_ratings, interactions_path)
+    return _finish(name, catalog, events, has_ratings, interactions_path)
 
 
 # ---------------------------------------------------------------- entry point

@@ -1,8 +1,16 @@
 """Leave-one-out split: per user, events in time order (ties keep file order);
-last = test, second-to-last = validation, the rest = train."""
+last = test, second-to-last = validation, the rest = train.
+
+Vectorised: one stable lexsort by (user code, timestamp, file order) and the group boundaries
+of the sorted codes give every user's sequence as a slice of one array (CSR layout), so a
+million users cost a sort, not a Python loop. ``sequences``, ``ratings`` and
+``train_sequences()`` are read-only mapping views over those slices; ``train_csr()`` gives the
+training events as two arrays for code that works at scale.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,27 +31,72 @@ class EvalCase:
     target_rating: float | None = None
 
 
+class SequenceView(Mapping[str, np.ndarray]):
+    """user id -> that user's slice of one array, without a dict of a million arrays.
+
+    Assigning ``view[user] = array`` overrides one user's sequence (tests use it to perturb a
+    split); every accessor of the split reads through the override.
+    """
+
+    def __init__(self, split: LeaveOneOutSplit, get: Callable[[int], np.ndarray]):
+        self._split, self._get = split, get
+        self._overrides: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, user: str) -> np.ndarray:
+        if user in self._overrides:
+            return self._overrides[user]
+        return self._get(self._split.code(user))
+
+    def __setitem__(self, user: str, sequence: np.ndarray) -> None:
+        self._split.code(user)  # only known users
+        self._overrides[user] = np.asarray(sequence)
+
+    def __contains__(self, user: object) -> bool:
+        return isinstance(user, str) and user in self._split.user_index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._split.users)
+
+    def __len__(self) -> int:
+        return len(self._split.users)
+
+
 class LeaveOneOutSplit:
     """Ordered per-user sequences and the train / validation / test views of them."""
 
     def __init__(self, interactions: Interactions):
-        # A stable sort by (user, timestamp) keeps file order among equal timestamps.
-        order = np.lexsort((interactions.timestamps, interactions.users.astype(str)))
-        users = interactions.users[order]
-        items = interactions.items[order]
-        ratings = interactions.ratings[order] if interactions.ratings is not None else None
-        boundaries = np.flatnonzero(users[1:] != users[:-1]) + 1
-        starts = np.concatenate([[0], boundaries])
-        ends = np.concatenate([boundaries, [len(users)]])
-        self.sequences: dict[str, np.ndarray] = {}
-        self.ratings: dict[str, np.ndarray] = {}
-        for start, end in zip(starts, ends):
-            user = str(users[start])
-            self.sequences[user] = items[start:end]
-            if ratings is not None:
-                self.ratings[user] = ratings[start:end]
-        self.users: list[str] = sorted(self.sequences, key=_natural_key)
-        self.eval_users: list[str] = [u for u in self.users if len(self.sequences[u]) >= MIN_EVAL_EVENTS]
+        codes = interactions.user_codes
+        # One stable sort: by user, then timestamp, then file order (the explicit last key).
+        order = np.lexsort((np.arange(len(codes)), interactions.timestamps, codes))
+        self.sequence_items = interactions.items[order]  # [E] catalogue rows, user by user, oldest first
+        self._ratings = interactions.ratings[order] if interactions.ratings is not None else None
+        del order
+        counts = np.bincount(codes, minlength=interactions.n_users)  # [U]; user codes are in natural order
+        self.indptr = np.concatenate([[0], np.cumsum(counts)])  # [U + 1] user u is items[indptr[u]:indptr[u+1]]
+        self.user_ids = interactions.user_ids
+        self.users: list[str] = self.user_ids.tolist()
+        self.eval_users: list[str] = self.user_ids[counts >= MIN_EVAL_EVENTS].tolist()
+        # Training events of user u end here: all but the last two, or all for short histories.
+        self.train_ends = np.where(counts >= MIN_EVAL_EVENTS, self.indptr[1:] - 2, self.indptr[1:])  # [U]
+        self._user_index: dict[str, int] | None = None
+        self.sequences = SequenceView(self, lambda u: self.sequence_items[self.indptr[u] : self.indptr[u + 1]])
+        ratings = self._ratings
+        self.ratings: Mapping[str, np.ndarray] = (
+            SequenceView(self, lambda u: ratings[self.indptr[u] : self.indptr[u + 1]]) if ratings is not None else {}
+        )
+
+    @property
+    def user_index(self) -> dict[str, int]:
+        """user id -> code (row of ``indptr``), built on first use."""
+        if self._user_index is None:
+            self._user_index = {user: code for code, user in enumerate(self.users)}
+        return self._user_index
+
+    def code(self, user: str) -> int:
+        try:
+            return self.user_index[user]
+        except KeyError:
+            raise KeyError(user) from None
 
     def train(self, user: str) -> np.ndarray:
         """Training events of a user: all but the last two, or all for short histories."""
@@ -51,7 +104,25 @@ class LeaveOneOutSplit:
         return sequence[:-2] if len(sequence) >= MIN_EVAL_EVENTS else sequence
 
     def train_sequences(self) -> dict[str, np.ndarray]:
-        return {user: self.train(user) for user in self.users}
+        """user id -> training events (views into one array; about 0.2 kB per user). Code that
+        works at scale should take ``train_csr()`` instead."""
+        indptr, items = self.train_csr()
+        return dict(zip(self.users, np.split(items, indptr[1:-1])))
+
+    def train_csr(self) -> tuple[np.ndarray, np.ndarray]:
+        """Training events as (indptr [U + 1], items [T]): user code u trained on
+        ``items[indptr[u]:indptr[u + 1]]``, codes in ``self.users`` order."""
+        lengths = self.train_ends - self.indptr[:-1]  # [U]
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        keep = np.ones(len(self.sequence_items), dtype=bool)
+        ends = self.indptr[1:][lengths < np.diff(self.indptr)]  # users with a validation and a test event
+        keep[ends - 1] = keep[ends - 2] = False
+        items = self.sequence_items[keep]
+        for user in self.sequences._overrides:  # rare: rebuild with the override
+            u = self.code(user)
+            items = np.concatenate([items[: indptr[u]], self.train(user), items[indptr[u + 1] :]])
+            indptr[u + 1 :] += len(self.train(user)) - lengths[u]
+        return indptr, items
 
     def case(self, user: str, split: str) -> EvalCase:
         """History and target of ``user`` for ``split`` ('valid' or 'test')."""
@@ -67,11 +138,5 @@ class LeaveOneOutSplit:
 
     def item_popularity(self, n_items: int) -> np.ndarray:
         """Training-event counts per item, [N]; never counts validation or test events."""
-        counts = np.zeros(n_items, dtype=np.float64)
-        for user in self.users:
-            np.add.at(counts, self.train(user), 1.0)
-        return counts
-
-
-def _natural_key(user: str) -> tuple[int, int | str]:
-    return (0, int(user)) if user.isdigit() else (1, user)
+        _, items = self.train_csr()
+        return np.bincount(items, minlength=n_items).astype(np.float64)
