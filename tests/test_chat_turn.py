@@ -321,3 +321,10 @@ def test_a_count_in_the_message_sets_k_within_the_cap(catalog, store, monkeypatc
     last = turn(FakePipeline(catalog), store, "comedy")
     assert len(last.recommendations) == cards
     assert ("I show at most 50 at a time" in last.reply) is note
+
+
+@pytest.mark.parametrize("message", ["what should I watch next?", "any suggestions?", "recommend me a movie please"])
+def test_a_bare_request_recommends_from_what_is_known_and_leaves_no_query(catalog, store, message):
+    last = turn(FakePipeline(catalog), store, message, user="1")
+    assert last.source == "template" and len(last.recommendations) == 5
+    assert last.session.state.query == "" and "about" not in last.reply.split("\n")[0]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -41,6 +42,7 @@ from recommender.chat.state import (
     clean_message,
     describe_constraints,
     help_reply,
+    meaningful_query,
     parse_message,
     record_shown,
     retrieval_history,
@@ -239,6 +241,14 @@ def run_turn(
         yield TurnUpdate(SORRY, (), session, "error", True)
 
 
+def asks_for_picks(text: str) -> bool:
+    """True for a bare request with no constraint ("what should I watch next?", "any suggestions?"):
+    answer it from what the session already knows rather than with the help text."""
+    return bool(re.search(r"\b(?:watch|recommend\w*|suggest\w*|movies?|films?|picks?)\b", text, re.I)) and not (
+        meaningful_query(text)
+    )
+
+
 def _asked_k(refinement: Any, k: int) -> tuple[int, str]:
     """The number of cards: the message's own count ("give me 3 options") within ``MAX_K``, else ``k``."""
     asked = getattr(refinement, "k", None)
@@ -262,7 +272,7 @@ def _turn(
 ) -> Iterator[TurnUpdate]:
     catalog = pipeline.catalog
     refinement = parse_message(text, catalog)
-    if refinement.is_empty:
+    if refinement.is_empty and not asks_for_picks(text):
         reply = help_reply(refinement, catalog)
         if store is not None:
             session = replace(session, session_id=session.session_id or store.start_session(user_id=session.user_id))
