@@ -11,13 +11,15 @@ inside histories. Tasks:
   completion letter only names the target's line); a target outside the top-N is dropped or put
   at a random slot. In ``shuffle`` order the prompt is the serving
   ``rank`` template and a seeded permutation makes the target's letter uniform.
-- ``rating``: rated history + target -> its rating digit (``render_rating``).
+- ``rating``: rated history + target + the train split's evidence -> its rating digit (``RatingPrompt``,
+  the serving object; the example's own rating is left out of the item's evidence).
 - ``explain``: history + target + facts from data (genres shared with the history, history
   items co-watched with the target) -> a sentence built from the same facts (``render_explain``).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,8 +30,9 @@ from recommender.data.split import LeaveOneOutSplit
 from recommender.evaluation.metrics import top_k
 from recommender.finetune.config import DataConfig
 from recommender.llm.evidence import PrefixScorer, recent_strength
-from recommender.llm.prompting import RATING_VALUES, rank_completion, rating_completion, render_explain, render_rating
+from recommender.llm.prompting import RATING_VALUES, rank_completion, rating_completion, render_explain
 from recommender.llm.ranking_prompts import RankingPrompt, RankingRequest, ranking_prompt
+from recommender.llm.rating_prompt import RatingPrompt, RatingStatistics
 
 TASKS = ("rank", "rating", "explain")
 
@@ -97,7 +100,7 @@ def build_examples(
             if task == "rank":
                 example = _rank_example(catalog, scorer, prompt, cfg, rng, user, sequence, history, target)
             elif task == "rating":
-                example = _rating_example(catalog, cfg, user, history, ratings[: len(sequence)], t, target)
+                example = _rating_example(catalog, split, user, history, ratings[: len(sequence)], t, target)
             else:
                 example = _explain_example(catalog, scorer, cfg, user, sequence, history, target)
             if example is not None:
@@ -186,9 +189,17 @@ def validation_examples(
     return out
 
 
-def _rating_example(catalog, cfg, user, history, ratings, t, target) -> Example:
-    rated = [(catalog.items[int(h)], float(r)) for h, r in zip(history, ratings[:t])]
-    prompt = render_rating(rated, catalog.items[target], max_history=cfg.max_history)
+@functools.lru_cache(maxsize=1)
+def _rating_statistics(split: LeaveOneOutSplit, n_items: int) -> RatingStatistics:
+    return RatingStatistics.from_split(split, n_items)  # once per split, not once per example
+
+
+def _rating_example(catalog, split, user, history, ratings, t, target) -> Example:
+    """The serving rating prompt (``RatingPrompt`` with the train split's evidence) for the train
+    event at ``t``; its own rating is left out of the item's mean and similarities (``own_rating``)."""
+    stats = _rating_statistics(split, len(catalog))
+    request = stats.request(catalog, history, ratings[:t], target, own_rating=float(ratings[t]))
+    prompt = RatingPrompt().render(request)
     completion = rating_completion(float(ratings[t]))
     return Example(
         "rating",

@@ -1,7 +1,7 @@
 """``recommender evaluate``: every method side by side on one split, one seed, one user sample.
 
 recommender evaluate --dataset ml-100k --split test --users 200 --output runs/eval-test
-recommender evaluate --task rating --users 200 --output runs/eval-rating
+recommender evaluate --task rating --split test --output runs/rating   # add --adapter PATH for a rating adapter
 accelerate launch --cpu --num_processes 2 -m recommender.cli evaluate ...   # sharded users
 """
 
@@ -39,6 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(left out by default, so an adapter is never scored on users it was tuned on)",
     )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--blend-users", type=int, default=100,
+        help="--task rating: validation users that tune each LLM row's blend weight with SVD (0: no blend rows)",
+    )  # fmt: skip
     parser.add_argument("--output", default="runs/eval", help="folder for metrics.json, metrics.md, metrics.png")
     add_model_arguments(parser)
     parser.set_defaults(run=run)
@@ -164,33 +168,95 @@ def _gather(raw: dict, shards, output: Path) -> dict:
 
 
 def _rating(args, dataset, split, retriever, cases, shards) -> int:
-    from recommender.evaluation.protocol import rating_report
-    from recommender.pipeline import Recommender
+    """Every rating row on the same rated events (``recommender.evaluation.rating``): the mean
+    baselines, BaselineOnly, SVD tuned on validation, the base LLM zero-shot, an adapter given
+    with ``--adapter PATH``, and each LLM blended with SVD (weight tuned on validation users)."""
+    from recommender.evaluation.protocol import rating_report, sample_users
+    from recommender.evaluation.rating import (
+        RatedEvents,
+        baseline_predictions,
+        paired_rmse_difference,
+        rating_table,
+        surprise_fit,
+        surprise_predict,
+        tune_blend,
+        tune_svd,
+    )
 
     if shards.world > 1:
         raise ValueError("--task rating runs in one process.")
-    recommender = Recommender.from_pretrained(dataset, model=args.model, adapter=args.adapter, quantize=args.quantize)
-    all_ratings = dataset.interactions.ratings
-    if all_ratings is None:
+    if dataset.interactions.ratings is None:
         raise ValueError(f"{dataset.name} has no ratings.")
-    global_mean = float(np.nanmean([split.ratings[c.user][:-2].mean() for c in cases]))
-    rows = {"llm": [], "user_mean": [], "global_mean": []}
-    from tqdm.auto import tqdm
+    started = time.time()
+    events = RatedEvents.of_cases(cases)
+    svd_params, tried = tune_svd(split, args.seed)
+    print(f"SVD settings by validation RMSE: {svd_params}")
+    predictions = baseline_predictions(split, args.split, events, svd_params, args.seed)
+    blend_cases = split.cases("valid", sample_users(split, args.blend_users, args.seed)) if args.blend_users else []
+    blend_events = RatedEvents.of_cases(blend_cases) if blend_cases else None
+    svd_valid = None
+    if blend_events is not None:
+        from recommender.evaluation.rating import fit_events
 
-    for case in tqdm(cases, desc="rating", unit="user"):
-        position = len(case.history)
-        past = split.ratings[case.user][:position]
-        ids = [dataset.catalog.ids[r] for r in case.history[-20:]]
-        predicted = recommender.predict_rating(ids, dataset.catalog.ids[case.target], past[-20:].tolist())
-        rows["llm"].append((predicted, case.target_rating))
-        rows["user_mean"].append((float(past.mean()), case.target_rating))
-        rows["global_mean"].append((global_mean, case.target_rating))
-    results = {name: rating_report(pairs) for name, pairs in rows.items()}
+        svd_valid = surprise_predict(
+            surprise_fit("svd", fit_events(split, "valid"), svd_params, args.seed), blend_events
+        )
+    # The shipped adapter was trained on ranking only: an adapter row needs an explicit --adapter PATH.
+    rows = [("llm_zero_shot", None)]
+    if args.adapter not in (None, "default", "none"):
+        rows.append(("llm_adapter", args.adapter))
+    blend_weights = {}
+    for name, adapter in rows:
+        recommender = _rating_recommender(args, dataset, retriever, adapter)
+        predictions[name] = _llm_ratings(recommender, split, cases, name)
+        if blend_events is not None:
+            valid = _llm_ratings(recommender, split, blend_cases, f"{name} (blend, valid)")
+            weight, _ = tune_blend(valid, svd_valid, blend_events.ratings)
+            blend_weights[name] = weight
+            predictions[f"{name}+svd"] = weight * predictions[name] + (1 - weight) * predictions["svd"]
+    results = {name: rating_report(list(zip(p, events.ratings))) for name, p in predictions.items()}
+    paired = [
+        {
+            "method": name,
+            "reference": "svd",
+            **paired_rmse_difference(p, predictions["svd"], events.ratings, seed=args.seed),
+        }
+        for name, p in predictions.items()
+        if name.startswith("llm")
+    ]
+    header = {
+        "dataset": dataset.name, "split": args.split, "users": len(cases), "seed": args.seed,
+        "SVD (tuned on validation)": ", ".join(f"{k}={v}" for k, v in svd_params.items()),
+        "blend weights (LLM share, tuned on validation)": ", ".join(f"{k} {v:.2f}" for k, v in blend_weights.items())
+        or "none", "blend users": len(blend_cases), "seconds": round(time.time() - started),
+    }  # fmt: skip
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-    (output / "rating.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-    print(f"split {args.split}, {len(cases)} users, seed {args.seed}")
-    print("| method | RMSE | MAE |\n| --- | ---: | ---: |")
-    for name, row in results.items():
-        print(f"| {name} | {row['RMSE']:.4f} | {row['MAE']:.4f} |")
+    record = {"header": header, "results": results, "paired": paired, "svd_params": svd_params, "svd_grid": tried}
+    (output / "rating.json").write_text(json.dumps(record, indent=1) + "\n")
+    table = rating_table(results, paired, header)
+    (output / "rating.md").write_text(table)
+    print(table)
+    print(f"written to {output}/rating.json, rating.md")
     return 0
+
+
+def _rating_recommender(args, dataset, retriever, adapter):
+    from recommender.llm.loading import load_model
+    from recommender.llm.scoring import LLMScorer
+    from recommender.pipeline import Recommender
+
+    loaded = load_model(args.model, adapter=adapter, quantize=args.quantize, device=args.device)
+    return Recommender(dataset, retriever, LLMScorer(loaded, batch_size=args.batch_size))
+
+
+def _llm_ratings(recommender, split, cases, description: str, chunk: int = 64) -> np.ndarray:
+    """[U] expected ratings of the cases' targets through ``Recommender.rating_scores``."""
+    from tqdm.auto import tqdm
+
+    out = []
+    for start in tqdm(range(0, len(cases), chunk), desc=description, unit="chunk"):
+        part = cases[start : start + chunk]
+        ratings = [split.ratings[c.user][: len(c.history)] for c in part]
+        out.extend(recommender.rating_scores([c.history for c in part], ratings, [c.target for c in part]))
+    return np.array(out, dtype=np.float64)

@@ -215,14 +215,20 @@ def render_rating(
     max_history: int | None = DEFAULT_MAX_HISTORY,
     max_history_chars: int | None = None,
 ) -> ItemPrompt:
-    """Rating prompt: (item, rating) history, oldest first, + one item -> a digit from 1 to 5."""
+    """Rating prompt from a rated history alone, oldest first, + one item -> a digit from 1 to 5.
+
+    The ``rating`` template through ``llm.rating_prompt.RatingPrompt`` without train-split
+    evidence (serving and fine-tuning add it there)."""
+    from recommender.llm.rating_prompt import RatingPrompt, RatingRequest  # it imports this module
+
     _check_items([entry[0] for entry in history], "history")
     _check_items([item], "item")
-    entries = [{"text": item_text(entry), "rating": format_rating(rating)} for entry, rating in history]
-    lengths = [len(entry["text"]) + 4 for entry in entries]
-    kept, dropped = truncate_history(entries, max_history, max_history_chars, lengths)
-    messages = render("rating", history=kept, item=item_text(item))
-    return ItemPrompt(messages, item.id, dropped, "rating", template_version("rating"))
+    for _, rating in history:
+        format_rating(rating)  # validates
+    lengths = [len(item_text(entry)) + 4 for entry, _ in history]
+    kept, dropped = truncate_history(list(history), max_history, max_history_chars, lengths)
+    rendered = RatingPrompt(max_history=len(kept), max_similar=0).render(RatingRequest(kept, item))
+    return ItemPrompt(rendered.messages, item.id, dropped, "rating", template_version("rating"))
 
 
 def render_explain(

@@ -42,7 +42,6 @@ from recommender.llm.prompting import (
     RATING_VALUES,
     candidate_line_ends,
     render_pointwise,
-    render_rating,
     tokens_at_chars,
 )
 
@@ -310,21 +309,32 @@ class LLMScorer:
 
     # -- rating --------------------------------------------------------------------------------
 
-    def rate(self, history: Sequence[tuple[Item, float]], items: Sequence[Item]) -> ScoredItems:
-        """Expected rating in [1, 5] per item: softmax over the "1".."5" tokens, then the mean."""
-        rendered = [render_rating(history, item, max_history=self.max_history) for item in items]
-        logits = self.last_logits([self.encode(p.messages) for p in rendered]) if rendered else None
-        if logits is None:
-            scores = np.zeros(0)
-        else:
-            probs = torch.softmax(logits[:, self.rating_ids].double(), -1)  # [N, 5]
-            scores = (probs @ torch.arange(1, 6, dtype=torch.float64)).numpy()
+    def rating_logits(self, conversations: list[Messages]) -> list[np.ndarray]:
+        """For each rating conversation, the [5] next-token logits of the digits "1".."5" (one
+        batched forward pass per batch; ``llm.rating_prompt.RatingPrompt.read`` turns them into a rating)."""
+        if not conversations:
+            return []
+        logits = self.last_logits([self.encode(c) for c in conversations])  # [C, V]
+        picked = logits[:, self.rating_ids].double().numpy()  # [C, 5]
+        return [row.copy() for row in picked]
+
+    def rate(self, history: Sequence[tuple[Item, float]], items: Sequence[Item], prompt=None) -> ScoredItems:
+        """Expected rating in [1, 5] per item, from the rated history alone (no train-split evidence;
+        ``Recommender.predict_rating`` adds it): softmax over the "1".."5" tokens, then the mean.
+
+        Args:
+            prompt: a ``llm.rating_prompt.RatingPrompt`` (default: its defaults).
+        """
+        from recommender.llm.rating_prompt import RatingPrompt, RatingRequest, rate_requests
+
+        prompt = prompt or RatingPrompt()
+        requests = [RatingRequest(list(history), item) for item in items]
         return ScoredItems(
             item_ids=tuple(item.id for item in items),
-            scores=scores,
-            template="rating",
-            template_version=rendered[0].template_version if rendered else "",
-            dropped_history=rendered[0].dropped_history if rendered else 0,
+            scores=rate_requests(self, prompt, requests),
+            template=prompt.name,
+            template_version=prompt.version,
+            dropped_history=prompt.render(requests[0]).dropped_history if requests else 0,
         )
 
     # -- generation ----------------------------------------------------------------------------
