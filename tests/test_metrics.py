@@ -90,3 +90,15 @@ def test_paired_ndcg_difference_counts_users_and_brackets_the_mean():
     assert same["difference"] == same["ci_low"] == same["ci_high"] == 0.0
     with pytest.raises(ValueError, match="same non-empty users"):
         metrics.paired_ndcg_difference([1, 2], [1])
+
+
+def test_paired_bootstrap_in_batches_equals_the_one_matrix_bootstrap():
+    rng = np.random.default_rng(5)
+    ranks, reference = rng.integers(1, 40, 943), rng.integers(1, 40, 943)
+    difference = metrics.ndcg_gains(ranks, 10) - metrics.ndcg_gains(reference, 10)
+    picks = np.random.default_rng(7).integers(0, 943, (300, 943))  # the former [resamples, U] matrix
+    means = difference[picks].mean(axis=1)
+    expected = (np.percentile(means, 2.5), np.percentile(means, 97.5))
+    for batch_elements in (1, 943 * 7, 1 << 24):  # one resample at a time, 7 at a time, all at once
+        out = metrics.paired_ndcg_difference(ranks, reference, resamples=300, seed=7, batch_elements=batch_elements)
+        assert (out["ci_low"], out["ci_high"]) == expected
