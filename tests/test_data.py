@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from recommender import ColumnMap, DataError, load_dataset, load_generic
@@ -179,3 +180,89 @@ def test_catalog_lookup_and_fingerprint():
     changed = Catalog([Item("1", "A", 1991, ("Drama",)), Item("2", "B")])
     assert catalog.fingerprint() != changed.fingerprint()
     assert catalog.years.tolist() == [1990, -1]
+
+
+# ------------------------------------------------------------------ columnar loading at scale
+
+
+def big_inter(path: Path, lines: int, bad: dict[int, str] | None = None) -> Path:
+    """A RecBole .inter of ``lines`` events; ``bad`` replaces given (1-based file) lines."""
+    rows = [f"u{n % 97}\t{n % 3 + 1}\t{n % 5 + 1}\t{n}" for n in range(lines)]
+    for line, text in (bad or {}).items():
+        rows[line - 2] = text
+    return write(path, "user_id:token\titem_id:token\trating:float\ttimestamp:float\n" + "\n".join(rows) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("u1\t1\t5\tyesterday", r"line 150001: field 'timestamp' must be a number, got 'yesterday'"),
+        ("u1\t1\tnan\t3", r"line 150001: field 'rating' must be a number, got 'nan'"),
+        ("u1\t1\t\t3", r"line 150001: field 'rating' must be a number, got ''"),
+        ("u1\t1\t5", r"line 150001: expected 4 fields, found 3"),
+        ("u1\t1\t5\t3\textra", r"line 150001: expected 4 fields, found 5"),
+    ],
+)
+def test_one_bad_line_in_a_large_file_is_named(atomic, monkeypatch, text, message):
+    from recommender.data import columnar
+
+    monkeypatch.setattr(columnar, "LOCATE_BLOCK_BYTES", 1 << 16)  # many blocks: the line count must carry over
+    big_inter(atomic / "toy.inter", 200_000, {150_001: text})
+    with pytest.raises(DataError, match=r"toy\.inter, " + message):
+        load_recbole(atomic, "toy")
+
+
+def test_undecodable_bytes_in_interactions_name_line_and_column(atomic, monkeypatch):
+    from recommender.data import columnar
+
+    monkeypatch.setattr(columnar, "LOCATE_BLOCK_BYTES", 1 << 12)
+    path = big_inter(atomic / "toy.inter", 5_000)
+    raw = path.read_bytes().split(b"\n")
+    raw[4000] = b"u\xe9\t1\t5\t7"  # line 4001
+    write(path, b"\n".join(raw))
+    with pytest.raises(DataError, match=r"toy\.inter, line 4001: undecodable bytes at column 2"):
+        load_recbole(atomic, "toy")
+
+
+def test_happy_path_reads_the_file_once_and_keeps_file_order(atomic, monkeypatch):
+    from recommender.data import columnar
+
+    calls = []
+    real = columnar.pacsv.read_csv
+    monkeypatch.setattr(columnar.pacsv, "read_csv", lambda *a, **k: calls.append(a) or real(*a, **k))
+    big_inter(atomic / "toy.inter", 50_000)
+    dataset = load_recbole(atomic, "toy")
+    assert len(calls) == 1  # one parse; the line-by-line checks run only when something is wrong
+    inter = dataset.interactions
+    assert len(inter) == 50_000 and inter.n_users == 97 and inter.user_codes.dtype == np.int32
+    assert inter.timestamps.tolist() == list(map(float, range(50_000)))  # file order kept
+    assert inter.users[:3].tolist() == ["u0", "u1", "u2"] and inter.items[:3].tolist() == [0, 1, 2]
+    assert inter.ratings[:6].tolist() == [1, 2, 3, 4, 5, 1]
+
+
+def test_blank_lines_crlf_and_bom_are_accepted(atomic):
+    write(
+        atomic / "toy.inter",
+        "\ufeffuser_id:token\titem_id:token\trating:float\ttimestamp:float\r\n\r\nu1\t1\t5\t10\r\n\nu1\t2\t4\t20\r\n",
+    )
+    dataset = load_recbole(atomic, "toy")
+    assert dataset.interactions.items.tolist() == [0, 1] and dataset.interactions.users.tolist() == ["u1", "u1"]
+
+
+def test_header_only_and_all_unknown_items(atomic):
+    write(atomic / "toy.inter", "user_id:token\titem_id:token\ttimestamp:float\n")
+    with pytest.raises(DataError, match=r"toy\.inter: the file has a header but no interactions"):
+        load_recbole(atomic, "toy")
+    write(atomic / "toy.inter", "user_id:token\titem_id:token\ttimestamp:float\nu\t77\t1\n")
+    with pytest.raises(DataError, match=r"none of the 1 interactions refers to an item"):
+        load_recbole(atomic, "toy")
+
+
+def test_generic_csv_with_quotes_and_a_bad_line(tmp_path):
+    write(tmp_path / "items.csv", 'item_id,title\n1,"Heat, the film"\n2,B\n')
+    write(tmp_path / "events.csv", 'user_id,item_id,timestamp,rating\n"u,1",1,3,4\nu2,2,4,5\n')
+    dataset = load_generic(tmp_path / "events.csv", tmp_path / "items.csv")
+    assert dataset.interactions.users.tolist() == ["u,1", "u2"] and dataset.catalog["1"].title == "Heat, the film"
+    write(tmp_path / "events.csv", 'user_id,item_id,timestamp,rating\n"u,1",1,3,4\nu2,2,4,5,6\n')
+    with pytest.raises(DataError, match=r"events\.csv, line 3: expected 4 fields, found 5"):
+        load_generic(tmp_path / "events.csv", tmp_path / "items.csv")
