@@ -305,8 +305,8 @@ def templated_reply(recommendations: Sequence[Recommendation], refinement: Refin
         )
         lines.append('Try loosening a constraint, or say "start over".')
         return "\n\n".join(lines)
-    head = "Here are more" if state.page > 0 else "Here are"
-    lines.append(f"{head} {len(recommendations)} picks" + (f" ({constraints}):" if constraints else ":"))
+    more = " more" if state.page > 0 else ""
+    lines.append(f"Here are {len(recommendations)}{more} picks" + (f" ({constraints}):" if constraints else ":"))
     for rank, rec in enumerate(recommendations, start=1):
         title = f"{rec.title} ({rec.year})" if rec.year else rec.title
         genres = f" — {', '.join(rec.genres)}" if rec.genres else ""
