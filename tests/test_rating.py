@@ -255,3 +255,27 @@ def test_a_dataset_without_ratings_rates_from_the_given_ratings(dataset):
     assert recommender.predict_rating(["1", "2"], "4", ratings=[2, 4]) == pytest.approx(3.0, abs=1e-3)
     with pytest.raises(ValueError, match="plain has no ratings, so user 'u1' has no rated history."):
         recommender.predict_rating(None, "4", user_id="u1")
+
+
+def test_explain_rating_command_prints_the_influences(dataset, capsys):
+    import argparse
+    import json
+
+    from recommender.commands.explain import _explain_rating
+
+    class Loaded:
+        def describe(self):
+            return "fake"
+
+    scorer = MeanScorer()
+    scorer.loaded = Loaded()
+    recommender = make(dataset, scorer)
+    args = argparse.Namespace(window=2, top=5, json=False)
+    assert _explain_rating(recommender, "u1", "4", args) == 0
+    text = capsys.readouterr().out
+    expected = recommender.predict_rating(None, "4", user_id="u1")
+    assert f"predicted rating: {expected:.3f}" in text
+    assert text.index("Alien (1979)") < text.index("Fargo (1996)")  # strongest (absolute) first
+    assert _explain_rating(recommender, "u1", "4", argparse.Namespace(window=2, top=5, json=True)) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["rating"] == pytest.approx(expected) and len(record["influences"]) == 2
