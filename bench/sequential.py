@@ -72,7 +72,8 @@ def main(args: argparse.Namespace) -> None:
     print(f"load_or_train: {time.perf_counter() - start:.1f} s this run (cached weights load in this time)\n")
     info = model.info
     print(
-        f"Training (recorded when trained): {info['train_seconds']:.0f} s, {info['epochs_run']} epochs, "
+        f"Training (recorded when trained): {info['train_seconds']:.0f} s wall, "
+        f"{info.get('cpu_seconds', float('nan')):.0f} s CPU, {info['epochs_run']} epochs, "
         f"best epoch {info['best_epoch']} (validation NDCG@10 {info['best_valid_NDCG@10']:.4f}), "
         f"{info['steps']} steps, {info['processes']} process(es), precision {info['mixed_precision']}; "
         f"config {model.config()}\n"

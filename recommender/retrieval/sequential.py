@@ -262,7 +262,7 @@ def train_model(
         collate_fn=lambda batch: collate(batch, config.max_len, n_items),
     )
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     curve: list[dict[str, float]] = []
     best_state, best_epoch, best_ndcg, waited, steps = None, 0, -1.0, 0, 0
     bar = tqdm(range(1, config.max_epochs + 1), desc="sequential model", unit="epoch", disable=not progress)
@@ -300,6 +300,7 @@ def train_model(
         "epochs_run": len(curve),
         "steps": steps,
         "train_seconds": round(time.perf_counter() - started, 1),
+        "cpu_seconds": round(time.process_time() - cpu_started, 1),  # this process's CPU time (all threads)
         "processes": accelerator.num_processes,
         "mixed_precision": precision,
         "curve": curve,
