@@ -71,6 +71,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tokens", type=int, default=60, help="max new tokens of a reply (default 60)")
     parser.add_argument("-k", type=int, default=10, help="cards per turn")
     parser.add_argument("--adapter", default="default", help="'default' (shipped), 'none' or a folder")
+    parser.add_argument("--reply-model", default="base", choices=("base", "ranker"),
+                        help="who writes: the base model without the adapter (default) or the ranker")  # fmt: skip
     parser.add_argument("--output", default=None, help="write the markdown report here too")
     parser.add_argument("--show", type=int, default=12, help="sample replies to list in the report")
     return parser
@@ -83,10 +85,13 @@ def main(args: argparse.Namespace) -> int:
     from recommender.evaluation.protocol import sample_users
     from recommender.llm.prompting import template_version
     from recommender.pipeline import Recommender
+    from recommender.ui.app import ChatServerConfig, reply_writer
 
     started = time.perf_counter()
     pipeline = Recommender.from_pretrained("ml-100k", adapter=args.adapter)
+    writer = reply_writer(pipeline, ChatServerConfig(adapter=args.adapter, reply_model=args.reply_model))
     load_s = time.perf_counter() - started
+    writer_name = "base model (no adapter)" if writer is not None else "the ranking model"
     users = [str(u) for u in sample_users(pipeline.split, 50, args.seed)]
     pipeline.recommend(user_id=users[0], k=args.k)  # warm-up
     rows, first_cards, full = [], [], []
@@ -96,7 +101,7 @@ def main(args: argparse.Namespace) -> int:
             start, first = time.perf_counter(), None
             last = None
             for update in run_turn(pipeline, None, session, message, args.k, influences=False,
-                                   reply_tokens=args.tokens):  # fmt: skip
+                                   reply_tokens=args.tokens, writer=writer):  # fmt: skip
                 if first is None and update.recommendations:
                     first = time.perf_counter() - start
                 last = update
@@ -123,11 +128,11 @@ def main(args: argparse.Namespace) -> int:
         "# Chat replies: share of LLM-written replies that pass the gate",
         "",
         f"`HF_HUB_OFFLINE=1 nice -n 5 .venv/bin/python bench/chat_replies.py --turns {args.turns} --seed {args.seed}"
-        f" --tokens {args.tokens}`",
+        f" --tokens {args.tokens} --reply-model {args.reply_model}`",
         "",
         f"machine: {platform.machine()}, {os.cpu_count()} cores, load average "
         f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}; model: {pipeline.scorer.loaded.describe()}; "
-        f"prompt {template_version('chat_system')}; load {load_s:.1f} s",
+        f"replies written by {writer_name}; prompt {template_version('chat_system')}; load {load_s:.1f} s",
         "",
         "| turns | with cards | LLM reply written | passed the gate (shown) | share of all turns | "
         "shown replies naming a film outside list+history |",

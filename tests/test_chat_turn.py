@@ -199,7 +199,9 @@ def test_llm_reply_is_streamed_and_kept_when_it_names_only_allowed_titles(catalo
     assert len(updates) > 3  # cards first, then the reply in pieces
     assert updates[0].recommendations and updates[-1].source == "llm" and title in updates[-1].reply
     system = pipeline.scorer.calls[0][0]["content"]
-    assert title in system and pipeline.scorer.calls[0][-1] == {"role": "user", "content": "comedy"}
+    asked = pipeline.scorer.calls[0][-1]
+    assert title in system and asked["role"] == "user" and asked["content"].startswith("comedy\n\n")
+    assert asked["content"].endswith(f"Start your answer with: I recommend {title} ({first.recommendations[0].year})")
 
 
 @pytest.mark.parametrize(

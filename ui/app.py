@@ -73,6 +73,10 @@ class ChatServerConfig:
     adapter: str = field(default="default", metadata={"help": "LoRA folder; 'default' shipped, 'none' off"})
     quantize: str = field(default="auto", metadata={"help": "auto, none or 4bit"})
     device: str | None = field(default=None, metadata={"help": "cuda, cpu, ... (None: CUDA when available)"})
+    reply_model: str = field(
+        default="base",
+        metadata={"help": "who writes replies: 'base' (the model without the ranking adapter) or 'ranker'"},
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -83,6 +87,8 @@ class ChatServerConfig:
             raise ValueError(f"concurrency must be at least 1, got {self.concurrency}.")
         if self.quantize not in ("auto", "none", "4bit"):
             raise ValueError(f"quantize must be auto, none or 4bit, got {self.quantize!r}.")
+        if self.reply_model not in ("base", "ranker"):
+            raise ValueError(f"reply_model must be base or ranker, got {self.reply_model!r}.")
 
 
 class SessionTurns:
@@ -168,8 +174,8 @@ def _picks(recs: Sequence[Any]) -> dict:
 class ChatHandlers:
     """The page's event handlers around one pipeline and store (the Blocks layout is in ``build_app``)."""
 
-    def __init__(self, pipeline: Any, store: Any, llm_reply: bool = True):
-        self.pipeline, self.store, self.llm_reply = pipeline, store, llm_reply
+    def __init__(self, pipeline: Any, store: Any, llm_reply: bool = True, writer: Any = None):
+        self.pipeline, self.store, self.llm_reply, self.writer = pipeline, store, llm_reply, writer
         self.titles = {item.id: item.title for item in getattr(pipeline.catalog, "items", ())}
         self.turns = SessionTurns()
         self.latest: dict[str, Session] = {}  # without a store: each session's state after its last turn
@@ -258,7 +264,7 @@ class ChatHandlers:
             before = self.conversation(sid)
             prefix = f"{reply_markdown(note)}\n\n" if note else ""
             shown_ids, shown_cards = None, None
-            for update in run_turn(self.pipeline, self.store, session, text, k, llm_reply=self.llm_reply):
+            for update in run_turn(self.pipeline, self.store, session, text, k, self.llm_reply, writer=self.writer):
                 chat = [*before, *_pairs([(text, prefix + reply_markdown(update.reply))], escape_reply=False)]
                 chat += _pairs([(waiting, QUEUED) for waiting in self.turns.waiting(sid, but=ticket)])
                 cards = picks = gr.update()
@@ -319,7 +325,9 @@ class ChatHandlers:
                 raise gr.Error(BUSY)
             if session_id:
                 session = load_session(self.pipeline, self.store, session_id)
-            last = finish_turn(run_turn(self.pipeline, self.store, session, message, k, llm_reply=self.llm_reply))
+            last = finish_turn(
+                run_turn(self.pipeline, self.store, session, message, k, self.llm_reply, writer=self.writer)
+            )
         items = [
             {"item_id": r.item_id, "title": r.title, "year": r.year, "score": r.score} for r in last.recommendations
         ]
@@ -340,9 +348,12 @@ class ChatHandlers:
         return {"stored": after.state != session.state or action == "seen", "note": note}
 
 
-def build_app(pipeline: Any, store: Any, default_k: int = 10, llm_reply: bool = True) -> gr.Blocks:
-    """The Blocks app around a loaded pipeline (a ``Recommender`` or a fake) and a ``FeedbackStore``."""
-    handlers = ChatHandlers(pipeline, store, llm_reply)
+def build_app(pipeline: Any, store: Any, default_k: int = 10, llm_reply: bool = True, writer: Any = None) -> gr.Blocks:
+    """The Blocks app around a loaded pipeline (a ``Recommender`` or a fake) and a ``FeedbackStore``.
+
+    ``writer`` writes the replies (``.stream(messages, max_new_tokens)``); default the pipeline's scorer.
+    """
+    handlers = ChatHandlers(pipeline, store, llm_reply, writer)
     with gr.Blocks(title="Movie recommender chat") as demo:
         session_data = gr.State(None)
         saved_id = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=STORAGE_KEY)  # survives a reload
@@ -397,6 +408,20 @@ def build_app(pipeline: Any, store: Any, default_k: int = 10, llm_reply: bool = 
     return demo
 
 
+def reply_writer(pipeline: Any, config: ChatServerConfig) -> Any:
+    """The model that writes replies: with ``reply_model="base"`` and a ranking adapter merged into the
+    pipeline's model, the same base model without it (the adapter learned to score candidate lines,
+    and its merged weights loop in free text: 0 of 20 replies passed the gate in bench/chat_replies.py).
+    None means the pipeline's own scorer."""
+    loaded = getattr(getattr(pipeline, "scorer", None), "loaded", None)
+    if config.reply_model != "base" or loaded is None or getattr(loaded, "adapter_path", None) is None:
+        return None
+    from recommender.llm.loading import load_model
+    from recommender.llm.scoring import LLMScorer
+
+    return LLMScorer(load_model(config.model, adapter=None, quantize=config.quantize, device=config.device))
+
+
 def serve(config: ChatServerConfig, block: bool = True) -> gr.Blocks:
     """Load the pipeline and the store ``config`` names and launch the app."""
     from recommender.pipeline import Recommender
@@ -408,7 +433,8 @@ def serve(config: ChatServerConfig, block: bool = True) -> gr.Blocks:
         device=config.device, retrieval_only=config.retrieval_only,
     )  # fmt: skip
     store = FeedbackStore(config.db)
-    demo = build_app(pipeline, store, default_k=config.k, llm_reply=config.llm_reply)
+    writer = reply_writer(pipeline, config) if config.llm_reply else None
+    demo = build_app(pipeline, store, default_k=config.k, llm_reply=config.llm_reply, writer=writer)
     demo.queue(default_concurrency_limit=config.concurrency)
     print(f"model: {model_name(pipeline)}; feedback store: {store.path}", flush=True)
     demo.launch(

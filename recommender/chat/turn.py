@@ -57,7 +57,8 @@ log = logging.getLogger(__name__)
 
 NEW_USER = "new user"
 MAX_K = 50  # cards per turn; more is no conversation
-REPLY_ITEMS = 5  # ranked items the LLM sees when it writes the reply (shorter prompt, faster reply)
+REPLY_ITEMS = 3  # ranked items the LLM sees when it writes the reply (a 135M model copies a short list best)
+STEER = "Start your answer with: I recommend {title}"  # the reply's first words, asked for in the user turn
 REPLY_TOKENS = 60  # new tokens of an LLM reply: two or three sentences; each token costs ~25 ms on 2 cores
 REPLY_DEADLINE_S = 90.0  # an LLM reply still running after this long is dropped for the template
 INFLUENCE_WINDOW = 5  # cards show which of the last 5 history items drove each LLM-ranked item
@@ -194,12 +195,22 @@ def clamp_k(k: object, default: int = 10) -> int:
 def reply_messages(
     pipeline: Any, recommendations: Sequence[Recommendation], state: ConversationState, message: str
 ) -> list[dict[str, str]]:
-    """The chat_system prompt conditioned on the top ranked items, then the person's message."""
+    """The chat_system prompt conditioned on the top ranked items, then the person's message.
+
+    The message ends with a line asking the reply to start by naming the top item: a 135M model
+    left to open on its own talks about itself or films from its memory; asked to start with the
+    title, it goes on to say why that film fits. (A prefilled assistant turn would be firmer, but
+    the scorer's ``stream`` takes no prefix.)
+    """
     top = list(recommendations)[:REPLY_ITEMS]
     items = [pipeline.catalog[rec.item_id] for rec in top]
     constraints = [part for part in describe_constraints(state).split("; ") if part]
     system = render_chat_system(items, [list(rec.reasons) for rec in top], constraints)
-    return [*system, {"role": "user", "content": clean_message(message, 500)[0]}]
+    content = clean_message(message, 500)[0]
+    if items:
+        first = items[0]
+        content += "\n\n" + STEER.format(title=f"{first.title} ({first.year})" if first.year else first.title)
+    return [*system, {"role": "user", "content": content}]
 
 
 def _stream_reply(
@@ -223,6 +234,7 @@ def run_turn(
     deadline_s: float = REPLY_DEADLINE_S,
     influences: bool = True,
     reply_tokens: int = REPLY_TOKENS,
+    writer: Any = None,
 ) -> Iterator[TurnUpdate]:
     """Run one turn and yield what to show: the cards first, then the reply as it streams, then
     the cards with their influences.
@@ -232,10 +244,13 @@ def run_turn(
     Args:
         influences: compute the cards' influences after the reply (when the pipeline has ``influences``).
         reply_tokens: at most this many new tokens in the LLM reply.
+        writer: what writes the reply (``.stream(messages, max_new_tokens)``); default ``pipeline.scorer``.
     """
     text = clean_message(message, 20_000)[0]
     try:
-        yield from _turn(pipeline, store, session, text, clamp_k(k), llm_reply, deadline_s, influences, reply_tokens)
+        yield from _turn(
+            pipeline, store, session, text, clamp_k(k), llm_reply, deadline_s, influences, reply_tokens, writer
+        )
     except Exception:  # noqa: BLE001 - a turn must never take the app down
         log.exception("chat turn failed for message %r", text[:200])
         yield TurnUpdate(SORRY, (), session, "error", True)
@@ -269,6 +284,7 @@ def _turn(
     deadline_s: float,
     influences: bool,
     reply_tokens: int,
+    writer: Any = None,
 ) -> Iterator[TurnUpdate]:
     catalog = pipeline.catalog
     refinement = parse_message(text, catalog)
@@ -295,7 +311,7 @@ def _turn(
     if count_note:
         fallback = f"{count_note}\n\n{fallback}"
     reply, source, draft, rejected = fallback, "template", "", ""
-    scorer = getattr(pipeline, "scorer", None)
+    scorer = writer if writer is not None else getattr(pipeline, "scorer", None)
     if llm_reply and recs and scorer is not None and hasattr(scorer, "stream"):
         yield TurnUpdate("…", recs, after, "llm", False)
         written = ""

@@ -28,6 +28,10 @@ def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retrieval-only", action="store_true", help="no LLM: retrieval ranking, templated replies")
     parser.add_argument("--no-llm-reply", action="store_true", help="the LLM ranks, but replies are templated")
     parser.add_argument("--concurrency", type=int, default=2, help="events served at once (default 2)")
+    parser.add_argument(
+        "--reply-model", default="base", choices=("base", "ranker"),
+        help="who writes replies: the base model without the ranking adapter (default) or the ranking model",
+    )  # fmt: skip
     add_model_arguments(parser)
 
 
@@ -45,7 +49,7 @@ def config_from_args(args: argparse.Namespace) -> ChatServerConfig:
     return ChatServerConfig(
         host=args.host, port=args.port, db=args.db, k=args.k, llm_reply=not args.no_llm_reply,
         retrieval_only=args.retrieval_only, concurrency=args.concurrency, dataset=args.dataset, model=args.model,
-        adapter=args.adapter, quantize=args.quantize, device=args.device,
+        adapter=args.adapter, quantize=args.quantize, device=args.device, reply_model=args.reply_model,
     )  # fmt: skip
 
 
