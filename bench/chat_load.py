@@ -35,18 +35,20 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", default=None, help="its SQLite store (with --url), to count feedback rows")
     parser.add_argument("--with-llm", action="store_true", help="in-process app with the default LLM (slow)")
     parser.add_argument("-k", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, default=2, help="events served at once (recommender chat's default)")
     return parser
 
 
-def serve(db: Path, with_llm: bool) -> tuple[str, object]:
-    from recommender.ui.app import build_app
-
+def serve(db: Path, with_llm: bool, concurrency: int) -> tuple[str, object]:
+    """The app as ``recommender chat`` serves it (with the LLM: the base model writes the replies)."""
     from recommender.pipeline import Recommender
     from recommender.store import FeedbackStore
+    from recommender.ui.app import ChatServerConfig, build_app, reply_writer
 
     pipeline = Recommender.from_pretrained(retrieval_only=not with_llm)
-    demo = build_app(pipeline, FeedbackStore(db), llm_reply=with_llm)
-    demo.queue(default_concurrency_limit=4)
+    writer = reply_writer(pipeline, ChatServerConfig()) if with_llm else None
+    demo = build_app(pipeline, FeedbackStore(db), llm_reply=with_llm, writer=writer)
+    demo.queue(default_concurrency_limit=concurrency)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         db = Path(tempfile.mkdtemp()) / "load.sqlite"
         load_start = time.perf_counter()
-        url, demo = serve(db, args.with_llm)
+        url, demo = serve(db, args.with_llm, args.concurrency)
         print(f"app served at {url} in {time.perf_counter() - load_start:.1f} s (store {db})")
     timings: dict[str, list[float]] = {"chat": [], "feedback": []}
     errors: list[str] = []
