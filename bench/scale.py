@@ -1,0 +1,209 @@
+"""How cost grows with the size of the log (issue 16): synthetic RecBole files from
+``bench/synthetic.py``, then load, split and (where asked) the retrievers, each size in fresh
+processes so peak RSS is that size's own.
+
+    python -m bench.scale --sizes 10k,100k                 # generate (once), load, split
+    python -m bench.scale --sizes 10k,100k,1m --retrieval-sizes 10k
+    python -m bench.scale --report                         # table + plot from the stored results
+
+Each size runs two child processes: ``generate`` (skipped when the files exist; its first
+timing is kept) and ``pipeline`` (load, split, training CSR + popularity, then retrievers for
+the sizes in ``--retrieval-sizes``: ``build_components`` as it is, and ``retrieve`` latency over
+200 evaluation users). Results go to ``<root>/results.json``; the table to stdout and
+``bench/results/scale.md``, the plot to ``bench/results/scale.png``. Retrieval cells of sizes
+not run read "n/a".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SIZES = {  # users, items, events
+    "10k": (10_000, 5_000, 500_000),
+    "100k": (100_000, 10_000, 5_000_000),
+    "1m": (1_000_000, 100_000, 50_000_000),
+}
+RESULTS = Path(__file__).parent / "results"
+COLUMNS = [
+    ("generate_s", "generate s"),
+    ("generate_rss_gb", "generate peak GB"),
+    ("load_s", "load s"),
+    ("split_s", "split s"),
+    ("train_csr_s", "train CSR + popularity s"),
+    ("data_rss_gb", "load+split peak GB"),
+    ("build_s", "retrievers built s"),
+    ("retrieve_p50_ms", "retrieve p50 ms"),
+    ("retrieve_p99_ms", "retrieve p99 ms"),
+    ("pipeline_rss_gb", "pipeline peak GB"),
+]
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # kB on Linux
+
+
+# ---------------------------------------------------------------- child stages
+
+
+def stage_generate(size: str, folder: Path) -> dict:
+    from bench.synthetic import SyntheticConfig, generate
+
+    users, items, events = SIZES[size]
+    result = generate(SyntheticConfig(users=users, items=items, events=events, seed=0), folder)
+    return {"generate_s": result["seconds"], "generate_rss_gb": peak_rss_gb()}
+
+
+def stage_pipeline(size: str, folder: Path, retrieval: bool, cache: Path) -> dict:
+    from recommender import load_dataset
+    from recommender.data.split import LeaveOneOutSplit
+
+    out: dict[str, float | str] = {}
+    start = time.perf_counter()
+    dataset = load_dataset(folder)
+    out["load_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    split = LeaveOneOutSplit(dataset.interactions)
+    out["split_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    split.train_csr()
+    split.item_popularity(len(dataset.catalog))
+    out["train_csr_s"] = time.perf_counter() - start
+    out["data_rss_gb"] = peak_rss_gb()
+    if retrieval:
+        out.update(_retrieval(dataset, split, cache))
+    out["pipeline_rss_gb"] = peak_rss_gb()
+    return out
+
+
+def _retrieval(dataset, split, cache: Path) -> dict:
+    """The retrieval code as it is today: build every component, then single-user latency."""
+    from recommender.retrieval.hybrid import build_components
+
+    start = time.perf_counter()
+    components = build_components(dataset, split, cache_dir=cache)
+    out: dict[str, float | str] = {"build_s": time.perf_counter() - start}
+    rng = np.random.default_rng(0)
+    users = rng.choice(split.eval_users, size=min(200, len(split.eval_users)), replace=False)
+    ids = dataset.catalog.ids
+    latencies = []
+    for user in users:
+        history = [ids[row] for row in split.case(str(user), "test").history[-50:]]
+        start = time.perf_counter()
+        for component in components.values():
+            component.retrieve(history, k=50)
+        latencies.append(time.perf_counter() - start)
+    out["retrieve_p50_ms"] = 1000 * float(np.percentile(latencies, 50))
+    out["retrieve_p99_ms"] = 1000 * float(np.percentile(latencies, 99))
+    out["components"] = ",".join(components)
+    return out
+
+
+# ---------------------------------------------------------------- driver, table, plot
+
+
+def run_child(stage: str, size: str, args: argparse.Namespace) -> dict:
+    command = [sys.executable, "-m", "bench.scale", "--stage", stage, "--sizes", size, "--root", str(args.root)]
+    if stage == "pipeline" and size in args.retrieval_sizes.split(","):
+        command.append("--with-retrieval")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        return {f"{stage}_error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def table(results: dict) -> str:
+    header = "| size (users x items x events) | " + " | ".join(label for _, label in COLUMNS) + " |"
+    lines = [header, "|" + " --- |" * (len(COLUMNS) + 1)]
+    for size in SIZES:
+        if size not in results:
+            continue
+        users, items, events = SIZES[size]
+        row = results[size]
+        cells = []
+        for key, _ in COLUMNS:
+            value = row.get(key)
+            cells.append("n/a" if value is None else f"{value:.2f}" if value < 10 else f"{value:.0f}")
+        lines.append(f"| {size}: {users:,} x {items:,} x {events:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [s for s in SIZES if s in results]
+    events = [SIZES[s][2] for s in sizes]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, label in COLUMNS:
+        values = [results[s].get(key) for s in sizes]
+        points = [(e, v) for e, v in zip(events, values) if v is not None]
+        if not points:
+            continue
+        axis = right if key.endswith("_gb") else left
+        axis.plot(*zip(*points), marker="o", label=label)
+    for axis, ylabel in ((left, "seconds"), (right, "peak RSS, GB")):
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("events")
+        axis.set_ylabel(ylabel)
+        axis.legend(fontsize=7)
+        axis.grid(alpha=0.3)
+    fig.suptitle("Cost vs size (synthetic logs, 2 shared CPU cores)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10k,100k", help=f"comma-separated, of {', '.join(SIZES)}")
+    parser.add_argument("--retrieval-sizes", default="10k", help="sizes whose retrievers are built and timed")
+    parser.add_argument("--root", type=Path, default=Path("runs/scale"), help="data and results.json (gitignored)")
+    parser.add_argument("--report", action="store_true", help="only print the table and draw the plot")
+    parser.add_argument("--stage", choices=["generate", "pipeline"], help=argparse.SUPPRESS)
+    parser.add_argument("--with-retrieval", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def main(args: argparse.Namespace) -> None:
+    if args.stage:  # a child: one stage of one size, JSON on the last stdout line
+        size = args.sizes
+        folder = args.root / f"synth-{size}"
+        if args.stage == "generate":
+            result = stage_generate(size, folder)
+        else:
+            result = stage_pipeline(size, folder, args.with_retrieval, args.root / "cache")
+        print(json.dumps(result))
+        return
+    store = args.root / "results.json"
+    results = json.loads(store.read_text()) if store.exists() else {}
+    if not args.report:
+        for size in args.sizes.split(","):
+            row = results.get(size, {})
+            folder = args.root / f"synth-{size}"
+            if not (folder / f"{folder.name}.inter").exists() or "generate_s" not in row:
+                row = {k: v for k, v in run_child("generate", size, args).items()}
+            keep = {k: row[k] for k in ("generate_s", "generate_rss_gb") if k in row}
+            row = {**keep, **run_child("pipeline", size, args)}
+            results[size] = row
+            store.parent.mkdir(parents=True, exist_ok=True)
+            store.write_text(json.dumps(results, indent=1))
+            print(size, json.dumps(row), flush=True)
+    print(table(results))
+    RESULTS.mkdir(exist_ok=True)
+    plot(results, RESULTS / "scale.png")
+
+
+if __name__ == "__main__":
+    main(make_parser().parse_args())
