@@ -175,6 +175,7 @@ def _rating(args, dataset, split, retriever, cases, shards) -> int:
     from recommender.evaluation.rating import (
         RatedEvents,
         baseline_predictions,
+        fit_events,
         paired_rmse_difference,
         rating_table,
         surprise_fit,
@@ -196,8 +197,6 @@ def _rating(args, dataset, split, retriever, cases, shards) -> int:
     blend_events = RatedEvents.of_cases(blend_cases) if blend_cases else None
     svd_valid = None
     if blend_events is not None:
-        from recommender.evaluation.rating import fit_events
-
         svd_valid = surprise_predict(
             surprise_fit("svd", fit_events(split, "valid"), svd_params, args.seed), blend_events
         )

@@ -64,11 +64,12 @@ def fit_events(split: LeaveOneOutSplit, which: str) -> RatedEvents:
     if which not in ("valid", "test"):
         raise ValueError(f"split must be 'valid' or 'test', got {which!r}.")
     users, items, ratings = [], [], []
+    evaluable = set(split.eval_users)
     for user in split.users:
         if user not in split.ratings:
             continue
         end = len(split.train(user))
-        if which == "test" and user in set(split.eval_users):
+        if which == "test" and user in evaluable:
             end = len(split.sequences[user]) - 1
         users.append(np.full(end, user, dtype=object))
         items.append(split.sequences[user][:end])
