@@ -17,6 +17,7 @@ import argparse
 import os
 import platform
 import random
+import re
 import statistics
 import time
 from collections import Counter
@@ -62,6 +63,14 @@ def conversations(n_turns: int, users: list[str], seed: int) -> list[tuple[str |
         out.append((user, [rng.choice(MESSAGES) for _ in range(length)]))
         total += length
     return out
+
+
+def bare_reply(draft: str, recs) -> bool:
+    """True for a shown reply that is only the asked-for opening ("I recommend Fargo (1996).") and no reason."""
+    rest = draft.replace("I recommend", " ")
+    for rec in recs[:3]:
+        rest = rest.replace(rec.title, " ").replace(f"({rec.year})", " ")
+    return len(re.findall(r"[A-Za-z]{3,}", rest)) < 3
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -117,6 +126,7 @@ def main(args: argparse.Namespace) -> int:
                 "user": user or "new", "message": message, "source": last.source, "draft": last.draft,
                 "rejected": last.rejected, "outside": shown_outside, "cards": len(recs),
                 "names_shown": bool(last.draft) and names_a_shown_item(last.draft, recs, pipeline.catalog),
+                "bare": last.source == "llm" and bare_reply(last.draft, recs),
             })  # fmt: skip
             print(f"{len(rows):3d} {last.source:8s} {last.rejected or 'ok':28s} {message!r}: {last.draft[:110]!r}",
                   flush=True)  # fmt: skip
@@ -139,6 +149,9 @@ def main(args: argparse.Namespace) -> int:
         "| ---: | ---: | ---: | ---: | ---: | ---: |",
         f"| {len(rows)} | {sum(r['cards'] > 0 for r in rows)} | {len(with_llm)} | {passed} | "
         f"{passed / max(1, len(rows)):.0%} | {sum(r['outside'] for r in rows)} |",
+        "",
+        f'Shown replies that are only the asked-for opening ("I recommend <title> (<year>)", no reason): '
+        f"{sum(r['bare'] for r in rows)} of {passed}.",
         "",
         "Refusals by reason: " + (", ".join(f"{why} {n}" for why, n in reasons.most_common()) or "none"),
         "",

@@ -54,24 +54,27 @@ CHAT_MESSAGES = [
 ]  # fmt: skip
 
 
-def time_chat_turns(pipeline, users: list, turns: int) -> tuple[list[float], list[float]]:
-    """Seconds to the first cards and to the end of each turn; conversations of 5 turns, users alternating
-    between dataset users and new people."""
+def time_chat_turns(pipeline, users: list, turns: int, writer=None) -> tuple[list[float], list[float], list[float]]:
+    """Seconds to the first cards, to the finished reply and to the end of each turn (the cards'
+    influences); conversations of 5 turns, alternating between dataset users and new people."""
     from recommender.chat.turn import open_session, run_turn
 
-    first_cards, full = [], []
+    first_cards, replied, full = [], [], []
     session = None
     for n in range(turns):
         if n % 5 == 0:
             session = open_session(pipeline, None, users[n // 5 % len(users)] if n // 5 % 2 == 0 else None)[0]
-        start, first = time.perf_counter(), None
-        for update in run_turn(pipeline, None, session, CHAT_MESSAGES[n % len(CHAT_MESSAGES)], k=10):
+        start, first, reply = time.perf_counter(), None, None
+        for update in run_turn(pipeline, None, session, CHAT_MESSAGES[n % len(CHAT_MESSAGES)], k=10, writer=writer):
             if first is None and update.recommendations:
                 first = time.perf_counter() - start
+            if reply is None and (update.done or update.draft or update.rejected or update.source != "llm"):
+                reply = time.perf_counter() - start
         full.append(time.perf_counter() - start)
         first_cards.append(first if first is not None else full[-1])
+        replied.append(reply if reply is not None else full[-1])
         session = update.session
-    return first_cards, full
+    return first_cards, replied, full
 
 
 def main(args: argparse.Namespace) -> int:
@@ -89,12 +92,17 @@ def main(args: argparse.Namespace) -> int:
     users = sample_users(llm.split, args.users, args.seed)
 
     llm.recommend(user_id=users[0], k=10)  # warm-up: first forward pass allocates
-    first_cards_s, turn_s = time_chat_turns(llm, users, args.turns)
+    from recommender.ui.app import ChatServerConfig, reply_writer
+
+    writer = reply_writer(llm, ChatServerConfig(adapter=args.adapter))  # as recommender chat serves it
+    first_cards_s, reply_s, turn_s = time_chat_turns(llm, users, args.turns, writer)
     if args.chat_only:
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"model: {llm.scorer.loaded.describe()}; {os.cpu_count()} cores, load average {load}")
         print("| request | n | median ms | p95 ms |\n| --- | ---: | ---: | ---: |")
-        for name, seconds in (("chat turn: first cards", first_cards_s), ("chat turn: full", turn_s)):
+        chat_rows = (("chat turn: first cards", first_cards_s), ("chat turn: reply done", reply_s),
+                     ("chat turn: full (+ influences)", turn_s))  # fmt: skip
+        for name, seconds in chat_rows:
             print(f"| {name} | {len(seconds)} | {np.median(seconds) * 1000:.1f} | "
                   f"{np.percentile(seconds, 95) * 1000:.1f} |")  # fmt: skip
         return 0
@@ -121,7 +129,8 @@ def main(args: argparse.Namespace) -> int:
     reranked = f"two-stage: hybrid top-{llm.config.llm_candidates} + LLM ({llm.config.template})"
     print(row(reranked, two_stage_s, base))
     print(row("chat turn: first cards (parse + recommend)", first_cards_s, base))
-    print(row("chat turn: full (+ streamed LLM reply + influences of the cards)", turn_s, base))
+    print(row("chat turn: reply done (+ streamed LLM reply)", reply_s, base))
+    print(row("chat turn: full (+ influences of the cards)", turn_s, base))
     print()
     print("| batch evaluation | users/s |")
     print("| --- | ---: |")
