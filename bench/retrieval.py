@@ -2,6 +2,7 @@
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/retrieval.py
     HF_HUB_OFFLINE=1 .venv/bin/python bench/retrieval.py --synthetic-items 100000 --repeats 5
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/retrieval.py --sequential    # hybrid + the sequential model
 
 Prints two markdown tables:
 1. HR@10/20/50, NDCG@10 and candidate recall@100/200 on the ML-100k test split for the
@@ -29,6 +30,7 @@ from recommender.evaluation.metrics import full_ranks, hit_rate, ndcg
 from recommender.protocols import Filters
 from recommender.retrieval.base import EmbeddingRetriever, VectorIndex
 from recommender.retrieval.hybrid import build_default_retriever
+from recommender.retrieval.sequential import SequentialConfig
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -40,6 +42,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--synthetic-items", type=int, default=1_000_000, help="rows of the synthetic catalogue")
     parser.add_argument("--dim", type=int, default=384, help="dimension of the synthetic vectors")
     parser.add_argument("--seed", type=int, default=0, help="seed for the synthetic vectors and queries")
+    parser.add_argument(
+        "--sequential", action="store_true", help="add the sequential model to the hybrid (trains once, then cached)"
+    )
     parser.add_argument(
         "--threads", type=int, default=1, help="torch and FAISS threads; 1 is steadiest on a shared 2-core machine"
     )
@@ -140,7 +145,8 @@ def main(args: argparse.Namespace) -> None:
     dataset = load_dataset(args.dataset)
     split = LeaveOneOutSplit(dataset.interactions)
     start = time.perf_counter()
-    hybrid = build_default_retriever(dataset, split, cache_dir=args.cache_dir)
+    sequential = SequentialConfig() if args.sequential else None
+    hybrid = build_default_retriever(dataset, split, cache_dir=args.cache_dir, sequential=sequential)
     build_s = time.perf_counter() - start
     n_cases = len(split.cases(args.split))
     print(f"{dataset.summary()}; split={args.split}, {n_cases} users evaluated; seed={args.seed}")
