@@ -33,9 +33,18 @@ class DataConfig:
     examples: str = field(
         default="prefixes",
         metadata={
-            "help": "'prefixes' of train sequences (train split) or 'validation': one example per user, its "
-            "validation event as the target, candidates and evidence exactly as served (selection users excluded)"
+            "help": "'prefixes' of train sequences (train split); 'validation': one example per user, its "
+            "validation event as the target, candidates and evidence exactly as served (selection users excluded); "
+            "'held_out': those plus the last data.held_out train events of every user, their candidates from a first "
+            "stage built without those events"
         },
+    )
+    held_out: int = field(
+        default=6, metadata={"help": "with examples=held_out: train events per user the shadow first stage never sees"}
+    )
+    sequential: bool = field(
+        default=False,
+        metadata={"help": "put the sequential model into the first stage (needs data.examples=validation)"},
     )
     candidate_order: str = field(
         default="retriever",
@@ -53,9 +62,15 @@ class DataConfig:
     max_examples: int = field(default=4000, metadata={"help": "cap on training examples after the mix"})
 
     def __post_init__(self):
-        _choice("data.examples", self.examples, ("prefixes", "validation"))
+        _choice("data.examples", self.examples, ("prefixes", "validation", "held_out"))
         _choice("data.candidate_order", self.candidate_order, ("retriever", "shuffle"))
         _choice("data.missing_target", self.missing_target, ("drop", "random_slot"))
+        if self.sequential and self.examples == "prefixes":
+            raise ConfigError(
+                "config key 'data.sequential' needs data.examples=validation: the sequential model was trained on "
+                "the train sequences, so on their prefixes it already knows the next item (set data.sequential=false "
+                "for prefix examples)."
+            )
         if not 2 <= self.n_candidates <= 26 or not 0 <= self.random_negatives < self.n_candidates:
             raise ConfigError("config keys 'data.n_candidates' must be 2..26 and 'data.random_negatives' below it.")
 

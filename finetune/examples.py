@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recommender.data import Catalog
-from recommender.data.split import LeaveOneOutSplit
+from recommender.data.split import EvalCase, LeaveOneOutSplit
 from recommender.evaluation.metrics import top_k
 from recommender.finetune.config import DataConfig
 from recommender.llm.evidence import PrefixScorer, recent_strength
@@ -167,7 +167,6 @@ def validation_examples(
     prompt: RankingPrompt,
     n_candidates: int,
     users: Sequence[str],
-    batch_size: int = 256,
 ) -> list[Example]:
     """One ranking example per user: the whole train sequence as history, the VALIDATION event
     as the target, the candidates exactly as served (``retriever``'s top-N, history masked) and
@@ -175,7 +174,32 @@ def validation_examples(
     split only, so the candidate lists carry no memory of the target (unlike train prefixes,
     which a sequential model has already seen). Users whose target is not retrieved are skipped.
     """
-    cases = split.cases("valid", list(users))
+    return served_examples(catalog, split.cases("valid", list(users)), retriever, evidence, prompt, n_candidates)
+
+
+def held_out_cases(split: LeaveOneOutSplit, drop: int) -> list[EvalCase]:
+    """(history, target) at each of the ``drop`` TRAIN positions before a user's validation
+    event: the events a first stage built on ``without_last_events(dataset, drop + 2)`` never
+    trained on (its own validation and test events among them)."""
+    cases = []
+    for user in split.eval_users:
+        sequence = split.sequences[user]
+        for t in range(max(1, len(sequence) - 2 - drop), len(sequence) - 2):
+            cases.append(EvalCase(user, sequence[:t], int(sequence[t])))
+    return cases
+
+
+def served_examples(
+    catalog: Catalog,
+    cases: Sequence[EvalCase],
+    retriever,
+    evidence,
+    prompt: RankingPrompt,
+    n_candidates: int,
+    batch_size: int = 256,
+) -> list[Example]:
+    """Ranking examples whose candidates and evidence are computed exactly as served, by a
+    first stage that never trained on the targets. Cases whose target is not retrieved are skipped."""
     out = []
     for start in range(0, len(cases), batch_size):
         chunk = cases[start : start + batch_size]

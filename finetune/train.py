@@ -435,10 +435,11 @@ def build_training_data(config: FinetuneConfig) -> TrainingData:
     from recommender.llm.evidence import CowatchEvidence, PrefixScorer, recent_strength
     from recommender.llm.ranking_prompts import ranking_prompt
     from recommender.retrieval.hybrid import build_default_retriever
+    from recommender.retrieval.sequential import SequentialConfig
 
     dataset = load_dataset(config.data.dataset)
     split = LeaveOneOutSplit(dataset.interactions)
-    hybrid = build_default_retriever(dataset, split)
+    hybrid = build_default_retriever(dataset, split, sequential=SequentialConfig() if config.data.sequential else None)
     prompt = ranking_prompt(config.data.template, config.data.max_history)
     eval_users = sample_users(split, config.eval.users, config.eval.seed)
     report_users = sample_users(split, config.eval.report_users, config.eval.seed + 1, exclude=eval_users)
@@ -447,15 +448,18 @@ def build_training_data(config: FinetuneConfig) -> TrainingData:
     except ImportError:  # pragma: no cover
         threadpool_limits = None
     limit = threadpool_limits(1) if threadpool_limits else None  # one BLAS thread: 15x faster small matvecs
-    if config.data.examples == "validation":
+    if config.data.examples in ("validation", "held_out"):
         # Served candidates and evidence for everyone: the retriever as served, sparse co-watch digits.
         served = CowatchEvidence.for_retriever(hybrid, split)
-        held_out = set(eval_users) | set(report_users)
-        train_users = [u for u in split.users if u not in held_out]
+        kept_out = set(eval_users) | set(report_users)
+        train_users = [u for u in split.users if u not in kept_out]
         examples = validation_examples(
             dataset.catalog, split, hybrid, served, prompt, config.data.n_candidates, train_users
         )
+        if config.data.examples == "held_out":
+            examples += shadow_examples(config, dataset, split, prompt)
         examples = [examples[i] for i in np.random.default_rng(config.train.seed).permutation(len(examples))]
+        examples = examples[: config.data.max_examples or len(examples)]
 
         def candidates(history):
             return hybrid.score_rows(history)
@@ -481,6 +485,25 @@ def build_training_data(config: FinetuneConfig) -> TrainingData:
     if limit is not None:
         limit.unregister()
     return TrainingData(dataset, examples, eval_set, report_set, prompt)
+
+
+def shadow_examples(config: FinetuneConfig, dataset, split, prompt) -> list:
+    """Examples at each user's last ``data.held_out`` train events, ranked by a first stage built
+    (and cached) without those events and the validation and test ones: the sequential model and
+    the co-occurrence rows there have never seen the targets, exactly as at serving time."""
+    from recommender.data.split import LeaveOneOutSplit, without_last_events
+    from recommender.finetune.examples import held_out_cases, served_examples
+    from recommender.llm.evidence import CowatchEvidence
+    from recommender.retrieval.hybrid import build_default_retriever
+    from recommender.retrieval.sequential import SequentialConfig
+
+    shadow = without_last_events(dataset, config.data.held_out + 2)
+    shadow_split = LeaveOneOutSplit(shadow.interactions)
+    sequential = SequentialConfig() if config.data.sequential else None
+    stage = build_default_retriever(shadow, shadow_split, sequential=sequential)
+    evidence = CowatchEvidence.for_retriever(stage, shadow_split)
+    cases = held_out_cases(split, config.data.held_out)
+    return served_examples(dataset.catalog, cases, stage, evidence, prompt, config.data.n_candidates)
 
 
 def final_report(net, report_set, llm_logits, state: dict, log) -> dict:
@@ -598,6 +621,7 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
             rerank_candidates=config.data.n_candidates,
             max_history=config.data.max_history,
             template=data.prompt.name,
+            first_stage="hybrid+sequential" if config.data.sequential else "hybrid",
             selection_users=list(eval_users_of(data)),
             report=final,
             train_loss=state["losses"],

@@ -103,23 +103,30 @@ class Recommender:
         device: str | None = None,
         config: PipelineConfig | None = None,
         retrieval_only: bool = False,
+        sequential: bool | None = None,
     ) -> Recommender:
         """Load the data, the hybrid retriever and the LLM (with the shipped adapter by default).
 
         ``adapter="default"`` uses the adapter shipped for ml-100k when the default base model and
         ml-100k are in use, and no adapter otherwise; ``adapter=None`` or ``"none"`` turns it off.
+        ``sequential`` puts the sequential model (trained once on the train split, then cached)
+        into the hybrid first stage; None: as the adapter was trained (its metadata's
+        ``first_stage``), and on when there is no adapter.
         """
         from recommender.data.loaders import load_dataset
         from recommender.retrieval.hybrid import build_default_retriever
+        from recommender.retrieval.sequential import SequentialConfig
 
         data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
-        retriever = build_default_retriever(data)
+        adapter_path = None if retrieval_only else resolve_adapter(adapter, data, model)
+        if sequential is None:
+            sequential = first_stage(adapter_path) == "hybrid+sequential"
+        retriever = build_default_retriever(data, sequential=SequentialConfig() if sequential else None)
         if retrieval_only:
             return cls(data, retriever, None, config or PipelineConfig())
         from recommender.llm.loading import load_model
         from recommender.llm.scoring import LLMScorer
 
-        adapter_path = resolve_adapter(adapter, data, model)
         loaded = load_model(model, adapter=adapter_path, quantize=quantize, device=device)
         if config is None:
             config = PipelineConfig(**_tuned_settings(adapter_path))
@@ -623,6 +630,16 @@ def shipped_adapter() -> Path | None:
         return None
     folder = Path(list(spec.submodule_search_locations)[0]) / "adapters" / "ml100k-smollm2"
     return folder if (folder / "adapter_config.json").is_file() else None
+
+
+def first_stage(adapter_path: Path | None) -> str:
+    """The first stage an adapter was trained on: "hybrid+sequential" (the default without an
+    adapter) or "hybrid" (adapters that predate the sequential model record nothing)."""
+    if adapter_path is None:
+        return "hybrid+sequential"
+    from recommender.llm.loading import read_adapter_metadata
+
+    return str(read_adapter_metadata(adapter_path).get("first_stage", "hybrid"))
 
 
 def _tuned_settings(adapter_path: Path | None) -> dict:

@@ -24,8 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the user sample and the LLM shuffles")
     parser.add_argument("--task", default="ranking", choices=("ranking", "rating"))
     parser.add_argument(
-        "--methods", default="pop,cooccurrence,embedding,hybrid,llm_zero_shot,llm_zero_shot_evidence,llm_lora",
-        help="comma-separated subset of: pop, cooccurrence, embedding, hybrid, llm_zero_shot (base model, `rank` "
+        "--methods",
+        default="pop,cooccurrence,embedding,sequential,hybrid,llm_zero_shot,llm_zero_shot_evidence,llm_lora",
+        help="comma-separated subset of: pop, cooccurrence, embedding, sequential, hybrid (the first stage), "
+        "llm_zero_shot (base model, `rank` "
         "prompt), llm_zero_shot_evidence (base model, the adapter's prompt), llm_lora_pure (adapter alone), "
         "llm_lora (adapter + the retrieval blend it was tuned with)",
     )  # fmt: skip
@@ -37,6 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--keep-selection-users", action="store_true",
         help="with --split valid, keep the validation users the adapter was selected and blended on "
         "(left out by default, so an adapter is never scored on users it was tuned on)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--first-stage", default="hybrid+sequential", choices=("hybrid", "hybrid+sequential"),
+        help="the retriever whose top-N the LLM reranks (and the 'hybrid' row): with or without the sequential model",
     )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument(
@@ -54,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from recommender.evaluation.distributed import Shards
     from recommender.evaluation.protocol import METHODS, paired_differences, sample_users, summarise, write_outputs
     from recommender.retrieval.hybrid import build_default_retriever
+    from recommender.retrieval.sequential import SequentialConfig
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
@@ -67,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     users = sample_users(split, args.users, args.seed, exclude=excluded)
     shards = Shards()
     cases = split.cases(args.split, shards.mine(users))
-    retriever = build_default_retriever(dataset, split)
+    sequential = SequentialConfig() if args.first_stage == "hybrid+sequential" else None
+    retriever = build_default_retriever(dataset, split, sequential=sequential)
     if args.task == "rating":
         return _rating(args, dataset, split, retriever, cases, shards)
     popularity = split.item_popularity(len(dataset.catalog))
@@ -82,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     header = {
         "dataset": dataset.name, "split": args.split, "users": len(users), "seed": args.seed,
         "protocol": "leave-one-out, full ranking, history masked",
-        "llm": "hybrid top-N reranked (N = 20 for llm_zero_shot, the adapter's own N and prompt for the others)",
+        "llm": "first-stage top-N reranked (N = 20 for llm_zero_shot, the adapter's own N and prompt for the others)",
+        "first stage": args.first_stage,
         "excluded selection users": len(excluded), "seconds": round(time.time() - started),
     }  # fmt: skip
     folder = write_outputs(results, header, args.output, paired_differences(merged, args.seed))

@@ -11,11 +11,11 @@ training events as two arrays for code that works at scale.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from recommender.data.catalog import Interactions
+from recommender.data.catalog import Dataset, Interactions
 from recommender.data.loaders import MIN_EVAL_EVENTS
 
 SPLITS = ("valid", "test")
@@ -140,3 +140,25 @@ class LeaveOneOutSplit:
         """Training-event counts per item, [N]; never counts validation or test events."""
         _, items = self.train_csr()
         return np.bincount(items, minlength=n_items).astype(np.float64)
+
+
+def without_last_events(dataset: Dataset, drop: int) -> Dataset:
+    """The dataset with each user's last ``drop`` events (in split order) removed.
+
+    A first stage built on it never saw those events, so its candidates for them are as
+    uninformed as the real first stage's are for the validation and test events: fine-tuning
+    examples built there carry no train/serve skew. Users left with no event disappear.
+    """
+    if drop < 0:
+        raise ValueError(f"drop must be >= 0, got {drop}.")
+    interactions = dataset.interactions
+    codes = interactions.user_codes
+    order = np.lexsort((np.arange(len(codes)), interactions.timestamps, codes))  # the split's order
+    counts = np.bincount(codes, minlength=interactions.n_users)
+    position = np.empty(len(codes), dtype=np.int64)
+    position[order] = np.arange(len(codes)) - np.repeat(np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    keep = position < counts[codes] - drop  # [E] events before each user's last ``drop``
+    ratings = interactions.ratings[keep] if interactions.ratings is not None else None
+    kept = Interactions(codes[keep], interactions.items[keep], interactions.timestamps[keep], ratings,
+                        user_ids=interactions.user_ids)  # fmt: skip
+    return replace(dataset, name=f"{dataset.name}-without-last-{drop}", interactions=kept)
