@@ -16,9 +16,7 @@ def catalog():
 
 
 def recs(catalog, *ids: str) -> list[Recommendation]:
-    return [
-        Recommendation(i, catalog[i].title, 1.0, 1.0, None, "t", catalog[i].year, catalog[i].genres) for i in ids
-    ]
+    return [Recommendation(i, catalog[i].title, 1.0, 1.0, None, "t", catalog[i].year, catalog[i].genres) for i in ids]
 
 
 def problem(catalog, reply: str, state: ConversationState | None = None, shown=("1", "50", "100")) -> str:
@@ -43,7 +41,10 @@ def problem(catalog, reply: str, state: ConversationState | None = None, shown=(
         ("A het with a twist, a 1997, 1993, 1994, 1995, 1997.", "names no shown item"),
         # bench, the base model: the prompt echoed back, or a film from its own memory
         ("The user asked for:\n- no Romance\nThe user requested:\n- no Romance", "off task"),
-        ('The 2019 film "The Hunger Games" is a classic example of a genre that has been reimagined.', "names no shown item"),  # noqa: E501
+        (
+            'The 2019 film "The Hunger Games" is a classic example of a genre that has been reimagined.',
+            "names no shown item",
+        ),  # noqa: E501
         ("Try Toy Story (1995), or The Godfather (1972) if you want more.", "names a film outside the list"),
     ],
 )
@@ -67,7 +68,9 @@ def test_replies_that_answer_pass(catalog, reply):
 def test_a_reply_cut_by_the_token_limit_keeps_whole_sentences():
     assert tidy_reply("Try Fargo (1996). It is a dark and") == "Try Fargo (1996)."
     assert tidy_reply("  Try   Fargo.\n\n It is great!  ") == "Try Fargo.\nIt is great!"
-    assert tidy_reply("Try Fargo because it is") == "Try Fargo because it is"  # no sentence end at all: kept
+    assert (
+        tidy_reply("Try Fargo because it is dark, funny,") == "Try Fargo because it is dark, funny…"
+    )  # one cut sentence
     assert tidy_reply("") == ""
 
 

@@ -59,13 +59,14 @@ OFF_TASK = re.compile(
 
 def tidy_reply(text: str) -> str:
     """The streamed text cut to whole sentences: a reply stopped by the token limit mid-sentence
-    loses its unfinished tail ("Try Fargo. It is a" -> "Try Fargo."); whitespace folded per line."""
+    loses its unfinished tail ("Try Fargo. It is a" -> "Try Fargo."), or ends with "…" when it is one
+    unfinished sentence; whitespace folded per line."""
     lines = [" ".join(line.split()) for line in (text or "").strip().splitlines()]
     text = "\n".join(line for line in lines if line)
     if not text or text[-1] in ".!?)\"'”’*":
         return text
     ends = [m.end() for m in re.finditer(r"[.!?](?:[\"'”’)*]*)(?=\s|$)", text)]
-    return text[: ends[-1]].rstrip() if ends else text
+    return text[: ends[-1]].rstrip() if ends else text.rstrip(" ,;:-") + "…"  # one long sentence: say it was cut
 
 
 def sentences(text: str) -> list[str]:
