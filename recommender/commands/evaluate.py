@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from recommender.data.loaders import load_dataset
     from recommender.data.split import LeaveOneOutSplit
-    from recommender.evaluation.distributed import Shards
+    from recommender.evaluation.distributed import process_device, process_state
     from recommender.evaluation.protocol import METHODS, paired_differences, sample_users, summarise, write_outputs
     from recommender.retrieval.hybrid import build_default_retriever
     from recommender.retrieval.sequential import SequentialConfig
@@ -72,19 +72,21 @@ def run(args: argparse.Namespace) -> int:
     keep = args.split == "test" or args.keep_selection_users
     excluded = [] if keep else _selection_users(args, methods, dataset, split)
     users = sample_users(split, args.users, args.seed, exclude=excluded)
-    shards = Shards()
-    cases = split.cases(args.split, shards.mine(users))
+    state = process_state(args.device)  # accelerate's PartialState: rank, world size, this process's device
+    args.device = process_device(state, args.device)  # N processes on N GPUs, never all on cuda:0
+    with state.split_between_processes(users) as mine:  # a contiguous block of users per process
+        cases = split.cases(args.split, mine)
     sequential = SequentialConfig() if args.first_stage == "hybrid+sequential" else None
     retriever = build_default_retriever(dataset, split, sequential=sequential)
     if args.task == "rating":
-        return _rating(args, dataset, split, retriever, cases, shards)
+        return _rating(args, dataset, split, retriever, cases, state)
     popularity = split.item_popularity(len(dataset.catalog))
     vectors = retriever.text.vectors if retriever.text is not None else None
     raw = {}
     for method in methods:
         raw[method] = _rank_method(method, args, dataset, retriever, cases)
-    merged = _gather(raw, shards, Path(args.output))
-    if not shards.is_main:
+    merged = _gather(raw, state)
+    if not state.is_main_process:
         return 0
     results = {m: summarise(r, len(dataset.catalog), popularity, vectors) for m, r in merged.items() if r is not None}
     header = {
@@ -143,21 +145,17 @@ def _rank_method(method, args, dataset, retriever, cases):
     return rank_cases(pipeline.full_scores_batch, cases, args.batch_size, method, n_labels=n_labels)
 
 
-def _gather(raw: dict, shards, output: Path) -> dict:
-    """Merge per-process results in rank order (a no-op for one process)."""
-    if shards.world == 1:
+def _gather(raw: dict, state) -> dict:
+    """Every process's results merged in rank order, i.e. user order, on the main process ({} on
+    the others; a no-op for one process). accelerate's ``gather_object`` carries them."""
+    if state.num_processes == 1:
         return raw
-    import pickle
-
-    output.mkdir(parents=True, exist_ok=True)
-    path = output / f"shard-{shards.rank:05d}.pkl"
-    path.write_bytes(pickle.dumps(raw))
-    shards.wait()
-    if not shards.is_main:
-        return {}
+    from recommender.evaluation.distributed import gather_in_order
     from recommender.evaluation.protocol import MethodResult
 
-    parts = [pickle.loads((output / f"shard-{r:05d}.pkl").read_bytes()) for r in range(shards.world)]
+    parts = gather_in_order(state, raw)  # [processes] of {method: MethodResult | None}
+    if not state.is_main_process:
+        return {}
     merged = {}
     for method in raw:
         pieces = [p[method] for p in parts]
@@ -171,12 +169,10 @@ def _gather(raw: dict, shards, output: Path) -> dict:
             np.concatenate(firsts) if firsts else None,
             pieces[0].n_labels,
         )
-    for r in range(shards.world):
-        (output / f"shard-{r:05d}.pkl").unlink()
     return merged
 
 
-def _rating(args, dataset, split, retriever, cases, shards) -> int:
+def _rating(args, dataset, split, retriever, cases, state) -> int:
     """Every rating row on the same rated events (``recommender.evaluation.rating``): the mean
     baselines, BaselineOnly, SVD tuned on validation, the base LLM zero-shot, an adapter given
     with ``--adapter PATH``, and each LLM blended with SVD (weight tuned on validation users)."""
@@ -193,7 +189,7 @@ def _rating(args, dataset, split, retriever, cases, shards) -> int:
         tune_svd,
     )
 
-    if shards.world > 1:
+    if state.num_processes > 1:
         raise ValueError("--task rating runs in one process.")
     if dataset.interactions.ratings is None:
         raise ValueError(f"{dataset.name} has no ratings.")
