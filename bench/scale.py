@@ -40,9 +40,14 @@ COLUMNS = [
     ("split_s", "split s"),
     ("train_csr_s", "train CSR + popularity s"),
     ("data_rss_gb", "load+split peak GB"),
-    ("build_s", "retrievers built s"),
+    ("build_s", "first stage built s"),
+    ("build_cooccurrence_s", "co-occurrence s"),
+    ("build_embedding_s", "embedding s"),
+    ("build_sequential_s", "sequential s"),
+    ("tune_s", "weight tuning s"),
     ("retrieve_p50_ms", "retrieve p50 ms"),
     ("retrieve_p99_ms", "retrieve p99 ms"),
+    ("batch_users_per_s", "batch users/s"),
     ("pipeline_rss_gb", "pipeline peak GB"),
 ]
 
@@ -62,7 +67,7 @@ def stage_generate(size: str, folder: Path) -> dict:
     return {"generate_s": result["seconds"], "generate_rss_gb": peak_rss_gb()}
 
 
-def stage_pipeline(size: str, folder: Path, retrieval: bool, cache: Path) -> dict:
+def stage_pipeline(size: str, folder: Path, retrieval: bool, cache: Path, args: argparse.Namespace) -> dict:
     from recommender import load_dataset
     from recommender.data.split import LeaveOneOutSplit
 
@@ -79,31 +84,72 @@ def stage_pipeline(size: str, folder: Path, retrieval: bool, cache: Path) -> dic
     out["train_csr_s"] = time.perf_counter() - start
     out["data_rss_gb"] = peak_rss_gb()
     if retrieval:
-        out.update(_retrieval(dataset, split, cache))
+        out.update(_retrieval(dataset, split, cache, args.encoder, args.sequential_epochs))
     out["pipeline_rss_gb"] = peak_rss_gb()
     return out
 
 
-def _retrieval(dataset, split, cache: Path) -> dict:
-    """The retrieval code as it is today: build every component, then single-user latency."""
-    from recommender.retrieval.hybrid import build_components
+class HashingEncoder:
+    """Stand-in text encoder for sizes where the sentence model cannot embed the catalogue in the
+    time at hand: each word hashed (seeded) to a random 384-d direction, summed, normalised. Same
+    shape and index as the real path; the text quality is not what is measured."""
 
+    name = "hashing-384"
+    dim = 384
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        import zlib
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for t, text in enumerate(texts):
+            for word in text.lower().split():
+                rng = np.random.default_rng(zlib.crc32(word.encode()))
+                out[t] += rng.standard_normal(self.dim, dtype=np.float32)
+        out[~out.any(axis=1)] = 1.0
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def _retrieval(dataset, split, cache: Path, encoder: str, sequential_epochs: int | None) -> dict:
+    """The served first stage: build the hybrid (every component + weight tuning on validation),
+    then single-user ``retrieve`` latency and batched retrieval-only throughput."""
+    from recommender.evaluation.metrics import top_k
+    from recommender.retrieval.hybrid import build_default_retriever
+    from recommender.retrieval.sequential import SequentialConfig
+
+    config = SequentialConfig() if sequential_epochs is None else SequentialConfig(max_epochs=sequential_epochs)
+    text = HashingEncoder() if encoder == "hashing" else None
     start = time.perf_counter()
-    components = build_components(dataset, split, cache_dir=cache)
+    hybrid = build_default_retriever(dataset, split, encoder=text, cache_dir=cache, sequential=config)
     out: dict[str, float | str] = {"build_s": time.perf_counter() - start}
+    for name, component in hybrid.components.items():
+        out[f"build_{name}_s"] = component.build_seconds
+    out["tune_s"] = out["build_s"] - sum(c.build_seconds for c in hybrid.components.values())
+    out["build_rss_gb"] = peak_rss_gb()
+    out["weights"] = ",".join(f"{k}={v:g}" for k, v in hybrid.weights.items())
+    out["cooccurrence_nnz"] = int(hybrid.components["cooccurrence"].similarity.nnz)
+    out["encoder"] = encoder
     rng = np.random.default_rng(0)
-    users = rng.choice(split.eval_users, size=min(200, len(split.eval_users)), replace=False)
+    users = rng.choice(split.eval_users, size=min(200, len(split.eval_users)), replace=False).tolist()
     ids = dataset.catalog.ids
+    histories = [[ids[row] for row in split.case(user, "test").history] for user in users]
+    hybrid.retrieve(histories[0], k=50)  # warm-up
     latencies = []
-    for user in users:
-        history = [ids[row] for row in split.case(str(user), "test").history[-50:]]
+    for history in histories:
         start = time.perf_counter()
-        for component in components.values():
-            component.retrieve(history, k=50)
+        hybrid.retrieve(history, k=50)
         latencies.append(time.perf_counter() - start)
     out["retrieve_p50_ms"] = 1000 * float(np.percentile(latencies, 50))
     out["retrieve_p99_ms"] = 1000 * float(np.percentile(latencies, 99))
-    out["components"] = ",".join(components)
+    batch_users = rng.choice(split.eval_users, size=min(2048, len(split.eval_users)), replace=False).tolist()
+    cases = split.cases("test", batch_users)
+    start = time.perf_counter()
+    for first in range(0, len(cases), 64):
+        chunk = cases[first : first + 64]
+        scores = hybrid.score_batch([case.history for case in chunk])
+        for case, row in zip(chunk, scores):
+            top_k(row, 50, case.history)
+    out["batch_users_per_s"] = len(cases) / (time.perf_counter() - start)
+    out["components"] = ",".join(hybrid.components)
     return out
 
 
@@ -113,7 +159,9 @@ def _retrieval(dataset, split, cache: Path) -> dict:
 def run_child(stage: str, size: str, args: argparse.Namespace) -> dict:
     command = [sys.executable, "-m", "bench.scale", "--stage", stage, "--sizes", size, "--root", str(args.root)]
     if stage == "pipeline" and size in args.retrieval_sizes.split(","):
-        command.append("--with-retrieval")
+        command += ["--with-retrieval", "--encoder", args.encoder]
+        if args.sequential_epochs is not None:
+            command += ["--sequential-epochs", str(args.sequential_epochs)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
@@ -171,6 +219,15 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retrieval-sizes", default="10k", help="sizes whose retrievers are built and timed")
     parser.add_argument("--root", type=Path, default=Path("runs/scale"), help="data and results.json (gitignored)")
     parser.add_argument("--report", action="store_true", help="only print the table and draw the plot")
+    parser.add_argument(
+        "--encoder", default="minilm", choices=("minilm", "hashing"),
+        help="item text encoder: the default sentence model, or a hashing stand-in "
+        "where it cannot embed the catalogue in time",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sequential-epochs", type=int, default=None,
+        help="epoch cap of the sequential model (default: SequentialConfig(), whose scale caps apply above 50k users)",
+    )  # fmt: skip
     parser.add_argument("--stage", choices=["generate", "pipeline"], help=argparse.SUPPRESS)
     parser.add_argument("--with-retrieval", action="store_true", help=argparse.SUPPRESS)
     return parser
@@ -183,7 +240,7 @@ def main(args: argparse.Namespace) -> None:
         if args.stage == "generate":
             result = stage_generate(size, folder)
         else:
-            result = stage_pipeline(size, folder, args.with_retrieval, args.root / "cache")
+            result = stage_pipeline(size, folder, args.with_retrieval, args.root / "cache", args)
         print(json.dumps(result))
         return
     store = args.root / "results.json"

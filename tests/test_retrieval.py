@@ -353,3 +353,123 @@ def test_tune_weights_uses_validation_cases_only(catalog, monkeypatch):
     hybrid = HybridRetriever(catalog, {"pop": PopularityRetriever(catalog, POPULARITY)}, {"pop": 1.0})
     tune_weights(hybrid, split)
     assert asked == ["valid"]
+
+
+# ---------------------------------------------------------------- at scale: CSR build, pruning, sampled tuning
+
+
+def _dict_cooccurrence(sequences: dict[str, np.ndarray], n: int):
+    """The former dict-based build (before issue 16), kept here as the reference."""
+    from scipy import sparse
+
+    sequences = list(sequences.values())
+    user_rows = np.repeat(np.arange(len(sequences)), [len(s) for s in sequences])
+    items = np.concatenate(sequences).astype(np.int64)
+    x = sparse.csr_matrix((np.ones(len(items)), (user_rows, items)), shape=(len(sequences), n))
+    x.data[:] = 1.0
+    co = (x.T @ x).tocsr().astype(np.float64)
+    counts = co.diagonal().copy()
+    co.setdiag(0.0)
+    co.eliminate_zeros()
+    rows, cols = co.nonzero()
+    co.data = co.data / (np.sqrt(counts[rows] * counts[cols]) + 0.0)
+    return co
+
+
+def _random_split(n_users: int = 60, n_items: int = 40, seed: int = 0) -> tuple[Catalog, LeaveOneOutSplit]:
+    rng = np.random.default_rng(seed)
+    catalog = Catalog([Item(str(i), f"Item {i}") for i in range(n_items)])
+    lengths = rng.integers(1, 15, n_users)
+    users = np.repeat([f"u{u}" for u in range(n_users)], lengths).astype(object)
+    items = rng.zipf(1.5, lengths.sum()) % n_items  # skewed, with repeated events
+    interactions = Interactions(users, items, rng.integers(0, 50, lengths.sum()).astype(float))
+    return catalog, LeaveOneOutSplit(interactions)
+
+
+def test_cooccurrence_from_train_csr_equals_the_dict_build():
+    catalog, split = _random_split()
+    reference = _dict_cooccurrence(split.train_sequences(), len(catalog))
+    for block_entries in (1, 50, 10**9):  # one row per block, a few rows, everything at once
+        built = CooccurrenceRetriever(catalog, csr=split.train_csr(), block_entries=block_entries).similarity
+        assert np.array_equal(built.toarray(), reference.toarray()) and built.nnz == reference.nnz
+    from_dict = CooccurrenceRetriever(catalog, split.train_sequences())
+    assert np.array_equal(from_dict.similarity.toarray(), reference.toarray())
+    assert from_dict.neighbours is None  # "auto" leaves small catalogues unpruned
+
+
+def test_pruning_keeps_exactly_the_top_n_per_row():
+    from scipy import sparse
+
+    from recommender.retrieval.base import keep_top_per_row
+
+    rng = np.random.default_rng(1)
+    dense = rng.integers(0, 6, (30, 25)).astype(float) * (rng.random((30, 25)) < 0.6)  # many ties and zeros
+    matrix = sparse.csr_matrix(dense)
+    for neighbours in (1, 3, 7, 25):
+        pruned = keep_top_per_row(matrix, neighbours).toarray()
+        expected = np.zeros_like(dense)
+        for i in range(len(dense)):  # naive: best values first, ties to the lower column
+            stored = np.flatnonzero(dense[i])
+            best = sorted(stored, key=lambda j: (-dense[i, j], j))[:neighbours]
+            expected[i, best] = dense[i, best]
+        assert np.array_equal(pruned, expected)
+
+
+def test_auto_pruning_applies_to_big_catalogues_only(monkeypatch):
+    catalog, split = _random_split()
+    monkeypatch.setattr("recommender.retrieval.base.AUTO_PRUNE_ITEMS", 10)
+    monkeypatch.setattr("recommender.retrieval.base.AUTO_NEIGHBOURS", 3)
+    retriever = CooccurrenceRetriever(catalog, csr=split.train_csr(), block_entries=20)
+    assert retriever.neighbours == 3 and retriever.config()["neighbours"] == 3
+    assert np.diff(retriever.similarity.indptr).max() == 3
+    full = _dict_cooccurrence(split.train_sequences(), len(catalog)).toarray()
+    kept = retriever.similarity.toarray()
+    for i in range(len(full)):
+        if np.count_nonzero(full[i]) > 3:
+            assert np.sort(kept[i][kept[i] > 0]).tolist() == np.sort(full[i])[-3:].tolist()
+    with pytest.raises(ValueError, match="neighbours must be"):
+        CooccurrenceRetriever(catalog, csr=split.train_csr(), neighbours=0)
+
+
+def test_tuning_on_a_sample_is_seeded_and_deterministic(monkeypatch):
+    from recommender.retrieval.hybrid import tuning_users
+
+    catalog, split = _random_split(n_users=120)
+    assert tuning_users(split, 10**6) == split.eval_users  # few users: all, in order
+    sample = tuning_users(split, 30, seed=3)
+    assert sample == tuning_users(split, 30, seed=3) != tuning_users(split, 30, seed=4)
+    assert len(sample) == 30 and sample == [u for u in split.eval_users if u in set(sample)]
+    components = {
+        "pop": PopularityRetriever(catalog, split.item_popularity(len(catalog))),
+        "cooccurrence": CooccurrenceRetriever(catalog, csr=split.train_csr()),
+    }
+    hybrid = HybridRetriever(catalog, components, {"pop": 1.0})
+    asked = []
+    original = split.cases
+    monkeypatch.setattr(split, "cases", lambda name, users=None: asked.append(users) or original(name, users))
+    first = tune_weights(hybrid, split, users=30, seed=3)
+    assert first == tune_weights(hybrid, split, users=30, seed=3) and asked[0] == sample
+
+
+def test_candidate_tuning_path_matches_the_dense_ranks_when_candidates_cover_the_catalogue(monkeypatch):
+    from recommender.retrieval.hybrid import CandidateTable
+
+    catalog, split = _random_split(n_users=80)
+    components = {
+        "pop": PopularityRetriever(catalog, split.item_popularity(len(catalog))),
+        "cooccurrence": CooccurrenceRetriever(catalog, csr=split.train_csr()),
+    }
+    hybrid = HybridRetriever(catalog, components, {"pop": 1.0})
+    cases = split.cases("valid")
+    parts = hybrid.component_scores([c.history for c in cases])
+    table = CandidateTable.build(hybrid, cases, candidates=len(catalog), batch=7)
+    narrow = CandidateTable.build(hybrid, cases, candidates=5, batch=7)
+    for weights in weight_grid(list(components), 0.25):
+        dense = full_ranks(weighted_sum(parts, weights, len(cases), len(catalog)), cases)
+        assert np.array_equal(table.ranks(weights), dense)
+        assert np.all(narrow.ranks(weights) <= dense)  # fewer candidates can only lift the target
+    monkeypatch.setattr("recommender.retrieval.hybrid.DENSE_TUNE_BYTES", 0)  # force the candidate path
+    monkeypatch.setattr("recommender.retrieval.hybrid.TUNE_CANDIDATES", len(catalog))
+    dense_result = tune_weights(hybrid, split)
+    monkeypatch.undo()
+    assert tune_weights(hybrid, split) == dense_result

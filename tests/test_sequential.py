@@ -80,7 +80,9 @@ def test_training_sees_train_events_only(monkeypatch, tmp_path):
     monkeypatch.setattr(sequential, "collate", spy_collate)
     load_or_train(dataset, split, TINY, tmp_path, progress=False)
     train = split.train_sequences()
-    assert [s.tolist() for s in given["sequences"]] == [s.tolist() for s in train.values()]
+    pairs = given["sequences"]  # SequencePairs over split.train_csr()
+    whole = [np.concatenate([inputs, targets[-1:]]).tolist() for inputs, targets in pairs]
+    assert whole == [s.tolist() for s in train.values() if len(s) >= 2]
     assert [c.history.tolist() for c in given["valid"]] == [train[c.user].tolist() for c in given["valid"]]
     assert batches, "training ran no batch"
     for ids, _, mask, labels in batches:

@@ -146,6 +146,7 @@ class BaseRetriever:
     """Filtering, top-K and id handling shared by every retriever; subclasses score."""
 
     name = "base"
+    build_seconds: float | None = None  # set by ``hybrid.build_components``
 
     def __init__(self, catalog: Catalog):
         self.catalog = catalog
@@ -229,14 +230,25 @@ class PopularityRetriever(BaseRetriever):
 
 # ---------------------------------------------------------------- co-occurrence (ItemKNN)
 
+AUTO = "auto"
+AUTO_PRUNE_ITEMS = 5_000  # neighbours="auto": catalogues larger than this keep AUTO_NEIGHBOURS per row
+AUTO_NEIGHBOURS = 200  # ML-100k (1,682 items) stays unpruned, so its scores are exactly the former ones
+BLOCK_ENTRIES = 20_000_000  # co-occurrence entries (upper bound) computed at once before pruning
+
 
 class CooccurrenceRetriever(BaseRetriever):
     """Item-item cosine similarity of co-occurrence in users' train sequences, summed over
     the last ``window`` history items (ItemKNN), from the train split only.
 
-    Sparse [N, N]: only co-occurring pairs are stored; ``neighbours`` prunes each row to its
-    best entries for big catalogues (None keeps all: ML-100k test HR@10 0.158, as in design.md);
+    Sparse [N, N]: only co-occurring pairs are stored, built block of item rows by block of item
+    rows from the training CSR (``split.train_csr()``), each block pruned before the next is
+    computed, so memory is bounded by ``block_entries`` plus the pruned result.
+    ``neighbours`` keeps each row's best entries ("auto": none pruned up to ``AUTO_PRUNE_ITEMS``
+    items, e.g. ML-100k test HR@10 0.158 as in design.md, else ``AUTO_NEIGHBOURS``; None: keep all);
     ``shrink`` adds to the cosine denominator to damp pairs seen by few users.
+
+    Args:
+        train_sequences: catalogue rows per user (dict or list); or pass ``csr=(indptr, items)``.
     """
 
     name = "cooccurrence"
@@ -244,30 +256,25 @@ class CooccurrenceRetriever(BaseRetriever):
     def __init__(
         self,
         catalog: Catalog,
-        train_sequences: dict[str, np.ndarray] | Sequence[np.ndarray],
+        train_sequences: dict[str, np.ndarray] | Sequence[np.ndarray] | None = None,
         window: int = 10,
-        neighbours: int | None = None,
+        neighbours: int | str | None = AUTO,
         shrink: float = 0.0,
+        csr: tuple[np.ndarray, np.ndarray] | None = None,
+        block_entries: int = BLOCK_ENTRIES,
     ):
-        from scipy import sparse
-
         super().__init__(catalog)
-        self.window = window
-        sequences = list(train_sequences.values()) if isinstance(train_sequences, dict) else list(train_sequences)
-        n = len(catalog)
-        user_rows = np.repeat(np.arange(len(sequences)), [len(s) for s in sequences])
-        items = np.concatenate(sequences).astype(np.int64) if sequences else _EMPTY_ROWS
-        x = sparse.csr_matrix((np.ones(len(items)), (user_rows, items)), shape=(len(sequences), n))
-        x.data[:] = 1.0  # repeated events count once
-        co = (x.T @ x).tocsr().astype(np.float64)  # [N, N] users who had both items
-        counts = co.diagonal().copy()
-        co.setdiag(0.0)
-        co.eliminate_zeros()
-        # Shrunk cosine: pairs seen by few users are pulled towards zero.
-        rows, cols = co.nonzero()
-        co.data = co.data / (np.sqrt(counts[rows] * counts[cols]) + shrink)
-        self.neighbours, self.shrink = neighbours, shrink
-        self.similarity = co if neighbours is None else _keep_top_per_row(co, neighbours)  # [N, N] sparse
+        if (train_sequences is None) == (csr is None):
+            raise ValueError("pass exactly one of train_sequences and csr=(indptr, items).")
+        if neighbours == AUTO:
+            neighbours = None if len(catalog) <= AUTO_PRUNE_ITEMS else AUTO_NEIGHBOURS
+        if neighbours is not None and (
+            isinstance(neighbours, bool) or not isinstance(neighbours, int) or neighbours < 1
+        ):
+            raise ValueError(f"neighbours must be a positive integer, None or 'auto', got {neighbours!r}.")
+        indptr, items = csr if csr is not None else sequences_to_csr(train_sequences)
+        self.window, self.neighbours, self.shrink = window, neighbours, shrink
+        self.similarity = cooccurrence_similarity(indptr, items, len(catalog), shrink, neighbours, block_entries)
 
     def config(self) -> dict[str, object]:
         return {"window": self.window, "neighbours": self.neighbours, "shrink": self.shrink}
@@ -281,16 +288,81 @@ class CooccurrenceRetriever(BaseRetriever):
         return out
 
 
-def _keep_top_per_row(matrix, neighbours: int):
-    """Keep the ``neighbours`` largest entries of each row of a CSR matrix."""
-    matrix = matrix.tocsr()
-    for i in range(matrix.shape[0]):
-        start, end = matrix.indptr[i], matrix.indptr[i + 1]
-        if end - start > neighbours:
-            row = matrix.data[start:end]
-            row[np.argsort(row)[: end - start - neighbours]] = 0.0
-    matrix.eliminate_zeros()
-    return matrix
+def sequences_to_csr(sequences: dict[str, np.ndarray] | Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr [U + 1], items [T]) of per-user row sequences, the layout of ``split.train_csr()``."""
+    sequences = list(sequences.values()) if isinstance(sequences, dict) else list(sequences)
+    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    items = np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences]) if sequences else _EMPTY_ROWS
+    return indptr, items
+
+
+def cooccurrence_similarity(
+    indptr: np.ndarray,
+    items: np.ndarray,
+    n: int,
+    shrink: float = 0.0,
+    neighbours: int | None = None,
+    block_entries: int = BLOCK_ENTRIES,
+):
+    """Sparse [N, N] shrunk cosine of item co-occurrence: ``users(i, j) / (sqrt(users(i) users(j)) + shrink)``,
+    zero diagonal, each row pruned to its ``neighbours`` largest entries (None: all).
+
+    Users are counted once per item (repeated events count once). Rows are computed in blocks
+    whose worst-case size (sum over the block's items of their users' history lengths, capped at
+    N per row) stays under ``block_entries``.
+    """
+    from scipy import sparse
+
+    indptr = np.asarray(indptr, dtype=np.int64)
+    items = np.asarray(items, dtype=np.int64)
+    n_users = len(indptr) - 1
+    x = sparse.csr_matrix((np.ones(len(items), dtype=np.float32), items, indptr), shape=(n_users, n))
+    x.sum_duplicates()
+    x.data[:] = 1.0  # [U, N] binary
+    xt = x.T.tocsr()  # [N, U]
+    counts = np.diff(xt.indptr).astype(np.float64)  # [N] users per item (the diagonal of X^T X)
+    work = np.minimum(xt @ np.diff(x.indptr).astype(np.float64), n)  # [N] bound on each row's entries
+    pieces, start = [], 0
+    cumulative = np.cumsum(work)
+    while start < n:
+        base = cumulative[start - 1] if start else 0.0
+        stop = max(int(np.searchsorted(cumulative, base + block_entries, side="right")), start + 1)
+        stop = min(stop, n)
+        co = (xt[start:stop] @ x).tocsr()  # [b, N] users who had both items (float32: exact below 2^24)
+        co.sort_indices()
+        rows = np.repeat(np.arange(start, stop), np.diff(co.indptr))
+        keep = co.indices != rows  # zero diagonal
+        cols = co.indices[keep].astype(np.int64)
+        rows = rows[keep]
+        values = co.data[keep].astype(np.float64) / (np.sqrt(counts[rows] * counts[cols]) + shrink)
+        block = sparse.csr_matrix((values, cols, _indptr_of(rows - start, stop - start)), shape=(stop - start, n))
+        pieces.append(block if neighbours is None else keep_top_per_row(block, neighbours))
+        start = stop
+    if not pieces:
+        return sparse.csr_matrix((n, n))
+    return sparse.vstack(pieces, format="csr")
+
+
+def _indptr_of(rows: np.ndarray, n_rows: int) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_rows))])
+
+
+def keep_top_per_row(matrix, neighbours: int):
+    """CSR copy of ``matrix`` with each row's ``neighbours`` largest entries; ties keep the lower
+    column. Vectorised: one lexsort of (row, -value, column) for the whole matrix, no Python loop."""
+    from scipy import sparse
+
+    matrix = sparse.csr_matrix(matrix)
+    lengths = np.diff(matrix.indptr)
+    if not len(lengths) or lengths.max() <= neighbours:
+        return matrix.copy()
+    rows = np.repeat(np.arange(matrix.shape[0]), lengths)
+    order = np.lexsort((matrix.indices, -matrix.data, rows))  # row by row, best first
+    rank = np.arange(len(order)) - matrix.indptr[rows]  # rows[order] == rows: the sort keeps rows grouped
+    kept = np.sort(order[rank < neighbours])  # positions, in the original within-row order
+    indptr = np.concatenate([[0], np.cumsum(np.minimum(lengths, neighbours))])
+    return sparse.csr_matrix((matrix.data[kept], matrix.indices[kept], indptr), shape=matrix.shape)
 
 
 # ---------------------------------------------------------------- sentence embeddings

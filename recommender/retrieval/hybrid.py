@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,25 +62,62 @@ def weight_grid(names: Sequence[str], step: float = WEIGHT_STEP) -> list[dict[st
     return grid
 
 
+TUNE_USERS = 2_000  # validation users the blend is tuned on: a seeded sample when there are more (ML-100k: all 943)
+TUNE_SEED = 0
+TUNE_BATCH = 128  # users whose full-catalogue component scores are held at once on the candidate path
+DENSE_TUNE_BYTES = 256 * 2**20  # below this, [users x items] float64 per component are kept (the exact former path)
+TUNE_CANDIDATES = 500  # candidate path: each component's top items per user that the blend re-ranks
+
+
+def tuning_users(split: LeaveOneOutSplit, users: int = TUNE_USERS, seed: int = TUNE_SEED) -> list[str]:
+    """Validation users that tune the blend: all when at most ``users``, else a seeded sample in dataset order."""
+    pool = split.eval_users
+    if len(pool) <= users:
+        return list(pool)
+    picked = np.sort(np.random.default_rng(seed).choice(len(pool), size=users, replace=False))
+    return [pool[i] for i in picked]
+
+
 def tune_weights(
-    hybrid: HybridRetriever, split: LeaveOneOutSplit, metric: str = TUNE_METRIC, step: float = WEIGHT_STEP
+    hybrid: HybridRetriever,
+    split: LeaveOneOutSplit,
+    metric: str = TUNE_METRIC,
+    step: float = WEIGHT_STEP,
+    users: int = TUNE_USERS,
+    seed: int = TUNE_SEED,
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Blend weights tuned on the VALIDATION split; returns (weights, their metrics).
 
-    Every weighting of the ``step`` grid is tried when there are at most ``MAX_GRID`` of them
-    (3 components: 66); otherwise the best of a ``COARSE_FACTOR * step`` grid is refined by coordinate
-    ascent, moving ``step`` of weight from one component to another while that helps.
-    Ties prefer higher NDCG@10, then the earlier weighting.
+    Users: ``tuning_users`` (all of them up to ``users``, else a seeded sample). Every weighting of
+    the ``step`` grid is tried when there are at most ``MAX_GRID`` of them (3 components: 66);
+    otherwise the best of a ``COARSE_FACTOR * step`` grid is refined by coordinate ascent, moving
+    ``step`` of weight from one component to another while that helps. Ties prefer higher NDCG@10,
+    then the earlier weighting.
+
+    Ranks: exact full-catalogue ranks when [users x items x components] float64 fits in
+    ``DENSE_TUNE_BYTES`` (ML-100k: the former computation, unchanged); above it, component scores
+    are computed ``TUNE_BATCH`` users at a time and only each user's candidates are kept (the union
+    of every component's top ``TUNE_CANDIDATES`` unseen items, plus the target): the target's rank
+    among them, i.e. items outside every component's top list are taken not to beat the target.
     """
-    cases = split.cases("valid")
-    parts = hybrid.component_scores([case.history for case in cases])  # name -> [B, N]
+    cases = split.cases("valid", tuning_users(split, users, seed))
     names = list(hybrid.components)
+    n = len(hybrid.catalog)
+    if len(cases) * n * len(names) * 8 <= DENSE_TUNE_BYTES:
+        parts = hybrid.component_scores([case.history for case in cases])  # name -> [B, N]
+
+        def ranks_of(weights: dict[str, float]) -> np.ndarray:
+            return full_ranks(weighted_sum(parts, weights, len(cases), n), cases)
+
+    else:
+        table = CandidateTable.build(hybrid, cases, TUNE_CANDIDATES, TUNE_BATCH)
+        ranks_of = table.ranks
     seen: dict[tuple[float, ...], tuple[tuple[float, float], dict[str, float]]] = {}
 
     def evaluate(weights: dict[str, float]) -> tuple[tuple[float, float], dict[str, float]]:
         point = tuple(weights[name] for name in names)
         if point not in seen:
-            report = ranking_metrics(full_ranks(weighted_sum(parts, weights, len(cases), len(hybrid.catalog)), cases))
+            report = ranking_metrics(ranks_of(weights))
             seen[point] = ((report[metric], report["NDCG@10"]), report)
         return seen[point]
 
@@ -89,6 +127,69 @@ def tune_weights(
     start, _ = _best(weight_grid(names, COARSE_FACTOR * step), evaluate)
     tuned = coordinate_ascent(start, evaluate, step)
     return tuned, evaluate(tuned)[1]
+
+
+class CandidateTable:
+    """Standardised component scores of each user's candidates, for re-ranking under many weightings.
+
+    ``scores`` [C, U, K] (float64), ``valid`` [U, K] (False for padding and repeated candidates),
+    ``before`` [U, K] (candidate row < target row: the tie rule of ``full_ranks``); column 0 is the
+    target. Built ``batch`` users at a time: at most [batch, N] per component.
+    """
+
+    def __init__(self, names: list[str], scores: np.ndarray, valid: np.ndarray, before: np.ndarray):
+        self.names, self.scores, self.valid, self.before = names, scores, valid, before
+
+    @classmethod
+    def build(cls, hybrid: HybridRetriever, cases, candidates: int, batch: int) -> CandidateTable:
+        names = list(hybrid.components)
+        n = len(hybrid.catalog)
+        per = min(candidates, n)
+        width = per * len(names) + 1
+        scores = np.zeros((len(names), len(cases), width))
+        valid = np.zeros((len(cases), width), dtype=bool)
+        before = np.zeros((len(cases), width), dtype=bool)
+        for start in range(0, len(cases), batch):
+            chunk = cases[start : start + batch]
+            parts = hybrid.component_scores([case.history for case in chunk])  # name -> [B, N]
+            targets = np.array([case.target for case in chunk], dtype=np.int64)
+            seen = np.zeros((len(chunk), n), dtype=bool)
+            for b, case in enumerate(chunk):
+                seen[b, case.history[case.history != case.target]] = True
+            columns = [targets[:, None]]
+            for name in names:
+                masked = np.where(seen, -np.inf, parts[name])
+                if per < n:
+                    columns.append(np.argpartition(-masked, per - 1, axis=1)[:, :per])
+                else:
+                    columns.append(np.tile(np.arange(n), (len(chunk), 1)))
+            rows = np.concatenate(columns, axis=1)  # [B, K]; column 0 is the target
+            order = np.argsort(rows, axis=1, kind="stable")
+            ordered = np.take_along_axis(rows, order, axis=1)
+            repeated = np.zeros_like(ordered, dtype=bool)
+            repeated[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
+            first = np.ones_like(repeated)
+            np.put_along_axis(
+                first, order, ~repeated, axis=1
+            )  # the first copy of each row stays (the target's is column 0)
+            index = slice(start, start + len(chunk))
+            valid[index] = first & ~np.take_along_axis(seen, rows, axis=1)
+            valid[index, 0] = False  # the target is compared with, not counted
+            before[index] = rows < targets[:, None]
+            for c, name in enumerate(names):
+                scores[c, index] = np.take_along_axis(parts[name], rows, axis=1)
+        return cls(names, scores, valid, before)
+
+    def ranks(self, weights: dict[str, float]) -> np.ndarray:
+        """[U] 1-based target ranks among the candidates under ``weights``."""
+        blend = np.zeros(self.valid.shape)
+        for name, weight in weights.items():  # the order and arithmetic of ``weighted_sum``
+            if weight:
+                blend += weight * self.scores[self.names.index(name)]
+        target = blend[:, :1]  # [U, 1]
+        higher = np.count_nonzero(self.valid & (blend > target), axis=1)
+        tied = np.count_nonzero(self.valid & (blend == target) & self.before, axis=1)
+        return higher + tied + 1
 
 
 def _best(grid: list[dict[str, float]], evaluate: Callable) -> tuple[dict[str, float], dict[str, float]]:
@@ -134,18 +235,26 @@ def build_components(
 
     catalog = dataset.catalog
     encoder = encoder if encoder is not None else SentenceEncoder()
+    clock = time.perf_counter()
     popularity = split.item_popularity(len(catalog))
-    components: dict[str, BaseRetriever] = {
-        "pop": PopularityRetriever(catalog, popularity),
-        "cooccurrence": CooccurrenceRetriever(catalog, split.train_sequences()),
-        "embedding": EmbeddingRetriever(
+    components: dict[str, BaseRetriever] = {"pop": PopularityRetriever(catalog, popularity)}
+    seconds = {"pop": time.perf_counter() - clock}
+    builders: dict[str, Callable[[], BaseRetriever]] = {
+        "cooccurrence": lambda: CooccurrenceRetriever(catalog, csr=split.train_csr()),
+        "embedding": lambda: EmbeddingRetriever(
             catalog, item_embeddings(catalog, encoder, cache_dir), encoder=encoder, popularity=popularity
         ),
     }
     if sequential is not None:
         from recommender.retrieval.sequential import load_or_train
 
-        components["sequential"] = load_or_train(dataset, split, sequential, cache_dir)
+        builders["sequential"] = lambda: load_or_train(dataset, split, sequential, cache_dir)
+    for name, build in builders.items():
+        clock = time.perf_counter()
+        components[name] = build()
+        seconds[name] = time.perf_counter() - clock
+    for name, retriever in components.items():
+        retriever.build_seconds = seconds[name]  # read by bench/scale.py (cached parts load in a moment)
     return components
 
 
@@ -177,6 +286,8 @@ def build_default_retriever(
     key = f"{dataset.fingerprint()}|{encoder_name(text.encoder)}|{configs}|{TUNE_METRIC}|{WEIGHT_STEP}"
     if len(weight_grid(list(components))) > MAX_GRID:
         key += f"|coarse{COARSE_FACTOR}+coordinate"  # the 3-component key (exhaustive grid) is unchanged
+    if len(split.eval_users) > TUNE_USERS:  # a sample tunes: the key of datasets tuned on all users is unchanged
+        key += f"|users{TUNE_USERS}|seed{TUNE_SEED}|dense{DENSE_TUNE_BYTES}|candidates{TUNE_CANDIDATES}"
     path = folder / f"hybrid-weights-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     stored = _read_weights(path, key)
     if stored is None or retune:

@@ -28,7 +28,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +40,13 @@ from recommender.retrieval.base import BaseRetriever
 
 CACHE_FORMAT = 1  # bump when the saved layout or the model code changes what the weights mean
 SCORE_BATCH = 256  # users per inference forward pass
+# Automatic settings for big logs (fields left at None); below these sizes nothing changes.
+SCALE_USERS = 50_000  # more users than this: each epoch trains on a seeded sample of this many
+SCALE_SEQUENCES = 50_000  # ... and training stops after this many sequences in all (one sampled epoch)
+VALID_USERS = 2_000  # more validation users than this: a seeded sample of them chooses the epoch
+FULL_SOFTMAX_ITEMS = 20_000  # more items than this: sampled softmax with NEGATIVES uniform negatives
+NEGATIVES = 2_048
+SCALE_FIELDS = ("epoch_users", "max_sequences", "valid_users", "negatives")  # 0 = off; left out of keys when off
 
 
 @dataclass(frozen=True)
@@ -57,8 +64,32 @@ class SequentialConfig:
     max_epochs: int = field(default=60, metadata={"help": "epoch cap"})
     patience: int = field(default=5, metadata={"help": "epochs without a better validation NDCG@10 before stopping"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation, dropout and batch order"})
+    epoch_users: int | None = field(
+        default=None, metadata={"help": f"users sampled per epoch (seeded); 0 all; None: all up to {SCALE_USERS:,}"}
+    )
+    max_sequences: int | None = field(
+        default=None,
+        metadata={
+            "help": f"training sequences over all epochs; 0 no cap; "
+            f"None: {SCALE_SEQUENCES:,} above {SCALE_USERS:,} users"
+        },
+    )
+    valid_users: int | None = field(
+        default=None, metadata={"help": f"validation users choosing the epoch; 0 all; None: all up to {VALID_USERS:,}"}
+    )
+    negatives: int | None = field(
+        default=None,
+        metadata={
+            "help": f"uniform negatives of a sampled softmax; 0 full softmax; "
+            f"None: {NEGATIVES} above {FULL_SOFTMAX_ITEMS:,} items"
+        },
+    )
 
     def __post_init__(self):
+        for name in SCALE_FIELDS:
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"SequentialConfig.{name} must be None or an integer >= 0, got {value!r}.")
         for name in ("hidden", "layers", "heads", "inner", "max_len", "batch_size", "max_epochs", "patience"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -75,6 +106,21 @@ class SequentialConfig:
     @classmethod
     def help(cls) -> dict[str, str]:
         return {f.name: f.metadata.get("help", "") for f in fields(cls)}
+
+    def resolved(self, n_users: int, n_items: int, n_valid: int) -> SequentialConfig:
+        """This config with every automatic (None) scale field set for a log of this size."""
+        auto = {
+            "epoch_users": SCALE_USERS if n_users > SCALE_USERS else 0,
+            "max_sequences": SCALE_SEQUENCES if n_users > SCALE_USERS else 0,
+            "valid_users": VALID_USERS if n_valid > VALID_USERS else 0,
+            "negatives": NEGATIVES if n_items > FULL_SOFTMAX_ITEMS else 0,
+        }
+        return replace(self, **{name: auto[name] for name in SCALE_FIELDS if getattr(self, name) is None})
+
+    def key(self) -> dict[str, object]:
+        """Fields that define the model; scale fields that are off are left out, so the keys of
+        models trained before they existed (ML-100k) are unchanged."""
+        return {k: v for k, v in asdict(self).items() if not (k in SCALE_FIELDS and not v)}
 
 
 # ---------------------------------------------------------------- the model
@@ -122,12 +168,20 @@ def build_model(n_items: int, config: SequentialConfig):
         def logits(self, states):
             return states @ self.items.weight[: self.n_items].T  # [..., N], tied to the input table
 
-        def forward(self, ids, positions, mask, labels):
-            """Mean full-softmax cross-entropy over every non-padding position."""
+        def forward(self, ids, positions, mask, labels, negatives=None):
+            """Mean cross-entropy over every non-padding position: full softmax over the catalogue,
+            or (``negatives`` [S] item rows) a sampled softmax of the target against those rows."""
             states = self.hidden(ids, positions, mask)  # [B, T, D]
             keep = labels >= 0
-            logits = self.logits(states[keep]).float()  # [M, N]: only real positions pay for the softmax
-            return torch.nn.functional.cross_entropy(logits, labels[keep])
+            states, targets = states[keep], labels[keep]  # [M, D], [M]: only real positions pay
+            if negatives is None:
+                return torch.nn.functional.cross_entropy(self.logits(states).float(), targets)
+            table = self.items.weight
+            positive = (states * table[targets]).sum(-1, keepdim=True)  # [M, 1]
+            negative = states @ table[negatives].T  # [M, S]
+            negative = negative.masked_fill(negatives[None, :] == targets[:, None], float("-inf"))  # accidental hits
+            logits = torch.cat([positive, negative], dim=1).float()
+            return torch.nn.functional.cross_entropy(logits, torch.zeros_like(targets))
 
     return SASRec()
 
@@ -164,6 +218,32 @@ def collate(pairs: list[tuple[np.ndarray, np.ndarray]], max_len: int, pad: int):
     return ids, positions, mask, labels
 
 
+class SequencePairs:
+    """(inputs, next items) of every train sequence with at least two events, read from the
+    training CSR (``split.train_csr()``) on demand: no list of a million arrays."""
+
+    def __init__(self, indptr: np.ndarray, items: np.ndarray):
+        self.indptr, self.items = np.asarray(indptr, dtype=np.int64), np.asarray(items, dtype=np.int64)
+        self.users = np.flatnonzero(np.diff(self.indptr) >= 2)  # [P] user codes, in order
+
+    @classmethod
+    def of(cls, train_sequences: Sequence[np.ndarray]) -> SequencePairs:
+        from recommender.retrieval.base import sequences_to_csr
+
+        return cls(*sequences_to_csr(list(train_sequences)))
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        u = self.users[index]
+        sequence = self.items[self.indptr[u] : self.indptr[u + 1]]
+        return sequence[:-1], sequence[1:]
+
+    def lengths(self, max_len: int) -> np.ndarray:
+        return np.minimum(np.diff(self.indptr)[self.users] - 1, max_len)
+
+
 def training_pairs(train_sequences: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
     """(inputs, next items) of every train sequence with at least two events."""
     pairs = []
@@ -182,17 +262,22 @@ class LengthBuckets:
     the tokens computed, and shuffling the batches keeps the order random.
     """
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int):
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int, per_epoch: int = 0):
         self.lengths, self.batch_size, self.seed, self.epoch = np.asarray(lengths), batch_size, seed, 0
+        self.per_epoch = per_epoch if 0 < per_epoch < len(self.lengths) else 0  # 0: every sequence each epoch
 
     def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
+        return -(-(self.per_epoch or len(self.lengths)) // self.batch_size)
 
     def __iter__(self):
         rng = np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
-        noisy = self.lengths * rng.uniform(0.8, 1.25, len(self.lengths))  # neighbours in length mix
-        order = np.argsort(noisy, kind="stable")
+        chosen = np.arange(len(self.lengths))
+        if self.per_epoch:  # big logs: a new seeded sample of sequences every epoch
+            chosen = np.sort(np.random.default_rng([self.seed, self.epoch, 1]).choice(chosen, self.per_epoch, False))
+        lengths = self.lengths[chosen]
+        noisy = lengths * rng.uniform(0.8, 1.25, len(lengths))  # neighbours in length mix
+        order = chosen[np.argsort(noisy, kind="stable")]
         batches = [order[i : i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size)]
         for b in rng.permutation(len(batches)):
             yield batches[b]
@@ -226,7 +311,7 @@ def validation_report(model, cases: Sequence[EvalCase], max_len: int) -> dict[st
 
 
 def train_model(
-    train_sequences: Sequence[np.ndarray],
+    train_sequences: Sequence[np.ndarray] | SequencePairs,
     valid_cases: Sequence[EvalCase],
     n_items: int,
     config: SequentialConfig,
@@ -236,7 +321,8 @@ def train_model(
     """Train on ``train_sequences`` only; keep the epoch with the best validation NDCG@10.
 
     Args:
-        train_sequences: catalogue rows per user, oldest first (the TRAIN split).
+        train_sequences: catalogue rows per user, oldest first (the TRAIN split), or ``SequencePairs``
+            of the training CSR. ``config``'s scale fields must be resolved (``SequentialConfig.resolved``).
         valid_cases: validation users (history = the train sequence, target = the next event).
         max_steps: stop after this many optimiser steps (tests); None trains to early stopping.
 
@@ -254,11 +340,16 @@ def train_model(
     set_seed(config.seed)
     model = build_model(n_items, config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    pairs = training_pairs(train_sequences)
-    lengths = [min(len(inputs), config.max_len) for inputs, _ in pairs]
+    pairs = train_sequences if isinstance(train_sequences, SequencePairs) else SequencePairs.of(train_sequences)
+    if config.max_sequences:  # big logs: a budget of sequences over all epochs
+        budget = -(-config.max_sequences // config.batch_size)
+        max_steps = budget if max_steps is None else min(max_steps, budget)
+    sampler = np.random.default_rng([config.seed, 2])  # sampled-softmax negatives
     loader = torch.utils.data.DataLoader(
         pairs,
-        batch_sampler=LengthBuckets(lengths, config.batch_size, config.seed),
+        batch_sampler=LengthBuckets(
+            pairs.lengths(config.max_len), config.batch_size, config.seed, config.epoch_users or 0
+        ),
         collate_fn=lambda batch: collate(batch, config.max_len, n_items),
     )
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
@@ -270,7 +361,10 @@ def train_model(
         model.train()
         losses = []
         for ids, positions, mask, labels in loader:
-            loss = model(ids, positions, mask, labels)
+            negatives = None
+            if config.negatives:
+                negatives = torch.from_numpy(sampler.integers(0, n_items, config.negatives)).to(ids.device)
+            loss = model(ids, positions, mask, labels, negatives)
             accelerator.backward(loss)
             optimizer.step()
             optimizer.zero_grad()
@@ -333,7 +427,7 @@ class SequentialRetriever(BaseRetriever):
         self.popularity = None if popularity is None else np.asarray(popularity, dtype=np.float64)
 
     def config(self) -> dict[str, object]:
-        return asdict(self.settings)
+        return self.settings.key()
 
     def score_batch(self, histories: Sequence[np.ndarray], queries: Sequence[str | None] | None = None) -> np.ndarray:
         histories = [np.asarray(h, dtype=np.int64) for h in histories]
@@ -354,7 +448,7 @@ def cache_key(dataset: Dataset, config: SequentialConfig) -> dict[str, object]:
         "format": CACHE_FORMAT,
         "fingerprint": dataset.fingerprint(),
         "n_items": len(dataset.catalog),
-        "config": asdict(config),
+        "config": config.key(),
     }
 
 
@@ -375,9 +469,10 @@ def load_or_train(
     import torch
 
     from recommender.retrieval.embeddings import default_cache_dir
+    from recommender.retrieval.hybrid import tuning_users
 
     split = split if split is not None else LeaveOneOutSplit(dataset.interactions)
-    config = config or SequentialConfig()
+    config = (config or SequentialConfig()).resolved(len(split.users), len(dataset.catalog), len(split.eval_users))
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key = cache_key(dataset, config)
     path = folder / f"{cache_stem(key)}.pt"
@@ -387,8 +482,8 @@ def load_or_train(
         model = build_model(len(dataset.catalog), config)
         model.load_state_dict(stored["state"])
         return SequentialRetriever(dataset.catalog, model, config, popularity, json.loads(stored["info"]))
-    sequences = list(split.train_sequences().values())
-    model, info = train_model(sequences, split.cases("valid"), len(dataset.catalog), config, progress)
+    valid = split.cases("valid", tuning_users(split, config.valid_users or len(split.eval_users), config.seed))
+    model, info = train_model(SequencePairs(*split.train_csr()), valid, len(dataset.catalog), config, progress)
     from accelerate import PartialState
 
     if PartialState().is_main_process:
