@@ -238,7 +238,32 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, state: dict) -> Path:
+def full_state_dict(accelerator, model) -> dict:
+    """The model's weights as whole tensors on the main process (possibly {} on the others).
+
+    EVERY process must call it: under FSDP (and DeepSpeed ZeRO-3) each process holds a shard of
+    every weight and ``accelerator.get_state_dict`` gathers them (a collective); the main
+    process's own module would give its shard only. Elsewhere it is the unwrapped state dict."""
+    if accelerator is None:
+        raise ValueError("full_state_dict needs the accelerator the model was prepared with.")
+    return accelerator.get_state_dict(model)
+
+
+def save_adapter(accelerator, model, folder: Path) -> None:
+    """Write ``adapter_model.safetensors`` + ``adapter_config.json`` from the full LoRA weights.
+
+    Call it on EVERY process (see ``full_state_dict``); the main process writes, and all of them
+    wait until the files are there, so any process can read them right after."""
+    state_dict = full_state_dict(accelerator, model)
+    if accelerator.is_main_process:
+        # peft keeps only the adapter's entries of the full state dict it is given.
+        accelerator.unwrap_model(model).save_pretrained(str(folder), state_dict=state_dict)
+    accelerator.wait_for_everyone()
+
+
+def save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, state: dict, weights=None) -> Path:
+    """Main process: the adapter (``weights``: the full state dict, default the model's own), the
+    optimizer, scheduler and RNG state. Under FSDP the optimizer state saved is the main process's shard."""
     import torch
     from peft import get_peft_model_state_dict
 
@@ -246,7 +271,7 @@ def save_checkpoint(folder: Path, step: int, model, optimizer, scheduler, state:
     path.mkdir(parents=True, exist_ok=True)
     torch.save(
         {
-            "adapter": get_peft_model_state_dict(model),
+            "adapter": get_peft_model_state_dict(model, state_dict=weights),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
@@ -286,10 +311,19 @@ def train_loop(
 ) -> dict:
     """Optimise the LoRA weights of a peft ``model``; evaluate, keep the best, stop early, checkpoint.
 
-    ``answer_ids``: the "Yes"/"No" token ids that line-scored examples are read with.
+    One step is one global batch of ``train.batch_size`` x processes examples, the same under
+    any launcher (``micro_batch``); the learning-rate schedule advances once per step.
 
-    Returns the trainer state: ``step``, ``losses`` ([step, loss] pairs), ``evals`` (metrics per
-    evaluation), ``best`` (the best evaluation), ``stopped_early``.
+    Args:
+        evaluate: metrics of the unwrapped model; run on every process, the main process's
+            numbers are kept everywhere.
+        save_best: ``(net, metrics)`` when an evaluation is the best so far, called on EVERY
+            process (write files on the main one; ``save_adapter`` gathers FSDP shards).
+        answer_ids: the "Yes"/"No" token ids that line-scored examples are read with.
+
+    Returns the trainer state: ``step``, ``losses`` ([step, loss] pairs, the loss of the global
+    batch), ``lrs`` ([step, learning rate used]), ``evals`` (metrics per evaluation), ``best``
+    (the best evaluation), ``stopped_early``.
     """
     import torch
     from accelerate import Accelerator
@@ -300,14 +334,23 @@ def train_loop(
     torch.manual_seed(train.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay)
+    # The scheduler stays OUT of accelerator.prepare: accelerate's AcceleratedScheduler (1.15) steps
+    # the wrapped scheduler num_processes times per optimizer step (it assumes the per-process batch
+    # is the global one), so under ddp.yaml warm-up and decay would run N times too fast. Here one
+    # step = one global batch of batch_size x processes examples (``micro_batch``): it is stepped
+    # once per optimizer step below, the same schedule for any number of processes.
+    model, optimizer = accelerator.prepare(model, optimizer)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, train.warmup_steps, train.max_steps)
+        optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer,
+        lambda s: lr_factor(s, train.warmup_steps, train.max_steps),
     )
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    state: dict = {"step": 0, "losses": [], "evals": [], "best": None, "bad_evals": 0, "stopped_early": False}
+    state: dict = {
+        "step": 0, "losses": [], "lrs": [], "evals": [], "best": None, "bad_evals": 0, "stopped_early": False,
+    }  # fmt: skip
     checkpoint = latest_checkpoint(folder) if resume else None
     if checkpoint is not None:
         state = load_checkpoint(checkpoint, accelerator.unwrap_model(model), optimizer, scheduler)
+        state.setdefault("lrs", [])
         log(f"resumed from {checkpoint} at step {state['step']}")
     metric = config.eval.metric
 
@@ -318,6 +361,10 @@ def train_loop(
         model.eval()
         metrics = {"step": step, **evaluate(accelerator.unwrap_model(model))}
         model.train()
+        if accelerator.num_processes > 1:  # one decision everywhere (keep, stop), even if floats differ
+            from accelerate.utils import broadcast_object_list
+
+            metrics = broadcast_object_list([metrics])[0]
         state["evals"].append(metrics)
         log("eval " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
         if step == 0:
@@ -325,7 +372,7 @@ def train_loop(
         best = state["best"]
         if best is None or metrics[metric] > best[metric] + 1e-9:
             state["best"], state["bad_evals"] = metrics, 0
-            if save_best is not None and accelerator.is_main_process:
+            if save_best is not None:  # on every process: saving gathers FSDP shards (``save_adapter``)
                 save_best(accelerator.unwrap_model(model), metrics)
         else:
             state["bad_evals"] += 1
@@ -340,20 +387,24 @@ def train_loop(
     step_started, first_step = time.perf_counter(), state["step"]  # after a resume, time only this run's steps
     while state["step"] < train.max_steps:
         step = state["step"]
-        total = 0.0
+        total = torch.zeros((), device=accelerator.device)
+        learning_rate = scheduler.get_last_lr()[0]  # the rate this step's update uses
         for micro in range(train.grad_accum):
             indices = micro_batch(
                 len(encoded), step, micro, config, accelerator.process_index, accelerator.num_processes
             )
-            with accelerator.accumulate(model):
+            with accelerator.accumulate(model):  # gradients all-reduced on the last micro-batch only
                 loss = batch_loss(model, [encoded[i] for i in indices], pad_id, train.choice_loss, answer_ids)
                 accelerator.backward(loss)
-                optimizer.step()
-                scheduler.step()
+                optimizer.step()  # a real step once per grad_accum micro-batches
                 optimizer.zero_grad()
-            total += float(loss.detach()) / train.grad_accum
+            total += loss.detach().float() / train.grad_accum
+        if not getattr(optimizer, "step_was_skipped", False):  # fp16 overflow skips a step; so does the schedule
+            scheduler.step()
+        total = float(accelerator.reduce(total, reduction="mean"))  # the global batch's loss
         state["step"] = step = step + 1
         state["losses"].append([step, total])
+        state["lrs"].append([step, learning_rate])
         bar.update(1)
         bar.set_postfix(
             loss=f"{total:.3f}", s_per_step=f"{(time.perf_counter() - step_started) / (step - first_step):.1f}"
@@ -361,8 +412,11 @@ def train_loop(
         stop = False
         if config.eval.every and step % config.eval.every == 0:
             stop = run_eval(step)
-        if train.checkpoint_every and (step % train.checkpoint_every == 0 or stop) and accelerator.is_main_process:
-            save_checkpoint(folder, step, accelerator.unwrap_model(model), optimizer, scheduler, state)
+        if train.checkpoint_every and (step % train.checkpoint_every == 0 or stop):
+            weights = full_state_dict(accelerator, model)  # every process (FSDP gathers); the main one writes
+            if accelerator.is_main_process:
+                save_checkpoint(folder, step, accelerator.unwrap_model(model), optimizer, scheduler, state, weights)
+            accelerator.wait_for_everyone()
         if stop:
             state["stopped_early"] = True
             log(f"early stop at step {step}: {metric} did not improve for {config.eval.patience} evaluations")
@@ -574,9 +628,10 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
     versions = {example.template: example.template_version for example in data.examples}
     versions[data.prompt.name] = data.prompt.version
 
-    def save_best(net, metrics: dict) -> None:
-        net.save_pretrained(str(folder))
-        write_adapter_metadata(folder, loaded.base_name, versions, status="training", best=metrics)
+    def save_best(net, metrics: dict) -> None:  # called on every process
+        save_adapter(accelerator, net, folder)  # the full LoRA weights, also under FSDP
+        if accelerator.is_main_process:
+            write_adapter_metadata(folder, loaded.base_name, versions, status="training", best=metrics)
 
     state = train_loop(
         model,
@@ -594,7 +649,9 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
 
     # Final report on OTHER validation users: the LLM weight comes from the selection users.
     net = accelerator.unwrap_model(model)
-    if state["best"] is not None and (folder / "adapter_model.safetensors").is_file():
+    if state["best"] is None:  # no evaluation kept an adapter (state is the same on every process)
+        save_adapter(accelerator, net, folder)
+    elif (folder / "adapter_model.safetensors").is_file():
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
@@ -602,8 +659,6 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
     final = final_report(net, data.report_set, llm_logits, state, log)
     minutes = (time.perf_counter() - started) / 60
     if accelerator.is_main_process:
-        if not (folder / "adapter_model.safetensors").is_file():
-            net.save_pretrained(str(folder))
         write_adapter_metadata(
             folder,
             loaded.base_name,
