@@ -473,3 +473,13 @@ def test_candidate_tuning_path_matches_the_dense_ranks_when_candidates_cover_the
     dense_result = tune_weights(hybrid, split)
     monkeypatch.undo()
     assert tune_weights(hybrid, split) == dense_result
+
+
+def test_big_catalogues_score_embeddings_in_float32(catalog, monkeypatch):
+    retriever = EmbeddingRetriever(catalog, VECTORS, popularity=POPULARITY)
+    histories = [np.array([0, 2]), np.array([], dtype=np.int64)]
+    exact = retriever.score_batch(histories)
+    monkeypatch.setattr("recommender.retrieval.base.EXACT_COSINE_ITEMS", 0)
+    fast = EmbeddingRetriever(catalog, VECTORS, popularity=POPULARITY).score_batch(histories)
+    np.testing.assert_allclose(fast, exact, atol=1e-6)
+    assert np.array_equal(exact[0], VECTORS.astype(np.float64) @ retriever.profile(histories[0]))  # former numbers

@@ -25,6 +25,7 @@ from recommender.ranking import standardise
 from recommender.retrieval.base import HybridRetriever
 
 RECENT = 10  # co-occurrence rows returned for the recent history (explanations read them too)
+PREFIX_MAX_ITEMS = 20_000  # PrefixScorer is dense ([users x items] + [items x items]): small catalogues only
 LAST = 3  # the "recent" digit sums co-occurrence with the last 3 items: sequential taste
 
 
@@ -39,6 +40,13 @@ class PrefixScorer:
         unknown = set(hybrid.components) - {"pop", "cooccurrence", "embedding"}
         if unknown:
             raise ValueError(f"PrefixScorer knows pop, cooccurrence and embedding components, not {sorted(unknown)}.")
+        n_items = len(hybrid.catalog)
+        if n_items > PREFIX_MAX_ITEMS:
+            raise ValueError(
+                f"PrefixScorer builds dense [users x items] and [items x items] matrices, so it takes catalogues of "
+                f"at most {PREFIX_MAX_ITEMS:,} items, not {n_items:,}; fine-tune on held-out cases "
+                f"(recommender.finetune.examples.held_out_cases) for big catalogues."
+            )
         co_retriever = hybrid.components["cooccurrence"]
         if getattr(co_retriever, "neighbours", None) is not None:
             raise ValueError(
@@ -170,7 +178,7 @@ class CowatchEvidence:
         found = retriever if isinstance(retriever, CooccurrenceRetriever) else None
         found = getattr(retriever, "components", {}).get("cooccurrence", found)
         if found is None:
-            found = CooccurrenceRetriever(retriever.catalog, split.train_sequences())
+            found = CooccurrenceRetriever(retriever.catalog, csr=split.train_csr())
         return cls(found.similarity)
 
     def recent(self, history: np.ndarray, candidates: np.ndarray) -> np.ndarray:
