@@ -437,17 +437,24 @@ class EmbeddingRetriever(BaseRetriever):
     def score_batch(self, histories: Sequence[np.ndarray], queries: Sequence[str | None] | None = None) -> np.ndarray:
         queries = _queries(queries, len(histories))
         out = np.empty((len(histories), len(self.catalog)))  # [B, N]
-        for b, (rows, query) in enumerate(zip(histories, queries)):
-            profile = self.profile(rows, query)
-            out[b] = np.log1p(self.popularity) if profile is None else self._cosines(profile)
+        profiles = [self.profile(rows, query) for rows, query in zip(histories, queries)]
+        if len(self.catalog) > EXACT_COSINE_ITEMS:  # big catalogues: one float32 [B, D] x [D, N] product
+            present = [b for b, profile in enumerate(profiles) if profile is not None]
+            if present:
+                out[present] = np.stack([profiles[b] for b in present]).astype(np.float32) @ self.vectors.T
+            done = set(present)
+            profiles = [np.zeros(0) if b in done else None for b in range(len(profiles))]  # empty: scored
+        for b, profile in enumerate(profiles):
+            if profile is None:
+                out[b] = np.log1p(self.popularity)
+            elif len(profile):
+                out[b] = self._cosines(profile)
         return out
 
     def _cosines(self, profile: np.ndarray) -> np.ndarray:
-        """[N] item vectors . profile. Small catalogues: float64, the former arithmetic (numpy promoted the
-        float32 vectors on every call; a float64 copy made once gives the same numbers). Big ones: float32,
-        so a request reads N x D x 4 bytes once instead of converting the whole table."""
-        if len(self.catalog) > EXACT_COSINE_ITEMS:
-            return self.vectors @ profile.astype(np.float32)
+        """[N] item vectors . profile in float64, the former arithmetic of small catalogues (numpy promoted
+        the float32 vectors on every call; a float64 copy made once gives the same numbers). Big catalogues
+        (``score_batch``) take one float32 matrix product per batch instead of converting the table."""
         if getattr(self, "_vectors64", None) is None:
             self._vectors64 = self.vectors.astype(np.float64)
         return self._vectors64 @ profile
