@@ -201,7 +201,8 @@ def test_llm_reply_is_streamed_and_kept_when_it_names_only_allowed_titles(catalo
     system = pipeline.scorer.calls[0][0]["content"]
     asked = pipeline.scorer.calls[0][-1]
     assert title in system and asked["role"] == "user" and asked["content"].startswith("comedy\n\n")
-    assert asked["content"].endswith(f"Start your answer with: I recommend {title} ({first.recommendations[0].year}) because")
+    year = first.recommendations[0].year
+    assert asked["content"].endswith(f"Start your answer with: I recommend {title} ({year}) because")
 
 
 @pytest.mark.parametrize(
