@@ -1,7 +1,7 @@
 """``recommender batch-recommend``: top-K for every user (or a list), one JSON line each.
 
     recommender batch-recommend --output recs.jsonl -k 10
-    accelerate launch --cpu --num_processes 2 -m recommender.cli batch-recommend --output recs.jsonl
+    accelerate launch --multi_gpu --num_processes 2 -m recommender.cli batch-recommend --output recs.jsonl  # CPU: gloo
     torchrun --nproc_per_node 2 -m recommender.cli batch-recommend --output recs.jsonl
     accelerate launch --num_processes 8 -m recommender.cli batch-recommend --output recs.jsonl    # 8 GPUs
     accelerate launch --config_file finetune/accelerate/multi_node.yaml --machine_rank R \

@@ -2,7 +2,7 @@
 
 recommender evaluate --dataset ml-100k --split test --users 200 --output runs/eval-test
 recommender evaluate --task rating --split test --output runs/rating   # add --adapter PATH for a rating adapter
-accelerate launch --cpu --num_processes 2 -m recommender.cli evaluate ...   # sharded users
+accelerate launch --multi_gpu --num_processes 2 -m recommender.cli evaluate ...   # users split over 2 processes
 """
 
 from __future__ import annotations
@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     args.device = process_device(state, args.device)  # N processes on N GPUs, never all on cuda:0
     with state.split_between_processes(users) as mine:  # a contiguous block of users per process
         cases = split.cases(args.split, mine)
+    if state.num_processes > 1 and state.is_main_process:
+        print(f"{len(users)} users over {state.num_processes} processes ({state.device} on the main one)")
     sequential = SequentialConfig() if args.first_stage == "hybrid+sequential" else None
     retriever = build_default_retriever(dataset, split, sequential=sequential)
     if args.task == "rating":

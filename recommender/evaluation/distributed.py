@@ -1,13 +1,15 @@
 """Batch work across the processes a launcher started, through accelerate.
 
     recommender batch-recommend --output recs.jsonl                                    # one process
-    accelerate launch --cpu --num_processes 2 -m recommender.cli batch-recommend ...   # 2 CPU processes (gloo)
+    accelerate launch --multi_gpu --num_processes 2 -m recommender.cli batch-recommend ...  # no GPU: 2 gloo processes
     torchrun --nproc_per_node 2 -m recommender.cli batch-recommend ...                 # the same, torchrun
     accelerate launch --config_file finetune/accelerate/multi_node.yaml --machine_rank R -m recommender.cli ...
 
 ``process_state`` is accelerate's ``PartialState``: one device per process (``cuda:LOCAL_RANK`` on
 GPUs, NCCL between them; gloo between CPU processes; no process group at all for one process).
-Work is cut into fixed batches whose composition does not depend on the number of processes,
+(``accelerate launch --cpu`` starts ONE process whatever ``--num_processes`` says, in accelerate
+1.15: its CPU path is the simple launcher or mpirun; ``--multi_gpu`` on a machine without GPUs gives
+N gloo processes.) Work is cut into fixed batches whose composition does not depend on the number of processes,
 ``split_between_processes`` hands each process a contiguous share of them, and ``gather_object``
 brings the results back in order, so every process count writes the same output. Nothing here
 writes shard files or holds a barrier of its own.
@@ -45,6 +47,8 @@ def process_device(state, device: str | None) -> str | None:
     the process's own (``cuda:LOCAL_RANK``), so N processes never pile onto one GPU."""
     if state.num_processes == 1:
         return device
+    if state.device.type == "cpu":
+        return "cpu"
     if device is not None and not device.startswith("cpu") and device not in ("cuda", str(state.device)):
         raise ValueError(
             f"--device {device} names one device for {state.num_processes} processes; leave it out "
