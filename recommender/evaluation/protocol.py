@@ -90,12 +90,6 @@ def selection_users(adapter_meta: dict, split: LeaveOneOutSplit) -> list[str]:
     return sample_users(split, settings["users"], settings["seed"])
 
 
-def shard(values: Sequence, rank: int, world: int) -> list:
-    """Contiguous block ``rank`` of ``world`` near-equal blocks, so merging in rank order keeps order."""
-    bounds = np.linspace(0, len(values), world + 1).round().astype(int)
-    return list(values[bounds[rank] : bounds[rank + 1]])
-
-
 def rank_cases(
     score_batch: Callable[[list[np.ndarray]], tuple[np.ndarray, np.ndarray | None]],
     cases: Sequence[EvalCase],
