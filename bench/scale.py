@@ -3,15 +3,18 @@
 processes so peak RSS is that size's own.
 
     python -m bench.scale --sizes 10k,100k                 # generate (once), load, split
-    python -m bench.scale --sizes 10k,100k,1m --retrieval-sizes 10k
     python -m bench.scale --report                         # table + plot from the stored results
 
 Each size runs two child processes: ``generate`` (skipped when the files exist; its first
-timing is kept) and ``pipeline`` (load, split, training CSR + popularity, then retrievers for
-the sizes in ``--retrieval-sizes``: ``build_components`` as it is, and ``retrieve`` latency over
-200 evaluation users). Results go to ``<root>/results.json``; the table to stdout and
-``bench/results/scale.md``, the plot to ``bench/results/scale.png``. Retrieval cells of sizes
-not run read "n/a".
+timing is kept) and ``pipeline`` (load, split, training CSR + popularity, then, for the sizes in
+``--retrieval-sizes``, the served first stage: ``build_default_retriever`` with the sequential
+model, timed per component plus weight tuning; ``retrieve(history, k=50)`` latency of the hybrid
+over 200 test users (p50/p99); retrieval-only throughput of ``score_batch`` + top-50 over 2,048
+test users in batches of 64). Results go to ``<root>/results.json``; the table to stdout, the plot
+to ``bench/results/scale.png``. Retrieval cells of sizes not run read "n/a".
+
+    python -m bench.scale --sizes 10k --retrieval-sizes 10k --sequential-epochs 3
+    python -m bench.scale --sizes 1m --retrieval-sizes 1m --encoder hashing   # text stand-in, see --help
 """
 
 from __future__ import annotations
