@@ -11,6 +11,10 @@ a turn rolls back that turn alone. Pure standard library.
                       model="SmolLM2-135M-Instruct", template_version="rank@1")
     store.record_feedback(session, user_id="196", item_id="100", action="like", model=..., template_version=...)
     store.export_feedback("feedback.jsonl")   # recommender feedback export --output feedback.jsonl
+    store.record_interactions("196", ["100"], source="chat:like", session_id=session)  # appended history
+
+Schema changes are additive only (``CREATE ... IF NOT EXISTS``): opening a file written by an
+older version adds the new tables and keeps every row.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Any, Protocol
 ACTIONS = ("like", "dislike", "seen")
 LABELS = {"like": 1, "dislike": 0}
 BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for the lock before giving up
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the ``interactions`` table (events appended with their source); additive over 1
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS sessions (
@@ -64,8 +68,17 @@ CREATE TABLE IF NOT EXISTS feedback (
     model TEXT,
     template_version TEXT
 );
+CREATE TABLE IF NOT EXISTS interactions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    time REAL NOT NULL,
+    source TEXT NOT NULL,
+    session_id TEXT REFERENCES sessions(id)
+);
 CREATE INDEX IF NOT EXISTS turns_session ON turns(session_id);
 CREATE INDEX IF NOT EXISTS feedback_session ON feedback(session_id);
+CREATE INDEX IF NOT EXISTS interactions_user ON interactions(user_id, id);
 PRAGMA user_version = {SCHEMA_VERSION};
 """
 
@@ -222,6 +235,38 @@ class FeedbackStore:
             )  # fmt: skip
         return int(cursor.lastrowid)
 
+    def record_interactions(
+        self,
+        user_id: str | int,
+        item_ids: Sequence[str | int],
+        source: str,
+        session_id: str | None = None,
+        timestamp: float | None = None,
+    ) -> list[int]:
+        """Append interactions of a known user (a like, a "seen", an imported event) with their
+        ``source``, all in one transaction; returns their ids (increasing: the replay order)."""
+        if user_id is None or str(user_id).strip() == "":
+            raise ValueError("interactions need a user_id (anonymous sessions have no history to append to).")
+        if not str(source or "").strip():
+            raise ValueError("interactions need a source, e.g. 'chat:like'.")
+        if isinstance(item_ids, str):
+            raise ValueError("item_ids must be a list of item ids, not one string.")
+        items = [str(i).strip() for i in item_ids]
+        if any(not i for i in items):
+            raise ValueError("every interaction needs an item_id.")
+        now = time.time() if timestamp is None else float(timestamp)
+        ids = []
+        with self.transaction() as conn:
+            if session_id is not None:
+                self._require_session(conn, session_id)
+            for item in items:
+                cursor = conn.execute(
+                    "INSERT INTO interactions (user_id, item_id, time, source, session_id) VALUES (?, ?, ?, ?, ?)",
+                    (str(user_id), item, now, str(source), session_id),
+                )
+                ids.append(int(cursor.lastrowid))
+        return ids
+
     @staticmethod
     def _require_session(conn: sqlite3.Connection, session_id: str) -> None:
         if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is None:
@@ -261,10 +306,22 @@ class FeedbackStore:
         with self._connection() as conn:
             return [dict(row) for row in conn.execute(query, args)]
 
+    def appended_interactions(self, user_id: str | int | None = None, after_id: int = 0) -> list[dict[str, Any]]:
+        """Appended interactions in the order they were stored, for one user or all, with an id above ``after_id``."""
+        query, args = "SELECT * FROM interactions WHERE id > ?", [int(after_id)]
+        if user_id is not None:
+            query, args = query + " AND user_id = ?", args + [str(user_id)]
+        with self._connection() as conn:
+            return [dict(row) for row in conn.execute(query + " ORDER BY id", args)]
+
+    def schema_version(self) -> int:
+        with self._connection() as conn:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
     def counts(self) -> dict[str, int]:
         """Rows per table, for status lines and tests."""
         with self._connection() as conn:
-            tables = ("sessions", "turns", "shown", "feedback")
+            tables = ("sessions", "turns", "shown", "feedback", "interactions")
             return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
 
     def export_feedback(self, path: str | Path, include_seen: bool = False) -> int:
