@@ -60,6 +60,14 @@ class DataConfig:
         metadata={"help": "share of each task among examples: rank, rating, explain"},
     )
     max_examples: int = field(default=4000, metadata={"help": "cap on training examples after the mix"})
+    feedback: str | None = field(
+        default=None,
+        metadata={
+            "help": "chat feedback to learn from: the SQLite store or JSONL records with a 'shown' list; a liked item "
+            "is the positive of the list it was shown in, disliked items of that session hard negatives (added after "
+            "max_examples)"
+        },
+    )
 
     def __post_init__(self):
         _choice("data.examples", self.examples, ("prefixes", "validation", "held_out"))

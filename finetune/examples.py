@@ -280,3 +280,66 @@ def _explain_example(catalog, scorer, cfg, user, sequence, history, target) -> E
         prompt.template,
         prompt.template_version,
     )
+
+
+def load_feedback(path) -> list[dict]:
+    """Feedback records from the chat's SQLite store (with each item's shown list) or an exported
+    JSONL file (records without a ``shown`` list give no example)."""
+    import json
+    from pathlib import Path
+
+    from recommender.data import DataError
+    from recommender.store import FeedbackStore
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"{path}: no feedback file here (a feedback.sqlite store or an exported .jsonl).")
+    if path.suffix.lower() in {".jsonl", ".ndjson", ".json"}:
+        records = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise DataError(f"{path}, line {number}: not valid JSON ({error.msg}).") from None
+        return records
+    return FeedbackStore(path).feedback_records()
+
+
+def feedback_examples(
+    catalog: Catalog,
+    split: LeaveOneOutSplit,
+    records: Sequence[dict],
+    prompt: RankingPrompt,
+    n_candidates: int,
+    evidence=None,
+) -> list[Example]:
+    """Ranking examples from chat feedback, rendered by the serving prompt object: each liked item is
+    the positive (the completion) of the list it was shown in; the session's disliked items join
+    that list as hard negatives (replacing its weakest other entries). History: a known user's TRAIN
+    events (the validation and test events stay unseen), else none. ``evidence(history, rows)`` gives
+    the prompt's evidence arrays (``{"recent": ...}``) when it shows any."""
+    disliked: dict[tuple, list[str]] = {}
+    for record in records:
+        if record.get("label") == 0:
+            disliked.setdefault((record.get("session_id"), record.get("user_id")), []).append(str(record["item_id"]))
+    out = []
+    for record in records:
+        liked = str(record.get("item_id"))
+        shown = [str(i) for i in record.get("shown") or [] if str(i) in catalog.index]
+        if record.get("label") != 1 or liked not in shown:
+            continue
+        negatives = [i for i in disliked.get((record.get("session_id"), record.get("user_id")), []) if i != liked]
+        keep = [i for i in shown[:n_candidates] if i not in negatives]
+        hard = [i for i in negatives if i in catalog.index][: n_candidates - 1]
+        others = [i for i in keep if i != liked][: max(0, n_candidates - 1 - len(hard))]
+        ids = [i for i in shown if i == liked or i in others or i in hard]  # shown order kept
+        ids += [i for i in hard if i not in ids]
+        if len(ids) < 2:
+            continue
+        user = str(record.get("user_id") or "")
+        history = split.train(user) if user in split.sequences else np.zeros(0, dtype=np.int64)
+        rows = np.array([catalog.index[i] for i in ids], dtype=np.int64)
+        extra = evidence(history, rows) if evidence is not None and prompt.evidence else {}
+        out.append(rank_example(catalog, prompt, user, history, rows, catalog.index[liked], extra))
+    return out

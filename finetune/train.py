@@ -476,6 +476,7 @@ class TrainingData:
     eval_set: list  # selection users: checkpoints and the LLM weight are chosen on them
     report_set: list  # other validation users: the final report
     prompt: Any  # the RankingPrompt of the rank examples (the one serving will use)
+    feedback_examples: int = 0  # of ``examples``, built from chat feedback (data.feedback)
 
 
 def build_training_data(config: FinetuneConfig) -> TrainingData:
@@ -536,9 +537,17 @@ def build_training_data(config: FinetuneConfig) -> TrainingData:
         )
 
     eval_set, report_set = build(eval_users), build(report_users)
+    feedback = []
+    if config.data.feedback:
+        from recommender.finetune.examples import feedback_examples, load_feedback
+
+        records = load_feedback(config.data.feedback)
+        feedback = feedback_examples(
+            dataset.catalog, split, records, prompt, config.data.n_candidates, lambda h, rows: evidence(h, rows)
+        )
     if limit is not None:
         limit.unregister()
-    return TrainingData(dataset, examples, eval_set, report_set, prompt)
+    return TrainingData(dataset, feedback + examples, eval_set, report_set, prompt, len(feedback))
 
 
 def shadow_examples(config: FinetuneConfig, dataset, split, prompt) -> list:
@@ -668,6 +677,7 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
             dataset=data.dataset.name,
             config=config_dict(config),
             n_examples=counts,
+            feedback_examples=data.feedback_examples,
             steps=state["step"],
             stopped_early=state["stopped_early"],
             evaluations=state["evals"],

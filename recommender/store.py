@@ -324,6 +324,31 @@ class FeedbackStore:
             tables = ("sessions", "turns", "shown", "feedback", "interactions")
             return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
 
+    def feedback_records(self, include_seen: bool = False) -> list[dict[str, Any]]:
+        """Feedback as fine-tuning records: the export's fields plus ``session_id`` and ``shown``, the
+        item ids of the session's latest turn at or before the feedback that showed the item (empty
+        when none did)."""
+        records = []
+        with self._connection() as conn:
+            for row in conn.execute("SELECT * FROM feedback ORDER BY id"):
+                if row["action"] == "seen" and not include_seen:
+                    continue
+                turn = conn.execute(
+                    "SELECT t.id FROM turns t JOIN shown s ON s.turn_id = t.id WHERE t.session_id = ? "
+                    "AND s.item_id = ? AND t.time <= ? ORDER BY t.id DESC LIMIT 1",
+                    (row["session_id"], row["item_id"], row["time"]),
+                ).fetchone()
+                shown = []
+                if turn is not None:
+                    shown = [r[0] for r in conn.execute("SELECT item_id FROM shown WHERE turn_id = ? ORDER BY rank",
+                                                        (turn[0],))]  # fmt: skip
+                records.append({
+                    "user_id": row["user_id"], "item_id": row["item_id"], "label": LABELS.get(row["action"], 1),
+                    "action": row["action"], "timestamp": row["time"], "model": row["model"],
+                    "template_version": row["template_version"], "session_id": row["session_id"], "shown": shown,
+                })  # fmt: skip
+        return records
+
     def export_feedback(self, path: str | Path, include_seen: bool = False) -> int:
         """Write feedback as JSONL for fine-tuning; returns the number of lines written.
 
@@ -337,18 +362,8 @@ class FeedbackStore:
         temporary = target.with_name(target.name + ".tmp")
         written = 0
         with open(temporary, "w", encoding="utf-8") as out:
-            for row in self.feedback():
-                if row["action"] == "seen" and not include_seen:
-                    continue
-                record = {
-                    "user_id": row["user_id"],
-                    "item_id": row["item_id"],
-                    "label": LABELS.get(row["action"], 1),
-                    "action": row["action"],
-                    "timestamp": row["time"],
-                    "model": row["model"],
-                    "template_version": row["template_version"],
-                }
+            for row in self.feedback_records(include_seen):
+                record = {key: value for key, value in row.items() if key not in ("session_id", "shown")}
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
                 written += 1
         os.replace(temporary, target)

@@ -312,3 +312,61 @@ def test_update_command_refuses_a_bad_line_before_loading_anything(tmp_path, cap
     assert main(["update", "--interactions", str(bad), "--state", str(tmp_path / "state")]) == 2
     assert "new.csv, line 3: field 'timestamp'" in capsys.readouterr().err
     assert not (tmp_path / "state").exists()
+
+
+# ---------------------------------------------------------------- feedback -> fine-tuning examples
+
+
+def feedback_store(path: Path) -> FeedbackStore:
+    store = FeedbackStore(path)
+    session = store.start_session(user_id="1")
+    store.record_turn(session, "something", "Here", shown=["3", "5", "7", "9", "13"])
+    store.record_feedback(session, "1", "7", "dislike")
+    store.record_feedback(session, "1", "11", "dislike")  # shown elsewhere: still a hard negative of the session
+    store.record_feedback(session, "1", "5", "like")
+    store.record_feedback(None, None, "2", "like")  # no list was shown with it: no example
+    return store
+
+
+def test_feedback_becomes_ranking_examples_rendered_by_the_serving_prompt(tmp_path):
+    from recommender.finetune.examples import feedback_examples, load_feedback, rank_example
+    from recommender.llm.ranking_prompts import ranking_prompt
+
+    dataset = small_dataset()
+    split = LeaveOneOutSplit(dataset.interactions)
+    store = feedback_store(tmp_path / "feedback.sqlite")
+    prompt = ranking_prompt("rank", 5)
+    (example,) = feedback_examples(dataset.catalog, split, load_feedback(store.path), prompt, n_candidates=4)
+    index = dataset.catalog.index
+    assert example.target == index["5"] and example.history == tuple(int(r) for r in split.train("1"))
+    rows = [index[i] for i in ("3", "5", "7", "11")]  # the weakest shown entries gave way to the dislikes
+    expected = rank_example(dataset.catalog, prompt, "1", split.train("1"), rows, index["5"])
+    assert example.messages == expected.messages and example.completion == expected.completion
+    store.export_feedback(tmp_path / "f.jsonl")  # the export has no shown lists: no examples from it
+    assert feedback_examples(dataset.catalog, split, load_feedback(tmp_path / "f.jsonl"), prompt, 4) == []
+
+
+def test_two_lora_steps_on_feedback_examples(tmp_path, tiny_llama_dir):
+    import torch
+
+    from recommender.finetune.config import load_config
+    from recommender.finetune.examples import feedback_examples, load_feedback
+    from recommender.finetune.train import add_lora, encode_examples, train_loop
+    from recommender.llm.loading import load_model
+    from recommender.llm.ranking_prompts import ranking_prompt
+
+    dataset = small_dataset()
+    store = feedback_store(tmp_path / "feedback.sqlite")
+    examples = feedback_examples(
+        dataset.catalog, LeaveOneOutSplit(dataset.interactions), load_feedback(store.path), ranking_prompt("rank", 3), 4
+    )
+    loaded = load_model(tiny_llama_dir, adapter=None, quantize="none", device="cpu")
+    overrides = ["lora.r=4", "eval.every=0", "max_steps=2", "train.batch_size=1", "lr=0.01", "warmup_steps=1"]
+    config = load_config(None, [f"output_dir={tmp_path}/run", f"data.feedback={store.path}", *overrides])
+    model = add_lora(loaded.model, config, quantized=False)
+    before = {name: p.detach().clone() for name, p in model.named_parameters() if "lora_B" in name}
+    encoded = encode_examples(examples, loaded.tokenizer)
+    state = train_loop(model, encoded, config, tmp_path / "run", loaded.tokenizer.pad_token_id, log=lambda _: None)
+    assert state["step"] == 2 and all(np.isfinite(loss) for _, loss in state["losses"])
+    after = dict(model.named_parameters())
+    assert any(not torch.equal(before[n], after[n]) for n in before)
