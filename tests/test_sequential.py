@@ -198,3 +198,41 @@ def test_hybrid_gains_a_sequential_component_tuned_on_validation(monkeypatch, tm
     monkeypatch.setattr(sequential, "train_model", lambda *a, **k: pytest.fail("the model should load from cache"))
     again = build_default_retriever(dataset, encoder=OneHotEncoder(), cache_dir=tmp_path, sequential=TINY)
     assert again.weights == hybrid.weights and len(again.retrieve(["1", "2"], 3)) == 3
+
+
+# ---------------------------------------------------------------- scale caps (issue 16)
+
+
+def test_scale_caps_apply_to_big_logs_only_and_keep_small_keys():
+    from dataclasses import asdict
+
+    small = SequentialConfig().resolved(n_users=943, n_items=1682, n_valid=943)
+    assert (small.epoch_users, small.max_sequences, small.valid_users, small.negatives) == (0, 0, 0, 0)
+    former = {k: v for k, v in asdict(SequentialConfig()).items() if k not in sequential.SCALE_FIELDS}
+    assert small.key() == former == SequentialConfig().key()  # ML-100k's cache key is the former one
+    big = SequentialConfig().resolved(n_users=10**6, n_items=10**5, n_valid=10**6)
+    assert big.epoch_users == sequential.SCALE_USERS and big.max_sequences == sequential.SCALE_SEQUENCES
+    assert big.valid_users == sequential.VALID_USERS and big.negatives == sequential.NEGATIVES
+    assert big.key()["negatives"] == sequential.NEGATIVES
+    assert SequentialConfig(negatives=0).resolved(10**6, 10**5, 10**6).negatives == 0  # explicit beats auto
+    with pytest.raises(ValueError, match="negatives must be None or an integer"):
+        SequentialConfig(negatives=-1)
+
+
+def test_epoch_samples_are_seeded_and_cover_the_requested_count():
+    from recommender.retrieval.sequential import LengthBuckets
+
+    lengths = np.arange(1, 101)
+    first = list(LengthBuckets(lengths, 8, seed=3, per_epoch=40))
+    again = list(LengthBuckets(lengths, 8, seed=3, per_epoch=40))
+    assert first == again and sum(len(b) for b in first) == 40 and len(set(sum(first, []))) == 40
+    full = LengthBuckets(lengths, 8, seed=3)
+    assert sorted(sum(list(full), [])) == list(range(100)) and len(full) == 13
+
+
+def test_sampled_softmax_trains_from_the_csr():
+    split = LeaveOneOutSplit(tiny_dataset().interactions)
+    config = replace(TINY, negatives=5, max_sequences=8, epoch_users=3, max_epochs=4)
+    pairs = sequential.SequencePairs(*split.train_csr())
+    net, info = train_model(pairs, split.cases("valid"), N_ITEMS, config, progress=False)
+    assert info["steps"] <= -(-8 // config.batch_size) and np.isfinite(info["curve"][0]["loss"])
