@@ -153,9 +153,9 @@ def test_explain_and_chat_system():
     system = render_chat_system([FARGO, make_items(1)[0]], [["crime like Heat"], []], ["no horror"])
     assert len(system) == 1 and system[0]["role"] == "system"
     text = system[0]["content"]
-    assert "ONLY the items listed below" in text
-    assert "1. Fargo (1996) - Crime, Drama, Thriller (crime like Heat)" in text and "- no horror" in text
-    assert "do not name any title" in render_chat_system([])[0]["content"]
+    assert "Name no film outside this list" in text and "The user asked for: no horror." in text
+    assert "1. Fargo (1996) - Crime, Drama, Thriller (crime like Heat)" in text
+    assert "Name no film." in render_chat_system([])[0]["content"]
     with pytest.raises(ValueError, match="one list per item"):
         render_chat_system([FARGO], [[], []])
 
