@@ -331,3 +331,21 @@ def test_a_bare_request_recommends_from_what_is_known_and_leaves_no_query(catalo
     last = turn(FakePipeline(catalog), store, message, user="1")
     assert last.source == "template" and len(last.recommendations) == 5
     assert last.session.state.query == "" and "about" not in last.reply.split("\n")[0]
+
+
+def test_a_known_users_like_joins_their_history_in_later_sessions(catalog, store):
+    pipeline = FakePipeline(catalog)
+    session = open_session(pipeline, store, "1")[0]
+    item = next(i.id for i in catalog.items if i.id not in ("1", "50"))
+    give_feedback(pipeline, store, session, item, "like")
+    give_feedback(pipeline, store, session, "50", "dislike")  # a dislike is no interaction
+    rows = store.appended_interactions(user_id="1")
+    assert [(r["item_id"], r["source"]) for r in rows] == [(item, "chat:like")]
+    later = open_session(pipeline, store, "1")[0]
+    from recommender.chat.state import retrieval_history
+
+    run_turn_history = retrieval_history(later.state)
+    assert list(run_turn_history)[-1] == item and list(run_turn_history)[:2] == ["1", "50"]
+    newcomer = open_session(pipeline, store, None)[0]
+    give_feedback(pipeline, store, newcomer, item, "like")
+    assert len(store.appended_interactions()) == 1  # nobody to attach it to: feedback only

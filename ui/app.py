@@ -432,6 +432,9 @@ def serve(config: ChatServerConfig, block: bool = True) -> gr.Blocks:
         dataset=config.dataset, model=config.model, adapter=config.adapter, quantize=config.quantize,
         device=config.device, retrieval_only=config.retrieval_only,
     )  # fmt: skip
+    from recommender.update import with_updates
+
+    pipeline, _ = with_updates(pipeline)  # interactions and items appended by `recommender update`
     store = FeedbackStore(config.db)
     writer = reply_writer(pipeline, config) if config.llm_reply else None
     demo = build_app(pipeline, store, default_k=config.k, llm_reply=config.llm_reply, writer=writer)

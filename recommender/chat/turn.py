@@ -128,10 +128,12 @@ def parse_user(user: object) -> str | None:
     return None if text == "" or text.lower() == NEW_USER else text
 
 
-def resolve_user(pipeline: Any, user: object) -> tuple[ConversationState, str]:
+def resolve_user(pipeline: Any, user: object, store: Any = None) -> tuple[ConversationState, str]:
     """A fresh state for a picker value and a note for the reply ("" when all is well).
 
-    An id that is not in the dataset starts a new person (with no history), and the note says so.
+    A known user's history is the dataset's, followed by what they liked or marked seen in earlier
+    chat sessions (stored interactions). An id that is not in the dataset starts a new person (with
+    no history), and the note says so.
     """
     user_id = parse_user(user)
     if user_id is None:
@@ -140,12 +142,19 @@ def resolve_user(pipeline: Any, user: object) -> tuple[ConversationState, str]:
         history = pipeline.user_history(user_id)
     except (ValueError, KeyError) as error:
         return start_state(None), f"{error} Starting as a new user with no history."
+    if store is not None and hasattr(store, "appended_interactions"):
+        history, seen = list(history), set(history)
+        for row in store.appended_interactions(user_id=user_id):  # as recommender.update.online_history
+            item = str(row["item_id"])
+            if item in pipeline.catalog and item not in seen:
+                history.append(item)
+                seen.add(item)
     return start_state(user_id, {user_id: history}, pipeline.catalog), ""
 
 
 def open_session(pipeline: Any, store: Any, user: object = None) -> tuple[Session, str]:
     """A new session for a picker value, stored when ``store`` is given; (session, note)."""
-    state, note = resolve_user(pipeline, user)
+    state, note = resolve_user(pipeline, user, store)
     session_id = store.start_session(user_id=state.user_id, state=state.to_json()) if store is not None else None
     return Session(session_id, state, model=model_name(pipeline)), note
 
@@ -381,6 +390,9 @@ def give_feedback(pipeline: Any, store: Any, session: Session, item_id: object, 
             session_id = session_id or store.start_session(user_id=state.user_id)
             store.record_feedback(session_id, state.user_id, item, action, model=session.model,
                                   template_version=session.template_version)  # fmt: skip
+            if state.user_id is not None and action in ("like", "seen") and hasattr(store, "record_interactions"):
+                # A known user's like or seen joins their history for every later session.
+                store.record_interactions(state.user_id, [item], f"chat:{action}", session_id=session_id)
             store.save_state(session_id, state.to_json())
     except Exception:  # noqa: BLE001
         log.exception("feedback %s on %s failed", action, item)
