@@ -82,12 +82,19 @@ def sample_users(split: LeaveOneOutSplit, users: int | None, seed: int, exclude:
 
 
 def selection_users(adapter_meta: dict, split: LeaveOneOutSplit) -> list[str]:
-    """The validation users an adapter was selected and blended on (its recipe's ``eval.users``
-    and ``eval.seed``); [] when the metadata does not say."""
-    settings = adapter_meta.get("config", {}).get("eval", {})
+    """The validation users an adapter has seen: those it was selected and blended on (its
+    recipe's ``eval.users`` and ``eval.seed``) and, when it trained on validation events
+    (``data.examples`` 'validation' or 'held_out'), every other one except its report users;
+    [] when the metadata does not say."""
+    config = adapter_meta.get("config", {})
+    settings = config.get("eval", {})
     if not isinstance(settings.get("users"), int) or not isinstance(settings.get("seed"), int):
         return []
-    return sample_users(split, settings["users"], settings["seed"])
+    chosen = sample_users(split, settings["users"], settings["seed"])
+    if config.get("data", {}).get("examples") in ("validation", "held_out"):
+        report = sample_users(split, settings.get("report_users", 0), settings["seed"] + 1, exclude=chosen)
+        return [user for user in split.eval_users if user not in set(report)]
+    return chosen
 
 
 def rank_cases(
