@@ -55,6 +55,9 @@ SETTINGS = {
     "session_max_len": 200,
     "lr": 1e-3,
     "batch_size": 128,
+    # Padding keys masked out of attention, as in the SASRec authors' code and RecBole; RecTools'
+    # default (False) lets the ~200-k left-padding positions of a short history take attention.
+    "use_key_padding_mask": True,
 }
 
 
@@ -268,6 +271,7 @@ def main(argv: list[str] | None = None) -> None:
     unmasked = full_ranks(test_scores, test_targets, None)
     unknown = ~np.isfinite(test_scores[np.arange(len(users)), test_targets])
 
+    torch.save(ran.best_state, folder / "best_weights.pt")  # the selected epoch's torch_model state_dict
     np.savez_compressed(folder / "scores.npz", users=np.array(users), valid=valid_scores, test=test_scores)
     train_seconds = [point["train_seconds"] for point in ran.curve]
     result = {
