@@ -44,7 +44,7 @@ lint: install
 # Issue 15: SASRec trained by RecTools (not our code) on our exact leave-one-out split, epoch
 # chosen on validation, test ranks for both masking rules -> bench/results/external_sasrec.{md,json}.
 # RecTools pins numpy<2, so it lives in its own venv; torch first, pinned (the CPU wheel on disk).
-# About 15-20 minutes on 2 cores. See bench/external_sasrec/README.md.
+# About an hour on 2 cores (to convergence, cap 200 epochs). See bench/external_sasrec/README.md.
 RECTOOLS_VENV ?= .venv-rectools
 RECTOOLS_PY := $(RECTOOLS_VENV)/bin/python
 EXTERNAL_SASREC_RUN ?= runs/external_sasrec

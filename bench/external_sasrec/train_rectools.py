@@ -6,18 +6,20 @@ the files ``export_split.py`` wrote, so it imports nothing from this project.
     .venv-rectools/bin/python bench/external_sasrec/train_rectools.py runs/external_sasrec
 
 Recipe: softmax loss over the full catalogue (cross-entropy), 64 factors, 2 blocks, RecTools'
-default 4 heads, dropout 0.2, session_max_len 200, lr 1e-3 (Adam), batch 128, seed 0, 2 torch
-threads. One Lightning fit with a callback: after every epoch the callback scores the full
-catalogue for every user (input = train events, target = validation item), computes validation
-NDCG@10 with history masked, keeps the best weights, and stops after ``--patience`` epochs
-without improvement (cap ``--max-epochs``). The best weights are restored; test scores come from
-RecTools' own ``model.recommend`` (input = train events + validation item, every known item
-scored, nothing filtered).
+default 4 heads, dropout 0.2, session_max_len 200, padding keys masked in attention, lr 1e-3
+(Adam), batch 128, seed 0, 2 torch threads. One Lightning fit with a callback: after every epoch
+the callback scores the full catalogue for every user (input = train events, target = validation
+item), computes validation NDCG@10 with history masked, keeps the best weights, and stops after
+``--patience`` (10) epochs without improvement (cap ``--max-epochs``, 200: a cap of 60 stopped a
+run that was still improving). The best weights are restored; test scores come from RecTools' own
+``model.recommend`` (input = train events + validation item, every known item scored, nothing
+filtered).
 
 Writes under the split folder:
     ranks.json   settings, the validation curve, best epoch, seconds per epoch, and per-user
                  1-based test ranks for both rules (``masked``: history removed from the ranking,
                  the target never; ``unmasked``: every catalogue item competes)
+    best_weights.pt  the selected epoch's torch_model state_dict
     scores.npz   float32 [U, N] validation and test scores in catalogue row order (-inf for items
                  the model never saw in training), so report.py can recompute the ranks with
                  recommender.metrics.
@@ -65,8 +67,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("split", nargs="?", default="runs/external_sasrec", help="folder export_split.py wrote")
     parser.add_argument("--seed", type=int, default=0, help="seed_everything: weights, shuffling, dropout")
-    parser.add_argument("--max-epochs", type=int, default=60, help="epoch cap")
-    parser.add_argument("--patience", type=int, default=5, help="epochs without a better validation NDCG@10")
+    parser.add_argument("--max-epochs", type=int, default=200, help="epoch cap")
+    parser.add_argument("--patience", type=int, default=10, help="epochs without a better validation NDCG@10")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     return parser
 
