@@ -25,6 +25,8 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from recommender.chat.turn import REPLY_TOKENS  # noqa: E402 - pure, no model
+
 MESSAGES = [
     "something funny",
     "a 90s thriller, no horror",
@@ -77,7 +79,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=100, help="chat turns in all (default 100)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tokens", type=int, default=60, help="max new tokens of a reply (default 60)")
+    parser.add_argument("--tokens", type=int, default=REPLY_TOKENS, help=f"max new reply tokens ({REPLY_TOKENS})")
     parser.add_argument("-k", type=int, default=10, help="cards per turn")
     parser.add_argument("--adapter", default="default", help="'default' (shipped), 'none' or a folder")
     parser.add_argument("--reply-model", default="base", choices=("base", "ranker"),

@@ -6,8 +6,9 @@ taken within this run only.
     HF_HUB_OFFLINE=1 .venv/bin/python bench/speed.py --users 20 --adapter none   # base model
     HF_HUB_OFFLINE=1 .venv/bin/python bench/speed.py --chat-only --turns 20      # the chat-turn rows alone
 
-A chat turn is timed twice: to its first cards (parse + recommend; the reply has not started) and
-to its end (the streamed reply, then the cards' influences when the pipeline measures them).
+A chat turn is timed as the app runs it: to its first cards (parse + recommend; the reply has not
+started), to its end (the streamed reply, gated), and, apart, the cards' influences measured when
+a card is opened (W more LLM prompts, once per list).
 """
 
 from __future__ import annotations
@@ -54,27 +55,30 @@ CHAT_MESSAGES = [
 ]  # fmt: skip
 
 
-def time_chat_turns(pipeline, users: list, turns: int, writer=None) -> tuple[list[float], list[float], list[float]]:
-    """Seconds to the first cards, to the finished reply and to the end of each turn (the cards'
-    influences); conversations of 5 turns, alternating between dataset users and new people."""
-    from recommender.chat.turn import open_session, run_turn
+def time_chat_turns(pipeline, users: list, turns: int, writer=None) -> dict[str, list[float]]:
+    """Seconds to the first cards, to the end of each turn (the streamed, gated reply) and to the
+    cards' influences when a card is opened, as the app runs them (influences on demand);
+    conversations of 5 turns, alternating between dataset users and new people."""
+    from recommender.chat.turn import explain_cards, open_session, run_turn
 
-    first_cards, replied, full = [], [], []
+    times: dict[str, list[float]] = {"first cards": [], "full turn (cards + reply)": [], "card opened": []}
     session = None
     for n in range(turns):
         if n % 5 == 0:
             session = open_session(pipeline, None, users[n // 5 % len(users)] if n // 5 % 2 == 0 else None)[0]
-        start, first, reply = time.perf_counter(), None, None
-        for update in run_turn(pipeline, None, session, CHAT_MESSAGES[n % len(CHAT_MESSAGES)], k=10, writer=writer):
+        start, first = time.perf_counter(), None
+        message = CHAT_MESSAGES[n % len(CHAT_MESSAGES)]
+        for update in run_turn(pipeline, None, session, message, k=10, influences="on demand", writer=writer):
             if first is None and update.recommendations:
                 first = time.perf_counter() - start
-            if reply is None and (update.done or update.draft or update.rejected or update.source != "llm"):
-                reply = time.perf_counter() - start
-        full.append(time.perf_counter() - start)
-        first_cards.append(first if first is not None else full[-1])
-        replied.append(reply if reply is not None else full[-1])
+        times["full turn (cards + reply)"].append(time.perf_counter() - start)
+        times["first cards"].append(first if first is not None else times["full turn (cards + reply)"][-1])
+        if update.basis is not None:
+            start = time.perf_counter()
+            explain_cards(pipeline, update.recommendations, update.basis)
+            times["card opened"].append(time.perf_counter() - start)
         session = update.session
-    return first_cards, replied, full
+    return times
 
 
 def main(args: argparse.Namespace) -> int:
@@ -95,16 +99,15 @@ def main(args: argparse.Namespace) -> int:
     from recommender.ui.app import ChatServerConfig, reply_writer
 
     writer = reply_writer(llm, ChatServerConfig(adapter=args.adapter))  # as recommender chat serves it
-    first_cards_s, reply_s, turn_s = time_chat_turns(llm, users, args.turns, writer)
+    chat = time_chat_turns(llm, users, args.turns, writer)
     if args.chat_only:
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"model: {llm.scorer.loaded.describe()}; {os.cpu_count()} cores, load average {load}")
-        print("| request | n | median ms | p95 ms |\n| --- | ---: | ---: | ---: |")
-        chat_rows = (("chat turn: first cards", first_cards_s), ("chat turn: reply done", reply_s),
-                     ("chat turn: full (+ influences)", turn_s))  # fmt: skip
-        for name, seconds in chat_rows:
-            print(f"| {name} | {len(seconds)} | {np.median(seconds) * 1000:.1f} | "
-                  f"{np.percentile(seconds, 95) * 1000:.1f} |")  # fmt: skip
+        print("| chat | n | median ms | p95 ms |\n| --- | ---: | ---: | ---: |")
+        for name, seconds in chat.items():
+            if seconds:
+                print(f"| {name} | {len(seconds)} | {np.median(seconds) * 1000:.1f} | "
+                      f"{np.percentile(seconds, 95) * 1000:.1f} |")  # fmt: skip
         return 0
     retrieval_s = timed(lambda u: retrieval.recommend(user_id=u, k=10), users)
     two_stage_s = timed(lambda u: llm.recommend(user_id=u, k=10), users)
@@ -128,9 +131,9 @@ def main(args: argparse.Namespace) -> int:
     print(row("retrieval only (k=10)", retrieval_s, None))
     reranked = f"two-stage: hybrid top-{llm.config.llm_candidates} + LLM ({llm.config.template})"
     print(row(reranked, two_stage_s, base))
-    print(row("chat turn: first cards (parse + recommend)", first_cards_s, base))
-    print(row("chat turn: reply done (+ streamed LLM reply)", reply_s, base))
-    print(row("chat turn: full (+ influences of the cards)", turn_s, base))
+    for name, seconds in chat.items():
+        if seconds:
+            print(row(f"chat: {name}", seconds, base))
     print()
     print("| batch evaluation | users/s |")
     print("| --- | ---: |")

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from recommender.chat.replies import contradicts, names_a_shown_item, repeats_itself, reply_problem, tidy_reply
+from recommender.chat.replies import (
+    complete_sentences,
+    contradicts,
+    names_a_shown_item,
+    repeats_itself,
+    reply_problem,
+    tidy_reply,
+)
 from recommender.chat.state import ConversationState, allowed_titles
 from recommender.data.loaders import load_dataset
 from recommender.protocols import Recommendation
@@ -101,3 +108,18 @@ def test_a_reply_contradicting_the_constraints_is_refused(catalog):
     assert contradicts("A classic from 1975.", nineties) == "year 1975 outside the asked range"
     assert contradicts("Pure 90s fun.", ConversationState(year_min=1995)) == ""  # the decade overlaps
     assert problem(catalog, "Fargo (1996) is a fine horror film.", state=no_horror) == "names excluded Horror"
+
+
+@pytest.mark.parametrize(
+    ("text", "finished"),
+    [
+        ("I recommend Fargo (1996) because it is dark. It ", 1),
+        ("I recommend Dr. Strangelove because", 0),
+        ("L.A. Confidential is sharp! Also ", 1),
+        ("Try Fargo.", 0),  # not yet followed by anything: the model may still be writing "Fargo.com"
+        ("Is it good? Yes. ", 2),
+        ("Mr. Holland's Opus. St. Elmo's Fire. ", 2),
+    ],
+)
+def test_complete_sentences_skips_abbreviations_and_initials(text, finished):
+    assert complete_sentences(text) == finished

@@ -11,6 +11,7 @@ import pytest
 from recommender.chat.turn import (
     SORRY,
     Session,
+    explain_cards,
     finish_turn,
     give_feedback,
     load_session,
@@ -293,6 +294,37 @@ def test_influences_are_skipped_when_asked_or_when_the_pipeline_has_none(catalog
     assert pipeline.influence_calls == [] and not last.recommendations[0].influences
     last = finish_turn(run_turn(FakePipeline(catalog), store, session, "comedy", 5))  # no .influences at all
     assert last.done and last.source == "template"
+
+
+def test_on_demand_influences_end_the_turn_with_the_reply_and_are_measured_later(catalog, store):
+    pipeline = InfluencePipeline(catalog)
+    session = open_session(pipeline, store, "1")[0]
+    updates = list(run_turn(pipeline, store, session, "comedy", 5, influences="on demand"))
+    last = updates[-1]
+    assert last.done and pipeline.influence_calls == [] and not last.recommendations[0].influences
+    assert last.basis is not None and last.basis.history == ("1", "50")
+    assert [u.done for u in updates].count(True) == 1
+    explained = explain_cards(pipeline, last.recommendations, last.basis)
+    assert all(rec.influences == (("50", 0.5),) for rec in explained)
+    assert [r.item_id for r in explained] == [r.item_id for r in last.recommendations]
+
+
+def test_the_reply_stops_after_two_whole_sentences(catalog, store):
+    closed = []
+
+    class LongScorer:
+        def stream(self, messages, max_new_tokens=96):
+            title = messages[0]["content"].split("\n1. ")[1].split(" (")[0]
+            text = f"I recommend {title} because it is funny. Dr. Smith is great in it. More words here. And more."
+            try:
+                for word in text.split():
+                    yield word + " "
+            finally:
+                closed.append(True)
+
+    last = turn(FakePipeline(catalog, scorer=LongScorer()), store, "comedy")
+    assert last.source == "llm" and last.reply.endswith("great in it.") and "More words" not in last.reply
+    assert closed == [True]  # the generator was closed, so a real model stops generating
 
 
 def test_a_failing_influence_measure_keeps_the_turn(catalog, store):

@@ -230,3 +230,15 @@ def test_4bit_on_cpu_loads_with_a_warning(tiny_dir):
 def test_adapter_metadata_is_plain_json(tmp_path):
     path = write_adapter_metadata(tmp_path, "m", {"rank": "rank-v1"})
     assert json.loads(path.read_text())["template_versions"] == {"rank": "rank-v1"}
+
+
+def test_dtype_choice_is_float32_on_cpu_unless_fast_and_native_bf16():
+    import torch
+
+    from recommender.llm.loading import _torch_dtype, cpu_has_native_bf16
+
+    assert _torch_dtype("auto", "cpu") == torch.float32 and _torch_dtype("auto", "cuda") == torch.bfloat16
+    assert _torch_dtype("fast", "cpu") == (torch.bfloat16 if cpu_has_native_bf16() else torch.float32)
+    assert _torch_dtype("bfloat16", "cpu") == torch.bfloat16
+    with pytest.raises(ValueError, match="dtype must be"):
+        _torch_dtype("fp8", "cpu")

@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from test_chat_turn import FakePipeline
+from test_chat_turn import FakePipeline, InfluencePipeline
 
 from recommender.data.loaders import load_dataset
 from recommender.store import FeedbackStore
@@ -104,6 +104,26 @@ def test_a_reload_resumes_the_stored_session(catalog, tmp_path):
         assert data["shown"][0] in Session_state(data2).liked
     fresh = handlers.restore("no-such-session")
     assert fresh[4] != sid and fresh[0] == []
+
+
+def test_a_turn_ends_with_its_reply_and_opening_a_card_measures_influences_once(catalog, tmp_path):
+    from recommender.ui.app import ChatHandlers
+
+    pipeline = InfluencePipeline(catalog)
+    handlers = ChatHandlers(pipeline, FeedbackStore(tmp_path / "f.sqlite"))
+    page = handlers.change_user("1")[3]
+    updates = list(handlers.respond("comedy", [], page, "1", 5))
+    data = updates[-1][3]
+    assert pipeline.influence_calls == []  # not inside the turn
+    assert "Because of" not in [u[1] for u in updates if isinstance(u[1], str)][-1]
+    cards = handlers.open_card(data, data["shown"][1])
+    assert "Because of" in cards and len(pipeline.influence_calls) == 1
+    assert not isinstance(handlers.open_card(data, data["shown"][0]), str)  # measured once per list
+    assert len(pipeline.influence_calls) == 1
+    assert not isinstance(handlers.open_card(data, "no-such-item"), str)
+    list(handlers.respond("no horror", [], data, "1", 5))  # a new list: measured again when opened
+    assert "Because of" in handlers.open_card(data, handlers.lists[data["session_id"]][0][0].item_id)
+    assert len(pipeline.influence_calls) == 2
 
 
 def Session_state(data):  # noqa: N802 - a tiny helper

@@ -38,6 +38,8 @@ from recommender.chat.turn import (  # noqa: E402
     NEW_USER,
     REPLY_DEADLINE_S,
     Session,
+    TurnBasis,
+    explain_cards,
     finish_turn,
     give_feedback,
     load_session,
@@ -180,6 +182,9 @@ class ChatHandlers:
         self.turns = SessionTurns()
         self.latest: dict[str, Session] = {}  # without a store: each session's state after its last turn
         self.memory: dict[str, list[tuple[str, str]]] = {}  # without a store: each session's (message, reply)s
+        # Per session, its last list: the cards, what they were ranked from, and whether their
+        # influences were measured (on the first card opened, once per list).
+        self.lists: dict[str, tuple[tuple[Any, ...], TurnBasis | None, bool]] = {}
 
     # -- sessions ----------------------------------------------------------------------------
 
@@ -264,7 +269,10 @@ class ChatHandlers:
             before = self.conversation(sid)
             prefix = f"{reply_markdown(note)}\n\n" if note else ""
             shown_ids, shown_cards = None, None
-            for update in run_turn(self.pipeline, self.store, session, text, k, self.llm_reply, writer=self.writer):
+            turn = run_turn(
+                self.pipeline, self.store, session, text, k, self.llm_reply, influences="on demand", writer=self.writer
+            )
+            for update in turn:
                 chat = [*before, *_pairs([(text, prefix + reply_markdown(update.reply))], escape_reply=False)]
                 chat += _pairs([(waiting, QUEUED) for waiting in self.turns.waiting(sid, but=ticket)])
                 cards = picks = gr.update()
@@ -276,9 +284,29 @@ class ChatHandlers:
                         shown_ids, picks = ids, _picks(shown_cards)
                 if update.done:
                     self.latest[sid] = update.session
+                    if update.source not in ("help", "error"):
+                        self.lists[sid] = (update.recommendations, update.basis, update.basis is None)
                     if self.store is None:
                         self.memory.setdefault(sid, []).append((text, update.reply))
                 yield chat, cards, picks, update.session.to_dict(), sid, gr.update()
+
+    def open_card(self, data: dict | None, item_id: str | None):
+        """A card picked: the cards again with their influences ("Because of: ..."), measured once per
+        list (W more LLM prompts), so the turn itself ends with the reply. Outputs: the cards."""
+        session = Session.from_dict(data)
+        sid = session.session_id if session is not None else None
+        if not sid or not item_id or sid not in self.lists:
+            return gr.update()
+        # Not under the session's turn lock: influences change no stored state, and a feedback click
+        # must not wait for them. A list replaced meanwhile by a newer turn is left alone.
+        recs, basis, measured = self.lists.get(sid, ((), None, True))
+        if measured or basis is None or item_id not in {r.item_id for r in recs}:
+            return gr.update()
+        explained = explain_cards(self.pipeline, recs, basis)
+        if self.lists.get(sid, (None, None))[1] is not basis:
+            return gr.update()
+        self.lists[sid] = (explained, basis, True)
+        return cards_html(explained, header=self.header(self.latest.get(sid, session)), titles=self.titles)
 
     def conversation(self, session_id: str) -> list[dict[str, str]]:
         """The session's turns so far as Chatbot messages: from the store, or kept in memory without one."""
@@ -399,6 +427,8 @@ def build_app(pipeline: Any, store: Any, default_k: int = 10, llm_reply: bool = 
         # .input, not .change: restoring a session sets the picker without starting another one.
         user.input(handlers.change_user, [user], [chatbot, cards, pick, session_data, saved_id, note],
                    api_visibility="private")  # fmt: skip
+        # .input: a person picked a card (not the picker being refilled by a turn).
+        pick.input(handlers.open_card, [session_data, pick], [cards], api_visibility="private")
         for button, action in ((like, "like"), (dislike, "dislike"), (seen, "seen")):
             button.click(handlers.feedback(action), [session_data, pick, user], [session_data, note],
                          api_visibility="private")  # fmt: skip
@@ -419,7 +449,10 @@ def reply_writer(pipeline: Any, config: ChatServerConfig) -> Any:
     from recommender.llm.loading import load_model
     from recommender.llm.scoring import LLMScorer
 
-    return LLMScorer(load_model(config.model, adapter=None, quantize=config.quantize, device=config.device))
+    # "fast": bf16 where the CPU computes it natively; a reply is ~25 tokens, each memory-bound.
+    return LLMScorer(
+        load_model(config.model, adapter=None, quantize=config.quantize, device=config.device, dtype="fast")
+    )
 
 
 def serve(config: ChatServerConfig, block: bool = True) -> gr.Blocks:

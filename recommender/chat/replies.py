@@ -69,6 +69,22 @@ def tidy_reply(text: str) -> str:
     return text[: ends[-1]].rstrip() if ends else text.rstrip(" ,;:-") + "…"  # one long sentence: say it was cut
 
 
+# Words before a full stop that do not end a sentence ("Dr. Strangelove", "Mr. Holland's Opus").
+ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "vol", "no", "mt", "ft", "pt"}
+
+
+def complete_sentences(text: str) -> int:
+    """How many sentences of ``text`` are finished: a . ! or ? followed by a space or a line break,
+    not after an abbreviation or a single letter ("L.A. Confidential", "Dr. Strangelove")."""
+    count = 0
+    for match in re.finditer(r"([\w']*)[.!?][\"'”’)*]*(?=\s)", text):
+        word = match.group(1).lower()
+        if match.group().endswith(".") and (word in ABBREVIATIONS or len(word) == 1):
+            continue
+        count += 1
+    return count
+
+
 def sentences(text: str) -> list[str]:
     """``text`` split at sentence ends and line breaks ("Fargo (1996)." is one sentence)."""
     parts = re.split(r"(?<=[.!?])\s+(?=[A-Z0-9\"'“*])|\n+", text.strip())

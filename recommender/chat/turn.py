@@ -19,7 +19,10 @@ optionally ``.influences(history, item_ids, window)`` (item id -> its positive i
 A turn's updates, in order: the cards (no reply yet), the reply as it streams, the gated reply
 (the LLM's when it passes ``replies.reply_problem``, else the template), and last, once the reply
 is done, the cards again with their influences (``done=True``). Influences come after the reply
-because they cost W more LLM prompts, and the person reads the reply first.
+because they cost W more LLM prompts, and the person reads the reply first. With
+``influences="on demand"`` (the app's choice) the turn ends with the reply and its last update
+carries the ``basis`` the cards were ranked from; ``explain_cards`` measures them when a card is
+opened, once per list.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from recommender.chat.replies import reply_problem, tidy_reply
+from recommender.chat.replies import complete_sentences, reply_problem, tidy_reply
 from recommender.chat.state import (
     ConversationState,
     _miss_lines,  # "I could not find X. Did you mean ...?"; kept in LLM replies too
@@ -59,7 +62,8 @@ NEW_USER = "new user"
 MAX_K = 50  # cards per turn; more is no conversation
 REPLY_ITEMS = 3  # ranked items the LLM sees when it writes the reply (a 135M model copies a short list best)
 STEER = "Start your answer with: I recommend {title} because"  # the first words, asked for in the user turn
-REPLY_TOKENS = 60  # new tokens of an LLM reply: two or three sentences; each token costs ~25 ms on 2 cores
+REPLY_TOKENS = 50  # new tokens of an LLM reply at most (two sentences); ~40 ms each on 2 cores in bf16
+REPLY_SENTENCES = 2  # the reply stops once it holds this many whole sentences: the answer, then one reason
 REPLY_DEADLINE_S = 90.0  # an LLM reply still running after this long is dropped for the template
 INFLUENCE_WINDOW = 5  # cards show which of the last 5 history items drove each LLM-ranked item
 MAX_COUNT_NOTE = "I show at most {cap} at a time; here are the first {cap}."
@@ -110,6 +114,17 @@ class TurnUpdate:
     done: bool
     draft: str = ""  # the LLM's reply as written (tidied), also when the gate refused it
     rejected: str = ""  # why the gate refused the draft ("" when shown or when no LLM wrote one)
+    basis: TurnBasis | None = None  # on the last update when influences are left for ``explain_cards``
+
+
+@dataclass(frozen=True)
+class TurnBasis:
+    """What a turn's cards were ranked from (before the turn marked them shown), so that their
+    influences can be measured later on the same candidate list."""
+
+    history: tuple[str, ...]
+    query: str | None
+    filters: Any
 
 
 def model_name(pipeline: Any) -> str:
@@ -225,12 +240,23 @@ def reply_messages(
 def _stream_reply(
     scorer: Any, messages: list[dict[str, str]], deadline_s: float, max_new_tokens: int = REPLY_TOKENS
 ) -> Iterator[str]:
-    """Text pieces of the LLM reply; stops (raising TimeoutError) once ``deadline_s`` has passed."""
-    start = time.monotonic()
-    for piece in scorer.stream(messages, max_new_tokens=max_new_tokens):
-        yield piece
-        if time.monotonic() - start > deadline_s:
-            raise TimeoutError(f"the LLM reply took longer than {deadline_s:.0f} s")
+    """Text pieces of the LLM reply; it ends once the text holds ``REPLY_SENTENCES`` whole sentences
+    (closing the stream stops generation at the next token), and raises TimeoutError once
+    ``deadline_s`` has passed."""
+    start, written = time.monotonic(), ""
+    stream = scorer.stream(messages, max_new_tokens=max_new_tokens)
+    try:
+        for piece in stream:
+            yield piece
+            written += piece
+            if complete_sentences(written) >= REPLY_SENTENCES:
+                return
+            if time.monotonic() - start > deadline_s:
+                raise TimeoutError(f"the LLM reply took longer than {deadline_s:.0f} s")
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
 
 
 def run_turn(
@@ -241,7 +267,7 @@ def run_turn(
     k: object = 10,
     llm_reply: bool = True,
     deadline_s: float = REPLY_DEADLINE_S,
-    influences: bool = True,
+    influences: bool | str = True,
     reply_tokens: int = REPLY_TOKENS,
     writer: Any = None,
 ) -> Iterator[TurnUpdate]:
@@ -251,7 +277,9 @@ def run_turn(
     The last update has ``done=True`` and the session after the turn. It never raises.
 
     Args:
-        influences: compute the cards' influences after the reply (when the pipeline has ``influences``).
+        influences: True: the cards' influences after the reply (when the pipeline has ``influences``);
+            False: none; "on demand": none in the turn, and the last update's ``basis`` lets
+            ``explain_cards`` measure them later.
         reply_tokens: at most this many new tokens in the LLM reply.
         writer: what writes the reply (``.stream(messages, max_new_tokens)``); default ``pipeline.scorer``.
     """
@@ -291,7 +319,7 @@ def _turn(
     k: int,
     llm_reply: bool,
     deadline_s: float,
-    influences: bool,
+    influences: bool | str,
     reply_tokens: int,
     writer: Any = None,
 ) -> Iterator[TurnUpdate]:
@@ -347,9 +375,20 @@ def _turn(
     if measure is None or not history or not any(rec.llm_score is not None for rec in recs):
         yield TurnUpdate(reply, recs, after, source, True, draft, rejected)
         return
+    basis = TurnBasis(tuple(history), state.query or None, filters)  # as recommend saw them, before record_shown
+    if influences == "on demand":
+        yield TurnUpdate(reply, recs, after, source, True, draft, rejected, basis)
+        return
     yield TurnUpdate(reply, recs, after, source, False, draft, rejected)
-    context = {"query": state.query or None, "filters": filters}  # as recommend saw them, before record_shown
-    yield TurnUpdate(reply, with_influences(measure, history, recs, context), after, source, True, draft, rejected)
+    yield TurnUpdate(reply, explain_cards(pipeline, recs, basis), after, source, True, draft, rejected)
+
+
+def explain_cards(pipeline: Any, recs: Sequence[Recommendation], basis: TurnBasis) -> tuple[Recommendation, ...]:
+    """``recs`` with the influences the pipeline measures for them on the list ``basis`` ranked."""
+    measure = getattr(pipeline, "influences", None)
+    if measure is None or not basis.history:
+        return tuple(recs)
+    return with_influences(measure, list(basis.history), recs, {"query": basis.query, "filters": basis.filters})
 
 
 def with_influences(
