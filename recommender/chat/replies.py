@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from recommender.chat.lexicon import ABBREVIATIONS
 from recommender.chat.state import ConversationState, check_reply_names_only, mentioned_titles
 from recommender.data import Catalog
 from recommender.data.titles import fold, title_keys
@@ -70,7 +71,7 @@ def tidy_reply(text: str) -> str:
 
 
 # Words before a full stop that do not end a sentence ("Dr. Strangelove", "Mr. Holland's Opus").
-ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "vol", "no", "mt", "ft", "pt"}
+TITLE_ABBREVIATIONS = ABBREVIATIONS | {"vol", "mt", "ft", "pt"}
 
 
 def complete_sentences(text: str) -> int:
@@ -79,7 +80,7 @@ def complete_sentences(text: str) -> int:
     count = 0
     for match in re.finditer(r"([\w']*)[.!?][\"'”’)*]*(?=\s)", text):
         word = match.group(1).lower()
-        if match.group().endswith(".") and (word in ABBREVIATIONS or len(word) == 1):
+        if match.group().endswith(".") and (word in TITLE_ABBREVIATIONS or len(word) == 1):
             continue
         count += 1
     return count

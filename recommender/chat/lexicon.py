@@ -1,0 +1,122 @@
+"""The words the message parser reads: genre, mood and audience phrases, negators, fillers,
+relative-time words and counts. Data only (the standard library), so that adding a synonym never
+touches the parsing logic in ``understanding``."""
+
+from __future__ import annotations
+
+# Words and phrases for genres, moods and audiences; a phrase may name several genres ("romcom").
+# Only genres the catalogue has are used. Foreign words are a cheap few, so that they at least never invert.
+GENRE_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "Action": ("action", "action packed", "explosions", "shoot em up", "martial arts", "kung fu", "adrenaline",
+               "adrenaline rush", "adrenaline pumping", "superhero", "superheroes", "accion", "actionfilm"),
+    "Adventure": ("adventure", "adventures", "adventurous", "quest", "epic", "epics", "aventura", "aventure",
+                  "abenteuer"),
+    "Animation": ("animation", "animated", "cartoon", "cartoons", "anime", "animacion", "dessin anime",
+                  "zeichentrick"),
+    "Children's": ("children", "childrens", "for kids", "for the kids", "kids", "kid", "kid friendly", "family",
+                   "family friendly", "year old", "years old", "toddler", "toddlers", "little ones", "infantil",
+                   "enfants", "kinder", "kinderfilm"),
+    "Comedy": ("comedy", "comedies", "funny", "funnier", "hilarious", "humor", "humour", "humorous", "laughs",
+               "laugh", "a good laugh", "comedic", "lighthearted", "light hearted", "feel good", "feelgood",
+               "uplifting", "fun", "silly", "comedia", "comedias", "comedie", "comedies", "komodie", "komoedie",
+               "lustig", "lustiger", "lustige", "lustigen", "divertida", "divertido", "drole", "gracioso"),
+    "Crime": ("crime", "criminal", "gangster", "gangsters", "mafia", "mob", "heist", "heists", "policier"),
+    "Documentary": ("documentary", "documentaries", "doc", "docs", "nonfiction", "documental", "documentaire",
+                    "dokumentation", "dokumentarfilm"),
+    "Drama": ("drama", "dramas", "dramatic", "sad", "tearjerker", "tearjerkers", "tear jerker", "cry", "crying",
+              "weepy", "weepie", "heartwarming", "heart warming", "emotional", "drame", "dramen"),
+    "Fantasy": ("fantasy", "magic", "magical", "wizards", "dragons", "fairy tale", "fairytale", "fantasia"),
+    "Film-Noir": ("film noir", "noir"),
+    "Horror": ("horror", "scary", "frightening", "terrifying", "creepy", "spooky", "slasher", "slashers", "gore",
+               "gory", "zombie", "zombies", "scared", "scare", "scares", "halloween", "horrorfilm", "horrorfilme",
+               "horreur", "dhorreur", "terror", "miedo", "peur"),
+    "Musical": ("musical", "musicals", "singing", "song and dance", "musicales", "comedie musicale"),
+    "Mystery": ("mystery", "mysteries", "whodunit", "whodunnit", "detective", "detectives", "sleuth", "misterio"),
+    "Romance": ("romance", "romances", "romantic", "love story", "love stories", "date night", "romantique",
+                "romantico", "romantica", "romantisch", "romantischer", "romantischen", "liebesfilm"),
+    "Sci-Fi": ("sci fi", "scifi", "science fiction", "space", "aliens", "robots", "futuristic", "spaceship",
+               "spaceships", "mind bending", "mindbending", "mind blowing", "ciencia ficcion", "science fiction"),
+    "Thriller": ("thriller", "thrillers", "suspense", "suspenseful", "tense", "gripping", "edge of my seat",
+                 "edge of your seat", "edge of the seat", "on the edge of my seat", "nail biting", "nailbiter"),
+    "War": ("war", "war movie", "war movies", "war film", "war films", "wartime", "military", "ww2", "wwii",
+            "world war", "guerra", "guerre", "krieg", "kriegsfilm"),
+    "Western": ("western", "westerns", "cowboy", "cowboys", "wild west"),
+}  # fmt: skip
+MULTI_GENRE = {"romcom": ("Romance", "Comedy"), "romcoms": ("Romance", "Comedy"), "rom com": ("Romance", "Comedy"),
+               "rom coms": ("Romance", "Comedy"), "romantic comedy": ("Romance", "Comedy")}  # fmt: skip
+# A few words in scripts without spaces between words (or not folded to ASCII): found inside a token.
+SCRIPT_GENRES = {"喜剧": "Comedy", "喜劇": "Comedy", "コメディ": "Comedy", "комеди": "Comedy", "恐怖": "Horror",
+                 "ホラー": "Horror", "ужас": "Horror", "爱情": "Romance", "романтич": "Romance"}  # fmt: skip
+# "for adults": leave out children's films (Animation stays: "animated but for grown ups").
+ADULT_PHRASES = ("for adults", "adults only", "adult", "adults", "grown up", "grown ups", "grownup", "grownups",
+                 "for grown ups", "mature")  # fmt: skip
+NEGATOR_PHRASES = ("no", "not", "dont", "doesnt", "didnt", "wont", "without", "nothing", "none", "avoid", "except",
+                   "never", "neither", "nor", "hate", "skip", "exclude", "excluding", "minus", "rather not",
+                   "anything but", "everything but", "other than", "no more", "sick of", "tired of", "enough of",
+                   "enough with", "done with", "no longer", "not into", "instead of", "cant stand", "not a fan of",
+                   "pas", "pas de", "sans", "sin",
+                   "keine", "kein", "keinen", "nicht", "ohne", "nada de")  # fmt: skip
+# Phrases that hold a negator word but negate nothing.
+IDLE_PHRASES = ("never mind", "nevermind", "no thanks", "no thank you", "not sure", "dont know", "dont mind",
+                "dont care", "no idea", "nothing but", "no matter", "not bad")  # fmt: skip
+RECENT_PHRASES = ("new", "recent", "newer", "newest", "latest", "new releases", "new release", "modern", "recently")
+OLD_PHRASES = ("old", "older", "classic", "classics", "oldies", "vintage", "golden age",
+               "old school", "oldschool", "old timey")  # fmt: skip
+# Words that let a negation reach over them: "no horror or thrillers", "don't want anything scary".
+TRANSPARENT = {"and", "or", "any", "anything", "more", "too", "very", "really", "so", "overly", "movie", "movies",
+               "film", "films", "stuff", "things", "kind", "kinds", "of", "type", "types", "genre", "a", "an", "the",
+               "want", "like", "please", "at", "all", "ones", "anymore", "much", "something", "that", "is", "are",
+               "i", "im", "to", "watch", "see", "in", "thanks", "thank", "you", "particularly", "another", "with",
+               "show", "me", "give", "for", "mood", "these", "those", "this", "from", "it", "into", "even", "again",
+               "id", "would", "wanna", "quiero", "una", "un", "une", "de", "des", "le", "la", "les", "el", "los",
+               "bitte", "por", "favor", "filme", "pelicula", "peliculas", "ever"}  # fmt: skip
+# Words that end a negation once it has governed something: "no horror give me comedy".
+RESUME = {"give", "want", "love", "prefer", "maybe", "perhaps", "instead", "rather", "show", "need", "looking",
+          "just", "only", "ok", "okay", "fine", "enjoy", "loves", "likes", "how", "what"}  # fmt: skip
+# Glue that may sit between "and"/"or" and the next item of a negated list ("no horror or any thrillers").
+LIST_GLUE = {"a", "an", "the", "any", "more", "too", "very", "really", "overly", "even", "anything", "something"}
+CLAUSE_WORDS = {"but", "though", "however", "although", "because", "while", "whereas", "yet", "cause", "coz", "cuz"}
+REASON_WORDS = {"because", "cause", "coz", "cuz"}  # a clause they open explains, it asks nothing
+FILLERS = TRANSPARENT | {
+    "me", "my", "show", "give", "find", "recommend", "suggest", "some", "good", "great", "nice", "for", "with", "from",
+    "about", "tonight", "today", "maybe", "perhaps", "would", "id", "could", "can", "get", "lot", "lots", "what",
+    "whats", "how", "hi", "hello", "hey", "ok", "okay", "yes", "also", "as", "well", "it", "one", "this", "be", "we",
+    "us", "our", "but", "else", "other", "others", "similar", "again", "now", "just", "only", "still", "have",
+    "watched", "seen", "liked", "loved", "enjoyed", "was", "were", "had", "feel", "mood", "where", "set", "by", "than",
+    "rather", "year", "years", "s", "between", "before", "after", "since", "until", "till", "havent", "didnt",
+    "wasnt", "isnt", "sure", "any", "been", "m", "ve", "d", "ll", "re", "got", "pls", "plz", "please", "need",
+    "looking", "look", "should", "next", "suggestion", "suggestions", "recommendation", "recommendations", "help",
+    "there", "do", "does", "did", "idk", "surprise", "bored", "cool", "weekend", "night", "evening", "options",
+    "option", "picks", "pick", "titles", "choices", "results", "flick", "flicks", "lol", "haha", "hmm", "um", "uh",
+    "kinda", "sorta", "guess", "honestly", "ideally", "whole", "both", "she", "he", "they", "them", "her", "his",
+    "their", "you", "your", "are", "am", "will", "make", "makes", "keeps", "keep", "made", "watching", "said",
+    "say", "lets", "let", "fresh", "scratch", "everything", "mind", "yeah", "yep", "sounds", "awesome", "perfect",
+    "thx", "ty", "cheers", "okey", "k", "bit", "little", "way", "which", "who", "why", "when", "time", "mean",
+    "try", "trying", "think", "want", "wanted", "wants", "fine", "right", "go", "going", "up", "if", "on", "off",
+    "out", "or", "and", "not", "no", "dont", "nothing", "never", "instead", "prefer", "ones", "vibes",
+    "vibe", "style", "esque", "type", "kind", "sort", "rush", "release", "releases", "friday", "saturday",
+    "sunday", "stay", "home", "couch", "popcorn", "days", "day", "tomorrow", "later", "eh", "meh", "oh", "ah",
+    "welp", "alright", "watchable", "decent", "solid", "interesting", "new", "definitely", "absolutely", "ideas",
+    "idea", "ask", "asking", "tell", "list", "top", "exactly", "wonder", "wondering", "movie", "love", "loves",
+    "like", "likes", "enjoy", "earlier", "sometime", "anytime", "filters", "buddy", "bro", "dude", "mate", "friend",
+    "friends", "pal", "sir", "quick", "quickly", "either",
+}  # fmt: skip
+ADDITIVE = {"also", "plus", "additionally"}
+DECADE_WORDS = {"twenties": 1920, "thirties": 1930, "forties": 1940, "fifties": 1950, "sixties": 1960,
+                "seventies": 1970, "eighties": 1980, "nineties": 1990}  # fmt: skip
+RECENT_SPAN = 3  # "recent" = the catalogue's last three years
+OLD_GAP = 25  # "old"/"classic" = at least this many years before the catalogue's newest year
+NOT_OLD_GAP = 20  # "nothing too old" = from this many years before the newest year
+BLACK_AND_WHITE_GAP = 35  # "black and white" = this many years before the newest year (colour took over in the 60s)
+NOT_RECENT_GAP = 5  # "not too recent" = up to this many years before the newest year
+ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "jr", "vs", "sr"}
+NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+                "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30, "fifty": 50,
+                "couple": 2, "dozen": 12, "hundred": 100, "thousand": 1000, "million": 1_000_000,
+                "billion": 1_000_000_000, "gazillion": 10**12}  # fmt: skip
+COUNT_NOUNS = {"movies", "movie", "films", "film", "options", "option", "picks", "titles", "recommendations",
+               "suggestions", "ones", "results", "things", "flicks", "choices", "recs", "more"}  # fmt: skip
+
+YEAR_WORDS = {"before", "after", "from", "since", "until", "till", "pre", "post", "prior", "between", "early",
+              "mid", "late", "the", "in", "up", "to", "on", "onwards", "onward", "older", "newer", "earlier",
+              "later"}  # fmt: skip
