@@ -14,7 +14,7 @@ test users in batches of 64). Results go to ``<root>/results.json``; the table t
 to ``bench/results/scale.png``. Retrieval cells of sizes not run read "n/a".
 
     python -m bench.scale --sizes 10k --retrieval-sizes 10k --sequential-epochs 3
-    python -m bench.scale --sizes 1m --retrieval-sizes 1m --encoder hashing   # text stand-in, see --help
+    python -m bench.scale --sizes 1m --retrieval-sizes 1m --encoder hashing --llm-users 5   # + the LLM stage
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ COLUMNS = [
     ("retrieve_p50_ms", "retrieve p50 ms"),
     ("retrieve_p99_ms", "retrieve p99 ms"),
     ("batch_users_per_s", "batch users/s"),
+    ("two_stage_p50_ms", "two-stage (LLM) p50 ms"),
     ("pipeline_rss_gb", "pipeline peak GB"),
 ]
 
@@ -87,7 +88,7 @@ def stage_pipeline(size: str, folder: Path, retrieval: bool, cache: Path, args: 
     out["train_csr_s"] = time.perf_counter() - start
     out["data_rss_gb"] = peak_rss_gb()
     if retrieval:
-        out.update(_retrieval(dataset, split, cache, args.encoder, args.sequential_epochs))
+        out.update(_retrieval(dataset, split, cache, args.encoder, args.sequential_epochs, args.llm_users))
     out["pipeline_rss_gb"] = peak_rss_gb()
     return out
 
@@ -112,7 +113,7 @@ class HashingEncoder:
         return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
-def _retrieval(dataset, split, cache: Path, encoder: str, sequential_epochs: int | None) -> dict:
+def _retrieval(dataset, split, cache: Path, encoder: str, sequential_epochs: int | None, llm_users: int = 0) -> dict:
     """The served first stage: build the hybrid (every component + weight tuning on validation),
     then single-user ``retrieve`` latency and batched retrieval-only throughput."""
     from recommender.evaluation.metrics import top_k
@@ -153,7 +154,37 @@ def _retrieval(dataset, split, cache: Path, encoder: str, sequential_epochs: int
             top_k(row, 50, case.history)
     out["batch_users_per_s"] = len(cases) / (time.perf_counter() - start)
     out["components"] = ",".join(hybrid.components)
+    if llm_users:
+        try:
+            out.update(_two_stage(dataset, hybrid, users[:llm_users]))
+        except Exception as error:  # noqa: BLE001 - keep the retrieval timings of a long build
+            out["two_stage_error"] = f"{type(error).__name__}: {error}"
     return out
+
+
+def _two_stage(dataset, hybrid, users: list) -> dict:
+    """The LLM stage serving users of this dataset: the default model (no adapter: the shipped one
+    is for ML-100k) reranks the hybrid's top 20 with the ``rank`` prompt, as
+    ``Recommender.recommend(user_id=...)`` does; median and worst seconds per user."""
+    from recommender.llm.loading import load_model
+    from recommender.llm.scoring import LLMScorer
+    from recommender.pipeline import PipelineConfig, Recommender
+
+    pipeline = Recommender(dataset, hybrid, LLMScorer(load_model(None, adapter=None)), PipelineConfig())
+    pipeline.recommend(user_id=users[0], k=10)  # warm-up: the first forward allocates
+    seconds, reranked = [], 0
+    for user in users:
+        start = time.perf_counter()
+        recs = pipeline.recommend(user_id=user, k=10)
+        seconds.append(time.perf_counter() - start)
+        reranked += sum(rec.llm_score is not None for rec in recs)
+    return {
+        "two_stage_users": len(users),
+        "two_stage_p50_ms": 1000 * float(np.median(seconds)),
+        "two_stage_max_ms": 1000 * float(np.max(seconds)),
+        "two_stage_llm_ranked": reranked / len(users),
+        "two_stage_rss_gb": peak_rss_gb(),
+    }
 
 
 # ---------------------------------------------------------------- driver, table, plot
@@ -165,6 +196,7 @@ def run_child(stage: str, size: str, args: argparse.Namespace) -> dict:
         command += ["--with-retrieval", "--encoder", args.encoder]
         if args.sequential_epochs is not None:
             command += ["--sequential-epochs", str(args.sequential_epochs)]
+        command += ["--llm-users", str(args.llm_users)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
@@ -230,6 +262,10 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--sequential-epochs", type=int, default=None,
         help="epoch cap of the sequential model (default: SequentialConfig(), whose scale caps apply above 50k users)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--llm-users", type=int, default=0,
+        help="after the retrieval timings, serve this many test users through the two-stage pipeline (LLM on)",
     )  # fmt: skip
     parser.add_argument("--stage", choices=["generate", "pipeline"], help=argparse.SUPPRESS)
     parser.add_argument("--with-retrieval", action="store_true", help=argparse.SUPPRESS)
