@@ -22,7 +22,13 @@ from recommender.llm.loading import (  # noqa: E402
     write_adapter_metadata,
 )
 from recommender.llm.prompting import LABELS, render_rank  # noqa: E402
-from recommender.llm.ranking_prompts import RankingRequest, ranking_prompt, score_requests, shuffled_orders
+from recommender.llm.ranking_prompts import (  # noqa: E402
+    RankingRequest,
+    ranking_prompt,
+    request_seed,
+    score_requests,
+    shuffled_orders,
+)
 from recommender.llm.scoring import LLMScorer  # noqa: E402
 
 
@@ -71,12 +77,15 @@ def test_rank_scores_are_log_probabilities_in_candidate_order(scorer):
     assert np.allclose(torch.log_softmax(torch.tensor(raw), -1).numpy(), scores, atol=1e-6)
 
 
-def test_user_scores_do_not_depend_on_the_batch(scorer):
-    # Different history lengths give different padding in the batch of 8.
+@pytest.mark.parametrize("permutations", [1, 3])
+def test_user_scores_do_not_depend_on_the_batch(scorer, permutations):
+    # Different history lengths give different padding in the batch of 8; with shuffles, each
+    # request's orders come from its own content, not from its place in the batch.
     requests = [RankingRequest(items(1 + 3 * u, f"h{u}-"), items(4 + 2 * u, f"c{u}-")) for u in range(8)]
-    together = score_requests(scorer, ranking_prompt("rank"), requests)
-    for request, batched in zip(requests, together):
-        np.testing.assert_allclose(batched, rank(scorer, request.history, request.candidates), atol=1e-4)
+    together = score_requests(scorer, ranking_prompt("rank"), requests, permutations, seed=5)
+    for request, batched in zip(requests[::-1], together[::-1]):
+        alone = rank(scorer, request.history, request.candidates, permutations, seed=5)
+        np.testing.assert_allclose(batched, alone, atol=1e-4)
 
 
 def evidence_messages(n_history: int, n_candidates: int, seed: int) -> list[dict[str, str]]:
@@ -121,7 +130,7 @@ def test_permutation_averaging_keeps_candidate_order(scorer):
     np.testing.assert_allclose(averaged, rank(scorer, items(3, "h"), candidates, permutations=4, seed=7))
     # Averaging by hand over the same orders, each read in its own prompt, gives the same numbers.
     by_hand = np.zeros(6)
-    for order in shuffled_orders(6, 4, 7):
+    for order in shuffled_orders(6, 4, request_seed(RankingRequest(items(3, "h"), candidates), 7)):
         by_hand[order] += rank(scorer, items(3, "h"), [candidates[i] for i in order])
     np.testing.assert_allclose(averaged, by_hand / 4, atol=1e-5)
 

@@ -17,6 +17,7 @@ prompts whose candidate order carries no information.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -155,6 +156,13 @@ def shuffled_orders(n: int, count: int, seed: int = 0) -> list[np.ndarray]:
     return [np.arange(n)] + [rng.permutation(n) for _ in range(count - 1)]
 
 
+def request_seed(request: RankingRequest, seed: int) -> int:
+    """A seed for ``request``'s shuffles from ``seed`` and its item ids (stable across processes)."""
+    ids = "\x1f".join(str(item.id) for item in (*request.history, None, *request.candidates) if item is not None)
+    key = f"{len(request.history)}\x1e{ids}".encode()
+    return int(np.random.SeedSequence([seed, zlib.crc32(key)]).generate_state(1)[0])
+
+
 def score_requests(
     scorer: Scorer,
     prompt: RankingPrompt,
@@ -165,13 +173,14 @@ def score_requests(
     """Per request, [K] log-probabilities of its candidates in the given order.
 
     With ``permutations`` > 1 and a prompt whose order carries nothing (``prompt.shuffle``), each
-    request is also scored under seeded shuffles (request ``u`` uses ``seed + u``) and the
-    log-probabilities are averaged; all prompts go to the scorer in one batched call.
+    request is also scored under seeded shuffles and the log-probabilities are averaged; all
+    prompts go to the scorer in one batched call. A request's shuffles depend on ``seed`` and on
+    its own history and candidates only, so a user scores the same alone and in any batch.
     """
     count = permutations if prompt.shuffle else 1
     rendered, owners = [], []
     for user, request in enumerate(requests):
-        for order in shuffled_orders(len(request.candidates), count, seed + user):
+        for order in shuffled_orders(len(request.candidates), count, request_seed(request, seed)):
             shown = RankingRequest(
                 request.history,
                 [request.candidates[i] for i in order],
@@ -194,6 +203,7 @@ __all__ = [
     "RankingPrompt",
     "RankingRequest",
     "ranking_prompt",
+    "request_seed",
     "score_requests",
     "shuffled_orders",
 ]
