@@ -66,9 +66,8 @@ def serve_app(pipeline, db_path: Path, concurrency: int, **launch):
     """The Gradio app on a free loopback port, as ``recommender chat`` serves it; returns (demo, store)."""
     import socket
 
-    from recommender.ui.app import build_app
-
     from recommender.store import FeedbackStore
+    from recommender.ui.app import build_app
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -8,12 +8,12 @@ from collections import Counter
 import numpy as np
 import pytest
 from conftest import tiny_llama
-from recommender.finetune.config import ConfigError, DataConfig, FinetuneConfig, load_config
-from recommender.finetune.examples import build_examples
-from recommender.finetune.train import Encoded, claim_output, run_identity
 
 from recommender.data import Catalog, Interactions, Item
 from recommender.data.split import LeaveOneOutSplit
+from recommender.finetune.config import ConfigError, DataConfig, FinetuneConfig, load_config
+from recommender.finetune.examples import build_examples
+from recommender.finetune.train import Encoded, claim_output, run_identity
 from recommender.llm.evidence import CowatchEvidence, PrefixScorer, recent_strength
 from recommender.llm.ranking_prompts import RankingRequest, ranking_prompt
 from recommender.retrieval.base import CooccurrenceRetriever, HybridRetriever, PopularityRetriever
@@ -156,6 +156,7 @@ def tiny_config(tmp_path, **train) -> FinetuneConfig:
 
 def test_two_lora_steps_change_the_adapter_and_not_the_base(tiny_model, tmp_path):
     import torch
+
     from recommender.finetune.train import add_lora, train_loop
 
     config = tiny_config(tmp_path, max_steps=2)
@@ -171,6 +172,7 @@ def test_two_lora_steps_change_the_adapter_and_not_the_base(tiny_model, tmp_path
 
 def test_line_scored_loss_is_cross_entropy_over_the_line_scores_and_trains(tiny_model, tmp_path):
     import torch
+
     from recommender.finetune.train import add_lora, batch_loss, train_loop
 
     rng = np.random.default_rng(1)
@@ -200,6 +202,7 @@ def test_resume_continues_from_the_checkpoint_step(tiny_model, tmp_path):
     import copy
 
     import torch
+
     from recommender.finetune.train import add_lora, latest_checkpoint, train_loop
 
     fresh = copy.deepcopy(tiny_model)

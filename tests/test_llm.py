@@ -12,8 +12,6 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from recommender.prompts import TEMPLATE_VERSIONS  # noqa: E402
-
 from recommender.data import Item  # noqa: E402
 from recommender.llm.loading import (  # noqa: E402
     ModelLoadError,
@@ -30,6 +28,7 @@ from recommender.llm.ranking_prompts import (  # noqa: E402
     shuffled_orders,
 )
 from recommender.llm.scoring import LLMScorer  # noqa: E402
+from recommender.prompts import TEMPLATE_VERSIONS  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import sys
 import jinja2
 import numpy as np
 import pytest
-import recommender.prompts as prompts
 
+import recommender.prompts as prompts
 from recommender.data import Item
 from recommender.llm.prompting import (
     LABELS,
@@ -189,5 +189,7 @@ def test_tokens_at_chars_maps_characters_to_their_token():
 
 
 def test_prompting_imports_no_model_code():
-    code = "import sys, recommender.llm.prompting; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    code = (
+        "import sys, recommender.llm.prompting; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
