@@ -147,7 +147,7 @@ def test_chat_cards_and_thumbs_up_reach_sqlite(served):
         item_id = cards.first.get_attribute("data-item-id")
         page.locator("#pick label").first.click()
         page.locator("#like").click()
-        # Feedback for a session waits for its turn in flight (reply + card influences): on a busy CPU, minutes.
+        # Feedback for a session waits for its turn in flight (the streamed reply): on a busy CPU, minutes.
         page.locator("#feedback-note", has_text="Noted").wait_for(timeout=300_000)
         rows = []
         for _ in range(50):  # the handler has stored the row before it answers; poll to be safe
