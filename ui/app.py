@@ -354,7 +354,9 @@ class ChatHandlers:
             if session_id:
                 session = load_session(self.pipeline, self.store, session_id)
             last = finish_turn(
-                run_turn(self.pipeline, self.store, session, message, k, self.llm_reply, writer=self.writer)
+                run_turn(
+                    self.pipeline, self.store, session, message, k, self.llm_reply, influences=False, writer=self.writer
+                )
             )
         items = [
             {"item_id": r.item_id, "title": r.title, "year": r.year, "score": r.score} for r in last.recommendations
