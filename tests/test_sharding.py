@@ -167,6 +167,8 @@ def test_evaluate_two_processes_match_one(tmp_path):
     one, two = (tmp_path / "one" / "metrics.json").read_text(), (tmp_path / "two" / "metrics.json").read_text()
     assert json.loads(one) == json.loads(two)
     assert json.loads(one)["pop"]["users"] == 40
+    ranks_one, ranks_two = (json.loads((tmp_path / f / "ranks.json").read_text()) for f in ("one", "two"))
+    assert ranks_one == ranks_two and len(ranks_one["users"]) == len(ranks_one["ranks"]["cooccurrence"]) == 40
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
 
 

@@ -99,8 +99,12 @@ def run(args: argparse.Namespace) -> int:
         "excluded selection users": len(excluded), "seconds": round(time.time() - started),
     }  # fmt: skip
     folder = write_outputs(results, header, args.output, paired_differences(merged, args.seed))
+    # Per-user target ranks in user order, for paired comparisons with methods run elsewhere
+    # (``recommender.evaluation.metrics.paired_ndcg_difference``; bench/external_sasrec keeps the same).
+    ranks = {m: r.ranks.astype(int).tolist() for m, r in merged.items() if r is not None}
+    (folder / "ranks.json").write_text(json.dumps({"users": [str(u) for u in users], "ranks": ranks}) + "\n")
     print((folder / "metrics.md").read_text())
-    print(f"written to {folder}/metrics.json, metrics.md, metrics.png")
+    print(f"written to {folder}/metrics.json, metrics.md, metrics.png, ranks.json")
     return 0
 
 
