@@ -72,6 +72,10 @@ def stage_generate(size: str, folder: Path) -> dict:
 
 
 def stage_pipeline(size: str, folder: Path, retrieval: bool, cache: Path, args: argparse.Namespace) -> dict:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     from recommender import load_dataset
     from recommender.data.split import LeaveOneOutSplit
 
@@ -197,6 +201,8 @@ def run_child(stage: str, size: str, args: argparse.Namespace) -> dict:
         if args.sequential_epochs is not None:
             command += ["--sequential-epochs", str(args.sequential_epochs)]
         command += ["--llm-users", str(args.llm_users)]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
@@ -267,6 +273,7 @@ def make_parser() -> argparse.ArgumentParser:
         "--llm-users", type=int, default=0,
         help="after the retrieval timings, serve this many test users through the two-stage pipeline (LLM on)",
     )  # fmt: skip
+    parser.add_argument("--threads", type=int, default=None, help="torch threads in the pipeline child")
     parser.add_argument("--stage", choices=["generate", "pipeline"], help=argparse.SUPPRESS)
     parser.add_argument("--with-retrieval", action="store_true", help=argparse.SUPPRESS)
     return parser
