@@ -83,7 +83,7 @@ class Scorer(Protocol):
         """Greedy reply to chat messages."""
         ...
 
-    def stream(self, messages: list[dict[str, str]], max_new_tokens: int = 96) -> Iterator[str]:
+    def stream(self, messages: list[dict[str, str]], max_new_tokens: int = 96, prefix: str = "") -> Iterator[str]:
         """``generate`` as text pieces while they are produced."""
         ...
 

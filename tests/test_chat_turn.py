@@ -327,6 +327,21 @@ def test_the_reply_stops_after_two_whole_sentences(catalog, store):
     assert closed == [True]  # the generator was closed, so a real model stops generating
 
 
+def test_a_writer_that_takes_a_prefix_gets_the_replys_first_words(catalog, store):
+    received = []
+
+    class PrefixScorer:
+        def stream(self, messages, max_new_tokens=96, prefix=""):
+            received.append(prefix)
+            yield prefix
+            yield " it is a good laugh for tonight."
+
+    last = turn(FakePipeline(catalog, scorer=PrefixScorer()), store, "comedy")
+    top = last.recommendations[0]
+    assert received == [f"I recommend {top.title} ({top.year}) because"]
+    assert last.source == "llm" and last.reply == f"{received[0]} it is a good laugh for tonight."
+
+
 def test_a_failing_influence_measure_keeps_the_turn(catalog, store):
     pipeline = InfluencePipeline(catalog)
     pipeline.influences = lambda history, item_ids, window=5: 1 / 0

@@ -250,3 +250,15 @@ def test_dtype_choice_is_float32_on_cpu_unless_fast_and_native_bf16():
     assert _torch_dtype("bfloat16", "cpu") == torch.bfloat16
     with pytest.raises(ValueError, match="dtype must be"):
         _torch_dtype("fp8", "cpu")
+
+
+def test_stream_with_a_prefix_yields_it_first_and_continues_after_it(scorer):
+    messages = [{"role": "user", "content": "Name a film."}]
+    pieces = list(scorer.stream(messages, max_new_tokens=4, prefix="I recommend Fargo because"))
+    assert pieces[0] == "I recommend Fargo because" and len(pieces) >= 2
+    # The continuation is what greedy decoding gives after the prefilled words.
+    inputs = scorer._generation_inputs(messages, 4, "I recommend Fargo because")
+    with torch.inference_mode():
+        out = scorer.model.generate(**inputs)
+    expected = scorer.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert "".join(pieces[1:]).strip() == expected.strip()

@@ -223,8 +223,8 @@ def reply_messages(
 
     The message ends with a line asking the reply to start by naming the top item: a 135M model
     left to open on its own talks about itself or films from its memory; asked to start with the
-    title, it goes on to say why that film fits. (A prefilled assistant turn would be firmer, but
-    the scorer's ``stream`` takes no prefix.)
+    title, it goes on to say why that film fits. A writer whose ``stream`` takes a ``prefix`` also
+    gets those words as the start of its answer (``reply_prefix``).
     """
     top = list(recommendations)[:REPLY_ITEMS]
     items = [pipeline.catalog[rec.item_id] for rec in top]
@@ -237,14 +237,22 @@ def reply_messages(
     return [*system, {"role": "user", "content": content}]
 
 
+def reply_prefix(recommendations: Sequence[Recommendation]) -> str:
+    """The reply's first words, written into the prompt when the writer takes a ``prefix``: the
+    model then reads the title in one pass instead of copying it token by token."""
+    first = recommendations[0]
+    return "I recommend " + (f"{first.title} ({first.year})" if first.year else first.title) + " because"
+
+
 def _stream_reply(
-    scorer: Any, messages: list[dict[str, str]], deadline_s: float, max_new_tokens: int = REPLY_TOKENS
+    scorer: Any, messages: list[dict[str, str]], deadline_s: float, max_new_tokens: int = REPLY_TOKENS, prefix: str = ""
 ) -> Iterator[str]:
     """Text pieces of the LLM reply; it ends once the text holds ``REPLY_SENTENCES`` whole sentences
     (closing the stream stops generation at the next token), and raises TimeoutError once
     ``deadline_s`` has passed."""
     start, written = time.monotonic(), ""
-    stream = scorer.stream(messages, max_new_tokens=max_new_tokens)
+    takes_prefix = prefix and "prefix" in inspect.signature(scorer.stream).parameters
+    stream = scorer.stream(messages, max_new_tokens=max_new_tokens, **({"prefix": prefix} if takes_prefix else {}))
     try:
         for piece in stream:
             yield piece
@@ -354,7 +362,7 @@ def _turn(
         written = ""
         try:
             messages = reply_messages(pipeline, recs, state, text)
-            for piece in _stream_reply(scorer, messages, deadline_s, reply_tokens):
+            for piece in _stream_reply(scorer, messages, deadline_s, reply_tokens, reply_prefix(recs)):
                 written += piece
                 yield TurnUpdate(written, recs, after, "llm", False)
             draft = tidy_reply(written)
