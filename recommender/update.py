@@ -330,11 +330,18 @@ def online_history(rec, store, user_id: str | int) -> list[str]:
     the dataset's events (when the user is in it) then stored ones not already there. Ids that the
     catalogue does not know are left out. Pass it as ``rec.recommend(history=...)``."""
     user = str(user_id)
-    history = rec.user_history(user) if user in rec.split.sequences else []
+    known = rec.user_history(user) if user in rec.split.sequences else []
+    return with_stored_interactions(known, store, user, rec.catalog)
+
+
+def with_stored_interactions(history: Sequence[str], store, user_id: str, catalog) -> list[str]:
+    """``history`` followed by the items stored for ``user_id`` that it does not hold yet, in the
+    order they were stored; ids the catalogue does not know are left out."""
+    history = list(history)
     seen = set(history)
-    for row in store.appended_interactions(user_id=user):
+    for row in store.appended_interactions(user_id=user_id):
         item = str(row["item_id"])
-        if item in rec.catalog.index and item not in seen:
+        if item in catalog and item not in seen:
             history.append(item)
             seen.add(item)
     return history

@@ -55,6 +55,7 @@ from recommender.chat.state import (
 )
 from recommender.llm.prompting import render_chat_system
 from recommender.protocols import Recommendation
+from recommender.update import with_stored_interactions
 
 log = logging.getLogger(__name__)
 
@@ -158,12 +159,7 @@ def resolve_user(pipeline: Any, user: object, store: Any = None) -> tuple[Conver
     except (ValueError, KeyError) as error:
         return start_state(None), f"{error} Starting as a new user with no history."
     if store is not None and hasattr(store, "appended_interactions"):
-        history, seen = list(history), set(history)
-        for row in store.appended_interactions(user_id=user_id):  # as recommender.update.online_history
-            item = str(row["item_id"])
-            if item in pipeline.catalog and item not in seen:
-                history.append(item)
-                seen.add(item)
+        history = with_stored_interactions(history, store, user_id, pipeline.catalog)
     return start_state(user_id, {user_id: history}, pipeline.catalog), ""
 
 
