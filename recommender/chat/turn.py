@@ -53,6 +53,7 @@ from recommender.chat.state import (
     templated_reply,
     to_filters,
 )
+from recommender.data import Item
 from recommender.llm.prompting import render_chat_system
 from recommender.protocols import Recommendation
 from recommender.update import with_stored_interactions
@@ -62,7 +63,8 @@ log = logging.getLogger(__name__)
 NEW_USER = "new user"
 MAX_K = 50  # cards per turn; more is no conversation
 REPLY_ITEMS = 3  # ranked items the LLM sees when it writes the reply (a 135M model copies a short list best)
-STEER = "Start your answer with: I recommend {title} because"  # the first words, asked for in the user turn
+OPENING = "I recommend {title} because"  # a reply's first words: asked for in the user turn, prefilled where possible
+STEER = "Start your answer with: {opening}"
 REPLY_TOKENS = 50  # new tokens of an LLM reply at most (two sentences); ~40 ms each on 2 cores in bf16
 REPLY_SENTENCES = 2  # the reply stops once it holds this many whole sentences: the answer, then one reason
 REPLY_DEADLINE_S = 90.0  # an LLM reply still running after this long is dropped for the template
@@ -220,7 +222,7 @@ def reply_messages(
     The message ends with a line asking the reply to start by naming the top item: a 135M model
     left to open on its own talks about itself or films from its memory; asked to start with the
     title, it goes on to say why that film fits. A writer whose ``stream`` takes a ``prefix`` also
-    gets those words as the start of its answer (``reply_prefix``).
+    gets those words as the start of its answer (``reply_opening``).
     """
     top = list(recommendations)[:REPLY_ITEMS]
     items = [pipeline.catalog[rec.item_id] for rec in top]
@@ -228,16 +230,15 @@ def reply_messages(
     system = render_chat_system(items, [list(rec.reasons) for rec in top], constraints)
     content = clean_message(message, 500)[0]
     if items:
-        first = items[0]
-        content += "\n\n" + STEER.format(title=f"{first.title} ({first.year})" if first.year else first.title)
+        content += "\n\n" + STEER.format(opening=reply_opening(items[0]))
     return [*system, {"role": "user", "content": content}]
 
 
-def reply_prefix(recommendations: Sequence[Recommendation]) -> str:
-    """The reply's first words, written into the prompt when the writer takes a ``prefix``: the
-    model then reads the title in one pass instead of copying it token by token."""
-    first = recommendations[0]
-    return "I recommend " + (f"{first.title} ({first.year})" if first.year else first.title) + " because"
+def reply_opening(item: Item) -> str:
+    """The reply's first words for the top item, "I recommend Fargo (1996) because": asked for in
+    the user turn, and written into the prompt when the writer takes a ``prefix`` (the model then
+    reads the title in one pass instead of copying it token by token)."""
+    return OPENING.format(title=item.display_title())
 
 
 def _stream_reply(
@@ -358,7 +359,8 @@ def _turn(
         written = ""
         try:
             messages = reply_messages(pipeline, recs, state, text)
-            for piece in _stream_reply(scorer, messages, deadline_s, reply_tokens, reply_prefix(recs)):
+            opening = reply_opening(catalog[recs[0].item_id])
+            for piece in _stream_reply(scorer, messages, deadline_s, reply_tokens, opening):
                 written += piece
                 yield TurnUpdate(written, recs, after, "llm", False)
             draft = tidy_reply(written)
