@@ -176,9 +176,10 @@ class LLMScorer:
         """The conversation as the model sees it, with the assistant turn opened (generation prompt)."""
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    def encode(self, messages: Messages) -> list[int]:
-        """Token ids of ``chat_text(messages)``; the chat template already holds the special tokens."""
-        return self.tokenizer(self.chat_text(messages), add_special_tokens=False)["input_ids"]
+    def encode(self, messages: Messages, prefix: str = "") -> list[int]:
+        """Token ids of ``chat_text(messages)`` (the chat template already holds the special tokens),
+        followed by ``prefix``, the start of the assistant's answer."""
+        return self.tokenizer(self.chat_text(messages) + prefix, add_special_tokens=False)["input_ids"]
 
     def answer_token_ids(self, answers: Sequence[str]) -> torch.Tensor:
         """Token id of each answer as the assistant's first token; ``ValueError`` if one is not a single token.
@@ -342,8 +343,7 @@ class LLMScorer:
     def _generation_inputs(self, messages: Messages, max_new_tokens: int, prefix: str = "") -> dict:
         from transformers import GenerationConfig
 
-        tokens = self.tokenizer(self.chat_text(messages) + prefix, add_special_tokens=False)["input_ids"]
-        ids = torch.tensor([tokens], device=self.device)
+        ids = torch.tensor([self.encode(messages, prefix)], device=self.device)
         config = GenerationConfig(
             max_new_tokens=max_new_tokens,
             do_sample=False,
