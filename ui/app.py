@@ -182,9 +182,9 @@ class ChatHandlers:
         self.turns = SessionTurns()
         self.latest: dict[str, Session] = {}  # without a store: each session's state after its last turn
         self.memory: dict[str, list[tuple[str, str]]] = {}  # without a store: each session's (message, reply)s
-        # Per session, its last list: the cards, what they were ranked from, and whether their
-        # influences were measured (on the first card opened, once per list).
-        self.lists: dict[str, tuple[tuple[Any, ...], TurnBasis | None, bool]] = {}
+        # Per session, its last list: the cards and what they were ranked from, until their
+        # influences are measured (on the first card opened, once per list); then None.
+        self.lists: dict[str, tuple[tuple[Any, ...], TurnBasis | None]] = {}
 
     # -- sessions ----------------------------------------------------------------------------
 
@@ -285,7 +285,7 @@ class ChatHandlers:
                 if update.done:
                     self.latest[sid] = update.session
                     if update.source not in ("help", "error"):
-                        self.lists[sid] = (update.recommendations, update.basis, update.basis is None)
+                        self.lists[sid] = (update.recommendations, update.basis)
                     if self.store is None:
                         self.memory.setdefault(sid, []).append((text, update.reply))
                 yield chat, cards, picks, update.session.to_dict(), sid, gr.update()
@@ -294,18 +294,16 @@ class ChatHandlers:
         """A card picked: the cards again with their influences ("Because of: ..."), measured once per
         list (W more LLM prompts), so the turn itself ends with the reply. Outputs: the cards."""
         session = Session.from_dict(data)
-        sid = session.session_id if session is not None else None
-        if not sid or not item_id or sid not in self.lists:
-            return gr.update()
+        sid = (session.session_id if session is not None else None) or ""
         # Not under the session's turn lock: influences change no stored state, and a feedback click
         # must not wait for them. A list replaced meanwhile by a newer turn is left alone.
-        recs, basis, measured = self.lists.get(sid, ((), None, True))
-        if measured or basis is None or item_id not in {r.item_id for r in recs}:
+        recs, basis = self.lists.get(sid, ((), None))
+        if basis is None or item_id not in {r.item_id for r in recs}:
             return gr.update()
         explained = explain_cards(self.pipeline, recs, basis)
-        if self.lists.get(sid, (None, None))[1] is not basis:
+        if self.lists.get(sid, ((), None))[1] is not basis:
             return gr.update()
-        self.lists[sid] = (explained, basis, True)
+        self.lists[sid] = (explained, None)
         return cards_html(explained, header=self.header(self.latest.get(sid, session)), titles=self.titles)
 
     def conversation(self, session_id: str) -> list[dict[str, str]]:
