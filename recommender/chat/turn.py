@@ -390,27 +390,22 @@ def _turn(
 
 
 def explain_cards(pipeline: Any, recs: Sequence[Recommendation], basis: TurnBasis) -> tuple[Recommendation, ...]:
-    """``recs`` with the influences the pipeline measures for them on the list ``basis`` ranked."""
-    measure = getattr(pipeline, "influences", None)
-    if measure is None or not basis.history:
-        return tuple(recs)
-    return with_influences(measure, list(basis.history), recs, {"query": basis.query, "filters": basis.filters})
+    """``recs`` with the influences ``pipeline.influences(history=, item_ids=, window=)`` measures for
+    the LLM-ranked ones on the list ``basis`` ranked.
 
-
-def with_influences(
-    measure: Any, history: list[str], recs: Sequence[Recommendation], context: dict[str, Any] | None = None
-) -> tuple[Recommendation, ...]:
-    """``recs`` with the influences ``measure(history=, item_ids=, window=)`` returns for the LLM-ranked ones.
-
-    ``context`` (the turn's ``query`` and ``filters``) is passed on when ``measure`` takes it, so the
+    The basis's ``query`` and ``filters`` are passed on when ``influences`` takes them, so the
     pipeline can rebuild the same candidate list. A failure leaves the cards as they are: influences
     are an extra, never a reason to lose a turn.
     """
+    measure = getattr(pipeline, "influences", None)
+    if measure is None or not basis.history:
+        return tuple(recs)
     ranked = [rec.item_id for rec in recs if rec.llm_score is not None]
     try:
         accepted = inspect.signature(measure).parameters
-        extra = {name: value for name, value in (context or {}).items() if name in accepted}
-        found = measure(history=history, item_ids=ranked, window=INFLUENCE_WINDOW, **extra)
+        context = {"query": basis.query, "filters": basis.filters}
+        extra = {name: value for name, value in context.items() if name in accepted}
+        found = measure(history=list(basis.history), item_ids=ranked, window=INFLUENCE_WINDOW, **extra)
     except Exception:  # noqa: BLE001
         log.exception("influences failed; the cards keep no influences")
         return tuple(recs)
