@@ -92,8 +92,8 @@ def selection_users(adapter_meta: dict, split: LeaveOneOutSplit) -> list[str]:
         return []
     chosen = sample_users(split, settings["users"], settings["seed"])
     if config.get("data", {}).get("examples") in ("validation", "held_out"):
-        report = sample_users(split, settings.get("report_users", 0), settings["seed"] + 1, exclude=chosen)
-        return [user for user in split.eval_users if user not in set(report)]
+        report = set(sample_users(split, settings.get("report_users", 0), settings["seed"] + 1, exclude=chosen))
+        return [user for user in split.eval_users if user not in report]
     return chosen
 
 
