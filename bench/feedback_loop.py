@@ -33,13 +33,15 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def held_out_events(dataset, k: int):
-    """[U, k] catalogue rows and timestamps of each user's last ``k`` events, in the split's order."""
+    """[U, k] catalogue rows, timestamps and ratings (NaN without) of each user's last ``k`` events,
+    in the split's order."""
     inter = dataset.interactions
     codes = inter.user_codes
     order = np.lexsort((np.arange(len(codes)), inter.timestamps, codes))
     ends = np.cumsum(np.bincount(codes, minlength=inter.n_users))
     picks = ends[:, None] - k + np.arange(k)[None, :]  # [U, k] positions in ``order``
-    return inter.user_ids, inter.items[order][picks], inter.timestamps[order][picks]
+    ratings = inter.ratings if inter.ratings is not None else np.full(len(codes), np.nan)
+    return inter.user_ids, inter.items[order][picks], inter.timestamps[order][picks], ratings[order][picks]
 
 
 def ranks_of(retriever, histories, targets, batch: int = 256) -> np.ndarray:
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or k - 1
     full = load_dataset("ml-100k")
     base = without_last_events(full, k)
-    users, held, times = held_out_events(full, k)
+    users, held, times, _ = held_out_events(full, k)
     base_split = LeaveOneOutSplit(base.interactions)
     sequential = None if args.no_sequential else SequentialConfig()
     retriever = build_default_retriever(base, base_split, sequential=sequential)

@@ -119,6 +119,13 @@ class TrainSettings:
     )
     checkpoint_every: int = field(default=25, metadata={"help": "steps between resumable checkpoints"})
     threads: int = field(default=2, metadata={"help": "torch CPU threads"})
+    init_adapter: str | None = field(
+        default=None,
+        metadata={
+            "help": "re-tune: start from this adapter's LoRA weights ('default' = the shipped one) instead of a fresh "
+            "LoRA; its rank, target modules and prompt must match this recipe's"
+        },
+    )
 
     def __post_init__(self):
         _choice("train.quantize", self.quantize, ("none", "4bit"))

@@ -316,9 +316,10 @@ def feedback_examples(
 ) -> list[Example]:
     """Ranking examples from chat feedback, rendered by the serving prompt object: each liked item is
     the positive (the completion) of the list it was shown in; the session's disliked items join
-    that list as hard negatives (replacing its weakest other entries). History: a known user's TRAIN
-    events (the validation and test events stay unseen), else none. ``evidence(history, rows)`` gives
-    the prompt's evidence arrays (``{"recent": ...}``) when it shows any."""
+    that list as hard negatives (replacing its weakest other entries). History: the record's own
+    ``history`` (item ids, oldest first: what the list was made from) when it carries one, else a
+    known user's TRAIN events (the validation and test events stay unseen), else none.
+    ``evidence(history, rows)`` gives the prompt's evidence arrays (``{"recent": ...}``) when it shows any."""
     disliked: dict[tuple, list[str]] = {}
     for record in records:
         if record.get("label") == 0:
@@ -338,7 +339,12 @@ def feedback_examples(
         if len(ids) < 2:
             continue
         user = str(record.get("user_id") or "")
-        history = split.train(user) if user in split.sequences else np.zeros(0, dtype=np.int64)
+        if record.get("history") is not None:
+            history = np.array([catalog.index[i] for i in map(str, record["history"]) if i in catalog.index], np.int64)
+        elif user in split.sequences:
+            history = split.train(user)
+        else:
+            history = np.zeros(0, dtype=np.int64)
         rows = np.array([catalog.index[i] for i in ids], dtype=np.int64)
         extra = evidence(history, rows) if evidence is not None and prompt.evidence else {}
         out.append(rank_example(catalog, prompt, user, history, rows, catalog.index[liked], extra))

@@ -117,12 +117,8 @@ def add_lora(model, config: FinetuneConfig, quantized: bool):
 
     if quantized:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    layers = None
-    if config.lora.top_layers:
-        total = model.config.num_hidden_layers
-        layers = list(range(max(0, total - config.lora.top_layers), total))
     lora = LoraConfig(
-        layers_to_transform=layers,
+        layers_to_transform=lora_layers(model, config),
         r=config.lora.r,
         lora_alpha=config.lora.alpha,
         lora_dropout=config.lora.dropout,
@@ -130,6 +126,53 @@ def add_lora(model, config: FinetuneConfig, quantized: bool):
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, lora)
+
+
+def lora_layers(model, config: FinetuneConfig) -> list[int] | None:
+    """The decoder layers that get LoRA: the last ``lora.top_layers`` (None = all)."""
+    if not config.lora.top_layers:
+        return None
+    total = model.config.num_hidden_layers
+    return list(range(max(0, total - config.lora.top_layers), total))
+
+
+def start_from_adapter(model, config: FinetuneConfig, prompt) -> Path | None:
+    """Copy a trained adapter's LoRA weights into the fresh LoRA (``train.init_adapter``: a re-tune).
+    An adapter of another shape or prompt is refused in one sentence: its weights would not fit, or
+    would be re-taught a prompt it was not trained on."""
+    if not config.train.init_adapter:
+        return None
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    from recommender.llm.loading import read_adapter_metadata
+    from recommender.pipeline import shipped_adapter
+
+    name = config.train.init_adapter
+    folder = shipped_adapter() if name == "default" else Path(name).expanduser()
+    if folder is None:
+        raise ConfigError("train.init_adapter is 'default' but no shipped adapter is installed.")
+    meta = read_adapter_metadata(folder)  # a missing folder or metadata file fails here, naming it
+    shape = json.loads((folder / "adapter_config.json").read_text())
+    wanted = {
+        "lora.r": (shape.get("r"), config.lora.r),
+        "lora.alpha": (shape.get("lora_alpha"), config.lora.alpha),
+        "lora.target_modules": (sorted(shape.get("target_modules") or []), sorted(config.lora.target_modules)),
+        "lora.top_layers": (shape.get("layers_to_transform"), lora_layers(model.get_base_model(), config)),
+        "data.max_history": (meta.get("max_history"), config.data.max_history),
+        "data.n_candidates": (meta.get("rerank_candidates"), config.data.n_candidates),
+        "data.candidate_order": (meta.get("template"), prompt.name),
+    }
+    for key, (theirs, ours) in wanted.items():
+        if theirs != ours:
+            raise ConfigError(
+                f"train.init_adapter {folder} was trained with {key} = {theirs!r} but this recipe has {ours!r}; "
+                "set the recipe to match or leave init_adapter empty."
+            )
+    loaded = set_peft_model_state_dict(model, load_file(str(folder / "adapter_model.safetensors")))
+    if loaded.unexpected_keys:
+        raise ConfigError(f"train.init_adapter {folder}: weights {loaded.unexpected_keys[:3]} do not fit this LoRA.")
+    return folder
 
 
 def encode_examples(examples: Sequence, tokenizer) -> list[Encoded]:
@@ -628,6 +671,9 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
     lengths = [len(e.ids) for e in encoded]
     log(f"tokens per example: median {int(np.median(lengths))}, max {max(lengths)}")
     model = add_lora(loaded.model, config, config.train.quantize == "4bit")
+    started_from = start_from_adapter(model, config, data.prompt)
+    if started_from is not None:
+        log(f"re-tuning the adapter in {started_from} (step 0 evaluates it as it was)")
     model.print_trainable_parameters()
 
     def llm_logits(net, items) -> list[np.ndarray]:
@@ -678,6 +724,7 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
             config=config_dict(config),
             n_examples=counts,
             feedback_examples=data.feedback_examples,
+            init_adapter=str(started_from) if started_from is not None else None,
             steps=state["step"],
             stopped_early=state["stopped_early"],
             evaluations=state["evals"],

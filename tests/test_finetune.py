@@ -241,6 +241,36 @@ def fresh_base(_):
     return tiny_llama(vocab_size=64)
 
 
+def test_a_retune_starts_from_the_saved_adapter_and_refuses_another_shape(tiny_model, tmp_path):
+    import copy
+
+    import torch
+    from accelerate import Accelerator
+
+    from recommender.finetune.train import add_lora, save_adapter, start_from_adapter, train_loop
+    from recommender.llm.loading import write_adapter_metadata
+    from recommender.llm.ranking_prompts import ranking_prompt
+
+    fresh = copy.deepcopy(tiny_model)
+    prompt = ranking_prompt("rank_evidence", 3)
+    config = tiny_config(tmp_path / "first", max_steps=2)
+    trained = add_lora(tiny_model, config, False)
+    train_loop(trained, tiny_examples(), config, tmp_path / "first", 0, log=lambda _: None)
+    save_adapter(Accelerator(cpu=True), trained, tmp_path / "first")
+    write_adapter_metadata(tmp_path / "first", "tiny", {}, max_history=3, rerank_candidates=10, template=prompt.name)
+    retune = tiny_config(tmp_path / "again", **{"train.init_adapter": str(tmp_path / "first"), "max_history": 3})
+    model = add_lora(copy.deepcopy(fresh), retune, False)
+    assert start_from_adapter(model, retune, prompt) == tmp_path / "first"
+    weights = dict(trained.named_parameters())
+    lora = [n for n, _ in model.named_parameters() if "lora_B" in n]
+    assert lora and all(torch.equal(p, weights[n]) for n, p in model.named_parameters() if n in lora)
+    other = tiny_config(tmp_path / "r8", **{"init_adapter": str(tmp_path / "first"), "lora.r": 8, "max_history": 3})
+    with pytest.raises(ConfigError, match=r"trained with lora\.r = 4 but this recipe has 8"):
+        start_from_adapter(add_lora(copy.deepcopy(fresh), other, False), other, prompt)
+    with pytest.raises(ConfigError, match="data.candidate_order"):
+        start_from_adapter(add_lora(copy.deepcopy(fresh), retune, False), retune, ranking_prompt("rank", 3))
+
+
 # ------------------------------------------------------------------------------------- bad input
 
 

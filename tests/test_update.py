@@ -346,6 +346,26 @@ def test_feedback_becomes_ranking_examples_rendered_by_the_serving_prompt(tmp_pa
     assert feedback_examples(dataset.catalog, split, load_feedback(tmp_path / "f.jsonl"), prompt, 4) == []
 
 
+def test_a_feedback_record_that_carries_its_history_is_rendered_with_it(tmp_path):
+    import json
+
+    from recommender.finetune.examples import feedback_examples, load_feedback
+    from recommender.llm.ranking_prompts import ranking_prompt
+
+    dataset = small_dataset()
+    split = LeaveOneOutSplit(dataset.interactions)
+    shown = ["3", "5", "7"]
+    records = [
+        {"session_id": "s", "user_id": "1", "item_id": "5", "label": 1, "shown": shown, "history": ["9", "x"]},
+        {"session_id": "s", "user_id": "1", "item_id": "7", "label": 1, "shown": shown},
+    ]
+    path = tmp_path / "replayed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    with_history, without = feedback_examples(dataset.catalog, split, load_feedback(path), ranking_prompt("rank", 5), 4)
+    assert with_history.history == (dataset.catalog.index["9"],)  # unknown ids dropped
+    assert without.history == tuple(int(r) for r in split.train("1"))
+
+
 def test_two_lora_steps_on_feedback_examples(tmp_path, tiny_llama_dir):
     import torch
 
