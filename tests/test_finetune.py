@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -316,3 +317,11 @@ def test_output_folder_of_another_run_is_refused_unless_overwrite(tmp_path):
     claim_output(folder, other, overwrite=True, resume=False)
     assert json.loads((folder / "run.json").read_text()) == other
     assert not (folder / "adapter_model.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    "recipe", sorted(p.name for p in (Path(__file__).parents[1] / "finetune" / "configs").glob("*.yaml"))
+)
+def test_every_shipped_recipe_loads(recipe):
+    config = load_config(Path(__file__).parents[1] / "finetune" / "configs" / recipe)
+    assert config.output_dir.startswith("runs/")
