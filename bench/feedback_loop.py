@@ -160,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Incremental update vs online append alone: NDCG@10 {d['difference']:+.4f} "
         f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] ({d['wins']} wins / {d['losses']} losses).",
-        "Re-tuned adapter: not run (the CPU is taken by the critical-path LoRA run; "
-        "`recommender finetune --config finetune/configs/ml100k_feedback_cpu.yaml --feedback feedback.sqlite`).",
+        "Re-tuned adapter (an LLM stage, so a bench of its own): `bench/results/feedback_retune.md`, "
+        "from `python -m bench.feedback_retune` on this same replay.",
         "",
         "Per step (NDCG@10 of the next held-out event):",
         "",

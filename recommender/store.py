@@ -32,7 +32,8 @@ from typing import Any, Protocol
 ACTIONS = ("like", "dislike", "seen")
 LABELS = {"like": 1, "dislike": 0}
 BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for the lock before giving up
-SCHEMA_VERSION = 2  # 2: the ``interactions`` table (events appended with their source); additive over 1
+SCHEMA_VERSION = 3  # 2: ``interactions`` (events appended with their source); 3: ``turn_history``; each additive
+HISTORY_KEPT = 200  # most recent history items stored per turn: the longest any stage reads (the sequential model's)
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS sessions (
@@ -75,6 +76,12 @@ CREATE TABLE IF NOT EXISTS interactions (
     time REAL NOT NULL,
     source TEXT NOT NULL,
     session_id TEXT REFERENCES sessions(id)
+);
+CREATE TABLE IF NOT EXISTS turn_history (
+    turn_id INTEGER NOT NULL REFERENCES turns(id),
+    position INTEGER NOT NULL,
+    item_id TEXT NOT NULL,
+    PRIMARY KEY (turn_id, position)
 );
 CREATE INDEX IF NOT EXISTS turns_session ON turns(session_id);
 CREATE INDEX IF NOT EXISTS feedback_session ON feedback(session_id);
@@ -170,12 +177,15 @@ class FeedbackStore:
         state: str | _HasJson | None = None,
         model: str | None = None,
         template_version: str | None = None,
+        history: Sequence[str] = (),
     ) -> int:
         """Store one chat turn, the items it showed and the session's new state, all or nothing.
 
         Args:
             shown: the ranked items, best first: ``Recommendation`` objects, ``(item_id, score)`` pairs
                 or plain item ids.
+            history: the item ids the list was ranked from, oldest first (the last ``HISTORY_KEPT``
+                are kept): fine-tuning on this turn's feedback renders the prompt the person saw.
             state: the conversation state after the turn (``ConversationState`` or its JSON).
         Returns:
             The turn's id.
@@ -195,6 +205,11 @@ class FeedbackStore:
                     "INSERT INTO shown (turn_id, rank, item_id, score) VALUES (?, ?, ?, ?)",
                     (turn_id, rank, item_id, score),
                 )
+            kept = [str(item) for item in history][-HISTORY_KEPT:]
+            conn.executemany(
+                "INSERT INTO turn_history (turn_id, position, item_id) VALUES (?, ?, ?)",
+                [(turn_id, position, item) for position, item in enumerate(kept)],
+            )
             if state is not None:
                 conn.execute(
                     "UPDATE sessions SET state = ?, updated = ? WHERE id = ?", (_state_text(state), now, session_id)
@@ -321,13 +336,13 @@ class FeedbackStore:
     def counts(self) -> dict[str, int]:
         """Rows per table, for status lines and tests."""
         with self._connection() as conn:
-            tables = ("sessions", "turns", "shown", "feedback", "interactions")
+            tables = ("sessions", "turns", "shown", "feedback", "interactions", "turn_history")
             return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
 
     def feedback_records(self, include_seen: bool = False) -> list[dict[str, Any]]:
         """Feedback as fine-tuning records: the export's fields plus ``session_id`` and ``shown``, the
         item ids of the session's latest turn at or before the feedback that showed the item (empty
-        when none did)."""
+        when none did), and that turn's ``history`` when it stored one (turns before schema 3 did not)."""
         records = []
         with self._connection() as conn:
             for row in conn.execute("SELECT * FROM feedback ORDER BY id"):
@@ -338,14 +353,17 @@ class FeedbackStore:
                     "AND s.item_id = ? AND t.time <= ? ORDER BY t.id DESC LIMIT 1",
                     (row["session_id"], row["item_id"], row["time"]),
                 ).fetchone()
-                shown = []
+                shown, history = [], []
                 if turn is not None:
                     shown = [r[0] for r in conn.execute("SELECT item_id FROM shown WHERE turn_id = ? ORDER BY rank",
                                                         (turn[0],))]  # fmt: skip
+                    history = [r[0] for r in conn.execute(
+                        "SELECT item_id FROM turn_history WHERE turn_id = ? ORDER BY position", (turn[0],))]  # fmt: skip
                 records.append({
                     "user_id": row["user_id"], "item_id": row["item_id"], "label": LABELS.get(row["action"], 1),
                     "action": row["action"], "timestamp": row["time"], "model": row["model"],
                     "template_version": row["template_version"], "session_id": row["session_id"], "shown": shown,
+                    **({"history": history} if history else {}),
                 })  # fmt: skip
         return records
 
@@ -363,7 +381,7 @@ class FeedbackStore:
         written = 0
         with open(temporary, "w", encoding="utf-8") as out:
             for row in self.feedback_records(include_seen):
-                record = {key: value for key, value in row.items() if key not in ("session_id", "shown")}
+                record = {key: value for key, value in row.items() if key not in ("session_id", "shown", "history")}
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
                 written += 1
         os.replace(temporary, target)

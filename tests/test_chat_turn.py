@@ -239,6 +239,19 @@ def test_feedback_is_stored_with_model_and_template(catalog, store):
         assert conn.execute("SELECT COUNT(*) FROM feedback").fetchone()[0] == 2
 
 
+def test_feedback_records_carry_the_history_the_list_was_ranked_from(catalog, store):
+    pipeline = FakePipeline(catalog)
+    first = turn(pipeline, store, "comedy", user="1")
+    liked = first.recommendations[0].item_id
+    session, _ = give_feedback(pipeline, store, first.session, liked, "like")
+    second = turn(pipeline, store, "show me more", session=session)
+    give_feedback(pipeline, store, second.session, second.recommendations[2].item_id, "dislike")
+    records = store.feedback_records()
+    assert records[0]["history"] == ["1", "50"] == pipeline.calls[0]["history"]
+    assert records[1]["history"] == pipeline.calls[1]["history"] and liked in records[1]["history"]
+    assert records[1]["shown"] == [rec.item_id for rec in second.recommendations]
+
+
 def test_session_round_trips_through_gradio_state(catalog, store):
     last = turn(FakePipeline(catalog), store, "90s comedy", user="1")
     assert Session.from_dict(last.session.to_dict()) == last.session

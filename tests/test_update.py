@@ -298,10 +298,11 @@ def test_a_version_1_store_migrates_additively(tmp_path):
     with sqlite3.connect(path) as conn:
         conn.executescript(V1_SCHEMA)
     store = FeedbackStore(path)
-    assert store.schema_version() == 2
+    assert store.schema_version() == 3
     assert store.load_state("s1") == '{"page": 0}' and store.feedback()[0]["item_id"] == "100"
     store.record_interactions("196", ["100"], "chat:like", session_id="s1")
-    assert FeedbackStore(path).counts() == {"sessions": 1, "turns": 0, "shown": 0, "feedback": 1, "interactions": 1}
+    counts = {"sessions": 1, "turns": 0, "shown": 0, "feedback": 1, "interactions": 1, "turn_history": 0}
+    assert FeedbackStore(path).counts() == counts
 
 
 def test_update_command_refuses_a_bad_line_before_loading_anything(tmp_path, capsys):

@@ -376,7 +376,7 @@ def _turn(
         session_id = after.session_id or store.start_session(user_id=state.user_id)
         after = replace(after, session_id=session_id)
         store.record_turn(session_id, text, reply, shown=recs, state=state.to_json(), model=after.model,
-                          template_version=version)  # fmt: skip
+                          template_version=version, history=history)  # fmt: skip
     measure = getattr(pipeline, "influences", None) if influences else None
     if measure is None or not history or not any(rec.llm_score is not None for rec in recs):
         yield TurnUpdate(reply, recs, after, source, True, draft, rejected)
