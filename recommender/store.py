@@ -355,10 +355,9 @@ class FeedbackStore:
                 ).fetchone()
                 shown, history = [], []
                 if turn is not None:
-                    shown = [r[0] for r in conn.execute("SELECT item_id FROM shown WHERE turn_id = ? ORDER BY rank",
-                                                        (turn[0],))]  # fmt: skip
-                    history = [r[0] for r in conn.execute(
-                        "SELECT item_id FROM turn_history WHERE turn_id = ? ORDER BY position", (turn[0],))]  # fmt: skip
+                    shown = _item_ids(conn, "SELECT item_id FROM shown WHERE turn_id = ? ORDER BY rank", turn[0])
+                    history = _item_ids(conn, "SELECT item_id FROM turn_history WHERE turn_id = ? ORDER BY position",
+                                        turn[0])  # fmt: skip
                 records.append({
                     "user_id": row["user_id"], "item_id": row["item_id"], "label": LABELS.get(row["action"], 1),
                     "action": row["action"], "timestamp": row["time"], "model": row["model"],
@@ -386,6 +385,10 @@ class FeedbackStore:
                 written += 1
         os.replace(temporary, target)
         return written
+
+
+def _item_ids(conn: sqlite3.Connection, query: str, turn_id: int) -> list[str]:
+    return [row[0] for row in conn.execute(query, (turn_id,))]
 
 
 def _shown_entry(entry: Any) -> tuple[str, float | None]:
