@@ -370,17 +370,18 @@ class FeedbackStore:
         """Write feedback as JSONL for fine-tuning; returns the number of lines written.
 
         One object per line: ``user_id``, ``item_id``, ``label`` (1 like, 0 dislike), ``action``,
-        ``timestamp`` (Unix seconds), ``model``, ``template_version``. "seen" rows are implicit
-        positives (label 1) and are written only with ``include_seen``. The file is written to a
-        temporary name and renamed, so a reader never sees half of it.
+        ``timestamp`` (Unix seconds), ``model``, ``template_version``, and what fine-tuning needs to
+        rebuild the example: ``session_id``, ``shown`` (the list the item was shown in, best first;
+        empty when none) and ``history`` when the turn stored it. "seen" rows are implicit positives
+        (label 1) and are written only with ``include_seen``. The file is written to a temporary
+        name and renamed, so a reader never sees half of it.
         """
         target = Path(path).expanduser()
         target.parent.mkdir(parents=True, exist_ok=True)
         temporary = target.with_name(target.name + ".tmp")
         written = 0
         with open(temporary, "w", encoding="utf-8") as out:
-            for row in self.feedback_records(include_seen):
-                record = {key: value for key, value in row.items() if key not in ("session_id", "shown", "history")}
+            for record in self.feedback_records(include_seen):
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
                 written += 1
         os.replace(temporary, target)

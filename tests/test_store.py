@@ -126,7 +126,7 @@ def test_export_feedback_jsonl(store, tmp_path):
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert lines[0] == {
         "user_id": "196", "item_id": "100", "label": 1, "action": "like", "timestamp": 10.0,
-        "model": "smollm2", "template_version": "rank@1",
+        "model": "smollm2", "template_version": "rank@1", "session_id": session, "shown": [],
     }  # fmt: skip
     assert [(line["item_id"], line["label"]) for line in lines] == [("100", 1), ("50", 0), ("7", 1)]
     assert lines[2]["user_id"] is None

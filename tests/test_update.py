@@ -343,8 +343,8 @@ def test_feedback_becomes_ranking_examples_rendered_by_the_serving_prompt(tmp_pa
     rows = [index[i] for i in ("3", "5", "7", "11")]  # the weakest shown entries gave way to the dislikes
     expected = rank_example(dataset.catalog, prompt, "1", split.train("1"), rows, index["5"])
     assert example.messages == expected.messages and example.completion == expected.completion
-    store.export_feedback(tmp_path / "f.jsonl")  # the export has no shown lists: no examples from it
-    assert feedback_examples(dataset.catalog, split, load_feedback(tmp_path / "f.jsonl"), prompt, 4) == []
+    store.export_feedback(tmp_path / "f.jsonl")  # the export trains exactly like the store
+    assert feedback_examples(dataset.catalog, split, load_feedback(tmp_path / "f.jsonl"), prompt, 4) == [example]
 
 
 def test_a_feedback_record_that_carries_its_history_is_rendered_with_it(tmp_path):
