@@ -410,8 +410,9 @@ def train_loop(
             metrics = broadcast_object_list([metrics])[0]
         state["evals"].append(metrics)
         log("eval " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()))
-        if step == 0:
-            return False  # the zero-shot baseline is a point on the curve, never the adapter to keep
+        if step == 0 and not config.train.init_adapter:
+            return False  # a fresh LoRA's step 0 is the zero-shot model: a point on the curve, never the one kept
+        # (a re-tune's step 0 is the adapter it started from: kept unless a later step beats it)
         best = state["best"]
         if best is None or metrics[metric] > best[metric] + 1e-9:
             state["best"], state["bad_evals"] = metrics, 0

@@ -238,6 +238,20 @@ def test_resume_continues_from_the_checkpoint_step(tiny_model, tmp_path):
     np.testing.assert_allclose([x for _, x in straight["losses"]], [x for _, x in resumed["losses"]], rtol=1e-2)
 
 
+@pytest.mark.parametrize("retune", [False, True])
+def test_a_retune_keeps_its_starting_adapter_unless_a_step_beats_it(tiny_model, tmp_path, retune):
+    from recommender.finetune.train import add_lora, train_loop
+
+    extra = {"eval.every": 1, "patience": 5} | ({"init_adapter": "earlier-run"} if retune else {})
+    config = tiny_config(tmp_path, max_steps=2, **extra)
+    scores, kept = iter([0.30, 0.20, 0.25]), []  # validation at steps 0, 1, 2
+    state = train_loop(
+        add_lora(tiny_model, config, False), tiny_examples(), config, tmp_path, 0, log=lambda _: None,
+        evaluate=lambda _: {"blend_NDCG@10": next(scores)}, save_best=lambda _, m: kept.append(m["step"]),
+    )  # fmt: skip
+    assert kept == ([0] if retune else [1, 2]) and state["best"]["step"] == kept[-1]
+
+
 def fresh_base(_):
     return tiny_llama(vocab_size=64)
 
