@@ -157,6 +157,7 @@ def command_score(args) -> int:
         "name": args.name, "adapter": str(args.adapter), "settings": settings, "users": [c.user for c in cases],
         "ranks": result.ranks.tolist(), "first_stage_ranks": first_stage.tolist(),
         "seconds": round(time.perf_counter() - clock, 1), "held_out": args.held_out, "seed": args.seed,
+        "sampled": args.users is not None and args.users < len(run.users),
     }  # fmt: skip
     path = args.folder / f"ranks-{args.name}.json"
     path.write_text(json.dumps(out))
@@ -172,19 +173,33 @@ def command_report(args) -> int:
         raise SystemExit("ranks-before.json and ranks-retuned.json were scored on different users; rerun one.")
     rows = {"first stage (updated, its own order)": np.array(runs["before"]["first_stage_ranks"])}
     rows.update({f"{name}: {run['adapter']}": np.array(run["ranks"]) for name, run in runs.items()})
-    before, retuned, first = (rows[key] for key in list(rows))
+    first, before, retuned = rows.values()
     meta = json.loads((Path(runs["retuned"]["adapter"]) / "recommender_adapter.json").read_text())
     best_step = (meta.get("best") or {}).get("step")
+    metric = meta.get("config", {}).get("eval", {}).get("metric", "blend_NDCG@10")
+    curve = [(e["step"], e[metric]) for e in meta.get("evaluations", [])]
+    kept = max(curve, key=lambda point: point[1])[0] if curve else best_step  # step 0 = the adapter it started from
     n = len(before)
+    sample = "all" if runs["before"].get("sampled") is False else f"seeded sample, seed {runs['before']['seed']}"
     lines = [
         "# Feedback loop: the re-tuned adapter (ML-100k, simulated chat feedback)",
         "",
         f"Commands: `python -m bench.feedback_retune` (data, score, report; see its docstring), "
-        f"{time.strftime('%Y-%m-%d')}, 2 CPU cores. {n} test users (seeded sample, seed {runs['before']['seed']}), "
+        f"{time.strftime('%Y-%m-%d')}, 2 CPU cores. {n} test users ({sample}), "
         f"each one's last held-out event (K = {runs['before']['held_out']}) predicted after the other "
         f"{runs['before']['held_out'] - 1} were replayed; history masked; the LLM reranks the updated first "
         f"stage's top {SHOWN}. The re-tuned adapter saw {meta.get('feedback_examples')} feedback examples "
         f"(from {meta.get('init_adapter')}, {meta.get('steps')} steps, best at step {best_step}).",
+        "",
+        f"Validation ({metric}, the recipe's 200 selection users) by step: "
+        + ", ".join(f"{step}: {value:.4f}" for step, value in curve)
+        + (
+            f". Step 0 is the adapter the re-tune started from and the best point, so the recipe keeps it: the "
+            f"re-tune is rejected and serving is unchanged. The re-tuned row scores the weights of step {best_step}, "
+            "the best re-tuned step, to show what the re-tune itself does."
+            if kept == 0 and best_step != 0
+            else f". The recipe keeps step {kept}."
+        ),
         "",
         "| ranking | NDCG@10 | HR@10 |",
         "|---|---|---|",
