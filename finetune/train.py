@@ -153,6 +153,8 @@ def start_from_adapter(model, config: FinetuneConfig, prompt) -> Path | None:
     if folder is None:
         raise ConfigError("train.init_adapter is 'default' but no shipped adapter is installed.")
     meta = read_adapter_metadata(folder)  # a missing folder or metadata file fails here, naming it
+    if not (folder / "adapter_config.json").is_file() or not (folder / "adapter_model.safetensors").is_file():
+        raise ConfigError(f"train.init_adapter {folder} holds no adapter_config.json + adapter_model.safetensors.")
     shape = json.loads((folder / "adapter_config.json").read_text())
     wanted = {
         "lora.r": (shape.get("r"), config.lora.r),
