@@ -23,22 +23,30 @@ RESULTS = Path(__file__).parent / "results"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("ranks", type=Path, help="ranks.json written by `recommender evaluate`")
+    parser.add_argument("ranks", type=Path, nargs="+", help="ranks.json files written by `recommender evaluate`")
     parser.add_argument("--external", type=Path, default=RESULTS / "external_sasrec.json")
     parser.add_argument("--output", type=Path, default=RESULTS / "paired_vs_external.md")
     args = parser.parse_args(argv)
     from recommender.evaluation.metrics import hit_rate, ndcg, paired_ndcg_difference
 
-    ours = json.loads(args.ranks.read_text())
+    runs = [json.loads(path.read_text()) for path in args.ranks]
+    users = runs[0]["users"]
+    if any(run["users"] != users for run in runs):
+        raise SystemExit("the ranks.json files were written for different users; evaluate them on the same split.")
+    ours: dict[str, list] = {}
+    for run in runs:
+        for method, ranks in run["ranks"].items():
+            ours.setdefault(method, ranks)  # a row in two files: the first file's
     external = json.loads(args.external.read_text())
-    missing = [u for u in ours["users"] if u not in external["ranks_masked"]]
+    missing = [u for u in users if u not in external["ranks_masked"]]
     if missing:
         raise SystemExit(f"{args.external}: no rank for {len(missing)} of our users (first: {missing[0]}); same split?")
-    theirs = np.array([external["ranks_masked"][u] for u in ours["users"]])
+    theirs = np.array([external["ranks_masked"][u] for u in users])
+    command = " ".join(map(str, args.ranks))
     lines = [
         f"# `recommender evaluate` rows against the external SASRec ({external['library']}), paired per user",
         "",
-        f"`python -m bench.paired_vs_external {args.ranks}` ({time.strftime('%Y-%m-%d')}): {len(theirs)} test users, "
+        f"`python -m bench.paired_vs_external {command}` ({time.strftime('%Y-%m-%d')}): {len(theirs)} test users, "
         f"history masked, the external run's seed {external['seed']}, best epoch {external['best_epoch']}; "
         "differences are ours minus the external SASRec, 95% paired bootstrap intervals (2,000 resamples, seed 0).",
         "",
@@ -47,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| external SASRec | {ndcg(theirs, 10):.4f} | {hit_rate(theirs, 10):.4f} | {hit_rate(theirs, 20):.4f} | "
         f"{hit_rate(theirs, 50):.4f} | | |",
     ]
-    for method, ranks in ours["ranks"].items():
+    for method, ranks in ours.items():
         r = np.asarray(ranks)
         d = paired_ndcg_difference(r, theirs, 10, seed=0)
         lines.append(
