@@ -44,6 +44,14 @@ def held_out_events(dataset, k: int):
     return inter.user_ids, inter.items[order][picks], inter.timestamps[order][picks], ratings[order][picks]
 
 
+def step_events(catalog, users, held, times, j: int):
+    """Every user's held-out event ``j`` as new events, in time order (one replay step)."""
+    from recommender.data.updates import NewEvents
+
+    order = np.argsort(times[:, j], kind="stable")
+    return NewEvents.of(users[order], [catalog.ids[r] for r in held[order, j]], times[order, j], source="replay")
+
+
 def ranks_of(retriever, histories, targets, batch: int = 256) -> np.ndarray:
     from recommender.data.split import EvalCase
     from recommender.evaluation.metrics import full_ranks
@@ -88,9 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     ranks = {"stale": [], "online": [], "incremental": []}
     per_step, update_seconds = [], []
     for j in range(steps):
-        order = np.argsort(times[:, j], kind="stable")  # the step's events in time order
-        events = NewEvents.of(users[order], [full.catalog.ids[r] for r in held[order, j]], times[order, j],
-                              source="replay")  # fmt: skip
+        events = step_events(full.catalog, users, held, times, j)
         clock = time.perf_counter()
         updater.update(events)
         update_seconds.append(time.perf_counter() - clock)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.feedback_loop import RESULTS, held_out_events, ranks_of
+from bench.feedback_loop import RESULTS, held_out_events, ranks_of, step_events
 
 FOLDER = Path("runs/feedback-sim")
 SHOWN = 20  # the list the chat shows = the top-N the adapter reranks
@@ -52,7 +52,6 @@ def replay(k: int) -> Replay:
     """Replay events 1..K-1 of every user through the incremental update, keeping the lists shown."""
     from recommender.data.loaders import load_dataset
     from recommender.data.split import LeaveOneOutSplit, without_last_events
-    from recommender.data.updates import NewEvents
     from recommender.evaluation.metrics import top_k
     from recommender.retrieval.hybrid import build_default_retriever
     from recommender.retrieval.sequential import SequentialConfig
@@ -68,9 +67,7 @@ def replay(k: int) -> Replay:
     for j in range(k - 1):
         scores = updater.retriever.score_batch(histories)
         shown.append(np.stack([top_k(row, SHOWN, h) for row, h in zip(scores, histories)]))
-        order = np.argsort(times[:, j], kind="stable")
-        updater.update(NewEvents.of(users[order], [full.catalog.ids[r] for r in held[order, j]], times[order, j],
-                                    source="replay"))  # fmt: skip
+        updater.update(step_events(full.catalog, users, held, times, j))
         histories = [np.concatenate([h, held[u, j : j + 1]]) for u, h in enumerate(histories)]
     return Replay(base, users, held, ratings, base_histories, histories, shown, updater)
 
@@ -83,7 +80,8 @@ def write_base_folder(k: int, folder: Path) -> Path:
 
     source = Path(find_ml100k())
     full = load_dataset("ml-100k")
-    kept = set(zip(*_event_keys(without_last_events(full, k))))
+    base = without_last_events(full, k)
+    kept = set(zip(*_event_keys(base)))
     lines = (source / "ml-100k.inter").read_text(encoding="utf-8").splitlines()
     keys = zip(*_event_keys(full))  # file order = the loader's row order
     folder.mkdir(parents=True, exist_ok=True)
@@ -91,7 +89,7 @@ def write_base_folder(k: int, folder: Path) -> Path:
     (folder / f"{folder.name}.inter").write_text("\n".join([lines[0], *body]) + "\n", encoding="utf-8")
     shutil.copy(source / "ml-100k.item", folder / f"{folder.name}.item")
     loaded = load_dataset(folder)
-    if loaded.fingerprint() != without_last_events(full, k).fingerprint():
+    if loaded.fingerprint() != base.fingerprint():
         raise RuntimeError(f"{folder}: the written data does not reload as ML-100k without the last {k} events.")
     return folder
 
