@@ -146,24 +146,25 @@ def start_from_adapter(model, config: FinetuneConfig, prompt) -> Path | None:
     from safetensors.torch import load_file
 
     from recommender.llm.loading import read_adapter_metadata
-    from recommender.pipeline import shipped_adapter
+    from recommender.pipeline import _tuned_settings, shipped_adapter
 
     name = config.train.init_adapter
     folder = shipped_adapter() if name == "default" else Path(name).expanduser()
     if folder is None:
         raise ConfigError("train.init_adapter is 'default' but no shipped adapter is installed.")
-    meta = read_adapter_metadata(folder)  # a missing folder or metadata file fails here, naming it
+    read_adapter_metadata(folder)  # a missing folder or metadata file fails here, naming it
     if not (folder / "adapter_config.json").is_file() or not (folder / "adapter_model.safetensors").is_file():
         raise ConfigError(f"train.init_adapter {folder} holds no adapter_config.json + adapter_model.safetensors.")
     shape = json.loads((folder / "adapter_config.json").read_text())
+    recorded = _tuned_settings(folder)  # the prompt settings serving reads from the adapter
     wanted = {
         "lora.r": (shape.get("r"), config.lora.r),
         "lora.alpha": (shape.get("lora_alpha"), config.lora.alpha),
         "lora.target_modules": (sorted(shape.get("target_modules") or []), sorted(config.lora.target_modules)),
         "lora.top_layers": (shape.get("layers_to_transform"), lora_layers(model.get_base_model(), config)),
-        "data.max_history": (meta.get("max_history"), config.data.max_history),
-        "data.n_candidates": (meta.get("rerank_candidates"), config.data.n_candidates),
-        "data.candidate_order": (meta.get("template"), prompt.name),
+        "data.max_history": (recorded.get("max_history"), config.data.max_history),
+        "data.n_candidates": (recorded.get("llm_candidates"), config.data.n_candidates),
+        "data.candidate_order": (recorded.get("template"), prompt.name),
     }
     for key, (theirs, ours) in wanted.items():
         if theirs != ours:
