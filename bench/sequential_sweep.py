@@ -20,11 +20,15 @@ import time
 from dataclasses import fields, replace
 from pathlib import Path
 
+import numpy as np
+
 from recommender.data.loaders import load_dataset
 from recommender.data.split import LeaveOneOutSplit
 from recommender.evaluation.metrics import full_ranks, hit_rate, ndcg
 from recommender.retrieval.hybrid import build_default_retriever
 from recommender.retrieval.sequential import SequentialConfig, load_or_train
+
+RARE = 20  # a validation target with at most this many train events counts as a rare item
 
 
 def parse_variant(text: str) -> tuple[str, SequentialConfig]:
@@ -36,7 +40,10 @@ def parse_variant(text: str) -> tuple[str, SequentialConfig]:
         key, _, value = pair.partition("=")
         if key not in types:
             raise SystemExit(f"--variant {text!r}: SequentialConfig has no field {key!r} (fields: {', '.join(types)}).")
-        changes[key] = float(value) if key in ("dropout", "lr") else int(value)
+        if key == "text_init":
+            changes[key] = value.lower() in ("1", "true", "yes")
+        else:
+            changes[key] = float(value) if key in ("dropout", "lr") else int(value)
     return name or "base", replace(SequentialConfig(), **changes)
 
 
@@ -48,18 +55,24 @@ def run(args: argparse.Namespace) -> None:
     split = LeaveOneOutSplit(dataset.interactions)
     cases = split.cases("valid")
     histories = [case.history for case in cases]
+    popularity = split.item_popularity(len(dataset.catalog))
+    rare = np.array([popularity[case.target] <= RARE for case in cases])  # targets seen rarely in training
     for name, config in map(parse_variant, args.variant):
         start = time.perf_counter()
         model = load_or_train(dataset, split, config, args.cache_dir, progress=False)
         seconds = time.perf_counter() - start
         hybrid = build_default_retriever(dataset, split, cache_dir=args.cache_dir, sequential=config)
         ranks = full_ranks(hybrid.score_batch(histories), cases)
+        own = full_ranks(model.score_batch(histories), cases)
         info = model.info
         record = {
             "variant": name,
             "changes": {k: v for k, v in config.key().items() if v != SequentialConfig().key().get(k)},
             "valid_users": len(cases),
             "seq_NDCG@10": info["best_valid_NDCG@10"],
+            "rare_users": int(rare.sum()),
+            "seq_rare_HR@50": hit_rate(own[rare], 50),
+            "hybrid_rare_HR@50": hit_rate(ranks[rare], 50),
             "best_epoch": info["best_epoch"],
             "epochs_run": info["epochs_run"],
             "train_seconds": info["train_seconds"],
@@ -79,11 +92,13 @@ def report(args: argparse.Namespace) -> None:
     records.sort(key=lambda r: -r["hybrid_NDCG@10"])
     print(
         f"Validation only ({records[0]['valid_users']} users, each user's validation event, history masked); "
-        "hybrid weights tuned on the same users.\n"
+        f"hybrid weights tuned on the same users. Rare: the {records[0]['rare_users']} users whose validation "
+        f"item has at most {RARE} train events.\n"
     )
     print(
         "| variant | changes | sequential NDCG@10 (best epoch) | epochs run | train s | hybrid NDCG@10 | "
-        "hybrid HR@20 | hybrid HR@50 | hybrid weights |\n|---|---|---:|---:|---:|---:|---:|---:|---|"
+        "hybrid HR@20 | hybrid HR@50 | rare HR@50 sequential / hybrid | hybrid weights |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
     )
     for r in records:
         changes = ", ".join(f"{k}={v}" for k, v in r["changes"].items()) or "defaults"
@@ -91,7 +106,7 @@ def report(args: argparse.Namespace) -> None:
         print(
             f"| {r['variant']} | {changes} | {r['seq_NDCG@10']:.4f} ({r['best_epoch']}) | {r['epochs_run']} | "
             f"{r['train_seconds']:.0f} | {r['hybrid_NDCG@10']:.4f} | {r['hybrid_HR@20']:.4f} | "
-            f"{r['hybrid_HR@50']:.4f} | {weights} |"
+            f"{r['hybrid_HR@50']:.4f} | {r['seq_rare_HR@50']:.3f} / {r['hybrid_rare_HR@50']:.3f} | {weights} |"
         )
 
 

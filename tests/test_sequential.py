@@ -208,7 +208,8 @@ def test_scale_caps_apply_to_big_logs_only_and_keep_small_keys():
 
     small = SequentialConfig().resolved(n_users=943, n_items=1682, n_valid=943)
     assert (small.epoch_users, small.max_sequences, small.valid_users, small.negatives) == (0, 0, 0, 0)
-    former = {k: v for k, v in asdict(SequentialConfig()).items() if k not in sequential.SCALE_FIELDS}
+    added = (*sequential.SCALE_FIELDS, "text_init")  # fields added after the ML-100k model was cached
+    former = {k: v for k, v in asdict(SequentialConfig()).items() if k not in added}
     assert small.key() == former == SequentialConfig().key()  # ML-100k's cache key is the former one
     big = SequentialConfig().resolved(n_users=10**6, n_items=10**5, n_valid=10**6)
     assert big.epoch_users == sequential.SCALE_USERS and big.max_sequences == sequential.SCALE_SEQUENCES
@@ -236,3 +237,39 @@ def test_sampled_softmax_trains_from_the_csr():
     pairs = sequential.SequencePairs(*split.train_csr())
     net, info = train_model(pairs, split.cases("valid"), N_ITEMS, config, progress=False)
     assert info["steps"] <= -(-8 // config.batch_size) and np.isfinite(info["curve"][0]["loss"])
+
+
+# ---------------------------------------------------------------- text-initialised item rows
+
+
+def test_text_projection_keeps_text_neighbours_close_at_the_random_init_scale():
+    from recommender.retrieval.sequential import text_projection
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(N_ITEMS, 8))
+    vectors[3] = vectors[2] + 1e-3  # two items with near-identical text
+    rows = text_projection(vectors, 16)  # wider than the text: the extra columns stay zero
+    assert rows.shape == (N_ITEMS, 16) and np.allclose(rows[:, 8:], 0)
+    assert rows.std() == pytest.approx(0.02, rel=1e-3)
+    distances = np.linalg.norm(rows - rows[2], axis=1)
+    assert np.argsort(distances)[1] == 3
+    net = build_model(N_ITEMS, TINY, item_vectors=vectors)
+    assert np.allclose(net.items.weight[:N_ITEMS].detach().numpy(), text_projection(vectors, TINY.hidden), atol=1e-7)
+    assert not net.items.weight[N_ITEMS].any()  # padding row stays zero
+
+
+def test_text_init_reads_the_item_vectors_and_has_its_own_cache_key(monkeypatch, tmp_path):
+    seen = []
+    vectors = np.random.default_rng(1).normal(size=(N_ITEMS, 4)).astype(np.float32)
+
+    def fake_embeddings(catalog, encoder, folder, progress=True):
+        seen.append(len(catalog))
+        return vectors
+
+    monkeypatch.setattr("recommender.retrieval.embeddings.item_embeddings", fake_embeddings)
+    monkeypatch.setattr("recommender.retrieval.embeddings.SentenceEncoder", lambda: None)
+    dataset, config = tiny_dataset(), replace(TINY, text_init=True)
+    load_or_train(dataset, config=config, cache_dir=tmp_path, progress=False)
+    assert seen == [N_ITEMS] and config.key()["text_init"] is True and "text_init" not in TINY.key()
+    with pytest.raises(ValueError, match="text_init must be true or false"):
+        replace(TINY, text_init="yes")

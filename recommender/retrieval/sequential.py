@@ -84,6 +84,9 @@ class SequentialConfig:
             f"None: {NEGATIVES} above {FULL_SOFTMAX_ITEMS:,} items"
         },
     )
+    text_init: bool = field(
+        default=False, metadata={"help": "start the item table from a projection of the item-text vectors"}
+    )
 
     def __post_init__(self):
         for name in SCALE_FIELDS:
@@ -102,6 +105,8 @@ class SequentialConfig:
             raise ValueError(f"SequentialConfig.lr must be positive, got {self.lr!r}.")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"SequentialConfig.seed must be an integer, got {self.seed!r}.")
+        if not isinstance(self.text_init, bool):
+            raise ValueError(f"SequentialConfig.text_init must be true or false, got {self.text_init!r}.")
 
     @classmethod
     def help(cls) -> dict[str, str]:
@@ -118,16 +123,29 @@ class SequentialConfig:
         return replace(self, **{name: auto[name] for name in SCALE_FIELDS if getattr(self, name) is None})
 
     def key(self) -> dict[str, object]:
-        """Fields that define the model; scale fields that are off are left out, so the keys of
-        models trained before they existed (ML-100k) are unchanged."""
-        return {k: v for k, v in asdict(self).items() if not (k in SCALE_FIELDS and not v)}
+        """Fields that define the model; scale fields and options that are off are left out, so the
+        keys of models trained before they existed (ML-100k) are unchanged."""
+        return {k: v for k, v in asdict(self).items() if not (k in (*SCALE_FIELDS, "text_init") and not v)}
 
 
 # ---------------------------------------------------------------- the model
 
 
-def build_model(n_items: int, config: SequentialConfig):
-    """A ``SASRec`` module for ``n_items`` catalogue rows (row ``n_items`` is padding)."""
+def text_projection(vectors: np.ndarray, width: int, std: float = 0.02) -> np.ndarray:
+    """[N, width] initial item rows from [N, D] item-text vectors: their top principal components
+    (columns zero-padded when D < width), scaled to the random initialisation's ``std``, so items
+    with similar text start close and an item seen rarely in training keeps a text-based row."""
+    centred = np.asarray(vectors, dtype=np.float64) - np.mean(vectors, axis=0)
+    left, singular, _ = np.linalg.svd(centred, full_matrices=False)
+    k = min(width, len(singular))
+    rows = np.zeros((len(centred), width))
+    rows[:, :k] = left[:, :k] * singular[:k]
+    return (rows * std / max(rows.std(), 1e-12)).astype(np.float32)
+
+
+def build_model(n_items: int, config: SequentialConfig, item_vectors: np.ndarray | None = None):
+    """A ``SASRec`` module for ``n_items`` catalogue rows (row ``n_items`` is padding); with
+    ``item_vectors`` [N, D] (item text) the item rows start from ``text_projection`` of them."""
     import torch
     from transformers import GPT2Config, GPT2Model
 
@@ -140,6 +158,8 @@ def build_model(n_items: int, config: SequentialConfig):
             self.items = torch.nn.Embedding(n_items + 1, config.hidden, padding_idx=n_items)  # [N + 1, D]
             torch.nn.init.normal_(self.items.weight, std=0.02)
             with torch.no_grad():
+                if item_vectors is not None:
+                    self.items.weight[:n_items] = torch.from_numpy(text_projection(item_vectors, config.hidden))
                 self.items.weight[n_items].zero_()
             body = GPT2Config(
                 vocab_size=1,  # unused: items come in as inputs_embeds
@@ -317,6 +337,7 @@ def train_model(
     config: SequentialConfig,
     progress: bool = True,
     max_steps: int | None = None,
+    item_vectors: np.ndarray | None = None,
 ):
     """Train on ``train_sequences`` only; keep the epoch with the best validation NDCG@10.
 
@@ -325,6 +346,7 @@ def train_model(
             of the training CSR. ``config``'s scale fields must be resolved (``SequentialConfig.resolved``).
         valid_cases: validation users (history = the train sequence, target = the next event).
         max_steps: stop after this many optimiser steps (tests); None trains to early stopping.
+        item_vectors: [N, D] item-text vectors the item table starts from (``config.text_init``).
 
     Returns:
         (model on CPU in eval mode, info dict with the curve, best epoch and seconds).
@@ -338,7 +360,7 @@ def train_model(
     precision = os.environ.get("ACCELERATE_MIXED_PRECISION") or ("bf16" if torch.cuda.is_available() else "no")
     accelerator = Accelerator(mixed_precision=precision)
     set_seed(config.seed)
-    model = build_model(n_items, config)
+    model = build_model(n_items, config, item_vectors)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     pairs = train_sequences if isinstance(train_sequences, SequencePairs) else SequencePairs.of(train_sequences)
     if config.max_sequences:  # big logs: a budget of sequences over all epochs
@@ -483,7 +505,13 @@ def load_or_train(
         model.load_state_dict(stored["state"])
         return SequentialRetriever(dataset.catalog, model, config, popularity, json.loads(stored["info"]))
     valid = split.cases("valid", tuning_users(split, config.valid_users or len(split.eval_users), config.seed))
-    model, info = train_model(SequencePairs(*split.train_csr()), valid, len(dataset.catalog), config, progress)
+    vectors = None
+    if config.text_init:
+        from recommender.retrieval.embeddings import SentenceEncoder, item_embeddings
+
+        vectors = item_embeddings(dataset.catalog, SentenceEncoder(), folder, progress=progress)
+    pairs = SequencePairs(*split.train_csr())
+    model, info = train_model(pairs, valid, len(dataset.catalog), config, progress, item_vectors=vectors)
     from accelerate import PartialState
 
     if PartialState().is_main_process:
