@@ -88,8 +88,9 @@ def run(args: argparse.Namespace) -> None:
 
 
 def report(args: argparse.Namespace) -> None:
-    records = [json.loads(line) for line in Path(args.results).read_text().splitlines() if line.strip()]
-    records.sort(key=lambda r: -r["hybrid_NDCG@10"])
+    lines = [json.loads(line) for line in Path(args.results).read_text().splitlines() if line.strip()]
+    latest = {r["variant"]: r for r in lines if "rare_users" in r}  # a variant run again: its last record
+    records = sorted(latest.values(), key=lambda r: -r["hybrid_NDCG@10"])
     print(
         f"Validation only ({records[0]['valid_users']} users, each user's validation event, history masked); "
         f"hybrid weights tuned on the same users. Rare: the {records[0]['rare_users']} users whose validation "

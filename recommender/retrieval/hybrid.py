@@ -248,7 +248,7 @@ def build_components(
     if sequential is not None:
         from recommender.retrieval.sequential import load_or_train
 
-        builders["sequential"] = lambda: load_or_train(dataset, split, sequential, cache_dir)
+        builders["sequential"] = lambda: load_or_train(dataset, split, sequential, cache_dir, encoder=encoder)
     for name, build in builders.items():
         clock = time.perf_counter()
         components[name] = build()

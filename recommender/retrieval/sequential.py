@@ -57,7 +57,8 @@ class SequentialConfig:
     layers: int = field(default=2, metadata={"help": "number of causal transformer blocks"})
     heads: int = field(default=1, metadata={"help": "attention heads per block (hidden must divide by it)"})
     inner: int = field(default=256, metadata={"help": "width of each block's feed-forward layer"})
-    dropout: float = field(default=0.2, metadata={"help": "dropout on embeddings, attention and residuals"})
+    # dropout 0.1 and text_init were chosen on validation users (bench/results/sequential_sweep.md)
+    dropout: float = field(default=0.1, metadata={"help": "dropout on embeddings, attention and residuals"})
     max_len: int = field(default=200, metadata={"help": "most recent history items the model reads"})
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate"})
     batch_size: int = field(default=128, metadata={"help": "training sequences per step"})
@@ -85,7 +86,7 @@ class SequentialConfig:
         },
     )
     text_init: bool = field(
-        default=False, metadata={"help": "start the item table from a projection of the item-text vectors"}
+        default=True, metadata={"help": "start the item table from a projection of the item-text vectors"}
     )
 
     def __post_init__(self):
@@ -464,14 +465,16 @@ class SequentialRetriever(BaseRetriever):
 # ---------------------------------------------------------------- cache
 
 
-def cache_key(dataset: Dataset, config: SequentialConfig) -> dict[str, object]:
-    """What the cached weights must match: the data, the catalogue size and the config."""
-    return {
+def cache_key(dataset: Dataset, config: SequentialConfig, text_encoder: str | None = None) -> dict[str, object]:
+    """What the cached weights must match: the data, the catalogue size, the config and (with
+    ``text_init``) the encoder of the item texts the item table started from."""
+    key = {
         "format": CACHE_FORMAT,
         "fingerprint": dataset.fingerprint(),
         "n_items": len(dataset.catalog),
         "config": config.key(),
     }
+    return key if text_encoder is None else {**key, "text_encoder": text_encoder}
 
 
 def cache_stem(key: dict[str, object]) -> str:
@@ -485,18 +488,23 @@ def load_or_train(
     cache_dir: str | Path | None = None,
     progress: bool = True,
     retrain: bool = False,
+    encoder=None,
 ) -> SequentialRetriever:
     """The sequential retriever for ``dataset``: loaded from the cache, or trained on the train
-    split (early stopping on validation) and cached with its curve (``<stem>.json``, ``.png``)."""
+    split (early stopping on validation) and cached with its curve (``<stem>.json``, ``.png``).
+    ``encoder`` embeds the item texts that ``config.text_init`` starts from (default: the
+    shipped sentence encoder); its name is part of the cache key then."""
     import torch
 
-    from recommender.retrieval.embeddings import default_cache_dir
+    from recommender.retrieval.embeddings import SentenceEncoder, default_cache_dir, encoder_name, item_embeddings
     from recommender.retrieval.hybrid import tuning_users
 
     split = split if split is not None else LeaveOneOutSplit(dataset.interactions)
     config = (config or SequentialConfig()).resolved(len(split.users), len(dataset.catalog), len(split.eval_users))
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    key = cache_key(dataset, config)
+    if config.text_init and encoder is None:
+        encoder = SentenceEncoder()
+    key = cache_key(dataset, config, encoder_name(encoder) if config.text_init else None)
     path = folder / f"{cache_stem(key)}.pt"
     popularity = split.item_popularity(len(dataset.catalog))
     stored = None if retrain else _read(path, key)
@@ -505,11 +513,7 @@ def load_or_train(
         model.load_state_dict(stored["state"])
         return SequentialRetriever(dataset.catalog, model, config, popularity, json.loads(stored["info"]))
     valid = split.cases("valid", tuning_users(split, config.valid_users or len(split.eval_users), config.seed))
-    vectors = None
-    if config.text_init:
-        from recommender.retrieval.embeddings import SentenceEncoder, item_embeddings
-
-        vectors = item_embeddings(dataset.catalog, SentenceEncoder(), folder, progress=progress)
+    vectors = item_embeddings(dataset.catalog, encoder, folder, progress=progress) if config.text_init else None
     pairs = SequencePairs(*split.train_csr())
     model, info = train_model(pairs, valid, len(dataset.catalog), config, progress, item_vectors=vectors)
     from accelerate import PartialState
