@@ -27,7 +27,15 @@ from recommender.retrieval.sequential import (  # noqa: E402
 N_ITEMS = 14
 VALID_ITEM, TEST_ITEM = 12, 13  # every user's last two events: never a training event
 TINY = SequentialConfig(
-    hidden=16, layers=2, heads=2, inner=32, dropout=0.0, max_len=6, batch_size=4, max_epochs=2, patience=1,
+    hidden=16,
+    layers=2,
+    heads=2,
+    inner=32,
+    dropout=0.0,
+    max_len=6,
+    batch_size=4,
+    max_epochs=2,
+    patience=1,
     text_init=False,  # random item rows: no sentence encoder in these tests
 )
 
