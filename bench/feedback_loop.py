@@ -22,6 +22,7 @@ the sequential model's retrain time is read from its cache record, not rerun).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -144,8 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Feedback loop: held-out events replayed through the update paths (ML-100k)",
         "",
-        f"Command: `nice -n 10 python -m bench.feedback_loop --held-out {k} --steps {steps} --repeats {args.repeats}`"
-        f" ({time.strftime('%Y-%m-%d')}, 2 shared CPU cores, a LoRA run beside it). First stage, retrieval only: "
+        f"Command: `python -m bench.feedback_loop --held-out {k} --steps {steps} --repeats {args.repeats}`"
+        f" ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores, load average {os.getloadavg()[0]:.1f}). "
+        "First stage, retrieval only: "
         f"{first_stage}, built without each user's last {k} events. {len(users)} users x {steps} steps = "
         f"{len(pooled['stale'])} predictions of the next held-out event, history masked.",
         "",
