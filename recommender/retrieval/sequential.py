@@ -9,6 +9,8 @@ The model is built from the field's parts, not a hand-rolled attention stack: a 
 ``GPT2Model`` (learned positions, causal pre-LN blocks) fed ``inputs_embeds`` from an item table
 with one extra padding row; its output is tied to the same table (``hidden @ items.T``), and it
 learns with full-softmax cross-entropy over the catalogue at every position (SASRec+ recipe).
+With ``text_init`` (the default) the item table starts from the top principal components of
+the items' text vectors, so rarely seen items sit beside items with similar text.
 
 Only the TRAIN split is seen in training (``LeaveOneOutSplit.train_sequences()``); the epoch is
 chosen on validation NDCG@10 with the history masked. Weights are cached beside the item
