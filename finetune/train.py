@@ -145,18 +145,17 @@ def start_from_adapter(model, config: FinetuneConfig, prompt) -> Path | None:
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    from recommender.llm.loading import read_adapter_metadata
     from recommender.pipeline import _tuned_settings, shipped_adapter
 
     name = config.train.init_adapter
     folder = shipped_adapter() if name == "default" else Path(name).expanduser()
     if folder is None:
         raise ConfigError("train.init_adapter is 'default' but no shipped adapter is installed.")
-    read_adapter_metadata(folder)  # a missing folder or metadata file fails here, naming it
+    # The prompt settings serving reads from the adapter; a missing folder or metadata file fails here, naming it.
+    recorded = _tuned_settings(folder)
     if not (folder / "adapter_config.json").is_file() or not (folder / "adapter_model.safetensors").is_file():
         raise ConfigError(f"train.init_adapter {folder} holds no adapter_config.json + adapter_model.safetensors.")
     shape = json.loads((folder / "adapter_config.json").read_text())
-    recorded = _tuned_settings(folder)  # the prompt settings serving reads from the adapter
     wanted = {
         "lora.r": (shape.get("r"), config.lora.r),
         "lora.alpha": (shape.get("lora_alpha"), config.lora.alpha),
