@@ -49,6 +49,8 @@ VALID_USERS = 2_000  # more validation users than this: a seeded sample of them 
 FULL_SOFTMAX_ITEMS = 20_000  # more items than this: sampled softmax with NEGATIVES uniform negatives
 NEGATIVES = 2_048
 SCALE_FIELDS = ("epoch_users", "max_sequences", "valid_users", "negatives")  # 0 = off; left out of keys when off
+# Fields added after models were cached: left out of the cache key when 0 / False (off), so those keys stay valid.
+KEYED_WHEN_ON = (*SCALE_FIELDS, "text_init")
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ class SequentialConfig:
     def key(self) -> dict[str, object]:
         """Fields that define the model; scale fields and options that are off are left out, so the
         keys of models trained before they existed (ML-100k) are unchanged."""
-        return {k: v for k, v in asdict(self).items() if not (k in (*SCALE_FIELDS, "text_init") and not v)}
+        return {k: v for k, v in asdict(self).items() if not (k in KEYED_WHEN_ON and not v)}
 
 
 # ---------------------------------------------------------------- the model
