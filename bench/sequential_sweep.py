@@ -26,7 +26,7 @@ from recommender.data.loaders import load_dataset
 from recommender.data.split import LeaveOneOutSplit
 from recommender.evaluation.metrics import full_ranks, hit_rate, ndcg
 from recommender.retrieval.hybrid import build_default_retriever
-from recommender.retrieval.sequential import SequentialConfig, load_or_train
+from recommender.retrieval.sequential import SequentialConfig
 
 RARE = 20  # a validation target with at most this many train events counts as a rare item
 
@@ -34,16 +34,18 @@ RARE = 20  # a validation target with at most this many train events counts as a
 def parse_variant(text: str) -> tuple[str, SequentialConfig]:
     """``name:key=value,key=value`` -> (name, SequentialConfig with those fields changed)."""
     name, _, settings = text.partition(":")
-    types = {f.name: f.type for f in fields(SequentialConfig)}
+    defaults = {f.name: f.default for f in fields(SequentialConfig)}
     changes: dict[str, object] = {}
     for pair in filter(None, settings.split(",")):
         key, _, value = pair.partition("=")
-        if key not in types:
-            raise SystemExit(f"--variant {text!r}: SequentialConfig has no field {key!r} (fields: {', '.join(types)}).")
-        if key == "text_init":
+        if key not in defaults:
+            known = ", ".join(defaults)
+            raise SystemExit(f"--variant {text!r}: SequentialConfig has no field {key!r} (fields: {known}).")
+        default = defaults[key]  # its type says how to read the value (None: an automatic integer field)
+        if isinstance(default, bool):
             changes[key] = value.lower() in ("1", "true", "yes")
         else:
-            changes[key] = float(value) if key in ("dropout", "lr") else int(value)
+            changes[key] = float(value) if isinstance(default, float) else int(value)
     return name or "base", replace(SequentialConfig(), **changes)
 
 
@@ -57,17 +59,18 @@ def run(args: argparse.Namespace) -> None:
     histories = [case.history for case in cases]
     popularity = split.item_popularity(len(dataset.catalog))
     rare = np.array([popularity[case.target] <= RARE for case in cases])  # targets seen rarely in training
+    default_key = SequentialConfig().key()
     for name, config in map(parse_variant, args.variant):
         start = time.perf_counter()
-        model = load_or_train(dataset, split, config, args.cache_dir, progress=False)
-        seconds = time.perf_counter() - start
         hybrid = build_default_retriever(dataset, split, cache_dir=args.cache_dir, sequential=config)
+        seconds = time.perf_counter() - start  # trains the variant (or loads it) and tunes the weights
+        model = hybrid.components["sequential"]
         ranks = full_ranks(hybrid.score_batch(histories), cases)
         own = full_ranks(model.score_batch(histories), cases)
         info = model.info
         record = {
             "variant": name,
-            "changes": {k: v for k, v in config.key().items() if v != SequentialConfig().key().get(k)},
+            "changes": {k: v for k, v in config.key().items() if v != default_key.get(k)},
             "valid_users": len(cases),
             "seq_NDCG@10": info["best_valid_NDCG@10"],
             "rare_users": int(rare.sum()),
