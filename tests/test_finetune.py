@@ -339,3 +339,15 @@ def test_output_folder_of_another_run_is_refused_unless_overwrite(tmp_path):
 def test_every_shipped_recipe_loads(recipe):
     config = load_config(Path(__file__).parents[1] / "finetune" / "configs" / recipe)
     assert config.output_dir.startswith("runs/")
+
+
+def test_the_feedback_recipe_fits_the_shipped_adapter_it_starts_from():
+    # start_from_adapter refuses a LoRA of another shape; this keeps the recipe in step with the shipped adapter.
+    root = Path(__file__).parents[1]
+    config = load_config(root / "finetune" / "configs" / "ml100k_feedback_cpu.yaml")
+    shape = json.loads((root / "finetune" / "adapters" / "ml100k-smollm2" / "adapter_config.json").read_text())
+    smollm2_layers = 30
+    assert config.train.init_adapter == "default"
+    assert (shape["r"], shape["lora_alpha"]) == (config.lora.r, config.lora.alpha)
+    assert sorted(shape["target_modules"]) == sorted(config.lora.target_modules)
+    assert shape["layers_to_transform"] == list(range(smollm2_layers - config.lora.top_layers, smollm2_layers))
