@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from recommender.chat.replies import repeats_itself
 from recommender.data import Catalog, Item
 from recommender.data.titles import ARTICLES, TitleMatcher, fold
 from recommender.llm.prompting import render_explain
@@ -34,6 +35,7 @@ DEFAULT_WINDOW = 10  # history items ablated by default (the most recent ones)
 DEFAULT_TOP_K = 3  # positive influencers handed to the explanation
 DEFAULT_MAX_NEW_TOKENS = 60
 EXPLAIN_HISTORY = 5  # history lines shown in the explain prompt (the top influencers first)
+MIN_DISTINCT_WORDS = 4  # fewer distinct words than this is no explanation
 CARD_INFLUENCERS = 3  # influencers shown on a recommendation card
 
 
@@ -406,8 +408,11 @@ def generate_checked(
     if check.invented:
         names = "; ".join(f"{phrase!r} ({kind})" for phrase, kind in check.invented)
         return raw, None, f"generation names films outside the history: {names}", check.invented
-    if len(text.split()) < 4:
+    # Distinct words: a line-scoring adapter's free text can be "F F F F" (four words, one distinct).
+    if len(set(re.findall(r"[\w']+", text.lower()))) < MIN_DISTINCT_WORDS:
         return raw, None, "generation was empty or too short", ()
+    if repeats_itself(text):
+        return raw, None, "generation repeats itself", ()
     return raw, text, "", ()
 
 

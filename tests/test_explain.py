@@ -200,6 +200,24 @@ def test_fallback_when_generation_returns_nothing(generator):
     assert explanation.path == "fallback" and explanation.reason
 
 
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        # bench/explain.py with the 12-layer ranking adapter merged: its free text degenerates
+        ("F\n\nF\n\nF\n\n\nF", "generation was empty or too short"),
+        ("The 1995, 1995\n\nThe 1995, 1995\n\nThe 1995, 1995\n\nThe 19", "generation was empty or too short"),
+        (
+            "Fargo is a classic crime drama that is both a classic crime drama and a classic crime drama.",
+            "generation repeats itself",
+        ),
+    ],
+)
+def test_fallback_when_generation_degenerates(raw, reason):
+    explanation = _explain(saying(raw))
+    assert explanation.path == "fallback" and explanation.reason == reason
+    assert explanation.raw_generation == raw and TitleChecker(CATALOG).check(explanation.text, ALLOWED).ok
+
+
 def test_generated_path_keeps_a_grounded_answer():
     text = "Since you enjoyed The Usual Suspects and Seven, Fargo's dark crime story should suit you."
     explanation = _explain(saying(text))
