@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = Recommender.from_pretrained("ml-100k", adapter=args.adapter)
     pipeline.scorer.batch_size = args.batch_size
     catalog, split, scorer = pipeline.catalog, pipeline.split, pipeline.scorer
+    writer = pipeline.text_writer()  # the base model when a ranking adapter is merged, as served
     cooccurrence = getattr(pipeline.retriever, "components", {}).get("cooccurrence")
     checker = TitleChecker(catalog)
     rng = np.random.default_rng(args.seed)
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             preview = explain_item(None, catalog, history_items, item, values, cooccurrence=cooccurrence)
             messages.append(explain_messages(history_items, item, preview.evidence))
         try:
-            raws: list = generate_batch(scorer, messages, args.max_new_tokens)
+            raws: list = generate_batch(writer, messages, args.max_new_tokens)
         except Exception as error:  # the explanations fall back; the bench records why
             raws = [error] * len(staged)
         generation = (time.perf_counter() - t0) / len(staged)

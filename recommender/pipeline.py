@@ -88,6 +88,7 @@ class Recommender:
         self.split = LeaveOneOutSplit(dataset.interactions)
         self.prompt = ranking_prompt(config.template, config.max_history)  # renders and reads every LLM call
         self._evidence = None  # built on first use by prompts that show evidence
+        self._writer = None  # the base model that writes free text, loaded on first use (``text_writer``)
         self._title_index = {_fold(item.title): item.id for item in self.catalog.items}
         self._title_index.update({_fold(item.display_title()): item.id for item in self.catalog.items})
 
@@ -390,6 +391,25 @@ class Recommender:
             raise ValueError("this Recommender was built without an LLM (retrieval_only=True); load one to score.")
         return self.scorer
 
+    def text_writer(self):
+        """What writes free text (explanations, chat replies): the scorer itself, or, when a ranking
+        adapter is merged into it, the same base model without the adapter, loaded once. The adapter
+        learned to score candidate lines; its merged weights write degenerate text ("F F F F": 77 of
+        100 explanations in bench/explain.py with the 12-layer adapter)."""
+        scorer = self._require_scorer()
+        loaded = getattr(scorer, "loaded", None)
+        if loaded is None or loaded.adapter_path is None:
+            return scorer
+        if self._writer is None:
+            from recommender.llm.loading import load_model
+            from recommender.llm.scoring import LLMScorer
+
+            # "fast": bf16 where the CPU computes it natively; generated tokens are memory-bound.
+            quantize = "4bit" if loaded.quantization == "4bit" else "none"
+            base = load_model(loaded.source, adapter=None, quantize=quantize, device=loaded.device, dtype="fast")
+            self._writer = LLMScorer(base)
+        return self._writer
+
     def rank(self, history: Sequence[str | int], candidates: Sequence[str | int]) -> list[tuple[str, float]]:
         """Candidates (ids or titles) ordered by the LLM's one-pass ranking score, best first."""
         scores = self.score(history, candidates, mode="rank")
@@ -556,11 +576,12 @@ class Recommender:
         as the chat cards), the evidence, and a grounded sentence (``explain.Explanation``).
 
         The prompt's candidates are the retriever's top-N for this history, with ``item`` kept at
-        its retrieval position (or in the last slot when it was not retrieved).
+        its retrieval position (or in the last slot when it was not retrieved). The sentence is
+        written by ``options["writer"]`` when given, else by ``text_writer()``.
         """
         from recommender.explain import explain_item
 
-        scorer = self._require_scorer()
+        writer = options.pop("writer", None) or self.text_writer()  # fails first without an LLM
         history_ids, _ = self.resolve_items(history)
         target, unknown = self.resolve_items([item])
         if unknown or not target:
@@ -578,7 +599,7 @@ class Recommender:
             base_score = float(base[column])
         components = getattr(self.retriever, "components", {})
         options.setdefault("cooccurrence", components.get("cooccurrence"))
-        explanation = explain_item(scorer, self.catalog, self._items(history_ids), target_item, values, **options)
+        explanation = explain_item(writer, self.catalog, self._items(history_ids), target_item, values, **options)
         explanation.evidence.update(
             {"base_score": base_score, "window": window, "candidates": len(rows), "prompt": self.prompt.version}
         )

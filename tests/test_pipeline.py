@@ -1,6 +1,8 @@
 """The Recommender facade with a hand-written scorer: ordering, blending, filters, bad input."""
 
 import re
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -206,3 +208,22 @@ def test_influences_name_the_history_items_that_moved_the_score(dataset):
     assert babe.influences[0][0] == "1" and babe.influences[0][1] > 0
     assert all(item_id != "2" for item_id, _ in babe.influences)  # Fargo did not move it
     assert all(r.influences == () for r in make(dataset, HistoryScorer()).recommend(history=["1"], k=3))
+
+
+def test_text_writer_is_the_scorer_without_an_adapter_and_the_base_model_once_with_one(dataset, monkeypatch):
+    import recommender.llm.loading as loading
+    import recommender.llm.scoring as scoring
+
+    plain = SimpleNamespace(loaded=SimpleNamespace(adapter_path=None))
+    assert make(dataset, plain).text_writer() is plain
+
+    loads = []
+    monkeypatch.setattr(loading, "load_model", lambda source, **kw: loads.append((source, kw)) or "base model")
+    monkeypatch.setattr(scoring, "LLMScorer", lambda loaded: SimpleNamespace(loaded=loaded))
+    tuned = SimpleNamespace(
+        loaded=SimpleNamespace(adapter_path=Path("adapter"), source="my-model", quantization="none", device="cpu")
+    )
+    pipeline = make(dataset, tuned)
+    writer = pipeline.text_writer()
+    assert writer.loaded == "base model" and pipeline.text_writer() is writer
+    assert loads == [("my-model", {"adapter": None, "quantize": "none", "device": "cpu", "dtype": "fast"})]

@@ -439,20 +439,14 @@ def build_app(pipeline: Any, store: Any, default_k: int = 10, llm_reply: bool = 
 
 
 def reply_writer(pipeline: Any, config: ChatServerConfig) -> Any:
-    """The model that writes replies: with ``reply_model="base"`` and a ranking adapter merged into the
-    pipeline's model, the same base model without it (the adapter learned to score candidate lines,
-    and its merged weights loop in free text: 0 of 20 replies passed the gate in bench/chat_replies.py).
-    None means the pipeline's own scorer."""
-    loaded = getattr(getattr(pipeline, "scorer", None), "loaded", None)
-    if config.reply_model != "base" or loaded is None or getattr(loaded, "adapter_path", None) is None:
+    """The model that writes replies: with ``reply_model="base"``, ``Recommender.text_writer()`` (the
+    base model without a merged ranking adapter, whose weights loop in free text: 0 of 20 replies
+    passed the gate in bench/chat_replies.py; explanations use the same one). None means the
+    pipeline's own scorer."""
+    if config.reply_model != "base" or getattr(pipeline, "scorer", None) is None:
         return None
-    from recommender.llm.loading import load_model
-    from recommender.llm.scoring import LLMScorer
-
-    # "fast": bf16 where the CPU computes it natively; a reply is ~25 tokens, each memory-bound.
-    return LLMScorer(
-        load_model(config.model, adapter=None, quantize=config.quantize, device=config.device, dtype="fast")
-    )
+    writer = pipeline.text_writer()
+    return None if writer is pipeline.scorer else writer
 
 
 def serve(config: ChatServerConfig, block: bool = True) -> gr.Blocks:

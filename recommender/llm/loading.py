@@ -53,6 +53,7 @@ class LoadedModel:
     device: str = "cpu"
     dtype: str = "float32"
     quantization: str = "none"  # "none" or "4bit"
+    source: str | Path | None = None  # the ``model`` argument it was loaded from (None: the embedded default)
 
     def describe(self) -> str:
         """One line for logs and result tables."""
@@ -329,6 +330,7 @@ def load_model(
         device=device,
         dtype=str(dtype).removeprefix("torch."),
         quantization="4bit" if four_bit else "none",
+        source=model,
     )
 
 
