@@ -133,10 +133,11 @@ def cowatch_counts(sims: np.ndarray, seen: np.ndarray, candidates: np.ndarray, n
     return ((masked >= threshold) & (masked > 0))[:, candidates].sum(axis=0).astype(np.float64)
 
 
-def prefix_lists(hybrid, split, catalogue: CatalogueFeatures, cases: list[EvalCase], k: int, train_rows=None) -> Lists:
+def prefix_lists(
+    scorer: PrefixScorer, catalogue: CatalogueFeatures, cases: list[EvalCase], k: int, train_rows=None
+) -> Lists:
     """Lists scored by ``PrefixScorer`` (hybrid without a sequential model); ``train_rows`` gives
     each case's whole train sequence, whose later items are removed from the counts."""
-    scorer = PrefixScorer(hybrid, split.train_sequences())
     out, ranks = Lists(k), []
     for case in cases:
         history = np.asarray(case.history)
@@ -185,28 +186,31 @@ def served_lists(stage, split, catalogue: CatalogueFeatures, cases: list[EvalCas
     return out
 
 
-def training_lists(args, dataset, split, catalogue: CatalogueFeatures) -> tuple[Lists, str]:
-    """Lists to fit on, never a validation or test event, and a sentence saying how they were made."""
-    k, rng = args.candidates, np.random.default_rng(args.seed)
-    if args.first_stage == "hybrid":
-        cases = []
-        for user in split.users:
-            sequence = split.train(user)
-            positions = np.arange(5, len(sequence))
-            for t in rng.choice(positions, min(args.prefixes, len(positions)), replace=False) if len(positions) else ():
-                cases.append(EvalCase(user, sequence[:t], int(sequence[t])))
-        hybrid = build_default_retriever(dataset, split)
-        lists = prefix_lists(hybrid, split, catalogue, cases, k, train_rows=split.train_sequences())
-        return lists, f"{len(lists.targets)} train-prefix lists ({args.prefixes} prefixes per user, seed {args.seed})"
+def prefix_training_lists(args, split, scorer: PrefixScorer, catalogue: CatalogueFeatures) -> tuple[Lists, str]:
+    """Lists at sampled prefixes of train sequences (never a validation or test event), and a sentence
+    saying how they were made."""
+    rng = np.random.default_rng(args.seed)
+    cases = []
+    for user in split.users:
+        sequence = split.train(user)
+        positions = np.arange(5, len(sequence))
+        for t in rng.choice(positions, min(args.prefixes, len(positions)), replace=False) if len(positions) else ():
+            cases.append(EvalCase(user, sequence[:t], int(sequence[t])))
+    lists = prefix_lists(scorer, catalogue, cases, args.candidates, train_rows=split.train_sequences())
+    return lists, f"{len(lists.targets)} train-prefix lists ({args.prefixes} prefixes per user, seed {args.seed})"
+
+
+def held_out_training_lists(args, dataset, split) -> tuple[Lists, str]:
+    """Lists at each user's last ``--held-out`` train events, ranked by a shadow first stage built
+    without them, and a sentence saying how they were made."""
     from recommender.finetune.examples import held_out_cases
 
     shadow = without_last_events(dataset, args.held_out + 2)
     shadow_split = LeaveOneOutSplit(shadow.interactions)
     stage = build_default_retriever(shadow, shadow_split, sequential=SequentialConfig())
     # Popularity from the shadow's own counts: the full split's would count each target once more.
-    lists = served_lists(
-        stage, shadow_split, CatalogueFeatures(dataset, shadow_split), held_out_cases(split, args.held_out), k
-    )
+    catalogue = CatalogueFeatures(dataset, shadow_split)
+    lists = served_lists(stage, shadow_split, catalogue, held_out_cases(split, args.held_out), args.candidates)
     return lists, (
         f"{len(lists.targets)} lists at each user's last {args.held_out} train events, ranked by a shadow first stage "
         "built without them (as `finetune` with `examples: held_out`)"
@@ -242,10 +246,12 @@ def main(args: argparse.Namespace) -> None:
     split = LeaveOneOutSplit(dataset.interactions)
     catalogue = CatalogueFeatures(dataset, split)
     k = args.candidates
-    train, how = training_lists(args, dataset, split, catalogue)
     if args.first_stage == "hybrid":
-        valid = prefix_lists(build_default_retriever(dataset, split), split, catalogue, split.cases("valid"), k)
+        scorer = PrefixScorer(build_default_retriever(dataset, split), split.train_sequences())  # built once
+        train, how = prefix_training_lists(args, split, scorer, catalogue)
+        valid = prefix_lists(scorer, catalogue, split.cases("valid"), k)
     else:
+        train, how = held_out_training_lists(args, dataset, split)
         stage = build_default_retriever(dataset, split, sequential=SequentialConfig())
         valid = served_lists(stage, split, catalogue, split.cases("valid"), k)
 
