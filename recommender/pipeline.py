@@ -405,8 +405,9 @@ class Recommender:
             from recommender.llm.scoring import LLMScorer
 
             # "fast": bf16 where the CPU computes it natively; generated tokens are memory-bound.
-            quantize = "4bit" if loaded.quantization == "4bit" else "none"
-            base = load_model(loaded.source, adapter=None, quantize=quantize, device=loaded.device, dtype="fast")
+            base = load_model(
+                loaded.source, adapter=None, quantize=loaded.quantization, device=loaded.device, dtype="fast"
+            )
             self._writer = LLMScorer(base)
         return self._writer
 
