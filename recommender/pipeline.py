@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recommender.calibration import calibrate_catalog
 from recommender.data import Dataset, Item
 from recommender.data.split import LeaveOneOutSplit
 from recommender.explain import drop_one_influence, positive_influencers
@@ -188,6 +189,7 @@ class Recommender:
         filters: Filters | None = None,
         diversity: float = 0.0,
         influence_window: int = 0,
+        calibration: float = 0.0,
     ) -> RecommendationList:
         """Top-``k`` items for a dataset user or an explicit history (ids or titles, oldest first).
 
@@ -197,13 +199,17 @@ class Recommender:
                 last W history items on its LLM score (drop-one ablation: W more prompts, one batch).
             filters: hard constraints applied before top-K; the user's seen items are excluded by default.
             diversity: 0..1, re-ranks the final list by maximal marginal relevance over item embeddings.
+            calibration: 0..1, re-ranks the final list toward the genre mix of the history (Steck's
+                calibrated re-ranking, ``recommender.calibration``); 0 leaves it unchanged. Not with diversity.
         """
         if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
             raise ValueError(f"k must be a positive integer, got {k!r}.")
         if not 0.0 <= diversity <= 1.0:
             raise ValueError(f"diversity must be within [0, 1], got {diversity}.")
+        if not 0.0 <= calibration <= 1.0 or (calibration > 0 and diversity > 0):
+            raise ValueError(f"calibration must be within [0, 1] and not combined with diversity, got {calibration}.")
         ids, unknown = self._history(user_id, history)
-        pool_size = max(k, self.config.llm_candidates) * (2 if diversity > 0 else 1)
+        pool_size = max(k, self.config.llm_candidates) * (2 if diversity > 0 or calibration > 0 else 1)
         candidates = self.retriever.retrieve(ids, pool_size, query=query, filters=filters)
         unknown += candidates.unknown_history
         if len(candidates) == 0:
@@ -215,6 +221,9 @@ class Recommender:
             if vectors is not None:
                 picked = mmr(final[order], vectors[candidates.items[order]], k, diversity)
                 order = order[picked]
+        if calibration > 0:
+            rows = candidates.items[order]
+            order = order[calibrate_catalog(self.catalog, self._rows(ids), rows, final[order], k, calibration)]
         version = self.prompt.version if self.scorer is not None else "retrieval-only"
         history_items = self._items(ids)
         out = []

@@ -2,6 +2,7 @@
 
 recommender recommend --user 1 -k 10
 recommender recommend --history "Toy Story; Fargo" --query "something funny" --json
+recommender recommend --user 1 --calibration 0.5     # the list's genre mix nearer the history's
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-k", type=int, default=10, help="number of items (default 10)")
     parser.add_argument("--query", default=None, help="free text blended into retrieval")
     parser.add_argument("--diversity", type=float, default=0.0, help="0..1 maximal-marginal-relevance re-ranking")
+    parser.add_argument(
+        "--calibration", type=float, default=0.0,
+        help="0..1 genre-calibrated re-ranking toward the history's genre mix (Steck 2018; not with --diversity)",
+    )  # fmt: skip
     parser.add_argument("--retrieval-only", action="store_true", help="skip the LLM stage")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     add_model_arguments(parser)
@@ -44,8 +49,9 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     history = [part.strip() for part in args.history.split(";") if part.strip()] if args.history else None
     results = recommender.recommend(
-        user_id=args.user, history=history, k=args.k, query=args.query, diversity=args.diversity
-    )
+        user_id=args.user, history=history, k=args.k, query=args.query, diversity=args.diversity,
+        calibration=args.calibration,
+    )  # fmt: skip
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=1))
         return 0
