@@ -1,6 +1,7 @@
 """``recommender evaluate``: every method side by side on one split, one seed, one user sample.
 
 recommender evaluate --dataset ml-100k --split test --users 200 --output runs/eval-test
+recommender evaluate --split test --report fairness --output runs/eval-test   # + per-group tables, item side
 recommender evaluate --task rating --split test --output runs/rating   # add --adapter PATH for a rating adapter
 accelerate launch --multi_gpu --num_processes 2 -m recommender.cli evaluate ...   # users split over 2 processes
 """
@@ -50,6 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="--task rating: validation users that tune each LLM row's blend weight with SVD (0: no blend rows)",
     )  # fmt: skip
     parser.add_argument("--output", default="runs/eval", help="folder for metrics.json, metrics.md, metrics.png")
+    parser.add_argument(
+        "--report", default=None, choices=("fairness",),
+        help="fairness: also write fairness.md/.json/.png (quality per user group, each LLM row's effect per group "
+        "against the hybrid, exposure by popularity bucket, genre calibration), recommender.evaluation.fairness_report",
+    )  # fmt: skip
     add_model_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -102,10 +108,28 @@ def run(args: argparse.Namespace) -> int:
     # Per-user target ranks in user order, for paired comparisons with methods run elsewhere
     # (``recommender.evaluation.metrics.paired_ndcg_difference``; bench/external_sasrec keeps the same).
     ranks = {m: r.ranks.astype(int).tolist() for m, r in merged.items() if r is not None}
-    (folder / "ranks.json").write_text(json.dumps({"users": [str(u) for u in users], "ranks": ranks}) + "\n")
+    record = {"users": [str(u) for u in users], "split": args.split, "seed": args.seed, "ranks": ranks}
+    (folder / "ranks.json").write_text(json.dumps(record) + "\n")
+    lists = {m: r.top_lists for m, r in merged.items() if r is not None}
+    np.savez_compressed(folder / "lists.npz", **{m: _padded(top) for m, top in lists.items()})  # [U, 10], -1 pads
+    if args.report == "fairness":
+        from recommender.evaluation.fairness_report import run_report
+        from recommender.evaluation.protocol import LLM_METHODS
+
+        pairs = {m: "hybrid" for m in lists if m in LLM_METHODS}  # each LLM row against its own first stage
+        arrays = {m: r.ranks for m, r in merged.items() if r is not None}
+        run_report(folder, dataset, split, args.split, users, arrays, lists, pairs, header, args.seed)
     print((folder / "metrics.md").read_text())
-    print(f"written to {folder}/metrics.json, metrics.md, metrics.png, ranks.json")
+    print(f"written to {folder}/metrics.json, metrics.md, metrics.png, ranks.json, lists.npz")
     return 0
+
+
+def _padded(top_lists: list[np.ndarray], k: int = 10) -> np.ndarray:
+    """[U, k] catalogue rows of each top-k list, -1 where a list is shorter."""
+    block = np.full((len(top_lists), k), -1, dtype=np.int64)
+    for u, row in enumerate(top_lists):
+        block[u, : len(row)] = np.asarray(row, dtype=np.int64)[:k]
+    return block
 
 
 def _selection_users(args, methods, dataset, split) -> list[str]:
