@@ -134,6 +134,9 @@ def test_group_quality_flags_small_groups_and_computes_means():
     assert low <= rows["a"]["gap"] <= high
     gap = largest_gap(ranks, grouping, resamples=200)
     assert gap["best"] == "a" and gap["worst"] == "b" and gap["gap"] == pytest.approx(1.0) and gap["groups"] == 2
+    assert gap["ci"] == pytest.approx((1.0, 1.0)) and gap["p"] < 0.01
+    null = largest_gap(np.arange(60) % 7 + 1, Grouping("toy", labels[:60], ("a", "b")), resamples=200)
+    assert null["p"] > 0.05 and null["ci"][0] < 0 < null["ci"][1]  # same ranks in both groups: no gap
 
 
 def test_paired_by_group():

@@ -103,13 +103,15 @@ def group_table(quality: dict[str, list[dict]], gaps: dict[str, dict | None], at
             lines.append("| " + " | ".join(cells + [_cell(r["gap"], r["gap_ci"], signed=True)]) + " |")
     lines += [
         "",
-        f"Largest {attribute} gap (best minus worst group of >= {MIN_USERS} users, within-group bootstrap):",
+        f"Largest {attribute} gap: best minus worst group of >= {MIN_USERS} users (the interval is that pair's, "
+        "picked for being far apart; p: permutation test of the spread against no gap between any groups):",
         "",
     ]
-    lines += ["| method | best | worst | NDCG@10 gap [95%] |", "| --- | --- | --- | ---: |"]
+    lines += ["| method | best | worst | NDCG@10 gap [95%] | p (no gap) |", "| --- | --- | --- | ---: | ---: |"]
     for method, gap in gaps.items():
         if gap is not None:
-            lines.append(f"| {method} | {gap['best']} | {gap['worst']} | {_cell(gap['gap'], gap['ci'])} |")
+            cells = [method, gap["best"], gap["worst"], _cell(gap["gap"], gap["ci"], True), f"{gap['p']:.3f}"]
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
