@@ -68,9 +68,9 @@ def groupings(
     activity tercile from train-event counts and history-length buckets, in ``users`` order."""
     out = []
     for name in ("gender", "age", "occupation"):
-        values = [attributes.get(name, {}).get(user, "unknown") for user in users]
         if name not in attributes:
             continue
+        values = [attributes[name].get(user, "unknown") for user in users]
         if name == "age" and all(v.isdigit() for v in values):
             out.append(age_bands([int(v) for v in values]))
         else:
