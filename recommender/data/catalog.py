@@ -9,8 +9,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # both modules import this one
+    from recommender.data.knowledge import KnowledgeGraph
+    from recommender.data.users import UserAttributes
 
 
 class DataError(ValueError):
@@ -192,6 +197,8 @@ class LoadReport:
     unknown_item_events: int = 0
     short_history_users: int = 0
     notes: tuple[str, ...] = ()
+    unknown_item_links: int = 0  # knowledge-graph links whose item is not in the catalogue
+    absent_user_rows: int = 0  # user-attribute rows whose user has no interactions
 
     def lines(self) -> list[str]:
         out = []
@@ -199,19 +206,28 @@ class LoadReport:
             out.append(f"dropped {self.unknown_item_events} interactions whose item is not in the catalogue")
         if self.short_history_users:
             out.append(f"{self.short_history_users} users have fewer than 3 events: kept for training, not evaluated")
+        if self.unknown_item_links:
+            out.append(f"dropped {self.unknown_item_links} knowledge-graph links whose item is not in the catalogue")
+        if self.absent_user_rows:
+            out.append(f"dropped {self.absent_user_rows} user-attribute rows of users without interactions")
         return out + list(self.notes)
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """A catalogue, its interactions and the loader's report."""
+    """A catalogue, its interactions and the loader's report; optionally the knowledge graph
+    of its items (``<name>.kg`` + ``<name>.link``) and the attributes of its users (``<name>.user``)."""
 
     name: str
     catalog: Catalog
     interactions: Interactions
     report: LoadReport
+    knowledge: KnowledgeGraph | None = field(default=None, repr=False)
+    users: UserAttributes | None = field(default=None, repr=False)
 
     def fingerprint(self) -> str:
+        """Catalogue and interactions only: what caches of embeddings, models and weights are
+        built from. Components built on ``knowledge`` key on ``KnowledgeGraph.fingerprint()``."""
         return f"{self.catalog.fingerprint()}-{self.interactions.fingerprint()}"
 
     def summary(self) -> str:

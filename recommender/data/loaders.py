@@ -13,7 +13,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,8 @@ from recommender.assets import find_ml100k
 from recommender.data.catalog import Catalog, DataError, Dataset, Interactions, Item, LoadReport, build_interactions
 from recommender.data.columnar import ID, NUMBER, IdColumn, Layout, first_line, read_columns, split_header
 from recommender.data.columnar import number as _number
+from recommender.data.knowledge import load_knowledge
+from recommender.data.users import load_users
 
 MIN_EVAL_EVENTS = 3
 ML100K_GENRES = (
@@ -218,7 +220,9 @@ def _first_present(columns: Mapping[str, int], names: tuple[str, ...]) -> str | 
 
 
 def load_recbole(folder: str | Path, name: str | None = None, encoding: str = "utf-8") -> Dataset:
-    """Load ``<name>.inter`` and ``<name>.item`` from a RecBole atomic-file folder."""
+    """Load ``<name>.inter`` and ``<name>.item`` from a RecBole atomic-file folder, plus the
+    knowledge graph (``<name>.kg`` and ``<name>.link``) and user attributes (``<name>.user``)
+    when the folder has them (``Dataset.knowledge`` / ``Dataset.users``, else None)."""
     folder = Path(folder)
     name = name or folder.name
     item_path, inter_path = folder / f"{name}.item", folder / f"{name}.inter"
@@ -254,7 +258,31 @@ def load_recbole(folder: str | Path, name: str | None = None, encoding: str = "u
     names = {"user": "user_id", "item": "item_id", "timestamp": "timestamp", "rating": "rating"}
     plain = [field.partition(":")[0].strip() for field in header]
     events, _ = _read_with_header(inter_path, encoding, "\t", False, header_line, plain, names)
-    return _finish_columns(name, catalog, events, inter_path)
+    return _with_side_files(_finish_columns(name, catalog, events, inter_path), folder, name, encoding)
+
+
+def _with_side_files(dataset: Dataset, folder: Path, name: str, encoding: str) -> Dataset:
+    """``dataset`` with the optional ``.kg`` + ``.link`` and ``.user`` files of its folder; their
+    dropped rows are counted in the report. Without them the dataset is returned unchanged."""
+    kg, link, user = (folder / f"{name}{suffix}" for suffix in (".kg", ".link", ".user"))
+    knowledge = users = None
+    notes = list(dataset.report.notes)
+    if kg.is_file() and link.is_file():
+        knowledge = load_knowledge(dataset.catalog, kg, link, encoding)
+    elif kg.is_file() or link.is_file():
+        found, lacking = (kg, link) if kg.is_file() else (link, kg)
+        notes.append(f"{found.name} found without {lacking.name}: no knowledge graph loaded")
+    if user.is_file():
+        users = load_users(user, dataset.interactions, encoding=encoding)
+    if knowledge is None and users is None and len(notes) == len(dataset.report.notes):
+        return dataset
+    report = replace(
+        dataset.report,
+        notes=tuple(notes),
+        unknown_item_links=knowledge.unknown_item_links if knowledge is not None else 0,
+        absent_user_rows=users.absent_users if users is not None else 0,
+    )
+    return replace(dataset, report=report, knowledge=knowledge, users=users)
 
 
 # ---------------------------------------------------------------- MovieLens raw files
