@@ -21,6 +21,9 @@ def titles(catalog, ids) -> list[str]:
     return [catalog[i].title for i in ids]
 
 
+STAR_TREK = ["Star Trek: First Contact", "Star Trek VI: The Undiscovered Country", "Star Trek: The Wrath of Khan",
+             "Star Trek III: The Search for Spock", "Star Trek IV: The Voyage Home", "Star Trek: Generations",
+             "Star Trek: The Motion Picture", "Star Trek V: The Final Frontier"]  # fmt: skip
 # message -> fields the Refinement must have (titles stand for item ids); other fields must be empty.
 TABLE = [
     ("something funny", {"include_genres": ("Comedy",)}),
@@ -76,6 +79,21 @@ TABLE = [
     ("more please", {"show_more": True}),
     ("start over", {"reset": True}),
     ("reset", {"reset": True}),
+    # issue 28: a six-turn conversation in a real browser, and what it showed
+    ("no horror though, and not another Star Trek", {"exclude_genres": ("Horror",), "exclude_items": STAR_TREK}),
+    ("not another Star Trek", {"exclude_items": STAR_TREK}),
+    ("sci-fi but no more star trek films please", {"include_genres": ("Sci-Fi",), "exclude_items": STAR_TREK}),
+    ("I'm sick of Star Trek", {"exclude_items": STAR_TREK}),
+    ("no Batman movies", {"exclude_items": ["Batman Forever", "Batman Returns", "Batman & Robin", "Batman"]}),
+    ("not Batman", {"exclude_items": ["Batman"]}),  # one film named by its whole title: that film
+    ("not Heat", {"exclude_items": ["Heat"]}),  # not "In the Heat of the Night"
+    ("I've already seen Groundhog Day", {"seen": ["Groundhog Day"]}),
+    ("show me 3 comedies from the 90s instead", {"include_genres": ("Comedy",), "year_min": 1990, "year_max": 1999}),
+    ("more", {"show_more": True}),
+    ("comedies anyway", {"include_genres": ("Comedy",)}),
+    ("ok then, westerns please", {"include_genres": ("Western",)}),
+    ("hmm actually sci-fi", {"include_genres": ("Sci-Fi",)}),
+    ("no wait, comedies", {"include_genres": ("Comedy",)}),
 ]  # fmt: skip
 ID_FIELDS = ("more_like", "liked", "disliked", "seen", "exclude_items")
 CHECKED = ("include_genres", "exclude_genres", "year_min", "year_max", "query", "show_more", "reset", *ID_FIELDS)
@@ -237,3 +255,22 @@ def test_a_negated_mood_refines_the_genre_asked_for(catalog):
 def test_a_reason_clause_asks_for_nothing(catalog):
     refinement = parse_message("nothing scary because my son gets scared easily", catalog)
     assert refinement.exclude_genres == ("Horror",) and refinement.include_genres == ()
+
+
+def test_a_title_fragment_leaves_out_every_film_holding_it_and_says_so(catalog):
+    refinement = parse_message("no horror though, and not another Star Trek", catalog)
+    assert refinement.exclude_fragments == ("Star Trek",) and refinement.query == ""
+    assert not any("can't filter" in note for note in refinement.notes)
+    assert any('every film with "Star Trek" in its title (8)' in note for note in refinement.notes)
+    assert all("star trek" not in catalog[i].title.lower() for i in set(catalog.ids) - set(refinement.exclude_items))
+    for message in ("nothing French", "without violence", "not another one", "no thanks", "not another romance"):
+        assert parse_message(message, catalog).exclude_fragments == (), message
+
+
+def test_filler_words_never_become_a_search_term(catalog):
+    from recommender.chat.lexicon import DISCOURSE_FILLERS
+
+    for word in sorted(DISCOURSE_FILLERS):
+        for message in (f"comedies {word}", f"{word}, comedies", f"no horror {word}"):
+            refinement = parse_message(message, catalog)
+            assert refinement.query == "" and refinement.avoid_terms == (), message

@@ -89,6 +89,18 @@ def test_too_many_sentences_is_too_long(catalog):
 def test_repetition_detector_spares_ordinary_text():
     assert not repeats_itself("I recommend Fargo, a dark comedy. I also recommend Toy Story, a warm one.")
     assert repeats_itself("Children, Children, Children, Children, Children, Children, Children, Children")
+    assert repeats_itself("I recommend Fargo because it is entertaining and entertaining.")  # issue 28
+    assert not repeats_itself("Fargo gets better and better, and you will watch it again and again.")
+
+
+def test_a_reply_giving_a_film_a_genre_its_card_does_not_show_is_refused(catalog):
+    shown = ("89", "202")  # Blade Runner (Film-Noir, Sci-Fi), Groundhog Day (Comedy, Romance)
+    assert problem(catalog, "I recommend Blade Runner (1982) because it is a great comedy.", shown=shown) == (
+        "calls a film Comedy"
+    )
+    assert problem(catalog, "I recommend Blade Runner (1982). It is a dark sci-fi noir.", shown=shown) == ""
+    assert problem(catalog, "Try Groundhog Day, a comedy, or Blade Runner (1982).", shown=shown) == ""
+    assert problem(catalog, "Blade Runner (1982) is no comedy, but it is sharp.", shown=shown) == ""  # negated
 
 
 def test_names_a_shown_item_also_at_a_sentence_start(catalog):

@@ -147,7 +147,8 @@ def test_feedback_updates_state():
 
 def test_json_round_trip(catalog):
     state = start_state("196", {"196": ["242"]}, catalog)
-    for text in ("no horror, 90s comedies about dogs", "more like Fargo", "I liked Babe", "show me more"):
+    for text in ("no horror, 90s comedies about dogs", "more like Fargo", "I liked Babe", "show me more",
+                 "give me 3, and not another Star Trek"):  # fmt: skip
         state = say(state, text, catalog)
     state = record_shown(state, ["1", "2"])
     assert ConversationState.from_json(state.to_json()) == state
@@ -158,7 +159,8 @@ def test_json_round_trip(catalog):
 @pytest.mark.parametrize(
     "text,field",
     [("not json", "not JSON"), ("[1, 2]", "not a JSON object"), ('{"liked": "100"}', "liked"),
-     ('{"year_min": "1990"}', "year_min"), ('{"page": -1}', "page"), ('{"version": 99}', "version")],
+     ('{"year_min": "1990"}', "year_min"), ('{"page": -1}', "page"), ('{"version": 99}', "version"),
+     ('{"k": 0}', "'k'"), ('{"k": "3"}', "'k'")],
 )  # fmt: skip
 def test_from_json_refuses_bad_state_with_one_sentence(text, field):
     with pytest.raises(ValueError, match=field):
@@ -217,3 +219,38 @@ def test_allowed_titles_include_the_history(catalog):
     allowed = allowed_titles(recs(catalog, "1"), state, catalog)
     assert {"Toy Story", "Star Wars", "Fargo"} <= allowed
     assert check_reply_names_only("Since you liked Star Wars and Fargo: Toy Story.", allowed, catalog)
+
+
+def test_the_six_turns_of_issue_28_keep_every_constraint(catalog):
+    """"sci-fi, nothing too old" -> "no horror though, and not another Star Trek" -> "something more like
+    Blade Runner" -> "show me 3 comedies from the 90s instead" -> "I've already seen Groundhog Day" -> "more"."""
+    star_trek = {item.id for item in catalog.items if "star trek" in item.title.lower()}
+    state = say(ConversationState(), "sci-fi, nothing too old", catalog)
+    state = say(state, "no horror though, and not another Star Trek", catalog)
+    assert state.query == "" and star_trek <= set(to_filters(state).exclude_items)
+    assert state.exclude_fragments == ("Star Trek",) and 'no "Star Trek"' in describe_constraints(state)
+    state = say(state, "something more like Blade Runner", catalog)
+    state = say(state, "show me 3 comedies from the 90s instead", catalog)
+    assert state.k == 3 and state.include_genres == ("Comedy",) and state.exclude_genres == ("Horror",)
+    state = say(state, "I've already seen Groundhog Day", catalog)
+    assert state.k == 3 and "202" in to_filters(state).exclude_items
+    assert "202" not in retrieval_history(state) and "202" not in state.anchors  # seen: hidden, never a seed
+    state = say(state, "more", catalog)
+    assert state.k == 3 and state.page == 1 and star_trek <= set(to_filters(state).exclude_items)
+    assert state.query == ""
+
+
+def test_a_count_stays_until_another_count_or_start_over(catalog):
+    state = say(ConversationState(), "show me 3 comedies", catalog)
+    for text in ("no horror", "more", "from the 90s"):
+        state = say(state, text, catalog)
+        assert state.k == 3, text
+    assert say(state, "give me 5 options", catalog).k == 5
+    assert say(state, "start over", catalog).k is None
+
+
+def test_a_seen_film_is_no_seed_but_a_liked_one_is(catalog):
+    state = start_state("1", {"1": ["100"]}, catalog)
+    state = apply_feedback(say(state, "I've seen Heat", catalog), "7", "seen")
+    assert retrieval_history(state) == ("100",) and {"273", "7"} <= set(to_filters(state).exclude_items)
+    assert retrieval_history(say(state, "I liked Babe", catalog)) == ("100", "8")

@@ -194,10 +194,11 @@ def test_llm_reply_is_streamed_and_kept_when_it_names_only_allowed_titles(catalo
     pipeline = FakePipeline(catalog)
     first = turn(pipeline, store, "comedy", k=5)
     title = first.recommendations[0].title
-    pipeline.scorer = FakeScorer(f"You could try {title}, a fine pick for tonight with plenty of laughs.")
+    pipeline.scorer = FakeScorer(f"You could try {title}, a fine pick for tonight. It has plenty of laughs.")
     updates = list(run_turn(pipeline, store, open_session(pipeline, store)[0], "comedy", 5))
     assert [u.done for u in updates][-1] and not any(u.done for u in updates[:-1])
-    assert len(updates) > 3  # cards first, then the reply in pieces
+    assert len(updates) > 3  # cards first, then the reply sentence by sentence
+    assert [u.reply for u in updates[1:-1]] == [f"You could try {title}, a fine pick for tonight.", updates[-1].reply]
     assert updates[0].recommendations and updates[-1].source == "llm" and title in updates[-1].reply
     system = pipeline.scorer.calls[0][0]["content"]
     asked = pipeline.scorer.calls[0][-1]
@@ -409,3 +410,50 @@ def test_a_known_users_like_joins_their_history_in_later_sessions(catalog, store
     newcomer = open_session(pipeline, store, None)[0]
     give_feedback(pipeline, store, newcomer, item, "like")
     assert len(store.appended_interactions()) == 1  # nobody to attach it to: feedback only
+
+
+def test_the_six_turns_of_issue_28_through_the_turn_handler(catalog, store):
+    """What a person expects at each turn of the conversation that went wrong in the browser."""
+    pipeline = FakePipeline(catalog)
+    star_trek = {item.id for item in catalog.items if "star trek" in item.title.lower()}
+    session = open_session(pipeline, store, None)[0]
+    lasts = []
+    for message in ("sci-fi, nothing too old", "no horror though, and not another Star Trek",
+                    "something more like Blade Runner", "show me 3 comedies from the 90s instead",
+                    "I've already seen Groundhog Day", "more"):  # fmt: skip
+        last = turn(pipeline, store, message, k=10, session=session)
+        session = last.session
+        lasts.append(last)
+        assert last.source == "template" and "though" not in last.reply and "can't filter" not in last.reply
+    assert not star_trek & {r.item_id for last in lasts[1:] for r in last.recommendations}
+    assert star_trek <= set(pipeline.calls[-1]["filters"].exclude_items)
+    assert [len(last.recommendations) for last in lasts[3:]] == [3, 3, 3]  # the count stays until changed
+    assert "202" not in {r.item_id for last in lasts[4:] for r in last.recommendations}
+    assert "202" not in pipeline.calls[-1]["history"] and "202" not in pipeline.calls[-2]["history"]
+    assert all(call["query"] is None for call in pipeline.calls)  # no free-text term made of filler
+
+
+class SentenceScorer:
+    """Streams the given sentences word by word, naming the top card where ``{title}`` stands."""
+
+    def __init__(self, *sentences: str):
+        self.sentences = sentences
+
+    def stream(self, messages, max_new_tokens=96):
+        title = messages[0]["content"].split("\n1. ")[1].split(" (")[0]
+        for word in " ".join(self.sentences).format(title=title).split():
+            yield word + " "
+
+
+def test_a_reply_on_screen_is_never_replaced(catalog, store):
+    good, bad = "I recommend {title} for a relaxed evening.", "Fargo (1996) is great too."  # Fargo: not a card
+    pipeline = FakePipeline(catalog, scorer=SentenceScorer(good, bad))
+    updates = list(run_turn(pipeline, store, open_session(pipeline, store)[0], "comedy", 5))
+    last = updates[-1]
+    assert last.source == "llm" and last.rejected == "names a film outside the list" and "Fargo" not in last.reply
+    shown = [u.reply for u in updates if u.reply != "…"]
+    assert shown and all(last.reply.startswith(reply) for reply in shown)  # each one grows the one before
+    assert store.turns(last.session.session_id)[-1]["reply"] == last.reply
+    pipeline.scorer = SentenceScorer(bad, good)  # the first sentence fails: nothing of it is ever shown
+    updates = list(run_turn(pipeline, store, open_session(pipeline, store)[0], "comedy", 5))
+    assert [u.reply for u in updates[:-1]] == ["…"] and updates[-1].source == "template"

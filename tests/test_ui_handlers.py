@@ -19,7 +19,8 @@ def catalog():
 
 
 class SlowScorer:
-    """Streams a reply naming the first listed item, one word at a time, waiting on a gate."""
+    """Streams a reply naming the first listed item, one word at a time: the first sentence at once,
+    the rest once the test opens the gate."""
 
     def __init__(self):
         self.gate = threading.Event()
@@ -28,9 +29,10 @@ class SlowScorer:
     def stream(self, messages, max_new_tokens=96):
         title = messages[0]["content"].split("\n1. ")[1].split(" (")[0]
         self.started.set()
-        for n, word in enumerate(f"I recommend {title}, a good pick for you tonight.".split()):
-            if n:
-                self.gate.wait(5)  # the first word comes at once, the rest once the test opens the gate
+        first = f"I recommend {title}.".split()
+        for n, word in enumerate([*first, *"It is a good pick for you tonight.".split()]):
+            if n >= len(first):
+                self.gate.wait(5)  # the first sentence comes at once, the rest once the test opens the gate
             yield word + " "
 
 
@@ -50,7 +52,7 @@ def test_a_message_sent_while_a_reply_streams_waits_and_keeps_every_constraint(c
     first = handlers.respond("comedy", [], page, "new user", 5)
     next(first)  # the box empties
     next(first)  # the cards, the reply not yet written
-    next(first)  # the first word of the reply: the turn is streaming
+    next(first)  # the first sentence of the reply (shown once it passed the gate): the turn is streaming
     assert scorer.started.is_set()
     outcome = {}
 
@@ -118,11 +120,14 @@ def test_a_turn_ends_with_its_reply_and_opening_a_card_measures_influences_once(
     assert "Because of" not in [u[1] for u in updates if isinstance(u[1], str)][-1]
     cards = handlers.open_card(data, data["shown"][1])
     assert "Because of" in cards and len(pipeline.influence_calls) == 1
-    assert not isinstance(handlers.open_card(data, data["shown"][0]), str)  # measured once per list
-    assert len(pipeline.influence_calls) == 1
+    picked = cards.split('rec-picked" data-item-id="')[1]
+    assert picked.startswith(data["shown"][1]) and '<div class="rec-explain">We suggest' in picked.split("rec-card")[0]
+    other = handlers.open_card(data, data["shown"][0])  # another card: its own explanation, influences kept
+    assert f'rec-picked" data-item-id="{data["shown"][0]}"' in other and "Because of" in other
+    assert len(pipeline.influence_calls) == 1  # measured once per list
     assert not isinstance(handlers.open_card(data, "no-such-item"), str)
     list(handlers.respond("no horror", [], data, "1", 5))  # a new list: measured again when opened
-    assert "Because of" in handlers.open_card(data, handlers.lists[data["session_id"]][0][0].item_id)
+    assert "Because of" in handlers.open_card(data, handlers.lists[data["session_id"]].recs[0].item_id)
     assert len(pipeline.influence_calls) == 2
 
 

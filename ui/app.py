@@ -40,6 +40,7 @@ from recommender.chat.turn import (  # noqa: E402
     Session,
     TurnBasis,
     explain_cards,
+    explain_pick,
     finish_turn,
     give_feedback,
     load_session,
@@ -91,6 +92,16 @@ class ChatServerConfig:
             raise ValueError(f"quantize must be auto, none or 4bit, got {self.quantize!r}.")
         if self.reply_model not in ("base", "ranker"):
             raise ValueError(f"reply_model must be base or ranker, got {self.reply_model!r}.")
+
+
+@dataclass
+class CardList:
+    """A session's last list of cards as ``open_card`` needs it (mutable: filled in as cards are picked)."""
+
+    recs: tuple[Any, ...]
+    basis: TurnBasis | None
+    measured: bool = False  # influences measured (once per list)
+    explanations: dict[str, tuple[str, tuple[tuple[str, float], ...]]] = field(default_factory=dict)
 
 
 class SessionTurns:
@@ -182,9 +193,9 @@ class ChatHandlers:
         self.turns = SessionTurns()
         self.latest: dict[str, Session] = {}  # without a store: each session's state after its last turn
         self.memory: dict[str, list[tuple[str, str]]] = {}  # without a store: each session's (message, reply)s
-        # Per session, its last list: the cards and what they were ranked from, until their
-        # influences are measured (on the first card opened, once per list); then None.
-        self.lists: dict[str, tuple[tuple[Any, ...], TurnBasis | None]] = {}
+        # Per session, its last list: the cards, what they were ranked from, whether their influences
+        # were measured (on the first card opened, once per list) and each picked card's explanation.
+        self.lists: dict[str, CardList] = {}
 
     # -- sessions ----------------------------------------------------------------------------
 
@@ -285,26 +296,35 @@ class ChatHandlers:
                 if update.done:
                     self.latest[sid] = update.session
                     if update.source not in ("help", "error"):
-                        self.lists[sid] = (update.recommendations, update.basis)
+                        self.lists[sid] = CardList(update.recommendations, update.basis)
                     if self.store is None:
                         self.memory.setdefault(sid, []).append((text, update.reply))
                 yield chat, cards, picks, update.session.to_dict(), sid, gr.update()
 
     def open_card(self, data: dict | None, item_id: str | None):
         """A card picked: the cards again with their influences ("Because of: ..."), measured once per
-        list (W more LLM prompts), so the turn itself ends with the reply. Outputs: the cards."""
+        list (W more LLM prompts), so the turn itself ends with the reply, and the picked card marked
+        with its written explanation (``explain_pick``, once per card). Outputs: the cards."""
         session = Session.from_dict(data)
         sid = (session.session_id if session is not None else None) or ""
         # Not under the session's turn lock: influences change no stored state, and a feedback click
         # must not wait for them. A list replaced meanwhile by a newer turn is left alone.
-        recs, basis = self.lists.get(sid, ((), None))
-        if basis is None or item_id not in {r.item_id for r in recs}:
+        listed = self.lists.get(sid)
+        if listed is None or item_id not in {r.item_id for r in listed.recs}:
             return gr.update()
-        explained = explain_cards(self.pipeline, recs, basis)
-        if self.lists.get(sid, ((), None))[1] is not basis:
+        recs = listed.recs
+        if not listed.measured and listed.basis is not None:
+            recs = explain_cards(self.pipeline, recs, listed.basis)
+        if item_id not in listed.explanations:
+            rec = next(r for r in recs if r.item_id == item_id)
+            listed.explanations[item_id] = explain_pick(self.pipeline, rec, listed.basis, self.writer)
+        text, raised = listed.explanations[item_id]
+        if self.lists.get(sid) is not listed:
             return gr.update()
-        self.lists[sid] = (explained, None)
-        return cards_html(explained, header=self.header(self.latest.get(sid, session)), titles=self.titles)
+        listed.recs, listed.measured = recs, True
+        shown = tuple(replace(r, influences=raised) if r.item_id == item_id and not r.influences else r for r in recs)
+        header = self.header(self.latest.get(sid, session))
+        return cards_html(shown, header=header, titles=self.titles, picked=item_id, explanation=text)
 
     def conversation(self, session_id: str) -> list[dict[str, str]]:
         """The session's turns so far as Chatbot messages: from the store, or kept in memory without one."""

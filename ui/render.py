@@ -13,6 +13,8 @@ CARD_CSS = """
 .rec-card .rec-title { font-weight: 600; }
 .rec-card .rec-meta { font-size: 0.85em; opacity: 0.8; }
 .rec-card .rec-why { font-size: 0.85em; margin-top: 4px; }
+.rec-card.rec-picked { border-width: 2px; border-color: var(--color-accent); }
+.rec-card .rec-explain { font-size: 0.9em; margin-top: 6px; font-style: italic; }
 .rec-empty, .rec-header { opacity: 0.8; font-size: 0.9em; }
 """
 
@@ -23,7 +25,12 @@ def esc(text: object) -> str:
 
 
 def cards_html(
-    recommendations: Sequence[Any], header: str = "", titles: Mapping[str, str] | None = None, limit_why: int = 2
+    recommendations: Sequence[Any],
+    header: str = "",
+    titles: Mapping[str, str] | None = None,
+    limit_why: int = 2,
+    picked: str | None = None,
+    explanation: str = "",
 ) -> str:
     """The side panel: one card per recommendation (title, year, genres, why, influences).
 
@@ -31,6 +38,8 @@ def cards_html(
         recommendations: ``Recommendation`` objects, best first.
         header: a line above the cards (the active constraints, as the person typed them).
         titles: item id -> title, to name influential history items.
+        picked: the id of the card the person picked; it is marked and shows ``explanation``.
+        explanation: the written explanation of the picked card.
     """
     head = f'<div class="rec-header">{esc(header)}</div>' if header else ""
     if not recommendations:
@@ -45,10 +54,12 @@ def cards_html(
         if rec.influences and titles is not None:
             named = [f"{titles.get(item_id, item_id)} ({value:+.2f})" for item_id, value in rec.influences[:3]]
             influence_html = f'<div class="rec-why">Because of: {esc(", ".join(named))}</div>'
+        is_picked = picked is not None and rec.item_id == picked
+        explain_html = f'<div class="rec-explain">{esc(explanation)}</div>' if is_picked and explanation else ""
         cards.append(
-            f'<div class="rec-card" data-item-id="{esc(rec.item_id)}" data-rank="{rank}">'
-            f'<div class="rec-title">{rank}. {esc(rec.title)}{year}</div>'
-            f'<div class="rec-meta">{genres}</div>{why_html}{influence_html}</div>'
+            f'<div class="rec-card{" rec-picked" if is_picked else ""}" data-item-id="{esc(rec.item_id)}" '
+            f'data-rank="{rank}"><div class="rec-title">{rank}. {esc(rec.title)}{year}</div>'
+            f'<div class="rec-meta">{genres}</div>{why_html}{influence_html}{explain_html}</div>'
         )
     return f'<div class="rec-cards">{head}{"".join(cards)}</div>'
 

@@ -101,6 +101,29 @@ FILLERS = TRANSPARENT | {
     "like", "likes", "enjoy", "earlier", "sometime", "anytime", "filters", "buddy", "bro", "dude", "mate", "friend",
     "friends", "pal", "sir", "quick", "quickly", "either",
 }  # fmt: skip
+# Words that steer a conversation but name nothing to look for ("no horror though", "comedies anyway",
+# "ok then, westerns"): never a free-text search term, never an avoided word (issue 28).
+DISCOURSE_FILLERS = {
+    "though", "although", "anyway", "anyways", "anyhow", "then", "actually", "whatever", "suppose", "possible",
+    "possibly", "nah", "naw", "nope", "ugh", "basically", "otherwise", "preferably", "entirely", "literally", "thats",
+    "oops", "meant", "sorry", "erm", "hmm", "hmmm", "umm", "wait", "works", "well", "really", "truly", "totally",
+    "seriously", "instead", "else", "perhaps", "probably", "guess", "nvm", "btw", "tho", "pls", "please", "plz",
+    "thanks", "thank", "ok", "okay", "fine", "cool", "great", "sure", "yes", "yeah", "no", "nothing", "something",
+    "anything", "stuff", "besides", "somewhat", "somehow", "simply", "mostly", "mainly", "generally", "typically",
+    "maybe", "again", "now", "first", "second", "time", "go", "ahead", "hey", "hi", "hello", "lol", "lmao", "oh",
+    "ah", "uh", "um", "yo", "alright", "allright", "right", "so", "very", "quite", "pretty", "rather", "kinda",
+    "sorta", "kind", "sort", "either", "neither", "too", "also", "still", "yet", "already", "ever", "even",
+}  # fmt: skip
+FILLERS |= DISCOURSE_FILLERS
+# Words with no topic in a free-text query ("what should I watch next?" leaves no query).
+_QUERY_WORDS = frozenset(
+    """a about after an and any anything are be best can could did do does else feel film films find for get give
+    good great hey hi hello i id im in is it its just kind let lets like maybe me mood movie movies my need next
+    nice now of ok okay on one ones option options or other pick picks please pls recommend recommendation
+    recommendations see should show so some something suggest suggestion suggestions thank thanks that the
+    this to today tonight very really want wanna watch watching what whats which with would you your at by as""".split()
+)
+QUERY_FILLERS = _QUERY_WORDS | DISCOURSE_FILLERS
 ADDITIVE = {"also", "plus", "additionally"}
 DECADE_WORDS = {"twenties": 1920, "thirties": 1930, "forties": 1940, "fifties": 1950, "sixties": 1960,
                 "seventies": 1970, "eighties": 1980, "nineties": 1990}  # fmt: skip
@@ -120,3 +143,39 @@ COUNT_NOUNS = {"movies", "movie", "films", "film", "options", "option", "picks",
 YEAR_WORDS = {"before", "after", "from", "since", "until", "till", "pre", "post", "prior", "between", "early",
               "mid", "late", "the", "in", "up", "to", "on", "onwards", "onward", "older", "newer", "earlier",
               "later"}  # fmt: skip
+
+# Titles left out by a name fragment: "not another Star Trek", "no more Batman movies" (issue 28).
+# Phrases that open an exclusion of titles (built into the parser's "exclude" cue).
+EXCLUDE_CUES = ("not", "no more", "nothing like", "anything but", "except", "other than", "no", "without", "skip",
+                "exclude", "nothing", "sick of", "tired of", "enough of", "enough with", "done with",
+                "none of")  # fmt: skip
+# Words between the cue and a fragment that say "the whole series": "not ANOTHER Star Trek", "no MORE Batman".
+FRANCHISE_CUES = {"another", "more", "any", "anymore", "other", "those", "these", "all"}
+# Words after a fragment that say the same: "no Batman MOVIES", "no more Star Trek SEQUELS".
+SERIES_NOUNS = {"movies", "films", "flicks", "ones", "sequels", "series", "franchise", "saga", "stuff", "things"}
+# Words that may sit before a fragment without being part of it.
+FRAGMENT_GLUE = {"another", "more", "any", "anymore", "other", "those", "these", "all", "the", "a", "an", "of",
+                 "with", "from"}  # fmt: skip
+# Capitalised words that name a language or a country, not a series: "nothing French" is no "French Kiss".
+NOT_FRAGMENTS = {"french", "german", "italian", "spanish", "english", "british", "american", "japanese", "chinese",
+                 "korean", "indian", "russian", "swedish", "danish", "foreign", "european", "hollywood",
+                 "disney"}  # fmt: skip
+FRAGMENT_MIN_CHARS = 4  # a one-word fragment this short ("war", "it") is no franchise
+FRAGMENT_MAX_FILMS = 20  # a fragment in more titles than this is an ordinary word ("love": 29), not a series
+
+# How a reply claims a film's genre: "a classic western", "this comedy". Only words a reader takes as the
+# film's genre; loose ones ("an adventure", "a fun ride") are left out. A reply that gives a named film a
+# genre its card does not show is refused (issue 28: "Blade Runner, a comedy").
+GENRE_CLAIMS = {
+    "Action": r"action (?:film|movie|flick|thriller|comedy|picture)s?", "Animation": r"animated|animation|cartoons?",
+    "Children's": r"children'?s (?:film|movie)s?|kids'? (?:film|movie)s?|family (?:film|movie)s?",
+    "Comedy": r"comed(?:y|ies)", "Crime": r"crime (?:film|movie|drama|thriller|story|caper)s?",
+    "Documentary": r"documentar(?:y|ies)", "Drama": r"dramas?", "Fantasy": r"fantasy", "Film-Noir": r"noir",
+    "Horror": r"horror", "Musical": r"musicals?", "Mystery": r"myster(?:y|ies)|whodunn?it",
+    "Romance": r"romance|romantic (?:film|movie|comedy|drama)", "Sci-Fi": r"sci-?fi|science[- ]fiction",
+    "Thriller": r"thrillers?", "War": r"war (?:film|movie|drama|story|epic)s?", "Western": r"westerns?",
+}  # fmt: skip
+# Words a sentence may say twice in a row as an idiom ("again and again", "more and more").
+REPEAT_IDIOMS = {"again", "more", "over", "on", "round", "through", "out", "back", "less", "better", "worse", "time",
+                 "bigger", "faster", "closer", "further", "here", "there", "by", "side", "step", "day",
+                 "year"}  # fmt: skip

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from recommender.chat.lexicon import ABBREVIATIONS
+from recommender.chat.lexicon import ABBREVIATIONS, GENRE_CLAIMS, REPEAT_IDIOMS
 from recommender.chat.state import ConversationState, check_reply_names_only, mentioned_titles
 from recommender.data import Catalog
 from recommender.data.titles import fold, title_keys
@@ -93,7 +93,12 @@ def sentences(text: str) -> list[str]:
 
 
 def repeats_itself(text: str) -> bool:
-    """True for degenerate repetition: a 3-word run three times, a 5-word run twice, or few distinct words."""
+    """True for degenerate repetition: a 3-word run three times, a 5-word run twice, few distinct words,
+    or one word joined to itself ("entertaining and entertaining", "dark, dark"; idioms like "again and
+    again" aside)."""
+    for match in re.finditer(r"\b([a-z']{3,})(?:\s*,\s*|\s+(?:and|or|but)\s+)\1\b", text.lower()):
+        if match.group(1) not in REPEAT_IDIOMS:
+            return True
     words = re.findall(r"[\w']+", text.lower())
     for n, limit in ((3, 3), (5, 2)):
         grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
@@ -102,19 +107,39 @@ def repeats_itself(text: str) -> bool:
     return len(words) >= 12 and len(set(words)) < 0.45 * len(words)
 
 
-def names_a_shown_item(text: str, shown: Sequence[Any], catalog: Catalog) -> bool:
-    """True when ``text`` names at least one of ``shown`` (recommendations or items with ``item_id``/``id``)."""
-    ids = {str(getattr(rec, "item_id", getattr(rec, "id", rec))) for rec in shown}
-    if any(set(item_ids) & ids for _, item_ids in mentioned_titles(text, catalog)):
-        return True
+def named_shown_items(text: str, shown: Sequence[Any], catalog: Catalog) -> list[str]:
+    """Ids of the ``shown`` items (recommendations or items with ``item_id``/``id``) that ``text`` names."""
+    ids = [str(getattr(rec, "item_id", getattr(rec, "id", rec))) for rec in shown]
+    found = {i for _, item_ids in mentioned_titles(text, catalog) for i in item_ids}
     folded = f" {fold(text)} "
     for item_id in ids:
-        if item_id not in catalog:
+        if item_id not in catalog or item_id in found:
             continue
         for key in title_keys(re.sub(r"\s*\((?:18|19|20)\d\d\)\s*$", "", catalog[item_id].title)):
             if len(key.split()) >= 2 and f" {key} " in folded:
-                return True  # a multi-word title written at a sentence's start, which mentioned_titles skips
-    return False
+                found.add(item_id)  # a multi-word title written at a sentence's start, which mentioned_titles skips
+    return [i for i in ids if i in found]
+
+
+def names_a_shown_item(text: str, shown: Sequence[Any], catalog: Catalog) -> bool:
+    """True when ``text`` names at least one of ``shown`` (recommendations or items with ``item_id``/``id``)."""
+    return bool(named_shown_items(text, shown, catalog))
+
+
+def unsupported_genre(text: str, shown: Sequence[Any], catalog: Catalog) -> str:
+    """A genre the reply gives a film its card does not show ("" when none): each sentence's genre
+    words must belong to a film that sentence names, or else to the last film named before it."""
+    subject: list[str] = []
+    for sentence in sentences(text):
+        subject = named_shown_items(sentence, shown, catalog) or subject
+        genres = {genre for item_id in subject for genre in catalog[item_id].genres}
+        for genre, pattern in GENRE_CLAIMS.items():
+            if genre in genres or not subject:
+                continue
+            for match in re.finditer(rf"\b(?:{pattern})\b", sentence, re.I):
+                if not NEGATION.search(sentence[: match.start()]):
+                    return f"calls a film {genre}"
+    return ""
 
 
 def contradicts(text: str, state: ConversationState) -> str:
@@ -164,4 +189,16 @@ def reply_problem(
         return "names no shown item"
     if not check_reply_names_only(reply, allowed, catalog):
         return "names a film outside the list"
-    return contradicts(reply, state)
+    return contradicts(reply, state) or unsupported_genre(reply, shown, catalog)
+
+
+def finished_text(text: str) -> str:
+    """The part of streamed ``text`` made of finished sentences (the rule of ``complete_sentences``),
+    whitespace folded per line; "" while the first sentence is still being written."""
+    end = 0
+    for match in re.finditer(r"([\w']*)[.!?][\"'”’)*]*(?=\s)", text):
+        word = match.group(1).lower()
+        if match.group().endswith(".") and (word in TITLE_ABBREVIATIONS or len(word) == 1):
+            continue
+        end = match.end()
+    return tidy_reply(text[:end]) if end else ""

@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 
+from recommender.chat.lexicon import QUERY_FILLERS
 from recommender.chat.understanding import MAX_MESSAGE_CHARS, Refinement, clean_message, parse_message
 from recommender.data import Catalog
 from recommender.data.titles import ARTICLES, TitleMatch, TitleMatcher, TitleMiss, fold, title_keys
@@ -48,13 +49,7 @@ __all__ = [
 STATE_VERSION = 1
 FEEDBACK_ACTIONS = ("like", "dislike", "seen")
 # Words that carry no topic: "what should I watch next?" leaves no query, so no sticky 'about "should next"'.
-FILLER_WORDS = frozenset(
-    """a about after an and any anything are be best can could did do does else feel film films find for get give
-    good great hey hi hello i id im in is it its just kind let lets like maybe me mood movie movies my need next
-    nice now of ok okay on one ones option options or other pick picks please pls recommend recommendation
-    recommendations see should show so some something suggest suggestion suggestions thank thanks that the
-    this to today tonight very really want wanna watch watching what whats which with would you your at by as""".split()
-)
+FILLER_WORDS = QUERY_FILLERS
 
 
 @dataclass(frozen=True)
@@ -68,7 +63,8 @@ class ConversationState:
     exclude_genres: tuple[str, ...] = ()
     year_min: int | None = None
     year_max: int | None = None
-    exclude_items: tuple[str, ...] = ()  # "not Star Wars"
+    exclude_items: tuple[str, ...] = ()  # "not Star Wars", and every film of an excluded fragment
+    exclude_fragments: tuple[str, ...] = ()  # "not another Star Trek": title fragments left out, as typed
     anchors: tuple[str, ...] = ()  # "more like Fargo": the retriever's most recent history
     liked: tuple[str, ...] = ()
     disliked: tuple[str, ...] = ()
@@ -77,6 +73,7 @@ class ConversationState:
     query: str = ""  # the last free-text query
     page: int = 0  # 0 = first answer; "show me more" counts up and hides what was shown
     turns: int = 0
+    k: int | None = None  # films asked for ("show me 3 comedies"): kept until another count or "start over"
 
     def to_json(self) -> str:
         """The state as one JSON object (with a ``version``), for the store."""
@@ -106,6 +103,9 @@ class ConversationState:
             elif spec.name in {"year_min", "year_max"}:
                 if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
                     raise ValueError(f"saved conversation state: field {spec.name!r} must be a year or null.")
+            elif spec.name == "k":
+                if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                    raise ValueError("saved conversation state: field 'k' must be a positive count or null.")
             elif spec.name in {"page", "turns"}:
                 if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                     raise ValueError(f"saved conversation state: field {spec.name!r} must be a count.")
@@ -174,6 +174,7 @@ def apply(state: ConversationState, refinement: Refinement) -> ConversationState
     items, likes and dislikes accumulate; a decade or year replaces both year bounds, "before"
     or "after" replaces one; "show me more" turns the page; "start over" keeps only the person.
     The free-text query is replaced, never accumulated, and only by words that mean something.
+    A count ("show me 3 comedies") stays until another count or "start over".
     """
     if refinement.reset:
         keep = ("user_id", "user_known", "history", "liked", "disliked", "seen", "turns")
@@ -206,6 +207,7 @@ def apply(state: ConversationState, refinement: Refinement) -> ConversationState
         year_min=year_min,
         year_max=year_max,
         exclude_items=_merge(state.exclude_items, refinement.exclude_items, drop=refinement.liked),
+        exclude_fragments=_merge(state.exclude_fragments, refinement.exclude_fragments),
         anchors=refinement.more_like or state.anchors,
         liked=liked,
         disliked=disliked,
@@ -213,6 +215,7 @@ def apply(state: ConversationState, refinement: Refinement) -> ConversationState
         query=_next_query(state, refinement),
         page=state.page + 1 if refinement.show_more else 0 if changed else state.page,
         turns=state.turns + 1,
+        k=refinement.k or state.k,
     )
 
 
@@ -234,11 +237,14 @@ def record_shown(state: ConversationState, item_ids: Iterable[str]) -> Conversat
 
 
 def retrieval_history(state: ConversationState) -> tuple[str, ...]:
-    """The history the retriever should see: logs, then liked and seen items, then "more like" anchors last.
+    """The history the retriever should see: logs, then liked items, then "more like" anchors last.
 
-    Disliked items are left out; each id appears once, at its most recent position.
+    Disliked items are left out, and so are films the person only said they have seen: "I've already
+    seen Groundhog Day" hides it and says nothing about wanting more like it, so it never seeds the
+    list nor a card's "like Groundhog Day" reason (issue 28). Each id appears once, at its most recent
+    position.
     """
-    ordered = [*state.history, *state.seen, *state.liked, *state.anchors]
+    ordered = [*state.history, *state.liked, *state.anchors]
     last = {item: position for position, item in enumerate(ordered)}
     disliked = set(state.disliked)
     return tuple(item for position, item in enumerate(ordered) if last[item] == position and item not in disliked)
@@ -281,6 +287,8 @@ def describe_constraints(state: ConversationState) -> str:
         parts.append(f"from {state.year_min} on")
     elif state.year_max is not None:
         parts.append(f"up to {state.year_max}")
+    if state.exclude_fragments:
+        parts.append("no " + ", ".join(f'"{_safe(fragment, 40)}"' for fragment in state.exclude_fragments))
     if state.query:
         parts.append(f'about "{_safe(state.query)}"')
     return "; ".join(parts)

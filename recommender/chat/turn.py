@@ -31,11 +31,11 @@ import inspect
 import logging
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from recommender.chat.replies import complete_sentences, reply_problem, tidy_reply
+from recommender.chat.replies import complete_sentences, finished_text, reply_problem, tidy_reply
 from recommender.chat.state import (
     ConversationState,
     _miss_lines,  # "I could not find X. Did you mean ...?"; kept in LLM replies too
@@ -306,9 +306,12 @@ def asks_for_picks(text: str) -> bool:
     )
 
 
-def _asked_k(refinement: Any, k: int) -> tuple[int, str]:
-    """The number of cards: the message's own count ("give me 3 options") within ``MAX_K``, else ``k``."""
+def _asked_k(refinement: Any, k: int, state: Any = None) -> tuple[int, str]:
+    """The number of cards: the message's own count ("give me 3 options") within ``MAX_K``, else the
+    count asked for earlier in the conversation (``state.k``: "more" after "show me 3" shows 3), else ``k``."""
     asked = getattr(refinement, "k", None)
+    if not isinstance(asked, int) or isinstance(asked, bool) or asked <= 0:
+        asked = getattr(state, "k", None)
     if not isinstance(asked, int) or isinstance(asked, bool) or asked <= 0:
         return k, ""
     if asked > MAX_K:
@@ -338,7 +341,7 @@ def _turn(
         yield TurnUpdate(reply, (), session, "help", True)
         return
     state = apply(session.state, refinement)
-    k, count_note = _asked_k(refinement, k)
+    k, count_note = _asked_k(refinement, k, state)
     history, filters = list(retrieval_history(state)), to_filters(state)
     # Influences are not computed here: they cost W more prompts, and the cards must come first.
     recs = pipeline.recommend(history=history, query=state.query or None, filters=filters, k=k, influence_window=0)
@@ -355,38 +358,75 @@ def _turn(
     reply, source, draft, rejected = fallback, "template", "", ""
     scorer = writer if writer is not None else getattr(pipeline, "scorer", None)
     if llm_reply and recs and scorer is not None and hasattr(scorer, "stream"):
-        yield TurnUpdate("…", recs, after, "llm", False)
-        written = ""
-        try:
-            messages = reply_messages(pipeline, recs, state, text)
-            opening = reply_opening(catalog[recs[0].item_id])
-            for piece in _stream_reply(scorer, messages, deadline_s, reply_tokens, opening):
-                written += piece
-                yield TurnUpdate(written, recs, after, "llm", False)
-            draft = tidy_reply(written)
-            rejected = reply_problem(draft, recs, allowed_titles(recs, state, catalog), state, catalog)
-            if not rejected:
-                reply, source = (f"{notes}\n\n{draft}" if notes else draft), "llm"
-            else:
-                log.info("LLM reply refused (%s); using the template: %r", rejected, draft[:200])
-        except Exception as error:  # noqa: BLE001 - the template is always there
-            rejected = f"failed: {type(error).__name__}"
-            log.exception("LLM reply failed; using the template")
+        shown, draft, rejected = yield from _gated_reply(
+            pipeline, scorer, recs, state, text, notes, after, deadline_s, reply_tokens
+        )
+        if shown:
+            reply, source = (f"{notes}\n\n{shown}" if notes else shown), "llm"
+        if rejected:
+            log.info(
+                "LLM reply refused (%s); %s: %r", rejected, "kept what passed" if shown else "template", draft[:200]
+            )
     if store is not None:
         session_id = after.session_id or store.start_session(user_id=state.user_id)
         after = replace(after, session_id=session_id)
         store.record_turn(session_id, text, reply, shown=recs, state=state.to_json(), model=after.model,
                           template_version=version, history=history)  # fmt: skip
     measure = getattr(pipeline, "influences", None) if influences else None
+    basis = TurnBasis(tuple(history), state.query or None, filters)  # as recommend saw them, before record_shown
+    if influences == "on demand":  # a picked card is explained later (``explain_cards``, ``explain_pick``)
+        yield TurnUpdate(reply, recs, after, source, True, draft, rejected, basis)
+        return
     if measure is None or not history or not any(rec.llm_score is not None for rec in recs):
         yield TurnUpdate(reply, recs, after, source, True, draft, rejected)
         return
-    basis = TurnBasis(tuple(history), state.query or None, filters)  # as recommend saw them, before record_shown
-    if influences == "on demand":
-        yield TurnUpdate(reply, recs, after, source, True, draft, rejected, basis)
-        return
     yield TurnUpdate(reply, recs, after, source, False, draft, rejected)
     yield TurnUpdate(reply, explain_cards(pipeline, recs, basis), after, source, True, draft, rejected)
+
+
+def _gated_reply(
+    pipeline: Any,
+    scorer: Any,
+    recs: Sequence[Recommendation],
+    state: ConversationState,
+    text: str,
+    notes: str,
+    after: Session,
+    deadline_s: float,
+    reply_tokens: int,
+) -> Generator[TurnUpdate, None, tuple[str, str, str]]:
+    """Stream the LLM reply, showing only what passed the gate: each finished sentence is added once
+    the reply up to it passes ``reply_problem``; the first sentence that fails ends the reply there.
+
+    So a reply on screen is never replaced (issue 28: a streamed sentence used to give way to the
+    template once the whole reply failed). Returns (what passed, "" when nothing did; the whole
+    draft; why the draft, or its first failing part, was refused).
+    """
+    catalog = pipeline.catalog
+    allowed = allowed_titles(recs, state, catalog)
+    shown, written, rejected = "", "", ""
+    yield TurnUpdate("…", recs, after, "llm", False)
+    try:
+        messages = reply_messages(pipeline, recs, state, text)
+        opening = reply_opening(catalog[recs[0].item_id])
+        for piece in _stream_reply(scorer, messages, deadline_s, reply_tokens, opening):
+            written += piece
+            ready = finished_text(written)
+            if len(ready) > len(shown):
+                rejected = reply_problem(ready, recs, allowed, state, catalog)
+                if rejected:
+                    break
+                shown = ready
+                yield TurnUpdate(f"{notes}\n\n{shown}" if notes else shown, recs, after, "llm", False)
+        else:
+            final = tidy_reply(written)
+            if final and final != shown:
+                rejected = reply_problem(final, recs, allowed, state, catalog)
+                shown = shown if rejected else final
+    except Exception as error:  # noqa: BLE001 - the template, or what already passed, is always there
+        rejected = f"failed: {type(error).__name__}"
+        log.exception("LLM reply failed; keeping what passed the gate, else the template")
+    return shown, tidy_reply(written), rejected
 
 
 def explain_cards(pipeline: Any, recs: Sequence[Recommendation], basis: TurnBasis) -> tuple[Recommendation, ...]:
@@ -410,6 +450,40 @@ def explain_cards(pipeline: Any, recs: Sequence[Recommendation], basis: TurnBasi
         log.exception("influences failed; the cards keep no influences")
         return tuple(recs)
     return tuple(replace(rec, influences=tuple(found.get(rec.item_id, rec.influences))) for rec in recs)
+
+
+def explain_pick(
+    pipeline: Any, rec: Recommendation, basis: TurnBasis | None, writer: Any = None
+) -> tuple[str, tuple[tuple[str, float], ...]]:
+    """A written explanation of the picked card and the history items that raised it most.
+
+    With an LLM, ``pipeline.explain`` (drop-one influence on the served prompt, then a sentence checked
+    to name only the history and the item); without one, or when that fails, a sentence from the card's
+    own facts (its genres, the asked constraints it meets, its reasons). Never raises.
+    """
+    explain = getattr(pipeline, "explain", None)
+    if explain is not None and getattr(pipeline, "scorer", None) is not None and basis is not None and basis.history:
+        try:
+            options = {"writer": writer} if writer is not None else {}
+            explanation = explain(list(basis.history), rec.item_id, window=INFLUENCE_WINDOW, **options)
+            raised = tuple((item_id, value) for item_id, _, value in explanation.influences if value > 0)
+            return str(explanation.text), raised[:3]
+        except Exception:  # noqa: BLE001 - the card's own facts are always there
+            log.exception("explaining %s failed; explaining from the card's facts", rec.item_id)
+    return card_explanation(rec, basis), ()
+
+
+def card_explanation(rec: Recommendation, basis: TurnBasis | None = None) -> str:
+    """A sentence from the card's facts alone: what it is, which asked constraints it meets, its reasons."""
+    title = f"{rec.title} ({rec.year})" if rec.year else rec.title
+    kind = f", a {'/'.join(rec.genres)} film" if rec.genres else ""
+    filters = getattr(basis, "filters", None)
+    asked = [g for g in getattr(filters, "include_genres", ()) if g in rec.genres]
+    text = f"We suggest {title}{kind}"
+    text += f", because you asked for {' or '.join(asked)}." if asked else "."
+    if rec.reasons:
+        text += " Why: " + "; ".join(rec.reasons[:2]) + "."
+    return text
 
 
 def finish_turn(updates: Iterator[TurnUpdate]) -> TurnUpdate:

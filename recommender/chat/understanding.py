@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
 
+from recommender.chat.fragments import negated_fragment
 from recommender.chat.lexicon import (
     ABBREVIATIONS,
     ADDITIVE,
@@ -27,6 +28,7 @@ from recommender.chat.lexicon import (
     CLAUSE_WORDS,
     COUNT_NOUNS,
     DECADE_WORDS,
+    EXCLUDE_CUES,
     FILLERS,
     GENRE_SYNONYMS,
     IDLE_PHRASES,
@@ -79,8 +81,8 @@ _CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("liked", re.compile(r"\b(?:i\s+)?(?:really\s+|also\s+)?(?:liked|loved|enjoyed|adored|(?<=i )(?:like|love))\s+",
                          re.I)),
     ("seen", re.compile(r"\b(?:i(?:'ve|\s+have)?\s+)?(?:already\s+)?(?:seen|watched|saw)\s+", re.I)),
-    ("exclude", re.compile(r"\b(?:not|no more|nothing like|anything but|except|other than|no|without|skip|"
-                           r"exclude)\s+", re.I)),
+    ("exclude", re.compile(r"\b(?:" + "|".join(re.escape(c) for c in sorted(EXCLUDE_CUES, key=len, reverse=True))
+                           + r")\s+", re.I)),
 )  # fmt: skip
 # After a title at the start of a clause: "Alien-style horror", "Star Wars vibes", "Titanic was boring".
 _POSTFIX_SEED = re.compile(r"^(?:style|esque|like|type|vibes?|kind of|sort of|but|feel|energy)\b")
@@ -128,7 +130,8 @@ class Refinement:
     liked: tuple[str, ...] = ()  # "I liked / loved X"
     disliked: tuple[str, ...] = ()  # "I hated X", "didn't like X"
     seen: tuple[str, ...] = ()  # "I watched / have seen X"
-    exclude_items: tuple[str, ...] = ()  # "not Star Wars"
+    exclude_items: tuple[str, ...] = ()  # "not Star Wars"; also every film of an excluded fragment
+    exclude_fragments: tuple[str, ...] = ()  # "not another Star Trek": title fragments whose films are excluded
     titles: tuple[TitleMatch, ...] = ()  # every title recognised, for the reply
     unmatched: tuple[TitleMiss, ...] = ()  # titles that matched nothing, with the closest ones
     query: str = ""  # the free text left over, for the embedding retriever
@@ -229,6 +232,7 @@ def _titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
     """Find "more like X", "I liked X", "not X" …; returns matches per cue, misses and consumed spans."""
     found: dict[str, list[TitleMatch]] = {name: [] for name, _ in _CUES}
     found["ignored"] = []  # "I haven't seen Heat": a title, but no fact about the person
+    found["fragment"] = []  # "not another Star Trek": every film whose title holds the words
     misses: list[TitleMiss] = []
     consumed: list[tuple[int, int]] = []
     cues = []
@@ -246,12 +250,20 @@ def _titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
         denied = name in {"liked", "seen"} and re.search(r"(?:n'?t|\bnot|\bnever)\s+(?:\w+\s+)?$", text[:start])
         if name in {"like", "like_bare"} and _NEGATION_BEFORE.search(text[_clause_start(text, start) : start]):
             name = "exclude"  # "I don't want anything like Scream": no seed
-        cue_matches, used_end = [], end
+        cue_matches, used_end, fragments = [], end, 0
         while words:
-            match, used = _match_span(matcher, words, strict=name in {"exclude", "like_bare"})
-            if match is None:
-                break
-            cue_matches.append(match)
+            offset = words[0].start()
+            fragment = negated_fragment(text[end + offset : stop], text[start:end], matcher.catalog) if (
+                name == "exclude") else None  # fmt: skip
+            if fragment is not None:  # "not another Star Trek": every film whose title holds the words
+                found["fragment"].append(TitleMatch(fragment.typed, fragment.item_ids, fragment.typed, 1.0))
+                used = max(1, sum(1 for w in words if w.start() < offset + fragment.end))
+                fragments += 1
+            else:
+                match, used = _match_span(matcher, words, strict=name in {"exclude", "like_bare"})
+                if match is None:
+                    break
+                cue_matches.append(match)
             used_end = end + words[used - 1].end()
             comma = words[used - 1].group().endswith(",")
             words = words[used:]
@@ -261,7 +273,7 @@ def _titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
                 words = words[1:]
             if words and fold(words[0].group()) in NEGATOR_WORDS | _NOT_TITLE | _PRONOUNS:
                 break  # "like Fargo, not Pulp Fiction": the next title has its own cue
-        if cue_matches:
+        if cue_matches or fragments:
             found["ignored" if denied else name].extend(cue_matches)
             consumed.append((start, used_end))
         elif name not in {"exclude", "like_bare"}:
@@ -719,6 +731,9 @@ def parse_message(text: object, catalog: Catalog) -> Refinement:
         if exact is not None and used == len(words):  # the whole message is a title: "more like <title>"
             found["like"].append(exact)
             query, include, exclude, year_min, year_max, year_set = [], (), (), None, None, False
+    fragments = found.pop("fragment")
+    notes += [f'I left out every film with "{_safe_typed(f.typed)}" in its title ({len(f.item_ids)}).'
+              for f in fragments]  # fmt: skip
     for match in (m for matches in found.values() for m in matches):
         if match.score < 1.0:
             notes.append(f'I took "{_safe_typed(match.typed)}" to mean {match.title}.')
@@ -733,7 +748,8 @@ def parse_message(text: object, catalog: Catalog) -> Refinement:
         liked=ids["liked"],
         disliked=ids["dislike"],
         seen=ids["seen"],
-        exclude_items=ids["exclude"],
+        exclude_items=_unique([*ids["exclude"], *(i for f in fragments for i in f.item_ids)]),
+        exclude_fragments=_unique(f.typed for f in fragments),
         titles=tuple(match for matches in found.values() for match in matches),
         unmatched=tuple(misses),
         query=" ".join(query),

@@ -1,0 +1,124 @@
+"""Title fragments as constraints: "not another Star Trek" leaves out every catalogue title holding
+"Star Trek", "no more Batman movies" every Batman film. Pure: the standard library only.
+
+A fragment is the words after an exclusion cue ("not", "no more", "sick of", ...; see
+``lexicon.EXCLUDE_CUES``), matched at word boundaries against every normalised form of every title
+(``titles.title_keys``: the article moved or dropped, the part before a colon). A fragment that is
+exactly one film's title is left to the title matcher (one film), unless the person said "another"
+or "more" (the whole series)::
+
+    >>> fragment = negated_fragment("another Star Trek", "not ", catalog)
+    >>> fragment.typed, len(fragment.item_ids)
+    ('Star Trek', 8)
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from dataclasses import dataclass
+
+from recommender.chat.lexicon import (
+    COUNT_NOUNS,
+    FILLERS,
+    FRAGMENT_GLUE,
+    FRAGMENT_MAX_FILMS,
+    FRAGMENT_MIN_CHARS,
+    FRANCHISE_CUES,
+    NOT_FRAGMENTS,
+    SERIES_NOUNS,
+    TRANSPARENT,
+)
+from recommender.data import Catalog
+from recommender.data.titles import COMMON_WORDS, fold, title_keys
+
+MAX_FRAGMENT_WORDS = 6  # a fragment is at most this many words ("nightmare on elm street")
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """A negated title fragment: what was typed, the films whose titles hold it, and where it ended."""
+
+    typed: str  # as the person wrote it, e.g. "Star Trek"
+    item_ids: tuple[str, ...]  # every catalogue film whose title holds the fragment
+    end: int  # offset in the searched text just after the fragment
+
+
+class FragmentIndex:
+    """Every normalised title form of one catalogue, for word-boundary lookups; built once per catalogue."""
+
+    _cache: weakref.WeakKeyDictionary[Catalog, FragmentIndex] = weakref.WeakKeyDictionary()
+
+    def __init__(self, catalog: Catalog):
+        # (item id, title, its forms, the forms joined as " form | form ") per film
+        self.forms: list[tuple[str, str, frozenset[str], str]] = []
+        for item in catalog.items:
+            keys = frozenset(title_keys(item.title) | {fold(item.title)})
+            if keys & {"unknown", ""}:
+                continue
+            self.forms.append((item.id, item.title, keys, " " + " | ".join(sorted(keys)) + " "))
+
+    @classmethod
+    def for_catalog(cls, catalog: Catalog) -> FragmentIndex:
+        """The index of ``catalog``, built on first use and kept while the catalogue lives."""
+        index = cls._cache.get(catalog)
+        if index is None:
+            index = cls._cache[catalog] = cls(catalog)
+        return index
+
+    def films(self, fragment: str) -> tuple[tuple[str, ...], set[str]]:
+        """(ids of the films whose title holds ``fragment`` as whole words, their distinct titles)."""
+        needle = f" {fold(fragment)} "
+        hits = [(item_id, title) for item_id, title, _, joined in self.forms if needle in joined]
+        return tuple(item_id for item_id, _ in hits), {title for _, title in hits}
+
+    def exact_titles(self, fragment: str) -> set[str]:
+        """Distinct titles one of whose forms is exactly ``fragment`` ("star trek": four films' short form)."""
+        key = fold(fragment)
+        return {title for _, title, keys, _ in self.forms if key in keys}
+
+
+def _words(text: str) -> list[re.Match[str]]:
+    return list(re.finditer(r"[^\W_]+(?:['’.:&-][^\W_]+)*", text))
+
+
+def _plausible(words: list[str], typed: list[str], franchise: bool) -> bool:
+    """A fragment names something: not only filler, and a single word is long and written like a name."""
+    content = [w for w in words if w not in FILLERS and w not in TRANSPARENT and w not in COMMON_WORDS]
+    if not content:
+        return False
+    if len(words) == 1:
+        if words[0] in NOT_FRAGMENTS:
+            return False
+        return len(words[0]) >= FRAGMENT_MIN_CHARS and (franchise or typed[0][:1].isupper())
+    return True
+
+
+def negated_fragment(after: str, cue: str, catalog: Catalog) -> Fragment | None:
+    """The title fragment at the start of ``after`` (the words after an exclusion ``cue``), or None.
+
+    The longest run of words that some titles hold wins ("Star Trek films" -> "Star Trek"). A run that
+    is exactly one film's title is left to the title matcher unless the words before it say "another"
+    or "more"; a run held by more than ``FRAGMENT_MAX_FILMS`` titles is an ordinary word, no fragment.
+    """
+    index = FragmentIndex.for_catalog(catalog)
+    words = _words(after)
+    franchise = bool(set(fold(cue).split()) & FRANCHISE_CUES)
+    skip = 0
+    while skip < len(words) and fold(words[skip].group()) in FRAGMENT_GLUE:
+        franchise = franchise or fold(words[skip].group()) in FRANCHISE_CUES
+        skip += 1
+    span = words[skip : skip + MAX_FRAGMENT_WORDS]
+    for n in range(len(span), 0, -1):
+        typed = [w.group() for w in span[:n]]
+        folded = [fold(w) for w in typed]
+        series = franchise or (n < len(span) and fold(span[n].group()) in SERIES_NOUNS)  # "no Batman movies"
+        if folded[-1] in COUNT_NOUNS or not _plausible(folded, typed, series):
+            continue
+        ids, titles = index.films(" ".join(folded))
+        if not ids or len(titles) > FRAGMENT_MAX_FILMS:
+            continue
+        if not series and (len(titles) == 1 or len(index.exact_titles(" ".join(folded))) == 1):
+            return None  # "not Heat", "not Godfather": one film, the title matcher's job
+        return Fragment(" ".join(typed).strip(" ,.;:"), ids, span[n - 1].end())
+    return None
