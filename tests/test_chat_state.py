@@ -222,7 +222,7 @@ def test_allowed_titles_include_the_history(catalog):
 
 
 def test_the_six_turns_of_issue_28_keep_every_constraint(catalog):
-    """"sci-fi, nothing too old" -> "no horror though, and not another Star Trek" -> "something more like
+    """ "sci-fi, nothing too old" -> "no horror though, and not another Star Trek" -> "something more like
     Blade Runner" -> "show me 3 comedies from the 90s instead" -> "I've already seen Groundhog Day" -> "more"."""
     star_trek = {item.id for item in catalog.items if "star trek" in item.title.lower()}
     state = say(ConversationState(), "sci-fi, nothing too old", catalog)
