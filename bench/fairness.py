@@ -220,6 +220,8 @@ def main_runs(args: argparse.Namespace) -> int:
     """The fairness report of saved ``recommender evaluate`` runs (same users), merged."""
     ranks, lists, users, split_name = {}, {}, None, "test"
     for folder in args.runs:
+        if not (folder / "ranks.json").is_file():
+            raise SystemExit(f"{folder}: no ranks.json; give folders written by `recommender evaluate`.")
         record = json.loads((folder / "ranks.json").read_text())
         if users is not None and record["users"] != users:
             raise SystemExit(f"{folder}: other users than the first run; evaluate them on the same users.")
