@@ -29,7 +29,7 @@ from recommender.evaluation.fairness import (
     paired_by_group,
     popularity_buckets,
 )
-from recommender.evaluation.fairness_report import read_recbole_users, write_report
+from recommender.evaluation.fairness_report import groupings, write_report
 
 # Four films: 0 comedy, 1 comedy+drama, 2 drama, 3 horror.
 GENRES = genre_matrix([("Comedy",), ("Comedy", "Drama"), ("Drama",), ("Horror",)], ("Comedy", "Drama", "Horror"))
@@ -112,7 +112,7 @@ def test_item_side_row():
     assert row["miscalibration"] > 0
 
 
-def test_groupings():
+def test_group_helpers():
     assert age_bands([10, 18, 24, 25, 60]).labels.tolist() == ["under 18", "18-24", "18-24", "25-34", "56+"]
     terciles = activity_terciles([1, 2, 3, 4, 5, 6])
     assert [label.split()[0] for label in terciles.labels] == ["low", "low", "mid", "mid", "high", "high"]
@@ -150,13 +150,15 @@ def test_paired_by_group():
     assert rows["a"]["gap_change"] == pytest.approx(0.5) and rows["b"]["gap_change"] == pytest.approx(-0.5)
 
 
-def test_read_recbole_users_and_report(tmp_path):
-    path = tmp_path / "toy.user"
-    path.write_text("user_id:token\tage:token\tgender:token\n1\t24\tM\n2\t53\tF\n")
-    assert read_recbole_users(path) == {"age": {"1": "24", "2": "53"}, "gender": {"1": "M", "2": "F"}}
-    path.write_text("user_id:token\tage:token\n1\t24\t7\n")
-    with pytest.raises(ValueError, match="line 2"):
-        read_recbole_users(path)
+def test_groupings_from_attributes_and_report(tmp_path):
+    attributes = {"gender": {"1": "M", "2": "F"}, "age": {"1": "24", "2": "53"}}
+    groups = groupings(["1", "2", "3"], attributes, [10, 50, 90], [30, 60, 300])
+    assert [g.attribute for g in groups] == ["gender", "age", "activity tercile", "history length"]
+    assert groups[0].labels.tolist() == ["M", "F", "unknown"] and groups[1].labels.tolist() == [
+        "18-24",
+        "50-55",
+        "unknown",
+    ]
     grouping = Grouping("toy", np.array(["a"] * 25 + ["b"] * 3, dtype=object), ("a", "b"))
     ranks = {"x": np.arange(1, 29), "y": np.full(28, 2)}
     lists = {m: [[0, 1]] * 28 for m in ranks}

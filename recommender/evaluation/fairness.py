@@ -46,12 +46,15 @@ def categorical(attribute: str, values: Sequence[str]) -> Grouping:
     return Grouping(attribute, labels, order)
 
 
-def age_bands(ages: Sequence[int]) -> Grouping:
-    """MovieLens-1M's age bands (under 18, 18-24, 25-34, 35-44, 45-49, 50-55, 56+)."""
+def age_bands(ages: Sequence[int | None]) -> Grouping:
+    """MovieLens-1M's age bands (under 18, 18-24, 25-34, 35-44, 45-49, 50-55, 56+); None: 'unknown'."""
     starts = np.array([start for start, _ in AGE_BANDS])
-    index = np.searchsorted(starts, np.asarray(ages, dtype=np.int64), side="right") - 1
-    labels = np.array([AGE_BANDS[i][1] for i in index], dtype=object)
-    return Grouping("age", labels, tuple(name for _, name in AGE_BANDS if name in set(labels)))
+    known = np.array([age is not None for age in ages], dtype=bool)
+    values = np.array([age if age is not None else 0 for age in ages], dtype=np.int64)
+    index = np.searchsorted(starts, values, side="right") - 1
+    labels = np.array([AGE_BANDS[i][1] if k else "unknown" for i, k in zip(index, known)], dtype=object)
+    names = [name for _, name in AGE_BANDS] + ["unknown"]
+    return Grouping("age", labels, tuple(name for name in names if name in set(labels)))
 
 
 def activity_terciles(train_events: Sequence[int]) -> Grouping:

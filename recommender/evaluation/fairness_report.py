@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.assets import find_ml100k
 from recommender.calibration import genre_matrix
 from recommender.data.catalog import Dataset
 from recommender.data.split import LeaveOneOutSplit
@@ -38,27 +37,19 @@ from recommender.evaluation.fairness import (
 # ---------------------------------------------------------------------------------- groups of a run
 
 
-def read_recbole_users(path: Path) -> dict[str, dict[str, str]]:
-    """attribute -> {user id: value} from a RecBole ``.user`` file (tab-separated, ``name:type``
-    header, first column the user id). A stand-in until the loaders carry user attributes."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    if not lines:
-        raise ValueError(f"{path}: empty user file.")
-    names = [field.split(":")[0] for field in lines[0].split("\t")]
-    columns: dict[str, dict[str, str]] = {name: {} for name in names[1:]}
-    for number, line in enumerate(lines[1:], start=2):
-        values = line.split("\t")
-        if len(values) != len(names):
-            raise ValueError(f"{path}, line {number}: {len(values)} fields, the header has {len(names)}.")
-        for name, value in zip(names[1:], values[1:]):
-            columns[name][values[0]] = value
-    return columns
-
-
-def user_attributes(dataset_name: str) -> dict[str, dict[str, str]]:
-    """The user attributes of a dataset ({} when it has none): ml-100k's ``ml-100k.user``."""
-    folder = find_ml100k() if dataset_name == "ml-100k" else None
-    return read_recbole_users(folder / "ml-100k.user") if folder and (folder / "ml-100k.user").is_file() else {}
+def user_attributes(dataset: Dataset) -> dict[str, dict[str, str]]:
+    """attribute -> {user id: value as text} of the grouping attributes the dataset's users have
+    (``Dataset.users``, e.g. RecBole's ``.user``: age, gender, occupation); {} without any."""
+    users = getattr(dataset, "users", None)
+    if users is None:
+        return {}
+    out = {}
+    for name in (c for c in ("gender", "age", "occupation") if c in users.columns):
+        values = users.column(name)
+        out[name] = {
+            u: f"{v:.0f}" if isinstance(v, float) and float(v).is_integer() else str(v) for u, v in values.items()
+        }
+    return out
 
 
 def groupings(
@@ -71,8 +62,8 @@ def groupings(
         if name not in attributes:
             continue
         values = [attributes[name].get(user, "unknown") for user in users]
-        if name == "age" and all(v.isdigit() for v in values):
-            out.append(age_bands([int(v) for v in values]))
+        if name == "age" and all(v.isdigit() or v == "unknown" for v in values):
+            out.append(age_bands([int(v) if v.isdigit() else None for v in values]))
         else:
             out.append(categorical(name, values))
     return out + [activity_terciles(train_events), length_buckets(lengths)]
@@ -258,7 +249,7 @@ def run_report(
     events), the history each method saw on ``split_name``, train popularity and genres."""
     histories = [case.history for case in split.cases(split_name, list(users))]
     train_events = [int(split.train_ends[split.code(u)] - split.indptr[split.code(u)]) for u in users]
-    groups = groupings(users, user_attributes(dataset.name), train_events, [len(h) for h in histories])
+    groups = groupings(users, user_attributes(dataset), train_events, [len(h) for h in histories])
     buckets = popularity_buckets(split.item_popularity(len(dataset.catalog)))
     genres = genre_matrix([item.genres for item in dataset.catalog.items], dataset.catalog.genre_vocabulary)
     return write_report(folder, ranks, lists, groups, histories, buckets, genres, pairs, header, seed, name)
