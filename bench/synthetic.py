@@ -5,7 +5,12 @@
 
 writes ``<out>/<name>.inter`` (user_id:token, item_id:token, rating:float, timestamp:float) and
 ``<out>/<name>.item`` (item_id:token, movie_title:token_seq, release_year:token, class:token_seq),
-``name`` being the folder's name, so ``load_dataset(out)`` reads it.
+``name`` being the folder's name, so ``load_dataset(out)`` reads it; and, as RecBole's ml-100k
+folder has them, a knowledge graph (``<name>.link``: item_id:token, entity_id:token;
+``<name>.kg``: head_id:token, relation_id:token, tail_id:token; ``--entities`` per item, 0 for
+none) and user attributes (``<name>.user``: user_id, age, gender, occupation; ``--user-file no``
+for none). Those two come from their own seeded streams, so ``.inter`` and ``.item`` are the same
+bytes with or without them.
 
 The structure a recommender can find:
 - item popularity is a power law (Zipf exponent ``alpha`` over a random permutation of items);
@@ -17,7 +22,11 @@ The structure a recommender can find:
   ``follow`` (so sequence models and item-item co-occurrence have something to learn), else
   a fresh draw by popularity within the topic;
 - ratings: item quality + user bias + noise, rounded to 1..5; timestamps: per-user start,
-  exponential gaps in seconds, some zero gaps (ties, which file order breaks).
+  exponential gaps in seconds, some zero gaps (ties, which file order breaks);
+- knowledge graph: each film draws its director, writers, producers, cast, subjects, studio,
+  language and country from per-relation pools with a heavy tail (Zipf), most people from its
+  topic's part of the pool (so shared entities say something about shared taste) and the rest
+  from anywhere; a few films of a topic are sequels of the topic's previous film.
 
 Everything is vectorised numpy over chunks of users (one chunk's arrays in memory at a time)
 and written by pyarrow: 50M events take minutes and a few GB.
@@ -50,6 +59,26 @@ NOUNS = (
 )  # fmt: skip
 INTER_HEADER = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
 ITEM_HEADER = "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
+KG_HEADER = "head_id:token\trelation_id:token\ttail_id:token\n"
+LINK_HEADER = "item_id:token\tentity_id:token\n"
+USER_HEADER = "user_id:token\tage:float\tgender:token\toccupation:token\n"
+# relation, entities per film (cast: the rest up to --entities), pool size per film, share drawn from the topic
+KG_RELATIONS = (
+    ("film.film.directed_by", 1, 0.3, 0.8), ("film.film.written_by", 2, 0.5, 0.7),
+    ("film.film.produced_by", 2, 0.25, 0.5), ("film.film.actor", 0, 2.0, 0.6), ("film.film.subjects", 2, 0.02, 0.5),
+    ("film.film.production_companies", 1, 0.005, 0.3), ("film.film.language", 1, 0.0, 0.0),
+    ("film.film.country", 1, 0.0, 0.0),
+)  # fmt: skip
+KG_FIXED = 10  # entities per film outside the cast
+SMALL_POOLS = {"film.film.language": 30, "film.film.country": 40}
+SEQUEL_SHARE = 0.03  # films that are the sequel of their topic's previous film
+LINKED_SHARE = 0.95  # films linked to an entity (as 1,598 of ML-100k's 1,682)
+OCCUPATIONS = (
+    "administrator", "artist", "doctor", "educator", "engineer", "entertainment", "executive", "healthcare",
+    "homemaker", "lawyer", "librarian", "marketing", "none", "other", "programmer", "retired", "salesman",
+    "scientist", "student", "technician", "writer",
+)  # fmt: skip
+SIDE_STREAM = 1 << 40  # seed tag of the .kg/.link/.user stream, apart from every chunk's [seed, first user]
 START = 946_684_800  # 2000-01-01, seconds
 
 
@@ -66,6 +95,10 @@ class SyntheticConfig:
     follow: float = field(default=0.5, metadata={"help": "probability it is the topic's next item"})
     tie_share: float = field(default=0.05, metadata={"help": "share of zero gaps between events (ties)"})
     chunk_users: int = field(default=50_000, metadata={"help": "users generated and written at a time"})
+    entities: int = field(
+        default=20, metadata={"help": f"knowledge-graph entities per item (0: no .kg/.link; else >= {KG_FIXED})"}
+    )
+    user_file: str = field(default="yes", metadata={"help": "write <name>.user with user attributes: yes or no"})
 
     @property
     def n_topics(self) -> int:
@@ -187,8 +220,87 @@ def _write_tsv(path: Path, header: str, tables) -> None:
             writer.close()
 
 
+# ---------------------------------------------------------------- knowledge graph and user attributes
+
+
+def _zipf(rng: np.random.Generator, size: int, count: int, alpha: float = 1.0) -> np.ndarray:
+    """[count] ranks in [0, size) with P(rank k) proportional to (k + 1)^-alpha: a heavy tail."""
+    cumulative = np.cumsum((np.arange(size) + 1.0) ** -alpha)
+    return np.minimum(np.searchsorted(cumulative, rng.random(count) * cumulative[-1], side="right"), size - 1)
+
+
+def knowledge_triples(model: ItemModel, config: SyntheticConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Triples (head film, relation, tail entity) as [T] arrays of film rows, relation names and
+    entity ids, the sequel/prequel pairs included (their tails are film rows, marked by ``film_tail``)."""
+    n, topics = config.items, config.n_topics
+    heads, relations, tails = [], [], []
+    for relation, count, per_film, local in KG_RELATIONS:
+        count = count or config.entities - KG_FIXED
+        pool = SMALL_POOLS.get(relation) or max(int(per_film * n), 2 * topics, 2)
+        owner = np.repeat(np.arange(n), count)
+        entity = rng.permutation(pool)[_zipf(rng, pool, len(owner))]  # the popular ones anywhere in the pool
+        slice_size = pool // topics
+        if local and slice_size >= 2:  # most from the film's topic's slice of the pool
+            near = rng.random(len(owner)) < local
+            entity[near] = model.topic[owner[near]] * slice_size + _zipf(rng, slice_size, int(near.sum()))
+        prefix = relation.rsplit(".", 1)[-1][:3]
+        heads.append(owner)
+        relations.append(np.full(len(owner), relation))
+        tails.append(np.strings.add(f"m.{prefix}", entity.astype(str)))
+    # Sequels: a film and the next film of its topic's order.
+    position = np.flatnonzero(rng.random(n - 1) < SEQUEL_SHARE)
+    same = model.topic[model.by_topic[position]] == model.topic[model.by_topic[position + 1]]
+    first, second = model.by_topic[position[same]], model.by_topic[position[same] + 1]
+    heads += [first, second]
+    relations += [np.full(len(first), "film.film.sequel"), np.full(len(second), "film.film.prequel")]
+    tails += [_film_entity(second), _film_entity(first)]
+    return {"head": np.concatenate(heads), "relation": np.concatenate(relations), "tail": np.concatenate(tails)}
+
+
+def _film_entity(rows: np.ndarray) -> np.ndarray:
+    return np.strings.add("m.film", (np.asarray(rows) + 1).astype(str))
+
+
+def write_knowledge(
+    folder: Path, name: str, model: ItemModel, config: SyntheticConfig, rng: np.random.Generator
+) -> None:
+    """``<name>.link`` (most films -> an entity) and ``<name>.kg`` (the films' triples)."""
+    triples = knowledge_triples(model, config, rng)
+    linked = np.flatnonzero(rng.random(config.items) < LINKED_SHARE)
+    link = pa.table({"item_id:token": pa.array(linked + 1).cast(pa.string()), "entity_id:token": _film_entity(linked)})
+    _write_tsv(folder / f"{name}.link", LINK_HEADER, [link])
+    order = rng.permutation(len(triples["head"]))  # as a real dump: not grouped by relation
+    kg = pa.table(
+        {
+            "head_id:token": _film_entity(triples["head"][order]),
+            "relation_id:token": triples["relation"][order],
+            "tail_id:token": triples["tail"][order],
+        }
+    )
+    _write_tsv(folder / f"{name}.kg", KG_HEADER, [kg])
+
+
+def write_users(path: Path, config: SyntheticConfig, rng: np.random.Generator) -> None:
+    """``<name>.user``: age (7-73), gender, occupation of every user."""
+    n = config.users
+    table = pa.table(
+        {
+            "user_id:token": pa.array(np.arange(1, n + 1)).cast(pa.string()),
+            "age:float": pa.array(np.clip(np.rint(rng.gamma(4.0, 8.5, n)), 7, 73).astype(np.int64)),
+            "gender:token": pa.array(np.where(rng.random(n) < 0.7, "M", "F")),
+            "occupation:token": pa.array(np.array(OCCUPATIONS)[_zipf(rng, len(OCCUPATIONS), n, 0.7)]),
+        }
+    )
+    _write_tsv(path, USER_HEADER, [table])
+
+
 def generate(config: SyntheticConfig, out: str | Path) -> dict[str, object]:
-    """Write ``<out>/<name>.inter`` and ``.item``; returns paths, counts and seconds."""
+    """Write ``<out>/<name>.inter`` and ``.item`` (and ``.kg``/``.link``, ``.user`` unless turned
+    off); returns paths, counts and seconds."""
+    if config.entities and config.entities < KG_FIXED:
+        raise ValueError(f"--entities must be 0 (no knowledge graph) or at least {KG_FIXED}, got {config.entities}.")
+    if config.user_file not in ("yes", "no"):
+        raise ValueError(f"--user-file must be 'yes' or 'no', got {config.user_file!r}.")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     name = out.name
@@ -214,6 +326,11 @@ def generate(config: SyntheticConfig, out: str | Path) -> dict[str, object]:
             )
 
     _write_tsv(out / f"{name}.inter", INTER_HEADER, chunks())
+    side = np.random.default_rng([config.seed, SIDE_STREAM])
+    if config.entities:
+        write_knowledge(out, name, model, config, side)
+    if config.user_file == "yes":
+        write_users(out / f"{name}.user", config, side)
     return {"folder": str(out), "name": name, "events": int(lengths.sum()), "seconds": time.perf_counter() - started}
 
 

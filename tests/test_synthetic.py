@@ -55,6 +55,24 @@ def test_structure_popularity_topics_and_next_items(tiny):
     assert follows / pairs > 0.3
 
 
+def test_knowledge_graph_and_user_files(tiny, tmp_path):
+    dataset = load_dataset(tiny)
+    graph, users = dataset.knowledge, dataset.users
+    assert graph is not None and users is not None and len(users) == 400
+    assert 0.9 * 300 < graph.n_links < 300 and graph.unknown_item_links == 0
+    per_item = np.diff(graph.features.indptr)[np.diff(graph.features.indptr) > 0]
+    assert 15 <= np.median(per_item) <= 21  # about 20 entities per item (repeats collapse)
+    assert {"director", "writer", "cast", "producer", "subject", "language"} <= set(graph.relations)
+    df = np.bincount(graph.features.indices)
+    assert df.max() > 20 * np.median(df)  # a heavy tail: a few entities on many items
+    bare = tmp_path / "tiny"
+    generate(SyntheticConfig(**{**TINY.__dict__, "entities": 0, "user_file": "no"}), bare)
+    assert sorted(path.suffix for path in bare.iterdir()) == [".inter", ".item"]
+    assert (bare / "tiny.inter").read_bytes() == (tiny / "tiny.inter").read_bytes()
+    with pytest.raises(ValueError, match="--entities must be 0"):
+        generate(SyntheticConfig(**{**TINY.__dict__, "entities": 5}), tmp_path / "x")
+
+
 def test_too_few_events_is_refused(tmp_path):
     with pytest.raises(ValueError, match="at least 3 x --users"):
         generate(SyntheticConfig(users=10, items=10, events=20), tmp_path / "x")

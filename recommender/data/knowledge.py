@@ -27,13 +27,15 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 
 from recommender.data.catalog import Catalog, DataError
 from recommender.data.columnar import ID, IdColumn, Layout, first_line, read_columns, split_header
+
+if TYPE_CHECKING:  # scipy is imported where a graph is built: ``import recommender`` stays light
+    from scipy import sparse
 
 LINK_COLUMNS = {"item": ("item_id", "item"), "entity": ("entity_id", "entity")}
 TRIPLE_COLUMNS = {"head": ("head_id", "head"), "relation": ("relation_id", "relation"), "tail": ("tail_id", "tail")}
@@ -135,10 +137,8 @@ class KnowledgeGraph:
             if code:
                 word = self.link_words[code - 1]
                 counts[INVERSE.get(word, word) if invert else word] = 1
-        a, b = self.features, self.features
-        shared = np.intersect1d(
-            a.indices[a.indptr[row_a] : a.indptr[row_a + 1]], b.indices[b.indptr[row_b] : b.indptr[row_b + 1]]
-        )
+        indptr, indices = self.features.indptr, self.features.indices
+        shared = np.intersect1d(indices[indptr[row_a] : indptr[row_a + 1]], indices[indptr[row_b] : indptr[row_b + 1]])
         if counts.keys() & INVERSE.keys():
             shared = shared[self.feature_relations[shared] != SERIES]  # "sequel" already says it
         counts.update(self.feature_relations[shared].tolist())
@@ -157,6 +157,8 @@ class KnowledgeGraph:
         old = {item_id: row for row, item_id in enumerate(self.item_ids)}
         source = np.array([old.get(item_id, -1) for item_id in catalog.ids], dtype=np.int64)
         hit = np.flatnonzero(source >= 0)
+        from scipy import sparse
+
         pick = sparse.csr_matrix((np.ones(len(hit)), (hit, source[hit])), shape=(len(catalog), self.n_items))
         entities = np.where(source >= 0, self.entities[np.maximum(source, 0)], "")
         return KnowledgeGraph(
@@ -277,6 +279,9 @@ def _series_features(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(item row, chain entity) of every catalogue film in a sequel/prequel chain; a chain is
     named by its smallest entity code. Films outside the catalogue still join two chain parts."""
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+
     graph = sparse.csr_matrix((np.ones(len(heads)), (heads, tails)), shape=(n_entities, n_entities))
     _, labels = connected_components(graph, directed=False)
     first = np.full(labels.max() + 1 if len(labels) else 0, n_entities, dtype=np.int64)
@@ -288,6 +293,8 @@ def _series_features(
 
 def _feature_matrix(rows: np.ndarray, keys: np.ndarray, n: int) -> tuple[sparse.csr_matrix, np.ndarray]:
     """0/1 [N, F] CSR over the distinct keys (sorted), and those keys."""
+    from scipy import sparse
+
     columns, codes = np.unique(keys, return_inverse=True)
     matrix = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, codes.reshape(-1))), shape=(n, len(columns)))
     matrix.sum_duplicates()
@@ -309,6 +316,8 @@ def _item_links(
     inner, tail_rows = _expand(tails[both][position], indptr, items)
     head_rows, codes = head_rows[inner], words[both][position][inner] + 1
     _, first = np.unique(head_rows * max(n, 1) + tail_rows, return_index=True)
+    from scipy import sparse
+
     return sparse.csr_matrix((codes[first].astype(np.int16), (head_rows[first], tail_rows[first])), shape=(n, n))
 
 
@@ -336,7 +345,10 @@ def read_id_table(
     for label, accepted in wanted.items():
         found = next((name for name in accepted if name in names), None)
         if found is None:
-            raise DataError(f"{path}, line {header_line}: missing column {accepted[0]!r} (found: {', '.join(names)}).")
+            also = "".join(f" (or {name!r})" for name in accepted[1:])
+            raise DataError(
+                f"{path}, line {header_line}: missing column {accepted[0]!r}{also} (found: {', '.join(names)})."
+            )
         labels[label] = names.index(found)
     if every:
         labels.update({name: i for i, name in enumerate(names) if i not in labels.values() and name not in labels})

@@ -5,6 +5,7 @@ and cache them beside the item embeddings, keyed by the data and model fingerpri
     from recommender.retrieval.sequential import SequentialConfig
     retriever = build_default_retriever(dataset, split)        # tunes once, then loads
     retriever = build_default_retriever(dataset, split, sequential=SequentialConfig())  # + the SASRec-class model
+    retriever = build_default_retriever(dataset, split, knowledge=True)  # + the knowledge graph, when the data has one
     retriever.retrieve(["50", "181"], k=20, query="something funny")
 """
 
@@ -227,10 +228,12 @@ def build_components(
     encoder: Encoder | None = None,
     cache_dir: str | Path | None = None,
     sequential: SequentialConfig | None = None,
+    knowledge: bool = False,
 ) -> dict[str, BaseRetriever]:
     """Popularity, co-occurrence (train split only) and embedding retrievers for ``dataset``,
     plus the sequential model (trained on the train split once, then loaded from ``cache_dir``)
-    when ``sequential`` gives its config."""
+    when ``sequential`` gives its config, and the knowledge-graph retriever ("knowledge") when
+    ``knowledge`` is set and the dataset has a graph (``dataset.knowledge``)."""
     from recommender.retrieval.embeddings import SentenceEncoder, item_embeddings
 
     catalog = dataset.catalog
@@ -249,6 +252,11 @@ def build_components(
         from recommender.retrieval.sequential import load_or_train
 
         builders["sequential"] = lambda: load_or_train(dataset, split, sequential, cache_dir, encoder=encoder)
+    if knowledge and dataset.knowledge is not None:
+        from recommender.retrieval.knowledge import KnowledgeRetriever
+
+        graph = dataset.knowledge
+        builders["knowledge"] = lambda: KnowledgeRetriever(catalog, graph)
     for name, build in builders.items():
         clock = time.perf_counter()
         components[name] = build()
@@ -265,9 +273,13 @@ def build_default_retriever(
     cache_dir: str | Path | None = None,
     retune: bool = False,
     sequential: SequentialConfig | None = None,
+    knowledge: bool = False,
 ) -> HybridRetriever:
     """The hybrid retriever the pipeline serves: pop + co-occurrence + embeddings (+ the
-    sequential model when ``sequential`` gives its config, e.g. ``SequentialConfig()``).
+    sequential model when ``sequential`` gives its config, e.g. ``SequentialConfig()``; + the
+    knowledge-graph retriever when ``knowledge`` is set and the dataset has a graph: off by
+    default until its value is measured, so the served blend and its cached weights are the
+    former ones).
 
     Weights are tuned on the validation split the first time and stored as JSON in
     ``cache_dir`` under a key of the data fingerprint, the encoder and every component's
@@ -278,7 +290,7 @@ def build_default_retriever(
 
     split = split if split is not None else LeaveOneOutSplit(dataset.interactions)
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    components = build_components(dataset, split, encoder, folder, sequential)
+    components = build_components(dataset, split, encoder, folder, sequential, knowledge)
     text = components["embedding"]
     assert isinstance(text, EmbeddingRetriever)
     hybrid = HybridRetriever(dataset.catalog, components, {"cooccurrence": 1.0}, text=text)
