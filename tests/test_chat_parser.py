@@ -94,6 +94,22 @@ TABLE = [
     ("ok then, westerns please", {"include_genres": ("Western",)}),
     ("hmm actually sci-fi", {"include_genres": ("Sci-Fi",)}),
     ("no wait, comedies", {"include_genres": ("Comedy",)}),
+    # issue 28: what simulated people typed and the parser misread (bench/conversations.py)
+    ("from the ninetes", {"year_min": 1990, "year_max": 1999}),  # one slip in a decade word
+    ("not a drmaa", {"exclude_genres": ("Drama",)}),  # two letters swapped
+    ("not a wetsern please", {"exclude_genres": ("Western",)}),
+    ("i lvoed Scream", {"liked": ["Scream"]}),  # a slip in the cue word
+    ("soomething like jerry maguire", {"more_like": ["Jerry Maguire"]}),
+    ("i askeed for a drama film", {"include_genres": ("Drama",)}),  # no stray "askeed" query
+    ("hmm i loved Contact and a family movie", {"liked": ["Contact"], "include_genres": ("Children's",)}),
+    ("So more like Return of the Jedi, a mystery?", {"more_like": ["Return of the Jedi"], "include_genres": ("Mystery",)}),
+    ("hmm Cemetery Man was boring!", {"disliked": ["Cemetery Man (Dellamorte Dellamore)"]}),
+    ("SWITCHBLADE SISTERS WAS BORING", {"disliked": ["Switchblade Sisters"]}),
+    ("hmm seen the magic hour already", {"seen": ["Magic Hour, The"]}),
+    ("skip the war films", {"exclude_genres": ("War",)}),  # not "War, The"
+    ("NOT A WAR MOVIE", {"exclude_genres": ("War",)}),
+    ("no, i said a family movie", {"include_genres": ("Children's",)}),
+    ("ok so show me different ones if you can", {"show_more": True}),
 ]  # fmt: skip
 ID_FIELDS = ("more_like", "liked", "disliked", "seen", "exclude_items")
 CHECKED = ("include_genres", "exclude_genres", "year_min", "year_max", "query", "show_more", "reset", *ID_FIELDS)

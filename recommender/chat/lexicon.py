@@ -37,7 +37,8 @@ GENRE_SYNONYMS: dict[str, tuple[str, ...]] = {
     "Sci-Fi": ("sci fi", "scifi", "science fiction", "space", "aliens", "robots", "futuristic", "spaceship",
                "spaceships", "mind bending", "mindbending", "mind blowing", "ciencia ficcion", "science fiction"),
     "Thriller": ("thriller", "thrillers", "suspense", "suspenseful", "tense", "gripping", "edge of my seat",
-                 "edge of your seat", "edge of the seat", "on the edge of my seat", "nail biting", "nailbiter"),
+                 "edge of your seat", "edge of the seat", "on the edge of my seat", "nail biting", "nailbiter",
+                 "nail biter"),
     "War": ("war", "war movie", "war movies", "war film", "war films", "wartime", "military", "ww2", "wwii",
             "world war", "guerra", "guerre", "krieg", "kriegsfilm"),
     "Western": ("western", "westerns", "cowboy", "cowboys", "wild west"),
@@ -113,6 +114,7 @@ DISCOURSE_FILLERS = {
     "maybe", "again", "now", "first", "second", "time", "go", "ahead", "hey", "hi", "hello", "lol", "lmao", "oh",
     "ah", "uh", "um", "yo", "alright", "allright", "right", "so", "very", "quite", "pretty", "rather", "kinda",
     "sorta", "kind", "sort", "either", "neither", "too", "also", "still", "yet", "already", "ever", "even",
+    "asked", "remember", "told", "repeat", "said", "saying", "mentioned", "fairly", "real",
 }  # fmt: skip
 FILLERS |= DISCOURSE_FILLERS
 # Words with no topic in a free-text query ("what should I watch next?" leaves no query).
@@ -179,3 +181,15 @@ GENRE_CLAIMS = {
 REPEAT_IDIOMS = {"again", "more", "over", "on", "round", "through", "out", "back", "less", "better", "worse", "time",
                  "bigger", "faster", "closer", "further", "here", "there", "by", "side", "step", "day",
                  "year"}  # fmt: skip
+
+# Words whose typing slips cost a reading ("lvoed Scream", "soomething like Fargo", "i askeed for"): a word one
+# slip from one of these, and no word of the catalogue's titles, is read as it (issue 28's simulated people).
+MEND_WORDS = ("something", "similar", "loved", "liked", "enjoyed", "really", "watched", "already", "please",
+              "thanks", "asked", "again", "films", "movies", "remember", "boring", "anything", "nothing", "another",
+              "instead", "though", "anyway", "recommend", "suggest", "maybe", "great", "awesome", "favourite",
+              "favorite", "looking", "rather", "prefer", "science", "fiction", "stories", "drama", "movie",
+              "different")  # fmt: skip
+# "show me more" may open and close with these: "ok so show me different ones if you can".
+SHOW_MORE_OPENERS = ("please", "ok", "okay", "and", "so", "hmm", "well", "um", "hey", "hi", "right", "yeah", "alright")
+SHOW_MORE_TAILS = ("please", "options", "results", "suggestions", "films", "movies", "of these", "like these",
+                   "of those", "if you can", "thanks", "thank you", "thx", "pls", "plz", "now", "then")  # fmt: skip

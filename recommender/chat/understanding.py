@@ -18,6 +18,7 @@ import weakref
 from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
 
 from recommender.chat.fragments import negated_fragment
 from recommender.chat.lexicon import (
@@ -33,6 +34,7 @@ from recommender.chat.lexicon import (
     GENRE_SYNONYMS,
     IDLE_PHRASES,
     LIST_GLUE,
+    MEND_WORDS,
     MULTI_GENRE,
     NEGATOR_PHRASES,
     NOT_OLD_GAP,
@@ -45,11 +47,13 @@ from recommender.chat.lexicon import (
     RECENT_SPAN,
     RESUME,
     SCRIPT_GENRES,
+    SHOW_MORE_OPENERS,
+    SHOW_MORE_TAILS,
     TRANSPARENT,
     YEAR_WORDS,
 )
 from recommender.data import Catalog
-from recommender.data.titles import FUZZY_CUTOFF, TitleMatch, TitleMatcher, TitleMiss, fold
+from recommender.data.titles import ARTICLES, FUZZY_CUTOFF, TitleMatch, TitleMatcher, TitleMiss, fold
 
 MAX_MESSAGE_CHARS = 2000  # longer messages are cut here; the Refinement says so in ``notes``
 MAX_TITLE_WORDS = 12  # a title cue looks at most this many words ahead
@@ -63,10 +67,9 @@ _CONTROL = {"Cc", "Cf", "Cs", "Co", "Cn"}
 _RESET = re.compile(r"\b(start (?:over|again|afresh|fresh|anew)|reset|"
                     r"clear (?:all (?:the )?filters|all|everything|(?:the )?filters)|forget (?:it|everything|all)|"
                     r"new search|from scratch|begin again)\b")  # fmt: skip
-_SHOW_MORE = re.compile(r"^(?:(?:please|ok|okay|and)\s+)?(?:(?:show|give|find|suggest)\s+(?:me\s+)?)?"
+_SHOW_MORE = re.compile(rf"^(?:(?:{'|'.join(SHOW_MORE_OPENERS)})\s+)*(?:(?:show|give|find|suggest)\s+(?:me\s+)?)?"
                         r"(?:some\s+|any\s+)?(?:more|others|other ones|next|next page|something else|different ones)"
-                        r"(?:\s+(?:please|options|results|suggestions|films|movies|of these|like these|of those))*$"
-                        )  # fmt: skip
+                        rf"(?:\s+(?:{'|'.join(SHOW_MORE_TAILS)}))*$")  # fmt: skip
 _CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("dislike", re.compile(r"\b(?:i\s+)?(?:(?:didn'?t|did not|don'?t|do not|did\s+not|really\s+didn'?t)\s+"
                            r"(?:like|love|enjoy|care for)|hated|hate|disliked|dislike|can'?t stand|couldn'?t stand|"
@@ -105,6 +108,8 @@ _NOT_TITLE = {"something", "anything", "movies", "films", "movie", "film", "stuf
 _PRONOUNS = {"it", "that", "this", "them", "those", "these", "both", "all", "one", "some", "the first",
              "the last", "a lot", "you", "me", "him", "her", "so", "too", "to", "sure", "thanks", "way", "idea",
              "more"}  # fmt: skip
+_OPENERS = {"hmm", "hm", "ok", "okay", "so", "well", "um", "uh", "oh", "ah", "hey", "hi", "right", "yeah", "nah", "ugh",
+            "and", "also", "plus", "honestly", "sadly", "lol"}  # fmt: skip
 _YEAR_TOKEN = re.compile(r"^\(?((?:18|19|20)\d\d)\)?$")
 
 
@@ -214,10 +219,13 @@ def _cue_skips(after: str, matcher: TitleMatcher, vocabulary: set[str]) -> bool:
     folded = fold(after).split()
     if not folded or folded[0].isdigit():
         return True
-    if after[:1].isupper():
-        match, _ = _match_span(matcher, list(re.finditer(r"\S+", after)), strict=True, fuzzy=False)
-        if match is not None:
-            return False
+    capital = after[:1].isupper() and not after.isupper()  # SHOUTING capitalises nothing
+    if capital or folded[0] in ARTICLES:  # "like Aliens", "seen the magic hour"
+        match, used = _match_span(matcher, list(re.finditer(r"\S+", after)), strict=True, fuzzy=False)
+        follows = folded[used] if used < len(folded) else ""
+        own_article = fold(match.typed) in matcher.keys and used >= 2 and follows not in COUNT_NOUNS if match else False
+        if match is not None and (capital or own_article):
+            return False  # lower case, only with the title's own article: "a war movie", "the war films": genres
     words = folded
     while len(words) > 1 and words[0] in LIST_GLUE | {"another", "with", "too"}:
         words = words[1:]
@@ -273,6 +281,8 @@ def _titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
                 words = words[1:]
             if words and fold(words[0].group()) in NEGATOR_WORDS | _NOT_TITLE | _PRONOUNS:
                 break  # "like Fargo, not Pulp Fiction": the next title has its own cue
+            if words and _cue_skips(text[end + words[0].start() : stop], matcher, vocabulary):
+                break  # "I loved Contact and a family movie": a genre, no second title
         if cue_matches or fragments:
             found["ignored" if denied else name].extend(cue_matches)
             consumed.append((start, used_end))
@@ -291,6 +301,8 @@ def _titles_leading_clauses(text: str, matcher: TitleMatcher, found: dict[str, l
     consumed = []
     for clause in re.finditer(r"[^,;.!?\n]+", text):
         words = list(re.finditer(r"\S+", clause.group()))
+        while len(words) > 1 and fold(words[0].group()) in _OPENERS:
+            words = words[1:]  # "hmm Cemetery Man was boring"
         if not words:
             continue
         match, used = _match_span(matcher, words, strict=True, fuzzy=False)
@@ -298,15 +310,17 @@ def _titles_leading_clauses(text: str, matcher: TitleMatcher, found: dict[str, l
             continue
         after = fold(clause.group()[words[used - 1].end() :])
         first = not text[: clause.start()].strip(" ;,")
-        if _POSTFIX_BAD.match(after):
-            found["dislike"].append(match)
-        elif _POSTFIX_GOOD.match(after):
-            found["liked"].append(match)
+        verdict = _POSTFIX_BAD.match(after) or _POSTFIX_GOOD.match(after)
+        if verdict:
+            found["dislike" if verdict.re is _POSTFIX_BAD else "liked"].append(match)
         elif _POSTFIX_SEED.match(after) and (after.split()[0] != "but" or first):
             found["like"].append(match)
         else:
             continue
-        consumed.append((clause.start() + words[0].start(), clause.start() + words[used - 1].end()))
+        end = words[used - 1].end()
+        if verdict:  # "was boring" is said about the film, not asked for: no query word
+            end = words[min(len(words), used + len(verdict.group().split())) - 1].end()
+        consumed.append((clause.start() + words[0].start(), clause.start() + end))
     return consumed
 
 
@@ -347,9 +361,12 @@ def _genre_phrases(catalog: Catalog) -> dict[str, str]:
 
 
 def _decade(token: str) -> int | None:
-    """1990 for "90s", "1990s", "nineties"; None otherwise."""
+    """1990 for "90s", "1990s", "nineties" (or "ninetes": one slip); None otherwise."""
     if token in DECADE_WORDS:
         return DECADE_WORDS[token]
+    if len(token) >= 6 and token.isalpha() and token not in FILLERS:
+        slip = _slip(token, list(DECADE_WORDS))
+        return DECADE_WORDS[slip[0]] if slip else None
     match = re.fullmatch(r"((?:18|19|20)\d0|\d0)s", token)
     if not match:
         return None
@@ -449,6 +466,7 @@ def _phrases(tokens: list[str], lexicon: dict) -> list[tuple[int, int, str, tupl
     """Lexicon phrases in order, longest first: (start, length, kind, genres)."""
     found, i = [], 0
     single = [p for p, (kind, _) in lexicon.items() if kind == "genre" and " " not in p and len(p) >= 5]
+    near = [p for p, (kind, _) in lexicon.items() if kind in {"genre", "recent", "old"} and " " not in p]
     while i < len(tokens):
         for n in range(min(MAX_PHRASE, len(tokens) - i), 0, -1):
             phrase = " ".join(tokens[i : i + n])
@@ -467,11 +485,58 @@ def _phrases(tokens: list[str], lexicon: dict) -> list[tuple[int, int, str, tupl
             if script and all(g in {p for _, names in lexicon.values() for p in names} for g in script):
                 found.append((i, 1, "genre", tuple(script)))
             elif token.isalpha() and len(token) >= 5 and token not in FILLERS:
-                best = process.extractOne(token, single, scorer=fuzz.ratio, score_cutoff=88)
-                if best:  # "horor", "comedys", "thriler"
+                best = process.extractOne(token, single, scorer=fuzz.ratio, score_cutoff=88) or _slip(token, near)
+                if best:  # "horor", "comedys", "thriler"; one slip: "drmaa", "wetsern", "modeern"
                     found.append((i, 1, *lexicon[best[0]]))
             i += 1
     return found
+
+
+def _slip(token: str, words: list[str]) -> tuple[str, ...] | None:
+    """The word ``token`` is one typing slip from (a swap, a dropped, doubled or wrong letter), or None.
+
+    Six letters or more for any slip ("ninetes", "modeern", "anmiated"); five letters only for two
+    swapped letters ("drmaa"), so that "eastern" stays no western and "funky" no "funny"."""
+    best = process.extractOne(token, words, scorer=OSA.distance, score_cutoff=1)
+    if best is None or best[1] == 0:
+        return None
+    if len(token) >= 6 and len(best[0]) >= 6 or sorted(token) == sorted(best[0]):
+        return (best[0],)
+    return None
+
+
+def _mend_slips(text: str, catalog: Catalog) -> str:
+    """``text`` with each word that is one typing slip from a ``MEND_WORDS`` word written as that word
+    ("lvoed Scream" -> "loved Scream"); words of the catalogue's titles and the lexicon stay as typed."""
+    known = _known_words(catalog)
+
+    def mend(match: re.Match[str]) -> str:
+        word = match.group()
+        folded = word.lower()
+        if folded in known:
+            return word
+        best = process.extractOne(folded, MEND_WORDS, scorer=OSA.distance, score_cutoff=1)
+        if best is None or not (
+            max(len(folded), len(best[0])) >= 6 or sorted(folded) == sorted(best[0]) or len(folded) == 4
+        ):  # a 4-letter word only as a dropped letter: "lved", "askd"
+            return word
+        return best[0].upper() if word.isupper() else best[0].capitalize() if word[0].isupper() else best[0]
+
+    return re.sub(r"(?<![\w'’])[A-Za-z]{4,}(?![\w'’])", mend, text)
+
+
+def _known_words(catalog: Catalog) -> set[str]:
+    """Words never mended: every word of the catalogue's titles, the lexicon's and the fillers."""
+    known = _KNOWN.get(catalog)
+    if known is None:
+        known = {w for key in TitleMatcher.for_catalog(catalog).keys for w in key.split()}
+        known |= {w for phrase in _lexicon(catalog) for w in phrase.split()} | FILLERS | set(MEND_WORDS)
+        known |= set(NUMBER_WORDS) | set(DECADE_WORDS) | COUNT_NOUNS | YEAR_WORDS
+        _KNOWN[catalog] = known
+    return known
+
+
+_KNOWN: weakref.WeakKeyDictionary[Catalog, set[str]] = weakref.WeakKeyDictionary()
 
 
 def _new_is_recent(tokens: list[str], i: int, lexicon: dict) -> bool:
@@ -692,6 +757,7 @@ def parse_message(text: object, catalog: Catalog) -> Refinement:
         notes.append(f"Your message was long, so I read only its first {MAX_MESSAGE_CHARS:,} characters.")
     cleaned = _strip_markup(cleaned).strip()
     cleaned = re.sub(r"(?<=\w)-(style|esque|like|type)\b", r" \1", cleaned, flags=re.I)  # "Alien-style"
+    cleaned = _mend_slips(cleaned, catalog)
     folded = fold(cleaned)
     if not folded:
         return Refinement(truncated=truncated, notes=tuple(notes))
