@@ -102,7 +102,8 @@ TABLE = [
     ("soomething like jerry maguire", {"more_like": ["Jerry Maguire"]}),
     ("i askeed for a drama film", {"include_genres": ("Drama",)}),  # no stray "askeed" query
     ("hmm i loved Contact and a family movie", {"liked": ["Contact"], "include_genres": ("Children's",)}),
-    ("So more like Return of the Jedi, a mystery?", {"more_like": ["Return of the Jedi"], "include_genres": ("Mystery",)}),
+    ("So more like Return of the Jedi, a mystery?",
+     {"more_like": ["Return of the Jedi"], "include_genres": ("Mystery",)}),
     ("hmm Cemetery Man was boring!", {"disliked": ["Cemetery Man (Dellamorte Dellamore)"]}),
     ("SWITCHBLADE SISTERS WAS BORING", {"disliked": ["Switchblade Sisters"]}),
     ("hmm seen the magic hour already", {"seen": ["Magic Hour, The"]}),
