@@ -13,8 +13,10 @@ inside histories. Tasks:
   ``rank`` template and a seeded permutation makes the target's letter uniform.
 - ``rating``: rated history + target + the train split's evidence -> its rating digit (``RatingPrompt``,
   the serving object; the example's own rating is left out of the item's evidence).
-- ``explain``: history + target + facts from data (genres shared with the history, history
-  items co-watched with the target) -> a sentence built from the same facts (``render_explain``).
+- ``explain``: the serving explanation prompt (``explain.explain_messages``) over evidence from data
+  (the shown history items most co-watched with the target stand in for measured influences; shared
+  genres, decade, co-watching counts without the user's own pair) -> ``because_sentence`` of that
+  evidence, the same builder the served explanation falls back on.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from recommender.data.split import EvalCase, LeaveOneOutSplit
 from recommender.evaluation.metrics import top_k
 from recommender.finetune.config import DataConfig
 from recommender.llm.evidence import PrefixScorer, recent_strength
-from recommender.llm.prompting import RATING_VALUES, rank_completion, rating_completion, render_explain
+from recommender.llm.prompting import RATING_VALUES, rank_completion, rating_completion
 from recommender.llm.ranking_prompts import RankingPrompt, RankingRequest, ranking_prompt
 from recommender.llm.rating_prompt import RatingPrompt, RatingStatistics
+from recommender.prompts import template_version
 
 TASKS = ("rank", "rating", "explain")
 
@@ -238,47 +241,74 @@ def _rating_example(catalog, split, user, history, ratings, t, target) -> Exampl
     )
 
 
-def explanation_facts(catalog: Catalog, history: np.ndarray, target: int, co_rows: np.ndarray | None) -> list[str]:
-    """Facts from data only: genres the target shares with the recent history and the history
-    items most co-watched with it (``co_rows``: [N] co-occurrence similarity to the target)."""
-    item = catalog.items[target]
-    recent = [int(h) for h in history[-10:]]
-    shared = [g for g in item.genres if any(g in catalog.items[h].genres for h in recent)]
-    facts = []
-    if shared:
-        facts.append(f"shares the genres {', '.join(shared)} with films you watched")
-    if co_rows is not None:
-        best = [h for h in sorted(recent, key=lambda h: -co_rows[h]) if co_rows[h] > 0][:2]
-        if best:
-            titles = " and ".join(catalog.items[h].display_title() for h in best)
-            facts.append(f"people who watched {titles} also watched it")
-    return facts
+class _OwnPairRemoved:
+    """Co-watching counts of the train split (``PrefixScorer.co``) as serving sees them for a user
+    whose history is this prefix: the user's own (history item, target) pair is taken out, since at
+    serving time the recommended item is not in the user's events."""
+
+    source = "train split"
+
+    def __init__(self, scorer: PrefixScorer, target: int):
+        self.scorer, self.target = scorer, target
+
+    def both(self, row_a: int, row_b: int) -> int:
+        own = 1 if row_b == self.target else 0
+        return max(0, int(self.scorer.co[row_a, row_b]) - own)
+
+    def watched(self, row: int) -> int:
+        return int(self.scorer.counts[row])
+
+
+def explanation_influences(
+    catalog: Catalog, history: np.ndarray, target: int, co_row: np.ndarray | None, shown: int, k: int = 2
+) -> list[tuple[int, float]]:
+    """Training's stand-in for measured influences (no LLM runs while examples are built): the
+    ``k`` shown history items most co-watched with the target (``co_row``: [N] similarity), else the
+    most recent one sharing a genre with it. (history position, strength), strongest first."""
+    start = max(0, len(history) - shown)
+    positions = range(len(history) - 1, start - 1, -1)  # most recent first
+    if co_row is not None:
+        ranked = sorted((p for p in positions if co_row[int(history[p])] > 0), key=lambda p: -co_row[int(history[p])])
+        if ranked:
+            return [(p, float(co_row[int(history[p])])) for p in ranked[:k]]
+    genres = set(catalog.items[target].genres) - {"unknown"}
+    sharing = [p for p in positions if genres & set(catalog.items[int(history[p])].genres)]
+    return [(sharing[0], 0.0)] if sharing else []
 
 
 def _explain_example(catalog, scorer, cfg, user, sequence, history, target) -> Example | None:
-    co_rows = None
+    """The serving explanation prompt (``explain.explain_messages``) over evidence built by the serving
+    ``build_evidence``; the completion is ``because_sentence`` of that evidence, the sentence the
+    served explanation falls back on (one builder at train and serve time)."""
+    from recommender.explain import explain_messages
+    from recommender.explanation_evidence import EvidenceSources, because_sentence, build_evidence
+
+    co_row, cowatch = None, None
     if scorer is not None:
         # Similarity of every item to the target, without this user's own events.
         _, sims = scorer.scores(np.append(history, target), user_items=np.append(sequence, target))
-        co_rows = sims[-1] if len(sims) else None
-    facts = explanation_facts(catalog, history, target, co_rows)
-    if not facts:
+        co_row = sims[-1] if len(sims) else None
+        cowatch = _OwnPairRemoved(scorer, target)
+    shown = cfg.max_history or len(history)
+    influences = explanation_influences(catalog, history, target, co_row, shown)
+    if not influences:
         return None
+    items = [catalog.items[int(h)] for h in history]
     item = catalog.items[target]
-    completion = f"You may like {item.display_title()} because it {facts[0]}" + (
-        f", and {facts[1]}." if len(facts) > 1 else "."
-    )
-    prompt = render_explain([catalog.items[int(h)] for h in history], item, facts, max_history=cfg.max_history)
+    evidence = build_evidence(EvidenceSources(catalog, cowatch), items, item, influences)
+    if not any(entry["links"] for entry in evidence["influences"]):
+        return None
+    messages = explain_messages(items, item, evidence)
     return Example(
         "explain",
         user,
         target,
         tuple(int(h) for h in history),
-        prompt.messages,
-        completion,
+        messages,
+        because_sentence(evidence),
         (),
-        prompt.template,
-        prompt.template_version,
+        "explain",
+        template_version("explain"),
     )
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from recommender.calibration import calibrate_catalog
 from recommender.data import Dataset, Item
 from recommender.data.split import LeaveOneOutSplit
-from recommender.explain import drop_one_influence, positive_influencers
+from recommender.explain import InfluenceTable, drop_one_influence, measure_influence, swap_pairs
 from recommender.llm.ranking_prompts import RankingRequest, ranking_prompt, score_requests
 from recommender.llm.rating_prompt import RatingPrompt, RatingRequest, RatingStatistics, check_ratings, rate_requests
 from recommender.protocols import Candidates, Filters, Recommendation
@@ -260,41 +260,61 @@ class Recommender:
 
     # ------------------------------------------------------------------ influence
 
+    def influence_window(self, window: int | None = None) -> int | None:
+        """History items the served prompt shows, hence the items drop-one ablation can measure:
+        ``window`` capped at the prompt's ``max_history`` (None: all). Ablating an item the prompt
+        does not show changes nothing (ml-100k's adapter prompt shows 5: a window of 10 measured 5 zeros)."""
+        shown = self.prompt.max_history
+        if window is None:
+            return shown
+        return window if shown is None else min(window, shown)
+
     def influence_table(
-        self, history_rows: np.ndarray, candidate_rows: np.ndarray, window: int | None, base: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Drop-one influence of the last ``window`` history items on every candidate's LLM score,
-        measured on the served prompt (this pipeline's ranking prompt, evidence and adapter).
+        self,
+        history_rows: np.ndarray,
+        candidate_rows: np.ndarray,
+        window: int | None = None,
+        base: np.ndarray | None = None,
+    ) -> InfluenceTable:
+        """Drop-one influence of the shown history items on every candidate's LLM score, and the noise
+        floor, measured on the served prompt (this pipeline's ranking prompt, evidence and adapter).
 
         influence(h, c) = log P(c | history) - log P(c | history without h), the candidates fixed;
-        removing h lets the next-older item into the prompt, as it would be served to a person
-        who never watched h. ``base`` reuses already computed full-history scores.
-
-        Returns:
-            [W] ablated positions in ``history_rows`` and the [W, K] signed influences.
+        removing h lets the next-older item into the prompt, as it would be served to a person who
+        never watched h. The floor of c is the largest change of log P(c) when two shown items trade
+        places with the prompt's evidence unchanged (``explain.swap_pairs``): all variants go to
+        the scorer in one batch. ``window`` is capped by ``influence_window``; ``base`` reuses
+        already computed full-history scores.
         """
+        history_rows = np.asarray(history_rows, dtype=np.int64)
         candidate_rows = np.asarray(candidate_rows, dtype=np.int64)
-        return drop_one_influence(
+        window = self.influence_window(window)
+        shown = len(history_rows) if window is None else min(window, len(history_rows))
+        reference = self.ranking_requests([history_rows], [candidate_rows])[0].evidence
+
+        def neutral(i: int, j: int) -> bool:
+            swapped = history_rows.copy()
+            swapped[[i, j]] = swapped[[j, i]]
+            evidence = self.ranking_requests([swapped], [candidate_rows])[0].evidence
+            return all(np.array_equal(evidence[name], reference[name]) for name in reference)
+
+        return measure_influence(
             lambda histories: self.llm_scores(histories, [candidate_rows] * len(histories)),
-            np.asarray(history_rows, dtype=np.int64),
+            history_rows,
             window,
+            swap_pairs(len(history_rows), shown, neutral),
             base,
         )
 
     def _card_influences(
         self, history_ids: list[str], candidate_rows: np.ndarray, llm: np.ndarray, window: int
     ) -> dict[int, tuple[tuple[str, float], ...]]:
-        """Candidate position -> its positive influencers (history id, influence), strongest first."""
+        """Candidate position -> its measured influencers (history id, effect above the floor), strongest first."""
         reranked = np.flatnonzero(~np.isnan(llm))
         if window <= 0 or self.scorer is None or not history_ids or len(reranked) < 2:
             return {}
-        positions, effect = self.influence_table(
-            self._rows(history_ids), candidate_rows[reranked], window, llm[reranked]
-        )
-        return {
-            int(position): positive_influencers(effect[:, column], [history_ids[p] for p in positions])
-            for column, position in enumerate(reranked)
-        }
+        table = self.influence_table(self._rows(history_ids), candidate_rows[reranked], window, llm[reranked])
+        return {int(position): table.influencers(column, history_ids) for column, position in enumerate(reranked)}
 
     def influences(
         self,
@@ -305,10 +325,10 @@ class Recommender:
         query: str | None = None,
         filters: Filters | None = None,
     ) -> dict[str, tuple[tuple[str, float], ...]]:
-        """Item id -> positive influencers (history id, influence), strongest first, for items of
-        the list ``recommend`` gives with the same arguments (the same LLM-reranked candidates, so
-        the values equal what ``recommend(influence_window=window)`` puts on its cards).
-        Items outside the reranked block get nothing."""
+        """Item id -> measured influencers (history id, effect above the noise floor), strongest first,
+        for items of the list ``recommend`` gives with the same arguments (the same LLM-reranked
+        candidates, so the values equal what ``recommend(influence_window=window)`` puts on its cards).
+        Items outside the reranked block get nothing; ``window`` is capped by ``influence_window``."""
         ids, _ = self._history(user_id, history)
         if self.scorer is None or not ids or window <= 0:
             return {}
@@ -317,9 +337,9 @@ class Recommender:
         if len(rows) < 2:
             return {}
         wanted = {self.catalog.index[i] for i in item_ids if i in self.catalog.index}
-        positions, effect = self.influence_table(self._rows(ids), rows, window)
+        table = self.influence_table(self._rows(ids), rows, window)
         return {
-            self.catalog.ids[row]: positive_influencers(effect[:, column], [ids[p] for p in positions])
+            self.catalog.ids[row]: table.influencers(column, ids)
             for column, row in enumerate(rows)
             if int(row) in wanted
         }
@@ -580,14 +600,15 @@ class Recommender:
         rows = np.array([self.catalog.index[found[i][0]] for i in keep], dtype=np.int64)
         return rows, values[keep]
 
-    def explain(self, history: Sequence[str | int], item: str | int, window: int | None = 10, **options):
-        """Why ``item`` fits ``history``: the signed drop-one influence of each of the last
-        ``window`` history items on the item's LLM score in the served prompt (the same numbers
-        as the chat cards), the evidence, and a grounded sentence (``explain.Explanation``).
+    def explain(self, history: Sequence[str | int], item: str | int, window: int | None = None, **options):
+        """Why ``item`` fits ``history``: the drop-one effect of each shown history item on the item's
+        LLM score in the served prompt, its noise floor (the same numbers and rule as the chat cards),
+        the evidence, and a sentence checked by the rubric (``explain.Explanation``).
 
         The prompt's candidates are the retriever's top-N for this history, with ``item`` kept at
-        its retrieval position (or in the last slot when it was not retrieved). The sentence is
-        written by ``options["writer"]`` when given, else by ``text_writer()``.
+        its retrieval position (or in the last slot when it was not retrieved). ``window`` defaults to
+        what the prompt shows (``influence_window``). The sentence is written by ``options["writer"]``
+        when given, else by ``text_writer()``; other options go to ``explain.explain_item``.
         """
         from recommender.explain import explain_item
 
@@ -600,20 +621,34 @@ class Recommender:
         rows = self._explain_candidates(history_ids, target_item)
         column = int(np.flatnonzero(rows == self.catalog.index[target_item.id])[0])
         values = np.full(len(history_ids), np.nan)
-        base_score = None
+        base_score, floor, swaps = None, float("inf"), 0
         if history_ids:
             history_rows = self._rows(history_ids)
             base = self.llm_scores([history_rows], [rows])[0]
-            positions, effect = self.influence_table(history_rows, rows, window, base)
-            values[positions] = effect[:, column]
-            base_score = float(base[column])
-        components = getattr(self.retriever, "components", {})
-        options.setdefault("cooccurrence", components.get("cooccurrence"))
-        explanation = explain_item(writer, self.catalog, self._items(history_ids), target_item, values, **options)
-        explanation.evidence.update(
-            {"base_score": base_score, "window": window, "candidates": len(rows), "prompt": self.prompt.version}
+            table = self.influence_table(history_rows, rows, window, base)
+            values = table.values(column, len(history_ids))
+            base_score, floor, swaps = float(base[column]), float(table.floor[column]), len(table.swaps)
+        options.setdefault("sources", self.evidence_sources)
+        explanation = explain_item(
+            writer, self.catalog, self._items(history_ids), target_item, values, floor=floor, **options
         )
+        explanation.evidence.update(
+            {"base_score": base_score, "window": self.influence_window(window), "neutral_swaps": swaps,
+             "candidates": len(rows), "prompt": self.prompt.version}
+        )  # fmt: skip
         return explanation
+
+    @cached_property
+    def evidence_sources(self):
+        """What explanation links are read from: the catalogue, co-watching counts of the train split
+        (the logs the retriever is fitted on) and the dataset's knowledge graph when it has one."""
+        from recommender.explanation_evidence import CowatchCounts, EvidenceSources
+
+        knowledge = getattr(self.dataset, "knowledge", None)
+        if knowledge is not None and hasattr(knowledge, "aligned"):
+            knowledge = knowledge.aligned(self.catalog)
+        cowatch = CowatchCounts.from_split(self.split, len(self.catalog), self.dataset.name)
+        return EvidenceSources(self.catalog, cowatch, knowledge)
 
     def _explain_candidates(self, history_ids: list[str], item: Item) -> np.ndarray:
         n = self.config.llm_candidates

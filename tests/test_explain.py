@@ -1,7 +1,8 @@
-"""Influence by drop-one ablation, the title checker and the explanation fallback (issue 8).
+"""Influence by drop-one ablation against a noise floor, the title checker, generation and the
+explanation gate (issues 8 and 29).
 
 The influence tests run a TINY randomly initialised Llama with the real SmolLM2 tokenizer; the
-checker and fallback tests use a literal catalogue and hand-written fakes (milliseconds).
+checker, gate and fallback tests use a literal catalogue and hand-written fakes (milliseconds).
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ import pytest
 
 from recommender.data import Catalog, Dataset, Interactions, Item, LoadReport
 from recommender.explain import (
+    MIN_FLOOR,
     TitleChecker,
-    drop_one_influence,
     explain_item,
-    fallback_text,
-    positive_influencers,
-    top_influencers,
+    measure_influence,
+    split_measured,
+    swap_pairs,
 )
+from recommender.explanation_evidence import because_sentence
+from recommender.explanation_generation import Decoding, _processors, generate_answers
 from recommender.pipeline import PipelineConfig, Recommender
 from recommender.retrieval.base import CooccurrenceRetriever, PopularityRetriever
 
@@ -47,27 +50,58 @@ class Raising:
 
 
 def saying(text):
-    return lambda messages, max_new_tokens=60: text
+    """A writer that answers ``text`` whatever it is asked (the prefix included, as a model's answer is)."""
+    return lambda messages, prefix: text
 
 
-# ---------------------------------------------------------------- drop-one influence (pure)
+# ---------------------------------------------------------------- drop-one influence and the floor (pure)
 
 
-def test_drop_one_influence_ablates_the_last_window_items_in_one_call():
+def fans(histories):
+    """A candidate's score = how many of its "fans" are in the history, plus a small order effect."""
+    out = []
+    for h in histories:
+        order = 0.002 * float(h[-1] == 7) if len(h) else 0.0  # item 7 last: a presentation effect
+        out.append(np.array([float(2 in h) + 0.5 * float(5 in h) + order, float(7 in h)]))
+    return out
+
+
+def test_measure_influence_ablates_the_window_and_swaps_in_one_call():
     calls = []
 
-    def score(histories):  # a candidate's score = how many of its "fans" are in the history
+    def score(histories):
         calls.append([h.tolist() for h in histories])
-        return [np.array([float(2 in h) + 0.5 * float(5 in h), float(7 in h)]) for h in histories]
+        return fans(histories)
 
-    positions, effect = drop_one_influence(score, np.array([1, 2, 5, 7]), window=3)
-    assert positions.tolist() == [1, 2, 3] and len(calls) == 1 and len(calls[0]) == 4
-    np.testing.assert_allclose(effect, [[1.0, 0.0], [0.5, 0.0], [0.0, 1.0]])
+    table = measure_influence(score, np.array([1, 2, 5, 7]), window=3, swaps=[(2, 3)])
+    assert table.positions.tolist() == [1, 2, 3] and len(calls) == 1 and len(calls[0]) == 5
+    np.testing.assert_allclose(table.effect, [[1.0, 0.0], [0.5, 0.0], [0.002, 1.0]])
+    assert calls[0][-1] == [1, 2, 7, 5]  # the swap: positions 2 and 3 traded
+    np.testing.assert_allclose(table.swaps, [[0.002, 0.0]])
+    np.testing.assert_allclose(table.floor, [0.002, MIN_FLOOR])  # never below MIN_FLOOR
     base = score([np.array([1, 2, 5, 7])])[0]
-    again, effect2 = drop_one_influence(score, np.array([1, 2, 5, 7]), None, base)
-    assert again.tolist() == [0, 1, 2, 3] and len(calls[-1]) == 4  # base reused: 4 ablations only
-    np.testing.assert_allclose(effect2[1:], effect)
-    assert positive_influencers(effect2[:, 0], ["a", "b", "c", "d"]) == (("b", 1.0), ("c", 0.5))
+    again = measure_influence(score, np.array([1, 2, 5, 7]), None, (), base)
+    assert again.positions.tolist() == [0, 1, 2, 3] and len(calls[-1]) == 4  # base reused
+    assert np.isinf(again.floor).all()  # no swap, no noise estimate: nothing is called an influence
+    assert again.influencers(0, ["a", "b", "c", "d"]) == ()
+    assert table.influencers(0, ["a", "b", "c", "d"]) == (("b", 1.0), ("c", 0.5))  # "d": 0.002, within the floor
+    assert table.influencers(1, ["a", "b", "c", "d"]) == (("d", 1.0),)
+
+
+def test_effects_within_the_floor_are_no_influence_and_never_ranked():
+    values = np.array([np.nan, 0.2, -0.5, 0.009, 0.0, 0.05])
+    raised, lowered, quiet = split_measured(values, 0.01)
+    assert raised == [(1, 0.2), (5, 0.05)] and lowered == [(2, -0.5)]
+    assert [p for p, _ in quiet] == [4, 3]  # most recent first, whatever their values
+
+
+def test_swap_pairs_are_adjacent_first_within_the_window_and_neutral_only():
+    assert swap_pairs(8, 5, lambda i, j: True) == [(6, 7), (5, 6), (4, 5), (3, 4)]
+    assert swap_pairs(8, 5, lambda i, j: True, limit=6)[4:] == [(5, 7), (4, 6)]
+    # rank_evidence: the co-watch digit reads the last 3 items, so only swaps inside them or outside them
+    last3 = {5, 6, 7}
+    assert swap_pairs(8, 5, lambda i, j: (i in last3) == (j in last3)) == [(6, 7), (5, 6), (3, 4), (5, 7)]
+    assert swap_pairs(1, 5, lambda i, j: True) == []
 
 
 # ---------------------------------------------------------------- influence on the served prompt, tiny Llama
@@ -81,7 +115,7 @@ def tiny_scorer(tiny_llama_dir):
     return LLMScorer(load_model(tiny_llama_dir, device="cpu"), batch_size=4)
 
 
-def _pipeline(scorer, template: str) -> Recommender:
+def _pipeline(scorer, template: str, max_history: int | None = None) -> Recommender:
     events = [("u1", r, t) for t, r in enumerate([0, 6, 7, 1])] + [("u2", r, t) for t, r in enumerate([0, 3, 5, 6])]
     events += [("u3", r, t) for t, r in enumerate([6, 7, 2, 4])]
     users, rows, times = zip(*events)
@@ -91,7 +125,7 @@ def _pipeline(scorer, template: str) -> Recommender:
     co = CooccurrenceRetriever(CATALOG, {u: np.array(r) for u, r in split_rows.items()})
     retriever = PopularityRetriever(CATALOG, np.arange(8, 0, -1, dtype=float))
     retriever.components = {"cooccurrence": co}
-    config = PipelineConfig(template=template, llm_candidates=4, max_history=None)
+    config = PipelineConfig(template=template, llm_candidates=4, max_history=max_history)
     return Recommender(dataset, retriever, scorer, config)
 
 
@@ -100,35 +134,82 @@ def test_served_influence_equals_a_naive_loop_and_cards_equal_explain(tiny_score
     pipeline = _pipeline(tiny_scorer, template)
     history = ["1", "7", "8", "6"]
     cards = pipeline.recommend(history=history, k=4, influence_window=3)
-    rows = np.array([CATALOG.index[c.item_id] for c in cards])
     retrieved = pipeline.retriever.retrieve(history, 4).items  # the LLM's candidates, retrieval order
     history_rows = pipeline._rows(history)
     base = pipeline.llm_scores([history_rows], [retrieved])[0]
+    table = pipeline.influence_table(history_rows, retrieved, 3, base)
+    assert len(table.swaps) >= 1  # a noise floor was measured
     for card in cards:
         column = int(np.flatnonzero(retrieved == CATALOG.index[card.item_id])[0])
         naive = {
             history[p]: base[column] - pipeline.llm_scores([np.delete(history_rows, p)], [retrieved])[0][column]
             for p in (1, 2, 3)
         }
-        for item_id, value in card.influences:
-            assert value == pytest.approx(naive[item_id], abs=1e-5) and value > 0
-        explained = pipeline.explain(history, card.item_id, window=3)
+        for item_id, value in card.influences:  # only effects above the candidate's floor
+            assert value == pytest.approx(naive[item_id], abs=1e-5) and value > table.floor[column]
+        explained = pipeline.explain(history, card.item_id, window=3, writer=saying(""))
         measured = {item_id: value for item_id, _, value in explained.influences}
+        assert [i for i, _ in card.influences] == [i for i, _, v in explained.influences if v > 0][:3]
         for item_id, value in card.influences:  # the card's numbers are explain's numbers
             assert measured[item_id] == pytest.approx(value, abs=1e-6)
+        assert all(abs(v) <= explained.floor for _, _, v in explained.no_effect)
+        assert all(abs(v) > explained.floor for _, _, v in explained.influences)
     on_demand = pipeline.influences([c.item_id for c in cards], history=history, window=3)
-    expected = {c.item_id: c.influences for c in cards}
-    assert on_demand.keys() == expected.keys()
-    for item_id, pairs in expected.items():
-        assert [p[0] for p in on_demand[item_id]] == [p[0] for p in pairs]
-        np.testing.assert_allclose([p[1] for p in on_demand[item_id]], [p[1] for p in pairs], atol=1e-5)
-    assert rows.size == 4
+    for card in cards:
+        assert [p[0] for p in on_demand.get(card.item_id, ())] == [p[0] for p in card.influences]
 
 
-def test_top_influencers_orders_measured_values():
-    values = np.array([np.nan, 0.2, -0.5, 0.9, 0.0])
-    assert top_influencers(values, 3) == [3, 1]
-    assert top_influencers(values, 3, positive_only=False) == [3, 1, 4]
+def test_the_window_is_what_the_served_prompt_shows(tiny_scorer):
+    pipeline = _pipeline(tiny_scorer, "rank_evidence", max_history=3)
+    history = ["1", "7", "8", "6", "4"]
+    assert pipeline.influence_window() == 3 and pipeline.influence_window(10) == 3
+    explained = pipeline.explain(history, "2", window=10, writer=saying(""))
+    ablated = [i for i, _, _ in explained.influences] + [i for i, _, _ in explained.no_effect]
+    assert sorted(ablated) == sorted(["8", "6", "4"])  # never an item the prompt does not show
+    assert explained.evidence["window"] == 3 and explained.evidence["prompt"] == pipeline.prompt.version
+
+
+def test_neutral_swaps_leave_the_prompt_evidence_unchanged(tiny_scorer):
+    pipeline = _pipeline(tiny_scorer, "rank_evidence", max_history=5)
+    rows = pipeline._rows(["1", "7", "8", "6", "4", "3"])
+    candidates = np.array([1, 4, 2, 6])
+    calls = []
+    original = pipeline.llm_scores
+
+    def spy(histories, candidate_lists):
+        calls.extend(h.tolist() for h in histories)
+        return original(histories, candidate_lists)
+
+    pipeline.llm_scores = spy
+    table = pipeline.influence_table(rows, candidates)
+    swapped = calls[-len(table.swaps) :]
+    reference = pipeline.ranking_requests([rows], [candidates])[0].evidence["recent"]
+    for history in swapped:
+        assert sorted(history) == sorted(rows.tolist()) and history != rows.tolist()
+        digits = pipeline.ranking_requests([np.array(history)], [candidates])[0].evidence["recent"]
+        np.testing.assert_array_equal(digits, reference)
+
+
+# ---------------------------------------------------------------- generation
+
+
+def test_generate_answers_continues_the_prefix_with_the_tiny_model(tiny_scorer):
+    messages = [{"role": "system", "content": "Explain."}, {"role": "user", "content": "Why Fargo?"}]
+    prefix = "Because you watched Seven (1995),"
+    answers = generate_answers(tiny_scorer, [messages, messages], [prefix, ""], Decoding(max_new_tokens=6))
+    assert answers[0].startswith(prefix) and len(answers) == 2 and isinstance(answers[1], str)
+
+
+def test_repetition_controls_read_the_answer_only():
+    import torch
+
+    processors = _processors(Decoding(repetition_penalty=2.0, no_repeat_ngram_size=3), starts=[3])
+    ids = torch.tensor([[1, 2, 5, 1, 2, 3, 1, 2]])  # prompt "1 2 5", answer "1 2 3 1 2"
+    scores = processors[0](ids, torch.ones(1, 12))
+    assert scores[0, 1] == 0.5 and scores[0, 3] == 0.5 and scores[0, 5] == 1.0  # prompt-only tokens not penalised
+    scores = processors[1](ids, torch.zeros(1, 12))
+    assert scores[0, 3] == -float("inf")  # "1 2 3" is in the answer: no second time
+    assert torch.isfinite(scores[0, [0, 1, 2, 4, 5]]).all()  # "1 2 5" is only in the prompt: allowed
 
 
 # ---------------------------------------------------------------- title checker
@@ -173,22 +254,27 @@ def test_title_checker_catches_invented_titles(text, phrase, kind):
     assert (phrase, kind) in check.invented
 
 
-# ---------------------------------------------------------------- explanations and the fallback
+# ---------------------------------------------------------------- explanations, the gate and the fallback
+
+GOOD = (
+    "Because you watched The Usual Suspects (1995) and Twelve Monkeys (1995), you may like Fargo (1996): "
+    "all three are films from the 1990s."
+)
 
 
-def _explain(generator, values=(0.3, -0.1, 0.2), **options):
-    return explain_item(generator, CATALOG, HISTORY, ITEM, np.array(values), **options)
+def _explain(generator, values=(0.3, -0.1, 0.2), floor=0.05, **options):
+    return explain_item(generator, CATALOG, HISTORY, ITEM, np.array(values), floor=floor, **options)
 
 
 def test_fallback_when_generation_raises():
     explanation = _explain(Raising())
     assert explanation.path == "fallback" and "RuntimeError" in explanation.reason
-    assert explanation.raw_generation is None and explanation.text == fallback_text(explanation.evidence)
-    assert TitleChecker(CATALOG).check(explanation.text, ALLOWED).ok
+    assert explanation.raw_generation is None and explanation.text == because_sentence(explanation.evidence)
+    assert TitleChecker(CATALOG).check(explanation.text, ALLOWED).ok and explanation.rubric["passes"]
 
 
 def test_fallback_when_generation_invents_a_title():
-    explanation = _explain(saying("You will love Fargo because it is just like Star Wars (1977)."))
+    explanation = _explain(saying("Because you watched Twelve Monkeys, you may like Fargo, just like Star Wars."))
     assert explanation.path == "fallback" and "Star Wars" in explanation.reason
     assert ("Star Wars", "catalogue") in explanation.invented
     assert "Star Wars" not in explanation.text and TitleChecker(CATALOG).check(explanation.text, ALLOWED).ok
@@ -204,10 +290,11 @@ def test_fallback_when_generation_returns_nothing(generator):
     ("raw", "reason"),
     [
         # bench/explain.py with the 12-layer ranking adapter merged: its free text degenerates
-        ("F\n\nF\n\nF\n\n\nF", "generation was empty or too short"),
-        ("The 1995, 1995\n\nThe 1995, 1995\n\nThe 1995, 1995\n\nThe 19", "generation was empty or too short"),
+        ("f\n\nf\n\nf\n\n\nf.", "generation was empty or too short"),
+        ("The 1995, 1995\n\nThe 1995, 1995\n\nThe 19", "generation stopped before its sentence ended"),
         (
-            "Fargo is a classic crime drama that is both a classic crime drama and a classic crime drama.",
+            "Because you watched Twelve Monkeys, Fargo is a classic crime drama and a classic crime drama and a "
+            "classic crime drama.",
             "generation repeats itself",
         ),
     ],
@@ -218,54 +305,98 @@ def test_fallback_when_generation_degenerates(raw, reason):
     assert explanation.raw_generation == raw and TitleChecker(CATALOG).check(explanation.text, ALLOWED).ok
 
 
-def test_generated_path_keeps_a_grounded_answer():
-    text = "Since you enjoyed The Usual Suspects and Seven, Fargo's dark crime story should suit you."
-    explanation = _explain(saying(text))
-    assert explanation.path == "generated" and explanation.text == text and explanation.reason == ""
-    assert [entry[0] for entry in explanation.influences] and len(explanation.influences) == len(HISTORY)
-    assert explanation.evidence["item"]["id"] == "2" and explanation.evidence["lines"]
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        # issue 29: third person, no link, and it reads as if the person saw the recommended film
+        ("The user enjoyed the movie Fargo.", "watched_target"),
+        ("Because you watched Seven, you may like Fargo: both are crime films.", "unmeasured_influence"),
+        ("Because you watched Twelve Monkeys (1995), you may like Fargo (1996), a sci-fi film.", "wrong_genre"),
+        ("Because you watched Twelve Monkeys (1995), you may like Fargo (1996) tonight.", "no link"),
+    ],
+)
+def test_the_rubric_gate_refuses_what_breaks_the_rules(raw, reason):
+    explanation = _explain(saying(raw))
+    assert explanation.path == "fallback" and reason in explanation.reason, explanation.reason
+    assert explanation.rubric["passes"] and not explanation.rubric["false_claims"]
 
 
-def test_evidence_names_positive_influencers_and_only_the_genres_each_shares():
-    explanation = _explain(None, values=(0.5, -0.2, 0.1))
-    tops = [entry["id"] for entry in explanation.evidence["top_influencers"]]
-    assert tops == ["1", "8"]  # positive only, strongest first
-    shared = {entry["id"]: entry["shared"] for entry in explanation.evidence["top_influencers"]}
-    assert shared == {"1": ["Crime", "Thriller"], "8": ["Drama"]}
-    assert "Usual Suspects, The (1995)" in explanation.text and "Twelve Monkeys (1995)" in explanation.text
-    # Never a union of genres that no single named film has.
-    assert "Crime, Drama, Thriller" not in explanation.text
-    assert "Usual Suspects, The (1995) (Crime, Thriller); Twelve Monkeys (1995) (Drama)" in explanation.text
+def test_generated_path_keeps_the_first_sentence_when_it_passes_the_rubric():
+    explanation = _explain(saying(GOOD + " It is a great film. And more"))
+    assert explanation.path == "generated" and explanation.text == GOOD and explanation.reason == ""
+    assert explanation.rubric["passes"] and explanation.rubric["names_influence"]
+
+
+def test_the_model_writes_after_the_prefix_built_from_the_influences():
+    asked = {}
+
+    def writer(messages, prefix):
+        asked.update(messages=messages, prefix=prefix)
+        return prefix + " you may like Fargo (1996): all three are films from the 1990s."
+
+    explanation = _explain(writer)
+    assert asked["prefix"] == "Because you watched The Usual Suspects (1995) and Twelve Monkeys (1995),"
+    prompt = asked["messages"][-1]["content"]
+    assert "Twelve Monkeys (1995)" in prompt and "Seven" not in prompt  # only measured influences are shown
+    assert explanation.path == "generated" and explanation.text == GOOD
+
+
+def test_only_effects_above_the_floor_are_influences_and_zeros_are_never_named():
+    explanation = _explain(None, values=(0.5, 0.0, 0.03), floor=0.05)
+    assert [i for i, _, _ in explanation.influences] == ["1"]
+    assert [i for i, _, _ in explanation.no_effect] == ["8", "7"]  # most recent first, unranked
+    assert [e["id"] for e in explanation.evidence["influences"]] == ["1"]
+    assert "Twelve Monkeys" not in explanation.text and "Seven" not in explanation.text
+    assert explanation.text.startswith("Because you watched The Usual Suspects (1995), you may like Fargo (1996)")
+    assert "crime and thriller films from the 1990s" in explanation.text and explanation.rubric["passes"]
+
+
+def test_without_a_measured_influence_the_sentence_says_so():
+    explanation = _explain(saying(GOOD), values=(0.01, -0.02, 0.0), floor=0.05)
+    assert explanation.path == "fallback" and explanation.reason == "no measured influence"
+    assert explanation.influences == [] and len(explanation.no_effect) == 3
+    assert "none of your recent films moved its score measurably" in explanation.text
+    assert not explanation.rubric["false_claims"] and not explanation.rubric["names_influence"]
 
 
 # ---------------------------------------------------------------- the real model
 
 
 @pytest.mark.slow
-def test_explain_user_1_with_the_served_model_names_only_allowed_titles():
+def test_explain_user_1_with_the_served_model_lists_no_zero_and_passes_the_rubric():
     from recommender.commands.explain import history_before
 
     pipeline = Recommender.from_pretrained()
     history = history_before(pipeline, "1", "50")
-    explanation = pipeline.explain(history, "50", window=10)
-    allowed = history + ["50"]
-    assert explanation.text and TitleChecker(pipeline.catalog).check(explanation.text, allowed).ok
-    assert explanation.path in {"generated", "fallback"} and len(explanation.influences) == 10
+    explanation = pipeline.explain(history, "50")
+    assert explanation.text and TitleChecker(pipeline.catalog).check(explanation.text, history + ["50"]).ok
+    assert len(explanation.influences) + len(explanation.no_effect) == pipeline.influence_window()
+    assert all(abs(value) > explanation.floor for _, _, value in explanation.influences)
+    assert not explanation.rubric["false_claims"]
+    if explanation.influences and explanation.influences[0][2] > 0:
+        assert explanation.rubric["passes"]
     assert explanation.evidence["prompt"] == pipeline.prompt.version
 
 
-def test_every_ml100k_title_written_as_the_fallback_writes_it_passes_the_checker():
+def test_every_ml100k_title_in_a_built_sentence_passes_the_checker_and_the_rubric():
     from recommender.assets import find_ml100k
     from recommender.data.loaders import load_dataset
+    from recommender.explanation_evidence import EvidenceSources, build_evidence
+    from recommender.explanation_rubric import RubricContext, score_explanation
 
     if find_ml100k() is None:
         pytest.skip("ml-100k not installed (pip install --no-deps recbole==1.2.1)")
     catalog = load_dataset("ml-100k").catalog
     checker = TitleChecker(catalog)
     refused = []
-    for item in catalog.items:
-        name = item.display_title()
-        text = f"We suggest {name} because you watched {name}, which share its genres (Drama)."
-        if not checker.check(text, [item.id]).ok:
-            refused.append(name)
+    items = catalog.items
+    for past, item in zip(items, items[1:]):
+        if past.title == item.title or "unk" in past.title.lower():
+            continue  # ml-100k lists a few films twice, and one item is titled "unknown"
+        evidence = build_evidence(EvidenceSources(catalog), [past], item, [(0, 0.1)])
+        text = because_sentence(evidence)
+        context = RubricContext.from_evidence(evidence, [past])
+        result = score_explanation(text, context, checker.check(text, context.allowed_ids))
+        if result.false_claims or not result.names_influence:
+            refused.append((text, result.false_claims))
     assert refused == []

@@ -7,26 +7,31 @@ recommender explain --user 1 --item 50 --rating      # influence of each rated i
 The history is the user's events before they first met the item (all events when they never
 did), so "why item 50 for user 1" reads as "why would we have recommended it then". The item is
 scored among the LLM's candidates for that history, in the prompt the pipeline serves (its
-adapter, template and evidence), and the last ``--window`` history items are ablated one at a
-time: the same numbers the chat cards show (``Recommender.explain``).
+adapter, template and evidence), and each history item the prompt shows is ablated one at a
+time: the same numbers the chat cards show (``Recommender.explain``). An item is listed as an
+influence only when its effect exceeds the noise floor (the largest change neutral swaps of two
+shown items make); the others are listed, unranked, as having no measurable effect.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
 
 from recommender.commands.recommend import add_model_arguments
-from recommender.explain import DEFAULT_WINDOW
+from recommender.explain import DEFAULT_WINDOW, Explanation
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("explain", help="explain one item for a user: influences and a grounded sentence")
     parser.add_argument("--user", required=True, help="a user id of the dataset")
     parser.add_argument("--item", required=True, help="the item to explain: an id or an exact title")
-    parser.add_argument("--window", type=int, default=DEFAULT_WINDOW, help="most recent history items ablated")
-    parser.add_argument("--top", type=int, default=5, help="influencers shown in the table")
+    parser.add_argument(
+        "--window", type=int, default=None,
+        help="most recent history items ablated (default: the items the served prompt shows; "
+        f"--rating: {DEFAULT_WINDOW}); never more than the prompt shows",
+    )  # fmt: skip
+    parser.add_argument("--top", type=int, default=5, help="influences shown in the table")
     parser.add_argument("--json", action="store_true", help="print the whole Explanation as JSON")
     parser.add_argument(
         "--rating", action="store_true",
@@ -51,9 +56,20 @@ def _resolve_item(recommender, reference: str) -> str:
     return found[0]
 
 
-def _table(influences: Sequence[tuple[str, str, float]], top: int) -> list[str]:
-    lines = [f"{'influence':>10}  {'item':>5}  title"]
-    lines += [f"{value:+10.4f}  {item_id:>5}  {title}" for item_id, title, value in influences[:top]]
+def _table(explanation: Explanation, top: int) -> list[str]:
+    """Measured influences (beyond the floor, strongest first), then the items with no measurable
+    effect, unranked (most recent first)."""
+    floor = explanation.floor
+    head = f"noise floor: {floor:.4f} (largest |change| under neutral swaps)" if floor != float("inf") else (
+        "noise floor: none (fewer than two shown items to swap), so no influence is claimed"
+    )  # fmt: skip
+    lines = [head, "", f"{'influence':>10}  {'item':>5}  title"]
+    if not explanation.influences:
+        lines.append(f"{'':>10}  {'':>5}  (none above the noise floor)")
+    lines += [f"{value:+10.4f}  {item_id:>5}  {title}" for item_id, title, value in explanation.influences[:top]]
+    if explanation.no_effect:
+        lines += ["", "no measurable effect (within the floor, not ranked):"]
+        lines += [f"{'':>10}  {item_id:>5}  {title}" for item_id, title, _ in explanation.no_effect]
     return lines
 
 
@@ -68,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     if args.rating:
         return _explain_rating(recommender, str(args.user), item_id, args)
     item = recommender.catalog[item_id]
-    explanation = recommender.explain(history_before(recommender, str(args.user), item_id), item_id, window=args.window)
+    history = history_before(recommender, str(args.user), item_id)
+    explanation = recommender.explain(history, item_id, window=args.window)
     if args.json:
         print(json.dumps(explanation.to_dict(), indent=1))
         return 0
@@ -80,20 +97,21 @@ def run(args: argparse.Namespace) -> int:
     print(f"\npath: {explanation.path}" + (f" ({explanation.reason})" if explanation.reason else ""))
     if evidence["base_score"] is not None:
         print(f"score: log P({item.title}) among {evidence['candidates']} candidates = {evidence['base_score']:.4f}\n")
-    print("\n".join(_table(explanation.influences, args.top)))
+    print("\n".join(_table(explanation, args.top)))
     return 0
 
 
 def _explain_rating(recommender, user: str, item_id: str, args: argparse.Namespace) -> int:
     """The predicted rating of ``item_id`` for ``user`` (their rated events before it) and the
     drop-one influence of each of the last ``--window`` rated items on it, strongest first."""
-    rating, influences = recommender.rating_influences(item_id, user_id=user, window=args.window)
+    window = DEFAULT_WINDOW if args.window is None else args.window
+    rating, influences = recommender.rating_influences(item_id, user_id=user, window=window)
     catalog = recommender.catalog
     rows = sorted(influences, key=lambda entry: -abs(entry[2]))
     if args.json:
         entries = [{"item": i, "title": catalog[i].display_title(), "rating": r, "influence": v} for i, r, v in rows]
         record = {"user": user, "item": item_id, "rating": rating, "prompt": recommender.rating_prompt.version}
-        print(json.dumps({**record, "window": args.window, "influences": entries}, indent=1))
+        print(json.dumps({**record, "window": window, "influences": entries}, indent=1))
         return 0
     item = catalog[item_id]
     print(

@@ -1,0 +1,227 @@
+"""The explanation rubric (issue 29): each rule with a sentence that passes and one that fails, the
+sentence builder against the rubric, and the evidence it reads. Pure: a literal catalogue, milliseconds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recommender.data import Catalog, Item
+from recommender.explanation_evidence import (
+    CowatchCounts,
+    EvidenceSources,
+    because_prefix,
+    because_sentence,
+    build_evidence,
+    readable_title,
+)
+from recommender.explanation_rubric import RubricContext, score_explanation
+from recommender.explanation_titles import TitleChecker
+
+CATALOG = Catalog(
+    [
+        Item("1", "Usual Suspects, The", 1995, ("Crime", "Thriller")),
+        Item("2", "Fargo", 1996, ("Crime", "Drama", "Thriller")),
+        Item("3", "Star Wars", 1977, ("Action", "Sci-Fi")),
+        Item("4", "Heat", 1995, ("Action", "Crime")),
+        Item("5", "Babe", 1995, ("Children's", "Comedy")),
+        Item("6", "Return of the Jedi", 1983, ("Action", "Sci-Fi")),
+        Item("7", "Seven (Se7en)", 1995, ("Crime", "Thriller")),
+        Item("8", "Twelve Monkeys", 1995, ("Drama", "Sci-Fi")),
+        Item("9", "Pulp Fiction", 1994, ("Crime", "Drama")),
+    ]
+)
+# Users' train events (catalogue rows): 4 users watched Seven (row 6), 3 of them Fargo (row 1) too.
+LOGS = CowatchCounts(np.array([0, 3, 6, 9, 11]), np.array([0, 1, 6, 0, 1, 6, 2, 7, 6, 6, 1]), len(CATALOG), "toy logs")
+HISTORY = [CATALOG["1"], CATALOG["7"], CATALOG["8"], CATALOG["4"]]  # Usual Suspects, Seven, Twelve Monkeys, Heat
+ITEM = CATALOG["2"]  # Fargo
+
+
+class Relations:
+    """A knowledge graph stand-in: Seven and Fargo share two cast members."""
+
+    def relations_between(self, row_a: int, row_b: int) -> list[tuple[str, int]]:
+        return [("cast", 2), ("language", 1)] if {row_a, row_b} == {6, 1} else []
+
+
+def evidence(influences=((1, 0.4), (0, 0.2)), knowledge=None) -> dict:
+    """Seven and The Usual Suspects measured as influences; Twelve Monkeys and Heat within the floor."""
+    sources = EvidenceSources(CATALOG, LOGS, knowledge)
+    return build_evidence(sources, HISTORY, ITEM, list(influences), [(3, 0.001), (2, -0.002)], 0.01)
+
+
+def score(text: str, facts: dict | None = None):
+    context = RubricContext.from_evidence(facts or evidence(), HISTORY)
+    return score_explanation(text, context, TitleChecker(CATALOG).check(text, context.allowed_ids))
+
+
+def kinds(text: str, facts: dict | None = None) -> set[str]:
+    return {kind for kind, _ in score(text, facts).false_claims}
+
+
+GOOD = "Because you watched Seven (1995), you may like Fargo (1996): both are crime thrillers from the 1990s."
+
+
+def test_a_good_sentence_passes_every_rule():
+    result = score(GOOD)
+    assert result.passes and result.names_influence and result.supported_link and not result.false_claims
+    assert set(result.links) == {"genre", "era"} and result.content_words >= 5
+
+
+# ---------------------------------------------------------------- names a measured influence
+
+
+def test_names_influence_passes_with_a_measured_influence_and_fails_without():
+    assert score(GOOD).names_influence
+    assert not score("You may like Fargo (1996), a crime film from the 1990s.").names_influence
+
+
+# ---------------------------------------------------------------- supported link
+
+
+@pytest.mark.parametrize(
+    "text, link",
+    [
+        ("Because you watched Seven, you may like Fargo: both are crime films.", "genre"),
+        ("Because you watched Seven, you may like Fargo: both are from the 90s.", "era"),
+        ("Because you watched Seven, you may like Fargo: 3 of the 4 people who watched Seven also watched it.",
+         "cowatch"),
+    ],
+)  # fmt: skip
+def test_supported_link_found(text, link):
+    result = score(text)
+    assert link in result.links and result.passes, result
+
+
+def test_no_supported_link_when_nothing_links_them():
+    result = score("Because you watched Seven (1995), you may like Fargo (1996), a fine choice for tonight.")
+    assert not result.supported_link and not result.passes and not result.false_claims
+
+
+def test_a_graph_relation_is_a_link_only_when_the_graph_has_it():
+    facts = evidence(knowledge=Relations())
+    text = "Because you watched Seven (1995), you may like Fargo (1996): it shares 2 cast members with Seven (1995)."
+    assert "relation" in score(text, facts).links and score(text, facts).passes
+    assert "unsupported_relation" in kinds(text)  # the same sentence without the graph
+    wrong = "Because you watched Seven (1995), you may like Fargo (1996): it has the same director as Seven (1995)."
+    assert "unsupported_relation" in kinds(wrong, facts)
+    assert "unsupported_relation" in kinds(text.replace("2 cast", "5 cast"), facts)
+
+
+# ---------------------------------------------------------------- false claims
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The user enjoyed the movie Fargo.",
+        "Because you watched Seven and Fargo, you will like more crime films.",
+        "Since you already loved Fargo (1996), here it is with Seven.",
+        "As a fan of Fargo, you may like it again after Seven.",
+        "Because you watched Seven, you will enjoy Fargo again.",
+    ],
+)
+def test_watched_target_fails(text):
+    assert "watched_target" in kinds(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        GOOD,
+        "Because you watched Seven, you may like Fargo, since Seven has a dark crime story.",
+        "Since you liked Seven, Fargo is a crime film you may enjoy.",
+        "Because you watched Seven, you may like Fargo: 3 of the 4 people who watched Seven also watched it.",
+    ],
+)
+def test_watched_target_passes(text):
+    assert "watched_target" not in kinds(text)
+
+
+def test_wrong_genre():
+    assert "wrong_genre" in kinds("Because you watched Seven, you may like Fargo, a sci-fi film.")
+    assert "wrong_genre" in kinds("Because you watched Seven and The Usual Suspects, both dramas, try Fargo.")
+    assert "wrong_genre" not in kinds("Because you watched Seven, you may like Fargo, a drama.")
+    assert "wrong_genre" not in kinds("Because you watched Seven, both crime thrillers, you may like Fargo.")
+
+
+def test_wrong_year():
+    assert "wrong_year" in kinds("Because you watched Seven (1994), you may like Fargo (1996).")
+    assert "wrong_year" in kinds("Because you watched Seven, you may like Fargo, a film from the 1980s.")
+    assert "wrong_year" in kinds("Because you watched Seven, you may like Fargo, released in 1997.")
+    assert "wrong_year" not in kinds("Because you watched Seven (1995), you may like Fargo, released in 1996.")
+    assert "wrong_year" not in kinds("Because you watched Seven, you may like Fargo: both are from the nineties.")
+
+
+def test_outside_film():
+    assert "outside_film" in kinds("Because you watched Seven, you may like Fargo, which is like Star Wars.")
+    assert "outside_film" in kinds('Because you watched Seven, you may like Fargo, a cousin of "The Dark Road".')
+    assert "outside_film" not in kinds(GOOD)
+
+
+def test_unmeasured_influence():
+    # Heat was ablated but its effect is within the floor: it must not be called a reason.
+    assert "unmeasured_influence" in kinds("Because you watched Heat (1995), you may like Fargo, a crime film.")
+    assert "unmeasured_influence" not in kinds(GOOD)
+
+
+def test_wrong_count():
+    opening = "Because you watched Seven, you may like Fargo: "
+    assert "wrong_count" in kinds(opening + "9 of the 10 people who watched Seven did.")
+    assert "wrong_count" not in kinds(opening + "3 of the 4 people who watched Seven also watched it.")
+    text = "Because you watched The Usual Suspects, you may like Fargo: people who watched Twelve Monkeys liked it."
+    assert "wrong_count" in kinds(text, evidence(influences=((0, 0.3), (2, 0.2))))  # never watched together
+
+
+def test_second_person():
+    assert score(GOOD).second_person
+    assert not score("Seven (1995) and Fargo (1996) are both crime thrillers from the 1990s.").second_person
+    assert not score("The user watched Seven, so you may like Fargo: both are crime films.").second_person
+
+
+def test_content_words_count_what_the_sentence_says():
+    assert score(GOOD).content_words > score("Because you watched Seven, you may like Fargo.").content_words
+
+
+# ---------------------------------------------------------------- evidence and the sentence builder
+
+
+def test_evidence_links_are_checkable_against_the_catalogue_and_the_logs():
+    facts = evidence(knowledge=Relations())
+    assert [e["id"] for e in facts["influences"]] == ["7", "1"]
+    assert [e["id"] for e in facts["no_effect"]] == ["4", "8"] and facts["floor"] == 0.01
+    seven = facts["influences"][0]
+    by_kind = {link["kind"]: link for link in seven["links"]}
+    assert by_kind["genre"]["genres"] == ["Crime", "Thriller"]  # Fargo's genres that Seven has too
+    assert by_kind["era"]["decade"] == "1990s"
+    assert (by_kind["cowatch"]["both"], by_kind["cowatch"]["watched"]) == (3, 4)
+    assert LOGS.both(6, 1) == 3 and LOGS.watched(6) == 4  # the logs say so
+    assert by_kind["relation"] == {"kind": "relation", "relation": "cast", "count": 2, "source": "knowledge graph"}
+    assert all("language" not in str(link) for link in seven["links"])  # a shared language says little
+
+
+@pytest.mark.parametrize(
+    "influences",
+    [((1, 0.4),), ((1, 0.4), (0, 0.2)), ((2, 0.3),), ((2, 0.3), (3, 0.1)), ((3, 0.5),)],
+)
+def test_because_sentence_passes_the_rubric_whenever_the_evidence_has_a_link(influences):
+    facts = evidence(influences=influences, knowledge=Relations())
+    text = because_sentence(facts)
+    assert text.startswith(because_prefix(facts)) and text.startswith("Because you watched")
+    result = score(text, facts)
+    assert not result.false_claims and result.names_influence and result.second_person, (text, result)
+    assert result.supported_link == any(entry["links"] for entry in facts["influences"][:2]), text
+
+
+def test_because_sentence_without_a_measured_influence_says_so_and_names_no_history_film():
+    facts = evidence(influences=())
+    text = because_sentence(facts)
+    assert text.startswith("You may like Fargo (1996), a crime, drama and thriller film from the 1990s")
+    result = score(text, facts)
+    assert not result.false_claims and not result.names_influence and "measurably" in text
+
+
+def test_readable_titles_move_the_article_back():
+    assert readable_title(CATALOG["1"]) == "The Usual Suspects (1995)"
+    assert readable_title(Item("x", "Postino, Il", 1994)) == "Il Postino (1994)"
+    assert readable_title(Item("y", "Heat")) == "Heat"
