@@ -668,7 +668,11 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
     if not data.examples:
         raise ConfigError("no training examples were built; lower data.min_history or raise data.prefixes_per_user.")
 
-    loaded = load_model(config.train.model, quantize=config.train.quantize, device=str(accelerator.device))
+    # Trainable weights stay float32 (accelerate autocasts to bf16 when asked); a 4-bit base on CUDA
+    # computes in bf16, the QLoRA recipe.
+    weights = "bfloat16" if config.train.quantize == "4bit" and cuda else "float32"
+    loaded = load_model(config.train.model, quantize=config.train.quantize, device=str(accelerator.device), dtype=weights)
+    trained_in = {"weights": loaded.dtype, "quantization": loaded.quantization, "mixed_precision": precision}
     tokenizer = loaded.tokenizer
     encoded = encode_examples(data.examples, tokenizer)
     lengths = [len(e.ids) for e in encoded]
@@ -689,7 +693,9 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
     def save_best(net, metrics: dict) -> None:  # called on every process
         save_adapter(accelerator, net, folder)  # the full LoRA weights, also under FSDP
         if accelerator.is_main_process:
-            write_adapter_metadata(folder, loaded.base_name, versions, status="training", best=metrics)
+            write_adapter_metadata(
+                folder, loaded.base_name, versions, status="training", best=metrics, precision=trained_in
+            )
 
     state = train_loop(
         model,
@@ -722,6 +728,7 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
             loaded.base_name,
             versions,
             status="done",
+            precision=trained_in,  # the validation figures below were measured in it
             data_fingerprint=data.dataset.fingerprint(),
             dataset=data.dataset.name,
             config=config_dict(config),

@@ -106,6 +106,7 @@ class Recommender:
         config: PipelineConfig | None = None,
         retrieval_only: bool = False,
         sequential: bool | None = None,
+        dtype: str = "auto",
     ) -> Recommender:
         """Load the data, the hybrid retriever and the LLM (with the shipped adapter by default).
 
@@ -113,7 +114,8 @@ class Recommender:
         ml-100k are in use, and no adapter otherwise; ``adapter=None`` or ``"none"`` turns it off.
         ``sequential`` puts the sequential model (trained once on the train split, then cached)
         into the hybrid first stage; None: as the adapter was trained (its metadata's
-        ``first_stage``), and on when there is no adapter.
+        ``first_stage``), and on when there is no adapter. ``dtype``: the scoring precision
+        (``llm.loading.load_model``; "auto" picks what the hardware is fast at).
         """
         from recommender.data.loaders import load_dataset
         from recommender.retrieval.hybrid import build_default_retriever
@@ -129,7 +131,7 @@ class Recommender:
         from recommender.llm.loading import load_model
         from recommender.llm.scoring import LLMScorer
 
-        loaded = load_model(model, adapter=adapter_path, quantize=quantize, device=device)
+        loaded = load_model(model, adapter=adapter_path, quantize=quantize, device=device, dtype=dtype)
         if config is None:
             config = PipelineConfig(**_tuned_settings(adapter_path))
         return cls(data, retriever, LLMScorer(loaded), config)

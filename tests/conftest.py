@@ -10,6 +10,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The models score in the precision the CPU is fast at ("auto"); the tests pin float32 so their
+# numbers do not depend on the machine (the precision tests ask for bf16 / int8 explicitly).
+os.environ.setdefault("RECOMMENDER_DTYPE", "float32")
 
 from pathlib import Path  # noqa: E402
 

@@ -240,16 +240,55 @@ def test_adapter_metadata_is_plain_json(tmp_path):
     assert json.loads(path.read_text())["template_versions"] == {"rank": "rank-v1"}
 
 
-def test_dtype_choice_is_float32_on_cpu_unless_fast_and_native_bf16():
-    import torch
+def _hardware(device="cpu", native_bf16=False, engines=("fbgemm",)):
+    from recommender.llm.precision import Hardware
 
-    from recommender.llm.loading import _torch_dtype, cpu_has_native_bf16
+    return Hardware(device, "test CPU", frozenset(), native_bf16, engines)
 
-    assert _torch_dtype("auto", "cpu") == torch.float32 and _torch_dtype("auto", "cuda") == torch.bfloat16
-    assert _torch_dtype("fast", "cpu") == (torch.bfloat16 if cpu_has_native_bf16() else torch.float32)
-    assert _torch_dtype("bfloat16", "cpu") == torch.bfloat16
-    with pytest.raises(ValueError, match="dtype must be"):
-        _torch_dtype("fp8", "cpu")
+
+def test_precision_follows_the_hardware_and_can_be_forced():
+    from recommender.llm.precision import choose_precision
+
+    assert choose_precision("auto", _hardware(native_bf16=True)).name == "bfloat16"
+    assert choose_precision("auto", _hardware(native_bf16=False)).name == "int8"
+    assert choose_precision("auto", _hardware(native_bf16=False, engines=())).name == "float32"
+    assert choose_precision("auto", _hardware("cuda")).name == "bfloat16"
+    assert choose_precision("float32", _hardware(native_bf16=True)).name == "float32"
+    assert choose_precision("int8", _hardware(native_bf16=True)).reason == "asked for"
+    with pytest.raises(ValueError, match="for CPUs"):
+        choose_precision("int8", _hardware("cuda"))
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        choose_precision("fp8", _hardware())
+
+
+def test_fast_never_picks_int8_and_the_environment_replaces_auto(monkeypatch):
+    from recommender.llm import loading
+
+    monkeypatch.setattr(loading, "detect_hardware", lambda device: _hardware(native_bf16=False))
+    assert loading._precision("fast", "cpu").name == "float32"
+    monkeypatch.setenv("RECOMMENDER_DTYPE", "bfloat16")
+    assert loading._precision("auto", "cpu").name == "bfloat16"
+    assert loading._precision("int8", "cpu").name == "int8"  # an explicit choice wins over the environment
+    monkeypatch.setenv("RECOMMENDER_DTYPE", "fp4")
+    with pytest.raises(ModelLoadError, match="dtype must be one of"):
+        loading._precision("auto", "cpu")
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "int8"])
+def test_reduced_precision_scores_close_to_float32_with_a_float32_head(tiny_dir, dtype):
+    reference = LLMScorer(load_model(tiny_dir, device="cpu", dtype="float32"))
+    loaded = load_model(tiny_dir, device="cpu", dtype=dtype)
+    assert loaded.dtype == dtype and loaded.precision == {"dtype": dtype, "reason": "asked for", "device": "cpu"}
+    assert loaded.model.get_output_embeddings().weight.dtype == torch.float32
+    history, candidates = items(3, "h"), items(6, "c")
+    low, full = rank(LLMScorer(loaded), history, candidates), rank(reference, history, candidates)
+    assert np.isfinite(low).all() and low.shape == full.shape
+    assert np.corrcoef(low, full)[0, 1] > 0.9  # the same ranking signal, within rounding
+
+
+def test_int8_is_refused_beside_4bit(tiny_dir):
+    with pytest.raises(ModelLoadError, match="int8"):
+        load_model(tiny_dir, device="cpu", dtype="int8", quantize="4bit")
 
 
 def test_stream_with_a_prefix_yields_it_first_and_continues_after_it(scorer):

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"-k must be a positive integer, got {args.k!r}.")
     state = process_state(args.device)
     recommender = Recommender.from_pretrained(
-        args.dataset, model=args.model, adapter=args.adapter, quantize=args.quantize,
+        args.dataset, model=args.model, adapter=args.adapter, quantize=args.quantize, dtype=args.dtype,
         device=process_device(state, args.device), retrieval_only=args.retrieval_only,
     )  # fmt: skip
     users = [u.strip() for u in args.users.split(",") if u.strip()] if args.users else recommender.split.users

@@ -90,9 +90,9 @@ def run(args: argparse.Namespace) -> int:
         return _rating(args, dataset, split, retriever, cases, state)
     popularity = split.item_popularity(len(dataset.catalog))
     vectors = retriever.text.vectors if retriever.text is not None else None
-    raw = {}
+    raw, precisions = {}, {}  # precisions: each LLM row's {"dtype", "reason", "device"}, recorded in the header
     for method in methods:
-        raw[method] = _rank_method(method, args, dataset, retriever, cases)
+        raw[method] = _rank_method(method, args, dataset, retriever, cases, precisions)
     merged = _gather(raw, state)
     if not state.is_main_process:
         return 0
@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         "llm": "first-stage top-N reranked (N = 20 for llm_zero_shot, the adapter's own N and prompt for the others)",
         "first stage": args.first_stage,
         "excluded selection users": len(excluded), "seconds": round(time.time() - started),
+        "precision": precisions or "no LLM row",
     }  # fmt: skip
     folder = write_outputs(results, header, args.output, paired_differences(merged, args.seed))
     # Per-user target ranks in user order, for paired comparisons with methods run elsewhere
@@ -144,7 +145,7 @@ def _selection_users(args, methods, dataset, split) -> list[str]:
     return selection_users(read_adapter_metadata(adapter), split) if adapter is not None else []
 
 
-def _rank_method(method, args, dataset, retriever, cases):
+def _rank_method(method, args, dataset, retriever, cases, precisions: dict):
     from recommender.evaluation.protocol import LLM_VARIANTS, llm_settings, rank_cases
     from recommender.pipeline import PipelineConfig, Recommender, _tuned_settings, resolve_adapter
 
@@ -168,7 +169,8 @@ def _rank_method(method, args, dataset, retriever, cases):
 
     loads_adapter, settings = llm_settings(method, _tuned_settings(adapter), args.seed, args.llm_candidates)
     weights = adapter if loads_adapter else None
-    loaded = load_model(args.model, adapter=weights, quantize=args.quantize, device=args.device)
+    loaded = load_model(args.model, adapter=weights, quantize=args.quantize, device=args.device, dtype=args.dtype)
+    precisions[method] = loaded.precision
     scorer = LLMScorer(loaded, batch_size=args.batch_size)
     pipeline = Recommender(dataset, retriever, scorer, PipelineConfig(**settings))
     n_labels = pipeline.config.llm_candidates
@@ -280,7 +282,7 @@ def _rating_recommender(args, dataset, retriever, adapter):
     from recommender.llm.scoring import LLMScorer
     from recommender.pipeline import Recommender
 
-    loaded = load_model(args.model, adapter=adapter, quantize=args.quantize, device=args.device)
+    loaded = load_model(args.model, adapter=adapter, quantize=args.quantize, device=args.device, dtype=args.dtype)
     return Recommender(dataset, retriever, LLMScorer(loaded, batch_size=args.batch_size))
 
 

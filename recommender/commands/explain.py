@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     adapter = "none" if args.rating and args.adapter == "default" else args.adapter
     recommender = Recommender.from_pretrained(
-        args.dataset, model=args.model, adapter=adapter, quantize=args.quantize, device=args.device
+        args.dataset, model=args.model, adapter=adapter, quantize=args.quantize, dtype=args.dtype, device=args.device
     )
     item_id = _resolve_item(recommender, args.item)
     if args.rating:

@@ -20,6 +20,10 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quantize", default="auto", choices=("auto", "none", "4bit"), help="4-bit NF4 (CUDA)")
     parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: CUDA when available)")
+    parser.add_argument(
+        "--dtype", default="auto", choices=("auto", "float32", "bfloat16", "int8"),
+        help="scoring precision; auto: bf16 on CUDA and CPUs with AVX512-BF16/AMX, int8 on other CPUs",
+    )  # fmt: skip
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     recommender = Recommender.from_pretrained(
         args.dataset, model=args.model, adapter=args.adapter, quantize=args.quantize, device=args.device,
-        retrieval_only=args.retrieval_only,
+        dtype=args.dtype, retrieval_only=args.retrieval_only,
     )  # fmt: skip
     history = [part.strip() for part in args.history.split(";") if part.strip()] if args.history else None
     results = recommender.recommend(

@@ -17,6 +17,7 @@ never by the pure modules.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import warnings
@@ -29,6 +30,7 @@ from typing import Any
 import torch
 
 from recommender.assets import DEFAULT_LLM_NAME, default_cache_dir, find_default_gguf
+from recommender.llm.precision import Precision, choose_precision, detect_hardware
 from recommender.prompts import TEMPLATE_VERSIONS
 
 ADAPTER_METADATA_FILE = "recommender_adapter.json"  # written beside adapter_config.json
@@ -54,12 +56,18 @@ class LoadedModel:
     dtype: str = "float32"
     quantization: str = "none"  # "none" or "4bit"
     source: str | Path | None = None  # the ``model`` argument it was loaded from (None: the embedded default)
+    precision_reason: str = ""  # why ``dtype`` was chosen (``llm.precision.choose_precision``)
 
     def describe(self) -> str:
         """One line for logs and result tables."""
         adapter = f" + LoRA {self.adapter_path.name}" if self.adapter_path else ""
         quant = " (4-bit NF4)" if self.quantization == "4bit" else ""
         return f"{self.base_name}{adapter}{quant} on {self.device} ({self.dtype})"
+
+    @property
+    def precision(self) -> dict[str, str]:
+        """What result files record beside the template version: the precision and why."""
+        return {"dtype": self.dtype, "reason": self.precision_reason, "device": self.device}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,20 +258,75 @@ def _quantization_config(device: str, dtype: torch.dtype) -> Any:
 
 def cpu_has_native_bf16() -> bool:
     """True when this CPU multiplies bf16 natively (oneDNN's check), where bf16 beats float32."""
+    return detect_hardware("cpu").native_bf16
+
+
+class Float32Head(torch.nn.Module):
+    """The output head in float32 on a bf16 or int8 body.
+
+    The head runs on the few positions a prompt reads (``logits_to_keep``), so float32 costs nothing
+    there, while a bf16 head would round a "Yes" minus "No" margin of ~0.05 to its 8-bit mantissa.
+    """
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        self.weight = torch.nn.Parameter(weight.detach().float().clone(), requires_grad=False)  # [V, H]
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:  # [..., H] -> [..., V]
+        return torch.nn.functional.linear(hidden.float(), self.weight)
+
+
+# The MLP output projection reads activations with outliers that a per-tensor int8 scale clips:
+# quantising it too dropped the Spearman of 20 candidate scores against float32 from 0.94 to 0.73
+# (12 validation users, shipped adapter); it keeps float32 (a quarter of the linear FLOPs).
+INT8_KEEP_FLOAT = ("down_proj", "fc2", "w2")
+
+
+def apply_precision(net: Any, precision: str) -> Any:
+    """A float32 causal LM converted for scoring in ``precision`` (float32, bfloat16 or int8).
+
+    bfloat16 casts the body; int8 replaces the body's ``nn.Linear`` layers (but the MLP output
+    projections, ``INT8_KEEP_FLOAT``) by torch's dynamically quantised linear (int8 weights per
+    tensor, activations quantised per call). The head stays float32 in both.
+    """
+    if precision == "float32":
+        return net
+    head = net.get_output_embeddings()
+    weight = head.weight
+    if precision == "bfloat16":
+        net = net.to(torch.bfloat16)
+    elif precision == "int8":
+        from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+
+        body = {
+            name: default_dynamic_qconfig
+            for name, module in net.named_modules()
+            if isinstance(module, torch.nn.Linear) and module is not head and not name.endswith(INT8_KEEP_FLOAT)
+        }
+        with warnings.catch_warnings():  # torch.ao.quantization's deprecation notice; the path still works
+            warnings.simplefilter("ignore")
+            net = quantize_dynamic(net, body, inplace=True)
+    else:
+        raise ValueError(f"precision must be one of float32, bfloat16, int8, got {precision!r}.")
+    net.set_output_embeddings(Float32Head(weight))
+    net.config.tie_word_embeddings = False  # the head now has its own float32 copy
+    return net
+
+
+def _precision(dtype: str, device: str) -> Precision:
+    """``choose_precision`` on this device; "fast" (text generation) never picks int8.
+
+    ``RECOMMENDER_DTYPE`` in the environment replaces "auto" (the tests pin float32 with it, so their
+    numbers do not depend on the machine's units)."""
+    if dtype == "auto":
+        dtype = os.environ.get("RECOMMENDER_DTYPE", "auto") or "auto"
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def _torch_dtype(dtype: str, device: str) -> torch.dtype:
-    if dtype not in ("auto", "fast", "float32", "bfloat16"):
-        raise ValueError(f"dtype must be auto, fast, float32 or bfloat16, got {dtype!r}.")
-    if dtype == "float32" or (dtype == "auto" and not device.startswith("cuda")):
-        return torch.float32
-    if dtype == "fast" and not device.startswith("cuda") and not cpu_has_native_bf16():
-        return torch.float32
-    return torch.bfloat16
+        chosen = choose_precision(dtype, detect_hardware(device))
+    except ValueError as error:
+        raise ModelLoadError(str(error)) from None
+    if dtype == "fast" and chosen.name == "int8":
+        return Precision("float32", "text generation stays float32 where the CPU has no native bf16")
+    return chosen
 
 
 def load_model(
@@ -285,26 +348,33 @@ def load_model(
             ``write_adapter_metadata``); refused when its base model or template versions differ.
         quantize: "none"; "4bit" (bitsandbytes NF4; works on CPU with a warning: less memory,
             about 2x slower); "auto" (4-bit only when CUDA and bitsandbytes are present).
-        device: "cuda", "cpu", ...; default CUDA when available. bf16 on CUDA, float32 on CPU.
+        device: "cuda", "cpu", ...; default CUDA when available.
         cache_dir: where converted GGUF models live (default ``default_cache_dir()``).
         merge_adapter: merge LoRA weights into the base for faster scoring (never for 4-bit).
-        dtype: "auto" (bf16 on CUDA, float32 on CPU), "float32", "bfloat16", or "fast": bf16 also on
-            a CPU with native bf16 arithmetic (AVX512-BF16/AMX; token generation is memory-bound,
-            so half the bytes is ~1.6x faster there), else float32. Scores are measured in float32.
+        dtype: "auto" chooses by the hardware (``llm.precision.choose_precision``: bf16 on CUDA and
+            on CPUs with AVX512-BF16/AMX, int8 linear layers on other CPUs); "float32", "bfloat16"
+            or "int8" force one (training loads "float32"); "fast" is bf16 where the CPU computes
+            it natively, else float32 (text generation: never int8). An adapter is merged in
+            float32, then the model is converted. The chosen precision and its reason are recorded
+            in ``LoadedModel.dtype`` / ``precision_reason``.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = _torch_dtype(dtype, device)
+    precision = _precision(dtype, device)
     four_bit = _wants_4bit(quantize, device)
+    if precision.name == "int8" and (four_bit or (adapter is not None and not merge_adapter)):
+        raise ModelLoadError("dtype='int8' needs plain weights: not with quantize='4bit' nor an unmerged adapter.")
     meta = read_adapter_metadata(adapter) if adapter is not None else None  # fail fast, before the slow load
     source, base_name = resolve_model(model, cache_dir)
     if meta is not None:
         check_adapter_metadata(meta, base_name, adapter)  # type: ignore[arg-type]
 
-    kwargs: dict[str, Any] = {"dtype": dtype}
+    # Loaded in float32 so an adapter merges at full precision; converted after (4-bit: bf16 compute).
+    compute = torch.bfloat16 if precision.name == "bfloat16" else torch.float32
+    kwargs: dict[str, Any] = {"dtype": compute if four_bit else torch.float32}
     if four_bit:
-        kwargs["quantization_config"] = _quantization_config(device, dtype)
+        kwargs["quantization_config"] = _quantization_config(device, compute)
         kwargs["device_map"] = {"": device}
     tokenizer = AutoTokenizer.from_pretrained(source)
     if tokenizer.chat_template is None:
@@ -320,6 +390,8 @@ def load_model(
         net = PeftModel.from_pretrained(net, str(adapter), is_trainable=False)
         if merge_adapter and not four_bit:
             net = net.merge_and_unload()
+    if not four_bit:
+        net = apply_precision(net, precision.name)
     net.eval()
     return LoadedModel(
         model=net,
@@ -328,8 +400,9 @@ def load_model(
         adapter_path=Path(adapter) if adapter is not None else None,
         template_versions=dict(TEMPLATE_VERSIONS),
         device=device,
-        dtype=str(dtype).removeprefix("torch."),
+        dtype=precision.name if not four_bit else str(compute).removeprefix("torch."),
         quantization="4bit" if four_bit else "none",
+        precision_reason=precision.reason,
         source=model,
     )
 
