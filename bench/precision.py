@@ -88,14 +88,15 @@ def write(args: argparse.Namespace, rows: list[dict], n_users: int, model: str, 
         f"CPU: {hardware}; {os.cpu_count()} cores, load average {load}",
         f"model: {model} (the float32 row); {args.split} users: {n_users} (seed {args.seed}); two-stage as served",
         "",
-        "| precision | NDCG@10 | HR@10 | vs float32 (paired, 95%) | inside +-{:.3f} | top-10 order changed | "
-        "top-10 members changed | users/s | speed vs float32 |".format(args.bound),
+        f"| precision | NDCG@10 | HR@10 | vs float32 (paired, 95%) | inside +-{args.bound:.3f} | "
+        "top-10 order changed | top-10 members changed | users/s | speed vs float32 |",
         "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: |",
     ]
     base = rows[0]["users_per_s"]
     for r in rows:
         p = r["paired"]
-        diff = "-" if r["precision"] == "float32" else f"{p['difference']:+.4f} [{p['ci_low']:+.4f}, {p['ci_high']:+.4f}]"
+        diff = f"{p['difference']:+.4f} [{p['ci_low']:+.4f}, {p['ci_high']:+.4f}]"
+        diff = "-" if r["precision"] == "float32" else diff
         lines.append(
             f"| {r['precision']} | {r['ndcg@10']:.4f} | {r['hr@10']:.4f} | {diff} | "
             f"{'-' if r['precision'] == 'float32' else ('yes' if r['inside_bound'] else 'NO')} | "

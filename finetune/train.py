@@ -671,7 +671,8 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
     # Trainable weights stay float32 (accelerate autocasts to bf16 when asked); a 4-bit base on CUDA
     # computes in bf16, the QLoRA recipe.
     weights = "bfloat16" if config.train.quantize == "4bit" and cuda else "float32"
-    loaded = load_model(config.train.model, quantize=config.train.quantize, device=str(accelerator.device), dtype=weights)
+    device = str(accelerator.device)
+    loaded = load_model(config.train.model, quantize=config.train.quantize, device=device, dtype=weights)
     trained_in = {"weights": loaded.dtype, "quantization": loaded.quantization, "mixed_precision": precision}
     tokenizer = loaded.tokenizer
     encoded = encode_examples(data.examples, tokenizer)

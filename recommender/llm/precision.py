@@ -1,7 +1,7 @@
 """Which numeric precision the LLM scores in: chosen once from the hardware, forced by the user.
 
     from recommender.llm.precision import choose_precision, detect_hardware
-    choice = choose_precision("auto", detect_hardware("cpu"))   # Precision("bfloat16", "CPU computes bf16 natively ...")
+    choice = choose_precision("auto", detect_hardware("cpu"))  # Precision("bfloat16", "this CPU computes ...")
 
 A scoring forward pass of a small LLM runs at the matrix-multiply rate of the machine, so the
 precision the processor is fast at decides the speed:
@@ -78,7 +78,8 @@ def choose_precision(requested: str, hardware: Hardware) -> Precision:
     if hardware.native_bf16:
         return Precision("bfloat16", "this CPU computes bf16 natively (AVX512-BF16 or AMX)")
     if hardware.int8_engines:
-        return Precision("int8", "this CPU has no native bf16 unit; int8 linear layers through " + hardware.int8_engines[0])
+        engine = hardware.int8_engines[0]
+        return Precision("int8", f"this CPU has no native bf16 unit; int8 linear layers through {engine}")
     return Precision("float32", "neither native bf16 nor a quantized engine")
 
 
