@@ -254,6 +254,11 @@ def test_retriever_follows_an_extended_catalogue(tmp_path):
     bigger = Catalog(list(catalog.items) + [Item("new", "New Film")])
     retriever = KnowledgeRetriever(bigger, graph)
     assert retriever.score_rows(np.array([0])).shape == (7,) and retriever.knowledge.n_items == 7
+    old = KnowledgeRetriever(catalog, graph)
+    grown = old.extended(bigger)  # an incremental update: no rebuild, the new item scores 0
+    np.testing.assert_allclose(grown.score_rows(np.array([0, 6])), retriever.score_rows(np.array([0, 6])))
+    with pytest.raises(ValueError, match="appended"):
+        old.extended(Catalog(list(catalog.items[:3])))
 
 
 # ---------------------------------------------------------------- the real ml-100k folder

@@ -154,11 +154,11 @@ class KnowledgeGraph:
         it does not know get empty rows. Returns ``self`` when the rows already match."""
         if tuple(catalog.ids) == self.item_ids:
             return self
+        from scipy import sparse
+
         old = {item_id: row for row, item_id in enumerate(self.item_ids)}
         source = np.array([old.get(item_id, -1) for item_id in catalog.ids], dtype=np.int64)
         hit = np.flatnonzero(source >= 0)
-        from scipy import sparse
-
         pick = sparse.csr_matrix((np.ones(len(hit)), (hit, source[hit])), shape=(len(catalog), self.n_items))
         entities = np.where(source >= 0, self.entities[np.maximum(source, 0)], "")
         return KnowledgeGraph(
@@ -175,7 +175,8 @@ class KnowledgeGraph:
             digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
         digest.update(self.item_links.data.astype(np.int64).tobytes())
         digest.update("\x1f".join(self.item_ids).encode())
-        digest.update("\x1f".join(np.char.add(self.feature_relations, self.feature_entities).tolist()).encode())
+        pairs = np.char.add(np.char.add(self.feature_relations, "\x1d"), self.feature_entities)
+        digest.update("\x1f".join(pairs.tolist()).encode())
         digest.update("\x1f".join(self.link_words).encode())
         return digest.hexdigest()[:16]
 

@@ -17,6 +17,7 @@ the newest weighing 1 and each older one ``decay`` times the next.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -89,6 +90,18 @@ class KnowledgeRetriever(BaseRetriever):
             "neighbours": self.neighbours,
             "pair_budget": self.pair_budget,
         }
+
+    def extended(self, catalog: Catalog) -> KnowledgeRetriever:
+        """This retriever over ``catalog``, the old catalogue with items appended (an incremental
+        update): the new items have no graph rows, so they score 0 and add nothing; no rebuild."""
+        if len(catalog) < len(self.catalog) or catalog.ids[: len(self.catalog)] != self.catalog.ids:
+            raise ValueError("extended() takes the old catalogue with items appended; rebuild for any other change.")
+        refreshed = copy.copy(self)
+        refreshed.catalog = catalog
+        refreshed.knowledge = self.knowledge.aligned(catalog)
+        refreshed.similarity = self.similarity.copy()
+        refreshed.similarity.resize((len(catalog), len(catalog)))
+        return refreshed
 
     def score_batch(self, histories: Sequence[np.ndarray], queries: Sequence[str | None] | None = None) -> np.ndarray:
         """[B, N]: one sparse product of the [B, N] recency weights of the histories with the similarity."""
