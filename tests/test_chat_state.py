@@ -254,3 +254,17 @@ def test_a_seen_film_is_no_seed_but_a_liked_one_is(catalog):
     state = apply_feedback(say(state, "I've seen Heat", catalog), "7", "seen")
     assert retrieval_history(state) == ("100",) and {"273", "7"} <= set(to_filters(state).exclude_items)
     assert retrieval_history(say(state, "I liked Babe", catalog)) == ("100", "8")
+
+
+@pytest.mark.parametrize(
+    ("messages", "years"),
+    [(("90s", "nothing too old"), (1990, 1999)), (("90s", "recent"), (1996, 1999)),
+     (("after 1990", "after 1980"), (1981, None)), (("recent", "old classics"), (None, 1973)),
+     (("90s", "before 1995"), (1990, 1994)), (("80s", "after 1995"), (1996, None))],
+)  # fmt: skip
+def test_a_one_sided_bound_narrows_a_range_and_replaces_one_of_its_side(catalog, messages, years):
+    """Issue 28's simulated people said "90s", then "nothing too old", and got the 80s back."""
+    state = ConversationState()
+    for message in messages:
+        state = say(state, message, catalog)
+    assert (state.year_min, state.year_max) == years

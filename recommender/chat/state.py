@@ -187,16 +187,7 @@ def apply(state: ConversationState, refinement: Refinement) -> ConversationState
         include = _merge(state.include_genres if refinement.additive else (), include, drop=exclude)
     else:
         include = tuple(g for g in state.include_genres if g not in exclude)
-    year_min, year_max = state.year_min, state.year_max
-    if refinement.year_set:
-        year_min, year_max = refinement.year_min, refinement.year_max
-    else:
-        if refinement.year_min is not None:
-            year_min = refinement.year_min
-            year_max = None if year_max is not None and year_max < year_min else year_max
-        if refinement.year_max is not None:
-            year_max = refinement.year_max
-            year_min = None if year_min is not None and year_min > year_max else year_min
+    year_min, year_max = _years(state, refinement)
     liked = _merge(state.liked, refinement.liked, drop=refinement.disliked)
     disliked = _merge(state.disliked, refinement.disliked, drop=refinement.liked)
     changed = refinement.is_empty is False and not refinement.show_more
@@ -217,6 +208,29 @@ def apply(state: ConversationState, refinement: Refinement) -> ConversationState
         turns=state.turns + 1,
         k=refinement.k or state.k,
     )
+
+
+def _years(state: ConversationState, refinement: Refinement) -> tuple[int | None, int | None]:
+    """The year bounds after a message: a decade or year ("the 90s") replaces both; a one-sided bound
+    ("nothing too old", "after 1985") narrows a range the person gave ("90s" stays the 90s: issue 28's
+    simulated people lost it), replaces a one-sided bound of the same side, and replaces the range when
+    they do not overlap ("recent" after "classics")."""
+    if refinement.year_set or refinement.year_min is not None and refinement.year_max is not None:
+        return refinement.year_min, refinement.year_max  # both bounds said: they replace both
+    low, high = state.year_min, state.year_max
+    if refinement.year_min is not None:
+        new = refinement.year_min
+        if low is not None and high is not None and new <= high:
+            low = max(low, new)  # within the range: narrow it
+        else:
+            low, high = new, None if high is not None and high < new else high
+    if refinement.year_max is not None:
+        new = refinement.year_max
+        if low is not None and high is not None and new >= low:
+            high = min(high, new)
+        else:
+            low, high = None if low is not None and low > new else low, new
+    return low, high
 
 
 def apply_feedback(state: ConversationState, item_id: str, action: str) -> ConversationState:
