@@ -29,6 +29,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--adapter", default="default", help="'default' (shipped), 'none' or a folder")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (1 is steadier on a shared machine)")
     parser.add_argument("--bound", type=float, default=0.003, help="the paired interval must lie inside +-bound")
     parser.add_argument("--output", default="bench/results/precision", help="writes <output>.md and .json")
     return parser
@@ -42,6 +43,8 @@ def list_changes(tops: list[np.ndarray], reference: list[np.ndarray]) -> tuple[f
 
 
 def main(args: argparse.Namespace) -> int:
+    import torch
+
     from recommender.evaluation import metrics
     from recommender.evaluation.protocol import rank_cases, sample_users
     from recommender.llm.loading import load_model
@@ -49,6 +52,8 @@ def main(args: argparse.Namespace) -> int:
     from recommender.llm.scoring import LLMScorer
     from recommender.pipeline import Recommender
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     if precisions[0] != "float32":
         raise SystemExit("--precisions must start with float32: the others are compared with it.")
@@ -81,11 +86,13 @@ def main(args: argparse.Namespace) -> int:
 
 def write(args: argparse.Namespace, rows: list[dict], n_users: int, model: str, hardware: str) -> None:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    import torch
+
     lines = [
-        f"<!-- HF_HUB_OFFLINE=1 .venv/bin/python -m bench.precision --split {args.split}"
+        f"<!-- HF_HUB_OFFLINE=1 .venv/bin/python -m bench.precision --split {args.split} --threads {args.threads}"
         f"{f' --users {args.users}' if args.users else ''} --precisions {args.precisions} ; "
         f"{time.strftime('%Y-%m-%d')} -->",
-        f"CPU: {hardware}; {os.cpu_count()} cores, load average {load}",
+        f"CPU: {hardware}; {os.cpu_count()} cores, torch threads {torch.get_num_threads()}, load average {load}",
         f"model: {model} (the float32 row); {args.split} users: {n_users} (seed {args.seed}); two-stage as served",
         "",
         f"| precision | NDCG@10 | HR@10 | vs float32 (paired, 95%) | inside +-{args.bound:.3f} | "

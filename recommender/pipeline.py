@@ -348,11 +348,15 @@ class Recommender:
 
     # ------------------------------------------------------------------ batch scoring
 
-    def full_scores_batch(self, histories: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def full_scores_batch(
+        self, histories: Sequence[np.ndarray], allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Two-stage catalogue scores for evaluation by full ranking.
 
         Args:
             histories: per user, catalogue rows oldest first; they are masked (never recommended).
+            allowed: [B, N] bool, the items each user's list may hold (others at -inf before the
+                first stage's top-N is taken), e.g. a shelf of new films; None: every item.
 
         Returns:
             [B, N] scores ordering the LLM-reranked top-N first, then the rest by retrieval,
@@ -362,6 +366,8 @@ class Recommender:
         scores = np.asarray(self.retriever.score_batch(list(histories)), dtype=np.float64).copy()  # [B, N]
         for row, history in zip(scores, histories):
             row[np.asarray(history, dtype=np.int64)] = -np.inf
+        if allowed is not None:
+            scores[~np.asarray(allowed, dtype=bool)] = -np.inf
         first_place = np.full(len(histories), -1, dtype=np.int64)
         top = min(self.config.llm_candidates, scores.shape[1])
         if self.scorer is None or top < 2:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recommender.commands import _cold as evaluate_cold
 from recommender.commands.recommend import add_model_arguments
 
 
@@ -56,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="fairness: also write fairness.md/.json/.png (quality per user group, each LLM row's effect per group "
         "against the hybrid, exposure by popularity bucket, genre calibration), recommender.evaluation.fairness_report",
     )  # fmt: skip
+    evaluate_cold.add_arguments(parser)
     add_model_arguments(parser)
     parser.set_defaults(run=run)
 
@@ -68,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     from recommender.retrieval.hybrid import build_default_retriever
     from recommender.retrieval.sequential import SequentialConfig
 
+    if args.protocol != "warm":
+        return evaluate_cold.run(args)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown:

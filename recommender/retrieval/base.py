@@ -515,6 +515,9 @@ class HybridRetriever(BaseRetriever):
             raise ValueError(f"weights name unknown components {sorted(unknown)}; known: {sorted(components)}.")
         self.components, self.weights, self.text = components, dict(weights), text
         self.query_weight, self.cold_query_weight = query_weight, cold_query_weight
+        # Set by ``hybrid.attach_cold_bridge``: scores items without training events through their
+        # content neighbours (``retrieval.cold.ColdItemBridge``) instead of reading them as disliked.
+        self.cold_bridge = None
 
     def component_scores(self, histories: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         """Standardised [B, N] history scores of every component, for blending or tuning."""
@@ -524,6 +527,8 @@ class HybridRetriever(BaseRetriever):
         queries = _queries(queries, len(histories))
         parts = self.component_scores(histories)
         out = weighted_sum(parts, self.weights, len(histories), len(self.catalog))  # [B, N]
+        if self.cold_bridge is not None:
+            self.cold_bridge.fill(out)
         for b, (rows, query) in enumerate(zip(histories, queries)):
             if query is None:
                 continue

@@ -317,3 +317,13 @@ def _read_weights(path: Path, key: str) -> dict[str, float] | None:
     except (OSError, ValueError):
         return None
     return record["weights"] if record.get("key") == key else None
+
+
+def attach_cold_bridge(hybrid: HybridRetriever, split: LeaveOneOutSplit, content: np.ndarray) -> HybridRetriever:
+    """Give ``hybrid`` a ``retrieval.cold.ColdItemBridge`` over ``content`` ([N, D] item vectors) for
+    the items without a training event in ``split`` (none: no bridge); returns ``hybrid``."""
+    from recommender.retrieval.cold import ColdItemBridge
+
+    seen = split.item_popularity(len(hybrid.catalog)) > 0
+    hybrid.cold_bridge = ColdItemBridge.build(content, seen) if not seen.all() else None
+    return hybrid
