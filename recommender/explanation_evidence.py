@@ -238,10 +238,11 @@ def _join(names: Sequence[str]) -> str:
 
 
 def because_prefix(evidence: dict[str, Any]) -> str:
-    """The sentence's opening, "Because you watched A and B," (empty without a measured influence):
-    the fallback starts with it and generation is prefilled with it."""
+    """The sentence's opening, "Because you watched A and B, you may like T" (empty without a
+    measured influence): the built sentence starts with it, and generation is prefilled with it so
+    the model writes the link."""
     named = [entry["title"] for entry in evidence["influences"][:MAX_NAMED]]
-    return f"Because you watched {_join(named)}," if named else ""
+    return f"Because you watched {_join(named)}, you may like {evidence['item']['title']}" if named else ""
 
 
 def _common(entries: Sequence[dict[str, Any]], item: dict[str, Any]) -> tuple[list[str], str]:
@@ -288,7 +289,7 @@ def because_sentence(evidence: dict[str, Any]) -> str:
         if relation:  # the most telling one (the graph lists them so)
             clauses.append(link_text(relation, entry["title"]))
             break
-    text = f"{because_prefix(evidence)} you may like {item['title']}"
+    text = because_prefix(evidence)
     if len(clauses) > 1:
         clauses = [", ".join(clauses[:-1]) + ", and " + clauses[-1]]
     return text + (": " + clauses[0] if clauses else "") + "."

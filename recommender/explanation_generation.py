@@ -3,12 +3,12 @@
     answers = generate_answers(writer, conversations, prefixes, Decoding())
 
 ``writer`` is an ``LLMScorer`` (``Recommender.text_writer()``: the base model). Each answer starts
-with its prefix ("Because you watched Fargo (1996),"), written into the prompt so the model continues
-it, and greedy decoding runs with a repetition penalty and a no-repeat n-gram ban that look at the
-ANSWER only: transformers' own ``repetition_penalty`` / ``no_repeat_ngram_size`` also count the prompt,
-so they would forbid copying a title or a year from the facts the prompt gives. One batched
-``generate`` call with left padding serves one request or a bench's batch alike. torch is imported
-when called, never at import time.
+with its prefix ("Because you watched Fargo (1996), you may like Heat (1995)"), written into the
+prompt so the model continues it, and greedy decoding runs with a repetition penalty and a
+no-repeat n-gram ban that look at the ANSWER only: transformers' own ``repetition_penalty`` and
+``no_repeat_ngram_size`` also count the prompt, so they would forbid copying a title or a year from
+the facts the prompt gives. One batched ``generate`` call with left padding serves one request or a
+bench's batch alike. torch is imported when called, never at import time.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ Messages = list[dict[str, str]]
 class Decoding:
     """How explanations are decoded (greedy)."""
 
-    max_new_tokens: int = field(default=48, metadata={"help": "new tokens after the prefilled prefix"})
+    max_new_tokens: int = field(default=64, metadata={"help": "new tokens after the prefilled prefix"})
     repetition_penalty: float = field(
         default=1.3, metadata={"help": "divides the logit of tokens already in the answer (1 = off)"}
     )

@@ -16,7 +16,8 @@ What it checks, each against the evidence (catalogue, logs, measured influences)
   ``unmeasured_influence`` (names a history film that is no measured influence), ``wrong_count``
   (co-watching numbers or co-watching the logs do not show), ``unsupported_relation`` (same director,
   writer, cast or sequel without the graph saying so).
-- ``second_person``: it speaks to the person ("you"), never of "the user".
+- ``second_person``: it speaks to the person ("you"), never of "the user"; ``names_item``: it names
+  the recommended film.
 - ``content_words``: distinct words outside a stop list (how much the sentence says).
 
 A genre, year or decade word is a claim about the nearest film named before it in its sentence
@@ -146,16 +147,24 @@ class RubricScore:
     content_words: int
     links: tuple[str, ...] = ()  # kinds of supported links stated
     second_person: bool = True
+    names_item: bool = True  # the recommended film is named
 
     @property
     def passes(self) -> bool:
-        """Names a measured influence, states a supported link, in the second person, claims nothing false."""
-        return self.names_influence and self.supported_link and self.second_person and not self.false_claims
+        """Names the film and a measured influence, states a supported link, speaks to "you", claims nothing false."""
+        return (
+            self.names_influence
+            and self.supported_link
+            and self.second_person
+            and self.names_item
+            and not self.false_claims
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {"names_influence": self.names_influence, "supported_link": self.supported_link,
                 "false_claims": [list(c) for c in self.false_claims], "content_words": self.content_words,
-                "links": list(self.links), "second_person": self.second_person, "passes": self.passes}  # fmt: skip
+                "links": list(self.links), "second_person": self.second_person, "names_item": self.names_item,
+                "passes": self.passes}  # fmt: skip
 
 
 def mask_titles(text: str, spans: Sequence[tuple[int, ...]], fill: str = " ") -> str:
@@ -373,6 +382,7 @@ def score_explanation(text: str, context: RubricContext, check: Any) -> RubricSc
         false_claims=tuple(dict.fromkeys(claims)),
         content_words=len(words),
         links=tuple(sorted(links)),
+        names_item=context.item.id in named,
         second_person=bool(re.search(r"\byou(?:r|'ve|'ll|'d)?\b", text, re.I)) and not _THIRD_PERSON.search(text),
     )
 

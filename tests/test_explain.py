@@ -195,7 +195,7 @@ def test_neutral_swaps_leave_the_prompt_evidence_unchanged(tiny_scorer):
 
 def test_generate_answers_continues_the_prefix_with_the_tiny_model(tiny_scorer):
     messages = [{"role": "system", "content": "Explain."}, {"role": "user", "content": "Why Fargo?"}]
-    prefix = "Because you watched Seven (1995),"
+    prefix = "Because you watched Seven (1995), you may like Fargo (1996)"
     answers = generate_answers(tiny_scorer, [messages, messages], [prefix, ""], Decoding(max_new_tokens=6))
     assert answers[0].startswith(prefix) and len(answers) == 2 and isinstance(answers[1], str)
 
@@ -332,10 +332,11 @@ def test_the_model_writes_after_the_prefix_built_from_the_influences():
 
     def writer(messages, prefix):
         asked.update(messages=messages, prefix=prefix)
-        return prefix + " you may like Fargo (1996): all three are films from the 1990s."
+        return prefix + ": all three are films from the 1990s."
 
     explanation = _explain(writer)
-    assert asked["prefix"] == "Because you watched The Usual Suspects (1995) and Twelve Monkeys (1995),"
+    prefix = "Because you watched The Usual Suspects (1995) and Twelve Monkeys (1995), you may like Fargo (1996)"
+    assert asked["prefix"] == prefix
     prompt = asked["messages"][-1]["content"]
     assert "Twelve Monkeys (1995)" in prompt and "Seven" not in prompt  # only measured influences are shown
     assert explanation.path == "generated" and explanation.text == GOOD

@@ -173,6 +173,12 @@ def test_wrong_count():
     assert "wrong_count" in kinds(text, evidence(influences=((0, 0.3), (2, 0.2))))  # never watched together
 
 
+def test_names_item():
+    assert score(GOOD).names_item
+    result = score("Because you watched Seven (1995), which is a crime thriller from the 1990s.")
+    assert not result.names_item and not result.passes
+
+
 def test_second_person():
     assert score(GOOD).second_person
     assert not score("Seven (1995) and Fargo (1996) are both crime thrillers from the 1990s.").second_person

@@ -66,7 +66,10 @@ def _table(explanation: Explanation, top: int) -> list[str]:
     lines = [head, "", f"{'influence':>10}  {'item':>5}  title"]
     if not explanation.influences:
         lines.append(f"{'':>10}  {'':>5}  (none above the noise floor)")
-    lines += [f"{value:+10.4f}  {item_id:>5}  {title}" for item_id, title, value in explanation.influences[:top]]
+    lines += [
+        f"{value:+10.4f}  {item_id:>5}  {title}  ({'raised' if value > 0 else 'lowered'} the score)"
+        for item_id, title, value in explanation.influences[:top]
+    ]
     if explanation.no_effect:
         lines += ["", "no measurable effect (within the floor, not ranked):"]
         lines += [f"{'':>10}  {item_id:>5}  {title}" for item_id, title, _ in explanation.no_effect]
