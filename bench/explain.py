@@ -206,7 +206,29 @@ def reason_kind(reason: str) -> str:
 
 
 def render_report(args: argparse.Namespace, rows: list[dict], model: str, shown: int | None) -> str:
-    """The markdown report: the rubric, the paths, the floor and the deletion test."""
+    """The markdown report: the rubric, the paths, the floor, the deletion test, latency, examples."""
+    lines = [
+        f"# Explanations scored by the rubric ({len(rows)} {args.split} users, seed {args.seed})",
+        "",
+        f"Model {model}; CPU {os.cpu_count()} cores, {args.threads} torch thread(s). History: the {args.split} "
+        "split's; candidates: the pipeline's LLM candidates; recommended item: the LLM's top pick; window: the "
+        f"{shown} history items the served prompt shows; floor: the largest |change| of the item's "
+        "log-probability under neutral swaps of two shown items (prompt evidence unchanged).",
+        *_rubric_lines(rows),
+        *_floor_lines(rows),
+        *_deletion_lines(rows, args.seed),
+        "",
+        "## Latency",
+        "",
+        f"- median s per explanation (generation batched {args.gen_batch}): "
+        f"{statistics.median(r['latency_s'] for r in rows):.2f}, of which ablation + floor + ranking "
+        f"{statistics.median(r['influence_s'] for r in rows):.2f}",
+        *_example_lines(rows),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _rubric_lines(rows: list[dict]) -> list[str]:
     n = len(rows)
 
     def share(test) -> str:
@@ -217,23 +239,16 @@ def render_report(args: argparse.Namespace, rows: list[dict], model: str, shown:
     raw_rows = [r for r in rows if r["raw_rubric"] is not None]
     raw_claims = Counter(kind for r in raw_rows for kind, _ in r["raw_rubric"]["false_claims"])
     reasons = Counter(reason_kind(r["reason"]) for r in rows if r["path"] == "fallback")
-    effects = np.array([abs(e) for r in rows for e in r["effects"]])
-    floors = np.array([r["floor"] for r in rows])
-    above = sum(abs(e) > r["floor"] for r in rows for e in r["effects"])
-    tested = [r for r in rows if "drop_listed" in r]
-    lines = [
-        f"# Explanations scored by the rubric ({n} {args.split} users, seed {args.seed})",
-        "",
-        f"Model {model}; CPU {os.cpu_count()} cores, {args.threads} torch thread(s). History: the {args.split} "
-        f"split's; candidates: the pipeline's LLM candidates; recommended item: the LLM's top "
-        f"pick; window: the {shown} history items the served prompt shows; floor: the largest |change| of the "
-        "item's log-probability under neutral swaps of two shown items (prompt evidence unchanged).",
+    links = Counter(x for r in rows for x in r["rubric"]["links"])
+    return [
         "",
         "## Rubric on the shown explanations",
         "",
         "| metric | value |",
         "|---|---|",
         f"| users | {n} |",
+        f"| users with a measured influence (raised the score beyond the floor) | "
+        f"{share(lambda r: bool(r['influences']) and r['influences'][0][2] > 0)} |",
         f"| names a measured influence | {share(lambda r: r['rubric']['names_influence'])} |",
         f"| states a supported link | {share(lambda r: r['rubric']['supported_link'])} |",
         f"| both | {share(lambda r: r['rubric']['names_influence'] and r['rubric']['supported_link'])} |",
@@ -242,18 +257,22 @@ def render_report(args: argparse.Namespace, rows: list[dict], model: str, shown:
         f"| mean content words | {np.mean([r['rubric']['content_words'] for r in rows]):.1f} |",
         f"| generated path | {share(lambda r: r['path'] == 'generated')} |",
         f"| fallback (built sentence) | {share(lambda r: r['path'] == 'fallback')} |",
-        f"| users with a measured influence | {share(lambda r: bool(r['influences']) and r['influences'][0][2] > 0)} |",
         "",
-        "Links stated: "
-        + ", ".join(f"{k} {v}" for k, v in Counter(x for r in rows for x in r["rubric"]["links"]).items())
-        + "; false claims by kind: "
-        + (", ".join(f"{k} {v}" for k, v in claims.most_common()) or "none"),
+        f"Links stated: {_counts(links)}; false claims by kind: {_counts(claims)}.",
         "",
-        f"## Raw generations ({len(raw_rows)} asked: users with a measured influence)",
+        f"## Raw generations ({len(raw_rows)} asked: the users with a measured influence)",
         "",
-        f"- pass the rubric: {sum(r['raw_rubric']['passes'] for r in raw_rows)}; false claims by kind: "
-        + (", ".join(f"{k} {v}" for k, v in raw_claims.most_common()) or "none"),
-        "- why the fallback was shown: " + "; ".join(f"{k} {v}" for k, v in reasons.most_common()),
+        f"- pass the rubric: {sum(r['raw_rubric']['passes'] for r in raw_rows)}; "
+        f"false claims by kind: {_counts(raw_claims)}",
+        f"- why the fallback was shown: {_counts(reasons)}",
+    ]
+
+
+def _floor_lines(rows: list[dict]) -> list[str]:
+    effects = np.array([abs(e) for r in rows for e in r["effects"]])
+    floors = np.array([r["floor"] for r in rows])
+    above = sum(abs(e) > r["floor"] for r in rows for e in r["effects"])
+    return [
         "",
         "## Influence and the noise floor",
         "",
@@ -262,40 +281,38 @@ def render_report(args: argparse.Namespace, rows: list[dict], model: str, shown:
         f"- |drop-one effect|: median {np.median(effects):.4f}; {above} of {len(effects)} effects "
         f"({above / len(effects):.1%}) exceed their floor",
     ]
-    if tested:
-        listed = np.array([r["drop_listed"] for r in tested])
-        random = np.array([r["drop_random"] for r in tested])
-        low, high = bootstrap_mean(listed - random, args.seed)
-        lines += [
-            "",
-            f"## Deletion test on the listed influences ({len(tested)} users with at least one)",
-            "",
-            f"- listed influences removed: mean drop {listed.mean():+.4f}",
-            f"- as many random shown items removed: mean drop {random.mean():+.4f}",
-            f"- paired listed minus random: {np.mean(listed - random):+.4f} [{low:+.4f}, {high:+.4f}]",
-            f"- listed drop larger than random for {np.mean(listed > random):.0%} of these users",
-            "- before (issue 29, 100 users, window 6, top-3 by value whatever its size): +0.0874 [+0.0602, +0.1127], "
-            "80% of users",
-        ]
-    lines += [
+
+
+def _deletion_lines(rows: list[dict], seed: int) -> list[str]:
+    tested = [r for r in rows if "drop_listed" in r]
+    if not tested:
+        return []
+    listed = np.array([r["drop_listed"] for r in tested])
+    random = np.array([r["drop_random"] for r in tested])
+    low, high = bootstrap_mean(listed - random, seed)
+    return [
         "",
-        "## Latency",
+        f"## Deletion test on the listed influences ({len(tested)} users with at least one)",
         "",
-        f"- median s per explanation (generation batched {args.gen_batch}): "
-        f"{statistics.median(r['latency_s'] for r in rows):.2f}, of which ablation + floor + ranking "
-        f"{statistics.median(r['influence_s'] for r in rows):.2f}",
-        "",
-        "## Examples",
-        "",
+        f"- listed influences removed: mean drop {listed.mean():+.4f}",
+        f"- as many random shown items removed: mean drop {random.mean():+.4f}",
+        f"- paired listed minus random: {np.mean(listed - random):+.4f} [{low:+.4f}, {high:+.4f}]",
+        f"- listed drop larger than random for {np.mean(listed > random):.0%} of these users",
+        "- before (issue 29: 100 users, window 6 of which 1 unshown, top 3 by value whatever its size, vs 3 random): "
+        "+0.0874 [+0.0602, +0.1127], 80% of users",
     ]
+
+
+def _example_lines(rows: list[dict]) -> list[str]:
+    lines = ["", "## Examples", ""]
     for path in ("generated", "fallback"):
         for r in [r for r in rows if r["path"] == path][: EXAMPLES // 2]:
             influences = ", ".join(f"{title} {value:+.3f}" for _, title, value in r["influences"]) or "none"
-            lines.append(f"- user {r['user']}, item {r['item']} ({path}; floor {r['floor']:.4f}; influences: "
+            lines.append(f"- user {r['user']}, item {r['item']} ({path}; floor {r['floor']:.4f}; measured: "
                          f"{influences}): {r['text']}")  # fmt: skip
             if path == "fallback" and r["raw"]:
                 lines.append(f"  - refused generation ({r['reason']}): {r['raw']}")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 if __name__ == "__main__":

@@ -286,10 +286,10 @@ def explain_item(
         return Explanation(text, path, rows, evidence, raw, reason, tuple(invented), quiet_rows, floor,
                            rubric or fallback_score)  # fmt: skip
 
-    if generator is None:
-        return explained(fallback, "fallback", None, "no generator given")
     if not raised:  # a generated sentence could name no influence and state no link: say so plainly
         return explained(fallback, "fallback", None, "no measured influence")
+    if generator is None:
+        return explained(fallback, "fallback", None, "no generator given")
     try:
         raw = _writer_call(generator, decoding)(explain_messages(history, item, evidence), because_prefix(evidence))
     except Exception as error:  # any model failure ends in the fallback, never in the caller
