@@ -111,6 +111,12 @@ TABLE = [
     ("NOT A WAR MOVIE", {"exclude_genres": ("War",)}),
     ("no, i said a family movie", {"include_genres": ("Children's",)}),
     ("ok so show me different ones if you can", {"show_more": True}),
+    ("Anything but mystery science theater 3000: the movie",  # a long title in lower case beats a genre word
+     {"exclude_items": ["Mystery Science Theater 3000: The Movie"]}),
+    ("i've already seen something to talk about", {"seen": ["Something to Talk About"]}),
+    ("Hatted the nutty professor", {"disliked": ["Nutty Professor, The"]}),
+    ("Eonugh with alien", {"exclude_items": ["Alien", "Alien: Resurrection", "Alien 3"]}),  # "enough with": the series
+    ("something moving", {"include_genres": ("Drama",)}),
 ]  # fmt: skip
 ID_FIELDS = ("more_like", "liked", "disliked", "seen", "exclude_items")
 CHECKED = ("include_genres", "exclude_genres", "year_min", "year_max", "query", "show_more", "reset", *ID_FIELDS)

@@ -457,3 +457,21 @@ def test_a_reply_on_screen_is_never_replaced(catalog, store):
     pipeline.scorer = SentenceScorer(bad, good)  # the first sentence fails: nothing of it is ever shown
     updates = list(run_turn(pipeline, store, open_session(pipeline, store)[0], "comedy", 5))
     assert [u.reply for u in updates[:-1]] == ["…"] and updates[-1].source == "template"
+
+
+def test_a_refinement_shows_films_not_shown_yet_first(catalog, store):
+    """Issue 28: simulated people saw the same top cards after every fact they added."""
+    pipeline = FakePipeline(catalog)
+    first = turn(pipeline, store, "comedy", k=5)
+    again = turn(pipeline, store, "no horror", k=5, session=first.session)
+    assert not {r.item_id for r in first.recommendations} & {r.item_id for r in again.recommendations}
+    assert pipeline.calls[-1]["k"] == 10  # the films shown before are fetched too, and go last
+
+    class FewFit(FakePipeline):  # only seven films fit
+        def recommend(self, **kwargs):
+            return super().recommend(**kwargs)[:7]
+
+    first = turn(FewFit(catalog), store, "comedy", k=5)
+    again = turn(FewFit(catalog), store, "no horror", k=5, session=first.session)
+    ids, before = [r.item_id for r in again.recommendations], [r.item_id for r in first.recommendations]
+    assert len(ids) == 5 and not set(ids[:2]) & set(before) and ids[2:] == before[:3]  # new ones, then the rest

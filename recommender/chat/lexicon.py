@@ -23,8 +23,8 @@ GENRE_SYNONYMS: dict[str, tuple[str, ...]] = {
     "Crime": ("crime", "criminal", "gangster", "gangsters", "mafia", "mob", "heist", "heists", "policier"),
     "Documentary": ("documentary", "documentaries", "doc", "docs", "nonfiction", "documental", "documentaire",
                     "dokumentation", "dokumentarfilm"),
-    "Drama": ("drama", "dramas", "dramatic", "sad", "tearjerker", "tearjerkers", "tear jerker", "cry", "crying",
-              "weepy", "weepie", "heartwarming", "heart warming", "emotional", "drame", "dramen"),
+    "Drama": ("drama", "dramas", "dramatic", "moving", "touching", "sad", "tearjerker", "tearjerkers", "tear jerker",
+              "cry", "crying", "weepy", "weepie", "heartwarming", "heart warming", "emotional", "drame", "dramen"),
     "Fantasy": ("fantasy", "magic", "magical", "wizards", "dragons", "fairy tale", "fairytale", "fantasia"),
     "Film-Noir": ("film noir", "noir"),
     "Horror": ("horror", "scary", "frightening", "terrifying", "creepy", "spooky", "slasher", "slashers", "gore",
@@ -115,7 +115,7 @@ DISCOURSE_FILLERS = {
     "maybe", "again", "now", "first", "second", "time", "go", "ahead", "hey", "hi", "hello", "lol", "lmao", "oh",
     "ah", "uh", "um", "yo", "alright", "allright", "right", "so", "very", "quite", "pretty", "rather", "kinda",
     "sorta", "kind", "sort", "either", "neither", "too", "also", "still", "yet", "already", "ever", "even",
-    "asked", "remember", "told", "repeat", "said", "saying", "mentioned", "fairly", "real",
+    "asked", "remember", "told", "repeat", "said", "saying", "mentioned", "fairly", "real", "ive", "youve", "weve",
 }  # fmt: skip
 FILLERS |= DISCOURSE_FILLERS
 # Words with no topic in a free-text query ("what should I watch next?" leaves no query).
@@ -153,7 +153,7 @@ EXCLUDE_CUES = ("not", "no more", "nothing like", "anything but", "except", "oth
                 "exclude", "nothing", "sick of", "tired of", "enough of", "enough with", "done with",
                 "none of")  # fmt: skip
 # Words between the cue and a fragment that say "the whole series": "not ANOTHER Star Trek", "no MORE Batman".
-FRANCHISE_CUES = {"another", "more", "any", "anymore", "other", "those", "these", "all"}
+FRANCHISE_CUES = {"another", "more", "any", "anymore", "other", "those", "these", "all", "enough", "sick", "tired"}
 # Words after a fragment that say the same: "no Batman MOVIES", "no more Star Trek SEQUELS".
 SERIES_NOUNS = {"movies", "films", "flicks", "ones", "sequels", "series", "franchise", "saga", "stuff", "things"}
 # Words that may sit before a fragment without being part of it.
@@ -188,8 +188,8 @@ REPEAT_IDIOMS = {"again", "more", "over", "on", "round", "through", "out", "back
 MEND_WORDS = ("something", "similar", "loved", "liked", "enjoyed", "really", "watched", "already", "please",
               "thanks", "asked", "again", "films", "movies", "remember", "boring", "anything", "nothing", "another",
               "instead", "though", "anyway", "recommend", "suggest", "maybe", "great", "awesome", "favourite",
-              "favorite", "looking", "rather", "prefer", "science", "fiction", "stories", "drama", "movie",
-              "different")  # fmt: skip
+              "favorite", "looking", "rather", "prefer", "science", "fiction", "story", "stories", "drama", "movie",
+              "scifi", "hated", "enough", "different")  # fmt: skip
 # "show me more" may open and close with these: "ok so show me different ones if you can".
 SHOW_MORE_OPENERS = ("please", "ok", "okay", "and", "so", "hmm", "well", "um", "hey", "hi", "right", "yeah", "alright")
 SHOW_MORE_TAILS = ("please", "options", "results", "suggestions", "films", "movies", "of these", "like these",

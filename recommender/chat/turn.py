@@ -343,9 +343,7 @@ def _turn(
     state = apply(session.state, refinement)
     k, count_note = _asked_k(refinement, k, state)
     history, filters = list(retrieval_history(state)), to_filters(state)
-    # Influences are not computed here: they cost W more prompts, and the cards must come first.
-    recs = pipeline.recommend(history=history, query=state.query or None, filters=filters, k=k, influence_window=0)
-    recs = tuple(recs)
+    recs = _fresh_first(pipeline, state, history, filters, k)
     state = record_shown(state, [rec.item_id for rec in recs])
     version = recs[0].template_version if recs else session.template_version
     after = replace(
@@ -382,6 +380,22 @@ def _turn(
         return
     yield TurnUpdate(reply, recs, after, source, False, draft, rejected)
     yield TurnUpdate(reply, explain_cards(pipeline, recs, basis), after, source, True, draft, rejected)
+
+
+def _fresh_first(pipeline: Any, state: ConversationState, history: list[str], filters: Any, k: int) -> tuple:
+    """The top ``k`` for the turn, films this conversation has not shown yet first.
+
+    A refinement ("from the 90s") ranks afresh, and the films the person already saw and passed over
+    would fill the list again (issue 28: simulated people saw the same top four after every added
+    fact); they go behind every film not shown yet. "Show me more" hides them altogether (``to_filters``).
+    """
+    shown = set(state.shown) if state.page == 0 else set()
+    # Influences are not computed here: they cost W more prompts, and the cards must come first.
+    recs = pipeline.recommend(
+        history=history, query=state.query or None, filters=filters, k=k + min(len(shown), MAX_K), influence_window=0
+    )
+    fresh = [rec for rec in recs if rec.item_id not in shown]
+    return tuple([*fresh, *(rec for rec in recs if rec.item_id in shown)][:k])
 
 
 def _gated_reply(

@@ -220,12 +220,12 @@ def _cue_skips(after: str, matcher: TitleMatcher, vocabulary: set[str]) -> bool:
     if not folded or folded[0].isdigit():
         return True
     capital = after[:1].isupper() and not after.isupper()  # SHOUTING capitalises nothing
-    if capital or folded[0] in ARTICLES:  # "like Aliens", "seen the magic hour"
-        match, used = _match_span(matcher, list(re.finditer(r"\S+", after)), strict=True, fuzzy=False)
-        follows = folded[used] if used < len(folded) else ""
-        own_article = fold(match.typed) in matcher.keys and used >= 2 and follows not in COUNT_NOUNS if match else False
-        if match is not None and (capital or own_article):
-            return False  # lower case, only with the title's own article: "a war movie", "the war films": genres
+    match, used = _match_span(matcher, list(re.finditer(r"\S+", after)), strict=True, fuzzy=False)
+    if match is not None and (folded[used] if used < len(folded) else "") not in COUNT_NOUNS:
+        # A capitalised title ("like Aliens"); in lower case one with its own article ("seen the magic hour")
+        # or of three words or more ("seen something to talk about"); "a war movie" stays a genre.
+        if capital or used >= 3 or used >= 2 and folded[0] in ARTICLES and fold(match.typed) in matcher.keys:
+            return False
     words = folded
     while len(words) > 1 and words[0] in LIST_GLUE | {"another", "with", "too"}:
         words = words[1:]

@@ -33,7 +33,7 @@ from recommender.data.titles import fold, title_keys
 
 SUCCESS_AT = 10  # the target in this many top cards is success
 MIN_COWATCH = 3  # a "something like" seed was watched with the target by at least this many train users
-MAX_SEEDS = 3  # the history films most specifically co-watched with the target (cosine) the person may name
+MAX_SEEDS = 3  # the most recent history films co-watched with the target the person may name
 ERAS = {  # era word -> (true of the target, clearly broken by a card): (year, catalogue's newest year)
     "recent": (lambda y, n: y >= n - 2, lambda y, n: y < n - 6),
     "old": (lambda y, n: y <= n - 30, lambda y, n: y > n - 15),
@@ -154,11 +154,6 @@ class CoWatch:
         """Train users who watched both items."""
         return len(np.intersect1d(self.watchers(row_a), self.watchers(row_b), assume_unique=False))
 
-    def cosine(self, row_a: int, row_b: int) -> float:
-        """Co-watching normalised by both items' audiences: a specific companion beats a blockbuster."""
-        size = len(self.watchers(row_a)) * len(self.watchers(row_b))
-        return self.count(row_a, row_b) / size**0.5 if size else 0.0
-
 
 def _names_target(text: str, target: Item) -> bool:
     """True when ``text`` holds a form of the target's title (two words or more, or one of 4+ letters)."""
@@ -185,12 +180,12 @@ def make_person(
     history = tuple(history) if warm else ()
     if history and cowatch is not None:
         row = catalog.row(target)
-        seeds = []
-        for h in dict.fromkeys(reversed(history)):
+        for h in dict.fromkeys(reversed(history)):  # the most recent first, as a person remembers them
             count = cowatch.count(row, catalog.row(h)) if h in catalog else 0
             if count >= MIN_COWATCH and not _names_target(catalog[h].title, item):
-                seeds.append((-cowatch.cosine(row, catalog.row(h)), h, count))
-        facts += [Fact("like", h, count) for _, h, count in sorted(seeds)[:MAX_SEEDS]]
+                facts.append(Fact("like", h, count))
+            if sum(fact.kind == "like" for fact in facts) == MAX_SEEDS:
+                break
     return Person(str(user), target, history, tuple(facts))
 
 
