@@ -59,6 +59,7 @@ NEGATOR_PHRASES = ("no", "not", "dont", "doesnt", "didnt", "wont", "without", "n
                    "pas", "pas de", "sans", "sin",
                    "keine", "kein", "keinen", "nicht", "ohne", "nada de")  # fmt: skip
 # Phrases that hold a negator word but negate nothing.
+NEGATOR_WORDS = {phrase for phrase in NEGATOR_PHRASES if " " not in phrase}
 IDLE_PHRASES = ("never mind", "nevermind", "no thanks", "no thank you", "not sure", "dont know", "dont mind",
                 "dont care", "no idea", "nothing but", "no matter", "not bad")  # fmt: skip
 RECENT_PHRASES = ("new", "recent", "newer", "newest", "latest", "new releases", "new release", "modern", "recently")
@@ -194,3 +195,10 @@ MEND_WORDS = ("something", "similar", "loved", "liked", "enjoyed", "really", "wa
 SHOW_MORE_OPENERS = ("please", "ok", "okay", "and", "so", "hmm", "well", "um", "hey", "hi", "right", "yeah", "alright")
 SHOW_MORE_TAILS = ("please", "options", "results", "suggestions", "films", "movies", "of these", "like these",
                    "of those", "if you can", "thanks", "thank you", "thx", "pls", "plz", "now", "then")  # fmt: skip
+# Words that may sit between a count and its noun ("3 good comedies"), and genre plurals that count films.
+COUNT_ADJECTIVES = {"sci", "fi", "good", "great", "funny", "scary", "different", "random", "romantic", "other",
+                    "classic"}  # fmt: skip
+GENRE_PLURALS = {"comedies", "dramas", "thrillers", "westerns", "musicals", "horrors", "romances", "documentaries",
+                 "cartoons", "mysteries", "romcoms", "actions", "adventures", "classics", "noirs", "fantasies",
+                 "horror", "action", "comedy", "drama", "thriller", "western", "musical", "documentary", "war",
+                 "sci fis", "scifis"}  # fmt: skip

@@ -19,9 +19,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 
 from recommender.chat.lexicon import QUERY_FILLERS
+from recommender.chat.replies import check_reply_names_only, mentioned_titles
 from recommender.chat.understanding import MAX_MESSAGE_CHARS, Refinement, clean_message, parse_message
 from recommender.data import Catalog
-from recommender.data.titles import ARTICLES, TitleMatch, TitleMatcher, TitleMiss, fold, title_keys
+from recommender.data.titles import TitleMatch, TitleMatcher, TitleMiss, fold
 from recommender.protocols import Filters, Recommendation
 
 __all__ = [
@@ -361,62 +362,3 @@ def allowed_titles(recommendations: Sequence[Recommendation], state: Conversatio
     ids = [*state.history, *state.liked, *state.seen, *state.anchors, *state.disliked]
     titles = {rec.title for rec in recommendations}
     return titles | {catalog[i].title for i in ids if i in catalog}
-
-
-def _mention_keys(title: str) -> set[str]:
-    return title_keys(re.sub(r"\s*\((?:18|19|20)\d\d\)\s*$", "", title))
-
-
-def mentioned_titles(reply: str, catalog: Catalog) -> list[tuple[str, tuple[str, ...]]]:
-    """Catalogue titles named in ``reply``: (text as written, item ids), left to right, longest first.
-
-    A one-word title ("Heat", "Mother") counts only when written capitalised away from a sentence's
-    start, in quotes or bold, or followed by its year, so ordinary words do not count as titles.
-    """
-    matcher = TitleMatcher.for_catalog(catalog)
-    words = list(re.finditer(r"[^\W_]+(?:['’.][^\W_]+)*\.?", reply or ""))
-    folded = [fold(w.group()) for w in words]
-    found, i = [], 0
-    while i < len(words):
-        for n in range(min(matcher.max_words, len(words) - i), 0, -1):
-            key = " ".join(k for k in folded[i : i + n] if k)
-            items = matcher.keys.get(key)
-            if not items:
-                continue
-            parts = key.split()
-            one_word = len(parts) == 1 or (len(parts) == 2 and parts[0] in ARTICLES)
-            if one_word and not _looks_like_title(reply, words[i].start(), words[i + n - 1].end()):
-                continue
-            found.append((reply[words[i].start() : words[i + n - 1].end()], tuple(item.id for item in items)))
-            i += n - 1
-            if re.match(r"\s*\((?:18|19|20)\d\d\)", reply[words[i].end() :]):
-                i += 1  # the title's "(1995)" is no title of its own
-            break
-        i += 1
-    return found
-
-
-def _looks_like_title(text: str, start: int, end: int) -> bool:
-    written = text[start:end]
-    if not written[:1].isupper() and not written[:1].isdigit():
-        return False
-    before, after = text[:start].rstrip(), text[end:]
-    if re.match(r"\s*\((?:18|19|20)\d\d\)", after) or (before[-1:] in "\"'*“‘_" and before):
-        return True
-    if written.isdigit():  # "1995" or "187" as a title only when quoted or bold
-        return False
-    return bool(before) and before[-1] not in ".!?:\n-•(" and not re.search(r"\n\s*\d+\.$", before)
-
-
-def check_reply_names_only(reply: str, allowed: Iterable[str], catalog: Catalog) -> bool:
-    """True when every catalogue title ``reply`` names is one of ``allowed`` (titles, "(year)" optional).
-
-    An LLM-written reply must name only the ranked items and the person's history; when this
-    returns False, fall back on ``templated_reply``.
-    """
-    allowed_keys = {key for title in allowed for key in _mention_keys(str(title))}
-    for written, _ in mentioned_titles(reply, catalog):
-        keys = _mention_keys(written)
-        if not keys & allowed_keys:
-            return False
-    return True

@@ -1,9 +1,9 @@
 """One chat turn, end to end: message -> state -> recommendations -> reply -> store.
 
 The Gradio app (``ui/app.py``) calls these functions and holds no recommendation logic;
-tests call them with a fake pipeline. Nothing a person types can raise out of a turn: any
-exception becomes a friendly reply, the conversation state stays as it was before the turn
-and the store keeps everything written before it (each store write is its own transaction).
+tests call them with a fake pipeline. Nothing a person types can raise out of a turn: any exception
+becomes a friendly reply, the state stays as it was before the turn and the store keeps everything
+written before it (each store write is its own transaction).
 
     session = open_session(pipeline, store, user_id="196")
     for update in run_turn(pipeline, store, session, "something funny, no horror", k=10):
@@ -16,9 +16,10 @@ influence_window=)``, ``.user_history(user_id)`` and ``.scorer`` (None, or an ob
 ``.stream(messages, max_new_tokens)`` yielding text pieces), i.e. a ``recommender.pipeline.Recommender``;
 optionally ``.influences(history, item_ids, window)`` (item id -> its positive influencers).
 
-A turn's updates, in order: the cards (no reply yet), the reply as it streams, the gated reply
-(the LLM's when it passes ``replies.reply_problem``, else the template), and last, once the reply
-is done, the cards again with their influences (``done=True``). Influences come after the reply
+A turn's updates, in order: the cards (the reply "…"), the LLM reply sentence by sentence as each
+passes the gate (``writing.gated_reply``: what is shown is never replaced), the final reply (what
+passed, else the template), and last, once the reply is done, the cards again with their influences
+(``done=True``). Influences come after the reply
 because they cost W more LLM prompts, and the person reads the reply first. With
 ``influences="on demand"`` (the app's choice) the turn ends with the reply and its last update
 carries the ``basis`` the cards were ranked from; ``explain_cards`` measures them when a card is
@@ -27,23 +28,19 @@ opened, once per list.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import re
-import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from recommender.chat.replies import complete_sentences, finished_text, reply_problem, tidy_reply
+from recommender.chat.cards import INFLUENCE_WINDOW, TurnBasis, card_explanation, explain_cards, explain_pick
 from recommender.chat.state import (
     ConversationState,
     _miss_lines,  # "I could not find X. Did you mean ...?"; kept in LLM replies too
-    allowed_titles,
     apply,
     apply_feedback,
     clean_message,
-    describe_constraints,
     help_reply,
     meaningful_query,
     parse_message,
@@ -53,22 +50,21 @@ from recommender.chat.state import (
     templated_reply,
     to_filters,
 )
-from recommender.data import Item
-from recommender.llm.prompting import render_chat_system
+from recommender.chat.writing import REPLY_DEADLINE_S, REPLY_TOKENS, gated_reply, reply_messages, reply_opening
 from recommender.protocols import Recommendation
 from recommender.update import with_stored_interactions
+
+__all__ = [  # the turn's API; the reply writing (``writing``) and card explanations (``cards``) re-exported
+    "INFLUENCE_WINDOW", "MAX_K", "NEW_USER", "REPLY_DEADLINE_S", "REPLY_TOKENS", "SORRY", "Session", "TurnBasis",
+    "TurnUpdate", "asks_for_picks", "card_explanation", "clamp_k", "explain_cards", "explain_pick", "finish_turn",
+    "give_feedback", "load_session", "model_name", "open_session", "parse_user", "recommend_for_message",
+    "reply_messages", "reply_opening", "resolve_user", "run_turn", "shown_recommendations", "stored_conversation",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 NEW_USER = "new user"
 MAX_K = 50  # cards per turn; more is no conversation
-REPLY_ITEMS = 3  # ranked items the LLM sees when it writes the reply (a 135M model copies a short list best)
-OPENING = "I recommend {title} because"  # a reply's first words: asked for in the user turn, prefilled where possible
-STEER = "Start your answer with: {opening}"
-REPLY_TOKENS = 50  # new tokens of an LLM reply at most (two sentences); ~40 ms each on 2 cores in bf16
-REPLY_SENTENCES = 2  # the reply stops once it holds this many whole sentences: the answer, then one reason
-REPLY_DEADLINE_S = 90.0  # an LLM reply still running after this long is dropped for the template
-INFLUENCE_WINDOW = 5  # cards show which of the last 5 history items drove each LLM-ranked item
 MAX_COUNT_NOTE = "I show at most {cap} at a time; here are the first {cap}."
 SORRY = "Sorry, something went wrong on my side with that request, and nothing you asked for was lost. Please try again, or rephrase it."  # noqa: E501
 
@@ -118,16 +114,6 @@ class TurnUpdate:
     draft: str = ""  # the LLM's reply as written (tidied), also when the gate refused it
     rejected: str = ""  # why the gate refused the draft ("" when shown or when no LLM wrote one)
     basis: TurnBasis | None = None  # on the last update when influences are left for ``explain_cards``
-
-
-@dataclass(frozen=True)
-class TurnBasis:
-    """What a turn's cards were ranked from (before the turn marked them shown), so that their
-    influences can be measured later on the same candidate list."""
-
-    history: tuple[str, ...]
-    query: str | None
-    filters: Any
 
 
 def model_name(pipeline: Any) -> str:
@@ -212,56 +198,6 @@ def clamp_k(k: object, default: int = 10) -> int:
     except (TypeError, ValueError, OverflowError):
         return default
     return max(1, min(MAX_K, value))
-
-
-def reply_messages(
-    pipeline: Any, recommendations: Sequence[Recommendation], state: ConversationState, message: str
-) -> list[dict[str, str]]:
-    """The chat_system prompt conditioned on the top ranked items, then the person's message.
-
-    The message ends with a line asking the reply to start by naming the top item: a 135M model
-    left to open on its own talks about itself or films from its memory; asked to start with the
-    title, it goes on to say why that film fits. A writer whose ``stream`` takes a ``prefix`` also
-    gets those words as the start of its answer (``reply_opening``).
-    """
-    top = list(recommendations)[:REPLY_ITEMS]
-    items = [pipeline.catalog[rec.item_id] for rec in top]
-    constraints = [part for part in describe_constraints(state).split("; ") if part]
-    system = render_chat_system(items, [list(rec.reasons) for rec in top], constraints)
-    content = clean_message(message, 500)[0]
-    if items:
-        content += "\n\n" + STEER.format(opening=reply_opening(items[0]))
-    return [*system, {"role": "user", "content": content}]
-
-
-def reply_opening(item: Item) -> str:
-    """The reply's first words for the top item, "I recommend Fargo (1996) because": asked for in
-    the user turn, and written into the prompt when the writer takes a ``prefix`` (the model then
-    reads the title in one pass instead of copying it token by token)."""
-    return OPENING.format(title=item.display_title())
-
-
-def _stream_reply(
-    scorer: Any, messages: list[dict[str, str]], deadline_s: float, max_new_tokens: int = REPLY_TOKENS, prefix: str = ""
-) -> Iterator[str]:
-    """Text pieces of the LLM reply; it ends once the text holds ``REPLY_SENTENCES`` whole sentences
-    (closing the stream stops generation at the next token), and raises TimeoutError once
-    ``deadline_s`` has passed."""
-    start, written = time.monotonic(), ""
-    takes_prefix = prefix and "prefix" in inspect.signature(scorer.stream).parameters
-    stream = scorer.stream(messages, max_new_tokens=max_new_tokens, **({"prefix": prefix} if takes_prefix else {}))
-    try:
-        for piece in stream:
-            yield piece
-            written += piece
-            if complete_sentences(written) >= REPLY_SENTENCES:
-                return
-            if time.monotonic() - start > deadline_s:
-                raise TimeoutError(f"the LLM reply took longer than {deadline_s:.0f} s")
-    finally:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
 
 
 def run_turn(
@@ -356,8 +292,10 @@ def _turn(
     reply, source, draft, rejected = fallback, "template", "", ""
     scorer = writer if writer is not None else getattr(pipeline, "scorer", None)
     if llm_reply and recs and scorer is not None and hasattr(scorer, "stream"):
-        shown, draft, rejected = yield from _gated_reply(
-            pipeline, scorer, recs, state, text, notes, after, deadline_s, reply_tokens
+        yield TurnUpdate("…", recs, after, "llm", False)
+        texts = gated_reply(pipeline, scorer, recs, state, text, deadline_s, reply_tokens)
+        shown, draft, rejected = yield from _updates(
+            texts, lambda passed: TurnUpdate(f"{notes}\n\n{passed}" if notes else passed, recs, after, "llm", False)
         )
         if shown:
             reply, source = (f"{notes}\n\n{shown}" if notes else shown), "llm"
@@ -398,106 +336,14 @@ def _fresh_first(pipeline: Any, state: ConversationState, history: list[str], fi
     return tuple([*fresh, *(rec for rec in recs if rec.item_id in shown)][:k])
 
 
-def _gated_reply(
-    pipeline: Any,
-    scorer: Any,
-    recs: Sequence[Recommendation],
-    state: ConversationState,
-    text: str,
-    notes: str,
-    after: Session,
-    deadline_s: float,
-    reply_tokens: int,
-) -> Generator[TurnUpdate, None, tuple[str, str, str]]:
-    """Stream the LLM reply, showing only what passed the gate: each finished sentence is added once
-    the reply up to it passes ``reply_problem``; the first sentence that fails ends the reply there.
-
-    So a reply on screen is never replaced (issue 28: a streamed sentence used to give way to the
-    template once the whole reply failed). Returns (what passed, "" when nothing did; the whole
-    draft; why the draft, or its first failing part, was refused).
-    """
-    catalog = pipeline.catalog
-    allowed = allowed_titles(recs, state, catalog)
-    shown, written, rejected = "", "", ""
-    yield TurnUpdate("…", recs, after, "llm", False)
-    try:
-        messages = reply_messages(pipeline, recs, state, text)
-        opening = reply_opening(catalog[recs[0].item_id])
-        for piece in _stream_reply(scorer, messages, deadline_s, reply_tokens, opening):
-            written += piece
-            ready = finished_text(written)
-            if len(ready) > len(shown):
-                rejected = reply_problem(ready, recs, allowed, state, catalog)
-                if rejected:
-                    break
-                shown = ready
-                yield TurnUpdate(f"{notes}\n\n{shown}" if notes else shown, recs, after, "llm", False)
-        else:
-            final = tidy_reply(written)
-            if final and final != shown:
-                rejected = reply_problem(final, recs, allowed, state, catalog)
-                shown = shown if rejected else final
-    except Exception as error:  # noqa: BLE001 - the template, or what already passed, is always there
-        rejected = f"failed: {type(error).__name__}"
-        log.exception("LLM reply failed; keeping what passed the gate, else the template")
-    return shown, tidy_reply(written), rejected
-
-
-def explain_cards(pipeline: Any, recs: Sequence[Recommendation], basis: TurnBasis) -> tuple[Recommendation, ...]:
-    """``recs`` with the influences ``pipeline.influences(history=, item_ids=, window=)`` measures for
-    the LLM-ranked ones on the list ``basis`` ranked.
-
-    The basis's ``query`` and ``filters`` are passed on when ``influences`` takes them, so the
-    pipeline can rebuild the same candidate list. A failure leaves the cards as they are: influences
-    are an extra, never a reason to lose a turn.
-    """
-    measure = getattr(pipeline, "influences", None)
-    if measure is None or not basis.history:
-        return tuple(recs)
-    ranked = [rec.item_id for rec in recs if rec.llm_score is not None]
-    try:
-        accepted = inspect.signature(measure).parameters
-        context = {"query": basis.query, "filters": basis.filters}
-        extra = {name: value for name, value in context.items() if name in accepted}
-        found = measure(history=list(basis.history), item_ids=ranked, window=INFLUENCE_WINDOW, **extra)
-    except Exception:  # noqa: BLE001
-        log.exception("influences failed; the cards keep no influences")
-        return tuple(recs)
-    return tuple(replace(rec, influences=tuple(found.get(rec.item_id, rec.influences))) for rec in recs)
-
-
-def explain_pick(
-    pipeline: Any, rec: Recommendation, basis: TurnBasis | None, writer: Any = None
-) -> tuple[str, tuple[tuple[str, float], ...]]:
-    """A written explanation of the picked card and the history items that raised it most.
-
-    With an LLM, ``pipeline.explain`` (drop-one influence on the served prompt, then a sentence checked
-    to name only the history and the item); without one, or when that fails, a sentence from the card's
-    own facts (its genres, the asked constraints it meets, its reasons). Never raises.
-    """
-    explain = getattr(pipeline, "explain", None)
-    if explain is not None and getattr(pipeline, "scorer", None) is not None and basis is not None and basis.history:
+def _updates(texts: Generator[str, None, Any], wrap: Any) -> Generator[TurnUpdate, None, Any]:
+    """Each text ``texts`` yields as an update (``wrap(text)``); returns what ``texts`` returns."""
+    while True:
         try:
-            options = {"writer": writer} if writer is not None else {}
-            explanation = explain(list(basis.history), rec.item_id, window=INFLUENCE_WINDOW, **options)
-            raised = tuple((item_id, value) for item_id, _, value in explanation.influences if value > 0)
-            return str(explanation.text), raised[:3]
-        except Exception:  # noqa: BLE001 - the card's own facts are always there
-            log.exception("explaining %s failed; explaining from the card's facts", rec.item_id)
-    return card_explanation(rec, basis), ()
-
-
-def card_explanation(rec: Recommendation, basis: TurnBasis | None = None) -> str:
-    """A sentence from the card's facts alone: what it is, which asked constraints it meets, its reasons."""
-    title = f"{rec.title} ({rec.year})" if rec.year else rec.title
-    kind = f", a {'/'.join(rec.genres)} film" if rec.genres else ""
-    filters = getattr(basis, "filters", None)
-    asked = [g for g in getattr(filters, "include_genres", ()) if g in rec.genres]
-    text = f"We suggest {title}{kind}"
-    text += f", because you asked for {' or '.join(asked)}." if asked else "."
-    if rec.reasons:
-        text += " Why: " + "; ".join(rec.reasons[:2]) + "."
-    return text
+            text = next(texts)
+        except StopIteration as stop:
+            return stop.value
+        yield wrap(text)
 
 
 def finish_turn(updates: Iterator[TurnUpdate]) -> TurnUpdate:

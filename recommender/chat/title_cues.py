@@ -1,0 +1,214 @@
+"""Titles in a message: after a cue ("more like X", "I liked X", "not X", "not another Star Trek")
+and opening a clause ("Alien-style", "Titanic was boring"). Pure: the standard library; titles are
+matched by ``TitleMatcher`` (typos, moved articles, years) and fragments by ``fragments``."""
+
+from __future__ import annotations
+
+import re
+
+from recommender.chat.fragments import negated_fragment
+from recommender.chat.lexicon import ABBREVIATIONS, COUNT_NOUNS, EXCLUDE_CUES, LIST_GLUE, NEGATOR_WORDS
+from recommender.chat.years import decade
+from recommender.data.titles import ARTICLES, FUZZY_CUTOFF, TitleMatch, TitleMatcher, TitleMiss, fold
+
+CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("dislike", re.compile(r"\b(?:i\s+)?(?:(?:didn'?t|did not|don'?t|do not|did\s+not|really\s+didn'?t)\s+"
+                           r"(?:like|love|enjoy|care for)|hated|hate|disliked|dislike|can'?t stand|couldn'?t stand|"
+                           r"not a fan of)\s+", re.I)),
+    ("like", re.compile(r"\b(?:more|something|anything|films?|movies?|stuff|ones?|similar)\s+like\s+|"
+                        r"\bsimilar\s+to\s+|\bin the (?:vein|style|spirit) of\s+|\balong the lines of\s+|"
+                        r"\breminds?\s+(?:me\s+)?of\s+|\b(?:same|similar)\s+(?:vibes?\s+)?as\s+|\bthe likes of\s+|"
+                        r"\bsomething\s+(?:a\s+)?(?:bit\s+)?(?:like|similar to)\s+", re.I)),
+    # A bare "like" only at the start of a clause or after a hedge: "like Toy Story", "kinda like Heat".
+    ("like_bare", re.compile(r"(?:^|(?<=[,;.!?:])\s*|\b(?:just|kinda|kind of|sort of|and|but|or|maybe)\s+)"
+                             r"like\s+", re.I)),
+    ("liked", re.compile(r"\b(?:i\s+)?(?:really\s+|also\s+)?(?:liked|loved|enjoyed|adored|(?<=i )(?:like|love))\s+",
+                         re.I)),
+    ("seen", re.compile(r"\b(?:i(?:'ve|\s+have)?\s+)?(?:already\s+)?(?:seen|watched|saw)\s+", re.I)),
+    ("exclude", re.compile(r"\b(?:" + "|".join(re.escape(c) for c in sorted(EXCLUDE_CUES, key=len, reverse=True))
+                           + r")\s+", re.I)),
+)  # fmt: skip
+# After a title at the start of a clause: "Alien-style horror", "Star Wars vibes", "Titanic was boring".
+_POSTFIX_SEED = re.compile(r"^(?:style|esque|like|type|vibes?|kind of|sort of|but|feel|energy)\b")
+_POSTFIX_BAD = re.compile(
+    r"^(?:was|is|were)\s+(?:so\s+|really\s+|too\s+|pretty\s+|kinda\s+)?(?:boring|bad|awful|"
+    r"terrible|meh|overrated|dull|rubbish|crap|garbage|the worst|horrible|slow|long)\b"
+)
+_POSTFIX_GOOD = re.compile(
+    r"^(?:was|is|were)\s+(?:so\s+|really\s+|pretty\s+)?(?:great|amazing|awesome|good|"
+    r"brilliant|fantastic|the best|excellent|fun|perfect|incredible)\b"
+)
+_NOT_TITLE = {"something", "anything", "movies", "films", "movie", "film", "stuff", "any", "ones", "the ones"}
+_PRONOUNS = {"it", "that", "this", "them", "those", "these", "both", "all", "one", "some", "the first",
+             "the last", "a lot", "you", "me", "him", "her", "so", "too", "to", "sure", "thanks", "way", "idea",
+             "more"}  # fmt: skip
+_OPENERS = {"hmm", "hm", "ok", "okay", "so", "well", "um", "uh", "oh", "ah", "hey", "hi", "right", "yeah", "nah", "ugh",
+            "and", "also", "plus", "honestly", "sadly", "lol"}  # fmt: skip
+_YEAR_TOKEN = re.compile(r"^\(?((?:18|19|20)\d\d)\)?$")
+
+
+MAX_TITLE_CUES = 8  # at most this many "I liked X" phrases are matched per message
+MAX_TITLE_WORDS = 12  # a title cue looks at most this many words ahead
+
+
+def _clause_end(text: str, start: int) -> int:
+    """End of the clause starting at ``start``: the next ; ! ? newline, " but ", or a sentence's full stop."""
+    for match in re.finditer(r"[;!?\n]|\bbut\b|\bthough\b|\.(?=\s|$)", text[start:], re.I):
+        if match.group() == ".":
+            word = re.findall(r"(\S+)$", text[: start + match.start()])
+            if word and (word[0].lower().strip("(") in ABBREVIATIONS or len(word[0]) == 1 or "." in word[0]):
+                continue  # "Mr. Holland's Opus", "L.A. Confidential"
+        return start + match.start()
+    return len(text)
+
+
+def _starts_with_phrase(words: list[str], phrases: set[str]) -> bool:
+    return any(" ".join(words[:n]) in phrases for n in (3, 2, 1))
+
+
+def match_span(
+    matcher: TitleMatcher, words: list[re.Match[str]], strict: bool, fuzzy: bool = True
+) -> tuple[TitleMatch | None, int]:
+    """Best title at the start of ``words``: (match, number of words it used)."""
+    limit = min(len(words), MAX_TITLE_WORDS, matcher.max_words + 1)
+    texts = [w.group() for w in words[:limit]]
+    best: tuple[TitleMatch | None, int] = (None, 0)
+    for n in range(limit, 0, -1):  # exact matches first, longest wins
+        year = _YEAR_TOKEN.match(texts[n].strip(".,;")) if n < len(texts) else None
+        match = matcher.exact(" ".join(texts[:n]), int(year.group(1)) if year else None)
+        if match:
+            return match, n + (1 if year else 0)
+    cutoff = 0.88 if strict else FUZZY_CUTOFF
+    for n in range(limit, 1 if strict else 0, -1) if fuzzy else ():  # strict: one word must be exact
+        year = _YEAR_TOKEN.match(texts[n].strip(".,;")) if n < len(texts) else None
+        match = matcher.fuzzy(" ".join(texts[:n]), int(year.group(1)) if year else None, cutoff)
+        if match and (best[0] is None or match.score > best[0].score):
+            best = (match, n + (1 if year else 0))
+    for n in range(limit, 0, -1) if fuzzy and not strict and best[0] is None else ():
+        match = matcher.prefix(" ".join(texts[:n]))  # "more like shawshank": the start of exactly one title
+        if match:
+            return match, n
+    return best
+
+
+_NEGATION_BEFORE = re.compile(r"\b(?:no|not|dont|don't|doesnt|doesn't|never|nothing|without|rather not|hate)\b",
+                              re.I)  # fmt: skip
+
+
+def _clause_start(text: str, start: int) -> int:
+    """Start of the clause that holds ``start``: after the last , ; . ! ? newline or "but" before it."""
+    last = 0
+    for match in re.finditer(r"[,;.!?\n]|\bbut\b|\bthough\b", text[:start], re.I):
+        last = match.end()
+    return last
+
+
+def cue_skips(after: str, matcher: TitleMatcher, vocabulary: set[str]) -> bool:
+    """True when the words after a cue are no title: a genre, a decade, a pronoun, a number. A capitalised
+    exact title wins over a genre word ("like Aliens"); "like aliens" stays a genre."""
+    folded = fold(after).split()
+    if not folded or folded[0].isdigit():
+        return True
+    capital = after[:1].isupper() and not after.isupper()  # SHOUTING capitalises nothing
+    match, used = match_span(matcher, list(re.finditer(r"\S+", after)), strict=True, fuzzy=False)
+    if match is not None and (folded[used] if used < len(folded) else "") not in COUNT_NOUNS:
+        # A capitalised title ("like Aliens"); in lower case one with its own article ("seen the magic hour")
+        # or of three words or more ("seen something to talk about"); "a war movie" stays a genre.
+        if capital or used >= 3 or used >= 2 and folded[0] in ARTICLES and fold(match.typed) in matcher.keys:
+            return False
+    words = folded
+    while len(words) > 1 and words[0] in LIST_GLUE | {"another", "with", "too"}:
+        words = words[1:]
+    if decade(words[0]) or words[0].isdigit():
+        return True
+    return _starts_with_phrase(folded, vocabulary | _PRONOUNS | _NOT_TITLE) or _starts_with_phrase(
+        words, vocabulary | _PRONOUNS
+    )
+
+
+def titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
+    """Find "more like X", "I liked X", "not X" …; returns matches per cue, misses and consumed spans."""
+    found: dict[str, list[TitleMatch]] = {name: [] for name, _ in CUES}
+    found["ignored"] = []  # "I haven't seen Heat": a title, but no fact about the person
+    found["fragment"] = []  # "not another Star Trek": every film whose title holds the words
+    misses: list[TitleMiss] = []
+    consumed: list[tuple[int, int]] = []
+    cues = []
+    for name, pattern in CUES:
+        for match in pattern.finditer(text):
+            if not any(s <= match.start() < e for _, s, e in cues) and match.end() > match.start():
+                cues.append((name, match.start(), match.end()))
+    for name, start, end in sorted(cues, key=lambda cue: cue[1])[:MAX_TITLE_CUES]:
+        if any(s <= start < e for s, e in consumed):
+            continue
+        stop = _clause_end(text, end)
+        words = list(re.finditer(r"\S+", text[end:stop]))
+        if cue_skips(text[end:stop].strip(), matcher, vocabulary):
+            continue  # "I like comedies", "not from the 90s", "no thanks", "not another musical": not a title
+        denied = name in {"liked", "seen"} and re.search(r"(?:n'?t|\bnot|\bnever)\s+(?:\w+\s+)?$", text[:start])
+        if name in {"like", "like_bare"} and _NEGATION_BEFORE.search(text[_clause_start(text, start) : start]):
+            name = "exclude"  # "I don't want anything like Scream": no seed
+        cue_matches, used_end, fragments = [], end, 0
+        while words:
+            offset = words[0].start()
+            fragment = negated_fragment(text[end + offset : stop], text[start:end], matcher.catalog) if (
+                name == "exclude") else None  # fmt: skip
+            if fragment is not None:  # "not another Star Trek": every film whose title holds the words
+                found["fragment"].append(TitleMatch(fragment.typed, fragment.item_ids, fragment.typed, 1.0))
+                used = max(1, sum(1 for w in words if w.start() < offset + fragment.end))
+                fragments += 1
+            else:
+                match, used = match_span(matcher, words, strict=name in {"exclude", "like_bare"})
+                if match is None:
+                    break
+                cue_matches.append(match)
+            used_end = end + words[used - 1].end()
+            comma = words[used - 1].group().endswith(",")
+            words = words[used:]
+            if not comma and not (words and fold(words[0].group()) in {"and", "or", ""}):
+                break  # another title must follow a list separator: "Fargo, Heat and Babe"
+            while words and fold(words[0].group()) in {"and", "or", ""}:
+                words = words[1:]
+            if words and fold(words[0].group()) in NEGATOR_WORDS | _NOT_TITLE | _PRONOUNS:
+                break  # "like Fargo, not Pulp Fiction": the next title has its own cue
+            if words and cue_skips(text[end + words[0].start() : stop], matcher, vocabulary):
+                break  # "I loved Contact and a family movie": a genre, no second title
+        if cue_matches or fragments:
+            found["ignored" if denied else name].extend(cue_matches)
+            consumed.append((start, used_end))
+        elif name not in {"exclude", "like_bare"}:
+            comma = text.find(",", end, stop)
+            stop = comma if comma > 0 else stop  # "I liked Qwerty, westerns": the miss ends at the comma
+            typed = " ".join(text[end:stop].split()[:MAX_TITLE_WORDS]).strip(" ,.")
+            misses.append(TitleMiss(typed, matcher.closest(typed)))
+            consumed.append((start, stop))
+    found["like"] += found.pop("like_bare")
+    return found, misses, consumed
+
+
+def titles_leading_clauses(text: str, matcher: TitleMatcher, found: dict[str, list[TitleMatch]]):
+    """A title opening a clause, then "-style", "vibes", "but …" or "was boring": a seed, a like or a dislike."""
+    consumed = []
+    for clause in re.finditer(r"[^,;.!?\n]+", text):
+        words = list(re.finditer(r"\S+", clause.group()))
+        while len(words) > 1 and fold(words[0].group()) in _OPENERS:
+            words = words[1:]  # "hmm Cemetery Man was boring"
+        if not words:
+            continue
+        match, used = match_span(matcher, words, strict=True, fuzzy=False)
+        if match is None:
+            continue
+        after = fold(clause.group()[words[used - 1].end() :])
+        first = not text[: clause.start()].strip(" ;,")
+        verdict = _POSTFIX_BAD.match(after) or _POSTFIX_GOOD.match(after)
+        if verdict:
+            found["dislike" if verdict.re is _POSTFIX_BAD else "liked"].append(match)
+        elif _POSTFIX_SEED.match(after) and (after.split()[0] != "but" or first):
+            found["like"].append(match)
+        else:
+            continue
+        end = words[used - 1].end()
+        if verdict:  # "was boring" is said about the film, not asked for: no query word
+            end = words[min(len(words), used + len(verdict.group().split())) - 1].end()
+        consumed.append((clause.start() + words[0].start(), clause.start() + end))
+    return consumed

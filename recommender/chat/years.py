@@ -1,0 +1,105 @@
+"""Years in a message: decades ("90s", "nineties"), single years, before/after/between, and negated
+spans ("not from the 60s or earlier"), collected into bounds by ``YearParser``. Pure: stdlib only."""
+
+from __future__ import annotations
+
+import re
+
+from recommender.chat.lexicon import DECADE_WORDS, FILLERS, YEAR_WORDS
+from recommender.chat.slips import slip
+
+
+def decade(token: str) -> int | None:
+    """1990 for "90s", "1990s", "nineties" (or "ninetes": one slip); None otherwise."""
+    if token in DECADE_WORDS:
+        return DECADE_WORDS[token]
+    if len(token) >= 6 and token.isalpha() and token not in FILLERS:
+        near = slip(token, list(DECADE_WORDS))
+        return DECADE_WORDS[near[0]] if near else None
+    match = re.fullmatch(r"((?:18|19|20)\d0|\d0)s", token)
+    if not match:
+        return None
+    value = int(match.group(1))
+    return value if value >= 100 else (2000 + value if value < 20 else 1900 + value)
+
+
+class YearParser:
+    """Collects year bounds from tokens; decades and single years widen, before/after narrow, a negated
+    span cuts the edge it touches (of the asked range, else of the catalogue)."""
+
+    def __init__(self, oldest: int | None, newest: int | None):
+        self.oldest, self.newest = oldest, newest
+        self.ranges: list[tuple[int, int]] = []
+        self.negated: list[tuple[int, int, str]] = []
+        self.lower: int | None = None
+        self.upper: int | None = None
+        self.notes: list[str] = []
+
+    def bound(self, lower: int | None = None, upper: int | None = None) -> None:
+        if lower is not None:
+            self.lower = lower if self.lower is None else max(self.lower, lower)
+        if upper is not None:
+            self.upper = upper if self.upper is None else min(self.upper, upper)
+
+    def result(self) -> tuple[int | None, int | None, bool]:
+        lo = min((r[0] for r in self.ranges), default=None)
+        hi = max((r[1] for r in self.ranges), default=None)
+        if self.lower is not None:
+            lo = self.lower if lo is None else max(lo, self.lower)
+        if self.upper is not None:
+            hi = self.upper if hi is None else min(hi, self.upper)
+        for n_lo, n_hi, token in self.negated:
+            edge_lo = lo if lo is not None else self.oldest
+            edge_hi = hi if hi is not None else self.newest
+            if edge_lo is not None and n_lo <= edge_lo <= n_hi:
+                lo = n_hi + 1  # "90s but not the early 90s", "nothing from the 60s or earlier"
+            elif edge_hi is not None and n_lo <= edge_hi <= n_hi:
+                hi = n_lo - 1  # "not from the 90s" in a catalogue that ends in 1998
+            else:
+                self.notes.append(f'I can\'t leave out a span of years in the middle; ignoring "not {token}".')
+        return lo, hi, bool(self.ranges)
+
+
+def parse_years(tokens: list[str], used: list[bool], years: YearParser, negated_at) -> None:
+    """Mark the year tokens in ``tokens`` as used and record their bounds in ``years``."""
+    for i, token in enumerate(tokens):
+        if used[i]:
+            continue
+        modifier = tokens[i - 1] if i and tokens[i - 1] in {"early", "mid", "late"} else ""
+        start = decade(token)
+        year = int(token) if re.fullmatch(r"(?:18|19|20)\d\d", token) else None
+        span = (start, start + 9) if start is not None else (year, year) if year is not None else None
+        if span is None:
+            continue
+        lo, hi = span
+        if start is not None and modifier:
+            lo, hi = {"early": (lo, lo + 3), "mid": (lo + 3, lo + 6), "late": (lo + 6, hi)}[modifier]
+            used[i - 1] = True
+        used[i] = True
+        window = range(max(0, i - 3), i)
+        look = [tokens[k] for k in window if tokens[k] not in {"the", "early", "mid", "late", "year"}]
+        word = look[-1] if look else ""
+        after = " ".join(tokens[i + 1 : i + 3])
+        for k in window:
+            used[k] = used[k] or tokens[k] in YEAR_WORDS
+        negated = negated_at(i)
+        if word in {"before", "pre", "until", "till", "prior", "older", "earlier"} or (word == "to" and "up" in look):
+            inclusive = word in {"until", "till", "to"}
+            edge = hi if inclusive else lo - 1
+            years.bound(lower=edge + 1) if negated else years.bound(upper=edge)
+        elif word in {"after", "since", "post", "newer", "later", "onwards", "from"} and (
+            word != "from" or (i + 1 < len(tokens) and tokens[i + 1] in {"on", "onwards", "onward"})
+        ):
+            edge = lo if word in {"since", "from"} else hi + 1
+            years.bound(upper=edge - 1) if negated else years.bound(lower=edge)
+        elif word in {"and", "to"} and years.ranges and not negated:
+            first = years.ranges.pop()  # "between 1980 and 1990", "1980 to 1990"
+            years.ranges.append((min(first[0], lo), max(first[1], hi)))
+        elif negated:
+            if re.match(r"(?:or|and) (?:earlier|before|older)", after):
+                lo = min(lo, years.oldest or lo)
+            elif re.match(r"(?:or|and) (?:later|after|newer)", after):
+                hi = max(hi, years.newest or hi)
+            years.negated.append((lo, hi, token))
+        else:
+            years.ranges.append((lo, hi))
