@@ -54,12 +54,11 @@ from recommender.chat.writing import REPLY_DEADLINE_S, REPLY_TOKENS, gated_reply
 from recommender.protocols import Recommendation
 from recommender.update import with_stored_interactions
 
-__all__ = [  # the turn's API; the reply writing (``writing``) and card explanations (``cards``) re-exported
-    "INFLUENCE_WINDOW", "MAX_K", "NEW_USER", "REPLY_DEADLINE_S", "REPLY_TOKENS", "SORRY", "Session", "TurnBasis",
-    "TurnUpdate", "asks_for_picks", "card_explanation", "clamp_k", "explain_cards", "explain_pick", "finish_turn",
-    "give_feedback", "load_session", "model_name", "open_session", "parse_user", "recommend_for_message",
-    "reply_messages", "reply_opening", "resolve_user", "run_turn", "shown_recommendations", "stored_conversation",
-]  # fmt: skip
+__all__ = ["INFLUENCE_WINDOW", "MAX_K", "NEW_USER", "REPLY_DEADLINE_S", "REPLY_TOKENS", "SORRY", "Session", "TurnBasis",
+           "TurnUpdate", "asks_for_picks", "card_explanation", "clamp_k", "explain_cards", "explain_pick",
+           "finish_turn", "give_feedback", "load_session", "model_name", "open_session", "parse_user",
+           "recommend_for_message", "reply_messages", "reply_opening", "resolve_user", "run_turn",
+           "shown_recommendations", "stored_conversation"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
