@@ -170,3 +170,119 @@ def test_chat_cards_and_thumbs_up_reach_sqlite(served):
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
         browser.close()
+
+
+class ScriptedWriter:
+    """Writes every reply as one sentence that passes the gate, then one that names a film outside the
+    list (refused): the page must keep the first and never swap it for the template. Slow on purpose,
+    so the page shows the first sentence while the second is still being written."""
+
+    def stream(self, messages, max_new_tokens=50, prefix=""):
+        yield prefix or "I recommend the first card because"
+        for word in " it is what you asked for tonight. Schindler's List (1993) is a classic too. ".split(" "):
+            time.sleep(0.05)
+            yield word + " "
+
+
+@pytest.fixture(scope="module")
+def served_six(tmp_path_factory):
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import socket
+
+    from recommender.pipeline import Recommender
+    from recommender.store import FeedbackStore
+    from recommender.ui.app import build_app
+    from recommender.ui.render import CARD_CSS
+
+    pipeline = Recommender.from_pretrained(retrieval_only=True)
+    store = FeedbackStore(tmp_path_factory.mktemp("six") / "feedback.sqlite")
+    demo = build_app(pipeline, store, writer=ScriptedWriter())  # as `recommender chat` builds it, a scripted writer
+    demo.queue(default_concurrency_limit=2)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=CARD_CSS)
+    yield demo.local_url, store, pipeline.catalog
+    demo.close()
+
+
+def _watch_reply(page, store, text: str, turn: int) -> tuple[list[str], list[str]]:
+    """Send ``text`` and read the last reply on the page every 50 ms until the turn is stored and its
+    cards are shown; returns (every reply text seen, the card ids)."""
+    before = len(page.locator("#chat .message").all_inner_texts())
+    page.locator("#message textarea").fill(text)
+    page.locator("#send").click()
+    seen: list[str] = []
+    for _ in range(1200):
+        replies = page.locator("#chat .message").all_inner_texts()
+        if len(replies) >= before + 2 and (not seen or seen[-1] != replies[before + 1]):
+            seen.append(replies[before + 1])  # this turn's reply, as it is on screen now
+        session_id = _last_session(store)
+        if session_id and len(store.turns(session_id)) == turn:
+            break
+        time.sleep(0.05)
+    _, ids = _send_wait(page, store, turn)
+    seen.append(page.locator("#chat .message").all_inner_texts()[-1])
+    return seen, ids
+
+
+def _send_wait(page, store, turn: int) -> tuple[str, list[str]]:
+    session_id = _last_session(store)
+    expected = store.turns(session_id)[turn - 1]["shown"]
+    page.wait_for_function(
+        "(ids) => JSON.stringify([...document.querySelectorAll('#cards .rec-card')]"
+        ".map(c => c.dataset.itemId)) === JSON.stringify(ids)",
+        arg=expected,
+        timeout=60_000,
+    )
+    return session_id, expected
+
+
+def test_the_six_turns_of_issue_28(served_six):
+    """ "sci-fi, nothing too old" -> "no horror though, and not another Star Trek" -> "something more like
+    Blade Runner" -> "show me 3 comedies from the 90s instead" -> "I've already seen Groundhog Day" -> "more",
+    then a card picked: what a person expects at each turn."""
+    from playwright.sync_api import sync_playwright
+
+    url, store, catalog = served_six
+    messages = ["sci-fi, nothing too old", "no horror though, and not another Star Trek",
+                "something more like Blade Runner", "show me 3 comedies from the 90s instead",
+                "I've already seen Groundhog Day", "more"]  # fmt: skip
+    groundhog = next(i.id for i in catalog.items if i.title == "Groundhog Day")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url, wait_until="domcontentloaded")
+        page.wait_for_selector("#message textarea", timeout=60_000)
+        shown: list[list[str]] = []
+        for turn, text in enumerate(messages, start=1):
+            seen, ids = _watch_reply(page, store, text, turn)
+            shown.append(ids)
+            final = " ".join(seen[-1].split())
+            for reply in seen:  # a reply once shown is only ever extended, never replaced
+                reply = " ".join(reply.split())
+                assert reply in ("", "…") or final.startswith(reply.rstrip("…").rstrip()), seen
+            assert "Schindler" not in final and "I recommend" in final  # the refused sentence never showed
+            header = page.locator("#cards .rec-header").inner_text() if ids else ""
+            assert "though" not in header and "can't filter" not in final  # no filler made a search term
+            titles = [catalog[i].title for i in ids]
+            if turn >= 2:
+                assert not any("Star Trek" in t for t in titles), titles  # "not another Star Trek"
+            if turn >= 4:
+                assert len(ids) == 3, titles  # the count stays until changed
+                assert all("Comedy" in catalog[i].genres and 1990 <= catalog[i].year <= 1999 for i in ids), titles
+            if turn >= 5:
+                why = page.locator("#cards").inner_text()
+                assert groundhog not in ids and "Groundhog Day" not in why  # seen: hidden, never a seed
+        assert not set(shown[5]) & set(shown[4])  # "more" shows new films
+
+        page.locator("#pick label").first.click()  # the picked card shows its explanation
+        page.wait_for_selector("#cards .rec-picked .rec-explain", timeout=60_000)
+        picked = page.locator("#cards .rec-picked")
+        assert picked.get_attribute("data-item-id") == shown[5][0]
+        assert picked.locator(".rec-explain").inner_text().strip()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "chat-six-turns.png"), full_page=True)
+        browser.close()

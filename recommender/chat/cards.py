@@ -44,6 +44,8 @@ def explain_cards(pipeline: Any, recs: Sequence[Recommendation], basis: TurnBasi
     if measure is None or not basis.history:
         return tuple(recs)
     ranked = [rec.item_id for rec in recs if rec.llm_score is not None]
+    if not ranked:  # retrieval only: no LLM score to measure an influence on
+        return tuple(recs)
     try:
         accepted = inspect.signature(measure).parameters
         context = {"query": basis.query, "filters": basis.filters}
