@@ -81,7 +81,8 @@ def explain_pick(
 def card_explanation(rec: Recommendation, basis: TurnBasis | None = None) -> str:
     """A sentence from the card's facts alone: what it is, which asked constraints it meets, its reasons."""
     title = f"{rec.title} ({rec.year})" if rec.year else rec.title
-    kind = f", a {'/'.join(rec.genres)} film" if rec.genres else ""
+    genres = "/".join(rec.genres)
+    kind = f", {'an' if genres[:1] in 'AEIOU' else 'a'} {genres} film" if genres else ""
     filters = getattr(basis, "filters", None)
     asked = [g for g in getattr(filters, "include_genres", ()) if g in rec.genres]
     text = f"We suggest {title}{kind}"
