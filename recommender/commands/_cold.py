@@ -6,7 +6,8 @@ recommender evaluate --protocol cold-users --cold-share 0.2 --cold-sizes 0,1,3,5
 
 Every fitted part (popularity, co-occurrence, the sequential model, blend weights tuned on the
 reduced data's own validation events) is built on ``cold_start``'s ``train_dataset``: no cold
-film's and no cold person's event reaches it. Rows:
+film's and no cold person's event reaches it. Ties are broken at a seeded random position
+(``random_tie_ranks``). Rows:
 - cold items, on the new-releases shelf (every event of a cold film, the person's earlier warm
   events as history, ranked among the cold films) and on the whole catalogue (test events whose
   target is cold); LLM rows on a seeded sample of the shelf (``--shelf-sample``), the same for all;
@@ -25,7 +26,17 @@ import numpy as np
 
 from recommender.evaluation import metrics
 
-RETRIEVAL_ROWS = ("pop", "cooccurrence", "embedding", "llm_content", "sequential", "knowledge", "hybrid", "served")
+RETRIEVAL_ROWS = (
+    "pop",
+    "pop_by_group",
+    "cooccurrence",
+    "embedding",
+    "llm_content",
+    "sequential",
+    "knowledge",
+    "hybrid",
+    "served",
+)
 LLM_ROWS = ("llm_zero_shot", "llm_lora")
 
 
@@ -107,7 +118,23 @@ def _pipelines(args, dataset, first_stage):
     return out, precisions
 
 
-def _rank(score_batch, cases, allowed=None, batch: int = 64, description: str = "") -> np.ndarray:
+def random_tie_ranks(scores: np.ndarray, cases, seed: int) -> np.ndarray:
+    """[B] 1-based target ranks with each case's history masked and the target placed at a seeded
+    random position among the items tied with it. New films tie in bulk (zero popularity and
+    co-occurrence), and the warm protocol's rule (earlier catalogue rows first) would rank them by
+    item id, which MovieLens assigned roughly by popularity."""
+    scores = np.array(scores, dtype=np.float64)
+    for b, case in enumerate(cases):
+        scores[b, case.history[case.history != case.target]] = -np.inf
+    targets = np.array([case.target for case in cases], dtype=np.int64)
+    values = scores[np.arange(len(cases)), targets][:, None]  # [B, 1]
+    higher = np.count_nonzero(scores > values, axis=1)
+    tied = np.count_nonzero(scores == values, axis=1) - 1  # others tied with the target
+    rng = np.random.default_rng([seed, len(cases), int(targets.sum())])
+    return higher + rng.integers(0, tied + 1) + 1
+
+
+def _rank(score_batch, cases, allowed=None, batch: int = 64, description: str = "", seed: int = 0) -> np.ndarray:
     """[C] 1-based target ranks; ``allowed(case)`` -> [N] bool restricts each case's ranking."""
     from tqdm.auto import tqdm
 
@@ -118,7 +145,7 @@ def _rank(score_batch, cases, allowed=None, batch: int = 64, description: str = 
         scores = score_batch([c.history for c in chunk], mask)
         if mask is not None:
             scores = np.where(mask, scores, -np.inf)
-        ranks.extend(metrics.full_ranks(scores, chunk).tolist())
+        ranks.extend(random_tie_ranks(scores, chunk, seed + start).tolist())
     return np.array(ranks)
 
 
@@ -162,11 +189,40 @@ def _cold_users(args, split, header: dict) -> dict:
     wanted = [m for m in args.methods.split(",") if m]
     pipelines, precisions = _pipelines(args, split.train_dataset, first["served"]) if _wants_llm(wanted) else ({}, {})
     header["precision"] = precisions or "no LLM row"
+    group_scores = _group_popularity(split.train_dataset, split.users)
+    if group_scores is not None:
+        header["pop_by_group"] = "popularity among training users of the same gender and age band"
     tables = {}
     for n, cases in split.cases.items():
         active = pipelines if n > 0 else {}  # no history: nothing for an LLM to read
         tables[f"history n={n}"] = _score_rows(first, active, cases, cases, None, args.batch_size)
+        if group_scores is not None:
+            scores = np.stack([group_scores[c.user] for c in cases])
+            tables[f"history n={n}"]["pop_by_group"] = random_tie_ranks(scores, cases, args.seed)
     return tables
+
+
+def _group_popularity(train_dataset, users: list[str]) -> dict[str, np.ndarray] | None:
+    """user -> [N] log counts of the items among training users of the same gender and age band
+    (plus a thousandth of overall popularity to order ties); None without user attributes."""
+    attributes = train_dataset.users
+    if attributes is None or "gender" not in attributes.columns or "age" not in attributes.columns:
+        return None
+    from recommender.data.users import age_band
+
+    def group(user: str) -> tuple:
+        return attributes.value(user, "gender"), age_band(attributes.value(user, "age"))
+
+    events, n = train_dataset.interactions, len(train_dataset.catalog)
+    keys = [group(u) for u in events.user_ids.tolist()]  # per user code
+    event_keys = np.array([hash(keys[c]) for c in range(len(keys))])[events.user_codes]
+    overall = np.bincount(events.items, minlength=n).astype(np.float64)
+    out = {}
+    for user in users:
+        mine = event_keys == hash(group(user))
+        counts = np.bincount(events.items[mine], minlength=n).astype(np.float64)
+        out[user] = np.log1p(counts) + 1e-3 * np.log1p(overall)
+    return out
 
 
 def _wants_llm(methods: list[str]) -> bool:
