@@ -18,7 +18,7 @@ a paired bootstrap (SR through ``metrics.paired_ndcg_difference`` with success a
 
     nice -n 10 .venv/bin/python -m bench.conversations --people 500 --turns 5 --seed 0
     nice -n 10 .venv/bin/python -m bench.conversations --people 500 --settings retrieval,zero_shot,adapter \\
-        --llm-people 50 --seed 0                      # LLM settings on a seeded subset of the same people
+        --llm-people 50 --subset-only --seed 0 --name conversations-llm   # all settings on a seeded subset
     nice -n 10 .venv/bin/python -m bench.conversations --split valid --people 100 --name conversations-valid
 """
 
@@ -61,6 +61,7 @@ class ConversationsConfig:
     settings: tuple[str, ...] = field(default=("retrieval",), metadata={"help": "ranking settings to run"})
     llm_people: int = field(default=50, metadata={"help": "seeded subset of the people for the LLM settings"})
     cold_share: float = field(default=0.5, metadata={"help": "share of people without history"})
+    subset_only: bool = field(default=False, metadata={"help": "every setting on the LLM subset (paired with it)"})
     name: str = field(default="conversations", metadata={"help": "file stem under bench/results"})
 
 
@@ -241,7 +242,14 @@ def report(results: dict[str, list[dict]], config: ConversationsConfig, seconds:
         lines.append(f"| {name} | {s['people']} | " + " | ".join(cells) + f" | {s['mean_turns']:.2f} | "
                      f"{s['violations']} / {s['cards']} | {s['said_broken']} | {s['help_turns']} | "
                      f"{s['latency_median_s']:.3f} | {seconds[name]:.0f} |")  # fmt: skip
-    lines += ["", "Hit rate of the target in each turn's list (people still talking at that turn):", "",
+    lines += ["", "SR@t: share of people whose target was in a list's top 10 by turn t (bootstrap 95% CI). Mean turns: "
+              f"the turn of success, {t_max + 1} for a failure. Violations: cards breaking a constraint the "
+              "conversation state holds (genres, years, excluded / disliked / seen films, title fragments, the "
+              "history), checked from the catalogue, not by the filter code. Said-broken: cards breaking what the "
+              "person firmly said (a genre named as a genre, a decade, an exclusion, a film turned down), i.e. "
+              "misreadings. Help turns: messages the parser read as nothing. Turn s: the turn handler with "
+              "templated replies (cards only), median.",
+              "", "Hit rate of the target in each turn's list (people still talking at that turn):", "",
               "| setting | " + " | ".join(f"turn {t}" for t in range(1, t_max + 1)) + " |",
               "|---|" + "---|" * t_max]  # fmt: skip
     for name, records in results.items():
@@ -297,6 +305,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--settings", default=",".join(defaults.settings), help=f"comma list of {SETTINGS}")
     parser.add_argument("--cold-share", type=float, default=defaults.cold_share)
     parser.add_argument("--name", default=defaults.name)
+    parser.add_argument("--subset-only", action="store_true", help="every setting on the seeded LLM subset")
     return parser
 
 
@@ -311,7 +320,8 @@ def main(config: ConversationsConfig) -> int:
     subset = np.random.default_rng(config.seed + 2).permutation(len(people))[: config.llm_people]
     for name in config.settings:
         started = time.perf_counter()
-        chosen = people if name == "retrieval" else [people[i] for i in sorted(subset)]
+        full = name == "retrieval" and not config.subset_only
+        chosen = people if full else [people[i] for i in sorted(subset)]
         results[name] = run_setting(name, chosen, histories, config)
         seconds[name] = time.perf_counter() - started
         print(f"{name}: {len(chosen)} people in {seconds[name]:.0f} s", flush=True)
@@ -327,5 +337,6 @@ def main(config: ConversationsConfig) -> int:
 if __name__ == "__main__":
     args = make_parser().parse_args()
     settings = tuple(s.strip() for s in args.settings.split(",") if s.strip())
-    raise SystemExit(main(ConversationsConfig(args.people, args.turns, args.seed, args.split, settings,
-                                              args.llm_people, args.cold_share, args.name)))  # fmt: skip
+    config = ConversationsConfig(args.people, args.turns, args.seed, args.split, settings, args.llm_people,
+                                 args.cold_share, args.name, args.subset_only)  # fmt: skip
+    raise SystemExit(main(config))
