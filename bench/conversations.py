@@ -166,7 +166,7 @@ def run_setting(name: str, people: list[Person], histories: dict[str, list[str]]
         store = FeedbackStore(Path(folder) / "feedback.sqlite")
         for n, person in enumerate(people, 1):
             out.append(converse(pipeline, store, person, config.seed, config.turns))
-            if n % 50 == 0:
+            if n % 10 == 0:
                 print(f"  {name}: {n}/{len(people)} people", flush=True)
     return out
 
