@@ -259,12 +259,47 @@ def _write(args, header: dict, tables: dict) -> int:
             "paired": paired,
             "ranks": {m: r.tolist() for m, r in ranks.items()},
         }
+    if args.protocol == "cold-users":
+        lines += _size_curve(record["tables"], folder)
     text = "\n".join(lines)
     (folder / "metrics.md").write_text(text + "\n")
     (folder / "metrics.json").write_text(json.dumps(record) + "\n")
     print(text)
     print(f"written to {folder}/metrics.md, metrics.json")
     return 0
+
+
+def _size_curve(tables: dict, folder: Path) -> list[str]:
+    """NDCG@10 of each method against the history size n (table lines + ``curve.png``), and the
+    smallest n from which the served pipeline stays above popularity."""
+    sizes = [int(title.split("=")[1]) for title in tables]
+    methods = [m for m in next(iter(tables.values()))["metrics"] if "(LLM sample)" not in m]
+    methods += [m for t in tables.values() for m in t["metrics"] if m not in methods and "(LLM sample)" not in m]
+    curve = {m: [t["metrics"].get(m, {}).get("NDCG@10", np.nan) for t in tables.values()] for m in methods}
+    lines = ["### NDCG@10 by history size", "", "| method | " + " | ".join(f"n={n}" for n in sizes) + " |",
+             "| --- |" + " ---: |" * len(sizes)]  # fmt: skip
+    lines += [f"| {m} | " + " | ".join("-" if np.isnan(v) else f"{v:.4f}" for v in values) + " |"
+              for m, values in curve.items()]  # fmt: skip
+    if "served" in curve and "pop" in curve:
+        above = [n for n, a, b in zip(sizes, curve["served"], curve["pop"]) if a > b]
+        first = next((n for i, n in enumerate(sizes) if all(s in above for s in sizes[i:])), None)
+        lines += ["", f"the served first stage is above popularity from n = {first} on" if first is not None
+                  else "the served first stage is not above popularity at the largest n"]  # fmt: skip
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for method, values in curve.items():
+        axis.plot(sizes, values, marker="o", label=method, linewidth=2.5 if method.startswith(("served", "llm")) else 1)
+    axis.set(xlabel="events in the new person's history (n)", ylabel="NDCG@10", xticks=sizes,
+             title="Cold users: NDCG@10 by history size")  # fmt: skip
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(folder / "curve.png", dpi=120)
+    plt.close(figure)
+    return lines + ["", "plot: curve.png", ""]
 
 
 def _paired(ranks: dict[str, np.ndarray], seed: int) -> list[dict]:
