@@ -98,6 +98,12 @@ def run(args: argparse.Namespace) -> int:
     )
     print(explanation.text)
     print(f"\npath: {explanation.path}" + (f" ({explanation.reason})" if explanation.reason else ""))
+    rubric = explanation.rubric
+    claims = "; ".join(f"{kind} ({detail})" for kind, detail in rubric.get("false_claims", [])) or "none"
+    links = ", ".join(rubric.get("links", [])) or "no"
+    named = "yes" if rubric.get("names_influence") else "no"
+    verdict = "passes" if rubric.get("passes") else "does not pass"
+    print(f"rubric: {verdict} (names a measured influence: {named}; supported link: {links}; false claims: {claims})")
     if evidence["base_score"] is not None:
         print(f"score: log P({item.title}) among {evidence['candidates']} candidates = {evidence['base_score']:.4f}\n")
     print("\n".join(_table(explanation, args.top)))
