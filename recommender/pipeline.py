@@ -107,6 +107,7 @@ class Recommender:
         retrieval_only: bool = False,
         sequential: bool | None = None,
         dtype: str = "auto",
+        cold_items: bool = True,
     ) -> Recommender:
         """Load the data, the hybrid retriever and the LLM (with the shipped adapter by default).
 
@@ -115,7 +116,9 @@ class Recommender:
         ``sequential`` puts the sequential model (trained once on the train split, then cached)
         into the hybrid first stage; None: as the adapter was trained (its metadata's
         ``first_stage``), and on when there is no adapter. ``dtype``: the scoring precision
-        (``llm.loading.load_model``; "auto" picks what the hardware is fast at).
+        (``llm.loading.load_model``; "auto" picks what the hardware is fast at). ``cold_items``:
+        films without a training event are scored through their content neighbours
+        (``retrieval.cold.ColdItemBridge`` over sentence + base-LLM vectors, see ``cold_content``).
         """
         from recommender.data.loaders import load_dataset
         from recommender.retrieval.hybrid import build_default_retriever
@@ -126,6 +129,13 @@ class Recommender:
         if sequential is None:
             sequential = first_stage(adapter_path) == "hybrid+sequential"
         retriever = build_default_retriever(data, sequential=SequentialConfig() if sequential else None)
+        if cold_items:
+            from recommender.retrieval.hybrid import attach_cold_bridge
+
+            split = LeaveOneOutSplit(data.interactions)
+            if not (split.item_popularity(len(data.catalog)) > 0).all():
+                content = cold_content(data, retriever, None if retrieval_only else model, device, retrieval_only)
+                attach_cold_bridge(retriever, split, content)
         if retrieval_only:
             return cls(data, retriever, None, config or PipelineConfig())
         from recommender.llm.loading import load_model
@@ -682,6 +692,25 @@ def shared_genre_reasons(item: Item, history: Sequence[Item], limit: int = 2) ->
 
 def _fold(text: str) -> str:
     return " ".join(text.lower().split())
+
+
+def cold_content(dataset: Dataset, retriever, model, device: str | None, text_only: bool = False) -> np.ndarray:
+    """[N, D] item vectors the cold bridge searches: the sentence embeddings beside the base LLM's
+    content vectors (``retrieval.llm_content``; cached per catalogue, so the base model loads only
+    the first time), or the sentence embeddings alone with ``text_only``. On the cold-items shelf
+    the two together scored above either alone (bench/results/cold-items.md)."""
+    from recommender.llm.loading import load_model, resolve_model
+    from recommender.retrieval.embeddings import item_embeddings
+    from recommender.retrieval.llm_content import ITEM_TEMPLATE, HiddenStateEncoder, centred, unit_rows
+
+    text = retriever.text.vectors
+    if text_only:
+        return unit_rows(text)
+    _, base_name = resolve_model(model)
+    encoder = HiddenStateEncoder(
+        lambda: load_model(model, adapter=None, device=device), name=f"hidden-mean-{base_name}"
+    )
+    return unit_rows(text, centred(item_embeddings(dataset.catalog, encoder, template=ITEM_TEMPLATE)))
 
 
 def resolve_adapter(adapter: str | Path | None, dataset: Dataset, model: str | Path | None) -> Path | None:

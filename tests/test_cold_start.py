@@ -93,3 +93,42 @@ def test_llm_content_vectors_are_mean_hidden_states_and_cached(tiny_llama_dir, t
     assert np.allclose(llm_item_vectors(dataset.catalog, loaded, tmp_path), vectors)  # from the cache
     scores = LLMContentRetriever(dataset.catalog, vectors).score_batch([np.array([0, 1])])
     assert scores.shape == (1, 12) and np.isfinite(scores).all()
+
+
+def _write_recbole(folder, dataset) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    items = ["item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq"]
+    items += [f"{i.id}\t{i.title}\t{i.year}\t{' '.join(i.genres)}" for i in dataset.catalog.items]
+    (folder / f"{folder.name}.item").write_text("\n".join(items) + "\n")
+    events = dataset.interactions
+    rows = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
+    rows += [
+        f"{events.user_ids[u]}\t{dataset.catalog.ids[i]}\t4\t{t}"
+        for u, i, t in zip(events.user_codes, events.items, events.timestamps)
+    ]
+    (folder / f"{folder.name}.inter").write_text("\n".join(rows) + "\n")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol", ["cold-items", "cold-users"])
+def test_cold_protocols_run_end_to_end_on_a_folder_without_a_knowledge_graph(
+    protocol, tiny_llama_dir, tmp_path, monkeypatch
+):
+    import json
+
+    from recommender.cli import main
+
+    monkeypatch.setenv("RECOMMENDER_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "toy"
+    _write_recbole(folder, small_dataset())
+    output = tmp_path / "out"
+    argv = ["evaluate", "--protocol", protocol, "--dataset", str(folder), "--model", str(tiny_llama_dir),
+            "--adapter", "none", "--methods", "llm_zero_shot", "--cold-share", "0.2", "--shelf-sample", "8",
+            "--cold-sizes", "0,1", "--output", str(output)]  # fmt: skip
+    assert main(argv) == 0
+    record = json.loads((output / "metrics.json").read_text())
+    assert record["header"]["protocol"] == protocol and record["header"]["seed"] == 0
+    for table in record["tables"].values():
+        assert {"pop", "embedding", "llm_content", "hybrid", "served"} <= set(table["metrics"])
+        assert "knowledge" not in table["metrics"]
+    assert any("llm_zero_shot" in t["metrics"] for t in record["tables"].values())

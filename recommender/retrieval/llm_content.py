@@ -36,9 +36,17 @@ class HiddenStateEncoder:
         max_tokens: tokens kept per text (titles and genres are short).
     """
 
-    def __init__(self, loaded: Any, batch_size: int = 64, max_tokens: int = 64):
-        self.loaded, self.batch_size, self.max_tokens = loaded, batch_size, max_tokens
-        self.name = f"hidden-mean-{loaded.base_name}"
+    def __init__(self, loaded: Any, batch_size: int = 64, max_tokens: int = 64, name: str | None = None):
+        # ``loaded`` may be a callable that loads the model: then it loads only when a text is
+        # encoded, i.e. when the cached vectors are missing (``name`` must then be given).
+        self._loaded, self.batch_size, self.max_tokens = loaded, batch_size, max_tokens
+        self.name = name or f"hidden-mean-{loaded.base_name}"
+
+    @property
+    def loaded(self) -> Any:
+        if callable(self._loaded):
+            self._loaded = self._loaded()
+        return self._loaded
 
     def encode(self, texts: list[str]) -> np.ndarray:
         import torch
