@@ -337,6 +337,7 @@ def main(config: ConversationsConfig) -> int:
 if __name__ == "__main__":
     args = make_parser().parse_args()
     settings = tuple(s.strip() for s in args.settings.split(",") if s.strip())
-    config = ConversationsConfig(args.people, args.turns, args.seed, args.split, settings, args.llm_people,
-                                 args.cold_share, args.name, args.subset_only)  # fmt: skip
+    config = ConversationsConfig(people=args.people, turns=args.turns, seed=args.seed, split=args.split,
+                                 settings=settings, llm_people=args.llm_people, cold_share=args.cold_share,
+                                 name=args.name, subset_only=args.subset_only)  # fmt: skip
     raise SystemExit(main(config))
