@@ -99,13 +99,17 @@ def _first_stage(args, train_dataset, llm):
 
 
 def _pipelines(args, dataset, first_stage):
-    """The two LLM rows over the served first stage: the base model zero-shot and the shipped adapter."""
+    """The LLM rows over the served first stage: the base model zero-shot, and an adapter only when
+    ``--adapter PATH`` names one. The shipped adapter is never used here: it was trained on the full
+    train split, i.e. on the very events the cold protocols remove (a fitted part they must not
+    reach); train one on the cold split (``recommender finetune`` on its data) and pass it."""
     from recommender.evaluation.protocol import llm_settings
     from recommender.llm.loading import load_model
     from recommender.llm.scoring import LLMScorer
     from recommender.pipeline import PipelineConfig, Recommender, _tuned_settings, resolve_adapter
 
-    adapter = resolve_adapter(args.adapter, dataset, args.model)
+    explicit = args.adapter not in (None, "default", "none")
+    adapter = resolve_adapter(args.adapter, dataset, args.model) if explicit else None
     out, precisions = {}, {}
     for method in LLM_ROWS:
         if method == "llm_lora" and adapter is None:
