@@ -250,7 +250,7 @@ def test_precision_follows_the_hardware_and_can_be_forced():
     from recommender.llm.precision import choose_precision
 
     assert choose_precision("auto", _hardware(native_bf16=True)).name == "bfloat16"
-    assert choose_precision("auto", _hardware(native_bf16=False)).name == "int8"
+    assert choose_precision("auto", _hardware(native_bf16=False)).name == "float32"  # int8 only when asked
     assert choose_precision("auto", _hardware(native_bf16=False, engines=())).name == "float32"
     assert choose_precision("auto", _hardware("cuda")).name == "bfloat16"
     assert choose_precision("float32", _hardware(native_bf16=True)).name == "float32"

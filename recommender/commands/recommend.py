@@ -22,7 +22,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cuda, cpu, ... (default: CUDA when available)")
     parser.add_argument(
         "--dtype", default="auto", choices=("auto", "float32", "bfloat16", "int8"),
-        help="scoring precision; auto: bf16 on CUDA and CPUs with AVX512-BF16/AMX, int8 on other CPUs",
+        help="scoring precision; auto: bf16 on CUDA and CPUs with AVX512-BF16/AMX, else float32",
     )  # fmt: skip
 
 

@@ -352,9 +352,10 @@ def load_model(
         cache_dir: where converted GGUF models live (default ``default_cache_dir()``).
         merge_adapter: merge LoRA weights into the base for faster scoring (never for 4-bit).
         dtype: "auto" chooses by the hardware (``llm.precision.choose_precision``: bf16 on CUDA and
-            on CPUs with AVX512-BF16/AMX, int8 linear layers on other CPUs); "float32", "bfloat16"
-            or "int8" force one (training loads "float32"); "fast" is bf16 where the CPU computes
-            it natively, else float32 (text generation: never int8). An adapter is merged in
+            on CPUs with AVX512-BF16/AMX, float32 on other CPUs); "float32", "bfloat16" or "int8"
+            (dynamic int8 linear layers: faster, but it moves rankings) force one (training loads
+            "float32"); "fast" is bf16 where the CPU computes it natively, else float32 (text
+            generation: never int8). An adapter is merged in
             float32, then the model is converted. The chosen precision and its reason are recorded
             in ``LoadedModel.dtype`` / ``precision_reason``.
     """
