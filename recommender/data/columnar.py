@@ -200,3 +200,17 @@ def _decode(raw: bytes, path: Path, line: int, encoding: str) -> str:
 
 def _fail(path: Path, line: int, message: str) -> NoReturn:
     raise DataError(f"{path}, line {line}: {message}")
+
+
+def data_line(path: Path, index: int) -> int:
+    """Physical line of the ``index``-th data row (0-based) of a headed file, blank lines skipped
+    as the columnar reader skips them. Only read on the error path."""
+    seen = -1  # the header is the first non-blank line
+    number = 0
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if raw.strip():
+                if seen == index:
+                    return number
+                seen += 1
+    return number

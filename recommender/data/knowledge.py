@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from recommender.data.catalog import Catalog, DataError
-from recommender.data.columnar import ID, IdColumn, Layout, first_line, read_columns, split_header
+from recommender.data.columnar import ID, IdColumn, Layout, data_line, first_line, read_columns, split_header
 
 if TYPE_CHECKING:  # scipy is imported where a graph is built: ``import recommender`` stays light
     from scipy import sparse
@@ -383,17 +383,3 @@ def _name_short_row(layout: Layout, names: list[str]) -> None:
                     f"{layout.path}, line {number}: field {names[len(values)]!r} is missing "
                     f"(expected {len(names)} fields, found {len(values)})."
                 )
-
-
-def data_line(path: Path, index: int) -> int:
-    """Physical line of the ``index``-th data row (0-based) of a headed file, blank lines skipped
-    as the columnar reader skips them. Only read on the error path."""
-    seen = -1  # the header is the first non-blank line
-    number = 0
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if raw.strip():
-                if seen == index:
-                    return number
-                seen += 1
-    return number

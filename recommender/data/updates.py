@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from recommender.data.catalog import Catalog, DataError, Dataset, Interactions, Item
-from recommender.data.columnar import IdColumn
+from recommender.data.columnar import IdColumn, data_line
 from recommender.data.columnar import number as _number
 from recommender.data.loaders import ColumnMap, _read_events, _records, _require_columns, _year
 
@@ -170,13 +170,13 @@ def read_new_events(
         if unknown.any():
             index = int(np.flatnonzero(unknown)[0])
             raise DataError(
-                f"{path}, line {_data_line(path, index)}: field {columns.item!r}: item {str(event_items[index])!r} is "
+                f"{path}, line {data_line(path, index)}: field {columns.item!r}: item {str(event_items[index])!r} is "
                 "not in the catalogue (add it with --items first)."
             )
         empty_users = np.strings.str_len(np.strings.strip(event_users)) == 0
         if empty_users.any():
             index = int(np.flatnonzero(empty_users)[0])
-            raise DataError(f"{path}, line {_data_line(path, index)}: field {columns.user!r} is empty.")
+            raise DataError(f"{path}, line {data_line(path, index)}: field {columns.user!r} is empty.")
         ratings = found["rating"].astype(np.float32) if has_ratings else None
         timestamps = np.asarray(found["timestamp"], dtype=np.float64)
         return NewEvents(event_users, event_items, timestamps, ratings, np.full(len(event_items), source))
@@ -202,19 +202,6 @@ def read_new_events(
         raise DataError(f"{path}: the file holds no interactions.")
     users_, items_, times_, ratings_ = zip(*rows)
     return NewEvents.of(users_, items_, times_, ratings_ if has_ratings else None, source)
-
-
-def _data_line(path: Path, index: int) -> int:
-    """Physical line number of the ``index``-th data row (0-based) of a headed file; blank lines
-    are skipped as the columnar reader skips them. Only read on the error path."""
-    seen = -1  # the header is the first non-blank line
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if raw.strip():
-                if seen == index:
-                    return number
-                seen += 1
-    return number
 
 
 # ---------------------------------------------------------------- appending

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from recommender.data.catalog import DataError, Interactions
-from recommender.data.knowledge import data_line, read_id_table
+from recommender.data.columnar import data_line
+from recommender.data.knowledge import read_id_table
 
 AGE_BANDS = ((25, "<25"), (35, "25-34"), (45, "35-44"))  # (upper bound, label); older: "45+"
 UNKNOWN = "unknown"
