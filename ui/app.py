@@ -75,6 +75,7 @@ class ChatServerConfig:
     model: str | None = field(default=None, metadata={"help": "HF model folder/id or .gguf (None: SmolLM2-135M)"})
     adapter: str = field(default="default", metadata={"help": "LoRA folder; 'default' shipped, 'none' off"})
     quantize: str = field(default="auto", metadata={"help": "auto, none or 4bit"})
+    dtype: str = field(default="auto", metadata={"help": "scoring precision: auto, float32, bfloat16 or int8"})
     device: str | None = field(default=None, metadata={"help": "cuda, cpu, ... (None: CUDA when available)"})
     reply_model: str = field(
         default="base",
@@ -90,6 +91,8 @@ class ChatServerConfig:
             raise ValueError(f"concurrency must be at least 1, got {self.concurrency}.")
         if self.quantize not in ("auto", "none", "4bit"):
             raise ValueError(f"quantize must be auto, none or 4bit, got {self.quantize!r}.")
+        if self.dtype not in ("auto", "float32", "bfloat16", "int8"):
+            raise ValueError(f"dtype must be auto, float32, bfloat16 or int8, got {self.dtype!r}.")
         if self.reply_model not in ("base", "ranker"):
             raise ValueError(f"reply_model must be base or ranker, got {self.reply_model!r}.")
 
@@ -477,7 +480,7 @@ def serve(config: ChatServerConfig, block: bool = True) -> gr.Blocks:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     pipeline = Recommender.from_pretrained(
         dataset=config.dataset, model=config.model, adapter=config.adapter, quantize=config.quantize,
-        device=config.device, retrieval_only=config.retrieval_only,
+        device=config.device, retrieval_only=config.retrieval_only, dtype=config.dtype,
     )  # fmt: skip
     from recommender.update import with_updates
 

@@ -50,6 +50,7 @@ def config_from_args(args: argparse.Namespace) -> ChatServerConfig:
         host=args.host, port=args.port, db=args.db, k=args.k, llm_reply=not args.no_llm_reply,
         retrieval_only=args.retrieval_only, concurrency=args.concurrency, dataset=args.dataset, model=args.model,
         adapter=args.adapter, quantize=args.quantize, device=args.device, reply_model=args.reply_model,
+        dtype=args.dtype,
     )  # fmt: skip
 
 
