@@ -178,6 +178,9 @@ def test_evaluate_is_deterministic_with_the_llm(tmp_path):
     run([str(BIN / "recommender"), *common, "--output", str(tmp_path / "a")], tmp_path)
     run([str(BIN / "recommender"), *common, "--output", str(tmp_path / "b")], tmp_path)
     assert (tmp_path / "a" / "metrics.json").read_bytes() == (tmp_path / "b" / "metrics.json").read_bytes()
+    record = json.loads((tmp_path / "a" / "ranks.json").read_text())  # the precision is recorded with the ranks
+    assert record["precision"]["llm_zero_shot"]["dtype"] == "float32"  # pinned by RECOMMENDER_DTYPE in conftest
+    assert "precision" in (tmp_path / "a" / "metrics.md").read_text()
 
 
 def test_evaluate_twice_with_one_seed_writes_identical_json(tmp_path):

@@ -113,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
     # Per-user target ranks in user order, for paired comparisons with methods run elsewhere
     # (``recommender.evaluation.metrics.paired_ndcg_difference``; bench/external_sasrec keeps the same).
     ranks = {m: r.ranks.astype(int).tolist() for m, r in merged.items() if r is not None}
-    record = {"users": [str(u) for u in users], "split": args.split, "seed": args.seed, "ranks": ranks}
+    record = {"users": [str(u) for u in users], "split": args.split, "seed": args.seed, "ranks": ranks,
+              "precision": precisions}  # fmt: skip
     (folder / "ranks.json").write_text(json.dumps(record) + "\n")
     lists = {m: r.top_lists for m, r in merged.items() if r is not None}
     np.savez_compressed(folder / "lists.npz", **{m: _padded(top) for m, top in lists.items()})  # [U, 10], -1 pads
