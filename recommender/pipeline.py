@@ -130,12 +130,11 @@ class Recommender:
             sequential = first_stage(adapter_path) == "hybrid+sequential"
         retriever = build_default_retriever(data, sequential=SequentialConfig() if sequential else None)
         if cold_items:
-            from recommender.retrieval.hybrid import attach_cold_bridge
+            from recommender.retrieval.hybrid import attach_cold_bridge, unseen_items
 
-            split = LeaveOneOutSplit(data.interactions)
-            if not (split.item_popularity(len(data.catalog)) > 0).all():
+            if unseen_items(retriever).any():  # the content vectors are only worth computing then
                 content = cold_content(data, retriever, None if retrieval_only else model, device, retrieval_only)
-                attach_cold_bridge(retriever, split, content)
+                attach_cold_bridge(retriever, content)
         if retrieval_only:
             return cls(data, retriever, None, config or PipelineConfig())
         from recommender.llm.loading import load_model

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     return _write(args, header, tables)
 
 
-def _first_stage(args, train_dataset, llm):
+def _first_stage(train_dataset, llm):
     """The served first stage fitted on ``train_dataset`` (hybrid + sequential), its components, the
     LLM content retriever, and the cold bridge over MiniLM + LLM content vectors."""
     from recommender.data.split import LeaveOneOutSplit
@@ -93,13 +93,26 @@ def _first_stage(args, train_dataset, llm):
         rows["knowledge"] = KnowledgeRetriever(train_dataset.catalog, train_dataset.knowledge)
     rows["hybrid"] = hybrid
     served = copy.copy(hybrid)  # the same fitted components and weights, plus the bridge
-    attach_cold_bridge(served, split, unit_rows(hybrid.text.vectors, content))
+    attach_cold_bridge(served, unit_rows(hybrid.text.vectors, content))
     rows["served"] = served
     return rows
 
 
-def _pipelines(args, dataset, first_stage):
-    """The LLM rows over the served first stage: the base model zero-shot, and an adapter only when
+def _setup(args, train_dataset, header: dict) -> tuple[dict, dict]:
+    """The first-stage rows fitted on ``train_dataset`` and, when asked for, the LLM rows over the
+    served one; the base model is loaded once (content encoder and zero-shot row)."""
+    from recommender.llm.loading import load_model
+
+    llm = load_model(args.model, adapter=None, device=args.device, dtype=args.dtype)
+    first = _first_stage(train_dataset, llm)
+    wanted = [m for m in args.methods.split(",") if m]
+    pipelines, precisions = _pipelines(args, train_dataset, first["served"], llm) if _wants_llm(wanted) else ({}, {})
+    header["precision"] = precisions or "no LLM row"
+    return first, pipelines
+
+
+def _pipelines(args, dataset, first_stage, base):
+    """The LLM rows over the served first stage: the base model (``base``) zero-shot, and an adapter only when
     ``--adapter PATH`` names one. The shipped adapter is never used here: it was trained on the full
     train split, i.e. on the very events the cold protocols remove (a fitted part they must not
     reach); train one on the cold split (``recommender finetune`` on its data) and pass it."""
@@ -115,7 +128,7 @@ def _pipelines(args, dataset, first_stage):
         if method == "llm_lora" and adapter is None:
             continue
         loads, settings = llm_settings(method, _tuned_settings(adapter) if adapter else {}, args.seed)
-        loaded = load_model(args.model, adapter=adapter if loads else None, device=args.device, dtype=args.dtype)
+        loaded = load_model(args.model, adapter=adapter, device=args.device, dtype=args.dtype) if loads else base
         precisions[method] = loaded.precision
         scorer = LLMScorer(loaded, batch_size=args.batch_size)
         out[method] = Recommender(dataset, first_stage, scorer, PipelineConfig(**settings))
@@ -123,19 +136,11 @@ def _pipelines(args, dataset, first_stage):
 
 
 def random_tie_ranks(scores: np.ndarray, cases, seed: int) -> np.ndarray:
-    """[B] 1-based target ranks with each case's history masked and the target placed at a seeded
-    random position among the items tied with it. New films tie in bulk (zero popularity and
-    co-occurrence), and the warm protocol's rule (earlier catalogue rows first) would rank them by
-    item id, which MovieLens assigned roughly by popularity."""
-    scores = np.array(scores, dtype=np.float64)
-    for b, case in enumerate(cases):
-        scores[b, case.history[case.history != case.target]] = -np.inf
-    targets = np.array([case.target for case in cases], dtype=np.int64)
-    values = scores[np.arange(len(cases)), targets][:, None]  # [B, 1]
-    higher = np.count_nonzero(scores > values, axis=1)
-    tied = np.count_nonzero(scores == values, axis=1) - 1  # others tied with the target
-    rng = np.random.default_rng([seed, len(cases), int(targets.sum())])
-    return higher + rng.integers(0, tied + 1) + 1
+    """[B] ``metrics.full_ranks`` with the target at a seeded random position among its ties. New
+    films tie in bulk (zero popularity and co-occurrence), and the warm protocol's rule (earlier
+    catalogue rows first) would rank them by item id, which MovieLens assigned roughly by popularity."""
+    targets = sum(int(case.target) for case in cases)
+    return metrics.full_ranks(scores, cases, rng=np.random.default_rng([seed, len(cases), targets]))
 
 
 def _rank(score_batch, cases, allowed=None, batch: int = 64, description: str = "", seed: int = 0) -> np.ndarray:
@@ -168,13 +173,7 @@ def _score_rows(rows: dict, pipelines: dict, cases, llm_cases, allowed, batch_si
 
 
 def _cold_items(args, split, header: dict) -> dict:
-    from recommender.llm.loading import load_model
-
-    llm = load_model(args.model, adapter=None, device=args.device, dtype=args.dtype)  # the content encoder
-    first = _first_stage(args, split.train_dataset, llm)
-    wanted = [m for m in args.methods.split(",") if m]
-    pipelines, precisions = _pipelines(args, split.train_dataset, first["served"]) if _wants_llm(wanted) else ({}, {})
-    header["precision"] = precisions or "no LLM row"
+    first, pipelines = _setup(args, split.train_dataset, header)
     rng = np.random.default_rng(args.seed)
     sample = sorted(rng.choice(len(split.shelf), size=min(args.shelf_sample, len(split.shelf)), replace=False))
     llm_cases = [split.shelf[i] for i in sample]
@@ -185,14 +184,8 @@ def _cold_items(args, split, header: dict) -> dict:
 
 
 def _cold_users(args, split, header: dict) -> dict:
-    from recommender.llm.loading import load_model
-
-    llm = load_model(args.model, adapter=None, device=args.device, dtype=args.dtype)
-    first = _first_stage(args, split.train_dataset, llm)
+    first, pipelines = _setup(args, split.train_dataset, header)
     first.pop("knowledge", None)
-    wanted = [m for m in args.methods.split(",") if m]
-    pipelines, precisions = _pipelines(args, split.train_dataset, first["served"]) if _wants_llm(wanted) else ({}, {})
-    header["precision"] = precisions or "no LLM row"
     group_scores = _group_popularity(split.train_dataset, split.users)
     if group_scores is not None:
         header["pop_by_group"] = "popularity among training users of the same gender and age band"

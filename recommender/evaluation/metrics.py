@@ -23,9 +23,11 @@ def target_rank(scores: np.ndarray, target: int, mask: np.ndarray | Sequence[int
     return int(higher + tied_before + 1)
 
 
-def full_ranks(scores: np.ndarray, cases: Sequence) -> np.ndarray:
+def full_ranks(scores: np.ndarray, cases: Sequence, rng: np.random.Generator | None = None) -> np.ndarray:
     """[B] 1-based target ranks from [B, N] scores with each case's history masked (cases have
-    ``.history`` rows and a ``.target`` row); ``target_rank`` for a batch, same tie rule."""
+    ``.history`` rows and a ``.target`` row); ``target_rank`` for a batch, same tie rule. With
+    ``rng``, the target sits at a random position among the items tied with it instead (for scores
+    that tie in bulk, where the row-order rule would rank by item id)."""
     scores = np.array(scores, dtype=np.float64)  # copy: masking writes into it
     targets = np.array([case.target for case in cases], dtype=np.int64)
     for b, case in enumerate(cases):
@@ -33,6 +35,8 @@ def full_ranks(scores: np.ndarray, cases: Sequence) -> np.ndarray:
         scores[b, history] = -np.inf
     values = scores[np.arange(len(cases)), targets][:, None]  # [B, 1]
     higher = np.count_nonzero(scores > values, axis=1)
+    if rng is not None:
+        return higher + rng.integers(0, np.count_nonzero(scores == values, axis=1)) + 1  # the target ties itself
     earlier = np.arange(scores.shape[1])[None, :] < targets[:, None]
     tied = np.count_nonzero((scores == values) & earlier, axis=1)
     return higher + tied + 1

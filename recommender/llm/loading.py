@@ -256,11 +256,6 @@ def _quantization_config(device: str, dtype: torch.dtype) -> Any:
     )
 
 
-def cpu_has_native_bf16() -> bool:
-    """True when this CPU multiplies bf16 natively (oneDNN's check), where bf16 beats float32."""
-    return detect_hardware("cpu").native_bf16
-
-
 class Float32Head(torch.nn.Module):
     """The output head in float32 on a bf16 or int8 body.
 

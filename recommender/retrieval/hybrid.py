@@ -319,11 +319,17 @@ def _read_weights(path: Path, key: str) -> dict[str, float] | None:
     return record["weights"] if record.get("key") == key else None
 
 
-def attach_cold_bridge(hybrid: HybridRetriever, split: LeaveOneOutSplit, content: np.ndarray) -> HybridRetriever:
+def unseen_items(hybrid: HybridRetriever) -> np.ndarray:
+    """[N] bool: items without a training event (their popularity count, which the hybrid always
+    holds, is zero)."""
+    return hybrid.components["pop"].counts == 0
+
+
+def attach_cold_bridge(hybrid: HybridRetriever, content: np.ndarray) -> HybridRetriever:
     """Give ``hybrid`` a ``retrieval.cold.ColdItemBridge`` over ``content`` ([N, D] item vectors) for
-    the items without a training event in ``split`` (none: no bridge); returns ``hybrid``."""
+    its ``unseen_items`` (none: no bridge); returns ``hybrid``."""
     from recommender.retrieval.cold import ColdItemBridge
 
-    seen = split.item_popularity(len(hybrid.catalog)) > 0
-    hybrid.cold_bridge = ColdItemBridge.build(content, seen) if not seen.all() else None
+    unseen = unseen_items(hybrid)
+    hybrid.cold_bridge = ColdItemBridge.build(content, ~unseen) if unseen.any() else None
     return hybrid
