@@ -38,8 +38,9 @@ test-fast: install
 	$(PY) -m pytest -m "not slow and not browser"
 
 lint: install
-	$(VENV)/bin/ruff check recommender prompts finetune ui tests bench
-	$(VENV)/bin/ruff format --check recommender prompts finetune ui tests bench
+	$(VENV)/bin/ruff check recommender prompts finetune ui tests bench tools
+	$(VENV)/bin/ruff format --check recommender prompts finetune ui tests bench tools
+	$(PY) tools/check_house.py
 
 # Issue 15: SASRec trained by RecTools (not our code) on our exact leave-one-out split, epoch
 # chosen on validation, test ranks for both masking rules -> bench/results/external_sasrec.{md,json}.
