@@ -43,7 +43,8 @@ def serve(db: Path, with_llm: bool, concurrency: int) -> tuple[str, object]:
     """The app as ``recommender chat`` serves it (with the LLM: the base model writes the replies)."""
     from recommender.pipeline import Recommender
     from recommender.store import FeedbackStore
-    from recommender.ui.app import ChatServerConfig, build_app, reply_writer
+    from recommender.ui.app import build_app
+    from recommender.ui.server import ChatServerConfig, reply_writer
 
     pipeline = Recommender.from_pretrained(retrieval_only=not with_llm)
     writer = reply_writer(pipeline, ChatServerConfig()) if with_llm else None

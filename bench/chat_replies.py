@@ -96,7 +96,7 @@ def main(args: argparse.Namespace) -> int:
     from recommender.evaluation.protocol import sample_users
     from recommender.llm.prompting import template_version
     from recommender.pipeline import Recommender
-    from recommender.ui.app import ChatServerConfig, reply_writer
+    from recommender.ui.server import ChatServerConfig, reply_writer
 
     started = time.perf_counter()
     pipeline = Recommender.from_pretrained("ml-100k", adapter=args.adapter)

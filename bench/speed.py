@@ -172,7 +172,7 @@ def main(args: argparse.Namespace) -> int:
     users = sample_users(base.split, args.users, args.seed)
     histories = [base.split.case(u, "test").history for u in users]
 
-    from recommender.ui.app import ChatServerConfig, reply_writer
+    from recommender.ui.server import ChatServerConfig, reply_writer
 
     writer = reply_writer(base, ChatServerConfig(adapter=args.adapter))  # as recommender chat serves it
     retrieval_s = timed(lambda u: retrieval.recommend(user_id=u, k=10), users)

@@ -2,13 +2,12 @@
 
     recommender chat                                  # 127.0.0.1:7860, SmolLM2 + shipped adapter, ml-100k
     recommender chat --retrieval-only --port 7861     # no LLM: templated replies, fast
-    python -m recommender.ui.app --db /tmp/feedback.sqlite
 
 Typed endpoints for ``gradio_client`` (``Client(url).predict(..., api_name=...)``):
 ``/recommend`` (message, user_id, k -> list of dicts), ``/chat`` (message, user_id, k,
 session_id -> dict with the session id, reply and items) and ``/feedback`` (session_id,
 item_id, action -> dict). The app only wires widgets to ``recommender.chat.turn``; models
-load in ``serve()``, never at import time.
+load in ``recommender.ui.server.serve``, never at import time.
 
 A page keeps its session id in the browser's storage (and accepts ``?session=<id>`` in the URL):
 reloading it resumes the conversation from the SQLite store. Turns and feedback of one session run
@@ -20,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -34,7 +32,6 @@ import gradio as gr  # noqa: E402
 
 from recommender.chat.state import describe_constraints  # noqa: E402
 from recommender.chat.turn import (  # noqa: E402
-    MAX_K,
     NEW_USER,
     REPLY_DEADLINE_S,
     Session,
@@ -51,50 +48,13 @@ from recommender.chat.turn import (  # noqa: E402
     shown_recommendations,
     stored_conversation,
 )
-from recommender.ui.render import CARD_CSS, cards_html, reply_markdown, user_markdown  # noqa: E402
+from recommender.ui.render import cards_html, reply_markdown, user_markdown  # noqa: E402
 
 log = logging.getLogger(__name__)
 EXAMPLES = ["something like Toy Story but no animation", "a funny 90s comedy, no horror", "show me more"]
 QUEUED = "… (waiting for the previous reply)"
 BUSY = "Sorry, I am still working on your previous message; please send this one again in a moment."
 STORAGE_KEY = "recommender-chat-session"
-
-
-@dataclass(frozen=True)
-class ChatServerConfig:
-    """What ``serve`` needs; ``recommender chat`` builds it from its command line."""
-
-    host: str = field(default="127.0.0.1", metadata={"help": "address to serve on"})
-    port: int = field(default=7860, metadata={"help": "port"})
-    db: str | None = field(default=None, metadata={"help": "feedback SQLite file (None: $RECOMMENDER_DB or the cache)"})
-    k: int = field(default=10, metadata={"help": "cards per answer"})
-    llm_reply: bool = field(default=True, metadata={"help": "the LLM writes the reply (else templated)"})
-    retrieval_only: bool = field(default=False, metadata={"help": "no LLM at all: retrieval ranking"})
-    concurrency: int = field(default=2, metadata={"help": "events served at once"})
-    dataset: str = field(default="ml-100k", metadata={"help": "built-in dataset name or a data folder"})
-    model: str | None = field(default=None, metadata={"help": "HF model folder/id or .gguf (None: SmolLM2-135M)"})
-    adapter: str = field(default="default", metadata={"help": "LoRA folder; 'default' shipped, 'none' off"})
-    quantize: str = field(default="auto", metadata={"help": "auto, none or 4bit"})
-    dtype: str = field(default="auto", metadata={"help": "scoring precision: auto, float32, bfloat16 or int8"})
-    device: str | None = field(default=None, metadata={"help": "cuda, cpu, ... (None: CUDA when available)"})
-    reply_model: str = field(
-        default="base",
-        metadata={"help": "who writes replies: 'base' (the model without the ranking adapter) or 'ranker'"},
-    )
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"port must be within 0..65535, got {self.port}.")
-        if not 1 <= self.k <= MAX_K:
-            raise ValueError(f"k must be within 1..{MAX_K}, got {self.k}.")
-        if self.concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {self.concurrency}.")
-        if self.quantize not in ("auto", "none", "4bit"):
-            raise ValueError(f"quantize must be auto, none or 4bit, got {self.quantize!r}.")
-        if self.dtype not in ("auto", "float32", "bfloat16", "int8"):
-            raise ValueError(f"dtype must be auto, float32, bfloat16 or int8, got {self.dtype!r}.")
-        if self.reply_model not in ("base", "ranker"):
-            raise ValueError(f"reply_model must be base or ranker, got {self.reply_model!r}.")
 
 
 @dataclass
@@ -459,50 +419,3 @@ def build_app(pipeline: Any, store: Any, default_k: int = 10, llm_reply: bool = 
         gr.api(handlers.chat, api_name="chat")
         gr.api(handlers.feedback_api, api_name="feedback")
     return demo
-
-
-def reply_writer(pipeline: Any, config: ChatServerConfig) -> Any:
-    """The model that writes replies: with ``reply_model="base"``, ``Recommender.text_writer()`` (the
-    base model without a merged ranking adapter, whose weights loop in free text: 0 of 20 replies
-    passed the gate in bench/chat_replies.py; explanations use the same one). None means the
-    pipeline's own scorer."""
-    if config.reply_model != "base" or getattr(pipeline, "scorer", None) is None:
-        return None
-    writer = pipeline.text_writer()
-    return None if writer is pipeline.scorer else writer
-
-
-def serve(config: ChatServerConfig, block: bool = True) -> gr.Blocks:
-    """Load the pipeline and the store ``config`` names and launch the app."""
-    from recommender.pipeline import Recommender
-    from recommender.store import FeedbackStore
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    pipeline = Recommender.from_pretrained(
-        dataset=config.dataset, model=config.model, adapter=config.adapter, quantize=config.quantize,
-        device=config.device, retrieval_only=config.retrieval_only, dtype=config.dtype,
-    )  # fmt: skip
-    from recommender.update import with_updates
-
-    pipeline, _ = with_updates(pipeline)  # interactions and items appended by `recommender update`
-    store = FeedbackStore(config.db)
-    writer = reply_writer(pipeline, config) if config.llm_reply else None
-    demo = build_app(pipeline, store, default_k=config.k, llm_reply=config.llm_reply, writer=writer)
-    demo.queue(default_concurrency_limit=config.concurrency)
-    print(f"model: {model_name(pipeline)}; feedback store: {store.path}", flush=True)
-    demo.launch(
-        server_name=config.host, server_port=config.port, css=CARD_CSS, prevent_thread_lock=not block, show_error=False
-    )
-    return demo
-
-
-def main(argv: list[str] | None = None) -> int:
-    from recommender.commands.chat import config_from_args, make_parser
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve(config_from_args(make_parser().parse_args(argv)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,11 +1,11 @@
-"""``recommender chat``: serve the Gradio chat (``ui/app.py``) on 127.0.0.1:7860.
+"""``recommender chat``: serve the Gradio chat (``ui/app.py``, served by ``ui/server.py``) on 127.0.0.1:7860.
 
 recommender chat                          # SmolLM2-135M + shipped adapter, ml-100k
 recommender chat --retrieval-only --port 7861 --db /tmp/feedback.sqlite
 
-This module owns the command line and builds the server's ``ChatServerConfig`` from it; gradio
-and the app are imported only inside the functions that serve, so ``recommender --help`` stays fast
-and the app never imports the CLI at import time.
+This module owns the command line and builds the server's ``ChatServerConfig``
+(``recommender.ui.server``) from it. The ui never imports this module (commands sit above ui); gradio
+and the app are imported only inside the functions that serve, so ``recommender --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 from recommender.commands.recommend import add_model_arguments
 
 if TYPE_CHECKING:
-    from recommender.ui.app import ChatServerConfig
+    from recommender.ui.server import ChatServerConfig
 
 
 def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of the chat server (``recommender chat`` and ``python -m recommender.ui.app`` share them)."""
+    """Options of the chat server (``recommender chat``)."""
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     parser.add_argument("--db", default=None, help="feedback SQLite file (default $RECOMMENDER_DB or ~/.cache/...)")
@@ -36,7 +36,7 @@ def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    """The chat server's own parser (``python -m recommender.ui.app``)."""
+    """The chat server's own parser, the options of ``recommender chat`` alone."""
     parser = argparse.ArgumentParser(prog="recommender chat", description="Serve the Gradio recommender chat.")
     add_chat_arguments(parser)
     return parser
@@ -44,7 +44,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> ChatServerConfig:
     """The server config for parsed ``add_chat_arguments`` options; ``ValueError`` names a bad value."""
-    from recommender.ui.app import ChatServerConfig
+    from recommender.ui.server import ChatServerConfig
 
     return ChatServerConfig(
         host=args.host, port=args.port, db=args.db, k=args.k, llm_reply=not args.no_llm_reply,
@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from recommender.ui.app import serve  # gradio is imported only when the chat is served
+    from recommender.ui.server import serve  # gradio is imported only when the chat is served
 
     serve(config_from_args(args))
     return 0
