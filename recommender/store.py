@@ -89,6 +89,29 @@ CREATE INDEX IF NOT EXISTS interactions_user ON interactions(user_id, id);
 PRAGMA user_version = {SCHEMA_VERSION};
 """
 
+# Each feedback row (in the order stored; "seen" only when asked) with the latest turn of its session at
+# or before it that showed its item, then one row per item that turn listed: its shown items in rank
+# order, then its history oldest first. Each part joins on a primary key (turn_id, ...).
+_RECORDS = """
+WITH matched AS (
+    SELECT f.*, (
+        SELECT t.id FROM turns t JOIN shown s ON s.turn_id = t.id
+        WHERE t.session_id = f.session_id AND s.item_id = f.item_id AND t.time <= f.time
+        ORDER BY t.id DESC LIMIT 1
+    ) AS turn_id
+    FROM feedback f WHERE ? OR f.action != 'seen'
+)
+SELECT id, 0 AS part, 0 AS position, NULL AS listed, user_id, item_id, action, time, model, template_version,
+       session_id FROM matched
+UNION ALL
+SELECT m.id, 1, s.rank, s.item_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM matched m JOIN shown s ON s.turn_id = m.turn_id
+UNION ALL
+SELECT m.id, 2, h.position, h.item_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM matched m JOIN turn_history h ON h.turn_id = m.turn_id
+ORDER BY id, part, position
+"""
+
 
 class StoreError(RuntimeError):
     """The store could not be opened or written; the message names the file."""
@@ -342,29 +365,24 @@ class FeedbackStore:
     def feedback_records(self, include_seen: bool = False) -> list[dict[str, Any]]:
         """Feedback as fine-tuning records: the export's fields plus ``session_id`` and ``shown``, the
         item ids of the session's latest turn at or before the feedback that showed the item (empty
-        when none did), and that turn's ``history`` when it stored one (turns before schema 3 did not)."""
-        records = []
+        when none did), and that turn's ``history`` when it stored one (turns before schema 3 did not).
+
+        One query (``_RECORDS``): a row per feedback, then a row per item its turn listed, grouped here.
+        """
+        records: dict[int, dict[str, Any]] = {}
         with self._connection() as conn:
-            for row in conn.execute("SELECT * FROM feedback ORDER BY id"):
-                if row["action"] == "seen" and not include_seen:
-                    continue
-                turn = conn.execute(
-                    "SELECT t.id FROM turns t JOIN shown s ON s.turn_id = t.id WHERE t.session_id = ? "
-                    "AND s.item_id = ? AND t.time <= ? ORDER BY t.id DESC LIMIT 1",
-                    (row["session_id"], row["item_id"], row["time"]),
-                ).fetchone()
-                shown, history = [], []
-                if turn is not None:
-                    shown = _item_ids(conn, "SELECT item_id FROM shown WHERE turn_id = ? ORDER BY rank", turn[0])
-                    history = _item_ids(conn, "SELECT item_id FROM turn_history WHERE turn_id = ? ORDER BY position",
-                                        turn[0])  # fmt: skip
-                records.append({
-                    "user_id": row["user_id"], "item_id": row["item_id"], "label": LABELS.get(row["action"], 1),
-                    "action": row["action"], "timestamp": row["time"], "model": row["model"],
-                    "template_version": row["template_version"], "session_id": row["session_id"], "shown": shown,
-                    **({"history": history} if history else {}),
-                })  # fmt: skip
-        return records
+            for row in conn.execute(_RECORDS, (int(include_seen),)):
+                if row["part"] == 0:
+                    records[row["id"]] = {
+                        "user_id": row["user_id"], "item_id": row["item_id"], "label": LABELS.get(row["action"], 1),
+                        "action": row["action"], "timestamp": row["time"], "model": row["model"],
+                        "template_version": row["template_version"], "session_id": row["session_id"], "shown": [],
+                    }  # fmt: skip
+                elif row["part"] == 1:
+                    records[row["id"]]["shown"].append(row["listed"])
+                else:
+                    records[row["id"]].setdefault("history", []).append(row["listed"])
+        return list(records.values())
 
     def export_feedback(self, path: str | Path, include_seen: bool = False) -> int:
         """Write feedback as JSONL for fine-tuning; returns the number of lines written.
@@ -388,8 +406,20 @@ class FeedbackStore:
         return written
 
 
-def _item_ids(conn: sqlite3.Connection, query: str, turn_id: int) -> list[str]:
-    return [row[0] for row in conn.execute(query, (turn_id,))]
+def with_stored_interactions(history: Sequence[str], store: Any, user_id: str, catalog: Any) -> list[str]:
+    """``history`` followed by the items stored for ``user_id`` that it does not hold yet, in the
+    order they were stored; ids the catalogue does not know are left out.
+
+    ``store`` is anything with ``appended_interactions(user_id=)`` (a ``FeedbackStore``); ``catalog``
+    anything that answers ``item_id in catalog``. The chat calls it when a known user opens a session."""
+    history = list(history)
+    seen = set(history)
+    for row in store.appended_interactions(user_id=user_id):
+        item = str(row["item_id"])
+        if item in catalog and item not in seen:
+            history.append(item)
+            seen.add(item)
+    return history
 
 
 def _shown_entry(entry: Any) -> tuple[str, float | None]:

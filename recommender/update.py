@@ -41,6 +41,7 @@ from recommender.data import DataError, Dataset, Item
 from recommender.data.split import LeaveOneOutSplit
 from recommender.data.updates import NewEvents, extend_dataset
 from recommender.retrieval.incremental import RefreshReport, refresh_hybrid, retrain_due
+from recommender.store import with_stored_interactions
 
 MANIFEST = "manifest.json"
 CRASH_ENV = "RECOMMENDER_UPDATE_CRASH_AT"  # tests: SIGKILL this process at the named point of a write
@@ -332,19 +333,6 @@ def online_history(rec, store, user_id: str | int) -> list[str]:
     user = str(user_id)
     known = rec.user_history(user) if user in rec.split.sequences else []
     return with_stored_interactions(known, store, user, rec.catalog)
-
-
-def with_stored_interactions(history: Sequence[str], store, user_id: str, catalog) -> list[str]:
-    """``history`` followed by the items stored for ``user_id`` that it does not hold yet, in the
-    order they were stored; ids the catalogue does not know are left out."""
-    history = list(history)
-    seen = set(history)
-    for row in store.appended_interactions(user_id=user_id):
-        item = str(row["item_id"])
-        if item in catalog and item not in seen:
-            history.append(item)
-            seen.add(item)
-    return history
 
 
 def events_from_store(store, after_id: int = 0) -> tuple[NewEvents, int]:

@@ -160,3 +160,69 @@ def test_user_text_is_stored_verbatim(store):
     store.record_turn(session, nasty, nasty)
     assert store.turns(session)[0]["message"] == nasty
     assert sqlite3.connect(store.path).execute("SELECT COUNT(*) FROM turns").fetchone()[0] == 1
+
+
+def _records_row_by_row(store: FeedbackStore, include_seen: bool) -> list[dict]:
+    """The records as the store built them before issue 30: three queries per feedback row."""
+    records = []
+    with sqlite3.connect(store.path) as conn:
+        for user, item, action, when, model, version, session in conn.execute(
+            "SELECT user_id, item_id, action, time, model, template_version, session_id FROM feedback ORDER BY id"
+        ):
+            if action == "seen" and not include_seen:
+                continue
+            turn = conn.execute(
+                "SELECT t.id FROM turns t JOIN shown s ON s.turn_id = t.id WHERE t.session_id = ? "
+                "AND s.item_id = ? AND t.time <= ? ORDER BY t.id DESC LIMIT 1",
+                (session, item, when),
+            ).fetchone()
+            shown, history = [], []
+            if turn is not None:
+                shown = [r[0] for r in conn.execute("SELECT item_id FROM shown WHERE turn_id = ? ORDER BY rank", turn)]
+                history = [
+                    r[0]
+                    for r in conn.execute("SELECT item_id FROM turn_history WHERE turn_id = ? ORDER BY position", turn)
+                ]
+            records.append({
+                "user_id": user, "item_id": item, "label": {"like": 1, "dislike": 0}.get(action, 1), "action": action,
+                "timestamp": when, "model": model, "template_version": version, "session_id": session, "shown": shown,
+                **({"history": history} if history else {}),
+            })  # fmt: skip
+    return records
+
+
+def test_feedback_records_come_from_one_query_and_match_the_row_by_row_build(store, monkeypatch):
+    first, second = store.start_session("1"), store.start_session("2")
+    store.record_turn(first, "a", "r", shown=["10", "11", "12"], history=["1", "2"])
+    store.record_turn(first, "b", "r", shown=["12", "13"])  # no history: a turn stored before schema 3
+    store.record_turn(first, "c", "r", shown=["11", "10"], history=["3"])
+    store.record_turn(second, "d", "r", shown=[("10", 0.5), ("14", 0.4)], history=["9", "8", "7"])
+    with sqlite3.connect(store.path) as conn:  # turn times 100, 200, 300, 400
+        conn.execute("UPDATE turns SET time = id * 100")
+    for session, user, item, action, when in [
+        (first, "1", "10", "like", 150.0),  # first turn
+        (first, "1", "12", "dislike", 250.0),  # second turn (latest that showed 12), no history
+        (first, "1", "10", "seen", 350.0),  # third turn
+        (first, "1", "13", "like", 50.0),  # before any turn: shown []
+        (first, "1", "14", "like", 450.0),  # shown only in another session
+        (second, "2", "10", "dislike", 400.0),  # at the turn's own time
+        (None, None, "10", "like", 500.0),  # anonymous
+    ]:
+        store.record_feedback(session, user, item, action, timestamp=when)
+    statements = []
+    connect = sqlite3.connect
+
+    def traced(*args, **kwargs):
+        conn = connect(*args, **kwargs)
+        conn.set_trace_callback(statements.append)
+        return conn
+
+    for include_seen in (False, True):
+        expected = _records_row_by_row(store, include_seen)
+        monkeypatch.setattr(sqlite3, "connect", traced)
+        statements.clear()
+        assert store.feedback_records(include_seen) == expected
+        monkeypatch.setattr(sqlite3, "connect", connect)
+        assert sum(not s.lstrip().upper().startswith("PRAGMA") for s in statements) == 1
+    assert [r["shown"] for r in expected] == [["10", "11", "12"], ["12", "13"], ["11", "10"], [], [], ["10", "14"], []]
+    assert [r.get("history") for r in expected] == [["1", "2"], None, ["3"], None, None, ["9", "8", "7"], None]

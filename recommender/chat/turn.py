@@ -52,7 +52,7 @@ from recommender.chat.state import (
 )
 from recommender.chat.writing import REPLY_DEADLINE_S, REPLY_TOKENS, gated_reply, reply_messages, reply_opening
 from recommender.protocols import Recommendation
-from recommender.update import with_stored_interactions
+from recommender.store import with_stored_interactions
 
 __all__ = ["INFLUENCE_WINDOW", "MAX_K", "NEW_USER", "REPLY_DEADLINE_S", "REPLY_TOKENS", "SORRY", "Session", "TurnBasis",
            "TurnUpdate", "asks_for_picks", "card_explanation", "clamp_k", "explain_cards", "explain_pick",
