@@ -90,8 +90,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
-    from recommender.chat.replies import names_a_shown_item
-    from recommender.chat.state import allowed_titles, check_reply_names_only
+    from recommender.chat.replies import check_reply_names_only, names_a_shown_item
+    from recommender.chat.state import allowed_titles
     from recommender.chat.turn import open_session, run_turn
     from recommender.evaluation.protocol import sample_users
     from recommender.llm.prompting import template_version

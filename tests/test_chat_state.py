@@ -6,17 +6,16 @@ import json
 
 import pytest
 
+from recommender.chat.replies import check_reply_names_only, mentioned_titles
 from recommender.chat.state import (
     ConversationState,
     Refinement,
     allowed_titles,
     apply,
     apply_feedback,
-    check_reply_names_only,
     describe_constraints,
     help_reply,
     meaningful_query,
-    mentioned_titles,
     parse_message,
     record_shown,
     retrieval_history,

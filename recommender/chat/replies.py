@@ -18,14 +18,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from recommender.chat.lexicon import ABBREVIATIONS, GENRE_CLAIMS, REPEAT_IDIOMS
+from recommender.chat.state import ConversationState
 from recommender.data import Catalog
 from recommender.data.titles import ARTICLES, TitleMatcher, fold, title_keys
-
-if TYPE_CHECKING:  # state imports this module
-    from recommender.chat.state import ConversationState
 
 MAX_SENTENCES = 4  # "a few sentences"; a longer reply buries the cards
 MAX_WORDS = 90

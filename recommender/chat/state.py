@@ -7,7 +7,7 @@ One turn, as the Gradio app and the pipeline walk it::
     filters = to_filters(state)                          # protocols.Filters for the retriever
     recs = recommender.recommend(history=retrieval_history(state), query=state.query or None, filters=filters)
     state = record_shown(state, [r.item_id for r in recs])
-    reply = templated_reply(recs, refinement, state)     # or an LLM reply checked by check_reply_names_only
+    reply = templated_reply(recs, refinement, state)     # or an LLM reply the gate passed (chat.replies)
     store.save_state(session_id, state.to_json())        # survives a restart: ConversationState.from_json
 """
 
@@ -19,7 +19,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 
 from recommender.chat.lexicon import QUERY_FILLERS
-from recommender.chat.replies import check_reply_names_only, mentioned_titles
 from recommender.chat.understanding import MAX_MESSAGE_CHARS, Refinement, clean_message, parse_message
 from recommender.data import Catalog
 from recommender.data.titles import TitleMatch, TitleMatcher, TitleMiss, fold
@@ -35,10 +34,8 @@ __all__ = [
     "apply",
     "apply_feedback",
     "allowed_titles",
-    "check_reply_names_only",
     "clean_message",
     "help_reply",
-    "mentioned_titles",
     "parse_message",
     "record_shown",
     "retrieval_history",
