@@ -206,8 +206,20 @@ def _coerce(value: Any, f: dataclasses.Field, path: str, cls: type) -> Any:
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if default is not None and value is not None and not isinstance(value, type(default)):
-        raise ConfigError(f"config key '{path}' must be a {type(default).__name__}, got {value!r}.")
+        kind = _KIND_WORDS.get(type(default), f"a {type(default).__name__}")
+        raise ConfigError(f"config key '{path}' must be {kind}, got {value!r}.")
     return value
+
+
+# What a YAML writer should type, in words ("must be a int" reads as a slip).
+_KIND_WORDS = {
+    int: "a whole number",
+    float: "a number",
+    str: "text",
+    tuple: "a list",
+    list: "a list",
+    dict: "a mapping",
+}
 
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> FinetuneConfig:

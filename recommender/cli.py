@@ -14,7 +14,8 @@ import pkgutil
 import sys
 
 import recommender.commands as commands
-from recommender.data import DataError
+from recommender.llm.quiet import quiet_third_party
+from recommender.store import StoreError
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -28,12 +29,22 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    quiet_third_party()
     try:
         return int(args.run(args) or 0)
-    except (DataError, FileNotFoundError, ValueError) as error:
-        # Bad input ends with one sentence, not a traceback.
-        print(f"error: {error}", file=sys.stderr)
+    except (StoreError, OSError, ValueError, KeyError) as error:
+        # Bad input (DataError, ModelLoadError and ConfigError are ValueErrors) ends with one
+        # sentence, not a traceback.
+        print(f"error: {_sentence(error)}", file=sys.stderr)
         return 2
+
+
+def _sentence(error: BaseException) -> str:
+    if isinstance(error, KeyError) and error.args:
+        return str(error.args[0])  # str(KeyError) wraps its message in quotes
+    if isinstance(error, OSError) and error.filename and str(error.filename) not in str(error):
+        return f"{error.filename}: {error.strerror or error}"
+    return str(error)
 
 
 if __name__ == "__main__":

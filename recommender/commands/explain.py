@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from recommender.commands.recommend import add_model_arguments
+from recommender.commands.recommend import add_model_arguments, load_checked
 from recommender.explain import DEFAULT_WINDOW, Explanation
 
 
@@ -49,13 +49,6 @@ def history_before(recommender, user: str, item_id: str) -> list[str]:
     return history[: history.index(item_id)] if item_id in history else history
 
 
-def _resolve_item(recommender, reference: str) -> str:
-    found, _ = recommender.resolve_items([reference])
-    if not found:
-        raise ValueError(f"item {reference!r} matches no item id or exact title of the catalogue.")
-    return found[0]
-
-
 def _table(explanation: Explanation, top: int) -> list[str]:
     """Measured influences (beyond the floor, strongest first), then the items with no measurable
     effect, unranked (most recent first)."""
@@ -77,13 +70,15 @@ def _table(explanation: Explanation, top: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from recommender.data.lookup import ItemLookup
     from recommender.pipeline import Recommender
 
+    dataset = load_checked(args, args.user)
+    item_id = ItemLookup(dataset.catalog).item(args.item)
     adapter = "none" if args.rating and args.adapter == "default" else args.adapter
     recommender = Recommender.from_pretrained(
-        args.dataset, model=args.model, adapter=adapter, quantize=args.quantize, dtype=args.dtype, device=args.device
+        dataset, model=args.model, adapter=adapter, quantize=args.quantize, dtype=args.dtype, device=args.device
     )
-    item_id = _resolve_item(recommender, args.item)
     if args.rating:
         return _explain_rating(recommender, str(args.user), item_id, args)
     item = recommender.catalog[item_id]

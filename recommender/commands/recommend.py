@@ -44,11 +44,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+def load_checked(args: argparse.Namespace, user: str | None = None):
+    """The dataset, with ``user`` checked against it: a wrong id is told before the model loads."""
+    from recommender.data.loaders import load_dataset
+    from recommender.data.lookup import check_user
+
+    dataset = load_dataset(args.dataset)
+    if user is not None:
+        check_user(dataset, user)
+    return dataset
+
+
 def run(args: argparse.Namespace) -> int:
     from recommender.pipeline import Recommender
 
+    dataset = load_checked(args, args.user)
     recommender = Recommender.from_pretrained(
-        args.dataset, model=args.model, adapter=args.adapter, quantize=args.quantize, device=args.device,
+        dataset, model=args.model, adapter=args.adapter, quantize=args.quantize, device=args.device,
         dtype=args.dtype, retrieval_only=args.retrieval_only,
     )  # fmt: skip
     history = [part.strip() for part in args.history.split(";") if part.strip()] if args.history else None

@@ -31,6 +31,7 @@ import torch
 
 from recommender.assets import DEFAULT_LLM_NAME, default_cache_dir, find_default_gguf
 from recommender.llm.precision import Precision, choose_precision, detect_hardware
+from recommender.llm.quiet import no_progress_bar, quiet_third_party
 from recommender.prompts import TEMPLATE_VERSIONS
 
 ADAPTER_METADATA_FILE = "recommender_adapter.json"  # written beside adapter_config.json
@@ -354,6 +355,7 @@ def load_model(
             float32, then the model is converted. The chosen precision and its reason are recorded
             in ``LoadedModel.dtype`` / ``precision_reason``.
     """
+    quiet_third_party()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -377,7 +379,8 @@ def load_model(
         raise ModelLoadError(f"the tokenizer of {base_name} has no chat template; use an instruction-tuned model.")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    net = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    with no_progress_bar():
+        net = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     if not four_bit:
         net = net.to(device)
     if adapter is not None:
