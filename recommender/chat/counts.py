@@ -5,7 +5,21 @@ from __future__ import annotations
 
 import re
 
-from recommender.chat.lexicon import COUNT_ADJECTIVES, COUNT_NOUNS, GENRE_PLURALS, NUMBER_WORDS
+from recommender.chat.lexicon import (
+    AMBIGUOUS_COUNT_LEADS,
+    AMBIGUOUS_COUNTS,
+    COUNT_ADJECTIVES,
+    COUNT_MARKERS,
+    COUNT_NOUNS,
+    COUNT_SKIPPED,
+    GENRE_PLURALS,
+    NUMBER_WORDS,
+)
+
+# The most cards one turn shows, whatever a message ("recommend 500 movies") or a slider asks:
+# more is no conversation. A count above it is cut to it, and the reply says so (MAX_COUNT_NOTE).
+MAX_K = 50
+MAX_COUNT_NOTE = "I show at most {cap} at a time; here are the first {cap}."
 
 
 def asked_count(tokens: list[str], used: list[bool]) -> int | None:
@@ -15,27 +29,11 @@ def asked_count(tokens: list[str], used: list[bool]) -> int | None:
         if value is None or used[i] or re.fullmatch(r"(?:18|19|20)\d\d", token):
             continue
         previous = tokens[i - 1] if i else ""
-        ahead = [t for t in tokens[i + 1 : i + 6] if t not in {"of", "more", "good", "great", "new", "old", "a"}]
+        ahead = [t for t in tokens[i + 1 : i + 6] if t not in COUNT_SKIPPED]
         noun = next((k for k, t in enumerate(ahead[:4]) if t in COUNT_NOUNS or _genre_plural(t)), None)
-        if token in {"one", "couple", "dozen", "hundred", "thousand", "million"} and previous not in {
-            "just",
-            "only",
-            "a",
-            "top",
-            "me",
-            "give",
-            "recommend",
-            "show",
-            "pick",
-            "exactly",
-            "",
-        }:
+        if token in AMBIGUOUS_COUNTS and previous not in AMBIGUOUS_COUNT_LEADS:
             continue  # "one of those", "the one with …"
-        if (
-            previous in {"top", "just", "only", "exactly"}
-            or noun is not None
-            and all(t in COUNT_ADJECTIVES for t in ahead[:noun])
-        ):
+        if previous in COUNT_MARKERS or noun is not None and all(t in COUNT_ADJECTIVES for t in ahead[:noun]):
             used[i] = True
             if previous == "top":
                 used[i - 1] = True

@@ -202,3 +202,47 @@ GENRE_PLURALS = {"comedies", "dramas", "thrillers", "westerns", "musicals", "hor
                  "cartoons", "mysteries", "romcoms", "actions", "adventures", "classics", "noirs", "fantasies",
                  "horror", "action", "comedy", "drama", "thriller", "western", "musical", "documentary", "war",
                  "sci fis", "scifis"}  # fmt: skip
+
+# Counts ("give me 3 options", ``counts``): words skipped between a count and its noun; words that may
+# follow a count without being one ("one of those", "a dozen"); the words before such a word that make it
+# a count after all ("just one", "give me a couple"); and words that make any number a count ("top 5").
+COUNT_SKIPPED = {"of", "more", "good", "great", "new", "old", "a"}
+AMBIGUOUS_COUNTS = {"one", "couple", "dozen", "hundred", "thousand", "million"}
+AMBIGUOUS_COUNT_LEADS = {"just", "only", "a", "top", "me", "give", "recommend", "show", "pick", "exactly", ""}
+COUNT_MARKERS = {"top", "just", "only", "exactly"}
+
+# Years (``years``): a decade's part ("early 90s": its first four years, offsets from the decade's start);
+# the word before a year that bounds it from above ("before 1990"; those in BY_YEAR include it: "until 1990")
+# or from below ("after 1990"; "from" only with FROM_ON after the year: "from 1990 on").
+DECADE_PARTS = {"early": (0, 3), "mid": (3, 6), "late": (6, 9)}
+BEFORE_YEAR = {"before", "pre", "until", "till", "prior", "older", "earlier"}
+BY_YEAR = {"until", "till", "to"}
+AFTER_YEAR = {"after", "since", "post", "newer", "later", "onwards", "from"}
+FROM_ON = {"on", "onwards", "onward"}
+
+# Genres and ages (``understanding``): "new" is recent before these (and a count noun or a genre);
+# "a 6 year old" is a child only after a number; black-and-white phrases are "old", older still.
+NEW_THINGS = {"stuff", "releases", "release"}
+AGE_PHRASES = {"year old", "years old"}
+BLACK_AND_WHITE_PHRASES = ("black and white", "b w", "silent", "silent era")
+# Words after a cue that are no title ("like from the 90s"), besides the lexicon's phrases and decades.
+NOT_TITLE_AFTER_CUE = {"from", "before", "after", "since", "the 90s", "for"}
+
+# Titles in a message (``title_cues``): words after a cue that are no title; pronouns and the like ("like
+# it", "seen them"); words that may open a clause before a title ("hmm Cemetery Man was boring"); and the
+# verdicts after a title that make it a dislike ("Titanic was boring") or a like ("Heat was great").
+NOT_TITLE = {"something", "anything", "movies", "films", "movie", "film", "stuff", "any", "ones", "the ones"}
+TITLE_PRONOUNS = {"it", "that", "this", "them", "those", "these", "both", "all", "one", "some", "the first",
+                  "the last", "a lot", "you", "me", "him", "her", "so", "too", "to", "sure", "thanks", "way", "idea",
+                  "more"}  # fmt: skip
+CLAUSE_OPENERS = {"hmm", "hm", "ok", "okay", "so", "well", "um", "uh", "oh", "ah", "hey", "hi", "right", "yeah",
+                  "nah", "ugh", "and", "also", "plus", "honestly", "sadly", "lol"}  # fmt: skip
+BAD_VERDICTS = ("boring", "bad", "awful", "terrible", "meh", "overrated", "dull", "rubbish", "crap", "garbage",
+                "the worst", "horrible", "slow", "long")  # fmt: skip
+GOOD_VERDICTS = ("great", "amazing", "awesome", "good", "brilliant", "fantastic", "the best", "excellent", "fun",
+                 "perfect", "incredible")  # fmt: skip
+CUE_GLUE = LIST_GLUE | {"another", "with", "too"}  # skipped after a cue before looking for a genre or decade
+SEED_AFTER_TITLE = ("style", "esque", "like", "type", "vibe", "vibes", "kind of", "sort of", "but", "feel", "energy")
+# A "like" cue after one of these in its clause excludes: "I don't want anything like Scream".
+NEGATIONS_BEFORE_LIKE = ("no", "not", "dont", "don't", "doesnt", "doesn't", "never", "nothing", "without", "rather not",
+                         "hate")  # fmt: skip

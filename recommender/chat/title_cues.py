@@ -7,7 +7,20 @@ from __future__ import annotations
 import re
 
 from recommender.chat.fragments import negated_fragment
-from recommender.chat.lexicon import ABBREVIATIONS, COUNT_NOUNS, EXCLUDE_CUES, LIST_GLUE, NEGATOR_WORDS
+from recommender.chat.lexicon import (
+    ABBREVIATIONS,
+    BAD_VERDICTS,
+    CLAUSE_OPENERS,
+    COUNT_NOUNS,
+    CUE_GLUE,
+    EXCLUDE_CUES,
+    GOOD_VERDICTS,
+    NEGATIONS_BEFORE_LIKE,
+    NEGATOR_WORDS,
+    NOT_TITLE,
+    SEED_AFTER_TITLE,
+    TITLE_PRONOUNS,
+)
 from recommender.chat.years import decade
 from recommender.data.titles import ARTICLES, FUZZY_CUTOFF, TitleMatch, TitleMatcher, TitleMiss, fold
 
@@ -29,21 +42,11 @@ CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
                            + r")\s+", re.I)),
 )  # fmt: skip
 # After a title at the start of a clause: "Alien-style horror", "Star Wars vibes", "Titanic was boring".
-_POSTFIX_SEED = re.compile(r"^(?:style|esque|like|type|vibes?|kind of|sort of|but|feel|energy)\b")
+_POSTFIX_SEED = re.compile(rf"^(?:{'|'.join(SEED_AFTER_TITLE)})\b")
 _POSTFIX_BAD = re.compile(
-    r"^(?:was|is|were)\s+(?:so\s+|really\s+|too\s+|pretty\s+|kinda\s+)?(?:boring|bad|awful|"
-    r"terrible|meh|overrated|dull|rubbish|crap|garbage|the worst|horrible|slow|long)\b"
+    rf"^(?:was|is|were)\s+(?:so\s+|really\s+|too\s+|pretty\s+|kinda\s+)?(?:{'|'.join(BAD_VERDICTS)})\b"
 )
-_POSTFIX_GOOD = re.compile(
-    r"^(?:was|is|were)\s+(?:so\s+|really\s+|pretty\s+)?(?:great|amazing|awesome|good|"
-    r"brilliant|fantastic|the best|excellent|fun|perfect|incredible)\b"
-)
-_NOT_TITLE = {"something", "anything", "movies", "films", "movie", "film", "stuff", "any", "ones", "the ones"}
-_PRONOUNS = {"it", "that", "this", "them", "those", "these", "both", "all", "one", "some", "the first",
-             "the last", "a lot", "you", "me", "him", "her", "so", "too", "to", "sure", "thanks", "way", "idea",
-             "more"}  # fmt: skip
-_OPENERS = {"hmm", "hm", "ok", "okay", "so", "well", "um", "uh", "oh", "ah", "hey", "hi", "right", "yeah", "nah", "ugh",
-            "and", "also", "plus", "honestly", "sadly", "lol"}  # fmt: skip
+_POSTFIX_GOOD = re.compile(rf"^(?:was|is|were)\s+(?:so\s+|really\s+|pretty\s+)?(?:{'|'.join(GOOD_VERDICTS)})\b")
 _YEAR_TOKEN = re.compile(r"^\(?((?:18|19|20)\d\d)\)?$")
 
 
@@ -91,8 +94,7 @@ def match_span(
     return best
 
 
-_NEGATION_BEFORE = re.compile(r"\b(?:no|not|dont|don't|doesnt|doesn't|never|nothing|without|rather not|hate)\b",
-                              re.I)  # fmt: skip
+_NEGATION_BEFORE = re.compile(rf"\b(?:{'|'.join(NEGATIONS_BEFORE_LIKE)})\b", re.I)
 
 
 def _clause_start(text: str, start: int) -> int:
@@ -117,12 +119,12 @@ def cue_skips(after: str, matcher: TitleMatcher, vocabulary: set[str]) -> bool:
         if capital or used >= 3 or used >= 2 and folded[0] in ARTICLES and fold(match.typed) in matcher.keys:
             return False
     words = folded
-    while len(words) > 1 and words[0] in LIST_GLUE | {"another", "with", "too"}:
+    while len(words) > 1 and words[0] in CUE_GLUE:
         words = words[1:]
     if decade(words[0]) or words[0].isdigit():
         return True
-    return _starts_with_phrase(folded, vocabulary | _PRONOUNS | _NOT_TITLE) or _starts_with_phrase(
-        words, vocabulary | _PRONOUNS
+    return _starts_with_phrase(folded, vocabulary | TITLE_PRONOUNS | NOT_TITLE) or _starts_with_phrase(
+        words, vocabulary | TITLE_PRONOUNS
     )
 
 
@@ -169,7 +171,7 @@ def titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
                 break  # another title must follow a list separator: "Fargo, Heat and Babe"
             while words and fold(words[0].group()) in {"and", "or", ""}:
                 words = words[1:]
-            if words and fold(words[0].group()) in NEGATOR_WORDS | _NOT_TITLE | _PRONOUNS:
+            if words and fold(words[0].group()) in NEGATOR_WORDS | NOT_TITLE | TITLE_PRONOUNS:
                 break  # "like Fargo, not Pulp Fiction": the next title has its own cue
             if words and cue_skips(text[end + words[0].start() : stop], matcher, vocabulary):
                 break  # "I loved Contact and a family movie": a genre, no second title
@@ -191,7 +193,7 @@ def titles_leading_clauses(text: str, matcher: TitleMatcher, found: dict[str, li
     consumed = []
     for clause in re.finditer(r"[^,;.!?\n]+", text):
         words = list(re.finditer(r"\S+", clause.group()))
-        while len(words) > 1 and fold(words[0].group()) in _OPENERS:
+        while len(words) > 1 and fold(words[0].group()) in CLAUSE_OPENERS:
             words = words[1:]  # "hmm Cemetery Man was boring"
         if not words:
             continue

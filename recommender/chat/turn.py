@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from recommender.chat.cards import INFLUENCE_WINDOW, TurnBasis, card_explanation, explain_cards, explain_pick
+from recommender.chat.counts import MAX_COUNT_NOTE, MAX_K  # MAX_K: the most cards a turn shows
 from recommender.chat.state import (
     ConversationState,
     _miss_lines,  # "I could not find X. Did you mean ...?"; kept in LLM replies too
@@ -63,8 +64,6 @@ __all__ = ["INFLUENCE_WINDOW", "MAX_K", "NEW_USER", "REPLY_DEADLINE_S", "REPLY_T
 log = logging.getLogger(__name__)
 
 NEW_USER = "new user"
-MAX_K = 50  # cards per turn; more is no conversation
-MAX_COUNT_NOTE = "I show at most {cap} at a time; here are the first {cap}."
 SORRY = "Sorry, something went wrong on my side with that request, and nothing you asked for was lost. Please try again, or rephrase it."  # noqa: E501
 
 

@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
 
-from recommender.chat.counts import asked_count
+from recommender.chat.counts import MAX_COUNT_NOTE, MAX_K, asked_count
 from recommender.chat.lexicon import (
     ADDITIVE,
     ADULT_PHRASES,
+    AGE_PHRASES,
     BLACK_AND_WHITE_GAP,
+    BLACK_AND_WHITE_PHRASES,
     CLAUSE_WORDS,
     COUNT_NOUNS,
     DECADE_WORDS,
@@ -33,8 +35,10 @@ from recommender.chat.lexicon import (
     MULTI_GENRE,
     NEGATOR_PHRASES,
     NEGATOR_WORDS,
+    NEW_THINGS,
     NOT_OLD_GAP,
     NOT_RECENT_GAP,
+    NOT_TITLE_AFTER_CUE,
     NUMBER_WORDS,
     OLD_GAP,
     OLD_PHRASES,
@@ -55,7 +59,6 @@ from recommender.chat.years import YearParser, decade, parse_years
 from recommender.data import Catalog
 from recommender.data.titles import TitleMatch, TitleMatcher, TitleMiss, fold
 
-MAX_K = 50  # the most films one message may ask for ("recommend 500 movies" -> 50, with a note)
 MAX_PHRASE = 6  # longest lexicon phrase, in words ("on the edge of my seat")
 MAX_NEGATION_GAP = 2  # a negation reaches over at most this many other content words
 
@@ -127,7 +130,7 @@ def _lexicon(catalog: Catalog) -> dict[str, tuple[str, tuple[str, ...]]]:
         lexicon.update({phrase: ("adult", ("Children's",)) for phrase in ADULT_PHRASES})
     lexicon.update({phrase: ("recent", ()) for phrase in RECENT_PHRASES})
     lexicon.update({phrase: ("old", ()) for phrase in OLD_PHRASES})
-    lexicon.update({phrase: ("old", ("bw",)) for phrase in ("black and white", "b w", "silent", "silent era")})
+    lexicon.update({phrase: ("old", ("bw",)) for phrase in BLACK_AND_WHITE_PHRASES})
     lexicon.update({phrase: ("neg", ()) for phrase in NEGATOR_PHRASES})
     lexicon.update({phrase: ("idle", ()) for phrase in IDLE_PHRASES})
     _LEXICON[catalog] = lexicon
@@ -153,9 +156,7 @@ def _phrases(tokens: list[str], lexicon: dict) -> list[tuple[int, int, str, tupl
             phrase = " ".join(tokens[i : i + n])
             if phrase not in lexicon:
                 continue
-            if phrase in {"year old", "years old"} and not (
-                i and (tokens[i - 1].isdigit() or tokens[i - 1] in NUMBER_WORDS)
-            ):
+            if phrase in AGE_PHRASES and not (i and (tokens[i - 1].isdigit() or tokens[i - 1] in NUMBER_WORDS)):
                 continue  # "a 6 year old" is a child; "a 40 year old film" is no genre
             found.append((i, n, *lexicon[phrase]))
             i += n
@@ -176,7 +177,7 @@ def _phrases(tokens: list[str], lexicon: dict) -> list[tuple[int, int, str, tupl
 def _new_is_recent(tokens: list[str], i: int, lexicon: dict) -> bool:
     """ "new movies", "new comedies": recent; "something new", "new search": not a year bound."""
     following = tokens[i + 1] if i + 1 < len(tokens) else ""
-    return following in COUNT_NOUNS | {"stuff", "releases", "release"} or lexicon.get(following, ("",))[0] == "genre"
+    return following in COUNT_NOUNS | NEW_THINGS or lexicon.get(following, ("",))[0] == "genre"
 
 
 def _scope(tokens: list[str], phrases) -> tuple[list[bool], list[int], list[bool]]:
@@ -223,9 +224,21 @@ def _continues(tokens: list[str], i: int, item_at: set[int]) -> bool:
     return j in item_at or (j < len(tokens) and bool(decade(tokens[j]) or tokens[j].isdigit()))
 
 
-def _parse_rest(text: str, catalog: Catalog):
+@dataclass
+class _Rest:
+    """What the text outside titles says (``_parse_rest``)."""
+
+    genres: dict[str, list]  # "include" / "exclude" -> (genre, phrase, firm) triples, for ``_resolve_genres``
+    years: YearParser  # the year bounds collected
+    k: int | None  # films asked for, not capped yet
+    query: list[str]  # leftover words, for the free-text query
+    avoid: list[str]  # negated words that are no genre ("without violence")
+    additive: bool  # "also comedies"
+
+
+def _parse_rest(text: str, catalog: Catalog) -> _Rest:
     """Genres (with negation scope), years, count, leftover query words and avoided words of the text outside
-    titles: (genres, years, k, query, avoid, additive)."""
+    titles."""
     lexicon = _lexicon(catalog)
     tokens = [t for t in _tokens(text) if t]
     used = [False] * len(tokens)
@@ -255,7 +268,7 @@ def _parse_rest(text: str, catalog: Catalog):
                     and (tokens[start - 1] not in TRANSPARENT | FILLERS | NEGATOR_WORDS)
                 )
                 genres["exclude" if neg else "include"].append((name, phrase, own and not modified))
-            if phrase in {"year old", "years old"}:
+            if phrase in AGE_PHRASES:
                 used[start - 1] = True
         elif kind == "adult":
             genres["include" if neg else "exclude"].append((names[0], phrase, True))
@@ -275,7 +288,7 @@ def _parse_rest(text: str, catalog: Catalog):
             continue
         (avoid if negated[i] else query).append(token)
     additive = any(t in ADDITIVE for t in tokens)
-    return genres, years, k, query, avoid, additive
+    return _Rest(genres, years, k, query, avoid, additive)
 
 
 def _resolve_genres(genres: dict[str, list]) -> tuple[tuple[str, ...], tuple[str, ...], list[str]]:
@@ -320,7 +333,7 @@ def parse_message(text: object, catalog: Catalog) -> Refinement:
     show_more = bool(_SHOW_MORE.match(folded))
     matcher = TitleMatcher.for_catalog(catalog)
     lexicon = _lexicon(catalog)
-    vocabulary = set(lexicon) | set(DECADE_WORDS) | {"from", "before", "after", "since", "the 90s", "for"}
+    vocabulary = set(lexicon) | set(DECADE_WORDS) | NOT_TITLE_AFTER_CUE
     found, misses, consumed = titles_after_cues(cleaned, matcher, vocabulary)
     rest = cleaned
     for start, end in sorted(consumed, reverse=True):
@@ -329,9 +342,10 @@ def parse_message(text: object, catalog: Catalog) -> Refinement:
         rest = rest[:start] + " " + rest[end:]
     if reset:
         rest = _RESET.sub(" ", fold(rest))
-    genres, years, k, query, avoid, additive = _parse_rest("" if show_more else rest, catalog)
-    include, exclude, soft = _resolve_genres(genres)
-    avoid = soft + avoid
+    read = _parse_rest("" if show_more else rest, catalog)
+    years, k, query = read.years, read.k, read.query
+    include, exclude, soft = _resolve_genres(read.genres)
+    avoid = soft + read.avoid
     year_min, year_max, year_set = years.result()
     notes += _limit_notes(years, year_min, year_max, avoid, k)
     k = min(k, MAX_K) if k and k > 0 else None
@@ -368,7 +382,7 @@ def parse_message(text: object, catalog: Catalog) -> Refinement:
         avoid_terms=_unique(avoid),
         show_more=show_more and not reset,
         reset=reset,
-        additive=additive,
+        additive=read.additive,
         truncated=truncated,
         notes=tuple(dict.fromkeys(notes)),
         k=k,
@@ -386,7 +400,7 @@ def _limit_notes(years: YearParser, year_min: int | None, year_max: int | None, 
     if avoid:
         notes.append(f'I can\'t filter on "{" ".join(avoid[:5])}" exactly; I kept the genres you gave.')
     if k is not None and k > MAX_K:
-        notes.append(f"I show at most {MAX_K} at a time; here are the first {MAX_K}.")
+        notes.append(MAX_COUNT_NOTE.format(cap=MAX_K))
     return notes
 
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import re
 
-from recommender.chat.lexicon import DECADE_WORDS, FILLERS, YEAR_WORDS
+from recommender.chat.lexicon import (
+    AFTER_YEAR,
+    BEFORE_YEAR,
+    BY_YEAR,
+    DECADE_PARTS,
+    DECADE_WORDS,
+    FILLERS,
+    FROM_ON,
+    YEAR_WORDS,
+)
 from recommender.chat.slips import slip
 
 
@@ -65,7 +74,7 @@ def parse_years(tokens: list[str], used: list[bool], years: YearParser, negated_
     for i, token in enumerate(tokens):
         if used[i]:
             continue
-        modifier = tokens[i - 1] if i and tokens[i - 1] in {"early", "mid", "late"} else ""
+        modifier = tokens[i - 1] if i and tokens[i - 1] in DECADE_PARTS else ""
         start = decade(token)
         year = int(token) if re.fullmatch(r"(?:18|19|20)\d\d", token) else None
         span = (start, start + 9) if start is not None else (year, year) if year is not None else None
@@ -73,23 +82,22 @@ def parse_years(tokens: list[str], used: list[bool], years: YearParser, negated_
             continue
         lo, hi = span
         if start is not None and modifier:
-            lo, hi = {"early": (lo, lo + 3), "mid": (lo + 3, lo + 6), "late": (lo + 6, hi)}[modifier]
+            first, last = DECADE_PARTS[modifier]
+            lo, hi = start + first, start + last
             used[i - 1] = True
         used[i] = True
         window = range(max(0, i - 3), i)
-        look = [tokens[k] for k in window if tokens[k] not in {"the", "early", "mid", "late", "year"}]
+        look = [tokens[k] for k in window if tokens[k] not in {"the", "year"} and tokens[k] not in DECADE_PARTS]
         word = look[-1] if look else ""
         after = " ".join(tokens[i + 1 : i + 3])
         for k in window:
             used[k] = used[k] or tokens[k] in YEAR_WORDS
         negated = negated_at(i)
-        if word in {"before", "pre", "until", "till", "prior", "older", "earlier"} or (word == "to" and "up" in look):
-            inclusive = word in {"until", "till", "to"}
+        if word in BEFORE_YEAR or (word == "to" and "up" in look):
+            inclusive = word in BY_YEAR
             edge = hi if inclusive else lo - 1
             years.bound(lower=edge + 1) if negated else years.bound(upper=edge)
-        elif word in {"after", "since", "post", "newer", "later", "onwards", "from"} and (
-            word != "from" or (i + 1 < len(tokens) and tokens[i + 1] in {"on", "onwards", "onward"})
-        ):
+        elif word in AFTER_YEAR and (word != "from" or (i + 1 < len(tokens) and tokens[i + 1] in FROM_ON)):
             edge = lo if word in {"since", "from"} else hi + 1
             years.bound(upper=edge - 1) if negated else years.bound(lower=edge)
         elif word in {"and", "to"} and years.ranges and not negated:
