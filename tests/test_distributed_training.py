@@ -59,7 +59,7 @@ def train_two_steps(folder: Path, batch_size: int) -> None:
     state = train_loop(model, examples(), config, folder, pad_id=0, accelerator=accelerator, log=lambda _: None)
     save_adapter(accelerator, model, folder)
     if accelerator.is_main_process:
-        record = {"processes": accelerator.num_processes, "losses": state["losses"], "lrs": state["lrs"]}
+        record = {"processes": accelerator.num_processes, "losses": state.losses, "lrs": state.lrs}
         (folder / "trainer.json").write_text(json.dumps(record))
 
 

@@ -164,7 +164,7 @@ def test_two_lora_steps_change_the_adapter_and_not_the_base(tiny_model, tmp_path
     model = add_lora(tiny_model, config, quantized=False)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
     state = train_loop(model, tiny_examples(), config, tmp_path, pad_id=0, log=lambda _: None)
-    assert state["step"] == 2 and all(np.isfinite(loss) for _, loss in state["losses"])
+    assert state.step == 2 and all(np.isfinite(loss) for _, loss in state.losses)
     after = dict(model.named_parameters())
     lora = [n for n in before if "lora_" in n]
     assert lora and any(not torch.equal(before[n], after[n]) for n in lora if "lora_B" in n)
@@ -195,7 +195,7 @@ def test_line_scored_loss_is_cross_entropy_over_the_line_scores_and_trains(tiny_
         batch_loss(model, lined[:2], 0)
     before = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}
     state = train_loop(model, lined + tiny_examples(), config, tmp_path, 0, log=lambda _: None, answer_ids=answers)
-    assert state["step"] == 2 and all(np.isfinite(loss) for _, loss in state["losses"])
+    assert state.step == 2 and all(np.isfinite(loss) for _, loss in state.losses)
     assert any(not torch.equal(before[n], p) for n, p in model.named_parameters() if n in before)
 
 
@@ -215,15 +215,15 @@ def test_resume_continues_from_the_checkpoint_step(tiny_model, tmp_path):
         0,
         log=lambda _: None,
     )
-    assert latest_checkpoint(tmp_path).name == "step-000002" and first["step"] == 2
+    assert latest_checkpoint(tmp_path).name == "step-000002" and first.step == 2
     messages = []
     model = add_lora(fresh, tiny_config(tmp_path, max_steps=4), False)
     resumed = train_loop(
         model, tiny_examples(), tiny_config(tmp_path, max_steps=4), tmp_path, 0, resume=True, log=messages.append
     )
     assert messages[0].endswith("at step 2")
-    assert [step for step, _ in resumed["losses"]] == [1, 2, 3, 4]
-    assert resumed["losses"][:2] == first["losses"]
+    assert [step for step, _ in resumed.losses] == [1, 2, 3, 4]
+    assert resumed.losses[:2] == first.losses
     # The same 4 steps without interruption give the same adapter.
     torch.manual_seed(0)
     straight = train_loop(
@@ -235,7 +235,7 @@ def test_resume_continues_from_the_checkpoint_step(tiny_model, tmp_path):
         log=lambda _: None,
     )
     # (the optimizer state round trip leaves float noise in the last step)
-    np.testing.assert_allclose([x for _, x in straight["losses"]], [x for _, x in resumed["losses"]], rtol=1e-2)
+    np.testing.assert_allclose([x for _, x in straight.losses], [x for _, x in resumed.losses], rtol=1e-2)
 
 
 @pytest.mark.parametrize("retune", [False, True])
@@ -249,7 +249,22 @@ def test_a_retune_keeps_its_starting_adapter_unless_a_step_beats_it(tiny_model, 
         add_lora(tiny_model, config, False), tiny_examples(), config, tmp_path, 0, log=lambda _: None,
         evaluate=lambda _: {"blend_NDCG@10": next(scores)}, save_best=lambda _, m: kept.append(m["step"]),
     )  # fmt: skip
-    assert kept == ([0] if retune else [1, 2]) and state["best"]["step"] == kept[-1]
+    assert kept == ([0] if retune else [1, 2]) and state.best["step"] == kept[-1]
+
+
+def test_trainer_state_keeps_the_best_and_counts_patience():
+    from recommender.finetune.loop import TrainerState
+
+    state = TrainerState()
+    assert state.add_eval({"step": 0, "m": 0.5}, "m", 2, candidate=False) == (False, False) and state.best is None
+    assert state.add_eval({"step": 1, "m": 0.2}, "m", 2) == (True, False)
+    assert state.add_eval({"step": 2, "m": 0.2}, "m", 2) == (False, False)  # not better by more than 1e-9
+    assert state.add_eval({"step": 3, "m": 0.1}, "m", 2) == (False, True)
+    assert state.best["step"] == 1 and state.bad_evals == 2 and len(state.evals) == 4
+    saved = json.loads(json.dumps(state.to_dict()))  # trainer_state.json of a checkpoint
+    assert TrainerState.from_dict(saved) == state
+    del saved["lrs"]  # checkpoints written before the schedule was recorded
+    assert TrainerState.from_dict(saved).lrs == []
 
 
 def fresh_base(_):

@@ -1,0 +1,98 @@
+"""Training examples as token ids (``Encoded``), and the loss of a micro-batch of them.
+
+The ids come through the tokenizer's chat template exactly as the serving scorer builds them;
+the loss reads the same positions the serving scorer ranks by (see ``batch_loss``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A tokenised example: ``ids`` = prompt + completion; the last ``n_completion`` ids are the answer."""
+
+    ids: list[int]
+    n_completion: int
+    choice_ids: tuple[int, ...] = ()  # token ids of the allowed one-token answers (empty: free text)
+    target: int = -1  # index of the answer in ``choice_ids`` (or in ``readouts``)
+    readouts: tuple[int, ...] = ()  # line-scored prompts: token index of each candidate line's end
+
+
+def encode_examples(examples: Sequence, tokenizer) -> list[Encoded]:
+    """Token ids of each example through the tokenizer's chat template (as the serving scorer does)."""
+    from recommender.llm.ranking_prompts import PROMPTS
+    from recommender.llm.scoring import line_readouts, single_token_id
+
+    end = tokenizer.eos_token or ""
+    out = []
+    answer_ids: dict[str, int] = {}  # checked once per answer: one token right after the assistant prompt
+    for example in examples:
+        prompt = PROMPTS.get(example.template)
+        if prompt is not None and prompt.readout == "line":
+            prompt, readouts = line_readouts(tokenizer, example.messages, len(example.choices))
+            out.append(Encoded(prompt, 0, target=example.choices.index(example.completion), readouts=tuple(readouts)))
+            continue
+        text = tokenizer.apply_chat_template(example.messages, tokenize=False, add_generation_prompt=True)
+        prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if example.choices:
+            for choice in example.choices:
+                if choice not in answer_ids:
+                    answer_ids[choice] = single_token_id(tokenizer, text, choice)
+            choice_ids = tuple(answer_ids[c] for c in example.choices)
+            target = example.choices.index(example.completion)
+            out.append(Encoded(prompt + [choice_ids[target]], 1, choice_ids, target))
+        else:
+            completion = tokenizer(example.completion + end, add_special_tokens=False)["input_ids"]
+            out.append(Encoded(prompt + completion, len(completion)))
+    return out
+
+
+def batch_loss(model, batch: Sequence[Encoded], pad_id: int, choice_loss: str = "labels", answer_ids=None):
+    """Mean completion-only loss of a micro-batch.
+
+    Line-scored examples: cross-entropy over the candidates' line scores (``scoring.line_scores``,
+    ``answer_ids`` = the "Yes"/"No" token ids), exactly what the serving scorer ranks by.
+    One-token answers with ``choice_loss='labels'``: cross-entropy over the allowed answers'
+    logits; otherwise token cross-entropy over the completion.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from recommender.llm.scoring import left_pad, line_scores
+
+    lined = [e for e in batch if e.readouts]
+    rest = [e for e in batch if not e.readouts]
+    losses = []
+    if lined:
+        if answer_ids is None:
+            raise ValueError("line-scored examples need answer_ids (the Yes/No token ids)")
+        margins = line_scores(model, [e.ids for e in lined], [e.readouts for e in lined], answer_ids, pad_id)
+        for row, example in enumerate(lined):
+            scores = margins[row, : len(example.readouts)]  # [K]
+            losses.append(F.cross_entropy(scores[None], torch.tensor([example.target], device=scores.device)))
+    if not rest:
+        return torch.stack(losses).mean()
+    batch = rest
+    ids, mask, positions = left_pad([e.ids for e in batch], pad_id)
+    device = next(p for p in model.parameters()).device
+    keep = max(e.n_completion for e in batch) + 1
+    logits = model(
+        input_ids=ids.to(device),
+        attention_mask=mask.to(device),
+        position_ids=positions.to(device),
+        logits_to_keep=keep,
+        use_cache=False,
+    ).logits.float()  # [B, keep, V]
+    for row, example in enumerate(batch):
+        c = example.n_completion
+        predictions = logits[row, keep - 1 - c : keep - 1]  # [c, V] predict the completion tokens
+        if example.choice_ids and choice_loss == "labels":
+            allowed = predictions[0, list(example.choice_ids)]  # [n]
+            losses.append(F.cross_entropy(allowed[None], torch.tensor([example.target], device=device)))
+        else:
+            targets = torch.tensor(example.ids[-c:], device=device)
+            losses.append(F.cross_entropy(predictions, targets))
+    return torch.stack(losses).mean()
