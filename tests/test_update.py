@@ -388,6 +388,6 @@ def test_two_lora_steps_on_feedback_examples(tmp_path, tiny_llama_dir):
     before = {name: p.detach().clone() for name, p in model.named_parameters() if "lora_B" in name}
     encoded = encode_examples(examples, loaded.tokenizer)
     state = train_loop(model, encoded, config, tmp_path / "run", loaded.tokenizer.pad_token_id, log=lambda _: None)
-    assert state["step"] == 2 and all(np.isfinite(loss) for _, loss in state["losses"])
+    assert state.step == 2 and all(np.isfinite(loss) for _, loss in state.losses)
     after = dict(model.named_parameters())
     assert any(not torch.equal(before[n], after[n]) for n in before)
