@@ -1,7 +1,9 @@
 """Catalogue and interaction containers, with the checks every loader shares.
 
 Items and users keep their dataset ids as strings; arrays index items by their position
-in the catalogue (``Catalog.index``), which is what retrievers and metrics work on.
+in the catalogue (``Catalog.index``), which is what retrievers and metrics work on. A whole
+dataset (these plus its optional side files) is ``dataset.Dataset``; this module imports no
+other module of ``data``, so every one of them may import it.
 """
 
 from __future__ import annotations
@@ -9,13 +11,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:  # both modules import this one
-    from recommender.data.knowledge import KnowledgeGraph
-    from recommender.data.users import UserAttributes
 
 
 class DataError(ValueError):
@@ -211,30 +208,6 @@ class LoadReport:
         if self.absent_user_rows:
             out.append(f"dropped {self.absent_user_rows} user-attribute rows of users without interactions")
         return out + list(self.notes)
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """A catalogue, its interactions and the loader's report; optionally the knowledge graph
-    of its items (``<name>.kg`` + ``<name>.link``) and the attributes of its users (``<name>.user``)."""
-
-    name: str
-    catalog: Catalog
-    interactions: Interactions
-    report: LoadReport
-    knowledge: KnowledgeGraph | None = field(default=None, repr=False)
-    users: UserAttributes | None = field(default=None, repr=False)
-
-    def fingerprint(self) -> str:
-        """Catalogue and interactions only: what caches of embeddings, models and weights are
-        built from. Components built on ``knowledge`` key on ``KnowledgeGraph.fingerprint()``."""
-        return f"{self.catalog.fingerprint()}-{self.interactions.fingerprint()}"
-
-    def summary(self) -> str:
-        return (
-            f"{self.name}: {self.interactions.n_users} users, {len(self.catalog)} items, "
-            f"{len(self.interactions)} interactions"
-        )
 
 
 def build_interactions(

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from recommender.assets import find_ml100k
-from recommender.data.catalog import Catalog, DataError, Dataset, Interactions, Item, LoadReport, build_interactions
+from recommender.data.catalog import Catalog, DataError, Interactions, Item, LoadReport, build_interactions
 from recommender.data.columnar import ID, NUMBER, IdColumn, Layout, first_line, read_columns, split_header
 from recommender.data.columnar import number as _number
+from recommender.data.dataset import Dataset
 from recommender.data.knowledge import load_knowledge
 from recommender.data.users import load_users
 

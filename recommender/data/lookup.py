@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from recommender.data.catalog import Catalog, DataError, Dataset
+from recommender.data.catalog import Catalog, DataError
+from recommender.data.dataset import Dataset
 
 
 def fold_title(text: str) -> str:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from recommender.data.catalog import Dataset, Interactions
+from recommender.data.catalog import Interactions
+from recommender.data.dataset import Dataset
 from recommender.data.loaders import MIN_EVAL_EVENTS
 
 SPLITS = ("valid", "test")

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.data.catalog import Catalog, DataError, Dataset, Interactions, Item
+from recommender.data.catalog import Catalog, DataError, Interactions, Item
 from recommender.data.columnar import IdColumn, data_line
 from recommender.data.columnar import number as _number
+from recommender.data.dataset import Dataset
 from recommender.data.loaders import ColumnMap, _read_events, _records, _require_columns, _year
 
 

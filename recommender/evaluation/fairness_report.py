@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from recommender.calibration import genre_matrix
-from recommender.data.catalog import Dataset
+from recommender.data.dataset import Dataset
 from recommender.data.split import LeaveOneOutSplit
 from recommender.evaluation.fairness import (
     MIN_USERS,
