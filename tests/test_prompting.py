@@ -22,11 +22,11 @@ from recommender.llm.prompting import (
     render_explain,
     render_pointwise,
     render_rank,
-    render_rating,
     tokens_at_chars,
     truncate_history,
     with_completion,
 )
+from recommender.llm.rating_prompt import render_rating
 
 
 def make_items(n: int, prefix: str = "m") -> list[Item]:

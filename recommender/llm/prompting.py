@@ -134,7 +134,8 @@ def _history_texts(
     return truncate_history(texts, max_history, max_history_chars, [len(t) for t in texts])
 
 
-def _check_items(items: Sequence[Item], what: str) -> None:
+def check_items(items: Sequence[Item], what: str) -> None:
+    """``TypeError`` naming the first entry of ``items`` (called ``what``) that is not an ``Item``."""
     for position, item in enumerate(items):
         if not isinstance(item, Item):
             raise TypeError(f"{what}[{position}] is a {type(item).__name__}, expected recommender.data.Item")
@@ -157,8 +158,8 @@ def render_rank(
         ValueError: no candidates, more than ``max_candidates``, ``max_candidates`` above the
             label count, or a duplicate candidate id.
     """
-    _check_items(history, "history")
-    _check_items(candidates, "candidates")
+    check_items(history, "history")
+    check_items(candidates, "candidates")
     if max_candidates > len(labels):
         raise ValueError(f"max_candidates={max_candidates} exceeds the {len(labels)} available labels")
     if not candidates:
@@ -193,8 +194,8 @@ def render_pointwise(
 ) -> ItemPrompt:
     """Yes/no prompt: will the user like ``candidate``? The candidate comes last in the prompt,
     so every candidate of one user shares the history prefix (the scorer caches it)."""
-    _check_items(history, "history")
-    _check_items([candidate], "candidate")
+    check_items(history, "history")
+    check_items([candidate], "candidate")
     texts, dropped = _history_texts(history, max_history, max_history_chars)
     messages = render("pointwise", history=texts, candidate=item_text(candidate))
     return ItemPrompt(messages, candidate.id, dropped, "pointwise", template_version("pointwise"))
@@ -206,29 +207,6 @@ def format_rating(rating: float) -> str:
     if math.isnan(value) or not 1 <= value <= 5:
         raise ValueError(f"rating {rating!r} is not a number from 1 to 5")
     return str(int(value)) if value.is_integer() else f"{value:.1f}"
-
-
-def render_rating(
-    history: Sequence[tuple[Item, float]],
-    item: Item,
-    *,
-    max_history: int | None = DEFAULT_MAX_HISTORY,
-    max_history_chars: int | None = None,
-) -> ItemPrompt:
-    """Rating prompt from a rated history alone, oldest first, + one item -> a digit from 1 to 5.
-
-    The ``rating`` template through ``llm.rating_prompt.RatingPrompt`` without train-split
-    evidence (serving and fine-tuning add it there)."""
-    from recommender.llm.rating_prompt import RatingPrompt, RatingRequest  # it imports this module
-
-    _check_items([entry[0] for entry in history], "history")
-    _check_items([item], "item")
-    for _, rating in history:
-        format_rating(rating)  # validates
-    lengths = [len(item_text(entry)) + 4 for entry, _ in history]
-    kept, dropped = truncate_history(list(history), max_history, max_history_chars, lengths)
-    rendered = RatingPrompt(max_history=len(kept), max_similar=0).render(RatingRequest(kept, item))
-    return ItemPrompt(rendered.messages, item.id, dropped, "rating", template_version("rating"))
 
 
 def render_explain(
@@ -244,8 +222,8 @@ def render_explain(
     ``evidence`` holds short facts the model may use (e.g. "you rated Fargo (1996) highly",
     the most influential history items); newlines inside them are collapsed.
     """
-    _check_items(history, "history")
-    _check_items([item], "item")
+    check_items(history, "history")
+    check_items([item], "item")
     texts, dropped = _history_texts(history, max_history, max_history_chars)
     facts = [re.sub(r"\s+", " ", str(fact)).strip() for fact in evidence]
     messages = render("explain", history=texts, item=item_text(item), evidence=[f for f in facts if f])
@@ -262,7 +240,7 @@ def render_chat_system(
     It tells the model to name only these items. ``reasons[i]`` are short lines for ``items[i]``;
     ``constraints`` are the user's requests so far ("no horror", "from the 90s").
     """
-    _check_items(items, "items")
+    check_items(items, "items")
     if reasons is not None and len(reasons) != len(items):
         raise ValueError(f"{len(reasons)} reason lists for {len(items)} items; pass one list per item")
     entries = [
@@ -332,6 +310,7 @@ __all__ = [
     "ItemPrompt",
     "RankPrompt",
     "candidate_line_ends",
+    "check_items",
     "format_rating",
     "item_text",
     "make_labels",
@@ -341,7 +320,6 @@ __all__ = [
     "render_explain",
     "render_pointwise",
     "render_rank",
-    "render_rating",
     "tokens_at_chars",
     "truncate_history",
     "with_completion",

@@ -14,6 +14,8 @@ and the latest other ratings. ``RatingStatistics`` computes the item side from a
     prompt = RatingPrompt()
     request = stats.request(catalog, history_rows, ratings, target_row)
     expected = rate_requests(scorer, prompt, [request])        # [1] in [1, 5]
+
+``render_rating(history, item)`` renders the same template from a rated history alone (no evidence).
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from recommender.data import Catalog, Item
-from recommender.llm.prompting import ItemPrompt, format_rating, item_text
+from recommender.llm.prompting import (
+    DEFAULT_MAX_HISTORY,
+    ItemPrompt,
+    check_items,
+    format_rating,
+    item_text,
+    truncate_history,
+)
 from recommender.prompts import render, template_version
 
 RATING_SCALE = np.arange(1, 6, dtype=np.float64)  # the digits "1".."5" the answer is read from
@@ -142,6 +151,27 @@ class RatingPrompt:
 
     def __repr__(self) -> str:
         return f"RatingPrompt(max_history={self.max_history}, max_similar={self.max_similar})"
+
+
+def render_rating(
+    history: Sequence[tuple[Item, float]],
+    item: Item,
+    *,
+    max_history: int | None = DEFAULT_MAX_HISTORY,
+    max_history_chars: int | None = None,
+) -> ItemPrompt:
+    """Rating prompt from a rated history alone, oldest first, + one item -> a digit from 1 to 5.
+
+    The ``rating`` template through ``RatingPrompt`` without train-split evidence (serving and
+    fine-tuning add it there)."""
+    check_items([entry[0] for entry in history], "history")
+    check_items([item], "item")
+    for _, rating in history:
+        format_rating(rating)  # validates
+    lengths = [len(item_text(entry)) + 4 for entry, _ in history]
+    kept, dropped = truncate_history(list(history), max_history, max_history_chars, lengths)
+    rendered = RatingPrompt(max_history=len(kept), max_similar=0).render(RatingRequest(kept, item))
+    return ItemPrompt(rendered.messages, item.id, dropped, "rating", template_version("rating"))
 
 
 def rate_requests(scorer, prompt: RatingPrompt, requests: Sequence[RatingRequest]) -> np.ndarray:
