@@ -1,5 +1,6 @@
 """The app's handlers without a server (fake pipeline, milliseconds): messages that arrive while a
-reply streams, page reloads, and the server config the CLI builds."""
+reply streams, page reloads, the buttons on the cards, a picked card's explanation, and the server
+config the CLI builds."""
 
 from __future__ import annotations
 
@@ -121,7 +122,9 @@ def test_a_turn_ends_with_its_reply_and_opening_a_card_measures_influences_once(
     cards = handlers.open_card(data, data["shown"][1])
     assert "Because of" in cards and len(pipeline.influence_calls) == 1
     picked = cards.split('rec-picked" data-item-id="')[1]
-    assert picked.startswith(data["shown"][1]) and '<div class="rec-explain">We suggest' in picked.split("rec-card")[0]
+    mine = picked.split('class="rec-card')[0]
+    assert picked.startswith(data["shown"][1]) and '<div class="rec-sentence">We suggest' in mine
+    assert '<table class="rec-influence">' in mine and "(not measured)" in mine  # the fake has no LLM to measure
     other = handlers.open_card(data, data["shown"][0])  # another card: its own explanation, influences kept
     assert f'rec-picked" data-item-id="{data["shown"][0]}"' in other and "Because of" in other
     assert len(pipeline.influence_calls) == 1  # measured once per list
@@ -153,3 +156,80 @@ def test_the_cli_builds_the_server_config_without_importing_the_app():
     assert (config.port, config.llm_reply, config.k, config.adapter) == (7999, False, 7, "default")
     with pytest.raises(ValueError, match="k must be within"):
         config_from_args(make_parser().parse_args(["-k", "0"]))
+
+
+def click(handlers, data, action, item_id, user="new user"):
+    """What a button on a card sends (``render.CARD_CLICKS``): one click event with the action and item."""
+    import gradio as gr
+
+    return handlers.card_action(data, user, gr.EventData(None, {"action": action, "item_id": item_id}))
+
+
+def test_every_card_has_its_buttons_and_they_store_the_feedback_rows(catalog, tmp_path):
+    from recommender.ui.app import ChatHandlers
+
+    store = FeedbackStore(tmp_path / "f.sqlite")
+    handlers = ChatHandlers(FakePipeline(catalog), store, llm_reply=False)
+    page = handlers.restore(None)[3]
+    updates = list(handlers.respond("comedy", [], page, "new user", 5))
+    cards, data = updates[-1][1], updates[-1][3]
+    for item_id in data["shown"]:
+        for action in ("open", "like", "dislike", "seen"):
+            assert f'data-action="{action}" data-item-id="{item_id}"' in cards
+    first, second, third = data["shown"][:3]
+    cards, data, note = click(handlers, data, "like", first)
+    assert "Noted: you like" in note and 'class="rec-card rec-like"' in cards
+    cards, data, note = click(handlers, data, "dislike", second)
+    cards, data, note = click(handlers, data, "seen", third)
+    assert "Noted: you have seen" in note and "Seen: it will not be shown again" in cards
+    rows = [(r["item_id"], r["action"]) for r in store.feedback(data["session_id"])]
+    assert rows == [(first, "like"), (second, "dislike"), (third, "seen")]  # the rows the feedback handler writes
+    later = list(handlers.respond("comedy", [], data, "new user", 10))[-1][3]
+    assert third not in later["shown"] and second not in later["shown"]  # seen (and disliked): never again
+    assert click(handlers, later, "nonsense", first)[1:] == click(handlers, later, "open", "no-such-item")[1:]
+
+
+class ExplainingPipeline(FakePipeline):
+    """A fake with an LLM: ``explain`` answers as ``Recommender.explain`` does, with one influence above
+    the floor, one below zero beyond it, and films within the floor (a zero among them)."""
+
+    def __init__(self, catalog):
+        super().__init__(catalog, scorer=object())
+        self.explained = []
+
+    def recommend(self, **kwargs):
+        from dataclasses import replace
+
+        return [replace(rec, llm_score=-1.0) for rec in super().recommend(**kwargs)]
+
+    def explain(self, history, item, window=None, **options):
+        from types import SimpleNamespace
+
+        self.explained.append((list(history), item))
+        title = self.catalog[history[-1]].display_title()
+        return SimpleNamespace(
+            text=f"Because you watched {title}, you may like it.",
+            influences=[(history[-1], title, 0.0412), ("1", "Toy Story (1995)", -0.02)],
+            no_effect=[("7", "Twelve Monkeys (1995)", 0.0), ("2", "GoldenEye (1995)", 0.003)],
+            floor=0.011,
+        )
+
+
+def test_a_picked_card_shows_the_sentence_and_influence_table_of_recommender_explain(catalog, tmp_path):
+    from recommender.ui.app import ChatHandlers
+
+    pipeline = ExplainingPipeline(catalog)
+    handlers = ChatHandlers(pipeline, FeedbackStore(tmp_path / "f.sqlite"), llm_reply=False)
+    page = handlers.change_user("1")[3]
+    data = list(handlers.respond("comedy", [], page, "1", 5))[-1][3]
+    cards = click(handlers, data, "open", data["shown"][2], user="1")[0]
+    picked = cards.split('rec-picked" data-item-id="')[1].split('class="rec-card')[0]
+    assert pipeline.explained == [(["1", "50"], data["shown"][2])]
+    assert "Because you watched Star Wars (1977), you may like it." in picked
+    table = picked.split('<table class="rec-influence">')[1].split("</table>")[0]
+    assert "noise floor 0.0110" in table and "+0.0412" in table and "-0.0200" in table and "lowered" in table
+    assert "0.0000" not in table and "GoldenEye" not in table  # within the floor: no influence
+    assert "No measurable effect (within the floor, not ranked): Twelve Monkeys (1995), GoldenEye (1995)" in picked
+    assert "Because of: Star Wars (+0.0412)" in picked  # the card's own line keeps what raised it
+    cards = click(handlers, data, "like", data["shown"][0], user="1")[0]
+    assert f'rec-picked" data-item-id="{data["shown"][2]}"' in cards  # feedback keeps the open explanation

@@ -30,7 +30,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 
-from recommender.chat.state import describe_constraints  # noqa: E402
+from recommender.chat.cards import PickExplanation  # noqa: E402
+from recommender.chat.state import describe_constraints, retrieval_history, to_filters  # noqa: E402
 from recommender.chat.turn import (  # noqa: E402
     NEW_USER,
     REPLY_DEADLINE_S,
@@ -48,7 +49,7 @@ from recommender.chat.turn import (  # noqa: E402
     shown_recommendations,
     stored_conversation,
 )
-from recommender.ui.render import cards_html, reply_markdown, user_markdown  # noqa: E402
+from recommender.ui.render import CARD_CLICKS, cards_html, reply_markdown, user_markdown  # noqa: E402
 
 log = logging.getLogger(__name__)
 EXAMPLES = ["something like Toy Story but no animation", "a funny 90s comedy, no horror", "show me more"]
@@ -64,7 +65,8 @@ class CardList:
     recs: tuple[Any, ...]
     basis: TurnBasis | None
     measured: bool = False  # influences measured (once per list)
-    explanations: dict[str, tuple[str, tuple[tuple[str, float], ...]]] = field(default_factory=dict)
+    explanations: dict[str, PickExplanation] = field(default_factory=dict)
+    picked: str | None = None  # the card whose explanation is open
 
 
 class SessionTurns:
@@ -142,9 +144,13 @@ def _user_choices(pipeline: Any, limit: int = 1000) -> list[str]:
     return [NEW_USER, *map(str, users)]
 
 
-def _picks(recs: Sequence[Any]) -> dict:
-    choices = [(f"{n}. {r.title}" + (f" ({r.year})" if r.year else ""), r.item_id) for n, r in enumerate(recs, 1)]
-    return gr.update(choices=choices, value=None)
+def _marks(session: Session | None) -> dict[str, str]:
+    """Item id -> the feedback the session gave it, for the cards ("seen" last: it hides the film)."""
+    if session is None:
+        return {}
+    state = session.state
+    marks = {item: "like" for item in state.liked} | {item: "dislike" for item in state.disliked}
+    return marks | {item: "seen" for item in state.seen}
 
 
 class ChatHandlers:
@@ -183,6 +189,14 @@ class ChatHandlers:
     def header(self, session: Session) -> str:
         return describe_constraints(session.state)
 
+    def cards(self, session: Session, recs: Sequence[Any], listed: CardList | None = None) -> str:
+        """The cards of ``recs`` for ``session``: its constraints above them, its feedback on them, and
+        the picked card of ``listed`` with its explanation."""
+        picked = listed.picked if listed is not None else None
+        explanation = listed.explanations.get(picked) if listed is not None and picked else None
+        header, marks = self.header(session), _marks(session)
+        return cards_html(recs, header, self.titles, picked=picked, explanation=explanation, marks=marks)
+
     def restore(self, saved_id: str | None, request: gr.Request | None = None):
         """Page load: resume ``?session=`` or the id in browser storage, else start a new session."""
         wanted = ""
@@ -200,28 +214,31 @@ class ChatHandlers:
                 session, _ = self.new_session(None)
             except Exception:  # noqa: BLE001
                 log.exception("could not open a session")
-                return [], cards_html([]), _picks([]), None, saved_id, gr.update()
+                return [], cards_html([]), "", None, saved_id, gr.update()
         chat = _pairs(stored_conversation(self.store, session.session_id))
         recs = shown_recommendations(self.pipeline, session)
-        cards = cards_html(recs, header=self.header(session), titles=self.titles)
+        if recs:  # the cards' buttons work after a reload (ranked, approximately, from the state as stored)
+            state = session.state
+            basis = TurnBasis(retrieval_history(state), state.query or None, to_filters(state))
+            self.lists[session.session_id or ""] = CardList(tuple(recs), basis)
         user = session.user_id or NEW_USER
-        return chat, cards, _picks(recs), session.to_dict(), session.session_id, gr.update(value=user)
+        return chat, self.cards(session, recs), "", session.to_dict(), session.session_id, gr.update(value=user)
 
     def change_user(self, user: str):
         try:
             session, note = self.new_session(user)
         except Exception:  # noqa: BLE001
             log.exception("could not open a session")
-            return [], cards_html([]), _picks([]), None, None, "Sorry, the store is unavailable."
+            return [], cards_html([]), "Sorry, the store is unavailable.", None, None
         who = "a new user" if session.user_id is None else f"user {session.user_id}"
         seen = f" with {len(session.state.history)} rated films" if session.state.history else ""
         text = note or f"Now chatting as {who}{seen}."
-        return [], cards_html([]), _picks([]), session.to_dict(), session.session_id, reply_markdown(text)
+        return [], cards_html([]), reply_markdown(text), session.to_dict(), session.session_id
 
     # -- one turn ------------------------------------------------------------------------------
 
     def respond(self, message: str, history: list, data: dict | None, user: str, k: float):
-        """Outputs: chatbot, cards, picks, session state, browser-stored id, message box."""
+        """Outputs: chatbot, cards, feedback note, session state, browser-stored id, message box."""
         text = str(message or "")
         try:
             first, note = self.current(data, user)
@@ -242,32 +259,30 @@ class ChatHandlers:
             session = self.current(first.to_dict(), user)[0]  # what the turn before this one stored
             before = self.conversation(sid)
             prefix = f"{reply_markdown(note)}\n\n" if note else ""
-            shown_ids, shown_cards = None, None
+            shown_cards = None
             turn = run_turn(
                 self.pipeline, self.store, session, text, k, self.llm_reply, influences="on demand", writer=self.writer
             )
             for update in turn:
                 chat = [*before, *_pairs([(text, prefix + reply_markdown(update.reply))], escape_reply=False)]
                 chat += _pairs([(waiting, QUEUED) for waiting in self.turns.waiting(sid, but=ticket)])
-                cards = picks = gr.update()
+                cards = note = gr.update()
                 if update.source not in ("help", "error") and update.recommendations is not shown_cards:
-                    shown_cards = update.recommendations
-                    cards = cards_html(shown_cards, header=self.header(update.session), titles=self.titles)
-                    ids = [r.item_id for r in shown_cards]
-                    if ids != shown_ids:
-                        shown_ids, picks = ids, _picks(shown_cards)
+                    shown_cards, note = update.recommendations, ""  # a new list: the last feedback note goes
+                    cards = self.cards(update.session, shown_cards)
                 if update.done:
                     self.latest[sid] = update.session
                     if update.source not in ("help", "error"):
                         self.lists[sid] = CardList(update.recommendations, update.basis)
                     if self.store is None:
                         self.memory.setdefault(sid, []).append((text, update.reply))
-                yield chat, cards, picks, update.session.to_dict(), sid, gr.update()
+                yield chat, cards, note, update.session.to_dict(), sid, gr.update()
 
     def open_card(self, data: dict | None, item_id: str | None):
-        """A card picked: the cards again with their influences ("Because of: ..."), measured once per
-        list (W more LLM prompts), so the turn itself ends with the reply, and the picked card marked
-        with its written explanation (``explain_pick``, once per card). Outputs: the cards."""
+        """A card's "Why?": the cards again with their influences ("Because of: ..."), measured once per
+        list (W more LLM prompts), so the turn itself ends with the reply, and the picked card marked with
+        its explanation (``explain_pick``, once per card: the sentence and influence table of ``recommender
+        explain``). Outputs: the cards."""
         session = Session.from_dict(data)
         sid = (session.session_id if session is not None else None) or ""
         # Not under the session's turn lock: influences change no stored state, and a feedback click
@@ -280,14 +295,33 @@ class ChatHandlers:
             recs = explain_cards(self.pipeline, recs, listed.basis)
         if item_id not in listed.explanations:
             rec = next(r for r in recs if r.item_id == item_id)
-            listed.explanations[item_id] = explain_pick(self.pipeline, rec, listed.basis, self.writer)
-        text, raised = listed.explanations[item_id]
+            # No reply writer here: ``pipeline.explain`` writes with ``text_writer()``, as ``recommender explain``.
+            listed.explanations[item_id] = explain_pick(self.pipeline, rec, listed.basis)
+        raised = listed.explanations[item_id].raised
         if self.lists.get(sid) is not listed:
             return gr.update()
-        listed.recs, listed.measured = recs, True
-        shown = tuple(replace(r, influences=raised) if r.item_id == item_id and not r.influences else r for r in recs)
-        header = self.header(self.latest.get(sid, session))
-        return cards_html(shown, header=header, titles=self.titles, picked=item_id, explanation=text)
+        listed.recs = tuple(
+            replace(r, influences=raised) if r.item_id == item_id and not r.influences else r for r in recs
+        )
+        listed.measured, listed.picked = True, item_id
+        return self.cards(self.latest.get(sid, session), listed.recs, listed)
+
+    def card_action(self, data: dict | None, user: str, event: gr.EventData):
+        """A button on a card: "open" (Why?) explains it, "like", "dislike" and "seen" are the feedback of
+        ``feedback`` (the same store rows; "seen" hides the film from every later list). The click carries
+        ``{"action", "item_id"}`` (``render.CARD_CLICKS``). Outputs: the cards, session state, feedback note."""
+        payload = getattr(event, "_data", None) or {}
+        action, item_id = str(payload.get("action") or ""), str(payload.get("item_id") or "")
+        if action == "open":
+            return self.open_card(data, item_id), gr.update(), gr.update()
+        if action not in ("like", "dislike", "seen"):
+            return gr.update(), gr.update(), gr.update()
+        after, note = self.feedback(action)(data, item_id, user)
+        session = Session.from_dict(after)
+        listed = self.lists.get((session.session_id if session is not None else None) or "")
+        if session is None or listed is None:
+            return gr.update(), after, note
+        return self.cards(session, listed.recs, listed), after, note
 
     def conversation(self, session_id: str) -> list[dict[str, str]]:
         """The session's turns so far as Chatbot messages: from the store, or kept in memory without one."""
@@ -384,13 +418,10 @@ def build_app(pipeline: Any, store: Any, default_k: int = 10, llm_reply: bool = 
                 gr.Examples(EXAMPLES, inputs=message)
             with gr.Column(scale=2):
                 gr.Markdown("### Recommendations")
-                cards = gr.HTML(cards_html([]), elem_id="cards")
-                pick = gr.Radio(choices=[], label="Pick a recommendation for feedback", elem_id="pick")
-                with gr.Row():
-                    like = gr.Button("Thumbs up", elem_id="like", size="sm")
-                    dislike = gr.Button("Thumbs down", elem_id="dislike", size="sm")
-                    seen = gr.Button("Seen it", elem_id="seen", size="sm")
                 note = gr.Markdown(elem_id="feedback-note")
+                # Each card carries its buttons (Why?, thumbs up, thumbs down, Seen it); a click is one
+                # "click" event of this component with the action and the item id (render.CARD_CLICKS).
+                cards = gr.HTML(cards_html([]), elem_id="cards", js_on_load=CARD_CLICKS)
         with gr.Row():
             user = gr.Dropdown(
                 choices=_user_choices(pipeline), value=NEW_USER, allow_custom_value=True,
@@ -399,22 +430,20 @@ def build_app(pipeline: Any, store: Any, default_k: int = 10, llm_reply: bool = 
             k = gr.Slider(1, 20, value=default_k, step=1, label="k", elem_id="k")
             gr.Textbox(value=model_name(pipeline), label="Model and adapter", interactive=False, elem_id="model")
 
-        demo.load(handlers.restore, [saved_id], [chatbot, cards, pick, session_data, saved_id, user],
+        demo.load(handlers.restore, [saved_id], [chatbot, cards, note, session_data, saved_id, user],
                   api_visibility="private")  # fmt: skip
         # One event for Enter and Send, and "multiple": a message sent while a reply streams is not
         # dropped; SessionTurns makes it wait for that turn and start from the state it stored.
         gr.on(
             [message.submit, send.click], handlers.respond, [message, chatbot, session_data, user, k],
-            [chatbot, cards, pick, session_data, saved_id, message], trigger_mode="multiple", api_visibility="private",
+            [chatbot, cards, note, session_data, saved_id, message], trigger_mode="multiple", api_visibility="private",
         )  # fmt: skip
         # .input, not .change: restoring a session sets the picker without starting another one.
-        user.input(handlers.change_user, [user], [chatbot, cards, pick, session_data, saved_id, note],
+        user.input(handlers.change_user, [user], [chatbot, cards, note, session_data, saved_id],
                    api_visibility="private")  # fmt: skip
-        # .input: a person picked a card (not the picker being refilled by a turn).
-        pick.input(handlers.open_card, [session_data, pick], [cards], api_visibility="private")
-        for button, action in ((like, "like"), (dislike, "dislike"), (seen, "seen")):
-            button.click(handlers.feedback(action), [session_data, pick, user], [session_data, note],
-                         api_visibility="private")  # fmt: skip
+        # "multiple": a thumbs up while a card's explanation is measured is not dropped.
+        cards.click(handlers.card_action, [session_data, user], [cards, session_data, note],
+                    trigger_mode="multiple", api_visibility="private")  # fmt: skip
         gr.api(handlers.recommend, api_name="recommend")
         gr.api(handlers.chat, api_name="chat")
         gr.api(handlers.feedback_api, api_name="feedback")

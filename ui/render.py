@@ -14,7 +14,17 @@ CARD_CSS = """
 .rec-card .rec-meta { font-size: 0.85em; opacity: 0.8; }
 .rec-card .rec-why { font-size: 0.85em; margin-top: 4px; }
 .rec-card.rec-picked { border-width: 2px; border-color: var(--color-accent); }
-.rec-card .rec-explain { font-size: 0.9em; margin-top: 6px; font-style: italic; }
+.rec-card .rec-explain { font-size: 0.9em; margin-top: 6px; }
+.rec-card .rec-sentence { font-style: italic; }
+.rec-card .rec-influence { font-size: 0.85em; margin-top: 4px; border-collapse: collapse; }
+.rec-card .rec-influence td, .rec-card .rec-influence th { padding: 1px 6px; text-align: left; }
+.rec-card .rec-influence caption { text-align: left; opacity: 0.8; }
+.rec-card .rec-no-effect, .rec-card .rec-mark { font-size: 0.85em; opacity: 0.8; margin-top: 2px; }
+.rec-card .rec-actions { display: flex; gap: 6px; margin-top: 6px; }
+.rec-card .rec-act { border: 1px solid var(--border-color-primary); border-radius: 6px; padding: 1px 8px;
+  font-size: 0.85em; cursor: pointer; background: var(--button-secondary-background-fill); }
+.rec-card .rec-act[aria-pressed="true"] { border-color: var(--color-accent); font-weight: 600; }
+.rec-card.rec-seen, .rec-card.rec-dislike { opacity: 0.6; }
 .rec-empty, .rec-header { opacity: 0.8; font-size: 0.9em; }
 """
 
@@ -24,22 +34,40 @@ def esc(text: object) -> str:
     return html.escape("" if text is None else str(text), quote=True)
 
 
+ACTIONS = (("open", "Why?", "Explain this pick"), ("like", "👍", "Thumbs up"), ("dislike", "👎", "Thumbs down"),
+           ("seen", "Seen it", "I have seen it: never show it again"))  # fmt: skip
+MARKS = {"like": "You liked this", "dislike": "Not for you", "seen": "Seen: it will not be shown again"}
+# Clicks on a card's buttons become one "click" event of the cards component, carrying the action and
+# the item id (Gradio 6 ``gr.HTML(js_on_load=...)``): delegated from the root, so the handler survives
+# every re-render of the cards.
+CARD_CLICKS = """
+element.addEventListener('click', (event) => {
+  const button = event.target.closest('button[data-action]');
+  if (!button || !element.contains(button)) return;
+  trigger('click', {action: button.dataset.action, item_id: button.dataset.itemId});
+});
+"""
+
+
 def cards_html(
     recommendations: Sequence[Any],
     header: str = "",
     titles: Mapping[str, str] | None = None,
     limit_why: int = 2,
     picked: str | None = None,
-    explanation: str = "",
+    explanation: Any = None,
+    marks: Mapping[str, str] | None = None,
 ) -> str:
-    """The side panel: one card per recommendation (title, year, genres, why, influences).
+    """The side panel: one card per recommendation (title, year, genres, why, influences) with its
+    buttons: "Why?" (explain it), thumbs up, thumbs down and "Seen it".
 
     Args:
         recommendations: ``Recommendation`` objects, best first.
         header: a line above the cards (the active constraints, as the person typed them).
         titles: item id -> title, to name influential history items.
         picked: the id of the card the person picked; it is marked and shows ``explanation``.
-        explanation: the written explanation of the picked card.
+        explanation: the picked card's ``PickExplanation`` (sentence and influence table), or a sentence.
+        marks: item id -> the feedback given on it ("like", "dislike" or "seen"), shown on its card.
     """
     head = f'<div class="rec-header">{esc(header)}</div>' if header else ""
     if not recommendations:
@@ -50,18 +78,67 @@ def cards_html(
         genres = esc(", ".join(rec.genres)) if rec.genres else "&nbsp;"
         why = "; ".join(list(rec.reasons)[:limit_why])
         why_html = f'<div class="rec-why">Why: {esc(why)}</div>' if why else ""
+        raised = [(item_id, value) for item_id, value in rec.influences if value > 0][:3]
         influence_html = ""
-        if rec.influences and titles is not None:
-            named = [f"{titles.get(item_id, item_id)} ({value:+.2f})" for item_id, value in rec.influences[:3]]
+        if raised and titles is not None:
+            named = [f"{titles.get(item_id, item_id)} ({value:+.3g})" for item_id, value in raised]
             influence_html = f'<div class="rec-why">Because of: {esc(", ".join(named))}</div>'
         is_picked = picked is not None and rec.item_id == picked
-        explain_html = f'<div class="rec-explain">{esc(explanation)}</div>' if is_picked and explanation else ""
+        explain_html = explanation_html(explanation) if is_picked and explanation else ""
+        mark = (marks or {}).get(rec.item_id, "")
+        mark_html = f'<div class="rec-mark">{esc(MARKS[mark])}</div>' if mark in MARKS else ""
+        classes = "rec-card" + (" rec-picked" if is_picked else "") + (f" rec-{mark}" if mark in MARKS else "")
         cards.append(
-            f'<div class="rec-card{" rec-picked" if is_picked else ""}" data-item-id="{esc(rec.item_id)}" '
-            f'data-rank="{rank}"><div class="rec-title">{rank}. {esc(rec.title)}{year}</div>'
-            f'<div class="rec-meta">{genres}</div>{why_html}{influence_html}{explain_html}</div>'
+            f'<div class="{classes}" data-item-id="{esc(rec.item_id)}" data-rank="{rank}">'
+            f'<div class="rec-title">{rank}. {esc(rec.title)}{year}</div><div class="rec-meta">{genres}</div>'
+            f"{why_html}{influence_html}{_buttons(rec.item_id, mark)}{mark_html}{explain_html}</div>"
         )
     return f'<div class="rec-cards">{head}{"".join(cards)}</div>'
+
+
+def _buttons(item_id: str, mark: str) -> str:
+    buttons = [
+        f'<button type="button" class="rec-act rec-{action}" data-action="{action}" data-item-id="{esc(item_id)}" '
+        f'title="{esc(tip)}" aria-label="{esc(tip)}" aria-pressed="{"true" if mark == action else "false"}">'
+        f"{esc(label)}</button>"
+        for action, label, tip in ACTIONS
+    ]
+    return f'<div class="rec-actions">{"".join(buttons)}</div>'
+
+
+def explanation_html(explanation: Any) -> str:
+    """The picked card's explanation as ``recommender explain`` prints it: the sentence, then the table of
+    measured influences (effects beyond the noise floor only: raised first, then lowered), then the films
+    with no measurable effect, unranked. ``explanation`` is a ``PickExplanation`` or a plain sentence."""
+    if isinstance(explanation, str):
+        return f'<div class="rec-explain"><div class="rec-sentence">{esc(explanation)}</div></div>'
+    floor = getattr(explanation, "floor", None)
+    if floor is None:
+        caption = f"Influence of your films: not measured ({getattr(explanation, 'unmeasured', '') or 'no LLM'})."
+    else:
+        caption = f"Influence of your films on its LLM score (noise floor {floor:.4f}; smaller changes are noise)."
+    rows = [
+        f'<tr><td class="rec-value">{value:+.4f}</td><td>{esc(title)}</td>'
+        f"<td>{'raised' if value > 0 else 'lowered'} the score</td></tr>"
+        for _, title, value in getattr(explanation, "influences", ())
+        if value != 0
+    ]
+    if not rows:
+        empty = "(none above the noise floor)" if floor is not None else "(not measured)"
+        rows = [f'<tr><td colspan="3" class="rec-none">{empty}</td></tr>']
+    table = (
+        f'<table class="rec-influence"><caption>{esc(caption)}</caption>'
+        "<thead><tr><th>influence</th><th>film</th><th></th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+    quiet = [title for _, title in getattr(explanation, "no_effect", ())]
+    quiet_html = (
+        f'<div class="rec-no-effect">No measurable effect (within the floor, not ranked): {esc(", ".join(quiet))}</div>'
+        if quiet
+        else ""
+    )
+    sentence = f'<div class="rec-sentence">{esc(explanation.text)}</div>'
+    return f'<div class="rec-explain">{sentence}{table}{quiet_html}</div>'
 
 
 def reply_markdown(reply: str) -> str:

@@ -15,7 +15,8 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from recommender.chat.turn import MAX_K, model_name
+from recommender.chat.counts import MAX_K
+from recommender.chat.turn import model_name
 
 if TYPE_CHECKING:
     import gradio as gr

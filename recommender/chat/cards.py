@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from recommender.data import Item
+from recommender.explanation_evidence import LINK_FINDERS, EvidenceSources
 from recommender.protocols import Recommendation
 
 log = logging.getLogger(__name__)
@@ -57,25 +59,51 @@ def explain_cards(pipeline: Any, recs: Sequence[Recommendation], basis: TurnBasi
     return tuple(replace(rec, influences=tuple(found.get(rec.item_id, rec.influences))) for rec in recs)
 
 
-def explain_pick(
-    pipeline: Any, rec: Recommendation, basis: TurnBasis | None, writer: Any = None
-) -> tuple[str, tuple[tuple[str, float], ...]]:
-    """A written explanation of the picked card and the history items that raised it most.
+@dataclass(frozen=True)
+class PickExplanation:
+    """What a picked card shows: the sentence and the influence table of ``recommender explain``.
 
-    With an LLM, ``pipeline.explain`` (drop-one influence on the served prompt, then a sentence checked
-    to name only the history and the item); without one, or when that fails, a sentence from the card's
-    own facts (its genres, the asked constraints it meets, its reasons). Never raises.
+    ``floor`` is None when nothing was measured (no LLM ranks the list, or no history to ablate); then
+    ``influences`` and ``no_effect`` are empty and ``unmeasured`` says why.
+    """
+
+    text: str
+    influences: tuple[tuple[str, str, float], ...] = ()  # (id, title, effect) beyond the floor: raised, then lowered
+    no_effect: tuple[tuple[str, str], ...] = ()  # (id, title) of the ablated films within the floor
+    floor: float | None = None  # the noise floor the effects were compared with
+    unmeasured: str = ""  # why no influence was measured ("" when measured)
+
+    @property
+    def raised(self) -> tuple[tuple[str, float], ...]:
+        """The (id, effect) of the films that raised the card's score, strongest first (at most 3)."""
+        return tuple((item_id, value) for item_id, _, value in self.influences if value > 0)[:3]
+
+
+def explain_pick(pipeline: Any, rec: Recommendation, basis: TurnBasis | None, writer: Any = None) -> PickExplanation:
+    """The picked card's explanation, as ``recommender explain`` gives it: ``pipeline.explain`` (drop-one
+    influence on the served prompt, a noise floor, then a sentence checked to name only the history and
+    the item). Without an LLM, a history or when that fails, a sentence from the card's own facts (its
+    genres, the asked constraints it meets, its reasons) and no influence. Never raises.
     """
     explain = getattr(pipeline, "explain", None)
-    if explain is not None and getattr(pipeline, "scorer", None) is not None and basis is not None and basis.history:
-        try:
-            options = {"writer": writer} if writer is not None else {}
-            explanation = explain(list(basis.history), rec.item_id, window=INFLUENCE_WINDOW, **options)
-            raised = tuple((item_id, value) for item_id, _, value in explanation.influences if value > 0)
-            return str(explanation.text), raised[:3]
-        except Exception:  # noqa: BLE001 - the card's own facts are always there
-            log.exception("explaining %s failed; explaining from the card's facts", rec.item_id)
-    return card_explanation(rec, basis), ()
+    history = list(basis.history) if basis is not None else []
+    if getattr(pipeline, "scorer", None) is None or explain is None:
+        return PickExplanation(card_explanation(rec, basis), unmeasured="no LLM ranks this list")
+    if not history:
+        return PickExplanation(card_explanation(rec, basis), unmeasured="no history to measure influence on")
+    try:
+        options = {"writer": writer} if writer is not None else {}
+        explanation = explain(history, rec.item_id, window=INFLUENCE_WINDOW, **options)
+        floor = explanation.floor
+        influences = tuple((str(i), str(t), float(v)) for i, t, v in explanation.influences if v != 0)
+        no_effect = tuple((str(i), str(t)) for i, t, _ in explanation.no_effect)
+        if floor is None or floor == float("inf"):  # fewer than two shown films to swap: no influence claimed
+            reason = "fewer than two of your films to compare, so no influence is claimed"
+            return PickExplanation(str(explanation.text), (), no_effect, None, reason)
+        return PickExplanation(str(explanation.text), influences, no_effect, float(floor))
+    except Exception:  # noqa: BLE001 - the card's own facts are always there
+        log.exception("explaining %s failed; explaining from the card's facts", rec.item_id)
+        return PickExplanation(card_explanation(rec, basis), unmeasured="the measurement failed")
 
 
 def card_explanation(rec: Recommendation, basis: TurnBasis | None = None) -> str:
@@ -90,3 +118,111 @@ def card_explanation(rec: Recommendation, basis: TurnBasis | None = None) -> str
     if rec.reasons:
         text += " Why: " + "; ".join(rec.reasons[:2]) + "."
     return text
+
+
+# ---------------------------------------------------------------- each card's own reasons
+
+
+def with_reasons(
+    pipeline: Any, recs: Sequence[Recommendation], history: Sequence[str], state: Any
+) -> tuple[Recommendation, ...]:
+    """``recs`` with reasons of their own (``card_reasons``) instead of the pipeline's genre line, which
+    read the same on every card ("Sci-Fi like Blade Runner (1982)" ten times, issue 29)."""
+    catalog = pipeline.catalog
+    sources = _sources(pipeline)
+    recent = [catalog[i] for i in reversed(list(history)[-REASON_WINDOW:]) if i in catalog]  # most recent first
+    out = []
+    for rec in recs:
+        try:
+            reasons = card_reasons(sources, catalog[rec.item_id], recent, state) if rec.item_id in catalog else ()
+        except Exception:  # noqa: BLE001 - a reason is an extra: keep the pipeline's
+            log.exception("reasons for %s failed; keeping the pipeline's", rec.item_id)
+            reasons = ()
+        out.append(replace(rec, reasons=reasons or rec.reasons))
+    return tuple(out)
+
+
+def card_reasons(sources: EvidenceSources, item: Item, recent: Sequence[Item], state: Any = None) -> tuple[str, ...]:
+    """Up to two reasons that belong to ``item``: its closest tie to a recent history film (same
+    director, sequel, shared cast; the genres they share; how many who watched that film watched this
+    one), then what the person asked for that it meets (its genres, its year), then how many people
+    watched it. ``recent`` is the history, most recent first."""
+    reasons: list[str] = []
+    past, links = _closest(sources, item, recent)
+    if past is not None:
+        title = past.display_title()
+        for link in links:
+            if link["kind"] == "relation" and link["relation"] in RELATION_WORDS:
+                reasons.append(RELATION_WORDS[link["relation"]].format(title=title, count=link.get("count", 1)))
+                break
+        genres = next((link["genres"] for link in links if link["kind"] == "genre"), [])
+        if genres:
+            reasons.append(f"{', '.join(genres)} like {title}")
+        both = next((link for link in links if link["kind"] == "cowatch"), None)
+        if both is not None:
+            reasons.append(f"{both['both']} of the {both['watched']} who watched {title} also watched it")
+    asked = _asked(item, state)
+    if asked:
+        reasons.append(asked)
+    watched = _watched(sources, item)
+    if watched:
+        reasons.append(f"watched by {watched} people in the logs")
+    return tuple(reasons[:2])
+
+
+REASON_WINDOW = 5  # a card's reason looks back on the last 5 history films
+RELATION_WORDS = {
+    "sequel": "a sequel to {title}",
+    "prequel": "a prequel to {title}",
+    "series": "in the same series as {title}",
+    "director": "same director as {title}",
+    "writer": "same writer as {title}",
+    "cast": "shares cast with {title}",
+}
+
+
+def _sources(pipeline: Any) -> EvidenceSources:
+    try:
+        sources = getattr(pipeline, "evidence_sources", None)  # a cached property: co-watching counts, graph
+    except Exception:  # noqa: BLE001
+        log.exception("evidence sources failed; reasons from the catalogue alone")
+        sources = None
+    return sources if isinstance(sources, EvidenceSources) else EvidenceSources(pipeline.catalog)
+
+
+def _closest(sources: EvidenceSources, item: Item, recent: Sequence[Item]) -> tuple[Item | None, list[dict]]:
+    """The recent film most tied to ``item`` (a relation first, then the share of its viewers who watched
+    ``item`` too, then shared genres; the most recent on a tie) and its links."""
+    best, best_links, best_score = None, [], 0.0
+    for past in recent:
+        if past.id == item.id:
+            continue
+        links = [link for find in LINK_FINDERS for link in find(sources, past, item)]
+        score = 0.0
+        for link in links:
+            if link["kind"] == "relation" and link["relation"] in RELATION_WORDS:
+                score += 10.0
+            elif link["kind"] == "cowatch":
+                score += 2.0 * link["both"] / max(link["watched"], 1)
+            elif link["kind"] == "genre":
+                score += 1.0 + 0.1 * len(link["genres"])
+        if score > best_score:
+            best, best_links, best_score = past, links, score
+    return best, best_links
+
+
+def _asked(item: Item, state: Any) -> str:
+    """What the person asked for that ``item`` meets: "Comedy from 1993, as you asked"."""
+    genres = [g for g in getattr(state, "include_genres", ()) if g in item.genres]
+    dated = getattr(state, "year_min", None) is not None or getattr(state, "year_max", None) is not None
+    when = f"from {item.year}" if dated and item.year else ""
+    if not genres and not when:
+        return ""
+    return " ".join(part for part in ("/".join(genres), when) if part) + ", as you asked"
+
+
+def _watched(sources: EvidenceSources, item: Item) -> int:
+    cowatch = sources.cowatch
+    if cowatch is None or item.id not in sources.catalog.index:
+        return 0
+    return int(cowatch.watched(sources.catalog.index[item.id]))

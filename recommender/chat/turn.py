@@ -34,7 +34,14 @@ from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from recommender.chat.cards import INFLUENCE_WINDOW, TurnBasis, card_explanation, explain_cards, explain_pick
+from recommender.chat.cards import (
+    INFLUENCE_WINDOW,
+    TurnBasis,
+    card_explanation,
+    explain_cards,
+    explain_pick,
+    with_reasons,
+)
 from recommender.chat.counts import MAX_COUNT_NOTE, MAX_K  # MAX_K: the most cards a turn shows
 from recommender.chat.state import (
     ConversationState,
@@ -48,10 +55,16 @@ from recommender.chat.state import (
     record_shown,
     retrieval_history,
     start_state,
-    templated_reply,
     to_filters,
 )
-from recommender.chat.writing import REPLY_DEADLINE_S, REPLY_TOKENS, gated_reply, reply_messages, reply_opening
+from recommender.chat.writing import (
+    REPLY_DEADLINE_S,
+    REPLY_TOKENS,
+    gated_reply,
+    reply_messages,
+    reply_opening,
+    templated_reply,
+)
 from recommender.protocols import Recommendation
 from recommender.store import with_stored_interactions
 
@@ -277,7 +290,7 @@ def _turn(
     state = apply(session.state, refinement)
     k, count_note = _asked_k(refinement, k, state)
     history, filters = list(retrieval_history(state)), to_filters(state)
-    recs = _fresh_first(pipeline, state, history, filters, k)
+    recs = with_reasons(pipeline, _fresh_first(pipeline, state, history, filters, k), history, state)  # each its own
     state = record_shown(state, [rec.item_id for rec in recs])
     version = recs[0].template_version if recs else session.template_version
     after = replace(

@@ -1,9 +1,13 @@
-"""The LLM-written chat reply: its prompt, its stream, and the gate every sentence passes before
-anyone reads it (``replies.reply_problem``). A reply on screen is therefore never replaced by the
-template: what passed stays, and the first sentence that fails ends the reply (issue 28).
+"""The chat reply: the LLM-written one (its prompt, its stream, and the gate every sentence passes
+before anyone reads it, ``replies.reply_problem``) and the templated one. A reply on screen is never
+replaced by the template: what passed stays, and the first sentence that fails ends the reply (issue 28).
 
     texts = gated_reply(pipeline, scorer, recs, state, message)   # yields the reply as it passes the gate
     shown, draft, rejected = (yield from texts)                   # what passed, the draft, why it stopped
+    reply = templated_reply(recs, refinement, state)              # no LLM: the top pick and why
+
+Both talk about one or two picks and leave the list to the cards (issue 29: the template used to
+repeat every card inside the chat box).
 """
 
 from __future__ import annotations
@@ -15,7 +19,13 @@ from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 from recommender.chat.replies import complete_sentences, finished_text, reply_problem, tidy_reply
-from recommender.chat.state import ConversationState, allowed_titles, clean_message, describe_constraints
+from recommender.chat.state import (
+    ConversationState,
+    _miss_lines,  # "I could not find X. Did you mean ...?"
+    allowed_titles,
+    clean_message,
+    describe_constraints,
+)
 from recommender.data import Item
 from recommender.llm.prompting import render_chat_system
 from recommender.protocols import Recommendation
@@ -120,3 +130,38 @@ def gated_reply(
         rejected = f"failed: {type(error).__name__}"
         log.exception("LLM reply failed; keeping what passed the gate, else the template")
     return shown, tidy_reply(written), rejected
+
+
+REFINE_HINT = 'Use the buttons on a card (Why?, thumbs up or down, seen it), or say "show me more", "no horror", "from the 90s" or "more like <title>".'  # noqa: E501
+
+
+def templated_reply(recommendations: Sequence[Recommendation], refinement: Any, state: ConversationState) -> str:
+    """The reply when no LLM writes one: how many picks (and under which constraints), the top one and
+    its reason, a second one, and how to refine; the whole list is on the cards, not repeated here. It
+    names only recommended items (and, for a title that matched nothing, the closest titles offered)."""
+    lines = [*refinement.notes, *_miss_lines(refinement)]
+    constraints = describe_constraints(state)
+    if not recommendations:
+        lines.append(
+            f"Nothing in the catalogue fits ({constraints})." if constraints else "I have nothing to recommend yet."
+        )
+        lines.append('Try loosening a constraint, or say "start over".')
+        return "\n\n".join(lines)
+    recs = list(recommendations)
+    more = " more" if state.page > 0 else ""
+    count = f"Here are {len(recs)}{more} picks" + (f" ({constraints})" if constraints else "") + ", on the cards."
+    top = f"My top pick is **{_display(recs[0])}**" + _because(recs[0])
+    if len(recs) > 1:
+        top += f" Also worth a look: **{_display(recs[1])}**" + _because(recs[1])
+    return "\n\n".join([*lines, f"{count} {top}", REFINE_HINT])
+
+
+def _display(rec: Recommendation) -> str:
+    return f"{rec.title} ({rec.year})" if rec.year else rec.title
+
+
+def _because(rec: Recommendation) -> str:
+    """ ": " and the card's first reason, else its genres, then a full stop."""
+    if rec.reasons:
+        return f": {rec.reasons[0]}."
+    return f", {'/'.join(rec.genres)}." if rec.genres else "."
