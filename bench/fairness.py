@@ -26,11 +26,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from recommender.calibration import calibrate, genre_distribution, genre_matrix, user_miscalibration
 from recommender.data.loaders import load_dataset
 from recommender.data.split import LeaveOneOutSplit
+from recommender.evaluation.bootstrap import paired_mean_difference
 from recommender.evaluation.fairness import exposure, gini, popularity_buckets, user_tail_share
 from recommender.evaluation.fairness_report import run_report
 from recommender.evaluation.metrics import coverage, full_ranks, ndcg, paired_ndcg_difference, top_k
@@ -94,15 +94,6 @@ def choose(rows: dict[float, dict], tolerance: float) -> float:
     return max(lam for lam, row in rows.items() if row["NDCG@10"] >= floor)
 
 
-def paired_mean(difference: np.ndarray, seed: int) -> dict[str, float]:
-    """Mean of per-user paired differences with a 95% percentile bootstrap interval (2,000 resamples)."""
-    result = stats.bootstrap(
-        (difference,), np.mean, n_resamples=2000, method="percentile", rng=np.random.default_rng(seed)
-    )
-    interval = result.confidence_interval
-    return {"difference": float(difference.mean()), "ci_low": float(interval.low), "ci_high": float(interval.high)}
-
-
 def trade_off(args, split, retriever, genres, buckets) -> dict:
     """The lambda sweep on validation and test, the choice, and the test intervals."""
     users = split.eval_users
@@ -119,8 +110,8 @@ def trade_off(args, split, retriever, genres, buckets) -> dict:
     base, best = sweeps["test"][0.0], sweeps["test"][chosen]
     paired = {
         "NDCG@10": paired_ndcg_difference(best["ranks"], base["ranks"], 10, seed=args.seed),
-        "miscalibration": paired_mean(best["kl"] - base["kl"], args.seed),
-        "tail_share": paired_mean(best["tail"] - base["tail"], args.seed),
+        "miscalibration": paired_mean_difference(best["kl"] - base["kl"], seed=args.seed),
+        "tail_share": paired_mean_difference(best["tail"] - base["tail"], seed=args.seed),
     }
     return {"sweeps": sweeps, "chosen": chosen, "paired": paired, "scored": scored_by_split, "users": users}
 

@@ -102,3 +102,28 @@ def test_paired_bootstrap_in_batches_equals_the_one_matrix_bootstrap():
     for batch_elements in (1, 943 * 7, 1 << 24):  # one resample at a time, 7 at a time, all at once
         out = metrics.paired_ndcg_difference(ranks, reference, resamples=300, seed=7, batch_elements=batch_elements)
         assert (out["ci_low"], out["ci_high"]) == expected
+
+
+def test_the_one_paired_bootstrap_agrees_with_scipys_percentile_bootstrap():
+    from scipy import stats
+
+    from recommender.evaluation.bootstrap import paired_mean_difference
+
+    difference = np.random.default_rng(3).normal(0.01, 0.2, 600)  # per-user paired differences
+    ours = paired_mean_difference(difference, resamples=20000, seed=0)
+    theirs = stats.bootstrap(
+        (difference,), np.mean, n_resamples=20000, method="percentile", rng=np.random.default_rng(1)
+    ).confidence_interval
+    standard_error = difference.std() / np.sqrt(len(difference))
+    assert abs(ours["ci_low"] - theirs.low) < 0.1 * standard_error
+    assert abs(ours["ci_high"] - theirs.high) < 0.1 * standard_error
+    assert ours["difference"] == pytest.approx(difference.mean())
+
+
+def test_the_bootstrap_does_not_depend_on_its_batch_size():
+    from recommender.evaluation.bootstrap import resampled_means
+
+    values = np.random.default_rng(0).random((97, 2))
+    whole = resampled_means(values, resamples=300, seed=5)
+    batched = resampled_means(values, resamples=300, seed=5, batch_elements=97 * 7)
+    np.testing.assert_array_equal(whole, batched)

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from recommender.evaluation.bootstrap import percentile_interval, resampled_means
+
 
 def target_rank(scores: np.ndarray, target: int, mask: np.ndarray | Sequence[int] = ()) -> int:
     """1-based rank of ``target`` among [N] ``scores`` after removing the ``mask`` rows."""
@@ -84,30 +86,22 @@ def paired_ndcg_difference(
 ) -> dict[str, float]:
     """NDCG@k of ``ranks`` minus that of ``reference`` on the SAME users, with a paired bootstrap.
 
-    Users are resampled with replacement ``resamples`` times; the 95% interval is the 2.5th and
-    97.5th percentile of the mean per-user difference. ``wins`` / ``losses``: users whose gain
-    is higher / lower than under the reference (the rest tie, e.g. targets outside the reranked list).
-    Resamples are drawn in batches of at most ``batch_elements`` indices (128 MB), so memory stays
-    bounded at a million users; the draws are the same stream as one [resamples, U] matrix, so
-    the interval does not depend on the batch size.
+    The interval is ``evaluation.bootstrap``'s (users resampled ``resamples`` times, percentile
+    95%, drawn in batches of at most ``batch_elements`` indices). ``wins`` / ``losses``: users
+    whose gain is higher / lower than under the reference (the rest tie, e.g. targets outside the
+    reranked list).
     """
     if len(ranks) != len(reference) or not len(ranks):
         raise ValueError(f"paired ranks need the same non-empty users: {len(ranks)} vs {len(reference)}")
     difference = ndcg_gains(ranks, k) - ndcg_gains(reference, k)  # [U]
-    users = len(difference)
-    rng = np.random.default_rng(seed)
-    step = max(1, min(resamples, batch_elements // users))
-    means = np.empty(resamples)  # [resamples]
-    for start in range(0, resamples, step):
-        rows = min(step, resamples - start)
-        means[start : start + rows] = difference[rng.integers(0, users, (rows, users))].mean(axis=1)
+    low, high = percentile_interval(resampled_means(difference, resamples, seed, batch_elements))
     return {
         "difference": float(difference.mean()),
-        "ci_low": float(np.percentile(means, 2.5)),
-        "ci_high": float(np.percentile(means, 97.5)),
+        "ci_low": low,
+        "ci_high": high,
         "wins": int((difference > 0).sum()),
         "losses": int((difference < 0).sum()),
-        "users": users,
+        "users": len(difference),
     }
 
 

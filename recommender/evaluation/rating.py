@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recommender.data.split import EvalCase, LeaveOneOutSplit
+from recommender.evaluation.bootstrap import percentile_interval, resampled_means
 
 # A first grid (factors 10-100, epochs 20-40, lr 0.005-0.01, reg 0.02-0.1) chose its corner
 # (10 factors, 40 epochs, lr 0.01, reg 0.1), so this one reaches past it on every side.
@@ -178,12 +179,12 @@ def paired_rmse_difference(
     b = (np.asarray(reference, dtype=np.float64) - truth) ** 2  # [U]
     if len(a) != len(b) or not len(a):
         raise ValueError(f"paired predictions need the same non-empty users: {len(a)} vs {len(b)}")
-    picks = np.random.default_rng(seed).integers(0, len(a), (resamples, len(a)))  # [R, U]
-    differences = np.sqrt(a[picks].mean(axis=1)) - np.sqrt(b[picks].mean(axis=1))  # [R]
+    means = resampled_means(np.stack([a, b], axis=1), resamples, seed)  # [R, 2], paired resamples
+    low, high = percentile_interval(np.sqrt(means[:, 0]) - np.sqrt(means[:, 1]))
     return {
         "difference": float(np.sqrt(a.mean()) - np.sqrt(b.mean())),
-        "ci_low": float(np.percentile(differences, 2.5)),
-        "ci_high": float(np.percentile(differences, 97.5)),
+        "ci_low": low,
+        "ci_high": high,
         "wins": int((a < b).sum()),
         "losses": int((a > b).sum()),
         "users": len(a),
