@@ -104,7 +104,7 @@ def _surprise():
         import surprise
     except ImportError:
         raise ImportError(
-            "the rating baselines need scikit-surprise: pip install 'llm-recommender[bench]' (or scikit-surprise)."
+            "the rating baselines need scikit-surprise: pip install 'llm-recommender[baselines]'."
         ) from None
     return surprise
 
