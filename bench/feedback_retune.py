@@ -137,7 +137,7 @@ def command_score(args) -> int:
     from recommender.evaluation.protocol import rank_cases, sample_users
     from recommender.llm.loading import load_model
     from recommender.llm.scoring import LLMScorer
-    from recommender.pipeline import PipelineConfig, Recommender, _tuned_settings
+    from recommender.pipeline import PipelineConfig, Recommender, tuned_settings
 
     run = replay(args.held_out)
     position = {str(u): i for i, u in enumerate(run.users)}
@@ -145,7 +145,7 @@ def command_score(args) -> int:
     histories = [run.histories[i] for i in picked]
     targets = run.held[picked, -1]
     cases = [EvalCase(str(run.users[i]), h, int(t)) for i, h, t in zip(picked, histories, targets)]
-    settings = {"llm_candidates": SHOWN, "seed": args.seed, **_tuned_settings(args.adapter)}
+    settings = {"llm_candidates": SHOWN, "seed": args.seed, **tuned_settings(args.adapter)}
     scorer = LLMScorer(load_model(None, adapter=args.adapter, device="cpu"), batch_size=16)
     pipeline = Recommender(run.updater.dataset, run.updater.retriever, scorer, PipelineConfig(**settings))
     clock = time.perf_counter()

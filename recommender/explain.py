@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from recommender.chat.replies import repeats_itself
 from recommender.data import Catalog, Item
 from recommender.explanation_evidence import (
+    CowatchCounts,
     EvidenceSources,
     because_prefix,
     because_sentence,
@@ -50,6 +50,8 @@ from recommender.explanation_generation import Decoding, generate_answers
 from recommender.explanation_rubric import RubricContext, mask_titles, score_explanation
 from recommender.explanation_titles import TitleCheck, TitleChecker
 from recommender.llm.prompting import render_explain
+from recommender.protocols import Filters
+from recommender.text_checks import repeats_itself
 
 DEFAULT_WINDOW = 10  # rating explanations (``Recommender.rating_influences``); ranking ones use the prompt's window
 NEUTRAL_SWAPS = 4  # neutral swaps measured per request (the noise floor)
@@ -303,6 +305,80 @@ def explain_item(
     return explained(text, "generated", raw, rubric=rubric)
 
 
+# ---------------------------------------------------------------- a recommender's items
+
+
+class Explainer:
+    """Explains items of one ``Recommender`` on the prompt it serves, in sentences ``writer`` writes.
+
+    The prompt's candidates are the retriever's top-N for the history, with the item kept at its
+    retrieval position (or in the last slot when it was not retrieved); the effects and the floor are
+    ``Recommender.influence_table``'s, the same numbers and rule as the chat cards.
+
+    Args:
+        recommender: what measures: a ``Recommender`` (its ``histories``, ``retriever``, ``config``,
+            ``llm_scores``, ``influence_table``, ``influence_window``, ``prompt``, ``evidence_sources``).
+        writer: ``explain_item``'s generator (``Recommender.text_writer()`` as served); None: the
+            sentence built from the evidence.
+    """
+
+    def __init__(self, recommender: Any, writer: Any):
+        self.recommender = recommender
+        self.writer = writer
+
+    def explain(
+        self, history: Sequence[str | int], item: str | int, window: int | None = None, **options
+    ) -> Explanation:
+        """The drop-one effect of each shown history item on ``item``'s LLM score, its noise floor, the
+        evidence and a checked sentence. ``window`` defaults to what the prompt shows; ``options`` go to
+        ``explain_item`` (``decoding``, ``sources``, ``checker``)."""
+        rec = self.recommender
+        history_ids, _ = rec.histories.resolve(history)
+        target, unknown = rec.histories.resolve([item])
+        if unknown or not target:
+            raise ValueError(f"unknown item {item!r}.")
+        target_item = rec.catalog[target[0]]
+        rows = self.candidates(history_ids, target_item)
+        column = int(np.flatnonzero(rows == rec.catalog.index[target_item.id])[0])
+        values = np.full(len(history_ids), np.nan)
+        base_score, floor, swaps = None, float("inf"), 0
+        if history_ids:
+            history_rows = rec.histories.rows(history_ids)
+            base = rec.llm_scores([history_rows], [rows])[0]
+            table = rec.influence_table(history_rows, rows, window, base)
+            values = table.values(column, len(history_ids))
+            base_score, floor, swaps = float(base[column]), float(table.floor[column]), len(table.swaps)
+        options.setdefault("sources", rec.evidence_sources)
+        history_items = rec.histories.items(history_ids)
+        explanation = explain_item(self.writer, rec.catalog, history_items, target_item, values, floor=floor, **options)
+        explanation.evidence.update(
+            {"base_score": base_score, "window": rec.influence_window(window), "neutral_swaps": swaps,
+             "candidates": len(rows), "prompt": rec.prompt.version}
+        )  # fmt: skip
+        return explanation
+
+    def candidates(self, history_ids: list[str], item: Item) -> np.ndarray:
+        """[N] catalogue rows of the prompt's candidates: the retriever's top-N, ``item`` among them."""
+        rec = self.recommender
+        n = rec.config.llm_candidates
+        retrieved = rec.retriever.retrieve(history_ids, n, filters=Filters(exclude_seen=True))
+        rows = np.asarray(retrieved.items, dtype=np.int64)
+        target = rec.catalog.index[item.id]
+        if target not in rows:
+            rows = np.append(rows[: n - 1], target)
+        return rows
+
+
+def evidence_sources(dataset: Any, split: Any) -> EvidenceSources:
+    """What explanation links are read from: the catalogue, co-watching counts of the train split
+    (the logs the retriever is fitted on) and the dataset's knowledge graph when it has one."""
+    knowledge = getattr(dataset, "knowledge", None)
+    if knowledge is not None and hasattr(knowledge, "aligned"):
+        knowledge = knowledge.aligned(dataset.catalog)
+    cowatch = CowatchCounts.from_split(split, len(dataset.catalog), dataset.name)
+    return EvidenceSources(dataset.catalog, cowatch, knowledge)
+
+
 __all__ = [
     "CARD_INFLUENCERS",
     "DEFAULT_WINDOW",
@@ -310,11 +386,13 @@ __all__ = [
     "NEUTRAL_SWAPS",
     "Decoding",
     "EvidenceSources",
+    "Explainer",
     "Explanation",
     "InfluenceTable",
     "TitleCheck",
     "TitleChecker",
     "drop_one_influence",
+    "evidence_sources",
     "explain_item",
     "explain_messages",
     "first_sentence",

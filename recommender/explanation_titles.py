@@ -3,7 +3,8 @@
     check = TitleChecker(catalog).check(text, allowed_ids)
     check.ok, check.mentioned, check.invented, check.spans
 
-Pure: the standard library and ``recommender.data.titles``. ``spans`` locate each allowed title
+Pure: the standard library, ``recommender.data.titles`` and ``recommender.text_checks`` (whose
+``names_title`` decides what counts as a title, as for chat replies). ``spans`` locate each allowed title
 named in the text (its year in brackets included), so ``explanation_rubric`` can check the year
 written after a title and read genre and era words outside titles.
 """
@@ -16,19 +17,11 @@ from dataclasses import dataclass
 
 from recommender.data import Catalog, Item
 from recommender.data.titles import ARTICLES, TitleMatcher, fold
+from recommender.text_checks import CONNECTORS, names_title, ordinary_words
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*|&")
 _YEAR_AFTER = re.compile(r"\s*\(?((?:18|19|20)\d\d)\)?")
 _QUOTED = re.compile(r"\"([^\"\n]{1,100})\"|“([^”\n]{1,100})”|(?<!\w)'([^'\n]{1,100})'(?!\w)")
-_CONNECTORS = {"of", "the", "a", "an", "and", "in", "on", "to", "for", "with", "from", "at", "by", "&", "or", "de"}
-# Capitalised words that start sentences or name genres, never a title by themselves.
-_NOT_TITLE_WORDS = {
-    "if", "you", "your", "this", "these", "that", "the", "based", "as", "since", "because", "like", "with", "it", "its",
-    "we", "i", "they", "both", "also", "fans", "recommended", "recommendation", "item", "items", "user", "users",
-    "film", "films", "movie", "movies", "people", "who", "and", "but", "so", "in", "a", "an", "for", "here", "there",
-    "why", "what", "when", "given", "just", "then", "plus", "enjoy", "enjoyed", "liked", "watched", "try", "check",
-    "similar", "candidate", "candidates", "answer", "explanation", "yes", "no", "mr", "mrs", "dr", "st",
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -60,8 +53,7 @@ class TitleChecker:
     def __init__(self, catalog: Catalog):
         self.catalog = catalog
         self.matcher = TitleMatcher.for_catalog(catalog)
-        self.genre_words = {word for genre in catalog.genre_vocabulary for word in fold(genre).split()}
-        self.genre_words |= {word + "s" for word in self.genre_words}
+        self.ordinary = ordinary_words(catalog)  # never a title by themselves: sentence openers, genres
 
     def _items_of(self, phrase: str) -> list[Item]:
         key = fold(phrase)
@@ -112,7 +104,7 @@ class TitleChecker:
                     continue
                 phrase = text[words[i].start() : words[i + n - 1].end()]
                 items = self._items_of(phrase)
-                if items and self._counts_as_title(text, words, i, n):
+                if items and names_title(text, words[i].start(), words[i + n - 1].end(), self.ordinary):
                     end = self._title_tail(text, words[i + n - 1].end(), items)
                     accept(items, phrase, "catalogue", words[i].start(), end)
                     k = i
@@ -148,34 +140,11 @@ class TitleChecker:
         year = re.match(r"\s*\(?(?:18|19|20)\d\d\)?", text[end:])
         return end + year.end() if year else end
 
-    def _counts_as_title(self, text: str, words: list[re.Match[str]], i: int, n: int) -> bool:
-        core = [w.group() for w in words[i : i + n]]
-        significant = [w for w in core if w.lower() not in ARTICLES] or core
-        year = re.match(r"[.!?…'’]*\s*\((?:18|19|20)\d\d\)", text[words[i + n - 1].end() :])
-        if year:
-            return True  # "Heat (1995)", "187 (1997)"
-        if all(w.isdigit() for w in core):
-            return False  # a bare number ("1995") is a year or a count, not a film
-        capitalised = significant[0][:1].isupper() or significant[0][:1].isdigit()
-        if len(significant) >= 2 and not all(w.lower() in _NOT_TITLE_WORDS | _CONNECTORS for w in significant):
-            return True  # a multi-word title, in any case
-        return (
-            capitalised
-            and not _sentence_start(text, words[i].start())
-            and significant[0].lower() not in (_NOT_TITLE_WORDS | self.genre_words)
-        )
-
     def _capitalised_runs(self, text: str, words: list[re.Match[str]], used: list[bool]) -> list[tuple[int, int]]:
         def capital(k: int) -> bool:
             word = words[k].group()
             low = word.lower()
-            return (
-                not used[k]
-                and word[:1].isupper()
-                and low not in self.genre_words
-                and low not in _NOT_TITLE_WORDS
-                and low not in _CONNECTORS
-            )
+            return not used[k] and word[:1].isupper() and low not in self.ordinary and low not in CONNECTORS
 
         runs, k = [], 0
         while k < len(words):
@@ -188,15 +157,10 @@ class TitleChecker:
             ):
                 if capital(j):
                     capitals, end = capitals + 1, j + 1
-                elif words[j].group().lower() not in _CONNECTORS:
+                elif words[j].group().lower() not in CONNECTORS:
                     break
                 j += 1
             if capitals >= 2:
                 runs.append((k, end))
             k = max(end, k + 1)
         return runs
-
-
-def _sentence_start(text: str, position: int) -> bool:
-    before = text[:position].rstrip(" \t\"'“(")
-    return not before or before[-1] in ".!?:\n-*•"

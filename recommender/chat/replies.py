@@ -16,14 +16,14 @@ counted by ``bench/chat_replies.py``).
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from recommender.chat.lexicon import ABBREVIATIONS, GENRE_CLAIMS, REPEAT_IDIOMS
+from recommender.chat.lexicon import ABBREVIATIONS, GENRE_CLAIMS
 from recommender.chat.state import ConversationState
 from recommender.data import Catalog
-from recommender.data.titles import ARTICLES, TitleMatcher, fold, title_keys
+from recommender.data.titles import TitleMatcher, fold, title_keys
+from recommender.text_checks import names_title, ordinary_words, repeats_itself
 
 MAX_SENTENCES = 4  # "a few sentences"; a longer reply buries the cards
 MAX_WORDS = 90
@@ -92,21 +92,6 @@ def sentences(text: str) -> list[str]:
     return [p for p in parts if re.search(r"\w", p)]
 
 
-def repeats_itself(text: str) -> bool:
-    """True for degenerate repetition: a 3-word run three times, a 5-word run twice, few distinct words,
-    or one word joined to itself ("entertaining and entertaining", "dark, dark"; idioms like "again and
-    again" aside)."""
-    for match in re.finditer(r"\b([a-z']{3,})(?:\s*,\s*|\s+(?:and|or|but)\s+)\1\b", text.lower()):
-        if match.group(1) not in REPEAT_IDIOMS:
-            return True
-    words = re.findall(r"[\w']+", text.lower())
-    for n, limit in ((3, 3), (5, 2)):
-        grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
-        if grams and max(grams.values()) >= limit:
-            return True
-    return len(words) >= 12 and len(set(words)) < 0.45 * len(words)
-
-
 def _mention_keys(title: str) -> set[str]:
     return title_keys(re.sub(r"\s*\((?:18|19|20)\d\d\)\s*$", "", title))
 
@@ -114,10 +99,12 @@ def _mention_keys(title: str) -> set[str]:
 def mentioned_titles(reply: str, catalog: Catalog) -> list[tuple[str, tuple[str, ...]]]:
     """Catalogue titles named in ``reply``: (text as written, item ids), left to right, longest first.
 
-    A one-word title ("Heat", "Mother") counts only when written capitalised away from a sentence's
-    start, in quotes or bold, or followed by its year, so ordinary words do not count as titles.
+    A title counts where ``text_checks.names_title`` says it is written as one (the rule explanations
+    follow too): a one-word title ("Heat", "Mother") only capitalised away from a sentence's start, in
+    quotes or bold, or followed by its year, so ordinary words do not count as titles.
     """
     matcher = TitleMatcher.for_catalog(catalog)
+    ordinary = ordinary_words(catalog)
     words = list(re.finditer(r"[^\W_]+(?:['’.][^\W_]+)*\.?", reply or ""))
     folded = [fold(w.group()) for w in words]
     found, i = [], 0
@@ -125,11 +112,7 @@ def mentioned_titles(reply: str, catalog: Catalog) -> list[tuple[str, tuple[str,
         for n in range(min(matcher.max_words, len(words) - i), 0, -1):
             key = " ".join(k for k in folded[i : i + n] if k)
             items = matcher.keys.get(key)
-            if not items:
-                continue
-            parts = key.split()
-            one_word = len(parts) == 1 or (len(parts) == 2 and parts[0] in ARTICLES)
-            if one_word and not _looks_like_title(reply, words[i].start(), words[i + n - 1].end()):
+            if not items or not names_title(reply, words[i].start(), words[i + n - 1].end(), ordinary):
                 continue
             found.append((reply[words[i].start() : words[i + n - 1].end()], tuple(item.id for item in items)))
             i += n - 1
@@ -138,18 +121,6 @@ def mentioned_titles(reply: str, catalog: Catalog) -> list[tuple[str, tuple[str,
             break
         i += 1
     return found
-
-
-def _looks_like_title(text: str, start: int, end: int) -> bool:
-    written = text[start:end]
-    if not written[:1].isupper() and not written[:1].isdigit():
-        return False
-    before, after = text[:start].rstrip(), text[end:]
-    if re.match(r"\s*\((?:18|19|20)\d\d\)", after) or (before[-1:] in "\"'*“‘_" and before):
-        return True
-    if written.isdigit():  # "1995" or "187" as a title only when quoted or bold
-        return False
-    return bool(before) and before[-1] not in ".!?:\n-•(" and not re.search(r"\n\s*\d+\.$", before)
 
 
 def check_reply_names_only(reply: str, allowed: Iterable[str], catalog: Catalog) -> bool:

@@ -119,7 +119,7 @@ def _pipelines(args, dataset, first_stage, base):
     from recommender.evaluation.protocol import llm_settings
     from recommender.llm.loading import load_model
     from recommender.llm.scoring import LLMScorer
-    from recommender.pipeline import PipelineConfig, Recommender, _tuned_settings, resolve_adapter
+    from recommender.pipeline import PipelineConfig, Recommender, tuned_settings, resolve_adapter
 
     explicit = args.adapter not in (None, "default", "none")
     adapter = resolve_adapter(args.adapter, dataset, args.model) if explicit else None
@@ -127,7 +127,7 @@ def _pipelines(args, dataset, first_stage, base):
     for method in LLM_ROWS:
         if method == "llm_lora" and adapter is None:
             continue
-        loads, settings = llm_settings(method, _tuned_settings(adapter) if adapter else {}, args.seed)
+        loads, settings = llm_settings(method, tuned_settings(adapter) if adapter else {}, args.seed)
         loaded = load_model(args.model, adapter=adapter, device=args.device, dtype=args.dtype) if loads else base
         precisions[method] = loaded.precision
         scorer = LLMScorer(loaded, batch_size=args.batch_size)

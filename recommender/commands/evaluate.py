@@ -152,7 +152,7 @@ def _selection_users(args, methods, dataset, split) -> list[str]:
 
 def _rank_method(method, args, dataset, retriever, cases, precisions: dict):
     from recommender.evaluation.protocol import LLM_VARIANTS, llm_settings, rank_cases
-    from recommender.pipeline import PipelineConfig, Recommender, _tuned_settings, resolve_adapter
+    from recommender.pipeline import PipelineConfig, Recommender, tuned_settings, resolve_adapter
 
     if method in retriever.components or method in ("hybrid", "sequential"):
         if method == "hybrid":
@@ -172,7 +172,7 @@ def _rank_method(method, args, dataset, retriever, cases, precisions: dict):
     from recommender.llm.loading import load_model
     from recommender.llm.scoring import LLMScorer
 
-    loads_adapter, settings = llm_settings(method, _tuned_settings(adapter), args.seed, args.llm_candidates)
+    loads_adapter, settings = llm_settings(method, tuned_settings(adapter), args.seed, args.llm_candidates)
     weights = adapter if loads_adapter else None
     loaded = load_model(args.model, adapter=weights, quantize=args.quantize, device=args.device, dtype=args.dtype)
     precisions[method] = loaded.precision

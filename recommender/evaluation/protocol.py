@@ -44,7 +44,7 @@ def llm_settings(method: str, tuned: dict, seed: int, llm_candidates: int | None
     """Whether ``method`` loads the adapter, and its ``PipelineConfig`` keyword arguments.
 
     Args:
-        tuned: the adapter's recorded settings (``pipeline._tuned_settings``); {} without one.
+        tuned: the adapter's recorded settings (``pipeline.tuned_settings``); {} without one.
         llm_candidates: overrides the top-N the LLM reranks.
     """
     variant = LLM_VARIANTS[method]
