@@ -119,7 +119,7 @@ def _pipelines(args, dataset, first_stage, base):
     from recommender.evaluation.protocol import llm_settings
     from recommender.llm.loading import load_model
     from recommender.llm.scoring import LLMScorer
-    from recommender.pipeline import PipelineConfig, Recommender, tuned_settings, resolve_adapter
+    from recommender.pipeline import PipelineConfig, Recommender, resolve_adapter, tuned_settings
 
     explicit = args.adapter not in (None, "default", "none")
     adapter = resolve_adapter(args.adapter, dataset, args.model) if explicit else None

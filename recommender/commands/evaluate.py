@@ -152,7 +152,7 @@ def _selection_users(args, methods, dataset, split) -> list[str]:
 
 def _rank_method(method, args, dataset, retriever, cases, precisions: dict):
     from recommender.evaluation.protocol import LLM_VARIANTS, llm_settings, rank_cases
-    from recommender.pipeline import PipelineConfig, Recommender, tuned_settings, resolve_adapter
+    from recommender.pipeline import PipelineConfig, Recommender, resolve_adapter, tuned_settings
 
     if method in retriever.components or method in ("hybrid", "sequential"):
         if method == "hybrid":
