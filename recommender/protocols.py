@@ -39,6 +39,12 @@ class Candidates:
 
 
 class Retriever(Protocol):
+    """Every retriever (``retrieval.base.BaseRetriever`` and its subclasses) has both."""
+
+    def score_batch(self, histories: Sequence[np.ndarray], queries: Sequence[str | None] | None = None) -> np.ndarray:
+        """[B, N] full-catalogue scores for each history of catalogue rows (oldest first)."""
+        ...
+
     def retrieve(
         self,
         history: Sequence[str],

@@ -432,7 +432,7 @@ def test_auto_pruning_applies_to_big_catalogues_only(monkeypatch):
 
 
 def test_tuning_on_a_sample_is_seeded_and_deterministic(monkeypatch):
-    from recommender.retrieval.hybrid import tuning_users
+    from recommender.data.split import tuning_users
 
     catalog, split = _random_split(n_users=120)
     assert tuning_users(split, 10**6) == split.eval_users  # few users: all, in order

@@ -143,6 +143,16 @@ class LeaveOneOutSplit:
         return np.bincount(items, minlength=n_items).astype(np.float64)
 
 
+def tuning_users(split: LeaveOneOutSplit, users: int, seed: int = 0) -> list[str]:
+    """Validation users that tune something on the validation events (the hybrid's blend weights,
+    the sequential model's epoch): all when at most ``users``, else a seeded sample in dataset order."""
+    pool = split.eval_users
+    if len(pool) <= users:
+        return list(pool)
+    picked = np.sort(np.random.default_rng(seed).choice(len(pool), size=users, replace=False))
+    return [pool[i] for i in picked]
+
+
 def without_last_events(dataset: Dataset, drop: int) -> Dataset:
     """The dataset with each user's last ``drop`` events (in split order) removed.
 

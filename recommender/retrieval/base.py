@@ -3,6 +3,8 @@
 Pure numpy (and scipy.sparse for the co-occurrence matrix). Models never load here: the
 embedding retriever receives item vectors and an ``Encoder`` (recommender.retrieval.embeddings wraps
 sentence-transformers), so every line of ranking math is tested with hand-written vectors.
+The shared math sits beside it: the sparse co-occurrence similarity in ``item_similarity``, the
+masked top-K and the inner-product index in ``vector_index`` (both re-exported here).
 
 The sequential model (``recommender.retrieval.sequential``, torch) implements the same contract.
 Every retriever shares one contract:
@@ -20,11 +22,16 @@ from collections.abc import Sequence
 import numpy as np
 
 from recommender.data import Catalog
-from recommender.evaluation.metrics import top_k
 from recommender.protocols import Candidates, Encoder, Filters
 from recommender.ranking import standardise  # llm/evidence.py imports it from here too
+from recommender.retrieval.item_similarity import (  # noqa: F401  (re-exported: knowledge, incremental, tests)
+    BLOCK_ENTRIES,
+    cooccurrence_similarity,
+    keep_top_per_row,
+    sequences_to_csr,
+)
+from recommender.retrieval.vector_index import FAISS_THRESHOLD, VectorIndex, masked_top_k
 
-FAISS_THRESHOLD = 200_000  # catalogues at least this large search with FAISS when it is installed
 EXACT_COSINE_ITEMS = 20_000  # up to this many items, embedding scores in float64 (ML-100k's numbers unchanged)
 _EMPTY_ROWS = np.zeros(0, dtype=np.int64)
 
@@ -84,53 +91,6 @@ def _describe(filters: Filters) -> str:
     if filters.exclude_seen:
         parts.append("unseen items only")
     return "; ".join(parts) or "no constraints"
-
-
-def masked_top_k(scores: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and scores of the ``k`` best allowed items of [N] ``scores``, ties in row order."""
-    rows = top_k(scores, k, mask=np.flatnonzero(~allowed))
-    return rows, np.asarray(scores, dtype=np.float64)[rows]
-
-
-class VectorIndex:
-    """Exact inner-product search over [N, D] vectors: numpy below ``threshold``, FAISS above.
-
-    Both backends are exact (FAISS ``IndexFlatIP``), so they return the same top-K; FAISS
-    wins by doing the top-K selection in C++ with a bitmap filter instead of a full argsort.
-    """
-
-    def __init__(self, vectors: np.ndarray, threshold: int = FAISS_THRESHOLD):
-        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)  # [N, D]
-        self.backend = "numpy"
-        self._faiss = None
-        if len(self.vectors) >= threshold and len(self.vectors) > 0:
-            try:
-                import faiss  # optional: pip install faiss-cpu
-            except ImportError:
-                faiss = None
-            if faiss is not None:
-                self._faiss = faiss
-                self._index = faiss.IndexFlatIP(self.vectors.shape[1])
-                self._index.add(self.vectors)
-                self.backend = "faiss"
-
-    def __len__(self) -> int:
-        return len(self.vectors)
-
-    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` rows and inner products for one [D] query among ``allowed`` [N] rows."""
-        if self._faiss is None:
-            scores = self.vectors @ np.asarray(query, dtype=np.float32)  # [N]
-            mask = allowed if allowed is not None else np.ones(len(scores), dtype=bool)
-            return masked_top_k(scores, k, mask)
-        params = None
-        if allowed is not None and not allowed.all():
-            bitmap = np.packbits(allowed, bitorder="little")
-            params = self._faiss.SearchParameters(sel=self._faiss.IDSelectorBitmap(bitmap))
-        k = min(k, len(self.vectors))
-        distances, labels = self._index.search(np.asarray(query, dtype=np.float32)[None, :], k, params=params)
-        keep = labels[0] >= 0  # FAISS pads with -1 when fewer than k rows pass
-        return labels[0][keep].astype(np.int64), distances[0][keep].astype(np.float64)
 
 
 # ---------------------------------------------------------------- the shared contract
@@ -244,7 +204,6 @@ class PopularityRetriever(BaseRetriever):
 AUTO = "auto"
 AUTO_PRUNE_ITEMS = 5_000  # neighbours="auto": catalogues larger than this keep AUTO_NEIGHBOURS per row
 AUTO_NEIGHBOURS = 200  # ML-100k (1,682 items) stays unpruned, so its scores are exactly the former ones
-BLOCK_ENTRIES = 20_000_000  # co-occurrence entries (upper bound) computed at once before pruning
 
 
 class CooccurrenceRetriever(BaseRetriever):
@@ -297,84 +256,6 @@ class CooccurrenceRetriever(BaseRetriever):
             if len(recent):
                 out[b] = np.asarray(self.similarity[recent].sum(axis=0)).ravel()
         return out
-
-
-def sequences_to_csr(sequences: dict[str, np.ndarray] | Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(indptr [U + 1], items [T]) of per-user row sequences, the layout of ``split.train_csr()``."""
-    sequences = list(sequences.values()) if isinstance(sequences, dict) else list(sequences)
-    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
-    indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    items = np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences]) if sequences else _EMPTY_ROWS
-    return indptr, items
-
-
-def cooccurrence_similarity(
-    indptr: np.ndarray,
-    items: np.ndarray,
-    n: int,
-    shrink: float = 0.0,
-    neighbours: int | None = None,
-    block_entries: int = BLOCK_ENTRIES,
-):
-    """Sparse [N, N] shrunk cosine of item co-occurrence: ``users(i, j) / (sqrt(users(i) users(j)) + shrink)``,
-    zero diagonal, each row pruned to its ``neighbours`` largest entries (None: all).
-
-    Users are counted once per item (repeated events count once). Rows are computed in blocks
-    whose worst-case size (sum over the block's items of their users' history lengths, capped at
-    N per row) stays under ``block_entries``.
-    """
-    from scipy import sparse
-
-    index = np.int32 if max(len(items), n) < 2**31 else np.int64  # int32 indices: half the memory, faster products
-    indptr = np.asarray(indptr, dtype=index)
-    items = np.asarray(items, dtype=index)
-    n_users = len(indptr) - 1
-    x = sparse.csr_matrix((np.ones(len(items), dtype=np.float32), items, indptr), shape=(n_users, n))
-    x.sum_duplicates()
-    x.data[:] = 1.0  # [U, N] binary
-    xt = x.T.tocsr()  # [N, U]
-    counts = np.diff(xt.indptr).astype(np.float64)  # [N] users per item (the diagonal of X^T X)
-    work = np.minimum(xt @ np.diff(x.indptr).astype(np.float64), n)  # [N] bound on each row's entries
-    pieces, start = [], 0
-    cumulative = np.cumsum(work)
-    while start < n:
-        base = cumulative[start - 1] if start else 0.0
-        stop = max(int(np.searchsorted(cumulative, base + block_entries, side="right")), start + 1)
-        stop = min(stop, n)
-        co = (xt[start:stop] @ x).tocsr()  # [b, N] users who had both items (float32: exact below 2^24)
-        co.sort_indices()
-        rows = np.repeat(np.arange(start, stop), np.diff(co.indptr))
-        keep = co.indices != rows  # zero diagonal
-        cols = co.indices[keep].astype(np.int64)
-        rows = rows[keep]
-        values = co.data[keep].astype(np.float64) / (np.sqrt(counts[rows] * counts[cols]) + shrink)
-        block = sparse.csr_matrix((values, cols, _indptr_of(rows - start, stop - start)), shape=(stop - start, n))
-        pieces.append(block if neighbours is None else keep_top_per_row(block, neighbours))
-        start = stop
-    if not pieces:
-        return sparse.csr_matrix((n, n))
-    return sparse.vstack(pieces, format="csr")
-
-
-def _indptr_of(rows: np.ndarray, n_rows: int) -> np.ndarray:
-    return np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_rows))])
-
-
-def keep_top_per_row(matrix, neighbours: int):
-    """CSR copy of ``matrix`` with each row's ``neighbours`` largest entries; ties keep the lower
-    column. Vectorised: one lexsort of (row, -value, column) for the whole matrix, no Python loop."""
-    from scipy import sparse
-
-    matrix = sparse.csr_matrix(matrix)
-    lengths = np.diff(matrix.indptr)
-    if not len(lengths) or lengths.max() <= neighbours:
-        return matrix.copy()
-    rows = np.repeat(np.arange(matrix.shape[0]), lengths)
-    order = np.lexsort((matrix.indices, -matrix.data, rows))  # row by row, best first
-    rank = np.arange(len(order)) - matrix.indptr[rows]  # rows[order] == rows: the sort keeps rows grouped
-    kept = np.sort(order[rank < neighbours])  # positions, in the original within-row order
-    indptr = np.concatenate([[0], np.cumsum(np.minimum(lengths, neighbours))])
-    return sparse.csr_matrix((matrix.data[kept], matrix.indices[kept], indptr), shape=matrix.shape)
 
 
 # ---------------------------------------------------------------- sentence embeddings

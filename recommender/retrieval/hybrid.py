@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from recommender.data import Dataset
-from recommender.data.split import LeaveOneOutSplit
+from recommender.data.split import LeaveOneOutSplit, tuning_users
 from recommender.evaluation.metrics import full_ranks, hit_rate, ndcg
 from recommender.protocols import Encoder
 from recommender.retrieval.base import (
@@ -68,15 +68,6 @@ TUNE_SEED = 0
 TUNE_BATCH = 128  # users whose full-catalogue component scores are held at once on the candidate path
 DENSE_TUNE_BYTES = 256 * 2**20  # below this, [users x items] float64 per component are kept (the exact former path)
 TUNE_CANDIDATES = 500  # candidate path: each component's top items per user that the blend re-ranks
-
-
-def tuning_users(split: LeaveOneOutSplit, users: int = TUNE_USERS, seed: int = TUNE_SEED) -> list[str]:
-    """Validation users that tune the blend: all when at most ``users``, else a seeded sample in dataset order."""
-    pool = split.eval_users
-    if len(pool) <= users:
-        return list(pool)
-    picked = np.sort(np.random.default_rng(seed).choice(len(pool), size=users, replace=False))
-    return [pool[i] for i in picked]
 
 
 def tune_weights(
