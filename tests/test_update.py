@@ -391,3 +391,15 @@ def test_two_lora_steps_on_feedback_examples(tmp_path, tiny_llama_dir):
     assert state.step == 2 and all(np.isfinite(loss) for _, loss in state.losses)
     after = dict(model.named_parameters())
     assert any(not torch.equal(before[n], after[n]) for n in before)
+
+
+def test_status_says_how_far_a_retrain_is_and_when_it_is_due():
+    from recommender.commands.update import retrain_status
+
+    dataset = small_dataset()
+    trained = int(len(LeaveOneOutSplit(dataset.interactions).train_csr()[1]))
+    quiet = retrain_status(dataset, new_events=0, new_items=0)
+    assert quiet.startswith("sequential model: no retrain due")
+    assert f"{int(np.ceil(0.1 * trained))} more interactions" in quiet
+    due = retrain_status(dataset, new_events=trained, new_items=0)
+    assert due.startswith("sequential model: retrain due") and f"of the {trained} it trained on" in due

@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         appended = UpdateState(state_dir).read()
         print(f"{state_dir}: {len(appended.events)} interactions and {len(appended.items)} items appended "
               f"in {len(appended.info.get('updates', []))} updates")  # fmt: skip
+        print(retrain_status(base, len(appended.events), len(appended.items)))
         return 0
     if args.interactions is None and args.items is None and args.from_db is None:
         raise ValueError("give --interactions, --items or --from-db (or --status).")
@@ -83,3 +84,24 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     print(f"state: {state_dir}")
     return 0
+
+
+def retrain_status(base, new_events: int, new_items: int) -> str:
+    """When the sequential model (trained on the base data's train split) should be retrained."""
+    import math
+
+    from recommender.data.split import LeaveOneOutSplit
+    from recommender.retrieval.incremental import RETRAIN_EVENT_SHARE, RETRAIN_ITEM_SHARE, retrain_due
+
+    trained_events = int(len(LeaveOneOutSplit(base.interactions).train_csr()[1]))
+    trained_items = len(base.catalog)
+    due = retrain_due(trained_events, trained_items, new_events, new_items)
+    if due:
+        return f"sequential model: retrain due ({due}); until then it reads the new events only as history"
+    events_left = math.ceil(RETRAIN_EVENT_SHARE * trained_events) - new_events
+    items_left = math.ceil(RETRAIN_ITEM_SHARE * trained_items) - new_items
+    return (
+        f"sequential model: no retrain due; due after {events_left} more interactions "
+        f"({RETRAIN_EVENT_SHARE:.0%} of the {trained_events} it trained on) or {items_left} more new items "
+        f"({RETRAIN_ITEM_SHARE:.0%} of {trained_items})"
+    )
