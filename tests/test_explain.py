@@ -159,6 +159,19 @@ def test_served_influence_equals_a_naive_loop_and_cards_equal_explain(tiny_score
         assert [p[0] for p in on_demand.get(card.item_id, ())] == [p[0] for p in card.influences]
 
 
+def test_an_explainer_writes_with_the_writer_it_was_built_with(tiny_scorer):
+    from recommender.explain import Explainer
+
+    pipeline = _pipeline(tiny_scorer, "rank")
+    history = ["1", "7", "8", "6"]
+    built = Explainer(pipeline, None).explain(history, "2", window=3)  # no writer: the built sentence
+    assert built.path == "fallback" and built.reason in ("no generator given", "no measured influence")
+    given = pipeline.explain(history, "2", window=3, writer=saying(""))  # the same numbers either way
+    assert given.influences == built.influences and given.evidence["base_score"] == built.evidence["base_score"]
+    with pytest.raises(ValueError, match="unknown item 'Nope'"):
+        Explainer(pipeline, None).explain(history, "Nope")
+
+
 def test_the_window_is_what_the_served_prompt_shows(tiny_scorer):
     pipeline = _pipeline(tiny_scorer, "rank_evidence", max_history=3)
     history = ["1", "7", "8", "6", "4"]

@@ -178,6 +178,19 @@ def test_predict_rating_bad_input_has_one_clear_sentence(dataset, history, item,
         make(dataset).predict_rating(history, item, ratings)
 
 
+def test_the_ratings_object_is_what_the_recommender_delegates_to(dataset):
+    from recommender.histories import Histories
+    from recommender.ratings import Ratings
+
+    recommender = make(dataset)
+    assert isinstance(recommender.ratings, Ratings) and recommender.rating_prompt is recommender.ratings.prompt
+    alone = Ratings(Histories(dataset, recommender.split), MeanScorer())  # usable without a Recommender
+    assert alone.predict(None, "4", user_id="u1") == recommender.predict_rating(None, "4", user_id="u1")
+    assert alone.influences("4", user_id="u1", window=2) == recommender.rating_influences("4", user_id="u1", window=2)
+    with pytest.raises(ValueError, match="built without an LLM"):
+        Ratings(alone.histories).predict([], "4")
+
+
 def test_predict_rating_bad_user(dataset):
     recommender = make(dataset)
     with pytest.raises(ValueError, match="user id 'nobody' is not in toy"):
