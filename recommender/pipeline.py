@@ -41,8 +41,6 @@ from recommender.protocols import Candidates, Filters, Recommendation
 from recommender.ranking import mmr, rerank_block, stable_order, two_stage_full_scores
 from recommender.ratings import NO_SCORER, Ratings
 
-_tuned_settings = tuned_settings  # temporary: callers move to ``tuned_settings``
-
 SCORE_MODES = ("rank", "pointwise")
 
 
