@@ -281,3 +281,33 @@ def test_python_blocks_parse():
                 except SyntaxError as error:
                     bad.append(f"{page.relative_to(ROOT)}: {error}")
     assert not bad, "\n".join(bad)
+
+
+def resolve_dotted(name: str) -> bool:
+    """``recommender.x.y.attr`` or ``Recommender.method`` names something that exists."""
+    if name.startswith("Recommender."):
+        name = "recommender.pipeline." + name
+    parts = name.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            if not hasattr(obj, attr):
+                return False
+            obj = getattr(obj, attr)
+        return True
+    return False
+
+
+def test_dotted_names_in_the_pages_exist():
+    """`recommender.llm.precision`, `Recommender.influences`: each module, class and attribute named exists."""
+    missing = []
+    for page in PAGES:
+        for name in sorted(
+            set(re.findall(r"`((?:recommender|Recommender)\.[A-Za-z_][\w.]*\w)", page.read_text("utf-8")))
+        ):
+            if not resolve_dotted(name):
+                missing.append(f"{page.relative_to(ROOT)}: {name}")
+    assert not missing, "named but not found:\n" + "\n".join(missing)
