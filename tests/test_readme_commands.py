@@ -17,8 +17,10 @@ Python blocks are checked too: every ``from recommender... import a, b`` names s
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import importlib
+import io
 import os
 import re
 import shlex
@@ -178,13 +180,32 @@ def subcommand_path(command: Command) -> tuple[str, ...]:
 
 @functools.cache
 def help_text(program: tuple[str, ...], path: tuple[str, ...]) -> tuple[int, str]:
-    """``<program> <path> --help``: exit status and text (cached per command)."""
+    """``<program> <path> --help``: exit status and text (cached per command). The ``recommender`` CLI's
+    parser is built in this process (one import instead of a process per subcommand; the console
+    script itself is run once by ``test_console_script_help``); modules and scripts run as processes."""
     if program == ("recommender",):
-        argv = [sys.executable, "-m", "recommender.cli", *path, "--help"]
-    else:
-        argv = [sys.executable, *program, *path, "--help"]
+        from recommender.cli import make_parser
+
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                make_parser().parse_args([*path, "--help"])
+                status = 0
+            except SystemExit as stop:
+                status = stop.code if isinstance(stop.code, int) else 1
+        return status, out.getvalue() + err.getvalue()
+    argv = [sys.executable, *program, *path, "--help"]
     done = subprocess.run(argv, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
     return done.returncode, done.stdout + done.stderr
+
+
+def test_console_script_help():
+    """The installed ``recommender`` script answers --help without loading a model."""
+    script = Path(sys.executable).parent / "recommender"
+    argv = [str(script)] if script.exists() else [sys.executable, "-m", "recommender.cli"]
+    done = subprocess.run([*argv, "--help"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "evaluate" in done.stdout
 
 
 def flags_of(args: tuple[str, ...]) -> list[str]:
