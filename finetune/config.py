@@ -267,16 +267,3 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> FinetuneC
 def config_dict(config: Any) -> dict:
     """The resolved config as plain JSON-able data."""
     return dataclasses.asdict(config)
-
-
-def help_lines(cls: type = FinetuneConfig, prefix: str = "") -> list[str]:
-    """ "key (default): help" for every leaf key, for --help."""
-    out = []
-    instance = cls()
-    for f in fields(cls):
-        value = getattr(instance, f.name)
-        if is_dataclass(value):
-            out += help_lines(type(value), f"{prefix}{f.name}.")
-        else:
-            out.append(f"  {prefix}{f.name} ({value!r}): {f.metadata.get('help', '')}")
-    return out
