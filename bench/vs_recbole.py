@@ -10,7 +10,8 @@ are printed beside them, plus popularity with true counts from our train split.
 RecBole's checkpoints and logs stay in a temporary folder.
 
     .venv/bin/python -m bench.vs_recbole --epochs 2      # end-to-end check
-    nohup .venv/bin/python -m bench.vs_recbole --epochs 12 --ours bench/results/metrics.json \\
+    recommender evaluate --first-stage hybrid --methods cooccurrence,hybrid --output runs/eval-hybrid  # our rows
+    nohup .venv/bin/python -m bench.vs_recbole --epochs 12 --ours runs/eval-hybrid/metrics.json \\
         > /tmp/vs_recbole.log 2>&1 &                     # default length, in the background
 
 An SASRec epoch takes about 166 s on 2 idle cores (12 epochs, the default, fit in 40 minutes);

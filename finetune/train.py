@@ -3,7 +3,7 @@
     recommender finetune --config finetune/configs/ml100k_cpu.yaml              # < 40 min on 2 CPU cores
     recommender finetune --config finetune/configs/ml100k_cpu.yaml --max_steps 50 --set lora.r=8
     recommender finetune --config finetune/configs/ml100k_cpu.yaml --resume     # continue from the last checkpoint
-    recommender finetune --config finetune/configs/ml100k_cpu_long.yaml        # the shipped adapter
+    recommender finetune --config finetune/configs/ml100k_seq_wide_cpu.yaml    # the shipped adapter
     recommender finetune --config finetune/configs/ml100k_qlora_gpu.yaml       # one GPU, 4-bit QLoRA, bf16
     accelerate launch --config_file finetune/accelerate/ddp.yaml -m recommender.finetune.train \
         --config finetune/configs/ml100k_qlora_gpu.yaml --set train.quantize=none

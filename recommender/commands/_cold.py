@@ -43,7 +43,9 @@ LLM_ROWS = ("llm_zero_shot", "llm_lora")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--protocol", default="warm", choices=("warm", "cold-items", "cold-users"),
-        help="warm: leave-one-out on every user; cold-items / cold-users: see `recommender evaluate --help` below",
+        help="warm: leave-one-out on every user; cold-items: a seeded share of films has no training event "
+        "(--cold-share, --cold-variant, --shelf-sample); cold-users: test users cut to their first n events "
+        "(--cold-sizes)",
     )  # fmt: skip
     parser.add_argument("--cold-share", type=float, default=None, help="share of items (0.1) or users (0.2) made cold")
     parser.add_argument("--cold-variant", default="random", choices=("random", "newest"), help="cold-items: which")

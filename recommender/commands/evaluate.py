@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--llm-candidates", type=int, default=None,
-        help="hybrid top-N the LLM reranks (default: 20 zero-shot, the adapter's recorded count for llm_lora)",
+        help="first-stage top-N the LLM reranks (default: 20 zero-shot, the adapter's recorded count for llm_lora)",
     )  # fmt: skip
     parser.add_argument(
         "--keep-selection-users", action="store_true",
