@@ -179,11 +179,6 @@ GENRE_CLAIMS = {
     "Romance": r"romance|romantic (?:film|movie|comedy|drama)", "Sci-Fi": r"sci-?fi|science[- ]fiction",
     "Thriller": r"thrillers?", "War": r"war (?:film|movie|drama|story|epic)s?", "Western": r"westerns?",
 }  # fmt: skip
-# Words a sentence may say twice in a row as an idiom ("again and again", "more and more").
-REPEAT_IDIOMS = {"again", "more", "over", "on", "round", "through", "out", "back", "less", "better", "worse", "time",
-                 "bigger", "faster", "closer", "further", "here", "there", "by", "side", "step", "day",
-                 "year"}  # fmt: skip
-
 # Words whose typing slips cost a reading ("lvoed Scream", "soomething like Fargo", "i askeed for"): a word one
 # slip from one of these, and no word of the catalogue's titles, is read as it (issue 28's simulated people).
 MEND_WORDS = ("something", "similar", "loved", "liked", "enjoyed", "really", "watched", "already", "please",
