@@ -403,3 +403,34 @@ def test_status_says_how_far_a_retrain_is_and_when_it_is_due():
     assert f"{int(np.ceil(0.1 * trained))} more interactions" in quiet
     due = retrain_status(dataset, new_events=trained, new_items=0)
     assert due.startswith("sequential model: retrain due") and f"of the {trained} it trained on" in due
+
+
+def test_the_cold_item_bridge_survives_an_update(world):
+    """Films without events keep their bridge through an incremental update: one that gains events
+    leaves it, the others keep their neighbours, and a new film with no event joins it."""
+    from recommender.retrieval.hybrid import attach_cold_bridge
+
+    dataset, hybrid = world
+    split = LeaveOneOutSplit(dataset.interactions)
+    hybrid.components["pop"].counts[[3, 7]] = 0  # two films read as never trained on (the bridge's input)
+    attach_cold_bridge(hybrid, hybrid.text.vectors)
+    assert sorted(hybrid.cold_bridge.cold_rows.tolist()) == [3, 7]
+    new_item = Item("900", "Nebula Corsairs", 2024, ("Sci-Fi",), "space pirates galaxy nebula corsairs")
+    events = NewEvents.of(["1", "2"], [dataset.catalog.ids[7]] * 2, [2e6, 2e6 + 1], source="test")
+    grown = extend_dataset(dataset, [new_item], events)
+    new_split = LeaveOneOutSplit(grown.interactions)
+    popularity = new_split.item_popularity(len(grown.catalog))
+    popularity[3] = 0  # as the stubbed counts above: film 3 still without a training event
+    refreshed, _, _ = refresh_hybrid(hybrid, grown.catalog, split, new_split, ["1", "2"], encoder=HashEncoder())
+    bridge = hybrid.cold_bridge.refreshed(popularity > 0, len(dataset.catalog), refreshed.text.vectors)
+    assert sorted(bridge.cold_rows.tolist()) == [3, len(dataset.catalog)]  # 7 gained events; the new film joined
+    old = hybrid.cold_bridge
+    kept = int(np.flatnonzero(old.cold_rows == 3)[0])
+    np.testing.assert_array_equal(bridge.neighbour_rows[0], old.neighbour_rows[kept][: bridge.neighbour_rows.shape[1]])
+    assert refreshed.cold_bridge is not None  # refresh_hybrid carries a bridge
+    history = [new_split.sequences["1"]]
+    bridged = refreshed.score_batch(history)[0]
+    refreshed.cold_bridge = None
+    plain = refreshed.score_batch(history)[0]
+    new_row = len(dataset.catalog)
+    assert np.isfinite(bridged[new_row]) and bridged[new_row] != plain[new_row]  # scored through its neighbours

@@ -63,6 +63,29 @@ class ColdItemBridge:
     def __len__(self) -> int:
         return len(self.cold_rows)
 
+    def refreshed(self, seen: np.ndarray, first_new: int, new_content: np.ndarray | None) -> ColdItemBridge:
+        """The bridge after an incremental update (``seen`` [N'] over the extended catalogue): rows
+        that have events now leave it, kept rows keep their neighbours (rows of a catalogue are never
+        renumbered by an update), and rows from ``first_new`` on that are still unseen join it,
+        bridged by ``new_content`` ([N', D]; the update has no LLM, so the sentence vectors alone).
+        A new neighbour that gained events is not searched for old rows until a full rebuild."""
+        seen = np.asarray(seen, dtype=bool)
+        keep = ~seen[self.cold_rows]
+        parts = [ColdItemBridge(self.cold_rows[keep], self.neighbour_rows[keep], self.neighbour_weights[keep])]
+        if new_content is not None and (~seen[first_new:]).any():
+            every = ColdItemBridge.build(new_content, seen)
+            new = every.cold_rows >= first_new
+            added = ColdItemBridge(every.cold_rows[new], every.neighbour_rows[new], every.neighbour_weights[new])
+            width = min(added.neighbour_rows.shape[1], self.neighbour_rows.shape[1])
+            # Equal widths unless one side has fewer seen films than NEIGHBOURS; fill() renormalises.
+            parts = [ColdItemBridge(p.cold_rows, p.neighbour_rows[:, :width], p.neighbour_weights[:, :width])
+                     for p in (parts[0], added)]  # fmt: skip
+        return ColdItemBridge(
+            np.concatenate([p.cold_rows for p in parts]),
+            np.concatenate([p.neighbour_rows for p in parts]),
+            np.concatenate([p.neighbour_weights for p in parts]),
+        )
+
     def fill(self, scores: np.ndarray) -> np.ndarray:
         """[B, N] scores with every unseen column set to the weighted mean of its neighbours' scores
         in the same row (in place; also returned). A row's -inf (masked history) stays out of means."""

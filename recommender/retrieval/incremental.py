@@ -247,7 +247,8 @@ def refresh_hybrid(
     encoder: Encoder | None = None,
 ) -> tuple[HybridRetriever, np.ndarray, RefreshReport]:
     """A new hybrid retriever for ``new_split`` over ``catalog`` (the old catalogue + appended items),
-    refreshed from ``hybrid`` component by component; weights kept.
+    refreshed from ``hybrid`` component by component; weights kept; its cold-item bridge carried
+    over (``ColdItemBridge.refreshed``: films that gained events leave it, new unseen films join).
 
     Returns the retriever, the new items' vectors (to store) and what changed."""
     popularity = new_split.item_popularity(len(catalog))
@@ -270,6 +271,9 @@ def refresh_hybrid(
         catalog, components, hybrid.weights, text=text,
         query_weight=hybrid.query_weight, cold_query_weight=hybrid.cold_query_weight,
     )  # fmt: skip
+    if hybrid.cold_bridge is not None:
+        content = text.vectors if text is not None else None
+        refreshed.cold_bridge = hybrid.cold_bridge.refreshed(popularity > 0, len(hybrid.catalog), content)
     new_items = len(catalog) - len(hybrid.catalog)
     encoded = new_items if (new_vectors is None or len(new_vectors) != new_items) and text is not None else 0
     return refreshed, vectors, RefreshReport(len(users), rows_touched, new_items, encoded, exact)
