@@ -4,7 +4,9 @@
 LLM (SmolLM2-135M + the shipped adapter) reranking the candidates and writing the reply, and a
 temporary SQLite store. Cards arrive before the reply streams, so it does not wait for the (slow on
 2 CPU cores) reply to finish. The multi-turn refinement runs retrieval only (fast): every card must
-obey every constraint the conversation set, and a reload must bring the conversation back.
+obey every constraint the conversation set, and a reload must bring the conversation back. The six
+turns of issue 28 rank with the same LLM (a scripted writer writes the replies), press the buttons on
+the cards, and open one card's explanation: the sentence and influence table of ``recommender explain``.
 
     .venv/bin/python -m pytest -m browser tests/test_ui_browser.py
 """
@@ -12,6 +14,7 @@ obey every constraint the conversation set, and a reload must bring the conversa
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import time
@@ -27,16 +30,22 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def llm_pipeline():
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
         pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from recommender.pipeline import Recommender
+
+    return Recommender.from_pretrained()  # real retriever + real default LLM and adapter
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, llm_pipeline):
     from conftest import serve_app
 
-    from recommender.pipeline import Recommender
     from recommender.ui.render import CARD_CSS
 
-    pipeline = Recommender.from_pretrained()  # real retriever + real default LLM and adapter
+    pipeline = llm_pipeline
     demo, store = serve_app(pipeline, tmp_path_factory.mktemp("chat") / "feedback.sqlite", concurrency=2, css=CARD_CSS)
     yield demo.local_url, store
     demo.close()
@@ -145,8 +154,7 @@ def test_chat_cards_and_thumbs_up_reach_sqlite(served):
         assert genres and not any("Animation" in line for line in genres)
 
         item_id = cards.first.get_attribute("data-item-id")
-        page.locator("#pick label").first.click()
-        page.locator("#like").click()
+        cards.first.locator('button[data-action="like"]').click()  # the thumbs up on the card itself
         # Feedback for a session waits for its turn in flight (the streamed reply): on a busy CPU, minutes.
         page.locator("#feedback-note", has_text="Noted").wait_for(timeout=300_000)
         rows = []
@@ -185,18 +193,14 @@ class ScriptedWriter:
 
 
 @pytest.fixture(scope="module")
-def served_six(tmp_path_factory):
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+def served_six(tmp_path_factory, llm_pipeline):
     import socket
 
-    from recommender.pipeline import Recommender
     from recommender.store import FeedbackStore
     from recommender.ui.app import build_app
     from recommender.ui.render import CARD_CSS
 
-    pipeline = Recommender.from_pretrained(retrieval_only=True)
+    pipeline = llm_pipeline  # the LLM ranks, so a picked card's influences are measured
     store = FeedbackStore(tmp_path_factory.mktemp("six") / "feedback.sqlite")
     demo = build_app(pipeline, store, writer=ScriptedWriter())  # as `recommender chat` builds it, a scripted writer
     demo.queue(default_concurrency_limit=2)
@@ -241,10 +245,17 @@ def _send_wait(page, store, turn: int) -> tuple[str, list[str]]:
     return session_id, expected
 
 
+def _press(page, item_id: str, action: str, note: str) -> None:
+    """Press a button on the card of ``item_id`` and wait for the feedback note."""
+    page.locator(f'#cards .rec-card[data-item-id="{item_id}"] button[data-action="{action}"]').click()
+    page.locator("#feedback-note", has_text=note).wait_for(timeout=120_000)
+
+
 def test_the_six_turns_of_issue_28(served_six):
     """ "sci-fi, nothing too old" -> "no horror though, and not another Star Trek" -> "something more like
-    Blade Runner" -> "show me 3 comedies from the 90s instead" -> "I've already seen Groundhog Day" -> "more",
-    then a card picked: what a person expects at each turn."""
+    Blade Runner" -> "show me 3 comedies from the 90s instead" (then thumbs up on the first card, "Seen it"
+    on the second) -> "I've already seen Groundhog Day" -> "more", then "Why?" on a card: what a person
+    expects at each turn."""
     from playwright.sync_api import sync_playwright
 
     url, store, catalog = served_six
@@ -258,7 +269,7 @@ def test_the_six_turns_of_issue_28(served_six):
         page.goto(url, wait_until="domcontentloaded")
         page.wait_for_selector("#message textarea", timeout=60_000)
         shown: list[list[str]] = []
-        final = ""
+        final, seen_ids = "", [groundhog]
         for turn, text in enumerate(messages, start=1):
             seen, ids = _watch_reply(page, store, text, turn, final)
             shown.append(ids)
@@ -274,16 +285,41 @@ def test_the_six_turns_of_issue_28(served_six):
             if turn >= 4:
                 assert len(ids) == 3, titles  # the count stays until changed
                 assert all("Comedy" in catalog[i].genres and 1990 <= catalog[i].year <= 1999 for i in ids), titles
+            reasons = page.locator("#cards .rec-why").all_inner_texts()
+            why_lines = [line for line in reasons if line.startswith("Why:")]
+            # Each card's reason its own (issue 29: ten cards read "Sci-Fi like Blade Runner (1982)"); two
+            # films may share a count by chance.
+            assert len(set(why_lines)) >= len(why_lines) - 2, why_lines
+            if turn == 4:  # the buttons on the cards: the same rows as the feedback handler writes
+                _press(page, ids[0], "like", "Noted: you like")
+                _press(page, ids[1], "seen", "Noted: you have seen")
+                seen_ids.append(ids[1])
+                rows = store.feedback(_last_session(store))
+                assert [(r["item_id"], r["action"]) for r in rows] == [(ids[0], "like"), (ids[1], "seen")]
+                assert page.locator(f'#cards .rec-card.rec-seen[data-item-id="{ids[1]}"]').count() == 1
             if turn >= 5:
                 why = page.locator("#cards").inner_text()
-                assert groundhog not in ids and "Groundhog Day" not in why  # seen: hidden, never a seed
+                assert not set(seen_ids) & set(ids) and "Groundhog Day" not in why  # seen: hidden, never a seed
+                assert catalog[seen_ids[1]].title not in why
         assert not set(shown[5]) & set(shown[4])  # "more" shows new films
 
-        page.locator("#pick label").first.click()  # the picked card shows its explanation
-        page.wait_for_selector("#cards .rec-picked .rec-explain", timeout=60_000)
+        first = page.locator(f'#cards .rec-card[data-item-id="{shown[5][0]}"]')
+        first.locator('button[data-action="open"]').click()  # "Why?": the card shows its explanation
+        page.wait_for_selector("#cards .rec-picked .rec-explain table.rec-influence", timeout=180_000)
         picked = page.locator("#cards .rec-picked")
         assert picked.get_attribute("data-item-id") == shown[5][0]
-        assert picked.locator(".rec-explain").inner_text().strip()
+        assert picked.locator(".rec-sentence").inner_text().strip()  # the sentence of `recommender explain`
+        values = picked.locator(".rec-influence td.rec-value").all_inner_texts()
+        assert all(float(v) != 0 for v in values), values  # no zero effect listed as an influence
+        quiet = picked.locator(".rec-no-effect").all_inner_texts()
+        table = picked.locator(".rec-influence tbody").inner_text()
+        assert not quiet or all(t.strip() not in table for t in quiet[0].split(":", 1)[1].split(", ")), (quiet, table)
+        for line in picked.locator(".rec-why").all_inner_texts():
+            if line.startswith("Because of:"):  # the films that raised its score, each by a non-zero amount
+                effects = [float(v) for v in re.findall(r"\(([+-][0-9.e+-]+)\)", line)]
+                assert effects and all(v > 0 for v in effects), line
+                names = re.findall(r"(?:: |, )(.+?) \([+-][0-9.e+-]+\)", line)
+                assert all(name in table for name in names), (line, table)  # what its table says
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "chat-six-turns.png"), full_page=True)
         browser.close()

@@ -230,6 +230,6 @@ def test_a_picked_card_shows_the_sentence_and_influence_table_of_recommender_exp
     assert "noise floor 0.0110" in table and "+0.0412" in table and "-0.0200" in table and "lowered" in table
     assert "0.0000" not in table and "GoldenEye" not in table  # within the floor: no influence
     assert "No measurable effect (within the floor, not ranked): Twelve Monkeys (1995), GoldenEye (1995)" in picked
-    assert "Because of: Star Wars (+0.0412)" in picked  # the card's own line keeps what raised it
+    assert "Because of: Star Wars (+0.0412)" in picked  # the card's own line says what its table says
     cards = click(handlers, data, "like", data["shown"][0], user="1")[0]
     assert f'rec-picked" data-item-id="{data["shown"][2]}"' in cards  # feedback keeps the open explanation

@@ -297,11 +297,15 @@ class ChatHandlers:
             rec = next(r for r in recs if r.item_id == item_id)
             # No reply writer here: ``pipeline.explain`` writes with ``text_writer()``, as ``recommender explain``.
             listed.explanations[item_id] = explain_pick(self.pipeline, rec, listed.basis)
-        raised = listed.explanations[item_id].raised
+        explanation = listed.explanations[item_id]
         if self.lists.get(sid) is not listed:
             return gr.update()
+        # A measured pick's "Because of" line says what its table says (``explain`` measures the item in
+        # its own prompt, so its numbers can differ from the list's measurement on the other cards).
+        measured = explanation.floor is not None
         listed.recs = tuple(
-            replace(r, influences=raised) if r.item_id == item_id and not r.influences else r for r in recs
+            replace(r, influences=explanation.raised) if r.item_id == item_id and (measured or not r.influences) else r
+            for r in recs
         )
         listed.measured, listed.picked = True, item_id
         return self.cards(self.latest.get(sid, session), listed.recs, listed)

@@ -16,7 +16,7 @@ CARD_CSS = """
 .rec-card.rec-picked { border-width: 2px; border-color: var(--color-accent); }
 .rec-card .rec-explain { font-size: 0.9em; margin-top: 6px; }
 .rec-card .rec-sentence { font-style: italic; }
-.rec-card .rec-influence { font-size: 0.85em; margin-top: 4px; border-collapse: collapse; }
+.rec-card .rec-influence { font-size: 0.85em; margin-top: 4px; border-collapse: collapse; width: 100%; }
 .rec-card .rec-influence td, .rec-card .rec-influence th { padding: 1px 6px; text-align: left; }
 .rec-card .rec-influence caption { text-align: left; opacity: 0.8; }
 .rec-card .rec-no-effect, .rec-card .rec-mark { font-size: 0.85em; opacity: 0.8; margin-top: 2px; }
@@ -34,8 +34,14 @@ def esc(text: object) -> str:
     return html.escape("" if text is None else str(text), quote=True)
 
 
-ACTIONS = (("open", "Why?", "Explain this pick"), ("like", "👍", "Thumbs up"), ("dislike", "👎", "Thumbs down"),
-           ("seen", "Seen it", "I have seen it: never show it again"))  # fmt: skip
+# (action, label, tooltip); the labels carry words beside the thumbs, which a browser without an emoji
+# font draws as empty boxes.
+ACTIONS = (
+    ("open", "Why?", "Explain this pick"),
+    ("like", "👍 Like", "Thumbs up"),
+    ("dislike", "👎 Not for me", "Thumbs down"),
+    ("seen", "Seen it", "I have seen it: never show it again"),
+)
 MARKS = {"like": "You liked this", "dislike": "Not for you", "seen": "Seen: it will not be shown again"}
 # Clicks on a card's buttons become one "click" event of the cards component, carrying the action and
 # the item id (Gradio 6 ``gr.HTML(js_on_load=...)``): delegated from the root, so the handler survives
