@@ -20,9 +20,9 @@ from recommender.chat.state import (
     record_shown,
     retrieval_history,
     start_state,
-    templated_reply,
     to_filters,
 )
+from recommender.chat.writing import templated_reply
 from recommender.data.loaders import load_dataset
 from recommender.protocols import Filters, Recommendation
 

@@ -127,7 +127,7 @@ def check_reply_names_only(reply: str, allowed: Iterable[str], catalog: Catalog)
     """True when every catalogue title ``reply`` names is one of ``allowed`` (titles, "(year)" optional).
 
     An LLM-written reply must name only the ranked items and the person's history; when this
-    returns False, fall back on ``templated_reply``.
+    returns False, fall back on ``chat.writing.templated_reply``.
     """
     allowed_keys = {key for title in allowed for key in _mention_keys(str(title))}
     for written, _ in mentioned_titles(reply, catalog):

@@ -7,7 +7,7 @@ One turn, as the Gradio app and the pipeline walk it::
     filters = to_filters(state)                          # protocols.Filters for the retriever
     recs = recommender.recommend(history=retrieval_history(state), query=state.query or None, filters=filters)
     state = record_shown(state, [r.item_id for r in recs])
-    reply = templated_reply(recs, refinement, state)     # or an LLM reply the gate passed (chat.replies)
+    reply = writing.templated_reply(recs, refinement, state)  # or an LLM reply the gate passed (chat.replies)
     store.save_state(session_id, state.to_json())        # survives a restart: ConversationState.from_json
 """
 
@@ -40,7 +40,6 @@ __all__ = [
     "record_shown",
     "retrieval_history",
     "start_state",
-    "templated_reply",
     "to_filters",
 ]
 
@@ -312,28 +311,6 @@ def _miss_lines(refinement: Refinement) -> list[str]:
         offer = f" Did you mean {', '.join(miss.suggestions)}?" if miss.suggestions else ""
         lines.append(f'I could not find "{_safe(miss.typed)}" in the catalogue.{offer}')
     return lines
-
-
-def templated_reply(recommendations: Sequence[Recommendation], refinement: Refinement, state: ConversationState) -> str:
-    """The reply when no LLM writes one: names only the recommended items (and, for a title that
-    matched nothing, the closest titles offered instead)."""
-    lines = [*refinement.notes, *_miss_lines(refinement)]
-    constraints = describe_constraints(state)
-    if not recommendations:
-        lines.append(
-            f"Nothing in the catalogue fits ({constraints})." if constraints else "I have nothing to recommend yet."
-        )
-        lines.append('Try loosening a constraint, or say "start over".')
-        return "\n\n".join(lines)
-    more = " more" if state.page > 0 else ""
-    lines.append(f"Here are {len(recommendations)}{more} picks" + (f" ({constraints}):" if constraints else ":"))
-    for rank, rec in enumerate(recommendations, start=1):
-        title = f"{rec.title} ({rec.year})" if rec.year else rec.title
-        genres = f" — {', '.join(rec.genres)}" if rec.genres else ""
-        reason = f". {rec.reasons[0]}" if rec.reasons else ""
-        lines.append(f"{rank}. **{title}**{genres}{reason}")
-    lines.append('Say "show me more", "no horror", "from the 90s", or "more like <title>" to refine.')
-    return "\n".join(lines[:-1]) + "\n\n" + lines[-1] if len(lines) > 1 else lines[0]
 
 
 def help_reply(refinement: Refinement | None = None, catalog: Catalog | None = None) -> str:
