@@ -1,7 +1,8 @@
 """Explanations on ml-100k, measured on the SERVED prompt and scored by the rubric (issue 29).
 
-    HF_HUB_OFFLINE=1 nice -n 10 .venv/bin/python -m bench.explain --users 200 --seed 0 \\
+    HF_HUB_OFFLINE=1 nice -n 10 .venv/bin/python -m bench.explain --users 200 --seed 0 --split test \\
         --out bench/results/explain-rubric.jsonl --md bench/results/explain-rubric.md
+    HF_HUB_OFFLINE=1 .venv/bin/python -m bench.explain --users 20 --split valid ... # tuning, outside the test sample
     HF_HUB_OFFLINE=1 .venv/bin/python -m bench.explain --adapter none ...     # the base model, `rank` prompt
 
 Per user (a seeded sample of the evaluation users; history = the test split's, all events but the
@@ -14,7 +15,9 @@ the rule of the chat cards and ``recommender explain``.
 - Rubric (``recommender.explanation_rubric``) on every shown explanation and on every raw generation:
   names a measured influence, states a supported link, false claims by kind, content words.
 - Generated vs fallback share, and why the gate refused.
-- Deletion test on the LISTED influences (those above the floor, at most 3): the item's
+- Group influence (users with no single film above the floor): up to ``--group-tests`` link groups,
+  each against every other set of as many shown films and the swap floor (``explain.find_group``).
+- Deletion test on the LISTED influences (those above the floor, at most 3, or the measured group): the item's
   log-probability drop when they are removed together, against removing as many random shown items
   (one seeded draw per user); paired difference with a bootstrap 95% interval, and the share of users
   whose listed drop beats the random one. Users with no listed influence have no such test.
@@ -41,6 +44,7 @@ import numpy as np
 from recommender.evaluation.bootstrap import paired_mean_difference
 
 EXAMPLES = 6  # explanations quoted in the report
+TEST_USERS = 200  # the test sample's size: validation users are drawn outside it
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -55,13 +59,22 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (1 is several times faster on a shared, busy CPU)"
     )
+    parser.add_argument(
+        "--group-tests",
+        type=int,
+        default=None,
+        help="link groups tested per user with no single influence (default: the served value; 0: none)",
+    )
     parser.add_argument("--out", default=None, help="write one JSON line per user here (resumes a killed run)")
     parser.add_argument("--md", default=None, help="also write the markdown report here")
     return parser
 
 
-def measure_user(pipeline, user: str, rng: np.random.Generator, split: str = "test") -> dict:
-    """Influences, floor and the deletion test of one user's recommended item (no generation)."""
+def measure_user(pipeline, user: str, rng: np.random.Generator, split: str = "test", group_tests=None) -> dict:
+    """Influences, floor, group influence (when no single film passes) and the deletion test of one
+    user's recommended item (no generation)."""
+    from recommender.explain import find_group
+
     catalog = pipeline.catalog
     history = pipeline.split.case(user, split).history
     found = pipeline.retriever.retrieve([catalog.ids[r] for r in history], k=pipeline.config.llm_candidates)
@@ -74,6 +87,17 @@ def measure_user(pipeline, user: str, rng: np.random.Generator, split: str = "te
     values = table.values(column, len(history))
     ids = [catalog.ids[r] for r in history]
     listed = [ids.index(i) for i, _ in table.influencers(column, ids)]
+    influence_s, t1 = time.perf_counter() - t0, time.perf_counter()
+
+    def score(histories):
+        return [float(s[column]) for s in pipeline.llm_scores(histories, [candidates] * len(histories))]
+
+    item = catalog.items[int(candidates[column])]
+    tests = {} if group_tests is None else {"tests": group_tests}
+    group = find_group(score, pipeline.evidence_sources, np.asarray(history), item, table, column, float(base[column]),
+                       **tests)  # fmt: skip
+    group_s = time.perf_counter() - t1
+    listed = listed or (list(group.positions) if group is not None and group.measured else [])
     drops = {}
     if listed:
         random = sorted(rng.choice(table.positions, size=len(listed), replace=False).tolist())
@@ -91,9 +115,22 @@ def measure_user(pipeline, user: str, rng: np.random.Generator, split: str = "te
         "window": len(table.positions),
         "effects": table.effect[:, column].tolist(),
         "base_score": float(base[column]),
-        "influence_s": time.perf_counter() - t0,
+        "group": group,
+        "influence_s": influence_s,
+        "group_s": group_s,
         **drops,
     }
+
+
+def sample_users(eval_users, n: int, seed: int, split: str) -> list:
+    """A seeded sample of ``n`` users; validation users (tuning) are drawn from outside the
+    ``TEST_USERS`` that ``--split test`` draws with the same seed, so no choice is made on test users."""
+    pool = list(eval_users)
+    if split == "valid":
+        test = set(np.random.default_rng(seed).choice(pool, size=min(TEST_USERS, len(pool)), replace=False).tolist())
+        pool = [u for u in pool if u not in test]
+    rng = np.random.default_rng(seed)
+    return sorted(rng.choice(pool, size=min(n, len(pool)), replace=False).tolist(), key=int)
 
 
 def explain_staged(pipeline, writer, staged: list[dict], args, checker) -> list[dict]:
@@ -109,7 +146,7 @@ def explain_staged(pipeline, writer, staged: list[dict], args, checker) -> list[
     for row in staged:
         items = [catalog.items[int(r)] for r in row["history"]]
         preview = explain_item(None, catalog, items, catalog[row["item"]], row["values"], floor=row["floor"],
-                               sources=sources, checker=checker)  # fmt: skip
+                               sources=sources, checker=checker, group=row["group"])  # fmt: skip
         cases.append((items, preview))
     asked = [i for i, (_, preview) in enumerate(cases) if preview.evidence["influences"]]
     t0 = time.perf_counter()
@@ -131,17 +168,21 @@ def explain_staged(pipeline, writer, staged: list[dict], args, checker) -> list[
             return raw
 
         explanation = explain_item(replay if i in answers else None, catalog, items, catalog[row["item"]],
-                                   row["values"], floor=row["floor"], sources=sources, checker=checker)  # fmt: skip
+                                   row["values"], floor=row["floor"], sources=sources, checker=checker,
+                                   group=row["group"])  # fmt: skip
         context = RubricContext.from_evidence(explanation.evidence, items)
         raw_rubric = None
         if isinstance(raw, str):
             raw_rubric = score_explanation(raw, context, checker.check(raw, context.allowed_ids)).to_dict()
-        record = {k: v for k, v in row.items() if k not in ("history", "values")}
+        record = {k: v for k, v in row.items() if k not in ("history", "values", "group")}
         record.update(
+            history=[int(r) for r in row["history"]],
+            values=[None if np.isnan(v) else float(v) for v in row["values"]],
+            group=explanation.group, group_test=row["group"].to_dict() if row["group"] is not None else None,
             path=explanation.path, reason=explanation.reason, text=explanation.text,
             raw=raw if isinstance(raw, str) else None, rubric=explanation.rubric, raw_rubric=raw_rubric,
             influences=[list(x) for x in explanation.influences], no_effect=[x[0] for x in explanation.no_effect],
-            generation_s=generation, latency_s=row["influence_s"] + generation,
+            generation_s=generation, latency_s=row["influence_s"] + row["group_s"] + generation,
         )  # fmt: skip
         out.append(record)
     return out
@@ -161,18 +202,22 @@ def main(argv: list[str] | None = None) -> int:
     writer = pipeline.text_writer()  # the base model when a ranking adapter is merged, as served
     checker = TitleChecker(pipeline.catalog)
     split = pipeline.split
-    rng = np.random.default_rng(args.seed)
-    users = sorted(rng.choice(split.eval_users, size=min(args.users, len(split.eval_users)), replace=False), key=int)
+    users = sample_users(split.eval_users, args.users, args.seed, args.split)
     rows: list[dict] = []
     if args.out and Path(args.out).is_file():
         rows = [json.loads(line) for line in Path(args.out).read_text().splitlines() if line.strip()]
+        if any("group_test" not in row for row in rows):  # a run of the bench before group influences
+            raise SystemExit(
+                f"{args.out} was written by an older bench (no group test): remove it or pass another --out"
+            )
     done = {row["user"] for row in rows}
     todo = [str(u) for u in users if str(u) not in done]
     out = open(args.out, "a") if args.out else None
     started = time.perf_counter()
     for chunk_start in range(0, len(todo), args.gen_batch):
         chunk = todo[chunk_start : chunk_start + args.gen_batch]
-        staged = [measure_user(pipeline, u, np.random.default_rng([args.seed, int(u)]), args.split) for u in chunk]
+        staged = [measure_user(pipeline, u, np.random.default_rng([args.seed, int(u)]), args.split, args.group_tests)
+                  for u in chunk]  # fmt: skip
         for record in explain_staged(pipeline, writer, staged, args, checker):
             rows.append(record)
             if out:
@@ -211,6 +256,7 @@ def render_report(args: argparse.Namespace, rows: list[dict], model: str, shown:
         "log-probability under neutral swaps of two shown items (prompt evidence unchanged).",
         *_rubric_lines(rows),
         *_floor_lines(rows),
+        *_group_lines(rows),
         *_deletion_lines(rows, args.seed),
         "",
         "## Latency",
@@ -218,6 +264,7 @@ def render_report(args: argparse.Namespace, rows: list[dict], model: str, shown:
         f"- median s per explanation (generation batched {args.gen_batch}): "
         f"{statistics.median(r['latency_s'] for r in rows):.2f}, of which ablation + floor + ranking "
         f"{statistics.median(r['influence_s'] for r in rows):.2f}",
+        *_group_latency(rows),
         *_example_lines(rows),
     ]
     return "\n".join(lines) + "\n"
@@ -244,6 +291,7 @@ def _rubric_lines(rows: list[dict]) -> list[str]:
         f"| users | {n} |",
         f"| users with a measured influence (raised the score beyond the floor) | "
         f"{share(lambda r: bool(r['influences']) and r['influences'][0][2] > 0)} |",
+        f"| of which a group influence (no single film above the floor) | {share(lambda r: bool(r.get('group')))} |",
         f"| names a measured influence | {share(lambda r: r['rubric']['names_influence'])} |",
         f"| states a supported link | {share(lambda r: r['rubric']['supported_link'])} |",
         f"| both | {share(lambda r: r['rubric']['names_influence'] and r['rubric']['supported_link'])} |",
@@ -278,22 +326,53 @@ def _floor_lines(rows: list[dict]) -> list[str]:
     ]
 
 
+def _group_lines(rows: list[dict]) -> list[str]:
+    """How often a group was tested (no single film above the floor, a link group to test) and passed."""
+    tested = [r["group_test"] for r in rows if r.get("group_test")]
+    if not tested:
+        return []
+    passed = [g for g in tested if g["measured"]]
+    kinds = Counter(g["link"]["kind"] for g in passed)
+    nulls = statistics.median(len(g["null"]) for g in tested)
+    return [
+        "",
+        "## Group influences (users with no single film above the floor)",
+        "",
+        f"- groups tested: {len(tested)} (median {nulls} null sets each: every other set of as many shown films); "
+        f"measured (drop above every null set's drop and the swap floor): {len(passed)} ({_counts(kinds)})",
+        f"- tested groups' drop: median {np.median([g['effect'] for g in tested]):+.4f}; their floor "
+        f"(largest null drop or swap floor): median {np.median([g['threshold'] for g in tested]):.4f}",
+    ]
+
+
+def _group_latency(rows: list[dict]) -> list[str]:
+    tested = [r["group_s"] for r in rows if r.get("group_test")]
+    if not tested:
+        return []
+    return [f"- group test (users with no single influence, {len(tested)}): median {statistics.median(tested):.2f} s "
+            f"added; mean over all users {np.mean([r.get('group_s', 0.0) for r in rows]):.2f} s"]  # fmt: skip
+
+
 def _deletion_lines(rows: list[dict], seed: int) -> list[str]:
     tested = [r for r in rows if "drop_listed" in r]
     if not tested:
         return []
-    listed = np.array([r["drop_listed"] for r in tested])
-    random = np.array([r["drop_random"] for r in tested])
-    paired = paired_mean_difference(listed - random, seed=seed)
-    low, high = paired["ci_low"], paired["ci_high"]
+    lines = ["", f"## Deletion test on the listed influences ({len(tested)} users with at least one)", ""]
+    groups = [r for r in tested if r.get("group")]
+    parts = [("all listed", tested)]
+    if groups:
+        parts += [("single films", [r for r in tested if not r.get("group")]), ("groups", groups)]
+    for name, part in parts:
+        listed = np.array([r["drop_listed"] for r in part])
+        random = np.array([r["drop_random"] for r in part])
+        paired = paired_mean_difference(listed - random, seed=seed)
+        lines.append(
+            f"- {name} ({len(part)} users): removed {listed.mean():+.4f}, as many random shown films "
+            f"{random.mean():+.4f}; paired {np.mean(listed - random):+.4f} [{paired['ci_low']:+.4f}, "
+            f"{paired['ci_high']:+.4f}]; listed drop larger for {np.mean(listed > random):.0%}"
+        )
     return [
-        "",
-        f"## Deletion test on the listed influences ({len(tested)} users with at least one)",
-        "",
-        f"- listed influences removed: mean drop {listed.mean():+.4f}",
-        f"- as many random shown items removed: mean drop {random.mean():+.4f}",
-        f"- paired listed minus random: {np.mean(listed - random):+.4f} [{low:+.4f}, {high:+.4f}]",
-        f"- listed drop larger than random for {np.mean(listed > random):.0%} of these users",
+        *lines,
         "- before (issue 29: 100 users, window 6 of which 1 unshown, top 3 by value whatever its size, vs 3 random): "
         "+0.0874 [+0.0602, +0.1127], 80% of users",
     ]
@@ -301,8 +380,10 @@ def _deletion_lines(rows: list[dict], seed: int) -> list[str]:
 
 def _example_lines(rows: list[dict]) -> list[str]:
     lines = ["", "## Examples", ""]
+    picks = {path: [r for r in rows if r["path"] == path][: EXAMPLES // 2] for path in ("generated", "fallback")}
+    grouped = [r for r in rows if r.get("group") and all(r is not x for x in picks[r["path"]])][:2]
     for path in ("generated", "fallback"):
-        for r in [r for r in rows if r["path"] == path][: EXAMPLES // 2]:
+        for r in picks[path] + [r for r in grouped if r["path"] == path]:
             influences = ", ".join(f"{title} {value:+.3f}" for _, title, value in r["influences"]) or "none"
             lines.append(f"- user {r['user']}, item {r['item']} ({path}; floor {r['floor']:.4f}; measured: "
                          f"{influences}): {r['text']}")  # fmt: skip

@@ -20,6 +20,7 @@ the target of the ``explain`` task in fine-tuning (``finetune/examples.py``) are
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,12 @@ from recommender.data import Catalog, Item
 
 MAX_NAMED = 2  # influences a sentence names ("Because you watched A and B, ...")
 MAX_INFLUENCES = 3  # influences handed to the explanation prompt and the evidence
+GROUP_SIZES = (2, 3)  # films a group influence may hold: named together, so a sentence can still say them
+# Link groups tested per request when no single film passes its floor: each test is one more chance of a
+# lucky pass (p <= GROUP_TESTS / 10 with 5 shown films); 2 chosen on 16 validation users (1 was found, 0 with 1).
+GROUP_TESTS = 2
+GROUP_NULL_SETS = 9  # other same-size sets of shown films removed: the permutation null (p <= 1/10)
+GROUP_NULL_MIN = 4  # a group with fewer null sets than this is never called an influence
 # How a genre reads inside a sentence ("crime and thriller films"); others are lower-cased.
 GENRE_WORDS = {"Sci-Fi": "sci-fi", "Film-Noir": "film noir", "Animation": "animated", "Children's": "children's"}
 # Knowledge-graph relation words (``recommender.data.knowledge.relations_between``) a person cares
@@ -142,6 +149,112 @@ LinkFinder = Callable[[EvidenceSources, Item, Item], list[dict[str, Any]]]
 LINK_FINDERS: tuple[LinkFinder, ...] = (genre_links, era_links, cowatch_links, knowledge_links)
 
 
+def link_groups(
+    sources: EvidenceSources, history: Sequence[Item], positions: Sequence[int], item: Item
+) -> list[dict[str, Any]]:
+    """Groups of shown history films that share one checkable link with ``item``, in a fixed order
+    that reads no measured effect (so testing the first is no pick of the luckiest): each genre of
+    ``item`` (catalogue order), its decade, then each graph relation. A group holds 2 or 3 films (the
+    most recent when more share the link) and never every shown film (no other group of its size
+    would be left to compare with); the same films are listed once.
+
+    Returns:
+        ``{"positions": [...], "link": {...}}`` per group, ``link`` as ``LINK_FINDERS`` write it.
+    """
+    positions = [int(p) for p in positions]
+    keyed: dict[str, tuple[dict[str, Any], list[int]]] = {}
+    for position in sorted(positions, reverse=True):  # most recent first
+        past = history[position]
+        links = genre_links(sources, past, item) + era_links(sources, past, item) + knowledge_links(sources, past, item)
+        for link in links:
+            parts = [{**link, "genres": [g]} for g in link["genres"]] if link["kind"] == "genre" else [link]
+            for part in parts:
+                key = f"{part['kind']}:{part.get('genres', part.get('decade', part.get('relation')))}"
+                keyed.setdefault(key, ({k: v for k, v in part.items() if k != "count"}, []))[1].append(position)
+    order = [f"genre:{[g]}" for g in item.genres] + [f"era:{decade(item.year)}"]
+    keys = [k for k in order if k in keyed] + sorted(k for k in keyed if k not in order)
+    groups, seen = [], set()
+    for key in keys:
+        link, members = keyed[key]
+        members = sorted(members[: max(GROUP_SIZES)])
+        if len(members) < min(GROUP_SIZES) or len(members) >= len(positions) or tuple(members) in seen:
+            continue
+        seen.add(tuple(members))
+        groups.append({"positions": members, "link": link})
+    return groups
+
+
+@dataclass(frozen=True)
+class GroupInfluence:
+    """The joint effect of removing shown films that share one link with the item, against removing
+    every other set of as many shown films (the null) and the swap floor (``threshold``)."""
+
+    positions: tuple[int, ...]  # history positions of the group, oldest first
+    link: dict[str, Any]  # what they share with the item (``explanation_evidence.link_groups``)
+    effect: float  # score(H) - score(H without the group)
+    null: tuple[float, ...]  # the same change for the other sets of len(positions) shown films
+    floor: float  # the item's swap floor (``InfluenceTable.floor``)
+
+    @property
+    def threshold(self) -> float:
+        """The group's own floor: the largest drop of the null and the swap floor. A permutation test:
+        removing the group must lower the score more than removing any other set of as many shown
+        films (p <= 1 / (len(null) + 1) when no film matters), and by more than reordering does."""
+        return max([self.floor, *self.null])
+
+    @property
+    def measured(self) -> bool:
+        """Raised the score beyond its floor, with at least ``GROUP_NULL_MIN`` null sets to compare."""
+        return len(self.null) >= GROUP_NULL_MIN and self.effect > self.threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"positions": list(self.positions), "link": self.link, "effect": self.effect,
+                "null": list(self.null), "floor": self.floor, "threshold": self.threshold,
+                "measured": self.measured}  # fmt: skip
+
+
+def group_influence(
+    score: Callable[[list[np.ndarray]], list[float]],
+    history: np.ndarray,
+    positions: Sequence[int],
+    groups: Sequence[dict[str, Any]],
+    base: float,
+    floor: float,
+    tests: int = GROUP_TESTS,
+    null_sets: int = GROUP_NULL_SETS,
+) -> GroupInfluence | None:
+    """Test the first ``tests`` link groups (``explanation_evidence.link_groups``: a fixed order that
+    reads no effect) in one ``score`` call: the first measured one, else the first tested (None when
+    none was: check ``measured``).
+
+    Args:
+        score: histories -> the item's score under each (the served prompt, candidates fixed).
+        history: [H] catalogue rows, oldest first.
+        positions: the shown (ablated) positions; null sets are drawn among them.
+        groups: candidate groups, ``{"positions": [...], "link": {...}}``.
+        base: the item's score with the whole history.
+        floor: the item's swap floor.
+        tests: groups tested at most (each one more chance of a lucky pass).
+        null_sets: other same-size sets removed per size: all of them when there are no more
+            (5 shown films: 9 for 2 or 3), else the first ``null_sets`` in a fixed order.
+    """
+    history = np.asarray(history, dtype=np.int64)
+    chosen = [tuple(int(p) for p in g["positions"]) for g in groups[:tests]]
+    if not chosen or not np.isfinite(floor):
+        return None
+    nulls = {
+        size: [c for c in itertools.combinations(sorted(int(p) for p in positions), size)][: null_sets + tests]
+        for size in {len(c) for c in chosen}
+    }
+    sets = list(dict.fromkeys(chosen + [c for size in nulls for c in nulls[size]]))
+    drops = dict(zip(sets, base - np.asarray(score([np.delete(history, list(c)) for c in sets]), dtype=np.float64)))
+    found = []
+    for group, candidate in zip(chosen, groups):
+        null = tuple(float(drops[c]) for c in nulls[len(group)] if c != group)[:null_sets]
+        found.append(GroupInfluence(group, dict(candidate["link"]), float(drops[group]), null, float(floor)))
+    return next((g for g in found if g.measured), found[0])
+
+
 _MOVED_ARTICLE = re.compile(r"^(.+), (The|A|An|Il|La|Le|Les|L'|El|Los|Las|Das|Der|Die|Den|Lo)$")
 
 
@@ -165,6 +278,7 @@ def build_evidence(
     no_effect: Sequence[tuple[int, float]] = (),
     floor: float | None = None,
     lowered: Sequence[tuple[int, float]] = (),
+    group: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Facts an explanation may use, as plain data (JSON-able).
 
@@ -177,16 +291,21 @@ def build_evidence(
         no_effect: (position, effect) of measured items within the noise floor.
         floor: the noise floor the effects were compared with.
         lowered: (position, effect) of measured items that lowered the score beyond the floor.
+        group: a measured group influence (``explain.GroupInfluence.to_dict()``); then ``influences``
+            are its members with their own (unmeasurable) effects, named together or not at all.
     """
     entries = []
     for position, value in list(influences)[:MAX_INFLUENCES]:
         past = history[position]
         links = [link for find in LINK_FINDERS for link in find(sources, past, item)]
-        entries.append({**_film(past), "influence": float(value), "links": links})
+        entries.append({**_film(past), "influence": float(value), "links": links} | ({"group": True} if group else {}))
+    if group is not None:
+        group = {**group, "ids": [e["id"] for e in entries], "titles": [e["title"] for e in entries]}
     return {
         "item": _film(item),
         "floor": None if floor is None else float(floor),
         "influences": entries,
+        "group": group,
         "lowered": [{**_film(history[p]), "influence": float(v)} for p, v in lowered],
         "no_effect": [
             {"id": history[p].id, "title": history[p].display_title(), "influence": float(v)} for p, v in no_effect
@@ -215,7 +334,10 @@ def evidence_lines(entries: Sequence[dict[str, Any]], item: Item) -> list[str]:
     title = readable_title(item)
     if not entries:
         return [f"None of your recent films changed the score of {title} measurably on its own."]
-    lines = [f"Films you watched that raised the score of {title}: {_join([e['title'] for e in entries])}."]
+    names = _join([e["title"] for e in entries])
+    lines = [f"Films you watched that raised the score of {title}: {names}."]
+    if entries[0].get("group"):
+        lines = [f"Together, {names} raised the score of {title}; none did measurably on its own."]
     for entry in entries:
         for link in entry["links"]:
             lines.append(f"{entry['title']} and {title}: {link_text(link, entry['title'])}.")
@@ -241,8 +363,14 @@ def because_prefix(evidence: dict[str, Any]) -> str:
     """The sentence's opening, "Because you watched A and B, you may like T" (empty without a
     measured influence): the built sentence starts with it, and generation is prefilled with it so
     the model writes the link."""
-    named = [entry["title"] for entry in evidence["influences"][:MAX_NAMED]]
+    named = [entry["title"] for entry in named_influences(evidence)]
     return f"Because you watched {_join(named)}, you may like {evidence['item']['title']}" if named else ""
+
+
+def named_influences(evidence: dict[str, Any]) -> list[dict[str, Any]]:
+    """The influences a sentence names: the strongest ``MAX_NAMED``, or every member of a group."""
+    entries = evidence["influences"]
+    return list(entries) if evidence.get("group") else list(entries[:MAX_NAMED])
 
 
 def _common(entries: Sequence[dict[str, Any]], item: dict[str, Any]) -> tuple[list[str], str]:
@@ -258,7 +386,7 @@ def because_sentence(evidence: dict[str, Any]) -> str:
     the genres and decade they share with the item, co-watching counts and graph relations. It never
     says the person saw the recommended film and names no film outside the history and the item."""
     item = evidence["item"]
-    named = evidence["influences"][:MAX_NAMED]
+    named = named_influences(evidence)
     if not named:
         genres, era = item["genres"], decade(item["year"])
         described = [g for g in genres if g.lower() != "unknown"]
@@ -271,7 +399,7 @@ def because_sentence(evidence: dict[str, Any]) -> str:
     clauses = []
     genres, era = _common(named, item)
     if genres or era:
-        subject = "both are" if len(named) == 1 else "all three are"
+        subject = {1: "both are", 2: "all three are"}.get(len(named), "all four are")
         what = genre_phrase(genres, plural=True) if genres else "films"
         clauses.append(f"{subject} {what}" + (f" from the {era}" if era else ""))
     else:
@@ -297,6 +425,11 @@ def because_sentence(evidence: dict[str, Any]) -> str:
 
 __all__ = [
     "LINK_FINDERS",
+    "GROUP_NULL_MIN",
+    "GROUP_NULL_SETS",
+    "GROUP_SIZES",
+    "GROUP_TESTS",
+    "GroupInfluence",
     "CowatchCounts",
     "EvidenceSources",
     "because_prefix",
@@ -308,6 +441,9 @@ __all__ = [
     "evidence_lines",
     "genre_links",
     "genre_phrase",
+    "group_influence",
     "knowledge_links",
+    "link_groups",
+    "named_influences",
     "readable_title",
 ]

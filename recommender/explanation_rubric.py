@@ -6,14 +6,16 @@
 
 What it checks, each against the evidence (catalogue, logs, measured influences):
 - ``names_influence``: the text names a MEASURED influence (a history film whose drop-one effect is
-  above the noise floor and raised the score).
+  above the noise floor and raised the score), or every member of a measured group influence (films
+  that share a link with the item and, removed together, lowered its score beyond the group's floor).
 - ``supported_link``: it states a link between a named influence and the recommended film that the
   evidence supports: a genre both have, their shared decade, co-watching, a graph relation.
 - ``false_claims``, each ``(kind, detail)``:
   ``watched_target`` (says or implies the person watched, liked or rated the recommended film),
   ``wrong_genre`` (gives a film a genre it does not have), ``wrong_year`` (a year or decade a film does
   not have), ``outside_film`` (names a film outside the history and the recommended one),
-  ``unmeasured_influence`` (names a history film that is no measured influence), ``wrong_count``
+  ``unmeasured_influence`` (names a history film that is no measured influence, or a group member
+  without the rest of its group), ``wrong_count``
   (co-watching numbers or co-watching the logs do not show), ``unsupported_relation`` (same director,
   writer, cast or sequel without the graph saying so).
 - ``second_person``: it speaks to the person ("you"), never of "the user"; ``names_item``: it names
@@ -113,9 +115,10 @@ class RubricContext:
 
     item: Film
     history: tuple[Film, ...]
-    influences: frozenset[str]  # ids of measured influences that raised the score
+    influences: frozenset[str]  # ids of measured influences that raised the score (a group's members too)
     cowatch: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # history id -> (both, watched)
     relations: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # history id -> {graph word: count}
+    groups: tuple[frozenset[str], ...] = ()  # members of group influences: measured together, named together
 
     @property
     def allowed_ids(self) -> list[str]:
@@ -134,7 +137,9 @@ class RubricContext:
                 if link["kind"] == "relation":
                     relations.setdefault(entry["id"], {})[link["relation"]] = int(link.get("count", 1))
         target = Film(item["id"], item["title"], item["year"], tuple(item["genres"]))
-        return cls(target, films, frozenset(e["id"] for e in evidence["influences"]), cowatch, relations)
+        members = frozenset(e["id"] for e in evidence["influences"] if e.get("group"))
+        influences = frozenset(e["id"] for e in evidence["influences"])
+        return cls(target, films, influences, cowatch, relations, (members,) if members else ())
 
 
 @dataclass(frozen=True)
@@ -372,12 +377,15 @@ def score_explanation(text: str, context: RubricContext, check: Any) -> RubricSc
     _check_logs(reader, claims, links)
     _check_target(reader, claims)
     named = {film.id for _, _, film in reader.named}
+    in_group = frozenset().union(*context.groups)
     for film in context.history:
         if film.id in named and film.id not in context.influences and film.id != context.item.id:
             claims.append(("unmeasured_influence", film.title))
+        elif film.id in named and any(film.id in g and not g <= named for g in context.groups):
+            claims.append(("unmeasured_influence", f"{film.title} without the rest of its group"))
     words = {w for w in re.findall(r"[a-z][a-z'-]+", text.lower()) if w not in _STOP}
     return RubricScore(
-        names_influence=bool(named & context.influences),
+        names_influence=bool(named & (context.influences - in_group)) or any(g <= named for g in context.groups),
         supported_link=bool(links),
         false_claims=tuple(dict.fromkeys(claims)),
         content_words=len(words),

@@ -19,7 +19,7 @@ from recommender.explain import (
     split_measured,
     swap_pairs,
 )
-from recommender.explanation_evidence import because_sentence
+from recommender.explanation_evidence import GroupInfluence, because_sentence, group_influence
 from recommender.explanation_generation import Decoding, _processors, generate_answers
 from recommender.pipeline import PipelineConfig, Recommender
 from recommender.retrieval.base import CooccurrenceRetriever, PopularityRetriever
@@ -371,6 +371,63 @@ def test_without_a_measured_influence_the_sentence_says_so():
     assert explanation.influences == [] and len(explanation.no_effect) == 3
     assert "none of your recent films moved its score measurably" in explanation.text
     assert not explanation.rubric["false_claims"] and not explanation.rubric["names_influence"]
+
+
+# ---------------------------------------------------------------- group influence
+
+
+def group_scores(effect):
+    """The item's score: 1 minus ``effect`` when films 10 and 11 are both gone, minus 0.01 per other film gone."""
+    full = {10, 11, 12, 13, 14}
+    return lambda histories: [1.0 - (effect if not {10, 11} & set(h.tolist()) else 0.0)
+                              - 0.01 * len(full - set(h.tolist()) - {10, 11}) for h in histories]  # fmt: skip
+
+
+GROUP = [{"positions": [1, 2], "link": {"kind": "genre", "genres": ["Crime"]}}]
+
+
+def test_a_group_is_an_influence_when_its_drop_beats_every_other_set_of_its_size_and_the_floor():
+    history = np.array([9, 10, 11, 12, 13, 14])  # positions 1..5 shown
+    found = group_influence(group_scores(0.2), history, [1, 2, 3, 4, 5], GROUP, base=1.0, floor=0.05)
+    assert found.measured and found.positions == (1, 2) and found.effect == pytest.approx(0.2)
+    assert len(found.null) == 9 and found.threshold == pytest.approx(0.05)  # null drops <= 0.02
+    weak = group_influence(group_scores(0.04), history, [1, 2, 3, 4, 5], GROUP, base=1.0, floor=0.05)
+    assert not weak.measured  # above every null set, but within the swap floor
+    loud = group_influence(group_scores(0.2), history, [1, 2, 3, 4, 5], GROUP, base=1.0, floor=0.05, null_sets=3)
+    assert not loud.measured  # too few null sets to call it anything
+
+
+def test_a_null_set_that_lowers_the_score_as_much_keeps_the_group_unmeasured():
+    def score(sign):  # removing 13 and 14 changes the score by 0.3: lowers it (sign 1) or raises it (-1)
+        return lambda histories: [1.0 - 0.1 * (not {10, 11} & set(h.tolist()))
+                                  - sign * 0.3 * (not {13, 14} & set(h.tolist())) for h in histories]  # fmt: skip
+
+    history, shown = np.array([9, 10, 11, 12, 13, 14]), [1, 2, 3, 4, 5]
+    found = group_influence(score(1), history, shown, GROUP, base=1.0, floor=0.05)
+    assert not found.measured and found.threshold == pytest.approx(0.3)
+    # One-sided: a set whose removal RAISES the score is no rival to one that lowers it.
+    found = group_influence(score(-1), history, shown, GROUP, base=1.0, floor=0.05)
+    assert found.measured and found.threshold == pytest.approx(0.05)
+
+
+def test_explain_item_names_a_measured_group_whole_and_lists_it_as_one_row():
+    group = GroupInfluence((0, 1), {"kind": "genre", "genres": ["Crime"]}, 0.09, (0.01,) * 9, 0.05)
+    explanation = _explain(saying("Because you watched Seven, you may like Fargo."), values=(0.01, 0.02, 0.0),
+                           group=group)  # fmt: skip
+    assert explanation.path == "fallback" and explanation.rubric["passes"] and explanation.rubric["names_influence"]
+    assert explanation.text.startswith("Because you watched The Usual Suspects (1995) and Seven (Se7en) (1995)")
+    assert [row[0] for row in explanation.influences] == ["1+7"] and explanation.influences[0][2] == 0.09
+    assert "group floor 0.0500" in explanation.influences[0][1] and explanation.group["ids"] == ["1", "7"]
+    assert [i for i, _, _ in explanation.no_effect] == ["8", "7", "1"]  # none alone: no zero is ranked
+    unmeasured = GroupInfluence((0, 1), {"kind": "genre", "genres": ["Crime"]}, 0.03, (0.01,) * 9, 0.05)
+    plain = _explain(None, values=(0.01, 0.02, 0.0), group=unmeasured)
+    assert plain.group is None and plain.influences == [] and plain.reason == "no measured influence"
+
+
+def test_a_single_influence_wins_over_a_group():
+    group = GroupInfluence((0, 1), {"kind": "genre", "genres": ["Crime"]}, 0.09, (0.01,) * 9, 0.05)
+    explanation = _explain(None, group=group)
+    assert explanation.group is None and [i for i, _, _ in explanation.influences] == ["1", "8", "7"]
 
 
 # ---------------------------------------------------------------- the real model

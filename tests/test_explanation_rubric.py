@@ -13,6 +13,7 @@ from recommender.explanation_evidence import (
     because_prefix,
     because_sentence,
     build_evidence,
+    link_groups,
     readable_title,
 )
 from recommender.explanation_rubric import RubricContext, score_explanation
@@ -74,6 +75,46 @@ def test_a_good_sentence_passes_every_rule():
 def test_names_influence_passes_with_a_measured_influence_and_fails_without():
     assert score(GOOD).names_influence
     assert not score("You may like Fargo (1996), a crime film from the 1990s.").names_influence
+
+
+def group_evidence() -> dict:
+    """No single film measured; The Usual Suspects and Seven (both crime thrillers) measured together."""
+    group = {"positions": [0, 1], "link": {"kind": "genre", "genres": ["Crime"]}, "effect": 0.09, "threshold": 0.05}
+    sources = EvidenceSources(CATALOG, LOGS)
+    return build_evidence(sources, HISTORY, ITEM, [(0, 0.01), (1, 0.02)], [(3, 0.0), (2, 0.0)], 0.03, (), group)
+
+
+def test_a_group_influence_counts_when_every_member_is_named():
+    facts = group_evidence()
+    result = score(
+        "Because you watched The Usual Suspects and Seven, you may like Fargo: all three are crime films.", facts
+    )
+    assert result.names_influence and result.passes and result.links == ("genre",)
+
+
+def test_a_group_member_named_alone_is_no_measured_influence():
+    result = score("Because you watched Seven, you may like Fargo: both are crime films.", group_evidence())
+    assert not result.names_influence and not result.passes
+    assert ("unmeasured_influence", "Seven (Se7en) (1995) without the rest of its group") in result.false_claims
+
+
+def test_the_built_sentence_names_the_whole_group_and_passes():
+    facts = group_evidence()
+    text = because_sentence(facts)
+    assert text.startswith("Because you watched The Usual Suspects (1995) and Seven (Se7en) (1995), you may like")
+    assert score(text, facts).passes and facts["group"]["ids"] == ["1", "7"]
+    assert facts["lines"][0].startswith("Together, The Usual Suspects (1995) and Seven (Se7en) (1995) raised")
+
+
+def test_link_groups_follow_the_item_genres_then_its_decade_and_never_take_every_shown_film():
+    sources = EvidenceSources(CATALOG)
+    groups = link_groups(sources, HISTORY, [0, 1, 2, 3], ITEM)  # Fargo: Crime, Drama, Thriller; 1990s
+    # Crime: Suspects, Seven, Heat; Drama: Twelve Monkeys alone (no group); Thriller: Suspects, Seven;
+    # the 1990s: all four, so the three most recent.
+    assert [(g["positions"], g["link"]["kind"]) for g in groups] == [([0, 1, 3], "genre"), ([0, 1], "genre"),
+                                                                     ([1, 2, 3], "era")]  # fmt: skip
+    assert groups == link_groups(sources, HISTORY, [0, 1, 2, 3], ITEM)  # a fixed order, no effect read
+    assert link_groups(sources, HISTORY[:2], [0, 1], ITEM) == []  # the group would be every shown film
 
 
 # ---------------------------------------------------------------- supported link
