@@ -14,7 +14,7 @@ import pkgutil
 import sys
 
 import recommender.commands as commands
-from recommender.llm.quiet import quiet_third_party
+from recommender.quiet import quiet_third_party
 from recommender.store import StoreError
 
 

@@ -78,7 +78,7 @@ def test_a_config_type_error_says_what_to_type(tmp_path):
 
 
 def test_the_optional_kernel_notice_of_bitsandbytes_is_dropped_and_nothing_else(caplog):
-    from recommender.llm.quiet import quiet_third_party
+    from recommender.quiet import quiet_third_party
 
     quiet_third_party()
     logger = logging.getLogger("bitsandbytes.backends.cpu.ops")

@@ -46,7 +46,7 @@ LAYERS: list[tuple[str, ...]] = [
         "recommender.store",
         "recommender.histories",
     ),
-    ("recommender.ranking", "recommender.text_checks"),
+    ("recommender.ranking", "recommender.text_checks", "recommender.quiet"),
     ("recommender.prompts",),
     ("recommender.protocols",),
     ("recommender.data",),

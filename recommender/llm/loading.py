@@ -31,8 +31,8 @@ import torch
 
 from recommender.assets import DEFAULT_LLM_NAME, default_cache_dir, find_default_gguf
 from recommender.llm.precision import Precision, choose_precision, detect_hardware
-from recommender.llm.quiet import no_progress_bar, quiet_third_party
 from recommender.prompts import TEMPLATE_VERSIONS
+from recommender.quiet import no_progress_bar, quiet_third_party
 
 ADAPTER_METADATA_FILE = "recommender_adapter.json"  # written beside adapter_config.json
 MODEL_METADATA_FILE = "recommender_model.json"  # written into converted model folders

@@ -78,7 +78,10 @@ class SentenceEncoder:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(str(self.path), device=self.device)
+            from recommender.quiet import no_progress_bar
+
+            with no_progress_bar():  # its weights load in well under a second
+                self._model = SentenceTransformer(str(self.path), device=self.device)
         return self._model
 
     def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
