@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from recommender.data import Dataset, Item
+from recommender.data.lookup import ItemLookup
 from recommender.data.split import LeaveOneOutSplit
 
 
@@ -31,8 +32,7 @@ class Histories:
         self.dataset = dataset
         self.catalog = dataset.catalog
         self.split = split
-        self._title_index = {fold_title(item.title): item.id for item in self.catalog.items}
-        self._title_index.update({fold_title(item.display_title()): item.id for item in self.catalog.items})
+        self._lookup = ItemLookup(self.catalog)
 
     def user(self, user_id: str | int) -> list[str]:
         """All known item ids of a dataset user, oldest first."""
@@ -45,20 +45,9 @@ class Histories:
         return [self.catalog.ids[row] for row in self.split.sequences[user]]
 
     def resolve(self, references: Sequence[str | int]) -> tuple[list[str], list[str]]:
-        """Item ids for references given as ids or exact titles ("Fargo", "Fargo (1996)").
-
-        Returns the ids found and the references that matched nothing.
-        """
-        found, unknown = [], []
-        for reference in references:
-            text = str(reference).strip()
-            if text in self.catalog.index:
-                found.append(text)
-            elif fold_title(text) in self._title_index:
-                found.append(self._title_index[fold_title(text)])
-            elif text:
-                unknown.append(text)
-        return found, unknown
+        """Item ids for references given as ids or exact titles ("Fargo", "Fargo (1996)"): the ids
+        found and the references that matched nothing (``data.lookup.ItemLookup``)."""
+        return self._lookup.resolve(references)
 
     def of(self, user_id: str | int | None, history: Sequence[str | int] | None) -> tuple[list[str], int]:
         """Item ids of an explicit history (ids or titles), else of a dataset user, else none; and how
@@ -90,8 +79,3 @@ def shared_genre_reasons(item: Item, history: Sequence[Item], limit: int = 2) ->
         if len(reasons) == limit:
             break
     return reasons
-
-
-def fold_title(text: str) -> str:
-    """A title as looked up: lower case, whitespace folded."""
-    return " ".join(text.lower().split())

@@ -66,14 +66,6 @@ def cold_content(dataset: Dataset, retriever, model, device: str | None, text_on
         lambda: load_model(model, adapter=None, device=device), name=f"hidden-mean-{base_name}"
     )
     return unit_rows(text, centred(item_embeddings(dataset.catalog, encoder, template=ITEM_TEMPLATE)))
-    text = retriever.text.vectors
-    if text_only:
-        return unit_rows(text)
-    _, base_name = resolve_model(model)
-    encoder = HiddenStateEncoder(
-        lambda: load_model(model, adapter=None, device=device), name=f"hidden-mean-{base_name}"
-    )
-    return unit_rows(text, centred(item_embeddings(dataset.catalog, encoder, template=ITEM_TEMPLATE)))
 
 
 def resolve_adapter(adapter: str | Path | None, dataset: Dataset, model: str | Path | None) -> Path | None:
