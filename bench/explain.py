@@ -65,6 +65,12 @@ def make_parser() -> argparse.ArgumentParser:
         default=None,
         help="link groups tested per user with no single influence (default: the served value; 0: none)",
     )
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=None,
+        help="answers written per explanation: greedy, then sampled (default: the served Decoding's)",
+    )
     parser.add_argument("--out", default=None, help="write one JSON line per user here (resumes a killed run)")
     parser.add_argument("--md", default=None, help="also write the markdown report here")
     return parser
@@ -137,11 +143,13 @@ def explain_staged(pipeline, writer, staged: list[dict], args, checker) -> list[
     """Generate the staged users' sentences in one batch, then gate them and score the rubric."""
     from recommender.explain import explain_item, explain_messages
     from recommender.explanation_evidence import because_prefix
-    from recommender.explanation_generation import Decoding, generate_answers
+    from recommender.explanation_generation import Decoding, generate_candidates
     from recommender.explanation_rubric import RubricContext, score_explanation
 
     catalog, sources = pipeline.catalog, pipeline.evidence_sources
-    decoding = Decoding(max_new_tokens=args.max_new_tokens)
+    decoding = Decoding(
+        max_new_tokens=args.max_new_tokens, **({"candidates": args.candidates} if args.candidates else {})
+    )
     cases = []
     for row in staged:
         items = [catalog.items[int(r)] for r in row["history"]]
@@ -153,19 +161,20 @@ def explain_staged(pipeline, writer, staged: list[dict], args, checker) -> list[
     conversations = [explain_messages(cases[i][0], catalog[staged[i]["item"]], cases[i][1].evidence) for i in asked]
     prefixes = [because_prefix(cases[i][1].evidence) for i in asked]
     try:
-        raws: list = generate_answers(writer, conversations, prefixes, decoding)
+        raws: list = generate_candidates(writer, conversations, prefixes, decoding)
     except Exception as error:  # the explanations fall back; the bench records why
         raws = [error] * len(asked)
     generation = (time.perf_counter() - t0) / max(1, len(staged))
     answers = dict(zip(asked, raws))
     out = []
     for i, (row, (items, _)) in enumerate(zip(staged, cases)):
-        raw = answers.get(i)
+        written = answers.get(i)
+        raw = written[0] if isinstance(written, list) else written  # the greedy answer
 
-        def replay(messages, prefix, raw=raw):
-            if isinstance(raw, Exception):
-                raise raw
-            return raw
+        def replay(messages, prefix, written=written):
+            if isinstance(written, Exception):
+                raise written
+            return written
 
         explanation = explain_item(replay if i in answers else None, catalog, items, catalog[row["item"]],
                                    row["values"], floor=row["floor"], sources=sources, checker=checker,
@@ -181,11 +190,19 @@ def explain_staged(pipeline, writer, staged: list[dict], args, checker) -> list[
             group=explanation.group, group_test=row["group"].to_dict() if row["group"] is not None else None,
             path=explanation.path, reason=explanation.reason, text=explanation.text,
             raw=raw if isinstance(raw, str) else None, rubric=explanation.rubric, raw_rubric=raw_rubric,
+            shown_raw=explanation.raw_generation, candidate=_accepted(written, explanation),
             influences=[list(x) for x in explanation.influences], no_effect=[x[0] for x in explanation.no_effect],
             generation_s=generation, latency_s=row["influence_s"] + row["group_s"] + generation,
         )  # fmt: skip
         out.append(record)
     return out
+
+
+def _accepted(written, explanation) -> int | None:
+    """Which candidate answer was shown (0: the greedy one), None on the fallback path."""
+    if explanation.path != "generated" or not isinstance(written, list):
+        return None
+    return written.index(explanation.raw_generation)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -307,7 +324,9 @@ def _rubric_lines(rows: list[dict]) -> list[str]:
         "",
         f"- pass the rubric: {sum(r['raw_rubric']['passes'] for r in raw_rows)}; "
         f"false claims by kind: {_counts(raw_claims)}",
-        f"- why the fallback was shown: {_counts(reasons)}",
+        f"- why the fallback was shown (the greedy answer's refusal): {_counts(reasons)}",
+        f"- shown generated sentence by candidate (0: greedy, then sampled): "
+        f"{_counts(Counter(r.get('candidate') for r in rows if r['path'] == 'generated'))}",
     ]
 
 

@@ -1,6 +1,7 @@
 """Writing explanations with the LLM: decoding that does not repeat itself, prefilled answers.
 
-    answers = generate_answers(writer, conversations, prefixes, Decoding())
+    answers = generate_answers(writer, conversations, prefixes, Decoding())         # greedy, one each
+    candidates = generate_candidates(writer, conversations, prefixes, Decoding())  # greedy + sampled
 
 ``writer`` is an ``LLMScorer`` (``Recommender.text_writer()``: the base model). Each answer starts
 with its prefix ("Because you watched Fargo (1996), you may like Heat (1995)"), written into the
@@ -8,7 +9,9 @@ prompt so the model continues it, and greedy decoding runs with a repetition pen
 no-repeat n-gram ban that look at the ANSWER only: transformers' own ``repetition_penalty`` and
 ``no_repeat_ngram_size`` also count the prompt, so they would forbid copying a title or a year from
 the facts the prompt gives. One batched ``generate`` call with left padding serves one request or a
-bench's batch alike. torch is imported when called, never at import time.
+bench's batch alike. ``generate_candidates`` adds ``Decoding.candidates - 1`` sampled answers after
+the greedy one, for a gate that shows the first it accepts (``explain.explain_item``). torch is
+imported when called, never at import time.
 """
 
 from __future__ import annotations
@@ -31,6 +34,17 @@ class Decoding:
     no_repeat_ngram_size: int = field(
         default=4, metadata={"help": "an n-gram of the answer never appears twice (0 = off; 3 would ban '(19' twice)"}
     )
+    # 1 (greedy only). On validation users 3 answers let the gate accept 10 of 18 instead of 6 (5 of 10 instead
+    # of 4 in a bench run), but a sampled sentence it accepted implied the person knew the film ("the film that
+    # played a pivotal role in shaping your appreciation"): more tries find more of what the rubric cannot read.
+    candidates: int = field(
+        default=1,
+        metadata={
+            "help": "answers per explanation: the greedy one, then sampled ones (the gate takes the first it accepts)"
+        },
+    )
+    temperature: float = field(default=0.7, metadata={"help": "sampling temperature of the candidates after the first"})
+    seed: int = field(default=0, metadata={"help": "torch seed of the sampled candidates"})
 
 
 def _processors(decoding: Decoding, starts: Sequence[int]) -> list[Any]:
@@ -65,6 +79,24 @@ def _processors(decoding: Decoding, starts: Sequence[int]) -> list[Any]:
     return processors
 
 
+def generate_candidates(
+    writer: Any, conversations: Sequence[Messages], prefixes: Sequence[str], decoding: Decoding = Decoding()
+) -> list[list[str]]:
+    """``decoding.candidates`` answers per conversation: the greedy answer first, then sampled ones
+    (``temperature``, torch seeded with ``decoding.seed``), each the prefix followed by what the model wrote."""
+    import torch
+
+    answers = [[a] for a in generate_answers(writer, conversations, prefixes, decoding)]
+    extra = decoding.candidates - 1
+    if extra > 0 and conversations:
+        torch.manual_seed(decoding.seed)
+        repeated = [c for c in conversations for _ in range(extra)]
+        sampled = _generate(writer, repeated, [p for p in prefixes for _ in range(extra)], decoding, sample=True)
+        for i, answer in enumerate(sampled):
+            answers[i // extra].append(answer)
+    return answers
+
+
 def generate_answers(
     writer: Any, conversations: Sequence[Messages], prefixes: Sequence[str], decoding: Decoding = Decoding()
 ) -> list[str]:
@@ -76,6 +108,12 @@ def generate_answers(
         prefixes: the start of each answer ("" for none), prefilled in the assistant turn.
         decoding: penalties and length.
     """
+    return _generate(writer, conversations, prefixes, decoding, sample=False)
+
+
+def _generate(
+    writer: Any, conversations: Sequence[Messages], prefixes: Sequence[str], decoding: Decoding, sample: bool
+) -> list[str]:
     import torch
 
     if len(prefixes) != len(conversations):
@@ -98,7 +136,8 @@ def generate_answers(
         out = writer.model.generate(
             input_ids=ids.to(writer.device),
             attention_mask=mask.to(writer.device),
-            do_sample=False,
+            do_sample=sample,
+            **({"temperature": decoding.temperature, "top_k": 0, "top_p": 1.0} if sample else {}),
             max_new_tokens=decoding.max_new_tokens,
             logits_processor=_processors(decoding, starts),
             pad_token_id=writer.pad_id,
@@ -118,4 +157,4 @@ def _seam(prefix: str, text: str) -> str:
     return prefix + text
 
 
-__all__ = ["Decoding", "generate_answers"]
+__all__ = ["Decoding", "generate_answers", "generate_candidates"]

@@ -24,7 +24,8 @@ What it checks, each against the evidence (catalogue, logs, measured influences)
 
 A genre, year or decade word is a claim about the nearest film named before it in its sentence
 (the recommended film when none is), or about every film named before "both" / "all three" when
-such a quantifier precedes it.
+such a quantifier precedes it, or before it when a plural reference follows it ("the war themes in
+those films").
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ GENRE_PATTERNS = {
 }
 _NEGATION = re.compile(r"\b(?:no|not|nothing|without|never|non)\b\W+(?:\w+\W+){0,2}$", re.I)
 _QUANTIFIER = re.compile(r"\b(?:both|all three|all four|all of them|all)\b", re.I)
+# A plural reference AFTER a claim ("the war themes in those films") makes it a claim about every film before it.
+_PLURAL_AFTER = re.compile(
+    r"\b(?:(?:th(?:ese|ose)|both|the two|all)(?: (?:two|three|four))? (?:films|movies|titles|stories)|each of them)\b",
+    re.I,
+)
 _DECADE = re.compile(
     r"\b((?:18|19|20)\d0)s\b|(?<![\w'])'?(\d)0s\b"
     r"|\b(twenties|thirties|forties|fifties|sixties|seventies|eighties|nineties)\b",
@@ -243,6 +249,8 @@ class _Reader:
             covered = [film for s, film in before if s < q]
             if len(covered) >= 2 and len(covered) == len(before):  # no film named between "both" and the claim
                 return covered, True
+        if len(before) >= 2 and _PLURAL_AFTER.search(self.masked, position, end):
+            return [film for _, film in before], True
         if before:
             return [before[-1][1]], True
         return self.films_in(start, end) or [self.context.item], False

@@ -20,7 +20,7 @@ from recommender.explain import (
     swap_pairs,
 )
 from recommender.explanation_evidence import GroupInfluence, because_sentence, group_influence
-from recommender.explanation_generation import Decoding, _processors, generate_answers
+from recommender.explanation_generation import Decoding, _processors, generate_answers, generate_candidates
 from recommender.pipeline import PipelineConfig, Recommender
 from recommender.retrieval.base import CooccurrenceRetriever, PopularityRetriever
 
@@ -213,6 +213,17 @@ def test_generate_answers_continues_the_prefix_with_the_tiny_model(tiny_scorer):
     assert answers[0].startswith(prefix) and len(answers) == 2 and isinstance(answers[1], str)
 
 
+def test_candidates_are_the_greedy_answer_then_sampled_ones(tiny_scorer):
+    messages = [{"role": "system", "content": "Explain."}, {"role": "user", "content": "Why Fargo?"}]
+    prefix = "Because you watched Seven (1995), you may like Fargo (1996)"
+    decoding = Decoding(max_new_tokens=6, candidates=3)
+    answers = generate_candidates(tiny_scorer, [messages, messages], [prefix, ""], decoding)
+    assert [len(a) for a in answers] == [3, 3] and all(a.startswith(prefix) for a in answers[0])
+    greedy = generate_answers(tiny_scorer, [messages, messages], [prefix, ""], decoding)
+    assert [a[0] for a in answers] == greedy
+    assert generate_candidates(tiny_scorer, [messages, messages], [prefix, ""], decoding) == answers  # seeded
+
+
 def test_repetition_controls_read_the_answer_only():
     import torch
 
@@ -338,6 +349,14 @@ def test_generated_path_keeps_the_first_sentence_when_it_passes_the_rubric():
     explanation = _explain(saying(GOOD + " It is a great film. And more"))
     assert explanation.path == "generated" and explanation.text == GOOD and explanation.reason == ""
     assert explanation.rubric["passes"] and explanation.rubric["names_influence"]
+
+
+def test_the_first_candidate_the_gate_accepts_is_shown_else_the_greedy_refusal_is_reported():
+    bad = "Because you watched Twelve Monkeys, you may like Fargo, just like Star Wars."
+    explanation = _explain(lambda messages, prefix: [bad, "Because you watched Seven.", GOOD, GOOD + " More."])
+    assert explanation.path == "generated" and explanation.text == GOOD and explanation.raw_generation == GOOD
+    refused = _explain(lambda messages, prefix: [bad, "Because you watched Seven."])
+    assert refused.path == "fallback" and refused.raw_generation == bad and "Star Wars" in refused.reason
 
 
 def test_the_model_writes_after_the_prefix_built_from_the_influences():

@@ -186,6 +186,18 @@ def test_wrong_genre():
     assert "wrong_genre" not in kinds("Because you watched Seven, both crime thrillers, you may like Fargo.")
 
 
+@pytest.mark.parametrize(
+    "text, false",
+    [
+        ("Because you watched Seven, you may like Fargo because of the drama themes in those films.", True),
+        ("Because you watched Seven, you may like Fargo because of the thriller themes in these two films.", False),
+        ("Because you watched Seven, you may like Fargo because of its drama themes.", False),
+    ],
+)  # fmt: skip
+def test_a_plural_reference_after_a_genre_makes_it_a_claim_about_every_film_before(text, false):
+    assert ("wrong_genre" in kinds(text)) is false
+
+
 def test_wrong_year():
     assert "wrong_year" in kinds("Because you watched Seven (1994), you may like Fargo (1996).")
     assert "wrong_year" in kinds("Because you watched Seven, you may like Fargo, a film from the 1980s.")
