@@ -117,6 +117,19 @@ def test_link_groups_follow_the_item_genres_then_its_decade_and_never_take_every
     assert link_groups(sources, HISTORY[:2], [0, 1], ITEM) == []  # the group would be every shown film
 
 
+def test_the_most_cowatched_pair_comes_first_and_its_sentence_gives_every_count():
+    # Fargo's co-watching: 2 of the 2 viewers of The Usual Suspects, 3 of the 4 of Seven, none of the others.
+    groups = link_groups(EvidenceSources(CATALOG, LOGS), HISTORY, [0, 1, 2, 3], ITEM)
+    assert groups[0] == {"positions": [0, 1], "link": {"kind": "cowatch", "source": "toy logs"}}
+    assert [g["positions"] for g in groups[1:]] == [[0, 1, 3], [1, 2, 3]]  # Thriller's [0, 1] is listed once
+    group = {**groups[0], "effect": 0.09, "threshold": 0.05}
+    facts = build_evidence(EvidenceSources(CATALOG, LOGS), HISTORY, ITEM, [(0, 0.01), (1, 0.02)], (), 0.03, (), group)
+    text = because_sentence(facts)
+    assert "2 of the 2 people who watched The Usual Suspects (1995)" in text and "3 of the 4 people" in text
+    assert score(text, facts).passes and "cowatch" in score(text, facts).links
+    assert not link_groups(EvidenceSources(CATALOG, LOGS), HISTORY, [2, 3], ITEM)  # neither was co-watched with it
+
+
 # ---------------------------------------------------------------- supported link
 
 
