@@ -47,6 +47,7 @@ COLUMNS = [
     ("build_cooccurrence_s", "co-occurrence s"),
     ("build_embedding_s", "embedding s"),
     ("build_sequential_s", "sequential s"),
+    ("build_knowledge_s", "knowledge graph s"),
     ("tune_s", "weight tuning s"),
     ("retrieve_p50_ms", "retrieve p50 ms"),
     ("retrieve_p99_ms", "retrieve p99 ms"),
@@ -92,7 +93,9 @@ def stage_pipeline(size: str, folder: Path, retrieval: bool, cache: Path, args: 
     out["train_csr_s"] = time.perf_counter() - start
     out["data_rss_gb"] = peak_rss_gb()
     if retrieval:
-        out.update(_retrieval(dataset, split, cache, args.encoder, args.sequential_epochs, args.llm_users))
+        out.update(
+            _retrieval(dataset, split, cache, args.encoder, args.sequential_epochs, args.llm_users, args.knowledge)
+        )
     out["pipeline_rss_gb"] = peak_rss_gb()
     return out
 
@@ -117,7 +120,9 @@ class HashingEncoder:
         return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
-def _retrieval(dataset, split, cache: Path, encoder: str, sequential_epochs: int | None, llm_users: int = 0) -> dict:
+def _retrieval(
+    dataset, split, cache: Path, encoder: str, sequential_epochs: int | None, llm_users: int = 0, knowledge=False
+) -> dict:
     """The served first stage: build the hybrid (every component + weight tuning on validation),
     then single-user ``retrieve`` latency and batched retrieval-only throughput."""
     from recommender.evaluation.metrics import top_k
@@ -127,7 +132,9 @@ def _retrieval(dataset, split, cache: Path, encoder: str, sequential_epochs: int
     config = SequentialConfig() if sequential_epochs is None else SequentialConfig(max_epochs=sequential_epochs)
     text = HashingEncoder() if encoder == "hashing" else None
     start = time.perf_counter()
-    hybrid = build_default_retriever(dataset, split, encoder=text, cache_dir=cache, sequential=config)
+    hybrid = build_default_retriever(
+        dataset, split, encoder=text, cache_dir=cache, sequential=config, knowledge=knowledge
+    )
     out: dict[str, float | str] = {"build_s": time.perf_counter() - start}
     for name, component in hybrid.components.items():
         out[f"build_{name}_s"] = component.build_seconds
@@ -200,7 +207,7 @@ def run_child(stage: str, size: str, args: argparse.Namespace) -> dict:
         command += ["--with-retrieval", "--encoder", args.encoder]
         if args.sequential_epochs is not None:
             command += ["--sequential-epochs", str(args.sequential_epochs)]
-        command += ["--llm-users", str(args.llm_users)]
+        command += ["--llm-users", str(args.llm_users)] + (["--knowledge"] if args.knowledge else [])
     if args.threads:
         command += ["--threads", str(args.threads)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -274,6 +281,9 @@ def make_parser() -> argparse.ArgumentParser:
         help="after the retrieval timings, serve this many test users through the two-stage pipeline (LLM on)",
     )  # fmt: skip
     parser.add_argument("--threads", type=int, default=None, help="torch threads in the pipeline child")
+    parser.add_argument(
+        "--knowledge", action="store_true", help="the first stage also holds the knowledge-graph retriever (.kg/.link)"
+    )
     parser.add_argument("--stage", choices=["generate", "pipeline"], help=argparse.SUPPRESS)
     parser.add_argument("--with-retrieval", action="store_true", help=argparse.SUPPRESS)
     return parser

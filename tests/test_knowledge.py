@@ -221,6 +221,19 @@ def test_recency_weights_and_batch(tmp_path):
     assert retriever.config()["graph"] == graph.fingerprint()
 
 
+def test_batch_scores_are_the_recency_weights_times_the_whole_similarity(tmp_path):
+    """Only the touched similarity rows enter the product; the result is the full-matrix one."""
+    catalog, graph = ranking_graph(tmp_path)
+    retriever = KnowledgeRetriever(catalog, graph, decay=0.8, window=3)
+    histories = [np.array([0, 5, 0, 3]), np.array([2]), np.array([4, 1])]
+    weights = np.zeros((len(histories), len(catalog)))
+    for b, history in enumerate(histories):
+        for age, row in enumerate(history[-3:][::-1]):
+            weights[b, row] += 0.8**age
+    expected = weights @ retriever.similarity.toarray().astype(np.float64)
+    np.testing.assert_allclose(retriever.score_batch(histories), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_similarity_pruning_and_budget(tmp_path):
     catalog, graph = ranking_graph(tmp_path)
     weights = np.ones(graph.features.shape[1])

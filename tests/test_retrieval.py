@@ -265,6 +265,20 @@ def test_hybrid_blends_and_takes_query(catalog, embedding):
         HybridRetriever(catalog, {"pop": pop}, {"cooc": 1.0})
 
 
+def test_a_component_the_blend_weighs_zero_is_not_computed(catalog, embedding, monkeypatch):
+    pop = PopularityRetriever(catalog, POPULARITY)
+    hybrid = HybridRetriever(catalog, {"pop": pop, "embedding": embedding}, {"pop": 1.0, "embedding": 0.0})
+    expected = HybridRetriever(catalog, {"pop": pop}, {"pop": 1.0}).score_batch([np.array([1])])
+
+    def refuse(histories):
+        raise AssertionError("a zero-weight component was scored")
+
+    monkeypatch.setattr(embedding, "standardised_batch", refuse)
+    np.testing.assert_array_equal(hybrid.score_batch([np.array([1])]), expected)
+    with pytest.raises(AssertionError):  # tuning still reads every component
+        hybrid.component_scores([np.array([1])])
+
+
 # ---------------------------------------------------------------- evaluation helpers and tuning
 
 

@@ -406,7 +406,8 @@ class HybridRetriever(BaseRetriever):
 
     def score_batch(self, histories: Sequence[np.ndarray], queries: Sequence[str | None] | None = None) -> np.ndarray:
         queries = _queries(queries, len(histories))
-        parts = self.component_scores(histories)
+        # Components the tuned blend weighs 0 are not computed: their scores would be multiplied away.
+        parts = {name: r.standardised_batch(histories) for name, r in self.components.items() if self.weights.get(name)}
         out = weighted_sum(parts, self.weights, len(histories), len(self.catalog))  # [B, N]
         if self.cold_bridge is not None:
             self.cold_bridge.fill(out)
