@@ -233,3 +233,11 @@ def test_a_picked_card_shows_the_sentence_and_influence_table_of_recommender_exp
     assert "Because of: Star Wars (+0.0412)" in picked  # the card's own line says what its table says
     cards = click(handlers, data, "like", data["shown"][0], user="1")[0]
     assert f'rec-picked" data-item-id="{data["shown"][2]}"' in cards  # feedback keeps the open explanation
+
+
+def test_a_group_influence_reads_as_its_films_together():
+    from recommender.ui.render import _influence_name
+
+    titles = {"1": "Toy Story (1995)", "7": "Twelve Monkeys (1995)"}
+    assert _influence_name("1", titles) == "Toy Story (1995)"
+    assert _influence_name("1+7", titles) == "Toy Story (1995) and Twelve Monkeys (1995), together"

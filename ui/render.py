@@ -87,7 +87,7 @@ def cards_html(
         raised = [(item_id, value) for item_id, value in rec.influences if value > 0][:3]
         influence_html = ""
         if raised and titles is not None:
-            named = [f"{titles.get(item_id, item_id)} ({value:+.3g})" for item_id, value in raised]
+            named = [f"{_influence_name(item_id, titles)} ({value:+.3g})" for item_id, value in raised]
             influence_html = f'<div class="rec-why">Because of: {esc(", ".join(named))}</div>'
         is_picked = picked is not None and rec.item_id == picked
         explain_html = explanation_html(explanation) if is_picked and explanation else ""
@@ -158,3 +158,10 @@ def user_markdown(message: str) -> str:
     for mark in "\\`*_[]#|~":
         text = text.replace(mark, "\\" + mark)
     return text
+
+
+def _influence_name(item_id: str, titles: dict) -> str:
+    """A film's title, or for a group influence ("1+7": removed together) its members' titles."""
+    parts = item_id.split("+")
+    named = " and ".join(titles.get(part, part) for part in parts)
+    return f"{named}, together" if len(parts) > 1 else named
