@@ -63,6 +63,9 @@ _PLURAL_AFTER = re.compile(
     r"\b(?:(?:th(?:ese|ose)|both|the two|all)(?: (?:two|three|four))? (?:films|movies|titles|stories)|each of them)\b",
     re.I,
 )
+# Between a genre word and a title: "<genre> film like <title>" compares the two.
+_LIKE_BEFORE_TITLE = re.compile(r"\s*(?:films?|movies?)?\s*like\s*", re.I)
+_IT_IS = re.compile(r"\b(?:it is|it's|it was)\b", re.I)
 _DECADE = re.compile(
     r"\b((?:18|19|20)\d0)s\b|(?<![\w'])'?(\d)0s\b"
     r"|\b(twenties|thirties|forties|fifties|sixties|seventies|eighties|nineties)\b",
@@ -239,9 +242,13 @@ class _Reader:
         before = self.films_in(start, match.start())
         return after[0] if after else (before[-1] if before else None)
 
-    def scope(self, position: int) -> tuple[list[Film], bool]:
+    def scope(self, position: int, claim_end: int | None = None) -> tuple[list[Film], bool]:
         """The films a claim at ``position`` is about, and whether it must hold for all of them."""
         start, end = self.sentence_of(position)
+        if claim_end is not None:
+            compared = self.compared_with(position, claim_end, end)
+            if compared is not None:
+                return compared, True
         before = [(s, film) for s, _, film in self.named if start <= s < position]
         quantifiers = list(_QUANTIFIER.finditer(self.masked, start, position))
         if quantifiers:
@@ -256,6 +263,18 @@ class _Reader:
         return self.films_in(start, end) or [self.context.item], False
 
 
+    def compared_with(self, position: int, claim_end: int, sentence_end: int) -> list[Film] | None:
+        """"<genre> film like <Film>": the claim is about that film, and about the recommended one
+        when its clause says "it is" ("it is a war film like Dr. Strangelove"); None otherwise."""
+        for s, _, film in self.named:
+            if claim_end <= s < sentence_end:
+                if not _LIKE_BEFORE_TITLE.fullmatch(self.masked[claim_end:s]):
+                    return None
+                clause = self.masked[: position].rsplit(",", 1)[-1].rsplit(":", 1)[-1]
+                return [film, self.context.item] if _IT_IS.search(clause) else [film]
+        return None
+
+
 def _check_attributes(reader: _Reader, claims: list[tuple[str, str]], links: set[str]) -> None:
     """Genre, year and decade words: false when their film lacks them; a link when the recommended
     film and a measured influence named in the same sentence both have them."""
@@ -264,7 +283,7 @@ def _check_attributes(reader: _Reader, claims: list[tuple[str, str]], links: set
         for match in re.finditer(rf"\b(?:{pattern})\b", masked, re.I):
             if _NEGATION.search(masked[: match.start()]):
                 continue
-            films, every = reader.scope(match.start())
+            films, every = reader.scope(match.start(), match.end())
             holds = [genre in film.genres for film in films]
             if not (all(holds) if every else any(holds)):
                 wrong = next(film for film, ok in zip(films, holds) if not ok)

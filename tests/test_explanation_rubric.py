@@ -297,3 +297,19 @@ def test_readable_titles_move_the_article_back():
     assert readable_title(CATALOG["1"]) == "The Usual Suspects (1995)"
     assert readable_title(Item("x", "Postino, Il", 1994)) == "Il Postino (1994)"
     assert readable_title(Item("y", "Heat")) == "Heat"
+
+
+def test_a_genre_compared_with_a_film_is_checked_on_that_film_and_on_it():
+    """The built fallback's form: "it is a <genre> film like <influence>", one clause per influence
+    (a run on 200 test users flagged a true one against the film named in the previous clause)."""
+    facts = evidence(influences=((1, 0.4), (2, 0.3)))  # Seven and Twelve Monkeys measured
+    true = (
+        "Because you watched Seven (1995) and Twelve Monkeys (1995), you may like Fargo (1996): it is a crime "
+        "film like Seven (1995), it is a drama film like Twelve Monkeys (1995), and 3 of the 4 people who "
+        "watched Seven (1995) also watched it."
+    )
+    assert not score(true, facts).false_claims
+    wrong_film = true.replace("a drama film like Twelve Monkeys", "a thriller like Twelve Monkeys")
+    assert "wrong_genre" in kinds(wrong_film, facts)  # Twelve Monkeys is no thriller
+    wrong_item = true.replace("a drama film like Twelve Monkeys", "a sci-fi film like Twelve Monkeys")
+    assert "wrong_genre" in kinds(wrong_item, facts)  # Fargo ("it") is no sci-fi film
