@@ -262,15 +262,14 @@ class _Reader:
             return [before[-1][1]], True
         return self.films_in(start, end) or [self.context.item], False
 
-
     def compared_with(self, position: int, claim_end: int, sentence_end: int) -> list[Film] | None:
-        """"<genre> film like <Film>": the claim is about that film, and about the recommended one
+        """ "<genre> film like <Film>": the claim is about that film, and about the recommended one
         when its clause says "it is" ("it is a war film like Dr. Strangelove"); None otherwise."""
         for s, _, film in self.named:
             if claim_end <= s < sentence_end:
                 if not _LIKE_BEFORE_TITLE.fullmatch(self.masked[claim_end:s]):
                     return None
-                clause = self.masked[: position].rsplit(",", 1)[-1].rsplit(":", 1)[-1]
+                clause = self.masked[:position].rsplit(",", 1)[-1].rsplit(":", 1)[-1]
                 return [film, self.context.item] if _IT_IS.search(clause) else [film]
         return None
 
