@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from recommender.data import Dataset, Item
-from recommender.data.lookup import ItemLookup
+from recommender.data.lookup import ItemLookup, unknown_user
 from recommender.data.split import LeaveOneOutSplit
 
 
@@ -38,10 +38,7 @@ class Histories:
         """All known item ids of a dataset user, oldest first."""
         user = str(user_id)
         if user not in self.split.sequences:
-            users = self.split.users
-            raise ValueError(
-                f"user id {user!r} is not in {self.dataset.name} ({len(users)} users, ids {users[0]} to {users[-1]})."
-            )
+            raise unknown_user(user, self.dataset.name, self.split.users)
         return [self.catalog.ids[row] for row in self.split.sequences[user]]
 
     def resolve(self, references: Sequence[str | int]) -> tuple[list[str], list[str]]:

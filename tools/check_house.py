@@ -121,10 +121,8 @@ def layer_breaches(graph: dict[str, set[str]]) -> list[str]:
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """Strongly connected components of more than one module (Tarjan), package __init__s aside."""
-    edges = {m: {t for t in ts if graph.get(t) is not None} for m, ts in graph.items()}
     # A package's __init__ re-exporting its children is not a cycle anyone reads as one.
-    for module, targets in edges.items():
-        edges[module] = {t for t in targets if not module.startswith(t + ".")}
+    edges = {m: {t for t in ts if not m.startswith(t + ".")} for m, ts in graph.items()}
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []

@@ -92,8 +92,7 @@ def explain_pick(pipeline: Any, rec: Recommendation, basis: TurnBasis | None, wr
     if not history:
         return PickExplanation(card_explanation(rec, basis), unmeasured="no history to measure influence on")
     try:
-        options = {"writer": writer} if writer is not None else {}
-        explanation = explain(history, rec.item_id, window=INFLUENCE_WINDOW, **options)
+        explanation = explain(history, rec.item_id, window=INFLUENCE_WINDOW, writer=writer)
         floor = explanation.floor
         influences = tuple((str(i), str(t), float(v)) for i, t, v in explanation.influences if v != 0)
         no_effect = tuple((str(i), str(t)) for i, t, _ in explanation.no_effect)

@@ -88,20 +88,8 @@ def run(args: argparse.Namespace) -> int:
 
 def retrain_status(base, new_events: int, new_items: int) -> str:
     """When the sequential model (trained on the base data's train split) should be retrained."""
-    import math
-
     from recommender.data.split import LeaveOneOutSplit
-    from recommender.retrieval.incremental import RETRAIN_EVENT_SHARE, RETRAIN_ITEM_SHARE, retrain_due
+    from recommender.retrieval.incremental import retrain_outlook
 
     trained_events = int(len(LeaveOneOutSplit(base.interactions).train_csr()[1]))
-    trained_items = len(base.catalog)
-    due = retrain_due(trained_events, trained_items, new_events, new_items)
-    if due:
-        return f"sequential model: retrain due ({due}); until then it reads the new events only as history"
-    events_left = math.ceil(RETRAIN_EVENT_SHARE * trained_events) - new_events
-    items_left = math.ceil(RETRAIN_ITEM_SHARE * trained_items) - new_items
-    return (
-        f"sequential model: no retrain due; due after {events_left} more interactions "
-        f"({RETRAIN_EVENT_SHARE:.0%} of the {trained_events} it trained on) or {items_left} more new items "
-        f"({RETRAIN_ITEM_SHARE:.0%} of {trained_items})"
-    )
+    return retrain_outlook(trained_events, len(base.catalog), new_events, new_items)

@@ -53,6 +53,11 @@ def check_user(dataset: Dataset, user_id: str | int) -> str:
     user = str(user_id).strip()
     known = dataset.interactions.user_ids
     if not np.isin(user, known):
-        first, last = (known[0], known[-1]) if len(known) else ("-", "-")
-        raise DataError(f"user id {user!r} is not in {dataset.name} ({len(known)} users, ids {first} to {last}).")
+        raise unknown_user(user, dataset.name, known)
     return user
+
+
+def unknown_user(user: str, dataset_name: str, known: Sequence[str]) -> DataError:
+    """The one sentence for a user id a dataset does not hold (``known``: its ids in natural order)."""
+    first, last = (known[0], known[-1]) if len(known) else ("-", "-")
+    return DataError(f"user id {user!r} is not in {dataset_name} ({len(known)} users, ids {first} to {last}).")

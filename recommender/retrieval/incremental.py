@@ -20,6 +20,7 @@ The blend weights are kept (they were tuned on validation users of the data the 
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -287,3 +288,18 @@ def retrain_due(trained_events: int, trained_items: int, new_events: int, new_it
     if trained_items and new_items >= RETRAIN_ITEM_SHARE * trained_items:
         reasons.append(f"{new_items} new items >= {RETRAIN_ITEM_SHARE:.0%} of the {trained_items} it knows")
     return "; ".join(reasons)
+
+
+def retrain_outlook(trained_events: int, trained_items: int, new_events: int, new_items: int) -> str:
+    """One line on the sequential model: why its retrain is due (``retrain_due``), or how many more
+    interactions or new items until it is."""
+    due = retrain_due(trained_events, trained_items, new_events, new_items)
+    if due:
+        return f"sequential model: retrain due ({due}); until then it reads the new events only as history"
+    events_left = math.ceil(RETRAIN_EVENT_SHARE * trained_events) - new_events
+    items_left = math.ceil(RETRAIN_ITEM_SHARE * trained_items) - new_items
+    return (
+        f"sequential model: no retrain due; due after {events_left} more interactions "
+        f"({RETRAIN_EVENT_SHARE:.0%} of the {trained_events} it trained on) or {items_left} more new items "
+        f"({RETRAIN_ITEM_SHARE:.0%} of {trained_items})"
+    )
