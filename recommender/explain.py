@@ -96,6 +96,7 @@ class InfluenceTable:
     positions: np.ndarray  # [W] ablated positions in the history
     effect: np.ndarray  # [W, K] score(H) - score(H without h)
     swaps: np.ndarray  # [S, K] score(H) - score(H with two shown items swapped)
+    pairs: tuple[tuple[int, int], ...] = ()  # [S] the swapped positions
 
     @property
     def floor(self) -> np.ndarray:
@@ -162,7 +163,8 @@ def measure_influence(
         scored = score(variants) if variants else []
     base = np.asarray(base, dtype=np.float64)
     changes = base[None, :] - np.array(scored, dtype=np.float64).reshape(len(variants), len(base))  # [W + S, K]
-    return InfluenceTable(positions, changes[: len(positions)], changes[len(positions) :])
+    pairs = tuple((int(i), int(j)) for i, j in swaps)
+    return InfluenceTable(positions, changes[: len(positions)], changes[len(positions) :], pairs)
 
 
 def split_measured(

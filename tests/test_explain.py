@@ -76,7 +76,7 @@ def test_measure_influence_ablates_the_window_and_swaps_in_one_call():
     table = measure_influence(score, np.array([1, 2, 5, 7]), window=3, swaps=[(2, 3)])
     assert table.positions.tolist() == [1, 2, 3] and len(calls) == 1 and len(calls[0]) == 5
     np.testing.assert_allclose(table.effect, [[1.0, 0.0], [0.5, 0.0], [0.002, 1.0]])
-    assert calls[0][-1] == [1, 2, 7, 5]  # the swap: positions 2 and 3 traded
+    assert calls[0][-1] == [1, 2, 7, 5] and table.pairs == ((2, 3),)  # the swap: positions 2 and 3 traded
     np.testing.assert_allclose(table.swaps, [[0.002, 0.0]])
     np.testing.assert_allclose(table.floor, [0.002, MIN_FLOOR])  # never below MIN_FLOOR
     base = score([np.array([1, 2, 5, 7])])[0]

@@ -1,0 +1,240 @@
+"""Which rule calls a history film an influence? Rules compared on the same users and items (issue 29).
+
+    HF_HUB_OFFLINE=1 nice -n 10 .venv/bin/python -m bench.influence_rules --users 40 --seed 0 --split valid \\
+        --out bench/results/influence-rules.jsonl --md bench/results/influence-rules.md
+    HF_HUB_OFFLINE=1 .venv/bin/python -m bench.influence_rules --adapter none ...  # the base model, `rank` prompt
+    .venv/bin/python -m bench.influence_rules --from bench/results/influence-rules.jsonl --md ...  # no model
+
+Per user (validation users drawn outside the explain bench's test sample, ``bench.explain.sample_users``):
+the served pipeline's LLM candidates and the LLM's top pick, as ``bench.explain`` explains it. Measured:
+
+- the shipped table (``Recommender.influence_table``): drop-one effects of the shown films on the
+  item's log-probability in the served order, and the neutral swaps (two shown films trade places,
+  prompt evidence unchanged);
+- the same drop-one effects in each swapped order (one more prompt per shown film and swap);
+- retrieval scores of every variant and of every history film's removal, for the served blend
+  (``ranking.blend``: ``llm_weight * z(LLM) + (1 - llm_weight) * z(retrieval)`` over the candidates),
+  in which films the prompt does not show still move the retrieval half.
+
+Rules (a film is an influence when its removal lowers the score by more than the threshold):
+
+- ``served order, swap floor`` (shipped): the served order's effect above the largest |change| under
+  the swaps (at least 1e-3).
+- ``served blend, whole history``: the same on the blended score, every history film ablated.
+- ``mean over orders, t 5%``: the mean effect over the served and the swapped orders, a one-sided
+  t-test per film at 5%; ``... Bonferroni`` at 5% over the shown films.
+
+Each rule's per-film null pass rate: its own test applied to the per-order effects centred on their
+film's mean and given random signs (symmetric noise with no effect; 50 draws per user): the share of
+films a rule would call an influence where there is none. A rule that finds more users only by
+passing more of these is no more powerful, only less strict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from bench.explain import sample_users
+
+MIN_EFFECT = 1e-3  # recommender.explain.MIN_FLOOR: below this the difference is arithmetic
+NULL_DRAWS = 50
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=40, help="users sampled (seeded)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the user sample and the null draws")
+    parser.add_argument("--split", default="valid", choices=("test", "valid"), help="whose history (valid: tuning)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--adapter", default="default", help="LoRA adapter folder, 'default' (shipped) or 'none'")
+    parser.add_argument("--out", default=None, help="one JSON line per user (resumes a killed run)")
+    parser.add_argument("--md", default=None, help="also write the markdown report here")
+    parser.add_argument("--from", dest="source", default=None, metavar="JSONL", help="report stored rows, no model")
+    return parser
+
+
+def swapped(history: np.ndarray, pair: tuple[int, int]) -> np.ndarray:
+    out = history.copy()
+    out[list(pair)] = out[list(pair[::-1])]
+    return out
+
+
+def measure_user(pipeline, user: str, split: str) -> dict:
+    """Per-order drop-one effects of the shown films (LLM and blend) and the blend's whole-history effects."""
+    from recommender.ranking import blend
+
+    history = np.asarray(pipeline.split.case(user, split).history, dtype=np.int64)
+    found = pipeline.retriever.retrieve([pipeline.catalog.ids[r] for r in history], k=pipeline.config.llm_candidates)
+    candidates = np.asarray(found.items, dtype=np.int64)
+    started = time.perf_counter()
+    base = pipeline.llm_scores([history], [candidates])[0]
+    table = pipeline.influence_table(history, candidates, None, base)
+    shown = table.positions
+    orders = [swapped(history, pair) for pair in table.pairs]
+    drops = [order[order != history[p]] for order in orders for p in shown]  # a film, wherever the swap put it
+    scored = np.asarray(pipeline.llm_scores(drops, [candidates] * len(drops))) if drops else np.zeros((0, len(base)))
+    # LLM scores [K] of every variant, in one list: served, its drops, the swapped orders and their drops
+    llm = [base, *(base - table.effect), *(base - table.swaps), *scored]
+    whole = [np.delete(history, p) for p in range(len(history))]
+    retrieval = np.asarray(pipeline.retriever.score_batch([history, *[np.delete(history, p) for p in shown],
+                                                            *orders, *drops, *whole]))[:, candidates]  # fmt: skip
+    weight = pipeline.config.llm_weight
+    served = np.array([blend(s, r, weight) for s, r in zip(llm, retrieval)])  # [V, K]
+    llm = np.asarray(llm)
+    column = int(np.argmax(base))
+    n, s = len(shown), len(orders)
+
+    def per_order(scores: np.ndarray) -> list[list[float]]:
+        """[1 + S, W] drop-one effects on the item in the served and each swapped order."""
+        rows = [scores[0, column] - scores[1 : 1 + n, column]]
+        for k in range(s):
+            order_score = scores[1 + n + k, column]
+            rows.append(order_score - scores[1 + n + s + k * n : 1 + n + s + (k + 1) * n, column])
+        return np.asarray(rows).tolist()
+
+    whole_llm = np.tile(base, (len(history), 1))  # a film the prompt does not show leaves the prompt as it is
+    whole_llm[shown] = base - table.effect
+    whole_served = np.array([blend(sc, r, weight) for sc, r in zip(whole_llm, retrieval[1 + n + s + s * n :])])
+    return {
+        "user": user,
+        "item": pipeline.catalog.ids[int(candidates[column])],
+        "history_length": len(history),
+        "shown": n,
+        "swaps": s,
+        "served_pick_same": bool(int(np.argmax(served[0])) == column),
+        "llm_orders": per_order(llm),
+        "blend_orders": per_order(served),
+        "llm_swap_floor": float(np.abs(table.swaps[:, column]).max()) if s else None,
+        "blend_swap_floor": float(np.abs(served[0, column] - served[1 + n : 1 + n + s, column]).max()) if s else None,
+        "blend_whole": (served[0, column] - whole_served[:, column]).tolist(),
+        "prompts": 1 + n + s + len(drops),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+# ---------------------------------------------------------------- rules (pure)
+
+
+def served_order(orders: np.ndarray, floor: float) -> np.ndarray:
+    return orders[0] > max(floor, MIN_EFFECT)
+
+
+def mean_t(orders: np.ndarray, alpha: float) -> np.ndarray:
+    m = len(orders)
+    spread = orders.std(axis=0, ddof=1) / np.sqrt(m)
+    return orders.mean(axis=0) > np.maximum(stats.t.ppf(1 - alpha, m - 1) * spread, MIN_EFFECT)
+
+
+RULES = {
+    "served order, swap floor (shipped)": lambda row, orders, blend: served_order(orders, row["llm_swap_floor"]),
+    "served blend, swap floor, shown films": lambda row, orders, blend: served_order(blend, row["blend_swap_floor"]),
+    "mean over orders, t 5%": lambda row, orders, blend: mean_t(orders, 0.05),
+    "mean over orders, t 5% Bonferroni": lambda row, orders, blend: mean_t(orders, 0.05 / orders.shape[1]),
+}
+
+
+def rule_table(rows: list[dict], seed: int) -> list[tuple[str, float, float, str]]:
+    """(rule, share of users with an influence, per-film null pass rate, prompts per explanation)."""
+    rng = np.random.default_rng(seed)
+    found = {name: [] for name in RULES}
+    null = {name: [] for name in RULES}
+    measured = [row for row in rows if row["swaps"] > 0]
+    for row in rows:
+        if row["swaps"] == 0:  # no neutral swap: no floor, nothing can be measured
+            for name in RULES:
+                found[name].append(False)
+            continue
+        orders, blended = np.asarray(row["llm_orders"]), np.asarray(row["blend_orders"])
+        for name, rule in RULES.items():
+            found[name].append(bool(rule(row, orders, blended).any()))
+            for _ in range(NULL_DRAWS):
+                signs = rng.choice([-1.0, 1.0], size=orders.shape)
+                noise = (orders - orders.mean(axis=0)) * signs
+                noise_blend = (blended - blended.mean(axis=0)) * signs
+                null[name].append(float(rule(row, noise, noise_blend).mean()))
+    whole = [bool((np.asarray(r["blend_whole"]) > max(r["blend_swap_floor"], MIN_EFFECT)).any()) for r in measured]
+    served_prompts = np.median([1 + r["shown"] + r["swaps"] for r in rows])
+    all_prompts = np.median([r["prompts"] for r in rows])
+    out = []
+    for name in RULES:
+        prompts = all_prompts if name.startswith("mean") else served_prompts
+        out.append((name, float(np.mean(found[name])), float(np.mean(null[name])), f"{prompts:.0f}"))
+    share = sum(whole) / len(rows) if rows else 0.0
+    out.append(("served blend, swap floor, whole history", share, float("nan"), f"{served_prompts:.0f}"))
+    return out
+
+
+def render_report(rows: list[dict], args: argparse.Namespace, model: str) -> str:
+    table = rule_table(rows, args.seed)
+    lines = [
+        f"# Influence rules compared ({len(rows)} {args.split} users, seed {args.seed})",
+        "",
+        f"Model {model}. Item: the LLM's top pick among the served candidates (the served blend picks the "
+        f"same item for {sum(r['served_pick_same'] for r in rows)} of {len(rows)}). Neutral swaps per user: "
+        f"median {np.median([r['swaps'] for r in rows]):.0f}; shown films {np.median([r['shown'] for r in rows]):.0f}; "
+        f"median {np.median([r['seconds'] for r in rows]):.1f} s per user for everything below.",
+        "",
+        "| rule | users with an influence | per-film null pass rate | LLM prompts per explanation |",
+        "|---|---|---|---|",
+    ]
+    for name, share, null, prompts in table:
+        null_text = "n/a" if np.isnan(null) else f"{null:.3f}"
+        lines.append(f"| {name} | {share:.1%} | {null_text} | {prompts} |")
+    orders = [np.asarray(r["llm_orders"]) for r in rows if r["swaps"] > 0]
+    spread = np.median([o.std(axis=0, ddof=1).mean() for o in orders]) if orders else float("nan")
+    floors = [r["llm_swap_floor"] for r in rows if r["swaps"] > 0]
+    lines += [
+        "",
+        f"Drop-one effect of a shown film across neutral orders: median standard deviation {spread:.4f} nats; "
+        f"swap floor median {np.median(floors):.4f}; served-order effect median "
+        f"{np.median([abs(x) for o in orders for x in o[0]]):.4f}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.source:
+        rows = [json.loads(line) for line in Path(args.source).read_text().splitlines() if line.strip()]
+        model = "as stored"
+    else:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        from recommender.pipeline import Recommender
+
+        pipeline = Recommender.from_pretrained("ml-100k", adapter=args.adapter)
+        model = f"{pipeline.scorer.loaded.describe()}, prompt {pipeline.prompt.version}"
+        users = [str(u) for u in sample_users(pipeline.split.eval_users, args.users, args.seed, args.split)]
+        rows = []
+        if args.out and Path(args.out).is_file():
+            rows = [json.loads(line) for line in Path(args.out).read_text().splitlines() if line.strip()]
+        done = {row["user"] for row in rows}
+        out = open(args.out, "a") if args.out else None
+        for user in (u for u in users if u not in done):
+            rows.append(measure_user(pipeline, user, args.split))
+            if out:
+                out.write(json.dumps(rows[-1]) + "\n")
+                out.flush()
+            print(f"[{len(rows)}/{len(users)}] user {user}: {rows[-1]['seconds']:.1f}s", file=sys.stderr, flush=True)
+        if out:
+            out.close()
+    report = render_report(rows, args, model)
+    print(report)
+    if args.md:
+        Path(args.md).write_text(report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,41 @@
+"""The influence-rule comparison bench: its rules and null pass rates, on rows with known effects."""
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from bench.influence_rules import RULES, render_report, rule_table
+
+
+def _row(orders, floor, swaps=4, blend=None):
+    orders = np.asarray(orders, dtype=float)
+    blend = orders if blend is None else np.asarray(blend, dtype=float)
+    return {
+        "user": "1", "item": "2", "history_length": 20, "shown": orders.shape[1], "swaps": swaps,
+        "served_pick_same": True, "llm_orders": orders.tolist(), "blend_orders": blend.tolist(),
+        "llm_swap_floor": floor, "blend_swap_floor": floor, "blend_whole": [0.0] * 15 + list(orders[0]),
+        "prompts": 30, "seconds": 1.0,
+    }  # fmt: skip
+
+
+def test_a_film_that_lowers_the_score_in_every_order_is_an_influence_by_every_rule():
+    strong = [[0.20, 0.0, 0.01], [0.21, 0.01, -0.01], [0.19, -0.01, 0.0], [0.20, 0.0, 0.01], [0.22, 0.01, 0.0]]
+    shares = {name: share for name, share, _, _ in rule_table([_row(strong, floor=0.03)], seed=0)}
+    assert all(share == 1.0 for share in shares.values())
+
+
+def test_no_swap_means_no_floor_and_no_influence_whatever_the_effects():
+    row = _row([[0.5, 0.5]], floor=None, swaps=0)
+    shares = {name: share for name, share, _, _ in rule_table([row, _row([[0.5, 0.0]] * 3, floor=0.01)], seed=0)}
+    assert shares["served order, swap floor (shipped)"] == 0.5  # the second user only
+
+
+def test_pure_noise_passes_the_t_test_at_about_its_level_and_the_bonferroni_one_less_often():
+    rng = np.random.default_rng(1)
+    rows = [_row(rng.normal(0, 0.01, size=(5, 5)), floor=0.02) for _ in range(60)]
+    null = {name: rate for name, _, rate, _ in rule_table(rows, seed=0)}
+    assert 0.02 < null["mean over orders, t 5%"] < 0.09
+    assert null["mean over orders, t 5% Bonferroni"] < null["mean over orders, t 5%"]
+    assert set(RULES) <= set(null)
+    report = render_report(rows, SimpleNamespace(split="valid", seed=0), "a model")
+    assert "| mean over orders, t 5% |" in report and "60 valid users" in report
