@@ -37,6 +37,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -57,6 +58,10 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="test", choices=("test", "valid"), help="whose history (valid: tuning)")
     parser.add_argument("--adapter", default="default", help="LoRA adapter folder, 'default' (shipped) or 'none'")
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per forward pass")
+    parser.add_argument(
+        "--max-history", type=int, default=None,
+        help="history titles the ranking prompt shows (default: the adapter's); changes the served prompt",
+    )  # fmt: skip
     parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (1 is several times faster on a shared, busy CPU)"
     )
@@ -264,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     from recommender.pipeline import Recommender
 
     pipeline = Recommender.from_pretrained("ml-100k", adapter=args.adapter)
+    if args.max_history is not None:
+        config = replace(pipeline.config, max_history=args.max_history)
+        pipeline = Recommender(pipeline.dataset, pipeline.retriever, pipeline.scorer, config)
     pipeline.scorer.batch_size = args.batch_size
     writer = pipeline.text_writer()  # the base model when a ranking adapter is merged, as served
     checker = TitleChecker(pipeline.catalog)

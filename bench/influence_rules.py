@@ -2,7 +2,7 @@
 
     HF_HUB_OFFLINE=1 nice -n 10 .venv/bin/python -m bench.influence_rules --users 40 --seed 0 --split valid \\
         --out bench/results/influence-rules.jsonl --md bench/results/influence-rules.md
-    HF_HUB_OFFLINE=1 .venv/bin/python -m bench.influence_rules --adapter none ...  # the base model, `rank` prompt
+    HF_HUB_OFFLINE=1 .venv/bin/python -m bench.influence_rules --adapter none ...  # the base model, the shipped prompt
     .venv/bin/python -m bench.influence_rules --from bench/results/influence-rules.jsonl --md ...  # no model
 
 Per user (validation users drawn outside the explain bench's test sample, ``bench.explain.sample_users``):
@@ -22,7 +22,8 @@ Rules (a film is an influence when its removal lowers the score by more than the
   the swaps (at least 1e-3).
 - ``served blend, whole history``: the same on the blended score, every history film ablated.
 - ``mean over orders, t 5%``: the mean effect over the served and the swapped orders, a one-sided
-  t-test per film at 5%; ``... Bonferroni`` at 5% over the shown films.
+  t-test per film at 5%; ``... Bonferroni`` at 5% over the shown films; ``pooled t 2%``: one noise
+  estimate pooled over the shown films (more degrees of freedom), at about the shipped rule's null rate.
 
 Each rule's per-film null pass rate: its own test applied to the per-order effects centred on their
 film's mean and given random signs (symmetric noise with no effect; 50 draws per user): the share of
@@ -54,11 +55,25 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the user sample and the null draws")
     parser.add_argument("--split", default="valid", choices=("test", "valid"), help="whose history (valid: tuning)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--adapter", default="default", help="LoRA adapter folder, 'default' (shipped) or 'none'")
+    parser.add_argument(
+        "--adapter", default="default",
+        help="LoRA adapter folder, 'default' (shipped) or 'none' (the base model on the shipped adapter's prompt)",
+    )  # fmt: skip
     parser.add_argument("--out", default=None, help="one JSON line per user (resumes a killed run)")
     parser.add_argument("--md", default=None, help="also write the markdown report here")
     parser.add_argument("--from", dest="source", default=None, metavar="JSONL", help="report stored rows, no model")
     return parser
+
+
+def served_config(adapter: str):
+    """The shipped adapter's prompt settings for the base model (so only the weights differ); None otherwise."""
+    if adapter != "none":
+        return None
+    from recommender.data.loaders import load_dataset
+    from recommender.pipeline_config import PipelineConfig, tuned_settings
+    from recommender.pretrained import resolve_adapter
+
+    return PipelineConfig(**tuned_settings(resolve_adapter("default", load_dataset("ml-100k"), None)))
 
 
 def swapped(history: np.ndarray, pair: tuple[int, int]) -> np.ndarray:
@@ -133,11 +148,20 @@ def mean_t(orders: np.ndarray, alpha: float) -> np.ndarray:
     return orders.mean(axis=0) > np.maximum(stats.t.ppf(1 - alpha, m - 1) * spread, MIN_EFFECT)
 
 
+def pooled_t(orders: np.ndarray, alpha: float) -> np.ndarray:
+    """``mean_t`` with one noise estimate pooled over the shown films (df = films x (orders - 1))."""
+    m, films = orders.shape
+    variance = ((orders - orders.mean(axis=0)) ** 2).sum() / (films * (m - 1))
+    threshold = stats.t.ppf(1 - alpha, films * (m - 1)) * np.sqrt(variance / m)
+    return orders.mean(axis=0) > max(threshold, MIN_EFFECT)
+
+
 RULES = {
     "served order, swap floor (shipped)": lambda row, orders, blend: served_order(orders, row["llm_swap_floor"]),
     "served blend, swap floor, shown films": lambda row, orders, blend: served_order(blend, row["blend_swap_floor"]),
     "mean over orders, t 5%": lambda row, orders, blend: mean_t(orders, 0.05),
     "mean over orders, t 5% Bonferroni": lambda row, orders, blend: mean_t(orders, 0.05 / orders.shape[1]),
+    "mean over orders, pooled t 2%": lambda row, orders, blend: pooled_t(orders, 0.02),
 }
 
 
@@ -155,10 +179,11 @@ def rule_table(rows: list[dict], seed: int) -> list[tuple[str, float, float, str
         orders, blended = np.asarray(row["llm_orders"]), np.asarray(row["blend_orders"])
         for name, rule in RULES.items():
             found[name].append(bool(rule(row, orders, blended).any()))
-            for _ in range(NULL_DRAWS):
-                signs = rng.choice([-1.0, 1.0], size=orders.shape)
-                noise = (orders - orders.mean(axis=0)) * signs
-                noise_blend = (blended - blended.mean(axis=0)) * signs
+        for _ in range(NULL_DRAWS):  # the same noise for every rule
+            signs = rng.choice([-1.0, 1.0], size=orders.shape)
+            noise = (orders - orders.mean(axis=0)) * signs
+            noise_blend = (blended - blended.mean(axis=0)) * signs
+            for name, rule in RULES.items():
                 null[name].append(float(rule(row, noise, noise_blend).mean()))
     whole = [bool((np.asarray(r["blend_whole"]) > max(r["blend_swap_floor"], MIN_EFFECT)).any()) for r in measured]
     served_prompts = np.median([1 + r["shown"] + r["swaps"] for r in rows])
@@ -206,14 +231,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.source:
         rows = [json.loads(line) for line in Path(args.source).read_text().splitlines() if line.strip()]
-        model = "as stored"
+        model = rows[0].get("model", "as stored") if rows else "none"
     else:
         import torch
 
         torch.set_num_threads(args.threads)
         from recommender.pipeline import Recommender
 
-        pipeline = Recommender.from_pretrained("ml-100k", adapter=args.adapter)
+        pipeline = Recommender.from_pretrained("ml-100k", adapter=args.adapter, config=served_config(args.adapter))
         model = f"{pipeline.scorer.loaded.describe()}, prompt {pipeline.prompt.version}"
         users = [str(u) for u in sample_users(pipeline.split.eval_users, args.users, args.seed, args.split)]
         rows = []
@@ -222,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         done = {row["user"] for row in rows}
         out = open(args.out, "a") if args.out else None
         for user in (u for u in users if u not in done):
-            rows.append(measure_user(pipeline, user, args.split))
+            rows.append({**measure_user(pipeline, user, args.split), "model": model})
             if out:
                 out.write(json.dumps(rows[-1]) + "\n")
                 out.flush()

@@ -1,0 +1,128 @@
+"""How many history titles should the ranking prompt show? Ranking quality against measurable
+influences, on validation users only (issue 29).
+
+    HF_HUB_OFFLINE=1 nice -n 10 .venv/bin/python -m bench.prompt_titles --titles 5 10 \\
+        --md bench/results/prompt-titles.md
+    HF_HUB_OFFLINE=1 .venv/bin/python -m bench.prompt_titles --adapter runs/ml100k-seq-wide-h10-cpu --titles 5 10
+
+For each number of titles (``PipelineConfig.max_history``; the adapter's other served settings kept):
+
+- NDCG@10 of the served two-stage ranking (``Recommender.full_scores_batch``) on the adapter's
+  selection users (its recipe's ``eval.users`` / ``eval.seed``: validation users whose validation
+  events it never trained on), each setting paired against the first with a bootstrap interval;
+- the share of ``--users`` validation users (``bench.explain.sample_users``, outside the explain
+  bench's test sample) whose recommended film (the LLM's top pick) has a measured influence under the
+  shipped rule (``Recommender.influence_table``: drop-one effect above the neutral-swap floor), the
+  share of shown films that pass, and where they stand (1 = the most recent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from bench.explain import sample_users
+from recommender.evaluation import metrics
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--titles", type=int, nargs="+", default=[5, 10], help="titles shown; first: reference")
+    parser.add_argument("--adapter", default="default", help="LoRA adapter folder or 'default' (shipped)")
+    parser.add_argument("--users", type=int, default=40, help="validation users for the influence share")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the influence users and the bootstrap")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--md", default=None, help="also write the markdown report here")
+    return parser
+
+
+def ranking_ranks(pipeline, users: list[str], batch: int = 16) -> np.ndarray:
+    """[U] rank of each selection user's validation event under the served two-stage ranking."""
+    cases = [pipeline.split.case(user, "valid") for user in users]
+    ranks = []
+    for start in range(0, len(cases), batch):
+        chunk = cases[start : start + batch]
+        scores, _ = pipeline.full_scores_batch([case.history for case in chunk])
+        ranks.extend(metrics.full_ranks(scores, chunk).tolist())
+    return np.asarray(ranks)
+
+
+def influence_share(pipeline, users: list[str]) -> dict:
+    """Users whose top pick has a measured influence, shown films that pass, and their recency."""
+    found, passing, recency = [], [], []
+    for user in users:
+        history = np.asarray(pipeline.split.case(user, "valid").history, dtype=np.int64)
+        ids = [pipeline.catalog.ids[r] for r in history]
+        candidates = np.asarray(pipeline.retriever.retrieve(ids, k=pipeline.config.llm_candidates).items)
+        base = pipeline.llm_scores([history], [candidates])[0]
+        column = int(np.argmax(base))
+        table = pipeline.influence_table(history, candidates, None, base)
+        passed = table.effect[:, column] > table.floor[column]
+        found.append(bool(passed.any()))
+        passing.append(float(passed.mean()) if len(passed) else 0.0)
+        recency.extend((len(history) - table.positions[passed]).tolist())
+    return {"users": float(np.mean(found)), "films": float(np.mean(passing)), "recency": recency}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from recommender.evaluation.protocol import sample_users as selection_sample
+    from recommender.llm.loading import read_adapter_metadata
+    from recommender.pipeline import Recommender
+    from recommender.pretrained import resolve_adapter
+
+    served = Recommender.from_pretrained("ml-100k", adapter=args.adapter)
+    settings = read_adapter_metadata(resolve_adapter(args.adapter, served.dataset, None))["config"]["eval"]
+    selection = selection_sample(served.split, settings["users"], settings["seed"])
+    sampled = [str(u) for u in sample_users(served.split.eval_users, args.users, args.seed, "valid")]
+    rows, ranks = [], {}
+    for titles in args.titles:
+        pipeline = Recommender(served.dataset, served.retriever, served.scorer,
+                               replace(served.config, max_history=titles))  # fmt: skip
+        started = time.perf_counter()
+        ranks[titles] = ranking_ranks(pipeline, selection)
+        share = influence_share(pipeline, sampled)
+        rows.append((titles, share, time.perf_counter() - started))
+        ndcg = metrics.ndcg(ranks[titles], 10)
+        print(f"{titles} titles: NDCG@10 {ndcg:.4f}, influence {share['users']:.1%}", flush=True)
+    reference = args.titles[0]
+    lines = [
+        f"# History titles in the ranking prompt ({served.scorer.loaded.describe()}, prompt {served.prompt.version})",
+        "",
+        f"NDCG@10: the {len(selection)} selection users (validation events the adapter never trained on), "
+        f"paired against {reference} titles (95% bootstrap, seed {args.seed}). Influence: {len(sampled)} "
+        f"validation users (seed {args.seed}), the LLM's top pick, the shipped rule. The adapter was trained "
+        f"with {served.config.max_history} titles.",
+        "",
+        f"| titles | NDCG@10 | minus {reference} titles | users with an influence | shown films passing | "
+        "passing films by recency (1 = latest) | seconds |",
+        "|---:|---:|---|---:|---:|---|---:|",
+    ]
+    for titles, share, seconds in rows:
+        difference = "" if titles == reference else _difference(ranks[titles], ranks[reference], args.seed)
+        counts = np.bincount(share["recency"], minlength=titles + 1)[1:].tolist() if share["recency"] else []
+        lines.append(f"| {titles} | {metrics.ndcg(ranks[titles], 10):.4f} | {difference} | {share['users']:.1%} | "
+                     f"{share['films']:.1%} | {counts} | {seconds:.0f} |")  # fmt: skip
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if args.md:
+        Path(args.md).write_text(report)
+    return 0
+
+
+def _difference(ranks: np.ndarray, reference: np.ndarray, seed: int) -> str:
+    result = metrics.paired_ndcg_difference(ranks, reference, 10, seed=seed)
+    return f"{result['difference']:+.4f} [{result['ci_low']:+.4f}, {result['ci_high']:+.4f}]"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
