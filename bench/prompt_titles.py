@@ -1,11 +1,11 @@
 """How many history titles should the ranking prompt show? Ranking quality against measurable
 influences, on validation users only (issue 29).
 
-    HF_HUB_OFFLINE=1 nice -n 10 .venv/bin/python -m bench.prompt_titles --titles 5 10 \\
-        --md bench/results/prompt-titles.md
-    HF_HUB_OFFLINE=1 .venv/bin/python -m bench.prompt_titles --adapter runs/ml100k-seq-wide-h10-cpu --titles 5 10
+    HF_HUB_OFFLINE=1 nice -n 10 .venv/bin/python -m bench.prompt_titles \\
+        --setups default:5 default:10 runs/ml100k-seq-wide-h10-cpu:10 --md bench/results/prompt-titles.md
 
-For each number of titles (``PipelineConfig.max_history``; the adapter's other served settings kept):
+For each setup, an adapter and the history titles its ranking prompt shows (``PipelineConfig.max_history``;
+the adapter's other served settings kept):
 
 - NDCG@10 of the served two-stage ranking (``Recommender.full_scores_batch``) on the adapter's
   selection users (its recipe's ``eval.users`` / ``eval.seed``: validation users whose validation
@@ -32,8 +32,10 @@ from recommender.evaluation import metrics
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--titles", type=int, nargs="+", default=[5, 10], help="titles shown; first: reference")
-    parser.add_argument("--adapter", default="default", help="LoRA adapter folder or 'default' (shipped)")
+    parser.add_argument(
+        "--setups", type=parse_setup, nargs="+", default=[("default", 5), ("default", 10)], metavar="ADAPTER:TITLES",
+        help="adapter folder (or 'default', the shipped one) and history titles shown; the first is the reference",
+    )  # fmt: skip
     parser.add_argument("--users", type=int, default=40, help="validation users for the influence share")
     parser.add_argument("--seed", type=int, default=0, help="seed of the influence users and the bootstrap")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -69,6 +71,14 @@ def influence_share(pipeline, users: list[str]) -> dict:
     return {"users": float(np.mean(found)), "films": float(np.mean(passing)), "recency": recency}
 
 
+def parse_setup(text: str) -> tuple[str, int]:
+    """'ADAPTER:TITLES' -> (adapter, titles); 'default:5' is the shipped adapter with 5 titles."""
+    adapter, _, titles = text.rpartition(":")
+    if not adapter or not titles.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected ADAPTER:TITLES, e.g. default:5")
+    return adapter, int(titles)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -80,38 +90,46 @@ def main(argv: list[str] | None = None) -> int:
     from recommender.pipeline import Recommender
     from recommender.pretrained import resolve_adapter
 
-    served = Recommender.from_pretrained("ml-100k", adapter=args.adapter)
-    settings = read_adapter_metadata(resolve_adapter(args.adapter, served.dataset, None))["config"]["eval"]
-    selection = selection_sample(served.split, settings["users"], settings["seed"])
-    sampled = [str(u) for u in sample_users(served.split.eval_users, args.users, args.seed, "valid")]
-    rows, ranks = [], {}
-    for titles in args.titles:
+    loaded: dict[str, Recommender] = {}
+    selection, sampled, rows, ranks = None, None, [], []
+    for adapter, titles in args.setups:
+        if adapter not in loaded:
+            loaded[adapter] = Recommender.from_pretrained("ml-100k", adapter=adapter)
+        served = loaded[adapter]
+        meta = read_adapter_metadata(resolve_adapter(adapter, served.dataset, None))
+        settings = meta["config"]["eval"]
+        users = selection_sample(served.split, settings["users"], settings["seed"])
+        if selection is not None and users != selection:
+            raise SystemExit(f"{adapter} was selected on other validation users than {args.setups[0][0]}")
+        selection = users
+        sampled = sampled or [str(u) for u in sample_users(served.split.eval_users, args.users, args.seed, "valid")]
         pipeline = Recommender(served.dataset, served.retriever, served.scorer,
                                replace(served.config, max_history=titles))  # fmt: skip
         started = time.perf_counter()
-        ranks[titles] = ranking_ranks(pipeline, selection)
+        ranks.append(ranking_ranks(pipeline, selection))
         share = influence_share(pipeline, sampled)
-        rows.append((titles, share, time.perf_counter() - started))
-        ndcg = metrics.ndcg(ranks[titles], 10)
-        print(f"{titles} titles: NDCG@10 {ndcg:.4f}, influence {share['users']:.1%}", flush=True)
-    reference = args.titles[0]
+        name = f"{meta.get('base_model', '?')} + {Path(str(resolve_adapter(adapter, served.dataset, None))).name}"
+        rows.append((name, meta.get("max_history"), titles, share, time.perf_counter() - started))
+        print(f"{adapter}, {titles} titles: NDCG@10 {metrics.ndcg(ranks[-1], 10):.4f}, "
+              f"influence {share['users']:.1%}", flush=True)  # fmt: skip
     lines = [
-        f"# History titles in the ranking prompt ({served.scorer.loaded.describe()}, prompt {served.prompt.version})",
+        f"# History titles in the ranking prompt (prompt {pipeline.prompt.version}, "
+        f"{pipeline.scorer.loaded.describe()})",
         "",
-        f"NDCG@10: the {len(selection)} selection users (validation events the adapter never trained on), "
-        f"paired against {reference} titles (95% bootstrap, seed {args.seed}). Influence: {len(sampled)} "
-        f"validation users (seed {args.seed}), the LLM's top pick, the shipped rule. The adapter was trained "
-        f"with {served.config.max_history} titles.",
+        f"NDCG@10: the {len(selection)} selection users (validation events the adapters never trained on), "
+        f"each row paired against the first (95% bootstrap, seed {args.seed}). Influence: {len(sampled)} "
+        f"validation users (seed {args.seed}), the LLM's top pick, the shipped rule (drop-one effect above "
+        "the neutral-swap floor).",
         "",
-        f"| titles | NDCG@10 | minus {reference} titles | users with an influence | shown films passing | "
-        "passing films by recency (1 = latest) | seconds |",
-        "|---:|---:|---|---:|---:|---|---:|",
+        "| adapter | trained with | titles shown | NDCG@10 | minus the first row | users with an influence | "
+        "shown films passing | passing films by recency (1 = latest) | seconds |",
+        "|---|---:|---:|---:|---|---:|---:|---|---:|",
     ]
-    for titles, share, seconds in rows:
-        difference = "" if titles == reference else _difference(ranks[titles], ranks[reference], args.seed)
+    for (name, trained, titles, share, seconds), row_ranks in zip(rows, ranks):
+        difference = _difference(row_ranks, ranks[0], args.seed) if row_ranks is not ranks[0] else ""
         counts = np.bincount(share["recency"], minlength=titles + 1)[1:].tolist() if share["recency"] else []
-        lines.append(f"| {titles} | {metrics.ndcg(ranks[titles], 10):.4f} | {difference} | {share['users']:.1%} | "
-                     f"{share['films']:.1%} | {counts} | {seconds:.0f} |")  # fmt: skip
+        lines.append(f"| {name} | {trained} | {titles} | {metrics.ndcg(row_ranks, 10):.4f} | {difference} | "
+                     f"{share['users']:.1%} | {share['films']:.1%} | {counts} | {seconds:.0f} |")  # fmt: skip
     report = "\n".join(lines) + "\n"
     print(report)
     if args.md:
