@@ -87,15 +87,29 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def served_candidates(pipeline, user: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """A user's history rows (oldest first) and the LLM's candidates for it: the retriever's top-N,
+    in retrieval order, as the pipeline serves them."""
+    history = np.asarray(pipeline.split.case(user, split).history, dtype=np.int64)
+    found = pipeline.retriever.retrieve([pipeline.catalog.ids[r] for r in history], k=pipeline.config.llm_candidates)
+    return history, np.asarray(found.items, dtype=np.int64)
+
+
+def with_max_history(pipeline, titles: int):
+    """The same pipeline (data, retriever, scorer, settings) with a prompt that shows ``titles`` history titles."""
+    from recommender.pipeline import Recommender
+
+    config = replace(pipeline.config, max_history=titles)
+    return Recommender(pipeline.dataset, pipeline.retriever, pipeline.scorer, config)
+
+
 def measure_user(pipeline, user: str, rng: np.random.Generator, split: str = "test", group_tests=None) -> dict:
     """Influences, floor, group influence (when no single film passes) and the deletion test of one
     user's recommended item (no generation)."""
     from recommender.explain import find_group
 
     catalog = pipeline.catalog
-    history = pipeline.split.case(user, split).history
-    found = pipeline.retriever.retrieve([catalog.ids[r] for r in history], k=pipeline.config.llm_candidates)
-    candidates = np.asarray(found.items, dtype=np.int64)
+    history, candidates = served_candidates(pipeline, user, split)
     t0 = time.perf_counter()
     base = pipeline.llm_scores([history], [candidates])[0]
     column = int(np.argmax(base))
@@ -270,8 +284,7 @@ def main(argv: list[str] | None = None) -> int:
 
     pipeline = Recommender.from_pretrained("ml-100k", adapter=args.adapter)
     if args.max_history is not None:
-        config = replace(pipeline.config, max_history=args.max_history)
-        pipeline = Recommender(pipeline.dataset, pipeline.retriever, pipeline.scorer, config)
+        pipeline = with_max_history(pipeline, args.max_history)
     pipeline.scorer.batch_size = args.batch_size
     writer = pipeline.text_writer()  # the base model when a ranking adapter is merged, as served
     checker = TitleChecker(pipeline.catalog)

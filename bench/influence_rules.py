@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from bench.explain import sample_users
+from bench.explain import sample_users, served_candidates
 
 MIN_EFFECT = 1e-3  # recommender.explain.MIN_FLOOR: below this the difference is arithmetic
 NULL_DRAWS = 50
@@ -65,15 +65,14 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def served_config(adapter: str):
+def served_config(adapter: str, dataset):
     """The shipped adapter's prompt settings for the base model (so only the weights differ); None otherwise."""
     if adapter != "none":
         return None
-    from recommender.data.loaders import load_dataset
     from recommender.pipeline_config import PipelineConfig, tuned_settings
     from recommender.pretrained import resolve_adapter
 
-    return PipelineConfig(**tuned_settings(resolve_adapter("default", load_dataset("ml-100k"), None)))
+    return PipelineConfig(**tuned_settings(resolve_adapter("default", dataset, None)))
 
 
 def swapped(history: np.ndarray, pair: tuple[int, int]) -> np.ndarray:
@@ -86,9 +85,7 @@ def measure_user(pipeline, user: str, split: str) -> dict:
     """Per-order drop-one effects of the shown films (LLM and blend) and the blend's whole-history effects."""
     from recommender.ranking import blend
 
-    history = np.asarray(pipeline.split.case(user, split).history, dtype=np.int64)
-    found = pipeline.retriever.retrieve([pipeline.catalog.ids[r] for r in history], k=pipeline.config.llm_candidates)
-    candidates = np.asarray(found.items, dtype=np.int64)
+    history, candidates = served_candidates(pipeline, user, split)
     started = time.perf_counter()
     base = pipeline.llm_scores([history], [candidates])[0]
     table = pipeline.influence_table(history, candidates, None, base)
@@ -98,14 +95,15 @@ def measure_user(pipeline, user: str, split: str) -> dict:
     scored = np.asarray(pipeline.llm_scores(drops, [candidates] * len(drops))) if drops else np.zeros((0, len(base)))
     # LLM scores [K] of every variant, in one list: served, its drops, the swapped orders and their drops
     llm = [base, *(base - table.effect), *(base - table.swaps), *scored]
-    whole = [np.delete(history, p) for p in range(len(history))]
-    retrieval = np.asarray(pipeline.retriever.score_batch([history, *[np.delete(history, p) for p in shown],
-                                                            *orders, *drops, *whole]))[:, candidates]  # fmt: skip
+    n, s = len(shown), len(orders)
+    whole = [np.delete(history, p) for p in range(len(history))]  # every film removed: the shown ones too
+    retrieval = np.asarray(pipeline.retriever.score_batch([history, *orders, *drops, *whole]))[:, candidates]
+    whole_retrieval = retrieval[1 + s + len(drops) :]
+    retrieval = np.concatenate([retrieval[:1], whole_retrieval[shown], retrieval[1 : 1 + s + len(drops)]])  # as llm
     weight = pipeline.config.llm_weight
-    served = np.array([blend(s, r, weight) for s, r in zip(llm, retrieval)])  # [V, K]
+    served = np.array([blend(sc, r, weight) for sc, r in zip(llm, retrieval)])  # [V, K]
     llm = np.asarray(llm)
     column = int(np.argmax(base))
-    n, s = len(shown), len(orders)
 
     def per_order(scores: np.ndarray) -> list[list[float]]:
         """[1 + S, W] drop-one effects on the item in the served and each swapped order."""
@@ -117,7 +115,7 @@ def measure_user(pipeline, user: str, split: str) -> dict:
 
     whole_llm = np.tile(base, (len(history), 1))  # a film the prompt does not show leaves the prompt as it is
     whole_llm[shown] = base - table.effect
-    whole_served = np.array([blend(sc, r, weight) for sc, r in zip(whole_llm, retrieval[1 + n + s + s * n :])])
+    whole_served = np.array([blend(sc, r, weight) for sc, r in zip(whole_llm, whole_retrieval)])
     return {
         "user": user,
         "item": pipeline.catalog.ids[int(candidates[column])],
@@ -236,9 +234,12 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+        from recommender.data.loaders import load_dataset
         from recommender.pipeline import Recommender
 
-        pipeline = Recommender.from_pretrained("ml-100k", adapter=args.adapter, config=served_config(args.adapter))
+        dataset = load_dataset("ml-100k")
+        config = served_config(args.adapter, dataset)
+        pipeline = Recommender.from_pretrained(dataset, adapter=args.adapter, config=config)
         model = f"{pipeline.scorer.loaded.describe()}, prompt {pipeline.prompt.version}"
         users = [str(u) for u in sample_users(pipeline.split.eval_users, args.users, args.seed, args.split)]
         rows = []

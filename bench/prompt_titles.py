@@ -21,12 +21,11 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from bench.explain import sample_users
+from bench.explain import sample_users, served_candidates, with_max_history
 from recommender.evaluation import metrics
 
 
@@ -43,24 +42,19 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def ranking_ranks(pipeline, users: list[str], batch: int = 16) -> np.ndarray:
+def ranking_ranks(pipeline, users: list[str]) -> np.ndarray:
     """[U] rank of each selection user's validation event under the served two-stage ranking."""
+    from recommender.evaluation.protocol import rank_cases
+
     cases = [pipeline.split.case(user, "valid") for user in users]
-    ranks = []
-    for start in range(0, len(cases), batch):
-        chunk = cases[start : start + batch]
-        scores, _ = pipeline.full_scores_batch([case.history for case in chunk])
-        ranks.extend(metrics.full_ranks(scores, chunk).tolist())
-    return np.asarray(ranks)
+    return rank_cases(pipeline.full_scores_batch, cases, 16, "selection users").ranks
 
 
 def influence_share(pipeline, users: list[str]) -> dict:
     """Users whose top pick has a measured influence, shown films that pass, and their recency."""
     found, passing, recency = [], [], []
     for user in users:
-        history = np.asarray(pipeline.split.case(user, "valid").history, dtype=np.int64)
-        ids = [pipeline.catalog.ids[r] for r in history]
-        candidates = np.asarray(pipeline.retriever.retrieve(ids, k=pipeline.config.llm_candidates).items)
+        history, candidates = served_candidates(pipeline, user, "valid")
         base = pipeline.llm_scores([history], [candidates])[0]
         column = int(np.argmax(base))
         table = pipeline.influence_table(history, candidates, None, base)
@@ -85,16 +79,18 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    from recommender.data.loaders import load_dataset
     from recommender.evaluation.protocol import sample_users as selection_sample
     from recommender.llm.loading import read_adapter_metadata
     from recommender.pipeline import Recommender
     from recommender.pretrained import resolve_adapter
 
+    dataset = load_dataset("ml-100k")
     loaded: dict[str, Recommender] = {}
     selection, sampled, rows, ranks = None, None, [], []
     for adapter, titles in args.setups:
         if adapter not in loaded:
-            loaded[adapter] = Recommender.from_pretrained("ml-100k", adapter=adapter)
+            loaded[adapter] = Recommender.from_pretrained(dataset, adapter=adapter)
         served = loaded[adapter]
         meta = read_adapter_metadata(resolve_adapter(adapter, served.dataset, None))
         settings = meta["config"]["eval"]
@@ -103,18 +99,16 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{adapter} was selected on other validation users than {args.setups[0][0]}")
         selection = users
         sampled = sampled or [str(u) for u in sample_users(served.split.eval_users, args.users, args.seed, "valid")]
-        pipeline = Recommender(served.dataset, served.retriever, served.scorer,
-                               replace(served.config, max_history=titles))  # fmt: skip
+        pipeline = with_max_history(served, titles)
         started = time.perf_counter()
         ranks.append(ranking_ranks(pipeline, selection))
         share = influence_share(pipeline, sampled)
-        name = f"{meta.get('base_model', '?')} + {Path(str(resolve_adapter(adapter, served.dataset, None))).name}"
+        name = served.scorer.loaded.describe()  # base model, adapter, device and precision
         rows.append((name, meta.get("max_history"), titles, share, time.perf_counter() - started))
         print(f"{adapter}, {titles} titles: NDCG@10 {metrics.ndcg(ranks[-1], 10):.4f}, "
               f"influence {share['users']:.1%}", flush=True)  # fmt: skip
     lines = [
-        f"# History titles in the ranking prompt (prompt {pipeline.prompt.version}, "
-        f"{pipeline.scorer.loaded.describe()})",
+        f"# History titles in the ranking prompt (prompt {pipeline.prompt.version})",
         "",
         f"NDCG@10: the {len(selection)} selection users (validation events the adapters never trained on), "
         f"each row paired against the first (95% bootstrap, seed {args.seed}). Influence: {len(sampled)} "
