@@ -55,6 +55,13 @@ class DataConfig:
         metadata={"help": "target not in the retriever top-N: 'drop' the example or put it at a 'random_slot'"},
     )
     random_negatives: int = field(default=0, metadata={"help": "random catalogue items among the candidates"})
+    shuffle_shown: float = field(
+        default=0.0,
+        metadata={
+            "help": "share of ranking examples whose shown history titles appear in a random order (the evidence "
+            "digits still read the true order): the score learns not to hang on the order of the titles"
+        },
+    )
     task_mix: dict = field(
         default_factory=lambda: {"rank": 1.0, "rating": 0.0, "explain": 0.0},
         metadata={"help": "share of each task among examples: rank, rating, explain"},
@@ -81,6 +88,8 @@ class DataConfig:
             )
         if not 2 <= self.n_candidates <= 26 or not 0 <= self.random_negatives < self.n_candidates:
             raise ConfigError("config keys 'data.n_candidates' must be 2..26 and 'data.random_negatives' below it.")
+        if not 0.0 <= self.shuffle_shown <= 1.0:
+            raise ConfigError(f"config key 'data.shuffle_shown' is a share from 0 to 1, got {self.shuffle_shown}.")
 
     @property
     def template(self) -> str:

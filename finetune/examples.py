@@ -47,7 +47,7 @@ class Example:
     task: str
     user: str
     target: int  # catalogue row of the target item
-    history: tuple[int, ...]  # every catalogue row the prompt was built from, oldest first
+    history: tuple[int, ...]  # every catalogue row the prompt was built from, oldest first (the shown tail as shown)
     messages: list[dict[str, str]]
     completion: str  # the answer; for line-scored prompts the target's label
     choices: tuple[str, ...] = ()  # one-token answers the completion is one of ("" task: free text)
@@ -91,6 +91,7 @@ def build_examples(
     weights = task_weights(cfg.task_mix)
     tasks, probabilities = list(weights), np.array(list(weights.values()))
     rng = np.random.default_rng(seed)
+    order_rng = np.random.default_rng([seed, 1])  # its own stream: the other draws stay as they were
     out: list[Example] = []
     for user in users if users is not None else split.users:
         sequence = split.train(user)  # never the validation or test events
@@ -101,7 +102,7 @@ def build_examples(
                 task = "rank"
             history, target = sequence[:t], int(sequence[t])
             if task == "rank":
-                example = _rank_example(catalog, scorer, prompt, cfg, rng, user, sequence, history, target)
+                example = _rank_example(catalog, scorer, prompt, cfg, rng, user, sequence, history, target, order_rng)
             elif task == "rating":
                 example = _rating_example(catalog, split, user, history, ratings[: len(sequence)], t, target)
             else:
@@ -112,7 +113,7 @@ def build_examples(
     return [out[i] for i in order[: cfg.max_examples or len(out)]]
 
 
-def _rank_example(catalog, scorer, prompt, cfg, rng, user, sequence, history, target) -> Example | None:
+def _rank_example(catalog, scorer, prompt, cfg, rng, user, sequence, history, target, order_rng) -> Example | None:
     if scorer is None:
         raise ValueError("rank examples need a PrefixScorer (the retriever's scores).")
     scores, sims = scorer.scores(history, user_items=sequence)
@@ -130,7 +131,21 @@ def _rank_example(catalog, scorer, prompt, cfg, rng, user, sequence, history, ta
     if prompt.shuffle:
         candidates = [candidates[i] for i in rng.permutation(len(candidates))]
     evidence = {"recent": recent_strength(sims, np.asarray(candidates))} if "recent" in prompt.evidence else {}
-    return rank_example(catalog, prompt, user, history, candidates, target, evidence)
+    shown = shown_order(history, prompt.max_history, cfg.shuffle_shown, order_rng)
+    return rank_example(catalog, prompt, user, shown, candidates, target, evidence)
+
+
+def shown_order(history: Sequence[int], shown: int | None, share: float, rng: np.random.Generator) -> list[int]:
+    """``history`` with its last ``shown`` items (those the prompt shows) in a random order for a
+    ``share`` of the calls, else as it is. Training on such orders teaches the ranking score not to
+    hang on the order of the shown titles, which is what the explanations' noise floor measures;
+    the evidence digits are computed on the true order before this."""
+    history = [int(h) for h in history]
+    if share <= 0 or rng.random() >= share:
+        return history
+    start = 0 if shown is None else max(0, len(history) - shown)
+    tail = history[start:]
+    return history[:start] + [tail[i] for i in rng.permutation(len(tail))]
 
 
 def rank_example(
@@ -170,6 +185,8 @@ def validation_examples(
     prompt: RankingPrompt,
     n_candidates: int,
     users: Sequence[str],
+    shuffle_shown: float = 0.0,
+    seed: int = 0,
 ) -> list[Example]:
     """One ranking example per user: the whole train sequence as history, the VALIDATION event
     as the target, the candidates exactly as served (``retriever``'s top-N, history masked) and
@@ -177,7 +194,8 @@ def validation_examples(
     split only, so the candidate lists carry no memory of the target (unlike train prefixes,
     which a sequential model has already seen). Users whose target is not retrieved are skipped.
     """
-    return served_examples(catalog, split.cases("valid", list(users)), retriever, evidence, prompt, n_candidates)
+    cases = split.cases("valid", list(users))
+    return served_examples(catalog, cases, retriever, evidence, prompt, n_candidates, shuffle_shown, seed)
 
 
 def held_out_cases(split: LeaveOneOutSplit, drop: int) -> list[EvalCase]:
@@ -199,10 +217,14 @@ def served_examples(
     evidence,
     prompt: RankingPrompt,
     n_candidates: int,
+    shuffle_shown: float = 0.0,
+    seed: int = 0,
     batch_size: int = 256,
 ) -> list[Example]:
     """Ranking examples whose candidates and evidence are computed exactly as served, by a
-    first stage that never trained on the targets. Cases whose target is not retrieved are skipped."""
+    first stage that never trained on the targets (a ``shuffle_shown`` share of them with the shown
+    titles in a random order, ``shown_order``). Cases whose target is not retrieved are skipped."""
+    order_rng = np.random.default_rng([seed, 1])
     out = []
     for start in range(0, len(cases), batch_size):
         chunk = cases[start : start + batch_size]
@@ -212,7 +234,8 @@ def served_examples(
             if case.target not in set(candidates.tolist()):
                 continue
             extra = {"recent": evidence.recent(case.history, candidates)} if "recent" in prompt.evidence else {}
-            out.append(rank_example(catalog, prompt, case.user, case.history, candidates, case.target, extra))
+            shown = shown_order(case.history, prompt.max_history, shuffle_shown, order_rng)
+            out.append(rank_example(catalog, prompt, case.user, shown, candidates, case.target, extra))
     return out
 
 

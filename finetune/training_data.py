@@ -81,8 +81,8 @@ def served_side(config: FinetuneConfig, dataset, split, hybrid, prompt, kept_out
 
     served = CowatchEvidence.for_retriever(hybrid, split)
     train_users = [u for u in split.users if u not in kept_out]
-    n_candidates = config.data.n_candidates
-    examples = validation_examples(dataset.catalog, split, hybrid, served, prompt, n_candidates, train_users)
+    n_candidates, order = config.data.n_candidates, (config.data.shuffle_shown, config.train.seed)
+    examples = validation_examples(dataset.catalog, split, hybrid, served, prompt, n_candidates, train_users, *order)
     if config.data.examples == "held_out":
         examples += shadow_examples(config, dataset, split, prompt)
     examples = [examples[i] for i in np.random.default_rng(config.train.seed).permutation(len(examples))]
@@ -130,4 +130,5 @@ def shadow_examples(config: FinetuneConfig, dataset, split, prompt) -> list:
     stage = build_default_retriever(shadow, shadow_split, sequential=sequential)
     evidence = CowatchEvidence.for_retriever(stage, shadow_split)
     cases = held_out_cases(split, config.data.held_out)
-    return served_examples(dataset.catalog, cases, stage, evidence, prompt, config.data.n_candidates)
+    shuffle, seed = config.data.shuffle_shown, config.train.seed + 1
+    return served_examples(dataset.catalog, cases, stage, evidence, prompt, config.data.n_candidates, shuffle, seed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,9 @@ import pytest
 from conftest import tiny_llama
 
 from recommender.data import Catalog, Interactions, Item
-from recommender.data.split import LeaveOneOutSplit
+from recommender.data.split import EvalCase, LeaveOneOutSplit
 from recommender.finetune.config import ConfigError, DataConfig, FinetuneConfig, load_config
-from recommender.finetune.examples import build_examples
+from recommender.finetune.examples import build_examples, served_examples
 from recommender.finetune.train import Encoded, claim_output, run_identity
 from recommender.llm.evidence import CowatchEvidence, PrefixScorer, recent_strength
 from recommender.llm.ranking_prompts import RankingRequest, ranking_prompt
@@ -119,6 +120,45 @@ def test_target_letters_spread_evenly_when_shuffled(world):
     expected = len(examples) / 5
     # Chi-square with 4 degrees of freedom; 18.5 is the 0.1% critical value.
     assert sum((c - expected) ** 2 / expected for c in counts.values()) < 18.5
+
+
+def _shown_and_lines(example):
+    """The prompt's 'Recent:' titles and its candidate lines (label, title, evidence digit)."""
+    text = example.messages[-1]["content"]
+    recent, *lines = text.splitlines()
+    return recent.removeprefix("Recent: ").split("; "), lines
+
+
+@pytest.mark.parametrize("path", ["prefixes", "served"])
+def test_shuffled_shown_titles_keep_the_items_evidence_and_target(world, path):
+    catalog, split, hybrid, scorer = world
+    if path == "prefixes":
+        cfg = DataConfig(prefixes_per_user=0, min_history=6, n_candidates=6, max_history=4, max_examples=0)
+        plain = build_examples(catalog, split, scorer, cfg, seed=3)
+        shuffled = build_examples(catalog, split, scorer, replace(cfg, shuffle_shown=1.0), seed=3)
+    else:
+        prompt, evidence = ranking_prompt("rank_evidence", 4), CowatchEvidence.for_retriever(hybrid, split)
+        cases = [EvalCase(u, split.train(u), int(split.train(u)[-1])) for u in split.users]
+        cases = [EvalCase(c.user, c.history[:-1], c.target) for c in cases]
+        plain = served_examples(catalog, cases, hybrid, evidence, prompt, 6)
+        shuffled = served_examples(catalog, cases, hybrid, evidence, prompt, 6, shuffle_shown=1.0, seed=3)
+    assert len(plain) == len(shuffled) > 10
+    reordered = 0
+    for a, b in zip(plain, shuffled):
+        assert (a.user, a.target, a.completion) == (b.user, b.target, b.completion)
+        (shown_a, lines_a), (shown_b, lines_b) = _shown_and_lines(a), _shown_and_lines(b)
+        assert sorted(shown_a) == sorted(shown_b) and lines_a == lines_b  # same titles, same digits
+        assert a.history[: len(a.history) - 4] == b.history[: len(b.history) - 4]  # unshown part untouched
+        reordered += shown_a != shown_b
+    assert reordered > len(plain) / 2  # 4 titles: 23 of 24 orders differ from the true one
+    assert build_examples(catalog, split, scorer, replace(DataConfig(), shuffle_shown=0.0)) == build_examples(
+        catalog, split, scorer, DataConfig()
+    )
+
+
+def test_shuffle_share_outside_zero_to_one_is_refused():
+    with pytest.raises(ConfigError, match="data.shuffle_shown"):
+        DataConfig(shuffle_shown=1.5)
 
 
 # ------------------------------------------------------------------------------------- tiny Llama
