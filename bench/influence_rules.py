@@ -8,9 +8,9 @@
 Per user (validation users drawn outside the explain bench's test sample, ``bench.explain.sample_users``):
 the served pipeline's LLM candidates and the LLM's top pick, as ``bench.explain`` explains it. Measured:
 
-- the shipped table (``Recommender.influence_table``): drop-one effects of the shown films on the
-  item's log-probability in the served order, and the neutral swaps (two shown films trade places,
-  prompt evidence unchanged);
+- the LLM half's table (``explain.measure_influence`` with the served neutral swaps): drop-one effects
+  of the shown films on the item's log-probability in the served order, and the neutral swaps (two
+  shown films trade places, prompt evidence unchanged);
 - the same drop-one effects in each swapped order (one more prompt per shown film and swap);
 - retrieval scores of every variant and of every history film's removal, for the served blend
   (``ranking.blend``: ``llm_weight * z(LLM) + (1 - llm_weight) * z(retrieval)`` over the candidates),
@@ -18,12 +18,14 @@ the served pipeline's LLM candidates and the LLM's top pick, as ``bench.explain`
 
 Rules (a film is an influence when its removal lowers the score by more than the threshold):
 
-- ``served order, swap floor`` (shipped): the served order's effect above the largest |change| under
-  the swaps (at least 1e-3).
+- ``LLM score, swap floor`` (served before 2026-12-05): the served order's effect on the LLM's
+  log-probability above the largest |change| under the swaps (at least 1e-3).
+- ``served blend, swap floor, shown films``: the same on the served score (``ranking.blend`` of both
+  halves); with ``--ablation empty`` this is the served rule (``influence_score.ServedScore``).
 - ``served blend, whole history``: the same on the blended score, every history film ablated.
 - ``mean over orders, t 5%``: the mean effect over the served and the swapped orders, a one-sided
   t-test per film at 5%; ``... Bonferroni`` at 5% over the shown films; ``pooled t 2%``: one noise
-  estimate pooled over the shown films (more degrees of freedom), at about the shipped rule's null rate.
+  estimate pooled over the shown films (more degrees of freedom), at about the earlier served rule's null rate.
 
 Each rule's per-film null pass rate: its own test applied to the per-order effects centred on their
 film's mean and given random signs (symmetric noise with no effect; 50 draws per user): the share of
@@ -43,7 +45,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from bench.explain import sample_users, served_candidates
+from bench.explain import sample_users, served_candidates, with_max_history
 
 MIN_EFFECT = 1e-3  # recommender.explain.MIN_FLOOR: below this the difference is arithmetic
 NULL_DRAWS = 50
@@ -59,9 +61,18 @@ def make_parser() -> argparse.ArgumentParser:
         "--adapter", default="default",
         help="LoRA adapter folder, 'default' (shipped) or 'none' (the base model on the shipped adapter's prompt)",
     )  # fmt: skip
+    parser.add_argument(
+        "--ablation", default="empty", choices=("replace", "empty"),
+        help="a removed shown film: 'empty' (served: the prompt shows the other shown films only) or 'replace' "
+        "(served before: the next-older film enters the prompt)",
+    )  # fmt: skip
     parser.add_argument("--out", default=None, help="one JSON line per user (resumes a killed run)")
     parser.add_argument("--md", default=None, help="also write the markdown report here")
     parser.add_argument("--from", dest="source", default=None, metavar="JSONL", help="report stored rows, no model")
+    parser.add_argument(
+        "--against", default=None, metavar="JSONL",
+        help="stored rows of another run on the same users: each rule paired against that run's 'served before' rule",
+    )  # fmt: skip
     return parser
 
 
@@ -81,20 +92,29 @@ def swapped(history: np.ndarray, pair: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def measure_user(pipeline, user: str, split: str) -> dict:
-    """Per-order drop-one effects of the shown films (LLM and blend) and the blend's whole-history effects."""
+def measure_user(pipeline, user: str, split: str, ablation: str = "empty") -> dict:
+    """Per-order drop-one effects of the shown films (LLM and blend) and the blend's whole-history effects.
+    ``ablation`` 'empty' scores each removal with a prompt one title shorter, so no older film enters."""
+    from recommender.explain import measure_influence
     from recommender.ranking import blend
 
     history, candidates = served_candidates(pipeline, user, split)
     started = time.perf_counter()
     base = pipeline.llm_scores([history], [candidates])[0]
-    table = pipeline.influence_table(history, candidates, None, base)
+    window = pipeline.influence_window()  # the LLM half alone; the blend is built below from both halves
+    pairs = pipeline.neutral_swaps(history, candidates, window)
+    table = measure_influence(lambda hs: pipeline.llm_scores(hs, [candidates] * len(hs)), history, window, pairs, base)
     shown = table.positions
+    dropper = with_max_history(pipeline, len(shown) - 1) if ablation == "empty" else pipeline
     orders = [swapped(history, pair) for pair in table.pairs]
     drops = [order[order != history[p]] for order in orders for p in shown]  # a film, wherever the swap put it
-    scored = np.asarray(pipeline.llm_scores(drops, [candidates] * len(drops))) if drops else np.zeros((0, len(base)))
+    served_drops = [np.delete(history, p) for p in shown] if ablation == "empty" else []
+    variants = served_drops + drops
+    scored = np.asarray(dropper.llm_scores(variants, [candidates] * len(variants))) if variants else None
+    served_effect = base - scored[: len(served_drops)] if served_drops else table.effect
+    scored = scored[len(served_drops) :] if variants else np.zeros((0, len(base)))
     # LLM scores [K] of every variant, in one list: served, its drops, the swapped orders and their drops
-    llm = [base, *(base - table.effect), *(base - table.swaps), *scored]
+    llm = [base, *(base - served_effect), *(base - table.swaps), *scored]
     n, s = len(shown), len(orders)
     whole = [np.delete(history, p) for p in range(len(history))]  # every film removed: the shown ones too
     retrieval = np.asarray(pipeline.retriever.score_batch([history, *orders, *drops, *whole]))[:, candidates]
@@ -114,10 +134,11 @@ def measure_user(pipeline, user: str, split: str) -> dict:
         return np.asarray(rows).tolist()
 
     whole_llm = np.tile(base, (len(history), 1))  # a film the prompt does not show leaves the prompt as it is
-    whole_llm[shown] = base - table.effect
+    whole_llm[shown] = base - served_effect
     whole_served = np.array([blend(sc, r, weight) for sc, r in zip(whole_llm, whole_retrieval)])
     return {
         "user": user,
+        "ablation": ablation,
         "item": pipeline.catalog.ids[int(candidates[column])],
         "history_length": len(history),
         "shown": n,
@@ -155,7 +176,7 @@ def pooled_t(orders: np.ndarray, alpha: float) -> np.ndarray:
 
 
 RULES = {
-    "served order, swap floor (shipped)": lambda row, orders, blend: served_order(orders, row["llm_swap_floor"]),
+    "LLM score, swap floor (served before)": lambda row, orders, blend: served_order(orders, row["llm_swap_floor"]),
     "served blend, swap floor, shown films": lambda row, orders, blend: served_order(blend, row["blend_swap_floor"]),
     "mean over orders, t 5%": lambda row, orders, blend: mean_t(orders, 0.05),
     "mean over orders, t 5% Bonferroni": lambda row, orders, blend: mean_t(orders, 0.05 / orders.shape[1]),
@@ -163,54 +184,85 @@ RULES = {
 }
 
 
+WHOLE_HISTORY = "served blend, swap floor, whole history"
+SHIPPED = "LLM score, swap floor (served before)"
+
+
+def found_by_rule(rows: list[dict]) -> dict[str, np.ndarray]:
+    """Per rule, [U] whether the rule finds an influence for each user (no neutral swap: no floor, none)."""
+    found = {name: [] for name in [*RULES, WHOLE_HISTORY]}
+    for row in rows:
+        measured = row["swaps"] > 0
+        orders, blended = np.asarray(row["llm_orders"]), np.asarray(row["blend_orders"])
+        for name, rule in RULES.items():
+            found[name].append(measured and bool(rule(row, orders, blended).any()))
+        whole = measured and np.asarray(row["blend_whole"]) > max(row["blend_swap_floor"] or 0.0, MIN_EFFECT)
+        found[WHOLE_HISTORY].append(bool(np.any(whole)))
+    return {name: np.asarray(values, dtype=bool) for name, values in found.items()}
+
+
 def rule_table(rows: list[dict], seed: int) -> list[tuple[str, float, float, str]]:
     """(rule, share of users with an influence, per-film null pass rate, prompts per explanation)."""
     rng = np.random.default_rng(seed)
-    found = {name: [] for name in RULES}
     null = {name: [] for name in RULES}
-    measured = [row for row in rows if row["swaps"] > 0]
-    for row in rows:
-        if row["swaps"] == 0:  # no neutral swap: no floor, nothing can be measured
-            for name in RULES:
-                found[name].append(False)
-            continue
+    for row in (r for r in rows if r["swaps"] > 0):
         orders, blended = np.asarray(row["llm_orders"]), np.asarray(row["blend_orders"])
-        for name, rule in RULES.items():
-            found[name].append(bool(rule(row, orders, blended).any()))
         for _ in range(NULL_DRAWS):  # the same noise for every rule
             signs = rng.choice([-1.0, 1.0], size=orders.shape)
             noise = (orders - orders.mean(axis=0)) * signs
             noise_blend = (blended - blended.mean(axis=0)) * signs
             for name, rule in RULES.items():
                 null[name].append(float(rule(row, noise, noise_blend).mean()))
-    whole = [bool((np.asarray(r["blend_whole"]) > max(r["blend_swap_floor"], MIN_EFFECT)).any()) for r in measured]
+    found = found_by_rule(rows)
     served_prompts = np.median([1 + r["shown"] + r["swaps"] for r in rows])
     all_prompts = np.median([r["prompts"] for r in rows])
     out = []
-    for name in RULES:
+    for name, users in found.items():
         prompts = all_prompts if name.startswith("mean") else served_prompts
-        out.append((name, float(np.mean(found[name])), float(np.mean(null[name])), f"{prompts:.0f}"))
-    share = sum(whole) / len(rows) if rows else 0.0
-    out.append(("served blend, swap floor, whole history", share, float("nan"), f"{served_prompts:.0f}"))
+        rate = float(np.mean(null[name])) if name in null else float("nan")
+        out.append((name, float(users.mean()) if len(users) else 0.0, rate, f"{prompts:.0f}"))
     return out
 
 
-def render_report(rows: list[dict], args: argparse.Namespace, model: str) -> str:
+def paired_against(rows: list[dict], reference: list[dict], seed: int) -> dict[str, str]:
+    """Per rule, its share minus the earlier served rule's on ``reference`` rows of the same users (paired 95%
+    bootstrap), with the users it gains and loses."""
+    from recommender.evaluation.bootstrap import paired_mean_difference
+
+    shipped = dict(zip((r["user"] for r in reference), found_by_rule(reference)[SHIPPED]))
+    common = [i for i, row in enumerate(rows) if row["user"] in shipped]
+    if not common:
+        return {}
+    before = np.array([shipped[rows[i]["user"]] for i in common])
+    out = {}
+    for name, users in found_by_rule(rows).items():
+        after = users[common]
+        result = paired_mean_difference(after.astype(float) - before, seed=seed)
+        out[name] = (f"{result['difference']:+.1%} [{result['ci_low']:+.1%}, {result['ci_high']:+.1%}], "
+                     f"+{int((after & ~before).sum())} / -{int((before & ~after).sum())}")  # fmt: skip
+    return out
+
+
+def render_report(rows: list[dict], args: argparse.Namespace, model: str, reference: list[dict] = ()) -> str:
     table = rule_table(rows, args.seed)
+    paired = paired_against(rows, list(reference), args.seed) if reference else {}
     lines = [
         f"# Influence rules compared ({len(rows)} {args.split} users, seed {args.seed})",
         "",
-        f"Model {model}. Item: the LLM's top pick among the served candidates (the served blend picks the "
+        f"Model {model}. Removal of a shown film: {rows[0].get('ablation', 'replace') if rows else 'replace'} "
+        "('empty', served: the prompt shows one title less; 'replace', served before: the next-older film enters). "
+        f"Item: the LLM's top pick among the served candidates (the served blend picks the "
         f"same item for {sum(r['served_pick_same'] for r in rows)} of {len(rows)}). Neutral swaps per user: "
         f"median {np.median([r['swaps'] for r in rows]):.0f}; shown films {np.median([r['shown'] for r in rows]):.0f}; "
         f"median {np.median([r['seconds'] for r in rows]):.1f} s per user for everything below.",
         "",
-        "| rule | users with an influence | per-film null pass rate | LLM prompts per explanation |",
-        "|---|---|---|---|",
+        "| rule | users with an influence | per-film null pass rate | LLM prompts per explanation |"
+        + (f" minus the rule served before, on {args.against} (paired 95%), users + / - |" if paired else ""),
+        "|---|---|---|---|" + ("---|" if paired else ""),
     ]
     for name, share, null, prompts in table:
         null_text = "n/a" if np.isnan(null) else f"{null:.3f}"
-        lines.append(f"| {name} | {share:.1%} | {null_text} | {prompts} |")
+        lines.append(f"| {name} | {share:.1%} | {null_text} | {prompts} |" + (f" {paired[name]} |" if paired else ""))
     orders = [np.asarray(r["llm_orders"]) for r in rows if r["swaps"] > 0]
     spread = np.median([o.std(axis=0, ddof=1).mean() for o in orders]) if orders else float("nan")
     floors = [r["llm_swap_floor"] for r in rows if r["swaps"] > 0]
@@ -248,14 +300,17 @@ def main(argv: list[str] | None = None) -> int:
         done = {row["user"] for row in rows}
         out = open(args.out, "a") if args.out else None
         for user in (u for u in users if u not in done):
-            rows.append({**measure_user(pipeline, user, args.split), "model": model})
+            rows.append({**measure_user(pipeline, user, args.split, args.ablation), "model": model})
             if out:
                 out.write(json.dumps(rows[-1]) + "\n")
                 out.flush()
             print(f"[{len(rows)}/{len(users)}] user {user}: {rows[-1]['seconds']:.1f}s", file=sys.stderr, flush=True)
         if out:
             out.close()
-    report = render_report(rows, args, model)
+    reference = []
+    if args.against:
+        reference = [json.loads(line) for line in Path(args.against).read_text().splitlines() if line.strip()]
+    report = render_report(rows, args, model, reference)
     print(report)
     if args.md:
         Path(args.md).write_text(report)

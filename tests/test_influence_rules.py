@@ -27,7 +27,7 @@ def test_a_film_that_lowers_the_score_in_every_order_is_an_influence_by_every_ru
 def test_no_swap_means_no_floor_and_no_influence_whatever_the_effects():
     row = _row([[0.5, 0.5]], floor=None, swaps=0)
     shares = {name: share for name, share, _, _ in rule_table([row, _row([[0.5, 0.0]] * 3, floor=0.01)], seed=0)}
-    assert shares["served order, swap floor (shipped)"] == 0.5  # the second user only
+    assert shares["LLM score, swap floor (served before)"] == 0.5  # the second user only
 
 
 def test_pure_noise_passes_the_t_test_at_about_its_level_and_the_bonferroni_one_less_often():

@@ -1,0 +1,80 @@
+"""The score an influence is measured on: a film's served two-stage score among its candidates.
+
+    score = ServedScore(recommender, history_rows, candidate_rows)
+    score([history, np.delete(history, p), swapped])   # [V, K] served scores, the prompts in one batch each
+    score.from_llm(llm)                                 # [K] the same from already computed LLM scores
+
+The served ranking orders the LLM's candidates by ``ranking.blend``: ``llm_weight * z(LLM) +
+(1 - llm_weight) * z(retrieval)`` over the candidates. An influence is measured on that score (what
+ranked the film), not on the LLM's half alone. A history that lacks ``k`` of the full history's films
+is scored as the person's history without them: the retrieval half sees every other film, the prompt
+shows the other shown films and ``k`` titles fewer, so no older film takes a freed place (its own
+effect would cancel part of the removed film's). Chosen on 40 validation users
+(``bench.influence_rules --ablation empty``): users with a measured influence 57.5% -> 70.0%, films
+passing by chance 0.016 -> 0.002.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from recommender.llm.ranking_prompts import score_requests
+from recommender.ranking import blend
+
+
+class ServedScore:
+    """histories -> [V, K] served scores of one fixed candidate list, for sub-histories of one history.
+
+    Args:
+        recommender: a ``Recommender`` (its ``prompt``, ``scorer``, ``retriever``, ``config``,
+            ``ranking_requests`` and ``llm_scores``).
+        history_rows: [H] the full history, oldest first; the histories scored lack some of its films
+            (their count sets the prompt's size) or reorder them.
+        candidate_rows: [K] the candidates, in the retriever's order.
+    """
+
+    def __init__(self, recommender: Any, history_rows: np.ndarray, candidate_rows: np.ndarray):
+        self.recommender = recommender
+        self.history = np.asarray(history_rows, dtype=np.int64)
+        self.rows = np.asarray(candidate_rows, dtype=np.int64)
+
+    def __call__(self, histories: Sequence[np.ndarray]) -> list[np.ndarray]:
+        histories = [np.asarray(h, dtype=np.int64) for h in histories]
+        llm: list[np.ndarray | None] = [None] * len(histories)
+        for titles, members in self._by_prompt_size(histories).items():
+            for i, scores in zip(members, self._llm([histories[i] for i in members], titles)):
+                llm[i] = scores
+        retrieval = self._retrieval(histories)
+        weight = self.recommender.config.llm_weight
+        return [blend(scores, row, weight) for scores, row in zip(llm, retrieval)]
+
+    def from_llm(self, llm: np.ndarray) -> np.ndarray:
+        """[K] the full history's served scores from its [K] LLM scores (saves one prompt)."""
+        return blend(np.asarray(llm, dtype=np.float64), self._retrieval([self.history])[0],
+                     self.recommender.config.llm_weight)  # fmt: skip
+
+    def _by_prompt_size(self, histories: list[np.ndarray]) -> dict[int | None, list[int]]:
+        """History titles each prompt shows -> the histories scored with it: ``k`` removed films, ``k`` fewer."""
+        shown = self.recommender.prompt.max_history
+        sizes: dict[int | None, list[int]] = {}
+        for i, history in enumerate(histories):
+            removed = max(0, len(self.history) - len(history))
+            sizes.setdefault(None if shown is None else max(0, shown - removed), []).append(i)
+        return sizes
+
+    def _llm(self, histories: list[np.ndarray], titles: int | None) -> list[np.ndarray]:
+        rec = self.recommender
+        if titles == rec.prompt.max_history:  # the served prompt
+            return rec.llm_scores(histories, [self.rows] * len(histories))
+        prompt = copy.copy(rec.prompt)
+        prompt.max_history = titles
+        requests = rec.ranking_requests(histories, [self.rows] * len(histories))
+        return score_requests(rec.scorer, prompt, requests, rec.config.permutations, rec.config.seed)
+
+    def _retrieval(self, histories: list[np.ndarray]) -> np.ndarray:
+        """[V, K] the first stage's scores of the candidates for each history."""
+        return np.asarray(self.recommender.retriever.score_batch(list(histories)), dtype=np.float64)[:, self.rows]
