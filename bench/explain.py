@@ -9,9 +9,8 @@ Per user (a seeded sample of the evaluation users; history = the test split's, a
 last): the pipeline's LLM candidates (``Recommender.from_pretrained``: the shipped adapter, its prompt
 template, evidence and candidate count, unless ``--adapter`` says otherwise); the recommended item is
 the LLM's top pick among them. ``Recommender.influence_table`` gives the drop-one effects of the items
-the prompt shows on the item's served score (``influence_score.ServedScore``: the blend the served
-ranking orders by; a removed film leaves the prompt one title shorter) and the item's noise floor (the
-largest change under neutral swaps): the numbers and the rule of the chat cards and ``recommender explain``.
+the prompt shows and the item's noise floor (the largest change under neutral swaps): the numbers and
+the rule of the chat cards and ``recommender explain``.
 
 - Rubric (``recommender.explanation_rubric``) on every shown explanation and on every raw generation:
   names a measured influence, states a supported link, false claims by kind, content words.
@@ -19,7 +18,7 @@ largest change under neutral swaps): the numbers and the rule of the chat cards 
 - Group influence (users with no single film above the floor): up to ``--group-tests`` link groups,
   each against every other set of as many shown films and the swap floor (``explain.find_group``).
 - Deletion test on the LISTED influences (those above the floor, at most 3, or the measured group): the item's
-  served-score drop when they are removed together, against removing as many random shown items
+  log-probability drop when they are removed together, against removing as many random shown items
   (one seeded draw per user); paired difference with a bootstrap 95% interval, and the share of users
   whose listed drop beats the random one. Users with no listed influence have no such test.
 - Latency: explanations are generated ``--gen-batch`` users at a time; per user, its own ablation and
@@ -108,7 +107,6 @@ def measure_user(pipeline, user: str, rng: np.random.Generator, split: str = "te
     """Influences, floor, group influence (when no single film passes) and the deletion test of one
     user's recommended item (no generation)."""
     from recommender.explain import find_group
-    from recommender.influence_score import ServedScore
 
     catalog = pipeline.catalog
     history, candidates = served_candidates(pipeline, user, split)
@@ -122,23 +120,22 @@ def measure_user(pipeline, user: str, rng: np.random.Generator, split: str = "te
     listed = [ids.index(i) for i, _ in table.influencers(column, ids)]
     influence_s, t1 = time.perf_counter() - t0, time.perf_counter()
 
-    served = ServedScore(pipeline, history, candidates)  # what the influences are measured on
-    served_base = float(served.from_llm(base)[column])
-
     def score(histories):
-        return [float(s[column]) for s in served(histories)]
+        return [float(s[column]) for s in pipeline.llm_scores(histories, [candidates] * len(histories))]
 
     item = catalog.items[int(candidates[column])]
     tests = {} if group_tests is None else {"tests": group_tests}
-    group = find_group(score, pipeline.evidence_sources, np.asarray(history), item, table, column, served_base,
+    group = find_group(score, pipeline.evidence_sources, np.asarray(history), item, table, column, float(base[column]),
                        **tests)  # fmt: skip
     group_s = time.perf_counter() - t1
     listed = listed or (list(group.positions) if group is not None and group.measured else [])
     drops = {}
     if listed:
         random = sorted(rng.choice(table.positions, size=len(listed), replace=False).tolist())
-        listed_score, random_score = score([np.delete(history, listed), np.delete(history, random)])
-        drops = {"drop_listed": served_base - listed_score, "drop_random": served_base - random_score}
+        variants = [np.delete(history, listed), np.delete(history, random)]
+        scored = pipeline.llm_scores(variants, [candidates] * 2)
+        drops = {"drop_listed": float(base[column] - scored[0][column]),
+                 "drop_random": float(base[column] - scored[1][column])}  # fmt: skip
     return {
         "user": user,
         "item": catalog.ids[int(candidates[column])],
@@ -148,7 +145,7 @@ def measure_user(pipeline, user: str, rng: np.random.Generator, split: str = "te
         "swaps": len(table.swaps),
         "window": len(table.positions),
         "effects": table.effect[:, column].tolist(),
-        "base_score": served_base,
+        "base_score": float(base[column]),
         "group": group,
         "influence_s": influence_s,
         "group_s": group_s,
@@ -342,10 +339,8 @@ def render_report(args: argparse.Namespace, rows: list[dict], model: str, shown:
         "",
         f"Model {model}; CPU {os.cpu_count()} cores, {args.threads} torch thread(s). History: the {args.split} "
         "split's; candidates: the pipeline's LLM candidates; recommended item: the LLM's top pick; window: the "
-        f"{shown} history items the served prompt shows; score: the item's served score (the blend "
-        "of its LLM log-probability and first-stage score, standardised over the candidates; a removed film leaves the "
-        "prompt one title shorter); floor: its largest |change| under neutral swaps of two shown items (prompt "
-        "evidence unchanged).",
+        f"{shown} history items the served prompt shows; floor: the largest |change| of the item's "
+        "log-probability under neutral swaps of two shown items (prompt evidence unchanged).",
         *_rubric_lines(rows),
         *_floor_lines(rows),
         *_group_lines(rows),

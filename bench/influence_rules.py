@@ -8,9 +8,10 @@
 Per user (validation users drawn outside the explain bench's test sample, ``bench.explain.sample_users``):
 the served pipeline's LLM candidates and the LLM's top pick, as ``bench.explain`` explains it. Measured:
 
-- the LLM half's table (``explain.measure_influence`` with the served neutral swaps): drop-one effects
-  of the shown films on the item's log-probability in the served order, and the neutral swaps (two
-  shown films trade places, prompt evidence unchanged);
+- the served table (``Recommender.influence_table``): drop-one effects of the shown films on the
+  item's log-probability in the served order, and the neutral swaps (two shown films trade places,
+  prompt evidence unchanged); with ``--ablation empty`` the drops are scored again with a prompt one
+  title shorter (no older film enters);
 - the same drop-one effects in each swapped order (one more prompt per shown film and swap);
 - retrieval scores of every variant and of every history film's removal, for the served blend
   (``ranking.blend``: ``llm_weight * z(LLM) + (1 - llm_weight) * z(retrieval)`` over the candidates),
@@ -18,14 +19,14 @@ the served pipeline's LLM candidates and the LLM's top pick, as ``bench.explain`
 
 Rules (a film is an influence when its removal lowers the score by more than the threshold):
 
-- ``LLM score, swap floor`` (served before 2026-12-05): the served order's effect on the LLM's
-  log-probability above the largest |change| under the swaps (at least 1e-3).
+- ``LLM score, swap floor`` (served, with ``--ablation replace``): the served order's effect on the
+  LLM's log-probability above the largest |change| under the swaps (at least 1e-3).
 - ``served blend, swap floor, shown films``: the same on the served score (``ranking.blend`` of both
-  halves); with ``--ablation empty`` this is the served rule (``influence_score.ServedScore``).
+  halves); with ``--ablation empty`` this is the candidate ``bench.served_rule`` checks on fresh users.
 - ``served blend, whole history``: the same on the blended score, every history film ablated.
 - ``mean over orders, t 5%``: the mean effect over the served and the swapped orders, a one-sided
   t-test per film at 5%; ``... Bonferroni`` at 5% over the shown films; ``pooled t 2%``: one noise
-  estimate pooled over the shown films (more degrees of freedom), at about the earlier served rule's null rate.
+  estimate pooled over the shown films (more degrees of freedom), at about the served rule's null rate.
 
 Each rule's per-film null pass rate: its own test applied to the per-order effects centred on their
 film's mean and given random signs (symmetric noise with no effect; 50 draws per user): the share of
@@ -62,16 +63,16 @@ def make_parser() -> argparse.ArgumentParser:
         help="LoRA adapter folder, 'default' (shipped) or 'none' (the base model on the shipped adapter's prompt)",
     )  # fmt: skip
     parser.add_argument(
-        "--ablation", default="empty", choices=("replace", "empty"),
-        help="a removed shown film: 'empty' (served: the prompt shows the other shown films only) or 'replace' "
-        "(served before: the next-older film enters the prompt)",
+        "--ablation", default="replace", choices=("replace", "empty"),
+        help="a removed shown film: 'replace' (served: the next-older film enters the prompt) or 'empty' (the "
+        "prompt shows the other shown films only)",
     )  # fmt: skip
     parser.add_argument("--out", default=None, help="one JSON line per user (resumes a killed run)")
     parser.add_argument("--md", default=None, help="also write the markdown report here")
     parser.add_argument("--from", dest="source", default=None, metavar="JSONL", help="report stored rows, no model")
     parser.add_argument(
         "--against", default=None, metavar="JSONL",
-        help="stored rows of another run on the same users: each rule paired against that run's 'served before' rule",
+        help="stored rows of another run on the same users: each rule paired against that run's served rule",
     )  # fmt: skip
     return parser
 
@@ -92,18 +93,15 @@ def swapped(history: np.ndarray, pair: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def measure_user(pipeline, user: str, split: str, ablation: str = "empty") -> dict:
+def measure_user(pipeline, user: str, split: str, ablation: str = "replace") -> dict:
     """Per-order drop-one effects of the shown films (LLM and blend) and the blend's whole-history effects.
     ``ablation`` 'empty' scores each removal with a prompt one title shorter, so no older film enters."""
-    from recommender.explain import measure_influence
     from recommender.ranking import blend
 
     history, candidates = served_candidates(pipeline, user, split)
     started = time.perf_counter()
     base = pipeline.llm_scores([history], [candidates])[0]
-    window = pipeline.influence_window()  # the LLM half alone; the blend is built below from both halves
-    pairs = pipeline.neutral_swaps(history, candidates, window)
-    table = measure_influence(lambda hs: pipeline.llm_scores(hs, [candidates] * len(hs)), history, window, pairs, base)
+    table = pipeline.influence_table(history, candidates, None, base)
     shown = table.positions
     dropper = with_max_history(pipeline, len(shown) - 1) if ablation == "empty" else pipeline
     orders = [swapped(history, pair) for pair in table.pairs]
@@ -176,7 +174,7 @@ def pooled_t(orders: np.ndarray, alpha: float) -> np.ndarray:
 
 
 RULES = {
-    "LLM score, swap floor (served before)": lambda row, orders, blend: served_order(orders, row["llm_swap_floor"]),
+    "LLM score, swap floor (served)": lambda row, orders, blend: served_order(orders, row["llm_swap_floor"]),
     "served blend, swap floor, shown films": lambda row, orders, blend: served_order(blend, row["blend_swap_floor"]),
     "mean over orders, t 5%": lambda row, orders, blend: mean_t(orders, 0.05),
     "mean over orders, t 5% Bonferroni": lambda row, orders, blend: mean_t(orders, 0.05 / orders.shape[1]),
@@ -185,7 +183,7 @@ RULES = {
 
 
 WHOLE_HISTORY = "served blend, swap floor, whole history"
-SHIPPED = "LLM score, swap floor (served before)"
+SHIPPED = "LLM score, swap floor (served)"
 
 
 def found_by_rule(rows: list[dict]) -> dict[str, np.ndarray]:
@@ -225,7 +223,7 @@ def rule_table(rows: list[dict], seed: int) -> list[tuple[str, float, float, str
 
 
 def paired_against(rows: list[dict], reference: list[dict], seed: int) -> dict[str, str]:
-    """Per rule, its share minus the earlier served rule's on ``reference`` rows of the same users (paired 95%
+    """Per rule, its share minus the served rule's on ``reference`` rows of the same users (paired 95%
     bootstrap), with the users it gains and loses."""
     from recommender.evaluation.bootstrap import paired_mean_difference
 
@@ -250,14 +248,14 @@ def render_report(rows: list[dict], args: argparse.Namespace, model: str, refere
         f"# Influence rules compared ({len(rows)} {args.split} users, seed {args.seed})",
         "",
         f"Model {model}. Removal of a shown film: {rows[0].get('ablation', 'replace') if rows else 'replace'} "
-        "('empty', served: the prompt shows one title less; 'replace', served before: the next-older film enters). "
+        "('replace', served: the next-older film enters the prompt; 'empty': the prompt shows one title less). "
         f"Item: the LLM's top pick among the served candidates (the served blend picks the "
         f"same item for {sum(r['served_pick_same'] for r in rows)} of {len(rows)}). Neutral swaps per user: "
         f"median {np.median([r['swaps'] for r in rows]):.0f}; shown films {np.median([r['shown'] for r in rows]):.0f}; "
         f"median {np.median([r['seconds'] for r in rows]):.1f} s per user for everything below.",
         "",
         "| rule | users with an influence | per-film null pass rate | LLM prompts per explanation |"
-        + (f" minus the rule served before, on {args.against} (paired 95%), users + / - |" if paired else ""),
+        + (f" minus the served rule on {args.against} (paired 95%), users + / - |" if paired else ""),
         "|---|---|---|---|" + ("---|" if paired else ""),
     ]
     for name, share, null, prompts in table:

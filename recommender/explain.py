@@ -1,4 +1,4 @@
-"""Why this item? Drop-one influence of history items on the served score, measured against a
+"""Why this item? Drop-one influence of history items on the served LLM score, measured against a
 noise floor, and a sentence that says why in words that are true.
 
     table = measure_influence(score, history_rows, window=5, swaps=[(3, 4), (1, 2)])  # one batched call
@@ -7,19 +7,16 @@ noise floor, and a sentence that says why in words that are true.
                                floor=table.floor[column], sources=sources)
     explanation.text, explanation.path, explanation.rubric
 
-The score of a candidate is the one the SERVED ranking ordered it by (``influence_score.ServedScore``:
-the blend of its log-probability among the candidates of the served prompt and its first-stage
-score, both standardised over the candidates). ``influence(h) = score(H) - score(H without h)``,
-candidates fixed; without h the retrieval half sees the rest of the history and the prompt shows the
-other shown titles, one fewer (an older film entering would cancel part of h's effect).
-Only what the prompt shows is ablated (``Recommender.influence_window``): removing an item the
-prompt does not show moves only the retrieval half (on 40 validation users, counting those found an
-influence for no more users).
+The score of a candidate is its log-probability among the candidates of the SERVED ranking prompt
+(``Recommender.llm_scores``). ``influence(h) = score(H) - score(H without h)``, candidates fixed;
+without h the next-older item enters the prompt, as it would for a person who never watched h.
+Only what the prompt shows is ablated (``Recommender.influence_window``: an item the prompt does not
+show has an effect of exactly zero, so ablating it measures nothing).
 
 The noise floor of a candidate is the largest change of its score under neutral swaps: two shown
 history items trade places (an order the person could as well have watched in), with the prompt's
-evidence unchanged. An item is an influence only when its effect exceeds that floor (and 1e-3,
-below which the difference is arithmetic); the others have "no measurable effect" and are
+evidence unchanged. An item is an influence only when its effect exceeds that floor (and 1e-3
+nats, below which the difference is arithmetic); the others have "no measurable effect" and are
 never ranked or named. Cards, ``Recommender.explain`` and ``recommender explain`` all use
 ``InfluenceTable``, so they share this one definition.
 
@@ -64,14 +61,13 @@ from recommender.explanation_evidence import (
 from recommender.explanation_generation import Decoding, generate_candidates
 from recommender.explanation_rubric import RubricContext, mask_titles, score_explanation
 from recommender.explanation_titles import TitleCheck, TitleChecker
-from recommender.influence_score import ServedScore
 from recommender.llm.prompting import render_explain
 from recommender.protocols import Filters
 from recommender.text_checks import repeats_itself
 
 DEFAULT_WINDOW = 10  # rating explanations (``Recommender.rating_influences``); ranking ones use the prompt's window
 NEUTRAL_SWAPS = 4  # neutral swaps measured per request (the noise floor)
-MIN_FLOOR = 1e-3  # score units: float32 forward passes of two prompts differ by ~1e-6, never by this much
+MIN_FLOOR = 1e-3  # nats: float32 forward passes of two prompts differ by ~1e-6, never by this much
 CARD_INFLUENCERS = 3  # influencers shown on a recommendation card
 MIN_DISTINCT_WORDS = 4  # fewer distinct words than this is no explanation
 
@@ -330,7 +326,7 @@ def explain_item(
     evidence = build_evidence(
         sources or EvidenceSources(catalog), history, item, named, quiet, floor, lowered, together
     )
-    evidence["score_kind"] = "served"
+    evidence["score_kind"] = "logprob"
     context = RubricContext.from_evidence(evidence, history)
     rows = [(history[p].id, readable_title(history[p]), v) for p, v in raised + lowered]
     if together:
@@ -391,7 +387,7 @@ class Explainer:
     def explain(
         self, history: Sequence[str | int], item: str | int, window: int | None = None, **options
     ) -> Explanation:
-        """The drop-one effect of each shown history item on ``item``'s served score, its noise floor, the
+        """The drop-one effect of each shown history item on ``item``'s LLM score, its noise floor, the
         evidence and a checked sentence. ``window`` defaults to what the prompt shows; ``options`` go to
         ``explain_item`` (``decoding``, ``sources``, ``checker``)."""
         rec = self.recommender
@@ -410,12 +406,10 @@ class Explainer:
             base = rec.llm_scores([history_rows], [rows])[0]
             table = rec.influence_table(history_rows, rows, window, base)
             values = table.values(column, len(history_ids))
-            served = ServedScore(rec, history_rows, rows)
-            base_score = float(served.from_llm(base)[column])
-            floor, swaps = float(table.floor[column]), len(table.swaps)
+            base_score, floor, swaps = float(base[column]), float(table.floor[column]), len(table.swaps)
 
             def score(histories: list[np.ndarray]) -> list[float]:
-                return [float(s[column]) for s in served(histories)]
+                return [float(s[column]) for s in rec.llm_scores(histories, [rows] * len(histories))]
 
             group = find_group(score, options["sources"], history_rows, target_item, table, column, base_score)
         history_items = rec.histories.items(history_ids)

@@ -25,7 +25,6 @@ from recommender.data import Dataset
 from recommender.data.split import LeaveOneOutSplit
 from recommender.explain import Explainer, Explanation, InfluenceTable, evidence_sources, measure_influence, swap_pairs
 from recommender.histories import Histories, shared_genre_reasons
-from recommender.influence_score import ServedScore
 from recommender.llm.ranking_prompts import RankingRequest, ranking_prompt, score_requests
 from recommender.llm.rating_prompt import RatingPrompt
 from recommender.pipeline_config import MAX_LLM_CANDIDATES, PipelineConfig, tuned_settings
@@ -230,25 +229,19 @@ class Recommender:
         window: int | None = None,
         base: np.ndarray | None = None,
     ) -> InfluenceTable:
-        """Drop-one influence of the shown history items on every candidate's served score, and the
-        noise floor, measured as served (this pipeline's prompt, evidence, adapter, first stage and blend).
+        """Drop-one influence of the shown history items on every candidate's LLM score, and the noise
+        floor, measured on the served prompt (this pipeline's ranking prompt, evidence and adapter).
 
-        influence(h, c) = served(c | history) - served(c | history without h), the candidates fixed
-        (``influence_score.ServedScore``: the prompt then shows one title fewer). The floor of c is the
-        largest change of its served score when two shown items trade places with the prompt's
-        evidence unchanged (``explain.swap_pairs``). ``window`` is capped by ``influence_window``;
-        ``base``: the full history's [K] LLM scores when already computed.
+        influence(h, c) = log P(c | history) - log P(c | history without h), the candidates fixed;
+        removing h lets the next-older item into the prompt, as it would be served to a person who
+        never watched h. The floor of c is the largest change of log P(c) when two shown items trade
+        places with the prompt's evidence unchanged (``explain.swap_pairs``): all variants go to
+        the scorer in one batch. ``window`` is capped by ``influence_window``; ``base`` reuses
+        already computed full-history scores.
         """
         history_rows = np.asarray(history_rows, dtype=np.int64)
-        window = self.influence_window(window)
-        score = ServedScore(self, history_rows, candidate_rows)
-        pairs = self.neutral_swaps(history_rows, candidate_rows, window)
-        return measure_influence(score, history_rows, window, pairs, None if base is None else score.from_llm(base))
-
-    def neutral_swaps(self, history_rows: np.ndarray, candidate_rows: np.ndarray, window: int | None):
-        """``explain.swap_pairs`` of the last ``window`` items whose exchange leaves the prompt's evidence unchanged."""
-        history_rows = np.asarray(history_rows, dtype=np.int64)
         candidate_rows = np.asarray(candidate_rows, dtype=np.int64)
+        window = self.influence_window(window)
         shown = len(history_rows) if window is None else min(window, len(history_rows))
         reference = self.ranking_requests([history_rows], [candidate_rows])[0].evidence
 
@@ -258,7 +251,13 @@ class Recommender:
             evidence = self.ranking_requests([swapped], [candidate_rows])[0].evidence
             return all(np.array_equal(evidence[name], reference[name]) for name in reference)
 
-        return swap_pairs(len(history_rows), shown, neutral)
+        return measure_influence(
+            lambda histories: self.llm_scores(histories, [candidate_rows] * len(histories)),
+            history_rows,
+            window,
+            swap_pairs(len(history_rows), shown, neutral),
+            base,
+        )
 
     def _card_influences(
         self, history_ids: list[str], candidate_rows: np.ndarray, llm: np.ndarray, window: int

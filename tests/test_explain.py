@@ -127,12 +127,12 @@ def _pipeline(scorer, template: str, max_history: int | None = None) -> Recommen
     co = CooccurrenceRetriever(CATALOG, {u: np.array(r) for u, r in split_rows.items()})
     retriever = PopularityRetriever(CATALOG, np.arange(8, 0, -1, dtype=float))
     retriever.components = {"cooccurrence": co}
-    config = PipelineConfig(template=template, llm_candidates=4, max_history=max_history, llm_weight=0.7)
-    return Recommender(dataset, retriever, scorer, config)  # both halves of the blend count
+    config = PipelineConfig(template=template, llm_candidates=4, max_history=max_history)
+    return Recommender(dataset, retriever, scorer, config)
 
 
-def _served(pipeline, history_rows, candidates) -> np.ndarray:
-    """[K] the served two-stage score of the candidates, written out: the blend of both halves."""
+def _two_stage(pipeline, history_rows, candidates) -> np.ndarray:
+    """[K] the two-stage score of the candidates, written out: the blend of both halves."""
     from recommender.ranking import blend
 
     llm = pipeline.llm_scores([history_rows], [candidates])[0]
@@ -140,20 +140,21 @@ def _served(pipeline, history_rows, candidates) -> np.ndarray:
     return blend(llm, retrieval, pipeline.config.llm_weight)
 
 
-def test_a_removed_film_leaves_the_prompt_one_title_shorter_and_the_retriever_the_rest(tiny_scorer):
-    from recommender.influence_score import ServedScore
+def test_the_benchs_candidate_score_shortens_the_prompt_for_a_removed_film(tiny_scorer):
+    from bench.served_score import ServedScore
 
-    pipeline = _pipeline(tiny_scorer, "rank_evidence", max_history=3)
+    def with_settings(pipeline, **settings):
+        return Recommender(pipeline.dataset, pipeline.retriever, pipeline.scorer, replace(pipeline.config, **settings))
+
+    pipeline = with_settings(_pipeline(tiny_scorer, "rank_evidence", max_history=3), llm_weight=0.7)
     rows, candidates = pipeline._rows(["1", "7", "8", "6", "4"]), np.array([1, 2, 3, 5])
     score = ServedScore(pipeline, rows, candidates)
-    two_titles = replace(pipeline.config, max_history=2)
-    shorter = Recommender(pipeline.dataset, pipeline.retriever, pipeline.scorer, two_titles)
     served, without_last, swapped = score([rows, np.delete(rows, 4), rows[[0, 1, 3, 2, 4]]])
-    np.testing.assert_allclose(served, _served(pipeline, rows, candidates), atol=1e-6)
-    np.testing.assert_allclose(without_last, _served(shorter, np.delete(rows, 4), candidates), atol=1e-6)
-    np.testing.assert_allclose(swapped, _served(pipeline, rows[[0, 1, 3, 2, 4]], candidates), atol=1e-6)
-    # "8" (the third-newest) is not shown again in place of the removed "4": the 3-title prompt would differ
-    assert not np.allclose(without_last, _served(pipeline, np.delete(rows, 4), candidates), atol=1e-6)
+    np.testing.assert_allclose(served, _two_stage(pipeline, rows, candidates), atol=1e-6)
+    shorter = with_settings(pipeline, max_history=2)  # "8" does not take the freed place
+    np.testing.assert_allclose(without_last, _two_stage(shorter, np.delete(rows, 4), candidates), atol=1e-6)
+    assert not np.allclose(without_last, _two_stage(pipeline, np.delete(rows, 4), candidates), atol=1e-6)
+    np.testing.assert_allclose(swapped, _two_stage(pipeline, rows[[0, 1, 3, 2, 4]], candidates), atol=1e-6)
     np.testing.assert_allclose(score.from_llm(pipeline.llm_scores([rows], [candidates])[0]), served, atol=1e-6)
 
 
@@ -167,14 +168,14 @@ def test_served_influence_equals_a_naive_loop_and_cards_equal_explain(tiny_score
     base = pipeline.llm_scores([history_rows], [retrieved])[0]
     table = pipeline.influence_table(history_rows, retrieved, 3, base)
     assert len(table.swaps) >= 1  # a noise floor was measured
-    served = _served(pipeline, history_rows, retrieved)  # the prompt shows every item: no shorter prompt here
     for card in cards:
         column = int(np.flatnonzero(retrieved == CATALOG.index[card.item_id])[0])
-        naive = {history[p]: served[column] - _served(pipeline, np.delete(history_rows, p), retrieved)[column]
-                 for p in (1, 2, 3)}  # fmt: skip
+        naive = {
+            history[p]: base[column] - pipeline.llm_scores([np.delete(history_rows, p)], [retrieved])[0][column]
+            for p in (1, 2, 3)
+        }
         for item_id, value in card.influences:  # only effects above the candidate's floor
-            # rel: z-scoring a random model's near-uniform scores magnifies batch-padding float noise
-            assert value == pytest.approx(naive[item_id], rel=0.01, abs=1e-5) and value > table.floor[column]
+            assert value == pytest.approx(naive[item_id], abs=1e-5) and value > table.floor[column]
         explained = pipeline.explain(history, card.item_id, window=3, writer=saying(""))
         measured = {item_id: value for item_id, _, value in explained.influences}
         assert [i for i, _ in card.influences] == [i for i, _, v in explained.influences if v > 0][:3]

@@ -27,7 +27,7 @@ def test_a_film_that_lowers_the_score_in_every_order_is_an_influence_by_every_ru
 def test_no_swap_means_no_floor_and_no_influence_whatever_the_effects():
     row = _row([[0.5, 0.5]], floor=None, swaps=0)
     shares = {name: share for name, share, _, _ in rule_table([row, _row([[0.5, 0.0]] * 3, floor=0.01)], seed=0)}
-    assert shares["LLM score, swap floor (served before)"] == 0.5  # the second user only
+    assert shares["LLM score, swap floor (served)"] == 0.5  # the second user only
 
 
 def test_pure_noise_passes_the_t_test_at_about_its_level_and_the_bonferroni_one_less_often():
@@ -39,3 +39,14 @@ def test_pure_noise_passes_the_t_test_at_about_its_level_and_the_bonferroni_one_
     assert set(RULES) <= set(null)
     report = render_report(rows, SimpleNamespace(split="valid", seed=0), "a model")
     assert "| mean over orders, t 5% |" in report and "60 valid users" in report
+
+
+def test_the_served_rule_report_pairs_the_two_rules_on_the_same_users():
+    from bench.served_rule import render_report as served_report
+
+    rows = [{"user": str(u), "now": now, "before": before, "seconds": 1.0}
+            for u, (now, before) in enumerate([(True, False)] * 3 + [(False, True)] + [(True, True)] * 4)]  # fmt: skip
+    report = served_report(rows, SimpleNamespace(seed=0, skip=["a.jsonl"]), "a model")
+    assert "| candidate: two-stage blend, the prompt one title shorter | 87.5% |" in report
+    assert "| served: LLM log-probability, the next-older film let in | 62.5% |" in report
+    assert "+25.0% [" in report and "users +3 / -1" in report and "outside a.jsonl" in report

@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("recommender.pipeline",),
     ("recommender.ratings", "recommender.pretrained", "recommender.pipeline_config"),
     ("recommender.explain",),
-    ("recommender.influence_score", "recommender.chat"),
+    ("recommender.chat",),
     ("recommender.llm",),
     ("recommender.retrieval",),
     ("recommender.evaluation",),

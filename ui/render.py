@@ -122,7 +122,7 @@ def explanation_html(explanation: Any) -> str:
     if floor is None:
         caption = f"Influence of your films: not measured ({getattr(explanation, 'unmeasured', '') or 'no LLM'})."
     else:
-        caption = f"Influence of your films on its served score (noise floor {floor:.4f}; smaller changes are noise)."
+        caption = f"Influence of your films on its LLM score (noise floor {floor:.4f}; smaller changes are noise)."
     rows = [
         f'<tr><td class="rec-value">{value:+.4f}</td><td>{esc(title)}</td>'
         f"<td>{'raised' if value > 0 else 'lowered'} the score</td></tr>"

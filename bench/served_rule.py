@@ -1,0 +1,119 @@
+"""A candidate influence rule against the served one, on fresh validation users (issue 29).
+
+    HF_HUB_OFFLINE=1 .venv/bin/python -m bench.served_rule --users 100 --seed 0 \\
+        --skip bench/results/influence-rules.jsonl \\
+        --out bench/results/served-rule.jsonl --md bench/results/served-rule.md
+
+Per user (validation users outside the explain bench's test sample, less the users of ``--skip`` files,
+so a rule chosen on those is checked on others): the LLM's top pick among the served candidates, and
+whether any shown film raised it beyond its neutral-swap floor under
+
+- the candidate (``bench.served_score.ServedScore``: the two-stage blend, a removed film leaves the
+  prompt one title shorter), and
+- the served rule (``Recommender.influence_table``: the LLM's log-probability, the next-older film
+  entering the prompt; the same swaps).
+
+Reports each share and the paired difference (bootstrap 95%) with the users gained and lost. Only these
+two rules are measured (about 20 prompts a user); ``bench.influence_rules`` compares more, with null rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.explain import sample_users, served_candidates
+from bench.served_score import ServedScore
+
+MIN_EFFECT = 1e-3  # recommender.explain.MIN_FLOOR
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=100, help="validation users drawn before --skip removes some")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the user sample and the bootstrap")
+    parser.add_argument("--skip", nargs="*", default=[], metavar="JSONL", help="rows whose users are left out")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--out", default=None, help="one JSON line per user (resumes a killed run)")
+    parser.add_argument("--md", default=None, help="also write the markdown report here")
+    return parser
+
+
+def measure_user(pipeline, user: str) -> dict:
+    """Whether the candidate rule and the served one find an influence on the user's top pick."""
+    from recommender.explain import measure_influence
+
+    history, candidates = served_candidates(pipeline, user, "valid")
+    started = time.perf_counter()
+    base = pipeline.llm_scores([history], [candidates])[0]
+    column = int(np.argmax(base))
+    llm = pipeline.influence_table(history, candidates, None, base)  # served
+    score = ServedScore(pipeline, history, candidates)
+    now = measure_influence(score, history, pipeline.influence_window(), llm.pairs, score.from_llm(base))
+
+    def found(table) -> bool:
+        return bool(len(table.swaps) and (table.effect[:, column] > max(table.floor[column], MIN_EFFECT)).any())
+
+    return {"user": user, "now": found(now), "before": found(llm), "seconds": time.perf_counter() - started}
+
+
+def render_report(rows: list[dict], args: argparse.Namespace, model: str) -> str:
+    from recommender.evaluation.bootstrap import paired_mean_difference
+
+    now, before = np.array([r["now"] for r in rows]), np.array([r["before"] for r in rows])
+    result = paired_mean_difference(now.astype(float) - before, seed=args.seed)
+    return "\n".join([
+        f"# A candidate influence rule against the served one ({len(rows)} valid users, seed {args.seed})",
+        "",
+        f"Model {model}. Users: validation users outside the explain bench's test sample and outside "
+        f"{', '.join(args.skip) or 'no file'}; item: the LLM's top pick; median "
+        f"{np.median([r['seconds'] for r in rows]):.1f} s per user.",
+        "",
+        "| rule | users with an influence |",
+        "|---|---:|",
+        f"| candidate: two-stage blend, the prompt one title shorter | {now.mean():.1%} |",
+        f"| served: LLM log-probability, the next-older film let in | {before.mean():.1%} |",
+        f"| candidate minus served (paired 95%) | {result['difference']:+.1%} [{result['ci_low']:+.1%}, "
+        f"{result['ci_high']:+.1%}]; users +{int((now & ~before).sum())} / -{int((before & ~now).sum())} |",
+        "",
+    ])  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from recommender.pipeline import Recommender
+
+    pipeline = Recommender.from_pretrained()
+    model = f"{pipeline.scorer.loaded.describe()}, prompt {pipeline.prompt.version}"
+    skipped = {json.loads(line)["user"] for path in args.skip for line in Path(path).read_text().splitlines() if line}
+    users = [str(u) for u in sample_users(pipeline.split.eval_users, args.users, args.seed, "valid")]
+    users = [u for u in users if u not in skipped]
+    rows = []
+    if args.out and Path(args.out).is_file():
+        rows = [json.loads(line) for line in Path(args.out).read_text().splitlines() if line.strip()]
+    done = {row["user"] for row in rows}
+    with open(args.out, "a") if args.out else open(os.devnull, "w") as out:
+        for user in (u for u in users if u not in done):
+            rows.append(measure_user(pipeline, user))
+            out.write(json.dumps(rows[-1]) + "\n")
+            out.flush()
+            print(f"[{len(rows)}/{len(users)}] user {user}: {rows[-1]['seconds']:.1f}s", file=sys.stderr, flush=True)
+    report = render_report(rows, args, model)
+    print(report)
+    if args.md:
+        Path(args.md).write_text(report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
