@@ -42,6 +42,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--out", default=None, help="one JSON line per user (resumes a killed run)")
     parser.add_argument("--md", default=None, help="also write the markdown report here")
+    parser.add_argument("--from", dest="source", default=None, metavar="JSONL", help="report stored rows, no model")
     return parser
 
 
@@ -88,6 +89,9 @@ def render_report(rows: list[dict], args: argparse.Namespace, model: str) -> str
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.source:
+        rows = [json.loads(line) for line in Path(args.source).read_text().splitlines() if line.strip()]
+        return _report(rows, args, rows[0].get("model", "as stored") if rows else "none")
     import torch
 
     torch.set_num_threads(args.threads)
@@ -104,10 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     done = {row["user"] for row in rows}
     with open(args.out, "a") if args.out else open(os.devnull, "w") as out:
         for user in (u for u in users if u not in done):
-            rows.append(measure_user(pipeline, user))
+            rows.append({**measure_user(pipeline, user), "model": model})
             out.write(json.dumps(rows[-1]) + "\n")
             out.flush()
             print(f"[{len(rows)}/{len(users)}] user {user}: {rows[-1]['seconds']:.1f}s", file=sys.stderr, flush=True)
+    return _report(rows, args, model)
+
+
+def _report(rows: list[dict], args: argparse.Namespace, model: str) -> int:
     report = render_report(rows, args, model)
     print(report)
     if args.md:
