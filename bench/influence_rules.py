@@ -37,16 +37,14 @@ passing more of these is no more powerful, only less strict.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
 from bench.explain import sample_users, served_candidates, with_max_history
+from bench.user_rows import emit, measured_rows, read_rows
 
 MIN_EFFECT = 1e-3  # recommender.explain.MIN_FLOOR: below this the difference is arithmetic
 NULL_DRAWS = 50
@@ -278,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.source:
-        rows = [json.loads(line) for line in Path(args.source).read_text().splitlines() if line.strip()]
+        rows = read_rows(args.source)
         model = rows[0].get("model", "as stored") if rows else "none"
     else:
         import torch
@@ -292,27 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         pipeline = Recommender.from_pretrained(dataset, adapter=args.adapter, config=config)
         model = f"{pipeline.scorer.loaded.describe()}, prompt {pipeline.prompt.version}"
         users = [str(u) for u in sample_users(pipeline.split.eval_users, args.users, args.seed, args.split)]
-        rows = []
-        if args.out and Path(args.out).is_file():
-            rows = [json.loads(line) for line in Path(args.out).read_text().splitlines() if line.strip()]
-        done = {row["user"] for row in rows}
-        out = open(args.out, "a") if args.out else None
-        for user in (u for u in users if u not in done):
-            rows.append({**measure_user(pipeline, user, args.split, args.ablation), "model": model})
-            if out:
-                out.write(json.dumps(rows[-1]) + "\n")
-                out.flush()
-            print(f"[{len(rows)}/{len(users)}] user {user}: {rows[-1]['seconds']:.1f}s", file=sys.stderr, flush=True)
-        if out:
-            out.close()
-    reference = []
-    if args.against:
-        reference = [json.loads(line) for line in Path(args.against).read_text().splitlines() if line.strip()]
-    report = render_report(rows, args, model, reference)
-    print(report)
-    if args.md:
-        Path(args.md).write_text(report)
-    return 0
+        rows = measured_rows(
+            users, lambda user: {**measure_user(pipeline, user, args.split, args.ablation), "model": model}, args.out
+        )
+    return emit(render_report(rows, args, model, read_rows(args.against)), args.md)
 
 
 if __name__ == "__main__":

@@ -20,16 +20,14 @@ two rules are measured (about 20 prompts a user); ``bench.influence_rules`` comp
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from bench.explain import sample_users, served_candidates
 from bench.served_score import ServedScore
+from bench.user_rows import emit, measured_rows, read_rows
 
 MIN_EFFECT = 1e-3  # recommender.explain.MIN_FLOOR
 
@@ -90,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.source:
-        rows = [json.loads(line) for line in Path(args.source).read_text().splitlines() if line.strip()]
-        return _report(rows, args, rows[0].get("model", "as stored") if rows else "none")
+        rows = read_rows(args.source)
+        return emit(render_report(rows, args, rows[0].get("model", "as stored") if rows else "none"), args.md)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -99,28 +97,11 @@ def main(argv: list[str] | None = None) -> int:
 
     pipeline = Recommender.from_pretrained()
     model = f"{pipeline.scorer.loaded.describe()}, prompt {pipeline.prompt.version}"
-    skipped = {json.loads(line)["user"] for path in args.skip for line in Path(path).read_text().splitlines() if line}
+    skipped = {row["user"] for path in args.skip for row in read_rows(path)}
     users = [str(u) for u in sample_users(pipeline.split.eval_users, args.users, args.seed, "valid")]
     users = [u for u in users if u not in skipped]
-    rows = []
-    if args.out and Path(args.out).is_file():
-        rows = [json.loads(line) for line in Path(args.out).read_text().splitlines() if line.strip()]
-    done = {row["user"] for row in rows}
-    with open(args.out, "a") if args.out else open(os.devnull, "w") as out:
-        for user in (u for u in users if u not in done):
-            rows.append({**measure_user(pipeline, user), "model": model})
-            out.write(json.dumps(rows[-1]) + "\n")
-            out.flush()
-            print(f"[{len(rows)}/{len(users)}] user {user}: {rows[-1]['seconds']:.1f}s", file=sys.stderr, flush=True)
-    return _report(rows, args, model)
-
-
-def _report(rows: list[dict], args: argparse.Namespace, model: str) -> int:
-    report = render_report(rows, args, model)
-    print(report)
-    if args.md:
-        Path(args.md).write_text(report)
-    return 0
+    rows = measured_rows(users, lambda user: {**measure_user(pipeline, user), "model": model}, args.out)
+    return emit(render_report(rows, args, model), args.md)
 
 
 if __name__ == "__main__":

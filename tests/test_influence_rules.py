@@ -50,3 +50,21 @@ def test_the_served_rule_report_pairs_the_two_rules_on_the_same_users():
     assert "| candidate: two-stage blend, the prompt one title shorter | 87.5% |" in report
     assert "| served: LLM log-probability, the next-older film let in | 62.5% |" in report
     assert "+25.0% [" in report and "users +3 / -1" in report and "outside a.jsonl" in report
+
+
+def test_bench_rows_resume_from_the_stored_users_and_append_the_others(tmp_path):
+    from bench.user_rows import emit, measured_rows, read_rows
+
+    path, calls = tmp_path / "rows.jsonl", []
+
+    def measure(user):
+        calls.append(user)
+        return {"user": user, "seconds": 0.1}
+
+    assert measured_rows(["1", "2"], measure, path) == read_rows(path) and calls == ["1", "2"]
+    rows = measured_rows(["1", "2", "3"], measure, path)  # a resumed run measures only the new user
+    assert calls == ["1", "2", "3"] and [r["user"] for r in rows] == ["1", "2", "3"] == [
+        r["user"] for r in read_rows(path)
+    ]
+    assert read_rows(tmp_path / "none.jsonl") == [] and read_rows(None) == []
+    assert emit("# report\n", tmp_path / "r.md") == 0 and (tmp_path / "r.md").read_text() == "# report\n"
