@@ -22,13 +22,6 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-import torch
-
-from recommender.data.loaders import load_dataset
-from recommender.llm.loading import load_model
-from recommender.llm.prompting import render_rank
-from recommender.llm.ranking_prompts import RankingRequest, ranking_prompt, score_requests
-from recommender.llm.scoring import LLMScorer
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -55,6 +48,14 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
 
 
 def main(args: argparse.Namespace) -> None:
+    import torch  # here, not at the top: --help answers without loading torch
+
+    from recommender.data.loaders import load_dataset
+    from recommender.llm.loading import load_model
+    from recommender.llm.prompting import render_rank
+    from recommender.llm.ranking_prompts import RankingRequest, ranking_prompt, score_requests
+    from recommender.llm.scoring import LLMScorer
+
     dataset = load_dataset(args.dataset)
     catalog, inter = dataset.catalog, dataset.interactions
     # The user with the most events; history = their last items in file order after a stable time sort.
