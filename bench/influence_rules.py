@@ -85,15 +85,10 @@ def served_config(adapter: str, dataset):
     return PipelineConfig(**tuned_settings(resolve_adapter("default", dataset, None)))
 
 
-def swapped(history: np.ndarray, pair: tuple[int, int]) -> np.ndarray:
-    out = history.copy()
-    out[list(pair)] = out[list(pair[::-1])]
-    return out
-
-
 def measure_user(pipeline, user: str, split: str, ablation: str = "replace") -> dict:
     """Per-order drop-one effects of the shown films (LLM and blend) and the blend's whole-history effects.
     ``ablation`` 'empty' scores each removal with a prompt one title shorter, so no older film enters."""
+    from recommender.explain import swapped
     from recommender.ranking import blend
 
     history, candidates = served_candidates(pipeline, user, split)

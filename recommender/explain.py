@@ -130,6 +130,13 @@ def swap_pairs(n_history: int, window: int, neutral: Callable[[int, int], bool],
     return pairs
 
 
+def swapped(history: np.ndarray, pair: tuple[int, int]) -> np.ndarray:
+    """A copy of ``history`` with the items at the two positions of ``pair`` trading places."""
+    out = np.array(history, copy=True)
+    out[list(pair)] = out[list(pair[::-1])]
+    return out
+
+
 def measure_influence(
     score: ScoreHistories,
     history: np.ndarray,
@@ -151,11 +158,7 @@ def measure_influence(
         raise ValueError(f"window must be >= 0 or None, got {window}")
     start = 0 if window is None else max(0, len(history) - window)
     positions = np.arange(start, len(history), dtype=np.int64)
-    variants = [np.delete(history, p) for p in positions]
-    for i, j in swaps:
-        swapped = history.copy()
-        swapped[[i, j]] = swapped[[j, i]]
-        variants.append(swapped)
+    variants = [np.delete(history, p) for p in positions] + [swapped(history, pair) for pair in swaps]
     if base is None:
         scored = score([history, *variants])
         base, scored = scored[0], scored[1:]
@@ -468,4 +471,5 @@ __all__ = [
     "measure_influence",
     "split_measured",
     "swap_pairs",
+    "swapped",
 ]
