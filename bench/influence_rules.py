@@ -45,8 +45,9 @@ from scipy import stats
 
 from bench.explain import sample_users, served_candidates, with_max_history
 from bench.user_rows import emit, measured_rows, read_rows
+from recommender.explain import MIN_FLOOR
 
-MIN_EFFECT = 1e-3  # recommender.explain.MIN_FLOOR: below this the difference is arithmetic
+MIN_EFFECT = MIN_FLOOR  # below this the difference is arithmetic, whatever the rule
 NULL_DRAWS = 50
 
 
@@ -101,9 +102,11 @@ def measure_user(pipeline, user: str, split: str, ablation: str = "replace") -> 
     drops = [order[order != history[p]] for order in orders for p in shown]  # a film, wherever the swap put it
     served_drops = [np.delete(history, p) for p in shown] if ablation == "empty" else []
     variants = served_drops + drops
-    scored = np.asarray(dropper.llm_scores(variants, [candidates] * len(variants))) if variants else None
+    scored = np.zeros((0, len(base)))
+    if variants:
+        scored = np.asarray(dropper.llm_scores(variants, [candidates] * len(variants)))
     served_effect = base - scored[: len(served_drops)] if served_drops else table.effect
-    scored = scored[len(served_drops) :] if variants else np.zeros((0, len(base)))
+    scored = scored[len(served_drops) :]
     # LLM scores [K] of every variant, in one list: served, its drops, the swapped orders and their drops
     llm = [base, *(base - served_effect), *(base - table.swaps), *scored]
     n, s = len(shown), len(orders)
@@ -166,8 +169,9 @@ def pooled_t(orders: np.ndarray, alpha: float) -> np.ndarray:
     return orders.mean(axis=0) > max(threshold, MIN_EFFECT)
 
 
+SERVED = "LLM score, swap floor (served)"
 RULES = {
-    "LLM score, swap floor (served)": lambda row, orders, blend: served_order(orders, row["llm_swap_floor"]),
+    SERVED: lambda row, orders, blend: served_order(orders, row["llm_swap_floor"]),
     "served blend, swap floor, shown films": lambda row, orders, blend: served_order(blend, row["blend_swap_floor"]),
     "mean over orders, t 5%": lambda row, orders, blend: mean_t(orders, 0.05),
     "mean over orders, t 5% Bonferroni": lambda row, orders, blend: mean_t(orders, 0.05 / orders.shape[1]),
@@ -176,7 +180,6 @@ RULES = {
 
 
 WHOLE_HISTORY = "served blend, swap floor, whole history"
-SHIPPED = "LLM score, swap floor (served)"
 
 
 def found_by_rule(rows: list[dict]) -> dict[str, np.ndarray]:
@@ -220,11 +223,11 @@ def paired_against(rows: list[dict], reference: list[dict], seed: int) -> dict[s
     bootstrap), with the users it gains and loses."""
     from recommender.evaluation.bootstrap import paired_mean_difference
 
-    shipped = dict(zip((r["user"] for r in reference), found_by_rule(reference)[SHIPPED]))
-    common = [i for i, row in enumerate(rows) if row["user"] in shipped]
+    served = dict(zip((r["user"] for r in reference), found_by_rule(reference)[SERVED]))
+    common = [i for i, row in enumerate(rows) if row["user"] in served]
     if not common:
         return {}
-    before = np.array([shipped[rows[i]["user"]] for i in common])
+    before = np.array([served[rows[i]["user"]] for i in common])
     out = {}
     for name, users in found_by_rule(rows).items():
         after = users[common]

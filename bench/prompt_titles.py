@@ -52,16 +52,18 @@ def ranking_ranks(pipeline, users: list[str]) -> np.ndarray:
 
 def influence_share(pipeline, users: list[str]) -> dict:
     """Users whose top pick has a measured influence, shown films that pass, and their recency."""
+    from recommender.explain import split_measured
+
     found, passing, recency = [], [], []
     for user in users:
         history, candidates = served_candidates(pipeline, user, "valid")
         base = pipeline.llm_scores([history], [candidates])[0]
         column = int(np.argmax(base))
         table = pipeline.influence_table(history, candidates, None, base)
-        passed = table.effect[:, column] > table.floor[column]
-        found.append(bool(passed.any()))
-        passing.append(float(passed.mean()) if len(passed) else 0.0)
-        recency.extend((len(history) - table.positions[passed]).tolist())
+        raised, _, _ = split_measured(table.values(column, len(history)), float(table.floor[column]))
+        found.append(bool(raised))
+        passing.append(len(raised) / len(table.positions) if len(table.positions) else 0.0)
+        recency.extend(len(history) - position for position, _ in raised)
     return {"users": float(np.mean(found)), "films": float(np.mean(passing)), "recency": recency}
 
 

@@ -8,7 +8,7 @@ Per user (validation users outside the explain bench's test sample, less the use
 so a rule chosen on those is checked on others): the LLM's top pick among the served candidates, and
 whether any shown film raised it beyond its neutral-swap floor under
 
-- the candidate (``bench.served_score.ServedScore``: the two-stage blend, a removed film leaves the
+- the candidate (``bench.two_stage_score.TwoStageScore``: the two-stage blend, a removed film leaves the
   prompt one title shorter), and
 - the served rule (``Recommender.influence_table``: the LLM's log-probability, the next-older film
   entering the prompt; the same swaps).
@@ -26,10 +26,8 @@ import time
 import numpy as np
 
 from bench.explain import sample_users, served_candidates
-from bench.served_score import ServedScore
+from bench.two_stage_score import TwoStageScore
 from bench.user_rows import emit, measured_rows, read_rows
-
-MIN_EFFECT = 1e-3  # recommender.explain.MIN_FLOOR
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -53,11 +51,11 @@ def measure_user(pipeline, user: str) -> dict:
     base = pipeline.llm_scores([history], [candidates])[0]
     column = int(np.argmax(base))
     llm = pipeline.influence_table(history, candidates, None, base)  # served
-    score = ServedScore(pipeline, history, candidates)
+    score = TwoStageScore(pipeline, history, candidates)
     now = measure_influence(score, history, pipeline.influence_window(), llm.pairs, score.from_llm(base))
 
-    def found(table) -> bool:
-        return bool(len(table.swaps) and (table.effect[:, column] > max(table.floor[column], MIN_EFFECT)).any())
+    def found(table) -> bool:  # the served rule applied to either table (no swap: an infinite floor)
+        return bool(table.influencers(column, range(len(history))))
 
     return {"user": user, "now": found(now), "before": found(llm), "seconds": time.perf_counter() - started}
 

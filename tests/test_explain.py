@@ -141,14 +141,14 @@ def _two_stage(pipeline, history_rows, candidates) -> np.ndarray:
 
 
 def test_the_benchs_candidate_score_shortens_the_prompt_for_a_removed_film(tiny_scorer):
-    from bench.served_score import ServedScore
+    from bench.two_stage_score import TwoStageScore
 
     def with_settings(pipeline, **settings):
         return Recommender(pipeline.dataset, pipeline.retriever, pipeline.scorer, replace(pipeline.config, **settings))
 
     pipeline = with_settings(_pipeline(tiny_scorer, "rank_evidence", max_history=3), llm_weight=0.7)
     rows, candidates = pipeline._rows(["1", "7", "8", "6", "4"]), np.array([1, 2, 3, 5])
-    score = ServedScore(pipeline, rows, candidates)
+    score = TwoStageScore(pipeline, rows, candidates)
     served, without_last, swapped = score([rows, np.delete(rows, 4), rows[[0, 1, 3, 2, 4]]])
     np.testing.assert_allclose(served, _two_stage(pipeline, rows, candidates), atol=1e-6)
     shorter = with_settings(pipeline, max_history=2)  # "8" does not take the freed place

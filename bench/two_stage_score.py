@@ -1,7 +1,7 @@
 """A candidate influence score, measured by ``bench.served_rule`` and not served: a film's two-stage
 score among its candidates (issue 29).
 
-    score = ServedScore(recommender, history_rows, candidate_rows)
+    score = TwoStageScore(recommender, history_rows, candidate_rows)
     score([history, np.delete(history, p), swapped])   # [V, K] two-stage scores, the prompts in one batch each
     score.from_llm(llm)                                 # [K] the same from already computed LLM scores
 
@@ -16,22 +16,21 @@ the next-older film let in); on 97 fresh validation users 55.7% against 56.7%, s
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from recommender.llm.ranking_prompts import score_requests
+from bench.explain import with_max_history
 from recommender.ranking import blend
 
 
-class ServedScore:
-    """histories -> [V, K] served scores of one fixed candidate list, for sub-histories of one history.
+class TwoStageScore:
+    """histories -> [V, K] two-stage scores of one fixed candidate list, for sub-histories of one history.
 
     Args:
-        recommender: a ``Recommender`` (its ``prompt``, ``scorer``, ``retriever``, ``config``,
-            ``ranking_requests`` and ``llm_scores``).
+        recommender: a ``Recommender`` (its ``prompt``, ``retriever``, ``config`` and what
+            ``bench.explain.with_max_history`` copies: dataset and scorer).
         history_rows: [H] the full history, oldest first; the histories scored lack some of its films
             (their count sets the prompt's size) or reorder them.
         candidate_rows: [K] the candidates, in the retriever's order.
@@ -53,7 +52,7 @@ class ServedScore:
         return [blend(scores, row, weight) for scores, row in zip(llm, retrieval)]
 
     def from_llm(self, llm: np.ndarray) -> np.ndarray:
-        """[K] the full history's served scores from its [K] LLM scores (saves one prompt)."""
+        """[K] the full history's two-stage scores from its [K] LLM scores (saves one prompt)."""
         return blend(np.asarray(llm, dtype=np.float64), self._retrieval([self.history])[0],
                      self.recommender.config.llm_weight)  # fmt: skip
 
@@ -67,13 +66,8 @@ class ServedScore:
         return sizes
 
     def _llm(self, histories: list[np.ndarray], titles: int | None) -> list[np.ndarray]:
-        rec = self.recommender
-        if titles == rec.prompt.max_history:  # the served prompt
-            return rec.llm_scores(histories, [self.rows] * len(histories))
-        prompt = copy.copy(rec.prompt)
-        prompt.max_history = titles
-        requests = rec.ranking_requests(histories, [self.rows] * len(histories))
-        return score_requests(rec.scorer, prompt, requests, rec.config.permutations, rec.config.seed)
+        pipeline = with_max_history(self.recommender, titles)  # the same scorer and evidence, a shorter prompt
+        return pipeline.llm_scores(histories, [self.rows] * len(histories))
 
     def _retrieval(self, histories: list[np.ndarray]) -> np.ndarray:
         """[V, K] the first stage's scores of the candidates for each history."""
