@@ -62,6 +62,14 @@ class DataConfig:
             "digits still read the true order): the score learns not to hang on the order of the titles"
         },
     )
+    counterfactual: float = field(
+        default=0.0,
+        metadata={
+            "help": "share of ranking examples that also carry two variants for train.influence_weight: the shown film "
+            "most co-watched with the target removed (the next-older one enters), and two shown films that trade "
+            "places without changing the evidence"
+        },
+    )
     task_mix: dict = field(
         default_factory=lambda: {"rank": 1.0, "rating": 0.0, "explain": 0.0},
         metadata={"help": "share of each task among examples: rank, rating, explain"},
@@ -90,6 +98,13 @@ class DataConfig:
             raise ConfigError("config keys 'data.n_candidates' must be 2..26 and 'data.random_negatives' below it.")
         if not 0.0 <= self.shuffle_shown <= 1.0:
             raise ConfigError(f"config key 'data.shuffle_shown' is a share from 0 to 1, got {self.shuffle_shown}.")
+        if not 0.0 <= self.counterfactual <= 1.0:
+            raise ConfigError(f"config key 'data.counterfactual' is a share from 0 to 1, got {self.counterfactual}.")
+        if self.counterfactual > 0 and (self.shuffle_shown > 0 or self.examples == "prefixes"):
+            raise ConfigError(
+                "config key 'data.counterfactual' needs data.examples=validation or held_out and data.shuffle_shown=0 "
+                "(its variants are built from the served evidence on the true order)."
+            )
 
     @property
     def template(self) -> str:
@@ -126,6 +141,17 @@ class TrainSettings:
     choice_loss: str = field(
         default="labels", metadata={"help": "one-token answers: CE over the allowed 'labels' only, or full 'vocab'"}
     )
+    influence_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "weight of the influence term on examples with data.counterfactual variants: a hinge that wants "
+            "the target's score to fall by train.influence_margin without its most co-watched shown film, plus the "
+            "absolute change of that score when two shown films trade places (0 = plain ranking loss)"
+        },
+    )
+    influence_margin: float = field(
+        default=0.1, metadata={"help": "nats the target's log-probability should lose without that film"}
+    )
     checkpoint_every: int = field(default=25, metadata={"help": "steps between resumable checkpoints"})
     threads: int = field(default=2, metadata={"help": "torch CPU threads"})
     init_adapter: str | None = field(
@@ -140,6 +166,8 @@ class TrainSettings:
         _choice("train.quantize", self.quantize, ("none", "4bit"))
         _choice("train.precision", self.precision, ("auto", "fp32", "bf16"))
         _choice("train.choice_loss", self.choice_loss, ("labels", "vocab"))
+        if self.influence_weight < 0 or self.influence_margin < 0:
+            raise ConfigError("config keys 'train.influence_weight' and 'train.influence_margin' must be >= 0.")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ class Encoded:
     choice_ids: tuple[int, ...] = ()  # token ids of the allowed one-token answers (empty: free text)
     target: int = -1  # index of the answer in ``choice_ids`` (or in ``readouts``)
     readouts: tuple[int, ...] = ()  # line-scored prompts: token index of each candidate line's end
+    variants: tuple[Encoded, ...] = ()  # (removed, reordered) of a counterfactual example, same candidates
 
 
 def encode_examples(examples: Sequence, tokenizer) -> list[Encoded]:
@@ -32,8 +33,10 @@ def encode_examples(examples: Sequence, tokenizer) -> list[Encoded]:
     for example in examples:
         prompt = PROMPTS.get(example.template)
         if prompt is not None and prompt.readout == "line":
+            variants = tuple(encode_examples(getattr(example, "variants", ()), tokenizer))
             prompt, readouts = line_readouts(tokenizer, example.messages, len(example.choices))
-            out.append(Encoded(prompt, 0, target=example.choices.index(example.completion), readouts=tuple(readouts)))
+            target = example.choices.index(example.completion)
+            out.append(Encoded(prompt, 0, target=target, readouts=tuple(readouts), variants=variants))
             continue
         text = tokenizer.apply_chat_template(example.messages, tokenize=False, add_generation_prompt=True)
         prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -50,13 +53,22 @@ def encode_examples(examples: Sequence, tokenizer) -> list[Encoded]:
     return out
 
 
-def batch_loss(model, batch: Sequence[Encoded], pad_id: int, choice_loss: str = "labels", answer_ids=None):
+def batch_loss(
+    model,
+    batch: Sequence[Encoded],
+    pad_id: int,
+    choice_loss: str = "labels",
+    answer_ids=None,
+    influence: tuple[float, float] = (0.0, 0.0),
+):
     """Mean completion-only loss of a micro-batch.
 
     Line-scored examples: cross-entropy over the candidates' line scores (``scoring.line_scores``,
     ``answer_ids`` = the "Yes"/"No" token ids), exactly what the serving scorer ranks by.
     One-token answers with ``choice_loss='labels'``: cross-entropy over the allowed answers'
     logits; otherwise token cross-entropy over the completion.
+    ``influence`` = (weight, margin): an example with counterfactual ``variants`` adds weight x
+    (``influence_term`` of the target's log-probability among the candidates in the three prompts).
     """
     import torch
     import torch.nn.functional as F
@@ -69,10 +81,20 @@ def batch_loss(model, batch: Sequence[Encoded], pad_id: int, choice_loss: str = 
     if lined:
         if answer_ids is None:
             raise ValueError("line-scored examples need answer_ids (the Yes/No token ids)")
-        margins = line_scores(model, [e.ids for e in lined], [e.readouts for e in lined], answer_ids, pad_id)
+        weight, margin = influence
+        prompts = list(lined)
+        if weight > 0:
+            prompts += [v for e in lined for v in e.variants]
+        margins = line_scores(model, [e.ids for e in prompts], [e.readouts for e in prompts], answer_ids, pad_id)
+        variant_row = len(lined)
         for row, example in enumerate(lined):
             scores = margins[row, : len(example.readouts)]  # [K]
-            losses.append(F.cross_entropy(scores[None], torch.tensor([example.target], device=scores.device)))
+            loss = F.cross_entropy(scores[None], torch.tensor([example.target], device=scores.device))
+            if weight > 0 and example.variants:
+                rows = margins[[row, variant_row, variant_row + 1], : len(example.readouts)]  # [3, K]
+                variant_row += len(example.variants)
+                loss = loss + weight * influence_term(rows.log_softmax(dim=-1)[:, example.target], margin)
+            losses.append(loss)
     if not rest:
         return torch.stack(losses).mean()
     batch = rest
@@ -96,3 +118,10 @@ def batch_loss(model, batch: Sequence[Encoded], pad_id: int, choice_loss: str = 
             targets = torch.tensor(example.ids[-c:], device=device)
             losses.append(F.cross_entropy(predictions, targets))
     return torch.stack(losses).mean()
+
+
+def influence_term(target_scores, margin: float):
+    """[3] target log-probabilities (as shown, removed, reordered) -> the hinge wanting removal of the
+    linked film to cost ``margin`` nats plus the absolute change when two shown films trade places."""
+    as_shown, removed, reordered = target_scores
+    return (margin - (as_shown - removed)).clamp(min=0) + (as_shown - reordered).abs()

@@ -21,6 +21,7 @@ inside histories. Tasks:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ class Example:
     choices: tuple[str, ...] = ()  # one-token answers the completion is one of ("" task: free text)
     template: str = ""
     template_version: str = ""
+    variants: tuple[Example, ...] = ()  # (removed, reordered) for the influence term (``finetune.counterfactual``)
 
 
 def task_weights(mix: dict) -> dict[str, float]:
@@ -187,6 +189,7 @@ def validation_examples(
     users: Sequence[str],
     shuffle_shown: float = 0.0,
     seed: int = 0,
+    counterfactual: float = 0.0,
 ) -> list[Example]:
     """One ranking example per user: the whole train sequence as history, the VALIDATION event
     as the target, the candidates exactly as served (``retriever``'s top-N, history masked) and
@@ -195,7 +198,9 @@ def validation_examples(
     which a sequential model has already seen). Users whose target is not retrieved are skipped.
     """
     cases = split.cases("valid", list(users))
-    return served_examples(catalog, cases, retriever, evidence, prompt, n_candidates, shuffle_shown, seed)
+    return served_examples(
+        catalog, cases, retriever, evidence, prompt, n_candidates, shuffle_shown, seed, counterfactual=counterfactual
+    )
 
 
 def held_out_cases(split: LeaveOneOutSplit, drop: int) -> list[EvalCase]:
@@ -220,11 +225,14 @@ def served_examples(
     shuffle_shown: float = 0.0,
     seed: int = 0,
     batch_size: int = 256,
+    counterfactual: float = 0.0,
 ) -> list[Example]:
     """Ranking examples whose candidates and evidence are computed exactly as served, by a
     first stage that never trained on the targets (a ``shuffle_shown`` share of them with the shown
-    titles in a random order, ``shown_order``). Cases whose target is not retrieved are skipped."""
+    titles in a random order, ``shown_order``; a ``counterfactual`` share with the two variants of
+    ``finetune.counterfactual``). Cases whose target is not retrieved are skipped."""
     order_rng = np.random.default_rng([seed, 1])
+    variant_rng = np.random.default_rng([seed, 2])  # its own stream: the other draws stay as they were
     out = []
     for start in range(0, len(cases), batch_size):
         chunk = cases[start : start + batch_size]
@@ -235,8 +243,28 @@ def served_examples(
                 continue
             extra = {"recent": evidence.recent(case.history, candidates)} if "recent" in prompt.evidence else {}
             shown = shown_order(case.history, prompt.max_history, shuffle_shown, order_rng)
-            out.append(rank_example(catalog, prompt, case.user, shown, candidates, case.target, extra))
+            example = rank_example(catalog, prompt, case.user, shown, candidates, case.target, extra)
+            if counterfactual > 0 and variant_rng.random() < counterfactual:
+                example = with_variants(example, catalog, prompt, candidates, evidence, variant_rng)
+            out.append(example)
     return out
+
+
+def with_variants(example: Example, catalog: Catalog, prompt: RankingPrompt, candidates, evidence, rng) -> Example:
+    """``example`` carrying its removed and reordered variants (``finetune.counterfactual``), each
+    rendered by the same prompt with the same candidates and its own evidence digits; unchanged
+    when the example has none."""
+    from recommender.finetune.counterfactual import counterfactual
+
+    found = counterfactual(example.history, example.target, candidates, evidence, prompt.max_history, rng)
+    if found is None:
+        return example
+    variants = tuple(
+        rank_example(catalog, prompt, example.user, history, candidates, example.target,
+                     {"recent": evidence.recent(history, candidates)} if "recent" in prompt.evidence else {})
+        for history in (found.removed, found.reordered)
+    )  # fmt: skip
+    return dataclasses.replace(example, variants=variants)
 
 
 @functools.lru_cache(maxsize=1)

@@ -131,6 +131,7 @@ def main(config: FinetuneConfig, overwrite: bool = False, resume: bool = False) 
     folder = Path(config.output_dir)
     claim_output(folder, run_identity(config, data.dataset.fingerprint()), overwrite, resume)
     counts = {task: sum(e.task == task for e in data.examples) for task in ("rank", "rating", "explain")}
+    counts["with_counterfactual"] = sum(bool(e.variants) for e in data.examples)
     log(
         f"{len(data.examples)} training examples {counts} ({config.data.examples}); "
         f"{len(data.eval_set)} + {len(data.report_set)} validation users"

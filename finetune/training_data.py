@@ -82,7 +82,10 @@ def served_side(config: FinetuneConfig, dataset, split, hybrid, prompt, kept_out
     served = CowatchEvidence.for_retriever(hybrid, split)
     train_users = [u for u in split.users if u not in kept_out]
     n_candidates, order = config.data.n_candidates, (config.data.shuffle_shown, config.train.seed)
-    examples = validation_examples(dataset.catalog, split, hybrid, served, prompt, n_candidates, train_users, *order)
+    examples = validation_examples(
+        dataset.catalog, split, hybrid, served, prompt, n_candidates, train_users, *order,
+        counterfactual=config.data.counterfactual,
+    )  # fmt: skip
     if config.data.examples == "held_out":
         examples += shadow_examples(config, dataset, split, prompt)
     examples = [examples[i] for i in np.random.default_rng(config.train.seed).permutation(len(examples))]
@@ -131,4 +134,7 @@ def shadow_examples(config: FinetuneConfig, dataset, split, prompt) -> list:
     evidence = CowatchEvidence.for_retriever(stage, shadow_split)
     cases = held_out_cases(split, config.data.held_out)
     shuffle, seed = config.data.shuffle_shown, config.train.seed + 1
-    return served_examples(dataset.catalog, cases, stage, evidence, prompt, config.data.n_candidates, shuffle, seed)
+    return served_examples(
+        dataset.catalog, cases, stage, evidence, prompt, config.data.n_candidates, shuffle, seed,
+        counterfactual=config.data.counterfactual,
+    )  # fmt: skip
