@@ -66,6 +66,7 @@ def make_parser() -> argparse.ArgumentParser:
         help="a removed shown film: 'replace' (served: the next-older film enters the prompt) or 'empty' (the "
         "prompt shows the other shown films only)",
     )  # fmt: skip
+    parser.add_argument("--skip", nargs="*", default=[], metavar="JSONL", help="rows whose users are left out")
     parser.add_argument("--out", default=None, help="one JSON line per user (resumes a killed run)")
     parser.add_argument("--md", default=None, help="also write the markdown report here")
     parser.add_argument("--from", dest="source", default=None, metavar="JSONL", help="report stored rows, no model")
@@ -288,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         pipeline = Recommender.from_pretrained(dataset, adapter=args.adapter, config=config)
         model = f"{pipeline.scorer.loaded.describe()}, prompt {pipeline.prompt.version}"
         users = [str(u) for u in sample_users(pipeline.split.eval_users, args.users, args.seed, args.split)]
+        skipped = {row["user"] for path in args.skip for row in read_rows(path)}
+        users = [u for u in users if u not in skipped]
         rows = measured_rows(
             users, lambda user: {**measure_user(pipeline, user, args.split, args.ablation), "model": model}, args.out
         )
