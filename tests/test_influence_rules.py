@@ -52,6 +52,19 @@ def test_the_served_rule_report_pairs_the_two_rules_on_the_same_users():
     assert "+25.0% [" in report and "users +3 / -1" in report and "outside a.jsonl" in report
 
 
+def test_another_adapter_is_named_as_the_candidate_and_needs_stored_rows_to_pair_with():
+    import pytest
+
+    from bench.served_rule import main
+    from bench.served_rule import render_report as served_report
+
+    rows = [{"user": "1", "now": True, "before": False, "seconds": 1.0, "candidate": "the served rule with adapter x"}]
+    report = served_report(rows, SimpleNamespace(seed=0, skip=[]), "a model")
+    assert "| candidate: the served rule with adapter x | 100.0% |" in report
+    with pytest.raises(SystemExit, match="--adapter needs --against"):
+        main(["--adapter", "runs/x"])
+
+
 def test_bench_rows_resume_from_the_stored_users_and_append_the_others(tmp_path):
     from bench.user_rows import emit, measured_rows, read_rows
 
