@@ -67,6 +67,12 @@ def make_parser() -> argparse.ArgumentParser:
         "prompt shows the other shown films only)",
     )  # fmt: skip
     parser.add_argument("--skip", nargs="*", default=[], metavar="JSONL", help="rows whose users are left out")
+    parser.add_argument(
+        "--shard",
+        default="0/1",
+        metavar="K/N",
+        help="measure every N-th user from the K-th (parallel runs, one --out each)",
+    )
     parser.add_argument("--out", default=None, help="one JSON line per user (resumes a killed run)")
     parser.add_argument("--md", default=None, help="also write the markdown report here")
     parser.add_argument("--from", dest="source", default=None, metavar="JSONL", help="report stored rows, no model")
@@ -291,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         users = [str(u) for u in sample_users(pipeline.split.eval_users, args.users, args.seed, args.split)]
         skipped = {row["user"] for path in args.skip for row in read_rows(path)}
         users = [u for u in users if u not in skipped]
+        shard, shards = (int(part) for part in args.shard.split("/"))
+        users = users[shard::shards]
         rows = measured_rows(
             users, lambda user: {**measure_user(pipeline, user, args.split, args.ablation), "model": model}, args.out
         )

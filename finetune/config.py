@@ -152,6 +152,13 @@ class TrainSettings:
     influence_margin: float = field(
         default=0.1, metadata={"help": "nats the target's log-probability should lose without that film"}
     )
+    influence_order_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "weight of the reorder change inside the influence term (0: the removal hinge alone, and the "
+            "reordered prompt is not scored)"
+        },
+    )
     checkpoint_every: int = field(default=25, metadata={"help": "steps between resumable checkpoints"})
     threads: int = field(default=2, metadata={"help": "torch CPU threads"})
     init_adapter: str | None = field(
@@ -166,8 +173,11 @@ class TrainSettings:
         _choice("train.quantize", self.quantize, ("none", "4bit"))
         _choice("train.precision", self.precision, ("auto", "fp32", "bf16"))
         _choice("train.choice_loss", self.choice_loss, ("labels", "vocab"))
-        if self.influence_weight < 0 or self.influence_margin < 0:
-            raise ConfigError("config keys 'train.influence_weight' and 'train.influence_margin' must be >= 0.")
+        if min(self.influence_weight, self.influence_margin, self.influence_order_weight) < 0:
+            raise ConfigError(
+                "config keys 'train.influence_weight', 'train.influence_margin' and 'train.influence_order_weight' "
+                "must be >= 0."
+            )
 
 
 @dataclass(frozen=True)

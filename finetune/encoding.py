@@ -59,7 +59,7 @@ def batch_loss(
     pad_id: int,
     choice_loss: str = "labels",
     answer_ids=None,
-    influence: tuple[float, float] = (0.0, 0.0),
+    influence: tuple[float, float, float] = (0.0, 0.0, 1.0),
 ):
     """Mean completion-only loss of a micro-batch.
 
@@ -67,8 +67,9 @@ def batch_loss(
     ``answer_ids`` = the "Yes"/"No" token ids), exactly what the serving scorer ranks by.
     One-token answers with ``choice_loss='labels'``: cross-entropy over the allowed answers'
     logits; otherwise token cross-entropy over the completion.
-    ``influence`` = (weight, margin): an example with counterfactual ``variants`` adds weight x
-    (``influence_term`` of the target's log-probability among the candidates in the three prompts).
+    ``influence`` = (weight, margin, order weight): an example with counterfactual ``variants`` adds
+    weight x (``influence_term`` of the target's log-probability among the candidates in its prompts;
+    order weight 0 leaves the reordered prompt out).
     """
     import torch
     import torch.nn.functional as F
@@ -81,19 +82,21 @@ def batch_loss(
     if lined:
         if answer_ids is None:
             raise ValueError("line-scored examples need answer_ids (the Yes/No token ids)")
-        weight, margin = influence
+        weight, margin, order_weight = influence
+        used = 2 if order_weight > 0 else 1  # (removed, reordered) or the removed one alone
         prompts = list(lined)
         if weight > 0:
-            prompts += [v for e in lined for v in e.variants]
+            prompts += [v for e in lined for v in e.variants[:used]]
         margins = line_scores(model, [e.ids for e in prompts], [e.readouts for e in prompts], answer_ids, pad_id)
         variant_row = len(lined)
         for row, example in enumerate(lined):
             scores = margins[row, : len(example.readouts)]  # [K]
             loss = F.cross_entropy(scores[None], torch.tensor([example.target], device=scores.device))
             if weight > 0 and example.variants:
-                rows = margins[[row, variant_row, variant_row + 1], : len(example.readouts)]  # [3, K]
-                variant_row += len(example.variants)
-                loss = loss + weight * influence_term(rows.log_softmax(dim=-1)[:, example.target], margin)
+                rows = margins[[row, *range(variant_row, variant_row + used)], : len(example.readouts)]  # [1 + used, K]
+                variant_row += used
+                target = rows.log_softmax(dim=-1)[:, example.target]
+                loss = loss + weight * influence_term(target, margin, order_weight)
             losses.append(loss)
     if not rest:
         return torch.stack(losses).mean()
@@ -120,8 +123,12 @@ def batch_loss(
     return torch.stack(losses).mean()
 
 
-def influence_term(target_scores, margin: float):
-    """[3] target log-probabilities (as shown, removed, reordered) -> the hinge wanting removal of the
-    linked film to cost ``margin`` nats plus the absolute change when two shown films trade places."""
-    as_shown, removed, reordered = target_scores
-    return (margin - (as_shown - removed)).clamp(min=0) + (as_shown - reordered).abs()
+def influence_term(target_scores, margin: float, order_weight: float = 1.0):
+    """[3] target log-probabilities (as shown, removed, reordered; [2] without the reordered one) ->
+    the hinge wanting removal of the linked film to cost ``margin`` nats plus ``order_weight`` x the
+    absolute change when two shown films trade places."""
+    as_shown, removed = target_scores[0], target_scores[1]
+    hinge = (margin - (as_shown - removed)).clamp(min=0)
+    if order_weight == 0 or len(target_scores) < 3:
+        return hinge
+    return hinge + order_weight * (as_shown - target_scores[2]).abs()

@@ -201,7 +201,7 @@ def _train_step(run: _Run, step: int) -> tuple[float, float]:
         indices = micro_batch(len(run.encoded), step, micro, run.config, rank, world)
         with accelerator.accumulate(run.model):  # gradients all-reduced on the last micro-batch only
             batch = [run.encoded[i] for i in indices]
-            influence = (train.influence_weight, train.influence_margin)
+            influence = (train.influence_weight, train.influence_margin, train.influence_order_weight)
             loss = batch_loss(run.model, batch, run.pad_id, train.choice_loss, run.answer_ids, influence)
             accelerator.backward(loss)
             run.optimizer.step()  # a real step once per grad_accum micro-batches

@@ -106,6 +106,8 @@ def test_influence_term_is_zero_only_when_removal_costs_the_margin_and_order_cos
     assert float(influence_term(torch.tensor([-1.0, -1.05, -1.0]), 0.1)) == pytest.approx(0.05)
     assert float(influence_term(torch.tensor([-1.0, -1.2, -1.3]), 0.1)) == pytest.approx(0.3)
     assert float(influence_term(torch.tensor([-1.0, -0.8, -1.0]), 0.1)) == pytest.approx(0.3)  # removal raised it
+    assert float(influence_term(torch.tensor([-1.0, -1.2, -1.3]), 0.1, order_weight=0.5)) == pytest.approx(0.15)
+    assert float(influence_term(torch.tensor([-1.0, -1.05, -1.3]), 0.1, order_weight=0.0)) == pytest.approx(0.05)
 
 
 def test_batch_loss_adds_the_weighted_term_on_examples_with_variants_only():
@@ -123,15 +125,18 @@ def test_batch_loss_adds_the_weighted_term_on_examples_with_variants_only():
     paired = encoded(0, (encoded(0), encoded(0)))
     with torch.no_grad():
         base = float(batch_loss(model, [plain, paired], 0, answer_ids=answers))
-        weighted = float(batch_loss(model, [plain, paired], 0, answer_ids=answers, influence=(2.0, 0.1)))
+        weighted = float(batch_loss(model, [plain, paired], 0, answer_ids=answers, influence=(2.0, 0.1, 1.0)))
+        hinge_only = float(batch_loss(model, [plain, paired], 0, answer_ids=answers, influence=(2.0, 0.1, 0.0)))
         alone = float(batch_loss(model, [plain], 0, answer_ids=answers))
-        alone_weighted = float(batch_loss(model, [plain], 0, answer_ids=answers, influence=(2.0, 0.1)))
+        alone_weighted = float(batch_loss(model, [plain], 0, answer_ids=answers, influence=(2.0, 0.1, 1.0)))
         scores = []
         for example in (paired, *paired.variants):
             logits = model(input_ids=torch.tensor([example.ids])).logits[0]
             margins = logits[list(example.readouts), 5] - logits[list(example.readouts), 6]
             scores.append(margins.log_softmax(-1)[0])
         term = float(influence_term(torch.stack(scores), 0.1))
+        hinge = float(influence_term(torch.stack(scores[:2]), 0.1))
     assert alone_weighted == pytest.approx(alone, abs=1e-6)
     assert weighted == pytest.approx(base + 2.0 * term / 2, abs=1e-4)  # the mean over the two examples
+    assert hinge_only == pytest.approx(base + 2.0 * hinge / 2, abs=1e-4)  # the reordered prompt left out
     assert term > 0
