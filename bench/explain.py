@@ -43,6 +43,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from bench.user_rows import shard
 from recommender.evaluation.bootstrap import paired_mean_difference
 
 EXAMPLES = 6  # explanations quoted in the report
@@ -55,6 +56,12 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gen-batch", type=int, default=16, help="explanations generated per batch")
     parser.add_argument("--max-new-tokens", type=int, default=64, help="generated tokens after the prefilled prefix")
     parser.add_argument("--seed", type=int, default=0, help="seed of the user sample and the random deletions")
+    parser.add_argument(
+        "--shard",
+        default="0/1",
+        metavar="K/N",
+        help="every N-th user from the K-th (side by side; --regate the rows joined)",
+    )
     parser.add_argument("--split", default="test", choices=("test", "valid"), help="whose history (valid: tuning)")
     parser.add_argument("--adapter", default="default", help="LoRA adapter folder, 'default' (shipped) or 'none'")
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per forward pass")
@@ -289,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     writer = pipeline.text_writer()  # the base model when a ranking adapter is merged, as served
     checker = TitleChecker(pipeline.catalog)
     split = pipeline.split
-    users = sample_users(split.eval_users, args.users, args.seed, args.split)
+    users = shard(sample_users(split.eval_users, args.users, args.seed, args.split), args.shard)
     rows: list[dict] = []
     if args.out and Path(args.out).is_file():
         rows = [json.loads(line) for line in Path(args.out).read_text().splitlines() if line.strip()]

@@ -44,7 +44,7 @@ import numpy as np
 from scipy import stats
 
 from bench.explain import sample_users, served_candidates, with_max_history
-from bench.user_rows import emit, measured_rows, read_rows
+from bench.user_rows import emit, measured_rows, read_rows, shard
 from recommender.explain import MIN_FLOOR
 
 MIN_EFFECT = MIN_FLOOR  # below this the difference is arithmetic, whatever the rule
@@ -297,8 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         users = [str(u) for u in sample_users(pipeline.split.eval_users, args.users, args.seed, args.split)]
         skipped = {row["user"] for path in args.skip for row in read_rows(path)}
         users = [u for u in users if u not in skipped]
-        shard, shards = (int(part) for part in args.shard.split("/"))
-        users = users[shard::shards]
+        users = shard(users, args.shard)
         rows = measured_rows(
             users, lambda user: {**measure_user(pipeline, user, args.split, args.ablation), "model": model}, args.out
         )

@@ -33,6 +33,18 @@ def measured_rows(users: Sequence[str], measure: Callable[[str], dict], out: str
     return rows
 
 
+def shard(users: Sequence[str], spec: str) -> list[str]:
+    """Every N-th of ``users`` from the K-th, for ``spec`` "K/N" (runs side by side, one output each;
+    their rows concatenated are the whole run's)."""
+    try:
+        k, n = (int(part) for part in spec.split("/"))
+    except ValueError:
+        raise SystemExit(f"--shard must look like K/N (for example 0/2), got {spec!r}.") from None
+    if not 0 <= k < n:
+        raise SystemExit(f"--shard K/N needs 0 <= K < N, got {spec!r}.")
+    return list(users)[k::n]
+
+
 def emit(report: str, md: str | Path | None) -> int:
     """Print ``report`` and write it to ``md`` when given; 0, the exit status."""
     print(report)

@@ -81,3 +81,17 @@ def test_bench_rows_resume_from_the_stored_users_and_append_the_others(tmp_path)
     ]
     assert read_rows(tmp_path / "none.jsonl") == [] and read_rows(None) == []
     assert emit("# report\n", tmp_path / "r.md") == 0 and (tmp_path / "r.md").read_text() == "# report\n"
+
+
+def test_shards_split_the_users_without_overlap_and_refuse_a_bad_spec():
+    import pytest
+
+    from bench.user_rows import shard
+
+    users = [str(u) for u in range(7)]
+    parts = [shard(users, f"{k}/3") for k in range(3)]
+    assert sorted(sum(parts, [])) == users and parts[0] == ["0", "3", "6"]
+    assert shard(users, "0/1") == users
+    for bad in ("3/3", "1", "a/b", "-1/2"):
+        with pytest.raises(SystemExit, match="--shard"):
+            shard(users, bad)
