@@ -45,7 +45,7 @@ from scipy import stats
 
 from bench.explain import sample_users, served_candidates, with_max_history
 from bench.user_rows import emit, measured_rows, read_rows, shard
-from recommender.explain import MIN_FLOOR
+from recommender.influence import MIN_FLOOR
 
 MIN_EFFECT = MIN_FLOOR  # below this the difference is arithmetic, whatever the rule
 NULL_DRAWS = 50
@@ -96,7 +96,7 @@ def served_config(adapter: str, dataset):
 def measure_user(pipeline, user: str, split: str, ablation: str = "replace") -> dict:
     """Per-order drop-one effects of the shown films (LLM and blend) and the blend's whole-history effects.
     ``ablation`` 'empty' scores each removal with a prompt one title shorter, so no older film enters."""
-    from recommender.explain import swapped
+    from recommender.influence import swapped
     from recommender.ranking import blend
 
     history, candidates = served_candidates(pipeline, user, split)

@@ -52,7 +52,7 @@ def ranking_ranks(pipeline, users: list[str]) -> np.ndarray:
 
 def influence_share(pipeline, users: list[str]) -> dict:
     """Users whose top pick has a measured influence, shown films that pass, and their recency."""
-    from recommender.explain import split_measured
+    from recommender.influence import split_measured
 
     found, passing, recency = [], [], []
     for user in users:

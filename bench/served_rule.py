@@ -55,7 +55,7 @@ def make_parser() -> argparse.ArgumentParser:
 def measure_user(pipeline, user: str, before: bool | None = None) -> dict:
     """Whether the candidate rule and the served one find an influence on the user's top pick;
     ``before`` given (``--adapter``): only the served table of this pipeline, as the candidate."""
-    from recommender.explain import measure_influence
+    from recommender.influence import measure_influence
 
     history, candidates = served_candidates(pipeline, user, "valid")
     started = time.perf_counter()

@@ -11,7 +11,7 @@ reads them when ``train.influence_weight`` > 0):
   enters the prompt exactly as the served drop-one ablation does; the loss wants the target's
   log-probability to fall by ``train.influence_margin``;
 - **reordered**: one neutral swap of two shown films (the evidence digits unchanged, the pairs the
-  served noise floor draws from, ``recommender.explain.swap_pairs``); the loss wants the target's
+  served noise floor draws from, ``recommender.influence.swap_pairs``); the loss wants the target's
   log-probability unchanged.
 
 The co-occurrence similarity is built from the training events of the first stage that ranks the
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recommender.explain import swap_pairs, swapped
+from recommender.influence import swap_pairs, swapped
 
 
 @dataclass(frozen=True)

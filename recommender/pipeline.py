@@ -23,8 +23,9 @@ import numpy as np
 from recommender.calibration import calibrate_catalog
 from recommender.data import Dataset
 from recommender.data.split import LeaveOneOutSplit
-from recommender.explain import Explainer, Explanation, InfluenceTable, evidence_sources, measure_influence, swap_pairs
+from recommender.explain import Explainer, Explanation, evidence_sources
 from recommender.histories import Histories, shared_genre_reasons
+from recommender.influence import InfluenceTable, measure_influence, swap_pairs
 from recommender.llm.ranking_prompts import RankingRequest, ranking_prompt, score_requests
 from recommender.llm.rating_prompt import RatingPrompt
 from recommender.pipeline_config import MAX_LLM_CANDIDATES, PipelineConfig, tuned_settings

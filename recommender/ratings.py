@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from recommender.explain import drop_one_influence
 from recommender.histories import Histories
+from recommender.influence import drop_one_influence
 from recommender.llm.rating_prompt import RatingPrompt, RatingRequest, RatingStatistics, check_ratings, rate_requests
 
 NO_SCORER = "this Recommender was built without an LLM (retrieval_only=True); load one to score."

@@ -43,6 +43,7 @@ LAYERS: list[tuple[str, ...]] = [
         "recommender.explanation_rubric",
         "recommender.explanation_titles",
         "recommender.explanation_generation",
+        "recommender.influence",
         "recommender.store",
         "recommender.histories",
     ),
