@@ -44,7 +44,7 @@ import numpy as np
 from scipy import stats
 
 from bench.explain import sample_users, served_candidates, with_max_history
-from bench.user_rows import emit, measured_rows, read_rows, shard
+from bench.user_rows import emit, measured_rows, read_rows, shard, without
 from recommender.influence import MIN_FLOOR
 
 MIN_EFFECT = MIN_FLOOR  # below this the difference is arithmetic, whatever the rule
@@ -295,9 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         pipeline = Recommender.from_pretrained(dataset, adapter=args.adapter, config=config)
         model = f"{pipeline.scorer.loaded.describe()}, prompt {pipeline.prompt.version}"
         users = [str(u) for u in sample_users(pipeline.split.eval_users, args.users, args.seed, args.split)]
-        skipped = {row["user"] for path in args.skip for row in read_rows(path)}
-        users = [u for u in users if u not in skipped]
-        users = shard(users, args.shard)
+        users = shard(without(users, args.skip), args.shard)
         rows = measured_rows(
             users, lambda user: {**measure_user(pipeline, user, args.split, args.ablation), "model": model}, args.out
         )

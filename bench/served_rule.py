@@ -35,7 +35,7 @@ import numpy as np
 
 from bench.explain import sample_users, served_candidates
 from bench.two_stage_score import TwoStageScore
-from bench.user_rows import emit, measured_rows, read_rows
+from bench.user_rows import emit, measured_rows, read_rows, without
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -118,9 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--adapter needs --against: the stored rows of the served adapter on the same users.")
     pipeline = Recommender.from_pretrained(adapter=args.adapter or "default")
     model = f"{pipeline.scorer.loaded.describe()}, prompt {pipeline.prompt.version}"
-    skipped = {row["user"] for path in args.skip for row in read_rows(path)}
-    users = [str(u) for u in sample_users(pipeline.split.eval_users, args.users, args.seed, "valid")]
-    users = [u for u in users if u not in skipped]
+    users = without(
+        [str(u) for u in sample_users(pipeline.split.eval_users, args.users, args.seed, "valid")], args.skip
+    )
     reference = {row["user"]: row["before"] for row in read_rows(args.against)} if args.adapter else {}
     if args.adapter:
         users = [u for u in users if u in reference]

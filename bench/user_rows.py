@@ -33,6 +33,12 @@ def measured_rows(users: Sequence[str], measure: Callable[[str], dict], out: str
     return rows
 
 
+def without(users: Sequence[str], paths: Sequence[str | Path]) -> list[str]:
+    """``users`` less those with rows in any of ``paths`` (a rule chosen on them is checked on others)."""
+    stored = {row["user"] for path in paths for row in read_rows(path)}
+    return [u for u in users if u not in stored]
+
+
 def shard(users: Sequence[str], spec: str) -> list[str]:
     """Every N-th of ``users`` from the K-th, for ``spec`` "K/N" (runs side by side, one output each;
     their rows concatenated are the whole run's)."""

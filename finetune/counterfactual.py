@@ -11,7 +11,7 @@ reads them when ``train.influence_weight`` > 0):
   enters the prompt exactly as the served drop-one ablation does; the loss wants the target's
   log-probability to fall by ``train.influence_margin``;
 - **reordered**: one neutral swap of two shown films (the evidence digits unchanged, the pairs the
-  served noise floor draws from, ``recommender.influence.swap_pairs``); the loss wants the target's
+  served noise floor draws from, ``recommender.influence.neutral_swaps``); the loss wants the target's
   log-probability unchanged.
 
 The co-occurrence similarity is built from the training events of the first stage that ranks the
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recommender.influence import swap_pairs, swapped
+from recommender.influence import neutral_swaps, swapped
 
 
 @dataclass(frozen=True)
@@ -60,12 +60,7 @@ def counterfactual(history, target: int, candidates: np.ndarray, evidence, shown
     position = linked_position(history, shown, target, evidence.similarity)
     if position is None:
         return None
-    digits = evidence.recent(history, candidates)
-
-    def neutral(i: int, j: int) -> bool:
-        return np.array_equal(evidence.recent(swapped(history, (i, j)), candidates), digits)
-
-    pairs = swap_pairs(len(history), shown, neutral)
+    pairs = neutral_swaps(history, shown, lambda h: {"recent": evidence.recent(h, candidates)})
     if not pairs:
         return None
     pair = pairs[int(rng.integers(len(pairs)))]

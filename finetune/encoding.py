@@ -33,7 +33,7 @@ def encode_examples(examples: Sequence, tokenizer) -> list[Encoded]:
     for example in examples:
         prompt = PROMPTS.get(example.template)
         if prompt is not None and prompt.readout == "line":
-            variants = tuple(encode_examples(getattr(example, "variants", ()), tokenizer))
+            variants = tuple(encode_examples(example.variants, tokenizer))
             prompt, readouts = line_readouts(tokenizer, example.messages, len(example.choices))
             target = example.choices.index(example.completion)
             out.append(Encoded(prompt, 0, target=target, readouts=tuple(readouts), variants=variants))

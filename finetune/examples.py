@@ -241,7 +241,7 @@ def served_examples(
             candidates = top_k(row, n_candidates, mask=case.history)
             if case.target not in set(candidates.tolist()):
                 continue
-            extra = {"recent": evidence.recent(case.history, candidates)} if "recent" in prompt.evidence else {}
+            extra = served_evidence(prompt, evidence, case.history, candidates)
             shown = shown_order(case.history, prompt.max_history, shuffle_shown, order_rng)
             example = rank_example(catalog, prompt, case.user, shown, candidates, case.target, extra)
             if counterfactual > 0 and variant_rng.random() < counterfactual:
@@ -261,10 +261,15 @@ def with_variants(example: Example, catalog: Catalog, prompt: RankingPrompt, can
         return example
     variants = tuple(
         rank_example(catalog, prompt, example.user, history, candidates, example.target,
-                     {"recent": evidence.recent(history, candidates)} if "recent" in prompt.evidence else {})
+                     served_evidence(prompt, evidence, history, candidates))
         for history in (found.removed, found.reordered)
     )  # fmt: skip
     return dataclasses.replace(example, variants=variants)
+
+
+def served_evidence(prompt: RankingPrompt, evidence, history, candidates) -> dict:
+    """The evidence arrays ``prompt`` shows for ``history`` (the served "recent" digits), none when it shows none."""
+    return {"recent": evidence.recent(history, candidates)} if "recent" in prompt.evidence else {}
 
 
 @functools.lru_cache(maxsize=1)

@@ -85,6 +85,20 @@ def swapped(history: np.ndarray, pair: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def neutral_swaps(
+    history: np.ndarray, window: int, evidence_of: Callable[[np.ndarray], dict], limit: int = NEUTRAL_SWAPS
+) -> list[tuple[int, int]]:
+    """``swap_pairs`` of ``history`` whose exchange leaves every evidence array the prompt shows
+    (``evidence_of(history)``, name -> array) as it is: the served floor's and the training variants' swaps."""
+    reference = evidence_of(history)
+
+    def neutral(i: int, j: int) -> bool:
+        changed = evidence_of(swapped(history, (i, j)))
+        return all(np.array_equal(changed[name], reference[name]) for name in reference)
+
+    return swap_pairs(len(history), window, neutral, limit)
+
+
 def measure_influence(
     score: ScoreHistories,
     history: np.ndarray,

@@ -25,7 +25,7 @@ from recommender.data import Dataset
 from recommender.data.split import LeaveOneOutSplit
 from recommender.explain import Explainer, Explanation, evidence_sources
 from recommender.histories import Histories, shared_genre_reasons
-from recommender.influence import InfluenceTable, measure_influence, swap_pairs
+from recommender.influence import InfluenceTable, measure_influence, neutral_swaps
 from recommender.llm.ranking_prompts import RankingRequest, ranking_prompt, score_requests
 from recommender.llm.rating_prompt import RatingPrompt
 from recommender.pipeline_config import MAX_LLM_CANDIDATES, PipelineConfig, tuned_settings
@@ -236,7 +236,7 @@ class Recommender:
         influence(h, c) = log P(c | history) - log P(c | history without h), the candidates fixed;
         removing h lets the next-older item into the prompt, as it would be served to a person who
         never watched h. The floor of c is the largest change of log P(c) when two shown items trade
-        places with the prompt's evidence unchanged (``explain.swap_pairs``): all variants go to
+        places with the prompt's evidence unchanged (``influence.neutral_swaps``): all variants go to
         the scorer in one batch. ``window`` is capped by ``influence_window``; ``base`` reuses
         already computed full-history scores.
         """
@@ -244,19 +244,15 @@ class Recommender:
         candidate_rows = np.asarray(candidate_rows, dtype=np.int64)
         window = self.influence_window(window)
         shown = len(history_rows) if window is None else min(window, len(history_rows))
-        reference = self.ranking_requests([history_rows], [candidate_rows])[0].evidence
 
-        def neutral(i: int, j: int) -> bool:
-            swapped = history_rows.copy()
-            swapped[[i, j]] = swapped[[j, i]]
-            evidence = self.ranking_requests([swapped], [candidate_rows])[0].evidence
-            return all(np.array_equal(evidence[name], reference[name]) for name in reference)
+        def evidence_of(history: np.ndarray) -> dict:
+            return self.ranking_requests([history], [candidate_rows])[0].evidence
 
         return measure_influence(
             lambda histories: self.llm_scores(histories, [candidate_rows] * len(histories)),
             history_rows,
             window,
-            swap_pairs(len(history_rows), shown, neutral),
+            neutral_swaps(history_rows, shown, evidence_of),
             base,
         )
 

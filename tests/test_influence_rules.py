@@ -95,3 +95,12 @@ def test_shards_split_the_users_without_overlap_and_refuse_a_bad_spec():
     for bad in ("3/3", "1", "a/b", "-1/2"):
         with pytest.raises(SystemExit, match="--shard"):
             shard(users, bad)
+
+
+def test_users_with_stored_rows_are_left_out(tmp_path):
+    from bench.user_rows import without
+
+    stored = tmp_path / "rows.jsonl"
+    stored.write_text('{"user": "2"}\n{"user": "5"}\n')
+    assert without(["1", "2", "3", "5"], [stored]) == ["1", "3"]
+    assert without(["1", "2"], []) == ["1", "2"] and without(["1"], [tmp_path / "none.jsonl"]) == ["1"]
