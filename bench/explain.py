@@ -9,15 +9,16 @@ Per user (a seeded sample of the evaluation users; history = the test split's, a
 last): the pipeline's LLM candidates (``Recommender.from_pretrained``: the shipped adapter, its prompt
 template, evidence and candidate count, unless ``--adapter`` says otherwise); the recommended item is
 the LLM's top pick among them. ``Recommender.influence_table`` gives the drop-one effects of the items
-the prompt shows and the item's noise floor (the largest change under neutral swaps): the numbers and
-the rule of the chat cards and ``recommender explain``.
+the prompt shows, in the served order and in each neutral swap's, and each item's threshold (a t-test
+over the orders, Bonferroni over the shown items): the numbers and the rule of the chat cards and
+``recommender explain``.
 
 - Rubric (``recommender.explanation_rubric``) on every shown explanation and on every raw generation:
   names a measured influence, states a supported link, false claims by kind, content words.
 - Generated vs fallback share, and why the gate refused.
-- Group influence (users with no single film above the floor): up to ``--group-tests`` link groups,
+- Group influence (users with no single film above its threshold): up to ``--group-tests`` link groups,
   each against every other set of as many shown films and the swap floor (``explain.find_group``).
-- Deletion test on the LISTED influences (those above the floor, at most 3, or the measured group): the item's
+- Deletion test on the LISTED influences (those above their thresholds, at most 3, or the measured group): the item's
   log-probability drop when they are removed together, against removing as many random shown items
   (one seeded draw per user); paired difference with a bootstrap 95% interval, and the share of users
   whose listed drop beats the random one. Users with no listed influence have no such test.
@@ -111,7 +112,7 @@ def with_max_history(pipeline, titles: int):
 
 
 def measure_user(pipeline, user: str, rng: np.random.Generator, split: str = "test", group_tests=None) -> dict:
-    """Influences, floor, group influence (when no single film passes) and the deletion test of one
+    """Influences, thresholds, group influence (when no single film passes) and the deletion test of one
     user's recommended item (no generation)."""
     from recommender.explain import find_group
 
@@ -122,7 +123,7 @@ def measure_user(pipeline, user: str, rng: np.random.Generator, split: str = "te
     column = int(np.argmax(base))
     table = pipeline.influence_table(history, candidates, None, base)
     floor = float(table.floor[column])
-    values = table.values(column, len(history))
+    values, thresholds = table.values(column, len(history)), table.thresholds(column, len(history))
     ids = [catalog.ids[r] for r in history]
     listed = [ids.index(i) for i, _ in table.influencers(column, ids)]
     influence_s, t1 = time.perf_counter() - t0, time.perf_counter()
@@ -148,7 +149,9 @@ def measure_user(pipeline, user: str, rng: np.random.Generator, split: str = "te
         "item": catalog.ids[int(candidates[column])],
         "history": history,
         "values": values,
-        "floor": floor,
+        "thresholds": [None if not np.isfinite(t) else float(t) for t in thresholds],
+        "floor": floor,  # the swap floor: the group test's bar
+        "order_effects": table.orders[:, :, column].tolist(),  # [1 + S, W] served order first
         "swaps": len(table.swaps),
         "window": len(table.positions),
         "effects": table.effect[:, column].tolist(),
@@ -186,7 +189,7 @@ def explain_staged(pipeline, writer, staged: list[dict], args, checker) -> list[
     cases = []
     for row in staged:
         items = [catalog.items[int(r)] for r in row["history"]]
-        preview = explain_item(None, catalog, items, catalog[row["item"]], row["values"], floor=row["floor"],
+        preview = explain_item(None, catalog, items, catalog[row["item"]], row["values"], threshold=row_threshold(row),
                                sources=sources, checker=checker, group=row["group"])  # fmt: skip
         cases.append((items, preview))
     asked = [i for i, (_, preview) in enumerate(cases) if preview.evidence["influences"]]
@@ -214,7 +217,7 @@ def explain_staged(pipeline, writer, staged: list[dict], args, checker) -> list[
             return written
 
         explanation = explain_item(replay if i in answers else None, catalog, items, catalog[row["item"]],
-                                   row["values"], floor=row["floor"], sources=sources, checker=checker,
+                                   row["values"], threshold=row_threshold(row), sources=sources, checker=checker,
                                    group=row["group"])  # fmt: skip
         context = RubricContext.from_evidence(explanation.evidence, items)
         raw_rubric = None
@@ -340,14 +343,15 @@ def reason_kind(reason: str) -> str:
 
 
 def render_report(args: argparse.Namespace, rows: list[dict], model: str, shown: int | None) -> str:
-    """The markdown report: the rubric, the paths, the floor, the deletion test, latency, examples."""
+    """The markdown report: the rubric, the paths, the thresholds, the deletion test, latency, examples."""
     lines = [
         f"# Explanations scored by the rubric ({len(rows)} {args.split} users, seed {args.seed})",
         "",
         f"Model {model}; CPU {os.cpu_count()} cores, {args.threads} torch thread(s). History: the {args.split} "
         "split's; candidates: the pipeline's LLM candidates; recommended item: the LLM's top pick; window: the "
-        f"{shown} history items the served prompt shows; floor: the largest |change| of the item's "
-        "log-probability under neutral swaps of two shown items (prompt evidence unchanged).",
+        f"{shown} history items the served prompt shows; each shown film is dropped in the served order and in "
+        "every neutral swap's (two shown films trade places, prompt evidence unchanged); its effect is the mean "
+        "over the orders, an influence beyond its threshold (one-sided t 5%, Bonferroni over the shown films).",
         *_rubric_lines(rows),
         *_floor_lines(rows),
         *_group_lines(rows),
@@ -356,7 +360,7 @@ def render_report(args: argparse.Namespace, rows: list[dict], model: str, shown:
         "## Latency",
         "",
         f"- median s per explanation (generation batched {args.gen_batch}): "
-        f"{statistics.median(r['latency_s'] for r in rows):.2f}, of which ablation + floor + ranking "
+        f"{statistics.median(r['latency_s'] for r in rows):.2f}, of which ablation over orders + ranking "
         f"{statistics.median(r['influence_s'] for r in rows):.2f}",
         *_group_latency(rows),
         *_example_lines(rows),
@@ -383,9 +387,9 @@ def _rubric_lines(rows: list[dict]) -> list[str]:
         "| metric | value |",
         "|---|---|",
         f"| users | {n} |",
-        f"| users with a measured influence (raised the score beyond the floor) | "
+        f"| users with a measured influence (raised the score beyond its threshold) | "
         f"{share(lambda r: bool(r['influences']) and r['influences'][0][2] > 0)} |",
-        f"| of which a group influence (no single film above the floor) | {share(lambda r: bool(r.get('group')))} |",
+        f"| of which a group influence (no single film above its threshold) | {share(lambda r: bool(r.get('group')))} |",
         f"| names a measured influence | {share(lambda r: r['rubric']['names_influence'])} |",
         f"| states a supported link | {share(lambda r: r['rubric']['supported_link'])} |",
         f"| both | {share(lambda r: r['rubric']['names_influence'] and r['rubric']['supported_link'])} |",
@@ -407,23 +411,44 @@ def _rubric_lines(rows: list[dict]) -> list[str]:
     ]
 
 
+def row_threshold(row: dict) -> np.ndarray | float:
+    """[H] each history item's threshold (NaN: not ablated or not measurable); rows of the bench before
+    the order-measured rule carry one swap floor for all."""
+    if "thresholds" not in row:
+        return row["floor"]
+    return np.array([np.nan if t is None else t for t in row["thresholds"]], dtype=np.float64)
+
+
+def _bar(row: dict) -> str:
+    if "thresholds" not in row:
+        return f"floor {row['floor']:.4f}"
+    shown = [t for t in row["thresholds"] if t is not None]
+    return f"thresholds {min(shown):.4f}-{max(shown):.4f}" if shown else "no threshold"
+
+
 def _floor_lines(rows: list[dict]) -> list[str]:
-    effects = np.array([abs(e) for r in rows for e in r["effects"]])
-    floors = np.array([r["floor"] for r in rows])
-    above = sum(abs(e) > r["floor"] for r in rows for e in r["effects"])
+    """How big the effects are against what they are compared with."""
+    pairs = []
+    for r in rows:
+        bar = np.broadcast_to(row_threshold(r), (len(r["values"]),))
+        pairs += [(abs(v), b) for v, b in zip(r["values"], bar) if v is not None and np.isfinite(v)]
+    effects, bars = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    finite = bars[np.isfinite(bars)]
+    above = int(np.sum(effects > bars))
     return [
         "",
-        "## Influence and the noise floor",
+        "## Influence and its threshold",
         "",
-        f"- floor per user: median {np.median(floors):.4f}, 90th percentile {np.percentile(floors, 90):.4f} "
-        f"(neutral swaps per user: median {statistics.median(r['swaps'] for r in rows)})",
-        f"- |drop-one effect|: median {np.median(effects):.4f}; {above} of {len(effects)} effects "
-        f"({above / len(effects):.1%}) exceed their floor",
+        f"- threshold per shown film: median {np.median(finite):.4f}, 90th percentile {np.percentile(finite, 90):.4f} "
+        f"(neutral swaps per user: median {statistics.median(r['swaps'] for r in rows)}; orders = swaps + 1)"
+        if len(finite) else "- no threshold could be measured",
+        f"- |drop-one effect| (mean over orders): median {np.median(effects):.4f}; {above} of {len(effects)} "
+        f"effects ({above / max(1, len(effects)):.1%}) exceed their threshold",
     ]
 
 
 def _group_lines(rows: list[dict]) -> list[str]:
-    """How often a group was tested (no single film above the floor, a link group to test) and passed."""
+    """How often a group was tested (no single film above its threshold, a link group to test) and passed."""
     tested = [r["group_test"] for r in rows if r.get("group_test")]
     if not tested:
         return []
@@ -432,7 +457,7 @@ def _group_lines(rows: list[dict]) -> list[str]:
     nulls = statistics.median(len(g["null"]) for g in tested)
     return [
         "",
-        "## Group influences (users with no single film above the floor)",
+        "## Group influences (users with no single film above its threshold)",
         "",
         f"- groups tested: {len(tested)} (median {nulls} null sets each: every other set of as many shown films); "
         f"measured (drop above every null set's drop and the swap floor): {len(passed)} ({_counts(kinds)})",
@@ -481,7 +506,7 @@ def _example_lines(rows: list[dict]) -> list[str]:
     for path in ("generated", "fallback"):
         for r in picks[path] + [r for r in grouped if r["path"] == path]:
             influences = ", ".join(f"{title} {value:+.3f}" for _, title, value in r["influences"]) or "none"
-            lines.append(f"- user {r['user']}, item {r['item']} ({path}; floor {r['floor']:.4f}; measured: "
+            lines.append(f"- user {r['user']}, item {r['item']} ({path}; {_bar(r)}; measured: "
                          f"{influences}): {r['text']}")  # fmt: skip
             if path == "fallback" and r["raw"]:
                 lines.append(f"  - refused generation ({r['reason']}): {r['raw']}")

@@ -112,7 +112,7 @@ def measure_user(pipeline, user: str, split: str, ablation: str = "replace") -> 
     scored = np.zeros((0, len(base)))
     if variants:
         scored = np.asarray(dropper.llm_scores(variants, [candidates] * len(variants)))
-    served_effect = base - scored[: len(served_drops)] if served_drops else table.effect
+    served_effect = base - scored[: len(served_drops)] if served_drops else table.orders[0]  # the served order alone
     scored = scored[len(served_drops) :]
     # LLM scores [K] of every variant, in one list: served, its drops, the swapped orders and their drops
     llm = [base, *(base - served_effect), *(base - table.swaps), *scored]

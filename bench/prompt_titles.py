@@ -60,7 +60,8 @@ def influence_share(pipeline, users: list[str]) -> dict:
         base = pipeline.llm_scores([history], [candidates])[0]
         column = int(np.argmax(base))
         table = pipeline.influence_table(history, candidates, None, base)
-        raised, _, _ = split_measured(table.values(column, len(history)), float(table.floor[column]))
+        n = len(history)
+        raised, _, _ = split_measured(table.values(column, n), table.thresholds(column, n))
         found.append(bool(raised))
         passing.append(len(raised) / len(table.positions) if len(table.positions) else 0.0)
         recency.extend(len(history) - position for position, _ in raised)

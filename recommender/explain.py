@@ -1,10 +1,10 @@
-"""Why this item? Drop-one influence of history items on the served LLM score, measured against a
-noise floor, and a sentence that says why in words that are true.
+"""Why this item? Drop-one influence of history items on the served LLM score, measured against
+the noise of the order they were watched in, and a sentence that says why in words that are true.
 
     table = measure_influence(score, history_rows, window=5, swaps=[(3, 4), (1, 2)])  # one batched call
-    table.effect, table.floor, table.influencers(column, ids)     # [W, K], [K], measured only
+    table.effect, table.threshold, table.influencers(column, ids)  # [W, K], [W, K], measured only
     explanation = explain_item(writer, catalog, history, item, table.values(column, len(history)),
-                               floor=table.floor[column], sources=sources)
+                               threshold=table.thresholds(column, len(history)), sources=sources)
     explanation.text, explanation.path, explanation.rubric
 
 The score of a candidate is its log-probability among the candidates of the SERVED ranking prompt
@@ -13,16 +13,18 @@ without h the next-older item enters the prompt, as it would for a person who ne
 Only what the prompt shows is ablated (``Recommender.influence_window``: an item the prompt does not
 show has an effect of exactly zero, so ablating it measures nothing).
 
-The noise floor of a candidate is the largest change of its score under neutral swaps: two shown
-history items trade places (an order the person could as well have watched in), with the prompt's
-evidence unchanged. An item is an influence only when its effect exceeds that floor (and 1e-3
-nats, below which the difference is arithmetic); the others have "no measurable effect" and are
-never ranked or named. Cards, ``Recommender.explain`` and ``recommender explain`` all use
-``InfluenceTable``, so they share this one definition.
+Neutral swaps give other orders of the same history: two shown items trade places (an order the
+person could as well have watched in), with the prompt's evidence unchanged. Each shown item is
+dropped in the served order and in each swapped one; its effect is the mean over the orders, and it
+is an influence only when that mean exceeds its threshold (a one-sided t-test over the orders at 5%,
+Bonferroni over the shown items, at least 1e-3 nats: ``influence.InfluenceTable.threshold``); the
+others have "no measurable effect" and are never ranked or named. Cards, ``Recommender.explain`` and
+``recommender explain`` all use ``InfluenceTable``, so they share this one definition.
 
 When no single shown film passes, ``find_group`` tests up to ``GROUP_TESTS`` groups of 2-3 shown films
 that share a link with the item (a genre, the decade, a graph relation; ``link_groups``' fixed order):
-removing the group must lower the score by more than the swap floor AND by more than removing any
+removing the group must lower the score by more than the swap floor (the largest change a neutral
+swap makes) AND by more than removing any
 other set of as many shown films (a permutation test, p <= 1/10 each with 5 shown films). A measured
 group is one row of the table ("A and B, together", its own floor) and the sentence names all its
 members; its members alone stay "no measurable effect".
@@ -93,12 +95,13 @@ def find_group(
     base: float,
     tests: int = GROUP_TESTS,
 ) -> GroupInfluence | None:
-    """The group of ``item`` tested when no single shown film raised its score beyond the floor
+    """The group of ``item`` tested when no single shown film raised its score beyond its threshold
     (``group_influence`` on ``link_groups``; an influence only when ``measured``); None when one did
     or no group could be tested. ``score`` gives
     the item's score for each history (the served prompt); ``table`` is its ``InfluenceTable``."""
     floor = float(table.floor[column])
-    raised, _, _ = split_measured(table.values(column, len(history_rows)), floor)
+    n = len(history_rows)
+    raised, _, _ = split_measured(table.values(column, n), table.thresholds(column, n))
     if raised or not np.isfinite(floor):
         return None
     history = [sources.catalog.items[int(r)] for r in history_rows]
@@ -115,13 +118,13 @@ class Explanation:
 
     text: str
     path: str  # "generated" or "fallback"
-    influences: list[tuple[str, str, float]]  # (id, title, effect) beyond the floor: raised first, then lowered
+    influences: list[tuple[str, str, float]]  # (id, title, effect) beyond its threshold: raised, then lowered
     evidence: dict[str, Any]
     raw_generation: str | None  # what the model wrote (None when it raised or was not asked)
     reason: str = ""  # why the fallback was taken; empty on the generated path
     invented: tuple[tuple[str, str], ...] = field(default=())  # invented titles found in raw_generation
-    no_effect: list[tuple[str, str, float]] = field(default_factory=list)  # within the floor, most recent first
-    floor: float | None = None  # the noise floor the effects were compared with
+    no_effect: list[tuple[str, str, float]] = field(default_factory=list)  # within it, most recent first
+    thresholds: dict[str, float] = field(default_factory=dict)  # id -> what its effect was compared with
     rubric: dict[str, Any] = field(default_factory=dict)  # ``RubricScore.to_dict()`` of ``text``
     group: dict[str, Any] | None = None  # a measured group influence (``GroupInfluence.to_dict()``, ids, titles)
 
@@ -190,7 +193,7 @@ def explain_item(
     item: Item,
     values: np.ndarray,
     *,
-    floor: float = MIN_FLOOR,
+    threshold: float | np.ndarray = MIN_FLOOR,
     sources: EvidenceSources | None = None,
     decoding: Decoding = Decoding(),
     checker: TitleChecker | None = None,
@@ -198,7 +201,7 @@ def explain_item(
 ) -> Explanation:
     """Evidence from the measured influences, a generated sentence checked by the rubric, or the
     sentence built from the evidence. Without a single influence, a measured ``group`` is named
-    whole; in ``influences`` it is one row, ids joined by "+", with its own floor in the title.
+    whole; in ``influences`` it is one row, ids joined by "+", with its own threshold in the title.
 
     Args:
         generator: an ``LLMScorer`` (prefilled, ``decoding``), an object with ``generate(messages,
@@ -208,7 +211,8 @@ def explain_item(
         item: the recommended item.
         values: [H] effect of each history item on the item's score (NaN: not ablated), as
             ``Recommender.explain`` measures them on the served prompt.
-        floor: the item's noise floor (``InfluenceTable.floor``); effects within it are no influence.
+        threshold: what an effect must exceed to be an influence: one for all, or [H] per history item
+            (``InfluenceTable.thresholds``; NaN or inf: not measurable).
         sources: catalogue, co-watching counts and knowledge graph for the links.
         decoding: generation length and repetition controls.
         checker: a ``TitleChecker`` to reuse across calls.
@@ -219,25 +223,27 @@ def explain_item(
     if len(values) != len(history):
         raise ValueError(f"{len(values)} influence values for {len(history)} history items")
     checker = checker or TitleChecker(catalog)
-    raised, lowered, quiet = split_measured(values, floor)
+    bar = np.broadcast_to(np.asarray(threshold, dtype=np.float64), values.shape)
+    raised, lowered, quiet = split_measured(values, bar)
     together = group.to_dict() if group is not None and group.measured and not raised else None
     named = [(p, float(values[p])) for p in group.positions] if together else raised
     evidence = build_evidence(
-        sources or EvidenceSources(catalog), history, item, named, quiet, floor, lowered, together
+        sources or EvidenceSources(catalog), history, item, named, quiet, bar, lowered, together
     )
     evidence["score_kind"] = "logprob"
     context = RubricContext.from_evidence(evidence, history)
     rows = [(history[p].id, readable_title(history[p]), v) for p, v in raised + lowered]
     if together:
         titles = " and ".join(evidence["group"]["titles"])
-        rows.insert(0, ("+".join(evidence["group"]["ids"]), f"{titles}, together (group floor "
+        rows.insert(0, ("+".join(evidence["group"]["ids"]), f"{titles}, together (group threshold "
                         f"{group.threshold:.4f})", group.effect))  # fmt: skip
     quiet_rows = [(history[p].id, readable_title(history[p]), v) for p, v in quiet]
+    thresholds = {history[p].id: float(bar[p]) for p, _ in raised + lowered + quiet if np.isfinite(bar[p])}
     fallback = because_sentence(evidence)
     fallback_score = score_explanation(fallback, context, checker.check(fallback, context.allowed_ids)).to_dict()
 
     def explained(text: str, path: str, raw: str | None, reason: str = "", invented=(), rubric=None) -> Explanation:
-        return Explanation(text, path, rows, evidence, raw, reason, tuple(invented), quiet_rows, floor,
+        return Explanation(text, path, rows, evidence, raw, reason, tuple(invented), quiet_rows, thresholds,
                            rubric or fallback_score, evidence["group"])  # fmt: skip
 
     if not named:  # a generated sentence could name no influence and state no link: say so plainly
@@ -269,7 +275,7 @@ class Explainer:
     """Explains items of one ``Recommender`` on the prompt it serves, in sentences ``writer`` writes.
 
     The prompt's candidates are the retriever's top-N for the history, with the item kept at its
-    retrieval position (or in the last slot when it was not retrieved); the effects and the floor are
+    retrieval position (or in the last slot when it was not retrieved); the effects and thresholds are
     ``Recommender.influence_table``'s, the same numbers and rule as the chat cards.
 
     Args:
@@ -286,7 +292,7 @@ class Explainer:
     def explain(
         self, history: Sequence[str | int], item: str | int, window: int | None = None, **options
     ) -> Explanation:
-        """The drop-one effect of each shown history item on ``item``'s LLM score, its noise floor, the
+        """The drop-one effect of each shown history item on ``item``'s LLM score, its threshold, the
         evidence and a checked sentence. ``window`` defaults to what the prompt shows; ``options`` go to
         ``explain_item`` (``decoding``, ``sources``, ``checker``)."""
         rec = self.recommender
@@ -297,15 +303,15 @@ class Explainer:
         target_item = rec.catalog[target[0]]
         rows = self.candidates(history_ids, target_item)
         column = int(np.flatnonzero(rows == rec.catalog.index[target_item.id])[0])
-        values = np.full(len(history_ids), np.nan)
-        base_score, floor, swaps, group = None, float("inf"), 0, None
+        values = threshold = np.full(len(history_ids), np.nan)
+        base_score, swaps, group = None, 0, None
         options.setdefault("sources", rec.evidence_sources)
         if history_ids:
             history_rows = rec.histories.rows(history_ids)
             base = rec.llm_scores([history_rows], [rows])[0]
             table = rec.influence_table(history_rows, rows, window, base)
-            values = table.values(column, len(history_ids))
-            base_score, floor, swaps = float(base[column]), float(table.floor[column]), len(table.swaps)
+            values, threshold = table.values(column, len(history_ids)), table.thresholds(column, len(history_ids))
+            base_score, swaps = float(base[column]), len(table.swaps)
 
             def score(histories: list[np.ndarray]) -> list[float]:
                 return [float(s[column]) for s in rec.llm_scores(histories, [rows] * len(histories))]
@@ -313,7 +319,7 @@ class Explainer:
             group = find_group(score, options["sources"], history_rows, target_item, table, column, base_score)
         history_items = rec.histories.items(history_ids)
         explanation = explain_item(
-            self.writer, rec.catalog, history_items, target_item, values, floor=floor, group=group, **options
+            self.writer, rec.catalog, history_items, target_item, values, threshold=threshold, group=group, **options
         )
         explanation.evidence.update(
             {"base_score": base_score, "window": rec.influence_window(window), "neutral_swaps": swaps,

@@ -1,7 +1,7 @@
 """What an explanation may say, and the sentence that says it. Pure: numpy and the catalogue.
 
     sources = EvidenceSources(catalog, cowatch=CowatchCounts.from_split(split), knowledge=None)
-    evidence = build_evidence(sources, history, item, influences=[(3, 0.041)], no_effect=[(4, 0.002)], floor=0.012)
+    evidence = build_evidence(sources, history, item, influences=[(3, 0.041)], no_effect=[(4, 0.002)], threshold=0.012)
     because_sentence(evidence)
     # "Because you watched Fargo (1996), you may like Pulp Fiction (1994): both are crime films from
     #  the 1990s, and 120 of the 280 people who watched Fargo (1996) also watched it."
@@ -301,7 +301,7 @@ def build_evidence(
     item: Item,
     influences: Sequence[tuple[int, float]],
     no_effect: Sequence[tuple[int, float]] = (),
-    floor: float | None = None,
+    threshold: float | np.ndarray | None = None,
     lowered: Sequence[tuple[int, float]] = (),
     group: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -313,27 +313,32 @@ def build_evidence(
         item: the recommended item.
         influences: (history position, effect) of the measured influences that RAISED the item's
             score, strongest first (``explain.split_measured``); at most ``MAX_INFLUENCES`` are kept.
-        no_effect: (position, effect) of measured items within the noise floor.
-        floor: the noise floor the effects were compared with.
-        lowered: (position, effect) of measured items that lowered the score beyond the floor.
+        no_effect: (position, effect) of measured items within their threshold.
+        threshold: what each effect was compared with: one for all or [H] per history position.
+        lowered: (position, effect) of measured items that lowered the score beyond their threshold.
         group: a measured group influence (``explain.GroupInfluence.to_dict()``); then ``influences``
             are its members with their own (unmeasurable) effects, named together or not at all.
     """
+    bar = np.broadcast_to(np.asarray(np.nan if threshold is None else threshold, dtype=np.float64), (len(history),))
+
+    def measured(position: int, value: float) -> dict[str, Any]:
+        limit = float(bar[position])
+        return {"influence": float(value), "threshold": limit if np.isfinite(limit) else None}
+
     entries = []
     for position, value in list(influences)[:MAX_INFLUENCES]:
         past = history[position]
         links = [link for find in LINK_FINDERS for link in find(sources, past, item)]
-        entries.append({**_film(past), "influence": float(value), "links": links} | ({"group": True} if group else {}))
+        entries.append({**_film(past), **measured(position, value), "links": links} | ({"group": True} if group else {}))
     if group is not None:
         group = {**group, "ids": [e["id"] for e in entries], "titles": [e["title"] for e in entries]}
     return {
         "item": _film(item),
-        "floor": None if floor is None else float(floor),
         "influences": entries,
         "group": group,
-        "lowered": [{**_film(history[p]), "influence": float(v)} for p, v in lowered],
+        "lowered": [{**_film(history[p]), **measured(p, v)} for p, v in lowered],
         "no_effect": [
-            {"id": history[p].id, "title": history[p].display_title(), "influence": float(v)} for p, v in no_effect
+            {"id": history[p].id, "title": history[p].display_title(), **measured(p, v)} for p, v in no_effect
         ],  # fmt: skip
         "lines": evidence_lines(entries, item),
     }

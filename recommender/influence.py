@@ -1,14 +1,19 @@
 """Drop-one influence of history items on a score, and the noise floor it is measured against.
 
     table = measure_influence(score, history_rows, window=5, swaps=[(3, 4), (1, 2)])  # one batched call
-    table.effect, table.floor, table.influencers(column, ids)     # [W, K], [K], measured only
+    table.effect, table.threshold, table.influencers(column, ids)  # [W, K], [W, K], measured only
 
 ``score`` maps histories to the [K] scores of one fixed candidate list (the served ranking prompt,
 or a rating). ``influence(h) = score(H) - score(H without h)``: without h the next-older item enters
-the prompt. The floor of a candidate is the largest change of its score under neutral swaps (two
-shown items trade places, the prompt's evidence unchanged); an item is an influence only above it
-(and ``MIN_FLOOR``). Pure numpy: ``recommender.explain`` builds the sentences on top, the pipeline
-supplies the score.
+the prompt. Neutral swaps (two shown items trade places, the prompt's evidence unchanged) give the
+same history in other orders; each item is dropped in the served order and in every swapped one,
+and its effect is the mean over those orders. It is an influence only when that mean exceeds its
+threshold: a one-sided t-test over the orders at 5%, Bonferroni-corrected over the ablated items
+(and at least ``MIN_FLOOR``). Chosen on validation users (bench/results/influence-rules*.md): the
+per-order spread is what a single order hides, so one order against the largest swap change (the
+``floor``, kept for the group test) passed 7% of pure-noise films with the counterfactual adapter,
+this rule under 1%. Pure numpy and scipy: ``recommender.explain`` builds the sentences on top, the
+pipeline supplies the score.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
 
 NEUTRAL_SWAPS = 4  # neutral swaps measured per request (the noise floor)
 MIN_FLOOR = 1e-3  # nats: float32 forward passes of two prompts differ by ~1e-6, never by this much
 CARD_INFLUENCERS = 3  # influencers shown on a recommendation card
+FALSE_PASS = 0.05  # one-sided level of the t-test over orders, shared by the ablated items (Bonferroni)
 
 ScoreHistories = Callable[[list[np.ndarray]], list[np.ndarray]]
 
@@ -39,30 +46,55 @@ def drop_one_influence(
 
 @dataclass(frozen=True)
 class InfluenceTable:
-    """Drop-one effects on K candidates and the noise floor they are compared with."""
+    """Drop-one effects on K candidates, measured in the served order and in each neutral swap's."""
 
-    positions: np.ndarray  # [W] ablated positions in the history
-    effect: np.ndarray  # [W, K] score(H) - score(H without h)
+    positions: np.ndarray  # [W] ablated positions in the history (served order)
+    orders: np.ndarray  # [1 + S, W, K] score(order) - score(order without h): served order first
     swaps: np.ndarray  # [S, K] score(H) - score(H with two shown items swapped)
     pairs: tuple[tuple[int, int], ...] = ()  # [S] the swapped positions
 
     @property
+    def effect(self) -> np.ndarray:
+        """[W, K] the drop-one effect averaged over the orders."""
+        return self.orders.mean(axis=0)
+
+    @property
+    def threshold(self) -> np.ndarray:
+        """[W, K] what an effect must exceed to be an influence: the one-sided t critical value at
+        ``FALSE_PASS`` / W times the standard error over the orders (at least ``MIN_FLOOR``); inf
+        without a swap (one order, no spread to measure)."""
+        m, w, k = self.orders.shape
+        if m < 2 or w == 0:
+            return np.full((w, k), np.inf)
+        error = self.orders.std(axis=0, ddof=1) / np.sqrt(m)
+        return np.maximum(stats.t.ppf(1 - FALSE_PASS / w, m - 1) * error, MIN_FLOOR)
+
+    @property
     def floor(self) -> np.ndarray:
-        """[K] the largest |change| under the neutral swaps (at least ``MIN_FLOOR``); inf without swaps."""
+        """[K] the largest |change| under the neutral swaps (at least ``MIN_FLOOR``); inf without swaps.
+        The group test's bar (``explanation_evidence.group_influence``)."""
         if len(self.swaps) == 0:
-            return np.full(self.effect.shape[1], np.inf)
+            return np.full(self.orders.shape[2], np.inf)
         return np.maximum(np.abs(self.swaps).max(axis=0), MIN_FLOOR)
 
     def values(self, column: int, n_history: int) -> np.ndarray:
         """[H] effect of each history item on candidate ``column``; NaN where not ablated."""
-        values = np.full(n_history, np.nan)
-        values[self.positions] = self.effect[:, column]
-        return values
+        return self._by_position(self.effect[:, column], n_history)
+
+    def thresholds(self, column: int, n_history: int) -> np.ndarray:
+        """[H] each history item's threshold for candidate ``column``; NaN where not ablated."""
+        return self._by_position(self.threshold[:, column], n_history)
+
+    def _by_position(self, column_values: np.ndarray, n_history: int) -> np.ndarray:
+        out = np.full(n_history, np.nan)
+        out[self.positions] = column_values
+        return out
 
     def influencers(self, column: int, ids: Sequence[str], k: int = CARD_INFLUENCERS) -> tuple[tuple[str, float], ...]:
-        """Up to ``k`` (history id, effect) that raised candidate ``column`` beyond its floor, strongest
-        first; ``ids`` are the whole history's ids."""
-        raised, _, _ = split_measured(self.values(column, len(ids)), float(self.floor[column]))
+        """Up to ``k`` (history id, effect) that raised candidate ``column`` beyond their thresholds,
+        strongest first; ``ids`` are the whole history's ids."""
+        n = len(ids)
+        raised, _, _ = split_measured(self.values(column, n), self.thresholds(column, n))
         return tuple((ids[p], value) for p, value in raised[:k])
 
 
@@ -83,6 +115,12 @@ def swapped(history: np.ndarray, pair: tuple[int, int]) -> np.ndarray:
     out = np.array(history, copy=True)
     out[list(pair)] = out[list(pair[::-1])]
     return out
+
+
+def moved(pair: tuple[int, int], position: int) -> int:
+    """Where the item at ``position`` sits after the items at ``pair`` trade places."""
+    i, j = pair
+    return j if position == i else i if position == j else position
 
 
 def neutral_swaps(
@@ -106,13 +144,14 @@ def measure_influence(
     swaps: Sequence[tuple[int, int]] = (),
     base: np.ndarray | None = None,
 ) -> InfluenceTable:
-    """Drop-one ablation of the last ``window`` items and the neutral ``swaps``, in one ``score`` call.
+    """Drop-one ablation of the last ``window`` items in the served order and in each order the
+    neutral ``swaps`` give, in one ``score`` call (1 + W + S + S*W histories).
 
     Args:
         score: histories -> per history, [K] scores of one fixed candidate list (the served prompt).
         history: [H] catalogue rows, oldest first.
         window: items ablated, the most recent ones (None: all).
-        swaps: position pairs whose exchange leaves the prompt's meaning unchanged (the floor).
+        swaps: position pairs whose exchange leaves the prompt's meaning unchanged.
         base: [K] scores of the whole history when already computed (saves one prompt).
     """
     history = np.asarray(history, dtype=np.int64)
@@ -120,27 +159,37 @@ def measure_influence(
         raise ValueError(f"window must be >= 0 or None, got {window}")
     start = 0 if window is None else max(0, len(history) - window)
     positions = np.arange(start, len(history), dtype=np.int64)
-    variants = [np.delete(history, p) for p in positions] + [swapped(history, pair) for pair in swaps]
+    orders = [swapped(history, pair) for pair in swaps]
+    # an item leaves each order from wherever the swap put it; the next-older one enters, as served
+    drops = [np.delete(history, p) for p in positions] + [
+        np.delete(order, moved(pair, p)) for order, pair in zip(orders, swaps) for p in positions
+    ]
+    variants = [*orders, *drops]
     if base is None:
         scored = score([history, *variants])
         base, scored = scored[0], scored[1:]
     else:
         scored = score(variants) if variants else []
     base = np.asarray(base, dtype=np.float64)
-    changes = base[None, :] - np.array(scored, dtype=np.float64).reshape(len(variants), len(base))  # [W + S, K]
+    scored = np.array(scored, dtype=np.float64).reshape(len(variants), len(base))
+    totals = np.concatenate([base[None, :], scored[: len(orders)]])  # [1 + S, K] each order's own score
+    dropped = scored[len(orders) :].reshape(len(totals), len(positions), len(base))  # [1 + S, W, K]
     pairs = tuple((int(i), int(j)) for i, j in swaps)
-    return InfluenceTable(positions, changes[: len(positions)], changes[len(positions) :], pairs)
+    return InfluenceTable(positions, totals[:, None, :] - dropped, base[None, :] - totals[1:], pairs)
 
 
 def split_measured(
-    values: np.ndarray, floor: float
+    values: np.ndarray, threshold: float | np.ndarray
 ) -> tuple[list[tuple[int, float]], list[tuple[int, float]], list[tuple[int, float]]]:
-    """(position, effect) lists: raised the score beyond ``floor`` (strongest first), lowered it beyond
-    ``floor`` (strongest first), and no measurable effect (most recent first, never ranked)."""
+    """(position, effect) lists: raised the score beyond its ``threshold`` (one for all, or [H] per
+    item, NaN: none measured; strongest first), lowered it beyond it (strongest first), and no measurable effect (most
+    recent first, never ranked)."""
     values = np.asarray(values, dtype=np.float64)
+    bar = np.broadcast_to(np.asarray(threshold, dtype=np.float64), values.shape)
+    bar = np.where(np.isnan(bar), np.inf, bar)  # no threshold measured: nothing passes it
     measured = [int(i) for i in np.flatnonzero(np.isfinite(values))]
-    raised = sorted((i for i in measured if values[i] > floor), key=lambda i: (-values[i], -i))
-    lowered = sorted((i for i in measured if values[i] < -floor), key=lambda i: (values[i], -i))
-    quiet = sorted((i for i in measured if abs(values[i]) <= floor), reverse=True)
+    raised = sorted((i for i in measured if values[i] > bar[i]), key=lambda i: (-values[i], -i))
+    lowered = sorted((i for i in measured if values[i] < -bar[i]), key=lambda i: (values[i], -i))
+    quiet = sorted((i for i in measured if abs(values[i]) <= bar[i]), reverse=True)
     return ([(i, float(values[i])) for i in raised], [(i, float(values[i])) for i in lowered],
             [(i, float(values[i])) for i in quiet])  # fmt: skip

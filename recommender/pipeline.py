@@ -230,13 +230,14 @@ class Recommender:
         window: int | None = None,
         base: np.ndarray | None = None,
     ) -> InfluenceTable:
-        """Drop-one influence of the shown history items on every candidate's LLM score, and the noise
-        floor, measured on the served prompt (this pipeline's ranking prompt, evidence and adapter).
+        """Drop-one influence of the shown history items on every candidate's LLM score and its threshold,
+        measured on the served prompt (this pipeline's ranking prompt, evidence and adapter).
 
         influence(h, c) = log P(c | history) - log P(c | history without h), the candidates fixed;
         removing h lets the next-older item into the prompt, as it would be served to a person who
-        never watched h. The floor of c is the largest change of log P(c) when two shown items trade
-        places with the prompt's evidence unchanged (``influence.neutral_swaps``): all variants go to
+        never watched h. Each h is dropped in the served order and in each order where two shown items
+        trade places with the prompt's evidence unchanged (``influence.neutral_swaps``); the mean over
+        the orders is compared with a t-test threshold (``InfluenceTable.threshold``): all variants go to
         the scorer in one batch. ``window`` is capped by ``influence_window``; ``base`` reuses
         already computed full-history scores.
         """
@@ -259,7 +260,7 @@ class Recommender:
     def _card_influences(
         self, history_ids: list[str], candidate_rows: np.ndarray, llm: np.ndarray, window: int
     ) -> dict[int, tuple[tuple[str, float], ...]]:
-        """Candidate position -> its measured influencers (history id, effect above the floor), strongest first."""
+        """Candidate position -> its measured influencers (history id, effect above its threshold), strongest first."""
         reranked = np.flatnonzero(~np.isnan(llm))
         if window <= 0 or self.scorer is None or not history_ids or len(reranked) < 2:
             return {}
@@ -275,7 +276,7 @@ class Recommender:
         query: str | None = None,
         filters: Filters | None = None,
     ) -> dict[str, tuple[tuple[str, float], ...]]:
-        """Item id -> measured influencers (history id, effect above the noise floor), strongest first,
+        """Item id -> measured influencers (history id, effect above its threshold), strongest first,
         for items of the list ``recommend`` gives with the same arguments (the same LLM-reranked
         candidates, so the values equal what ``recommend(influence_window=window)`` puts on its cards).
         Items outside the reranked block get nothing; ``window`` is capped by ``influence_window``."""
@@ -462,7 +463,7 @@ class Recommender:
     def explain(
         self, history: Sequence[str | int], item: str | int, window: int | None = None, *, writer: Any = None, **options
     ) -> Explanation:
-        """Why ``item`` fits ``history``: drop-one influences on the served prompt, their noise floor, the
+        """Why ``item`` fits ``history``: drop-one influences on the served prompt, their thresholds, the
         evidence and a sentence checked by the rubric (``explain.Explainer``, which says more).
 
         Args:

@@ -78,15 +78,20 @@ def resolve_adapter(adapter: str | Path | None, dataset: Dataset, model: str | P
     return Path(adapter)
 
 
+# The served adapter: the ranking recipe's adapter (``adapters/ml100k-smollm2``) re-tuned with the influence
+# term (``ml100k_seq_wide_counterfactual_cpu.yaml``), chosen for explanations on validation users.
+SHIPPED_ADAPTER = "ml100k-smollm2-counterfactual"
+
+
 def shipped_adapter() -> Path | None:
-    """The LoRA adapter trained on ml-100k that ships with the package, if present."""
+    """The LoRA adapter trained on ml-100k that ships with the package (``SHIPPED_ADAPTER``), if present."""
     import importlib.util
 
     # find_spec locates the package without importing it: serving never imports training code.
     spec = importlib.util.find_spec("recommender.finetune")
     if spec is None or not spec.submodule_search_locations:
         return None
-    folder = Path(list(spec.submodule_search_locations)[0]) / "adapters" / "ml100k-smollm2"
+    folder = Path(list(spec.submodule_search_locations)[0]) / "adapters" / SHIPPED_ADAPTER
     return folder if (folder / "adapter_config.json").is_file() else None
 
 

@@ -1,4 +1,4 @@
-"""Influence by drop-one ablation against a noise floor, the title checker, generation and the
+"""Influence by drop-one ablation over orders against a threshold, the title checker, generation and the
 explanation gate (issues 8 and 29).
 
 The influence tests run a TINY randomly initialised Llama with the real SmolLM2 tokenizer; the
@@ -11,15 +11,18 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from recommender.data import Catalog, Dataset, Interactions, Item, LoadReport
 from recommender.explain import (
     MIN_FLOOR,
+    InfluenceTable,
     TitleChecker,
     explain_item,
     measure_influence,
     split_measured,
     swap_pairs,
+    swapped,
 )
 from recommender.explanation_evidence import GroupInfluence, because_sentence, group_influence
 from recommender.explanation_generation import Decoding, _processors, generate_answers, generate_candidates
@@ -56,7 +59,7 @@ def saying(text):
     return lambda messages, prefix: text
 
 
-# ---------------------------------------------------------------- drop-one influence and the floor (pure)
+# ---------------------------------------------------------------- drop-one influence and its threshold (pure)
 
 
 def fans(histories):
@@ -76,18 +79,39 @@ def test_measure_influence_ablates_the_window_and_swaps_in_one_call():
         return fans(histories)
 
     table = measure_influence(score, np.array([1, 2, 5, 7]), window=3, swaps=[(2, 3)])
-    assert table.positions.tolist() == [1, 2, 3] and len(calls) == 1 and len(calls[0]) == 5
-    np.testing.assert_allclose(table.effect, [[1.0, 0.0], [0.5, 0.0], [0.002, 1.0]])
-    assert calls[0][-1] == [1, 2, 7, 5] and table.pairs == ((2, 3),)  # the swap: positions 2 and 3 traded
+    # 1 served + 1 swapped order, and each of the 3 shown items dropped in both orders: 8 prompts, one call
+    assert table.positions.tolist() == [1, 2, 3] and len(calls) == 1 and len(calls[0]) == 8
+    assert calls[0][1] == [1, 2, 7, 5] and table.pairs == ((2, 3),)  # the swap: positions 2 and 3 traded
+    assert calls[0][-1] == [1, 2, 5]  # 7 dropped from the swapped order, where the swap put it
+    # dropping 5 from the swapped order leaves 7 last: its order effect moves 5's effect by 0.002
+    np.testing.assert_allclose(table.orders[:, :, 0], [[1.0, 0.5, 0.002], [1.0, 0.498, 0.0]])
+    np.testing.assert_allclose(table.effect, [[1.0, 0.0], [0.499, 0.0], [0.001, 1.0]])  # mean over the orders
     np.testing.assert_allclose(table.swaps, [[0.002, 0.0]])
     np.testing.assert_allclose(table.floor, [0.002, MIN_FLOOR])  # never below MIN_FLOOR
+    # t(1 - 0.05/3, 1 df) x the standard error over the 2 orders; a steady effect's is MIN_FLOOR
+    critical = stats.t.ppf(1 - 0.05 / 3, 1) * 0.001  # both moving items: sd 0.0014 over 2 orders
+    np.testing.assert_allclose(table.threshold[:, 0], [MIN_FLOOR, critical, critical])
     base = score([np.array([1, 2, 5, 7])])[0]
     again = measure_influence(score, np.array([1, 2, 5, 7]), None, (), base)
     assert again.positions.tolist() == [0, 1, 2, 3] and len(calls[-1]) == 4  # base reused
-    assert np.isinf(again.floor).all()  # no swap, no noise estimate: nothing is called an influence
+    assert np.isinf(again.threshold).all()  # one order, no spread to measure: nothing is called an influence
     assert again.influencers(0, ["a", "b", "c", "d"]) == ()
-    assert table.influencers(0, ["a", "b", "c", "d"]) == (("b", 1.0), ("c", 0.5))  # "d": 0.002, within the floor
+    assert table.influencers(0, ["a", "b", "c", "d"]) == (("b", 1.0), ("c", 0.499))  # "d" moves with the order
     assert table.influencers(1, ["a", "b", "c", "d"]) == (("d", 1.0),)
+
+
+def test_the_threshold_passes_few_pure_noise_items_and_finds_a_steady_effect():
+    rng = np.random.default_rng(0)
+    users, orders, window = 2000, 5, 5
+    noise = rng.normal(0.0, 0.03, size=(users, orders, window, 1))  # effects that only follow the order
+
+    def influencers(per_order: np.ndarray) -> list[str]:
+        table = InfluenceTable(np.arange(window), per_order, np.zeros((orders - 1, 1)))
+        return [item for item, _ in table.influencers(0, list("abcde"))]
+
+    assert np.mean([bool(influencers(o)) for o in noise]) < 0.07  # any of 5 items: ~5% of users (Bonferroni)
+    steady = noise[:200] + np.array([0.1, 0, 0, 0, 0])[None, None, :, None]  # item a: +0.1 in every order
+    assert np.mean([influencers(o)[:1] == ["a"] for o in steady]) > 0.9
 
 
 def test_effects_within_the_floor_are_no_influence_and_never_ranked():
@@ -167,22 +191,30 @@ def test_served_influence_equals_a_naive_loop_and_cards_equal_explain(tiny_score
     history_rows = pipeline._rows(history)
     base = pipeline.llm_scores([history_rows], [retrieved])[0]
     table = pipeline.influence_table(history_rows, retrieved, 3, base)
-    assert len(table.swaps) >= 1  # a noise floor was measured
+    assert len(table.swaps) >= 1  # another order was measured
+
+    def llm(history: np.ndarray, column: int) -> float:
+        return float(pipeline.llm_scores([history], [retrieved])[0][column])
+
+    orders = [(history_rows, None)] + [(swapped(history_rows, pair), pair) for pair in table.pairs]
     for card in cards:
         column = int(np.flatnonzero(retrieved == CATALOG.index[card.item_id])[0])
-        naive = {
-            history[p]: base[column] - pipeline.llm_scores([np.delete(history_rows, p)], [retrieved])[0][column]
+        naive = {  # each film left out of each order, wherever the swap put it, then the mean over the orders
+            history[p]: np.mean([
+                llm(order, column) - llm(order[order != history_rows[p]], column) for order, _ in orders
+            ])
             for p in (1, 2, 3)
-        }
-        for item_id, value in card.influences:  # only effects above the candidate's floor
-            assert value == pytest.approx(naive[item_id], abs=1e-5) and value > table.floor[column]
+        }  # fmt: skip
+        for item_id, value in card.influences:  # only effects above their thresholds
+            p = history.index(item_id)
+            assert value == pytest.approx(naive[item_id], abs=1e-5) and value > table.thresholds(column, 4)[p]
         explained = pipeline.explain(history, card.item_id, window=3, writer=saying(""))
         measured = {item_id: value for item_id, _, value in explained.influences}
         assert [i for i, _ in card.influences] == [i for i, _, v in explained.influences if v > 0][:3]
         for item_id, value in card.influences:  # the card's numbers are explain's numbers
             assert measured[item_id] == pytest.approx(value, abs=1e-6)
-        assert all(abs(v) <= explained.floor for _, _, v in explained.no_effect)
-        assert all(abs(v) > explained.floor for _, _, v in explained.influences)
+        assert all(abs(v) <= explained.thresholds[i] for i, _, v in explained.no_effect)
+        assert all(abs(v) > explained.thresholds[i] for i, _, v in explained.influences)
     on_demand = pipeline.influences([c.item_id for c in cards], history=history, window=3)
     for card in cards:
         assert [p[0] for p in on_demand.get(card.item_id, ())] == [p[0] for p in card.influences]
@@ -224,7 +256,7 @@ def test_neutral_swaps_leave_the_prompt_evidence_unchanged(tiny_scorer):
 
     pipeline.llm_scores = spy
     table = pipeline.influence_table(rows, candidates)
-    swapped = calls[-len(table.swaps) :]
+    swapped = calls[1 : 1 + len(table.swaps)]  # the full history, then the swapped orders, then the drops
     reference = pipeline.ranking_requests([rows], [candidates])[0].evidence["recent"]
     for history in swapped:
         assert sorted(history) == sorted(rows.tolist()) and history != rows.tolist()
@@ -315,8 +347,8 @@ GOOD = (
 )
 
 
-def _explain(generator, values=(0.3, -0.1, 0.2), floor=0.05, **options):
-    return explain_item(generator, CATALOG, HISTORY, ITEM, np.array(values), floor=floor, **options)
+def _explain(generator, values=(0.3, -0.1, 0.2), threshold=0.05, **options):
+    return explain_item(generator, CATALOG, HISTORY, ITEM, np.array(values), threshold=threshold, **options)
 
 
 def test_fallback_when_generation_raises():
@@ -403,18 +435,21 @@ def test_the_model_writes_after_the_prefix_built_from_the_influences():
     assert explanation.path == "generated" and explanation.text == GOOD
 
 
-def test_only_effects_above_the_floor_are_influences_and_zeros_are_never_named():
-    explanation = _explain(None, values=(0.5, 0.0, 0.03), floor=0.05)
+def test_only_effects_above_their_threshold_are_influences_and_zeros_are_never_named():
+    explanation = _explain(None, values=(0.5, 0.0, 0.03), threshold=0.05)
     assert [i for i, _, _ in explanation.influences] == ["1"]
     assert [i for i, _, _ in explanation.no_effect] == ["8", "7"]  # most recent first, unranked
     assert [e["id"] for e in explanation.evidence["influences"]] == ["1"]
     assert "Twelve Monkeys" not in explanation.text and "Seven" not in explanation.text
     assert explanation.text.startswith("Because you watched The Usual Suspects (1995), you may like Fargo (1996)")
     assert "crime and thriller films from the 1990s" in explanation.text and explanation.rubric["passes"]
+    own = _explain(None, values=(0.5, 0.0, 0.03), threshold=np.array([0.6, 0.01, np.nan]))  # each film its own bar
+    assert own.influences == [] and [i for i, _, _ in own.no_effect] == ["8", "7", "1"]  # NaN: not measurable
+    assert own.thresholds == {"1": 0.6, "7": 0.01}
 
 
 def test_without_a_measured_influence_the_sentence_says_so():
-    explanation = _explain(saying(GOOD), values=(0.01, -0.02, 0.0), floor=0.05)
+    explanation = _explain(saying(GOOD), values=(0.01, -0.02, 0.0), threshold=0.05)
     assert explanation.path == "fallback" and explanation.reason == "no measured influence"
     assert explanation.influences == [] and len(explanation.no_effect) == 3
     assert "none of your recent films moved its score measurably" in explanation.text
@@ -465,7 +500,7 @@ def test_explain_item_names_a_measured_group_whole_and_lists_it_as_one_row():
     assert explanation.path == "fallback" and explanation.rubric["passes"] and explanation.rubric["names_influence"]
     assert explanation.text.startswith("Because you watched The Usual Suspects (1995) and Seven (Se7en) (1995)")
     assert [row[0] for row in explanation.influences] == ["1+7"] and explanation.influences[0][2] == 0.09
-    assert "group floor 0.0500" in explanation.influences[0][1] and explanation.group["ids"] == ["1", "7"]
+    assert "group threshold 0.0500" in explanation.influences[0][1] and explanation.group["ids"] == ["1", "7"]
     assert [i for i, _, _ in explanation.no_effect] == ["8", "7", "1"]  # none alone: no zero is ranked
     unmeasured = GroupInfluence((0, 1), {"kind": "genre", "genres": ["Crime"]}, 0.03, (0.01,) * 9, 0.05)
     plain = _explain(None, values=(0.01, 0.02, 0.0), group=unmeasured)
@@ -490,7 +525,7 @@ def test_explain_user_1_with_the_served_model_lists_no_zero_and_passes_the_rubri
     explanation = pipeline.explain(history, "50")
     assert explanation.text and TitleChecker(pipeline.catalog).check(explanation.text, history + ["50"]).ok
     assert len(explanation.influences) + len(explanation.no_effect) == pipeline.influence_window()
-    assert all(abs(value) > explanation.floor for _, _, value in explanation.influences)
+    assert all(abs(value) > explanation.thresholds[i] for i, _, value in explanation.influences)
     assert not explanation.rubric["false_claims"]
     if explanation.influences and explanation.influences[0][2] > 0:
         assert explanation.rubric["passes"]

@@ -46,7 +46,7 @@ class Relations:
 
 
 def evidence(influences=((1, 0.4), (0, 0.2)), knowledge=None) -> dict:
-    """Seven and The Usual Suspects measured as influences; Twelve Monkeys and Heat within the floor."""
+    """Seven and The Usual Suspects measured as influences; Twelve Monkeys and Heat within their threshold."""
     sources = EvidenceSources(CATALOG, LOGS, knowledge)
     return build_evidence(sources, HISTORY, ITEM, list(influences), [(3, 0.001), (2, -0.002)], 0.01)
 
@@ -226,7 +226,7 @@ def test_outside_film():
 
 
 def test_unmeasured_influence():
-    # Heat was ablated but its effect is within the floor: it must not be called a reason.
+    # Heat was ablated but its effect is within its threshold: it must not be called a reason.
     assert "unmeasured_influence" in kinds("Because you watched Heat (1995), you may like Fargo, a crime film.")
     assert "unmeasured_influence" not in kinds(GOOD)
 
@@ -261,7 +261,8 @@ def test_content_words_count_what_the_sentence_says():
 def test_evidence_links_are_checkable_against_the_catalogue_and_the_logs():
     facts = evidence(knowledge=Relations())
     assert [e["id"] for e in facts["influences"]] == ["7", "1"]
-    assert [e["id"] for e in facts["no_effect"]] == ["4", "8"] and facts["floor"] == 0.01
+    assert [e["id"] for e in facts["no_effect"]] == ["4", "8"]
+    assert {e["threshold"] for e in facts["influences"] + facts["no_effect"]} == {0.01}  # what each was compared with
     seven = facts["influences"][0]
     by_kind = {link["kind"]: link for link in seven["links"]}
     assert by_kind["genre"]["genres"] == ["Crime", "Thriller"]  # Fargo's genres that Seven has too

@@ -191,7 +191,7 @@ def test_every_card_has_its_buttons_and_they_store_the_feedback_rows(catalog, tm
 
 class ExplainingPipeline(FakePipeline):
     """A fake with an LLM: ``explain`` answers as ``Recommender.explain`` does, with one influence above
-    the floor, one below zero beyond it, and films within the floor (a zero among them)."""
+    its threshold, one below zero beyond it, and films within theirs (a zero among them)."""
 
     def __init__(self, catalog):
         super().__init__(catalog, scorer=object())
@@ -211,7 +211,7 @@ class ExplainingPipeline(FakePipeline):
             text=f"Because you watched {title}, you may like it.",
             influences=[(history[-1], title, 0.0412), ("1", "Toy Story (1995)", -0.02)],
             no_effect=[("7", "Twelve Monkeys (1995)", 0.0), ("2", "GoldenEye (1995)", 0.003)],
-            floor=0.011,
+            thresholds={history[-1]: 0.011, "1": 0.012, "7": 0.01, "2": 0.009},
         )
 
 
@@ -227,9 +227,9 @@ def test_a_picked_card_shows_the_sentence_and_influence_table_of_recommender_exp
     assert pipeline.explained == [(["1", "50"], data["shown"][2])]
     assert "Because you watched Star Wars (1977), you may like it." in picked
     table = picked.split('<table class="rec-influence">')[1].split("</table>")[0]
-    assert "noise floor 0.0110" in table and "+0.0412" in table and "-0.0200" in table and "lowered" in table
-    assert "0.0000" not in table and "GoldenEye" not in table  # within the floor: no influence
-    assert "No measurable effect (within the floor, not ranked): Twelve Monkeys (1995), GoldenEye (1995)" in picked
+    assert "+0.0412" in table and "0.0110" in table and "-0.0200" in table and "0.0120" in table and "lowered" in table
+    assert "0.0000" not in table and "GoldenEye" not in table  # within its threshold: no influence
+    assert "No measurable effect (within the threshold, not ranked): Twelve Monkeys (1995), GoldenEye (1995)" in picked
     assert "Because of: Star Wars (+0.0412)" in picked  # the card's own line says what its table says
     cards = click(handlers, data, "like", data["shown"][0], user="1")[0]
     assert f'rec-picked" data-item-id="{data["shown"][2]}"' in cards  # feedback keeps the open explanation

@@ -302,7 +302,7 @@ class ChatHandlers:
             return gr.update()
         # A measured pick's "Because of" line says what its table says (``explain`` measures the item in
         # its own prompt, so its numbers can differ from the list's measurement on the other cards).
-        measured = explanation.floor is not None
+        measured = explanation.thresholds is not None
         listed.recs = tuple(
             replace(r, influences=explanation.raised) if r.item_id == item_id and (measured or not r.influences) else r
             for r in recs

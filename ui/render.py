@@ -114,37 +114,46 @@ def _buttons(item_id: str, mark: str) -> str:
 
 def explanation_html(explanation: Any) -> str:
     """The picked card's explanation as ``recommender explain`` prints it: the sentence, then the table of
-    measured influences (effects beyond the noise floor only: raised first, then lowered), then the films
+    measured influences (effects beyond their thresholds only: raised first, then lowered), then the films
     with no measurable effect, unranked. ``explanation`` is a ``PickExplanation`` or a plain sentence."""
     if isinstance(explanation, str):
         return f'<div class="rec-explain"><div class="rec-sentence">{esc(explanation)}</div></div>'
-    floor = getattr(explanation, "floor", None)
-    if floor is None:
+    thresholds = getattr(explanation, "thresholds", None)
+    if thresholds is None:
         caption = f"Influence of your films: not measured ({getattr(explanation, 'unmeasured', '') or 'no LLM'})."
     else:
-        caption = f"Influence of your films on its LLM score (noise floor {floor:.4f}; smaller changes are noise)."
+        caption = (
+            "Influence of your films on its LLM score: the change when the film is left out, averaged over "
+            "orders of your films; an influence only beyond its threshold (smaller changes are noise)."
+        )
     rows = [
-        f'<tr><td class="rec-value">{value:+.4f}</td><td>{esc(title)}</td>'
-        f"<td>{'raised' if value > 0 else 'lowered'} the score</td></tr>"
-        for _, title, value in getattr(explanation, "influences", ())
+        f'<tr><td class="rec-value">{value:+.4f}</td><td class="rec-threshold">{_threshold(thresholds, item_id)}</td>'
+        f"<td>{esc(title)}</td><td>{'raised' if value > 0 else 'lowered'} the score</td></tr>"
+        for item_id, title, value in getattr(explanation, "influences", ())
         if value != 0
     ]
     if not rows:
-        empty = "(none above the noise floor)" if floor is not None else "(not measured)"
-        rows = [f'<tr><td colspan="3" class="rec-none">{empty}</td></tr>']
+        empty = "(none beyond its threshold)" if thresholds is not None else "(not measured)"
+        rows = [f'<tr><td colspan="4" class="rec-none">{empty}</td></tr>']
     table = (
         f'<table class="rec-influence"><caption>{esc(caption)}</caption>'
-        "<thead><tr><th>influence</th><th>film</th><th></th></tr></thead>"
+        "<thead><tr><th>influence</th><th>threshold</th><th>film</th><th></th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
     quiet = [title for _, title in getattr(explanation, "no_effect", ())]
     quiet_html = (
-        f'<div class="rec-no-effect">No measurable effect (within the floor, not ranked): {esc(", ".join(quiet))}</div>'
+        f'<div class="rec-no-effect">No measurable effect (within the threshold, not ranked): {esc(", ".join(quiet))}</div>'
         if quiet
         else ""
     )
     sentence = f'<div class="rec-sentence">{esc(explanation.text)}</div>'
     return f'<div class="rec-explain">{sentence}{table}{quiet_html}</div>'
+
+
+def _threshold(thresholds: dict | None, item_id: str) -> str:
+    """A row's threshold as the table prints it (a group row, ids joined by "+", carries its own in the title)."""
+    value = (thresholds or {}).get(item_id)
+    return f"{value:.4f}" if value is not None else ""
 
 
 def reply_markdown(reply: str) -> str:

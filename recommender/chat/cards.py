@@ -63,14 +63,14 @@ def explain_cards(pipeline: Any, recs: Sequence[Recommendation], basis: TurnBasi
 class PickExplanation:
     """What a picked card shows: the sentence and the influence table of ``recommender explain``.
 
-    ``floor`` is None when nothing was measured (no LLM ranks the list, or no history to ablate); then
-    ``influences`` and ``no_effect`` are empty and ``unmeasured`` says why.
+    ``thresholds`` is None when nothing was measured (no LLM ranks the list, no history to ablate, or
+    fewer than two shown films to swap); then ``influences`` are empty and ``unmeasured`` says why.
     """
 
     text: str
-    influences: tuple[tuple[str, str, float], ...] = ()  # (id, title, effect) beyond the floor: raised, then lowered
-    no_effect: tuple[tuple[str, str], ...] = ()  # (id, title) of the ablated films within the floor
-    floor: float | None = None  # the noise floor the effects were compared with
+    influences: tuple[tuple[str, str, float], ...] = ()  # (id, title, effect) beyond its threshold: raised, lowered
+    no_effect: tuple[tuple[str, str], ...] = ()  # (id, title) of the ablated films within their thresholds
+    thresholds: dict[str, float] | None = None  # id -> what each ablated film's effect was compared with
     unmeasured: str = ""  # why no influence was measured ("" when measured)
 
     @property
@@ -81,7 +81,7 @@ class PickExplanation:
 
 def explain_pick(pipeline: Any, rec: Recommendation, basis: TurnBasis | None, writer: Any = None) -> PickExplanation:
     """The picked card's explanation, as ``recommender explain`` gives it: ``pipeline.explain`` (drop-one
-    influence on the served prompt, a noise floor, then a sentence checked to name only the history and
+    influence on the served prompt against each film's threshold, then a sentence checked to name only the history and
     the item). Without an LLM, a history or when that fails, a sentence from the card's own facts (its
     genres, the asked constraints it meets, its reasons) and no influence. Never raises.
     """
@@ -93,13 +93,13 @@ def explain_pick(pipeline: Any, rec: Recommendation, basis: TurnBasis | None, wr
         return PickExplanation(card_explanation(rec, basis), unmeasured="no history to measure influence on")
     try:
         explanation = explain(history, rec.item_id, window=INFLUENCE_WINDOW, writer=writer)
-        floor = explanation.floor
+        thresholds = {str(i): float(v) for i, v in explanation.thresholds.items()}
         influences = tuple((str(i), str(t), float(v)) for i, t, v in explanation.influences if v != 0)
         no_effect = tuple((str(i), str(t)) for i, t, _ in explanation.no_effect)
-        if floor is None or floor == float("inf"):  # fewer than two shown films to swap: no influence claimed
+        if not thresholds:  # fewer than two shown films to swap: no spread to measure, no influence claimed
             reason = "fewer than two of your films to compare, so no influence is claimed"
             return PickExplanation(str(explanation.text), (), no_effect, None, reason)
-        return PickExplanation(str(explanation.text), influences, no_effect, float(floor))
+        return PickExplanation(str(explanation.text), influences, no_effect, thresholds)
     except Exception:  # noqa: BLE001 - the card's own facts are always there
         log.exception("explaining %s failed; explaining from the card's facts", rec.item_id)
         return PickExplanation(card_explanation(rec, basis), unmeasured="the measurement failed")

@@ -167,7 +167,7 @@ def _rank_method(method, args, dataset, retriever, cases, precisions: dict):
     needs_adapter = LLM_VARIANTS[method].adapter_prompt
     adapter = resolve_adapter(args.adapter, dataset, args.model) if needs_adapter else None
     if needs_adapter and adapter is None:
-        print(f"{method} skipped: no adapter (pass --adapter PATH or ship finetune/adapters/ml100k-smollm2)")
+        print(f"{method} skipped: no adapter (pass --adapter PATH or ship finetune/adapters/)")
         return None
     from recommender.llm.loading import load_model
     from recommender.llm.scoring import LLMScorer

@@ -8,9 +8,10 @@ The history is the user's events before they first met the item (all events when
 did), so "why item 50 for user 1" reads as "why would we have recommended it then". The item is
 scored among the LLM's candidates for that history, in the prompt the pipeline serves (its
 adapter, template and evidence), and each history item the prompt shows is ablated one at a
-time: the same numbers the chat cards show (``Recommender.explain``). An item is listed as an
-influence only when its effect exceeds the noise floor (the largest change neutral swaps of two
-shown items make); the others are listed, unranked, as having no measurable effect.
+time, in the served order and in each order neutral swaps of two shown items give: the same numbers
+the chat cards show (``Recommender.explain``). An item is listed as an influence only when its mean
+effect over the orders exceeds its threshold (a one-sided t-test at 5%, Bonferroni over the shown
+items); the others are listed, unranked, as having no measurable effect.
 """
 
 from __future__ import annotations
@@ -50,23 +51,35 @@ def history_before(recommender, user: str, item_id: str) -> list[str]:
 
 
 def _table(explanation: Explanation, top: int) -> list[str]:
-    """Measured influences (beyond the floor, strongest first), then the items with no measurable
+    """Measured influences (beyond their thresholds, strongest first), then the items with no measurable
     effect, unranked (most recent first)."""
-    floor = explanation.floor
-    head = f"noise floor: {floor:.4f} (largest |change| under neutral swaps)" if floor != float("inf") else (
-        "noise floor: none (fewer than two shown items to swap), so no influence is claimed"
+    thresholds = explanation.thresholds
+    orders = 1 + explanation.evidence.get("neutral_swaps", 0)
+    head = (
+        f"influence: the mean change of the score over {orders} orders of the shown films when one is left out; "
+        "an influence beyond its threshold (t-test 5%, Bonferroni over the shown films)"
+        if thresholds else "threshold: none (fewer than two shown items to swap), so no influence is claimed"
     )  # fmt: skip
-    lines = [head, "", f"{'influence':>10}  {'item':>5}  title"]
+    lines = [head, "", f"{'influence':>10}  {'threshold':>9}  {'item':>5}  title"]
     if not explanation.influences:
-        lines.append(f"{'':>10}  {'':>5}  (none above the noise floor)")
+        lines.append(f"{'':>10}  {'':>9}  {'':>5}  (none beyond its threshold)")
     lines += [
-        f"{value:+10.4f}  {item_id:>5}  {title}  ({'raised' if value > 0 else 'lowered'} the score)"
+        f"{value:+10.4f}  {_threshold(thresholds, item_id):>9}  {item_id:>5}  {title}  "
+        f"({'raised' if value > 0 else 'lowered'} the score)"
         for item_id, title, value in explanation.influences[:top]
     ]
     if explanation.no_effect:
-        lines += ["", "no measurable effect (within the floor, not ranked):"]
-        lines += [f"{'':>10}  {item_id:>5}  {title}" for item_id, title, _ in explanation.no_effect]
+        lines += ["", "no measurable effect (within the threshold, not ranked):"]
+        lines += [
+            f"{value:+10.4f}  {_threshold(thresholds, item_id):>9}  {item_id:>5}  {title}"
+            for item_id, title, value in explanation.no_effect
+        ]
     return lines
+
+
+def _threshold(thresholds: dict[str, float], item_id: str) -> str:
+    value = thresholds.get(item_id)
+    return f"{value:.4f}" if value is not None else ""
 
 
 def run(args: argparse.Namespace) -> int:
