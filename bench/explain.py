@@ -389,7 +389,8 @@ def _rubric_lines(rows: list[dict]) -> list[str]:
         f"| users | {n} |",
         f"| users with a measured influence (raised the score beyond its threshold) | "
         f"{share(lambda r: bool(r['influences']) and r['influences'][0][2] > 0)} |",
-        f"| of which a group influence (no single film above its threshold) | {share(lambda r: bool(r.get('group')))} |",
+        f"| of which a group influence (no single film above its threshold) | "
+        f"{share(lambda r: bool(r.get('group')))} |",
         f"| names a measured influence | {share(lambda r: r['rubric']['names_influence'])} |",
         f"| states a supported link | {share(lambda r: r['rubric']['supported_link'])} |",
         f"| both | {share(lambda r: r['rubric']['names_influence'] and r['rubric']['supported_link'])} |",
@@ -441,7 +442,8 @@ def _floor_lines(rows: list[dict]) -> list[str]:
         "",
         f"- threshold per shown film: median {np.median(finite):.4f}, 90th percentile {np.percentile(finite, 90):.4f} "
         f"(neutral swaps per user: median {statistics.median(r['swaps'] for r in rows)}; orders = swaps + 1)"
-        if len(finite) else "- no threshold could be measured",
+        if len(finite)
+        else "- no threshold could be measured",
         f"- |drop-one effect| (mean over orders): median {np.median(effects):.4f}; {above} of {len(effects)} "
         f"effects ({above / max(1, len(effects)):.1%}) exceed their threshold",
     ]

@@ -227,9 +227,7 @@ def explain_item(
     raised, lowered, quiet = split_measured(values, bar)
     together = group.to_dict() if group is not None and group.measured and not raised else None
     named = [(p, float(values[p])) for p in group.positions] if together else raised
-    evidence = build_evidence(
-        sources or EvidenceSources(catalog), history, item, named, quiet, bar, lowered, together
-    )
+    evidence = build_evidence(sources or EvidenceSources(catalog), history, item, named, quiet, bar, lowered, together)
     evidence["score_kind"] = "logprob"
     context = RubricContext.from_evidence(evidence, history)
     rows = [(history[p].id, readable_title(history[p]), v) for p, v in raised + lowered]

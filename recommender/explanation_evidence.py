@@ -329,7 +329,8 @@ def build_evidence(
     for position, value in list(influences)[:MAX_INFLUENCES]:
         past = history[position]
         links = [link for find in LINK_FINDERS for link in find(sources, past, item)]
-        entries.append({**_film(past), **measured(position, value), "links": links} | ({"group": True} if group else {}))
+        entry = {**_film(past), **measured(position, value), "links": links}
+        entries.append(entry | ({"group": True} if group else {}))
     if group is not None:
         group = {**group, "ids": [e["id"] for e in entries], "titles": [e["title"] for e in entries]}
     return {

@@ -142,7 +142,8 @@ def explanation_html(explanation: Any) -> str:
     )
     quiet = [title for _, title in getattr(explanation, "no_effect", ())]
     quiet_html = (
-        f'<div class="rec-no-effect">No measurable effect (within the threshold, not ranked): {esc(", ".join(quiet))}</div>'
+        '<div class="rec-no-effect">No measurable effect (within the threshold, not ranked): '
+        f"{esc(', '.join(quiet))}</div>"
         if quiet
         else ""
     )
