@@ -400,7 +400,10 @@ def test_the_feedback_recipe_fits_the_shipped_adapter_it_starts_from():
     # start_from_adapter refuses a LoRA of another shape; this keeps the recipe in step with the shipped adapter.
     root = Path(__file__).parents[1]
     config = load_config(root / "finetune" / "configs" / "ml100k_feedback_cpu.yaml")
-    shape = json.loads((root / "finetune" / "adapters" / "ml100k-smollm2" / "adapter_config.json").read_text())
+    from recommender.pretrained import shipped_adapter
+
+    assert shipped_adapter() is not None
+    shape = json.loads((shipped_adapter() / "adapter_config.json").read_text())
     smollm2_layers = 30
     assert config.train.init_adapter == "default"
     assert (shape["r"], shape["lora_alpha"]) == (config.lora.r, config.lora.alpha)
