@@ -44,7 +44,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from bench.user_rows import shard
+from bench.user_rows import shard, without
 from recommender.evaluation.bootstrap import paired_mean_difference
 
 EXAMPLES = 6  # explanations quoted in the report
@@ -64,6 +64,7 @@ def make_parser() -> argparse.ArgumentParser:
         help="every N-th user from the K-th (side by side; --regate the rows joined)",
     )
     parser.add_argument("--split", default="test", choices=("test", "valid"), help="whose history (valid: tuning)")
+    parser.add_argument("--skip", nargs="*", default=[], metavar="JSONL", help="rows whose users are left out")
     parser.add_argument("--adapter", default="default", help="LoRA adapter folder, 'default' (shipped) or 'none'")
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per forward pass")
     parser.add_argument(
@@ -299,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     writer = pipeline.text_writer()  # the base model when a ranking adapter is merged, as served
     checker = TitleChecker(pipeline.catalog)
     split = pipeline.split
-    users = shard(sample_users(split.eval_users, args.users, args.seed, args.split), args.shard)
+    users = shard(without(sample_users(split.eval_users, args.users, args.seed, args.split), args.skip), args.shard)
     rows: list[dict] = []
     if args.out and Path(args.out).is_file():
         rows = [json.loads(line) for line in Path(args.out).read_text().splitlines() if line.strip()]
