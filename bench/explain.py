@@ -303,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     checker = TitleChecker(pipeline.catalog)
     split = pipeline.split
     users = shard(without(sample_users(split.eval_users, args.users, args.seed, args.split), args.skip), args.shard)
+    if not users:
+        raise SystemExit(f"no user left of the {args.users} drawn after --skip and --shard: draw more with --users.")
     rows: list[dict] = []
     if args.out and Path(args.out).is_file():
         rows = [json.loads(line) for line in Path(args.out).read_text().splitlines() if line.strip()]
