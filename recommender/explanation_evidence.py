@@ -7,7 +7,7 @@
     #  the 1990s, and 120 of the 280 people who watched Fargo (1996) also watched it."
 
 Evidence names the MEASURED influences (history items whose drop-one effect on the served score
-is above the noise floor, ``recommender.explain``) and, for each of them, the links that connect it
+is above its threshold, ``recommender.influence``) and, for each of them, the links that connect it
 to the recommended item. Every link is checkable: genres and years against the catalogue, co-watching
 counts against the interaction logs the retriever was fitted on (the train split), knowledge-graph
 relations (sequel, director, writer, cast) against the dataset's knowledge graph. A link kind is one

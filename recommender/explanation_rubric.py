@@ -6,7 +6,7 @@
 
 What it checks, each against the evidence (catalogue, logs, measured influences):
 - ``names_influence``: the text names a MEASURED influence (a history film whose drop-one effect is
-  above the noise floor and raised the score), or every member of a measured group influence (films
+  above its threshold and raised the score), or every member of a measured group influence (films
   that share a link with the item and, removed together, lowered its score beyond the group's floor).
 - ``supported_link``: it states a link between a named influence and the recommended film that the
   evidence supports: a genre both have, their shared decade, co-watching, a graph relation.

@@ -1,4 +1,4 @@
-"""Drop-one influence of history items on a score, and the noise floor it is measured against.
+"""Drop-one influence of history items on a score, measured over orders, and the threshold it must exceed.
 
     table = measure_influence(score, history_rows, window=5, swaps=[(3, 4), (1, 2)])  # one batched call
     table.effect, table.threshold, table.influencers(column, ids)  # [W, K], [W, K], measured only
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-NEUTRAL_SWAPS = 4  # neutral swaps measured per request (the noise floor)
+NEUTRAL_SWAPS = 4  # neutral swaps per request: the other orders each effect is measured in
 MIN_FLOOR = 1e-3  # nats: float32 forward passes of two prompts differ by ~1e-6, never by this much
 CARD_INFLUENCERS = 3  # influencers shown on a recommendation card
 FALSE_PASS = 0.05  # one-sided level of the t-test over orders, shared by the ablated items (Bonferroni)
@@ -99,7 +99,7 @@ class InfluenceTable:
 
 
 def swap_pairs(n_history: int, window: int, neutral: Callable[[int, int], bool], limit: int = NEUTRAL_SWAPS):
-    """Pairs of shown positions to swap for the noise floor: adjacent ones first (most recent first),
+    """Pairs of shown positions to swap (the other orders): adjacent ones first (most recent first),
     then two apart, keeping those ``neutral(i, j)`` accepts (the prompt's evidence unchanged)."""
     start = max(0, n_history - window)
     pairs = []
