@@ -104,16 +104,20 @@ def measure_user(pipeline, user: str, split: str, ablation: str = "replace") -> 
     base = pipeline.llm_scores([history], [candidates])[0]
     table = pipeline.influence_table(history, candidates, None, base)
     shown = table.positions
-    dropper = with_max_history(pipeline, len(shown) - 1) if ablation == "empty" else pipeline
     orders = [swapped(history, pair) for pair in table.pairs]
     drops = [order[order != history[p]] for order in orders for p in shown]  # a film, wherever the swap put it
-    served_drops = [np.delete(history, p) for p in shown] if ablation == "empty" else []
-    variants = served_drops + drops
-    scored = np.zeros((0, len(base)))
-    if variants:
-        scored = np.asarray(dropper.llm_scores(variants, [candidates] * len(variants)))
-    served_effect = base - scored[: len(served_drops)] if served_drops else table.orders[0]  # the served order alone
-    scored = scored[len(served_drops) :]
+    if ablation == "empty":  # every removal scored again with a prompt one title shorter
+        dropper = with_max_history(pipeline, len(shown) - 1)
+        variants = [np.delete(history, p) for p in shown] + drops
+        scored = (
+            np.asarray(dropper.llm_scores(variants, [candidates] * len(variants)))
+            if variants
+            else np.zeros((0, len(base)))
+        )
+        served_effect, scored = base - scored[: len(shown)], scored[len(shown) :]
+    else:  # the served table already dropped each film in every swapped order: its scores, read back
+        served_effect = table.orders[0]
+        scored = ((base - table.swaps)[:, None, :] - table.orders[1:]).reshape(-1, len(base))
     # LLM scores [K] of every variant, in one list: served, its drops, the swapped orders and their drops
     llm = [base, *(base - served_effect), *(base - table.swaps), *scored]
     n, s = len(shown), len(orders)

@@ -18,7 +18,7 @@ pipeline supplies the score.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,6 +96,13 @@ class InfluenceTable:
         n = len(ids)
         raised, _, _ = split_measured(self.values(column, n), self.thresholds(column, n))
         return tuple((ids[p], value) for p, value in raised[:k])
+
+
+def threshold_text(thresholds: Mapping[str, float] | None, item_id: str) -> str:
+    """An item's threshold as the influence tables print it ("" when it has none: a group row, whose
+    threshold is in its title, or nothing measured)."""
+    value = (thresholds or {}).get(item_id)
+    return f"{value:.4f}" if value is not None else ""
 
 
 def swap_pairs(n_history: int, window: int, neutral: Callable[[int, int], bool], limit: int = NEUTRAL_SWAPS):

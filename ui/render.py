@@ -7,6 +7,8 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from recommender.influence import threshold_text
+
 CARD_CSS = """
 .rec-cards { display: flex; flex-direction: column; gap: 8px; }
 .rec-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 10px; }
@@ -127,7 +129,8 @@ def explanation_html(explanation: Any) -> str:
             "orders of your films; an influence only beyond its threshold (smaller changes are noise)."
         )
     rows = [
-        f'<tr><td class="rec-value">{value:+.4f}</td><td class="rec-threshold">{_threshold(thresholds, item_id)}</td>'
+        f'<tr><td class="rec-value">{value:+.4f}</td>'
+        f'<td class="rec-threshold">{threshold_text(thresholds, item_id)}</td>'
         f"<td>{esc(title)}</td><td>{'raised' if value > 0 else 'lowered'} the score</td></tr>"
         for item_id, title, value in getattr(explanation, "influences", ())
         if value != 0
@@ -149,12 +152,6 @@ def explanation_html(explanation: Any) -> str:
     )
     sentence = f'<div class="rec-sentence">{esc(explanation.text)}</div>'
     return f'<div class="rec-explain">{sentence}{table}{quiet_html}</div>'
-
-
-def _threshold(thresholds: dict | None, item_id: str) -> str:
-    """A row's threshold as the table prints it (a group row, ids joined by "+", carries its own in the title)."""
-    value = (thresholds or {}).get(item_id)
-    return f"{value:.4f}" if value is not None else ""
 
 
 def reply_markdown(reply: str) -> str:

@@ -21,6 +21,7 @@ import json
 
 from recommender.commands.recommend import add_model_arguments, load_checked
 from recommender.explain import DEFAULT_WINDOW, Explanation
+from recommender.influence import threshold_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,22 +65,17 @@ def _table(explanation: Explanation, top: int) -> list[str]:
     if not explanation.influences:
         lines.append(f"{'':>10}  {'':>9}  {'':>5}  (none beyond its threshold)")
     lines += [
-        f"{value:+10.4f}  {_threshold(thresholds, item_id):>9}  {item_id:>5}  {title}  "
+        f"{value:+10.4f}  {threshold_text(thresholds, item_id):>9}  {item_id:>5}  {title}  "
         f"({'raised' if value > 0 else 'lowered'} the score)"
         for item_id, title, value in explanation.influences[:top]
     ]
     if explanation.no_effect:
         lines += ["", "no measurable effect (within the threshold, not ranked):"]
         lines += [
-            f"{value:+10.4f}  {_threshold(thresholds, item_id):>9}  {item_id:>5}  {title}"
+            f"{value:+10.4f}  {threshold_text(thresholds, item_id):>9}  {item_id:>5}  {title}"
             for item_id, title, value in explanation.no_effect
         ]
     return lines
-
-
-def _threshold(thresholds: dict[str, float], item_id: str) -> str:
-    value = thresholds.get(item_id)
-    return f"{value:.4f}" if value is not None else ""
 
 
 def run(args: argparse.Namespace) -> int:
