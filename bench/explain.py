@@ -21,7 +21,9 @@ over the orders, Bonferroni over the shown items): the numbers and the rule of t
 - Deletion test on the LISTED influences (those above their thresholds, at most 3, or the measured group): the item's
   log-probability drop when they are removed together, against removing as many random shown items
   (one seeded draw per user); paired difference with a bootstrap 95% interval, and the share of users
-  whose listed drop beats the random one. Users with no listed influence have no such test.
+  whose listed drop beats the random one. The same against every set of as many shown films
+  (``bench.explain_deletion``): the draw's expectation, without its luck. Users with no listed influence
+  have no such test.
 - Latency: explanations are generated ``--gen-batch`` users at a time; per user, its own ablation and
   ranking time plus its share of the batch's generation.
 
@@ -42,6 +44,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from bench.explain_deletion import deletion_sets
 from bench.explain_report import render_report, row_threshold
 from bench.user_rows import read_rows, shard, without
 
@@ -142,10 +145,8 @@ def measure_user(pipeline, user: str, rng: np.random.Generator, split: str = "te
     drops = {}
     if listed:
         random = sorted(rng.choice(table.positions, size=len(listed), replace=False).tolist())
-        variants = [np.delete(history, listed), np.delete(history, random)]
-        scored = pipeline.llm_scores(variants, [candidates] * 2)
-        drops = {"drop_listed": float(base[column] - scored[0][column]),
-                 "drop_random": float(base[column] - scored[1][column])}  # fmt: skip
+        drops = deletion_sets(score, float(base[column]), history, table.positions, listed, random)
+        drops["listed"] = listed
     return {
         "user": user,
         "item": catalog.ids[int(candidates[column])],

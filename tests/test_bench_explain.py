@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.explain_deletion import deletion_sets, listed_positions, set_summary
 from bench.explain_report import _bar, _floor_lines, row_threshold
 
 
@@ -41,3 +42,36 @@ def test_two_runs_are_paired_on_their_common_users_only():
     assert "66.7% here, 66.7% there; paired +0.0%" in text and "(+1 / -1)" in text
     assert "users with one in both runs (1): +0.2000 here, +0.0000 there; paired +0.2000" in text
     assert paired_lines(here, [_judged("7", True)], seed=0) == []
+
+
+def test_every_set_of_as_many_shown_films_is_removed_once():
+    history = np.array([10, 11, 12, 13, 14, 15])
+    weights = {10: 0.0, 11: 0.5, 12: 0.1, 13: 0.3, 14: 0.0, 15: 0.2}  # film -> its share of the score
+
+    def score(histories):  # the score is the sum of the films left in the prompt
+        return [sum(weights[f] for f in h) for h in histories]
+
+    base = score([history])[0]
+    found = deletion_sets(score, base, history, positions=[2, 3, 4, 5], listed=[3], random=[5])
+    assert [c for c, _ in found["set_drops"]] == [[2], [3], [4], [5]]  # film 11 (position 1) is not shown
+    assert np.isclose(found["drop_listed"], 0.3) and np.isclose(found["drop_random"], 0.2)
+    pairs = deletion_sets(score, base, history, positions=[5, 3, 2, 4], listed=[5, 3], random=[2, 4])
+    assert len(pairs["set_drops"]) == 6 and np.isclose(pairs["drop_listed"], 0.5)
+
+
+def test_the_set_summary_is_the_one_draws_expectation():
+    row = {"listed": [3], "set_drops": [[[2], 0.1], [[3], 0.3], [[4], 0.0], [[5], 0.3]]}
+    summary = set_summary(row)
+    assert np.isclose(summary["difference"], 0.3 - 0.7 / 4)
+    assert summary["beats_draw"] == 0.5  # beats 2 of 4 draws: itself and the equal film are ties
+    assert np.isclose(summary["beats_other"], 2 / 3)
+    strongest = set_summary({"listed": [3], "set_drops": [[[2], 0.1], [[3], 0.4], [[4], 0.0], [[5], 0.3]]})
+    assert strongest["beats_draw"] == 0.75 and strongest["beats_other"] == 1.0  # the one-draw cap: 1 - 1/4
+
+
+def test_stored_rows_without_a_listed_field_give_the_positions_the_run_removed():
+    row = {"values": [None, 0.2, 0.01, 0.3, 0.15], "thresholds": [None, 0.1, 0.05, 0.1, 0.2], "group_test": None}
+    assert listed_positions(row) == [3, 1]  # above their own thresholds, strongest first; 0.15 < 0.2
+    quiet = {**row, "values": [None, 0.0, 0.0, 0.0, 0.0], "group_test": {"positions": [2, 4], "measured": True}}
+    assert listed_positions(quiet) == [2, 4]
+    assert listed_positions({**quiet, "group_test": {"positions": [2, 4], "measured": False}}) == []

@@ -1,0 +1,126 @@
+"""The deletion test of ``bench.explain`` against EVERY set of as many shown films, not one random draw.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python -m bench.explain_deletion --rows bench/results/explain-rubric-orders-200.jsonl \\
+        --split test --out /tmp/sets.jsonl                      # adds set_drops to stored rows (same adapter)
+
+One seeded draw per user makes the share of users "whose listed drop beats the random one" a coin:
+with 1 listed film of 5 shown, the draw removes that very film one time in 5 (a tie, counted as a
+loss), so that share cannot exceed 80% even when every listed film is the strongest. Removing every
+set of k shown films (C(5, k) <= 10 prompts) gives the test without the luck of the draw: the mean
+drop over all sets is the exact expectation of the one-draw "random" drop, and the share of sets the
+listed set beats is the expected one-draw verdict (``set_summary``); the report gives both, and the
+same share with the listed set itself left out of the draw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from bench.user_rows import measured_rows, read_rows
+from recommender.influence import CARD_INFLUENCERS, split_measured
+
+
+def deletion_sets(
+    score: Callable[[list[np.ndarray]], list[float]],
+    base: float,
+    history: np.ndarray,
+    positions: Sequence[int],
+    listed: Sequence[int],
+    random: Sequence[int],
+) -> dict:
+    """The item's drop (``base`` minus its score) with the ``listed`` positions removed together, with the
+    ``random`` draw removed, and with every set of as many of the shown ``positions`` removed."""
+    sets = [tuple(c) for c in itertools.combinations(sorted(int(p) for p in positions), len(listed))]
+    scores = score([np.delete(history, list(c)) for c in sets])
+    drops = {c: float(base - s) for c, s in zip(sets, scores)}
+    return {
+        "drop_listed": drops[tuple(sorted(int(p) for p in listed))],
+        "drop_random": drops[tuple(sorted(int(p) for p in random))],
+        "set_drops": [[list(c), d] for c, d in drops.items()],
+    }
+
+
+def set_summary(row: dict) -> dict[str, float]:
+    """One user's deletion test over all sets: the listed drop minus the mean over all sets (the one
+    draw's expectation), the share of all sets whose drop is strictly smaller (the one draw's expected
+    verdict, a tie a loss) and the share of the OTHER sets it beats (the draw never the listed set)."""
+    listed = sorted(listed_positions(row))
+    drops = {tuple(c): d for c, d in row["set_drops"]}
+    mine = drops[tuple(listed)]
+    others = [d for c, d in drops.items() if list(c) != listed]
+    everything = list(drops.values())
+    return {
+        "difference": mine - float(np.mean(everything)),
+        "beats_draw": float(np.mean([mine > d for d in everything])),
+        "beats_other": float(np.mean([mine > d for d in others])) if others else float("nan"),
+    }
+
+
+def listed_positions(row: dict) -> list[int]:
+    """The positions a stored ``bench.explain`` row's deletion test removed: the single influences above
+    their thresholds (strongest first, at most the card's), else a measured group's."""
+    if row.get("listed") is not None:
+        return list(row["listed"])
+    values = np.array([np.nan if v is None else v for v in row["values"]])
+    thresholds = np.array([np.nan if t is None else t for t in row["thresholds"]])
+    raised, _, _ = split_measured(values, thresholds)
+    if raised:
+        return [p for p, _ in raised[:CARD_INFLUENCERS]]
+    test = row.get("group_test") or {}
+    return list(test["positions"]) if test.get("measured") else []
+
+
+def backfill(pipeline, row: dict, split: str, seed: int) -> dict:
+    """``row`` with ``set_drops``: its user's served candidates and top pick scored again (the pick must
+    be the stored item), every set of as many shown films removed; the one draw is redrawn as the run drew it."""
+    from bench.explain import served_candidates
+
+    listed = listed_positions(row)
+    if not listed:
+        return {**row, "seconds": 0.0}
+    t0 = time.perf_counter()
+    catalog = pipeline.catalog
+    history, candidates = served_candidates(pipeline, row["user"], split)
+    base = pipeline.llm_scores([history], [candidates])[0]
+    column = int(np.argmax(base))
+    if catalog.ids[int(candidates[column])] != row["item"]:
+        raise SystemExit(f"user {row['user']}: the top pick is no longer item {row['item']} (another adapter?)")
+    positions = list(range(len(history) - row["window"], len(history)))
+    random = sorted(np.random.default_rng([seed, int(row["user"])]).choice(positions, size=len(listed), replace=False))
+
+    def score(histories):
+        return [float(s[column]) for s in pipeline.llm_scores(histories, [candidates] * len(histories))]
+
+    found = deletion_sets(score, float(base[column]), history, positions, listed, random)
+    return {**row, "listed": listed, "set_drops": found["set_drops"], "seconds": time.perf_counter() - t0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", required=True, help="stored bench.explain rows (JSON lines)")
+    parser.add_argument("--adapter", default="default", help="the adapter those rows were measured with")
+    parser.add_argument("--split", default="test", choices=("test", "valid"))
+    parser.add_argument("--seed", type=int, default=0, help="the run's seed (its random draws)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", required=True, help="the rows with set_drops (resumes a killed run)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from recommender.pipeline import Recommender
+
+    torch.set_num_threads(args.threads)
+    pipeline = Recommender.from_pretrained("ml-100k", adapter=args.adapter)
+    rows = {row["user"]: row for row in read_rows(args.rows)}
+    measured_rows(list(rows), lambda user: backfill(pipeline, rows[user], args.split, args.seed), args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
