@@ -87,9 +87,9 @@ def names_title(text: str, start: int, end: int, ordinary: Set[str] = frozenset(
     words = _WORD.findall(text[start:end])
     before = text[:start].rstrip()
     marked = bool(before) and before[-1] in TITLE_MARKS
-    if not words or all(word.isdigit() for word in words):
-        return marked  # "1995" is a year or a count unless quoted or bold
     significant = [word for word in words if word.lower() not in ARTICLES] or words
+    if not words or all(word.isdigit() for word in significant):
+        return marked  # "1995", "the 187 (people)" are a year or a count unless quoted or bold
     if len(significant) >= 2 and not all(
         word.lower() in ordinary or word.lower() in CONNECTORS for word in significant
     ):

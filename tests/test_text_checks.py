@@ -47,6 +47,7 @@ def test_a_one_word_title_written_as_a_title_counts(text, title):
         ("Picks:\nHeat and more", "Heat"),  # a line's start
         ("- Heat", "Heat"),  # a list entry
         ("it sold 1995 copies", "1995"),  # a bare number
+        ("28 of the 187 people who watched it", "the 187"),  # a count after an article ("187 (1997)" is a film)
         ("a film to die for", "to die for"),  # several words, all ordinary: needs a capital
     ],
 )
@@ -92,3 +93,11 @@ def test_repeats_itself():
     assert repeats_itself("F F F F F F F F F F F F F")
     assert not repeats_itself("Fargo gets better and better, and you will watch it again and again.")
     assert not repeats_itself("Because you watched Heat, you may like Fargo, another crime film.")
+
+
+def test_a_count_is_no_film_even_when_a_film_is_called_so(catalog):
+    checker = TitleChecker(catalog)  # "187" (1997) is item 330
+    count = checker.check("You may like Fargo (1996): 28 of the 187 people who watched Heat also watched it.", ["100", "273"])
+    assert count.ok, count.invented  # the built fallback sentence that the rubric once called an outside film
+    assert not checker.check('You may like Fargo (1996), or "187".', ["100"]).ok  # quoted it is the film
+    assert not checker.check("You may like Fargo (1996), or 187 (1997).", ["100"]).ok
