@@ -97,7 +97,8 @@ def test_repeats_itself():
 
 def test_a_count_is_no_film_even_when_a_film_is_called_so(catalog):
     checker = TitleChecker(catalog)  # "187" (1997) is item 330
-    count = checker.check("You may like Fargo (1996): 28 of the 187 people who watched Heat also watched it.", ["100", "273"])
+    built = "You may like Fargo (1996): 28 of the 187 people who watched Heat also watched it."
+    count = checker.check(built, ["100", "273"])
     assert count.ok, count.invented  # the built fallback sentence that the rubric once called an outside film
     assert not checker.check('You may like Fargo (1996), or "187".', ["100"]).ok  # quoted it is the film
     assert not checker.check("You may like Fargo (1996), or 187 (1997).", ["100"]).ok
