@@ -62,26 +62,27 @@ def set_summary(row: dict) -> dict[str, float]:
     }
 
 
-def listed_positions(row: dict) -> list[int]:
+def listed_positions(row: dict, at_most: int | None = None) -> list[int]:
     """The positions a stored ``bench.explain`` row's deletion test removed: the single influences above
-    their thresholds (strongest first, at most the card's), else a measured group's."""
-    if row.get("listed") is not None:
+    their thresholds (strongest first, at most the card's or ``at_most``), else a measured group's."""
+    if row.get("listed") is not None and at_most is None:
         return list(row["listed"])
     values = np.array([np.nan if v is None else v for v in row["values"]])
     thresholds = np.array([np.nan if t is None else t for t in row["thresholds"]])
     raised, _, _ = split_measured(values, thresholds)
     if raised:
-        return [p for p, _ in raised[:CARD_INFLUENCERS]]
+        return [p for p, _ in raised[: at_most or CARD_INFLUENCERS]]
     test = row.get("group_test") or {}
     return list(test["positions"]) if test.get("measured") else []
 
 
-def backfill(pipeline, row: dict, split: str, seed: int) -> dict:
+def backfill(pipeline, row: dict, split: str, seed: int, at_most: int | None = None) -> dict:
     """``row`` with ``set_drops``: its user's served candidates and top pick scored again (the pick must
-    be the stored item), every set of as many shown films removed; the one draw is redrawn as the run drew it."""
+    be the stored item), every set of as many shown films removed; the one draw is redrawn as the run drew it.
+    ``at_most``: list at most that many single influences instead of the card's (the drops follow)."""
     from bench.explain import served_candidates
 
-    listed = listed_positions(row)
+    listed = listed_positions(row, at_most)
     if not listed:
         return {**row, "seconds": 0.0}
     t0 = time.perf_counter()
@@ -98,7 +99,8 @@ def backfill(pipeline, row: dict, split: str, seed: int) -> dict:
         return [float(s[column]) for s in pipeline.llm_scores(histories, [candidates] * len(histories))]
 
     found = deletion_sets(score, float(base[column]), history, positions, listed, random)
-    return {**row, "listed": listed, "set_drops": found["set_drops"], "seconds": time.perf_counter() - t0}
+    drops = found if at_most is not None else {"set_drops": found["set_drops"]}  # else the run's one draw stays
+    return {**row, **drops, "listed": listed, "seconds": time.perf_counter() - t0}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="test", choices=("test", "valid"))
     parser.add_argument("--seed", type=int, default=0, help="the run's seed (its random draws)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--at-most", type=int, default=None, help="list at most this many single influences")
     parser.add_argument("--out", required=True, help="the rows with set_drops (resumes a killed run)")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     pipeline = Recommender.from_pretrained("ml-100k", adapter=args.adapter)
     rows = {row["user"]: row for row in read_rows(args.rows)}
-    measured_rows(list(rows), lambda user: backfill(pipeline, rows[user], args.split, args.seed), args.out)
+    measured_rows(list(rows), lambda u: backfill(pipeline, rows[u], args.split, args.seed, args.at_most), args.out)
     return 0
 
 
