@@ -18,12 +18,12 @@ over the orders, Bonferroni over the shown items): the numbers and the rule of t
 - Generated vs fallback share, and why the gate refused.
 - Group influence (users with no single film above its threshold): up to ``--group-tests`` link groups,
   each against every other set of as many shown films and the swap floor (``explain.find_group``).
-- Deletion test on the LISTED influences (those above their thresholds, at most 3, or the measured group): the item's
-  log-probability drop when they are removed together, against removing as many random shown items
-  (one seeded draw per user); paired difference with a bootstrap 95% interval, and the share of users
-  whose listed drop beats the random one. The same against every set of as many shown films
-  (``bench.explain_deletion``): the draw's expectation, without its luck. Users with no listed influence
-  have no such test.
+- Deletion test on the LISTED influences (those above their thresholds, at most the card's 2, or the
+  measured group): the item's log-probability drop when they are removed together, against removing
+  as many random shown items (one seeded draw per user); paired difference with a bootstrap 95%
+  interval, and the share of users whose listed drop beats the random one. The same against every set
+  of as many shown films (``bench.explain_deletion``): the draw's expectation, without its luck. Users
+  with no listed influence have no such test.
 - Latency: explanations are generated ``--gen-batch`` users at a time; per user, its own ablation and
   ranking time plus its share of the batch's generation.
 

@@ -72,6 +72,7 @@ def test_the_set_summary_is_the_one_draws_expectation():
 def test_stored_rows_without_a_listed_field_give_the_positions_the_run_removed():
     row = {"values": [None, 0.2, 0.01, 0.3, 0.15], "thresholds": [None, 0.1, 0.05, 0.1, 0.2], "group_test": None}
     assert listed_positions(row) == [3, 1]  # above their own thresholds, strongest first; 0.15 < 0.2
+    assert listed_positions({**row, "listed": [3, 1]}, at_most=1) == [3]  # fewer listed than the run did
     quiet = {**row, "values": [None, 0.0, 0.0, 0.0, 0.0], "group_test": {"positions": [2, 4], "measured": True}}
     assert listed_positions(quiet) == [2, 4]
     assert listed_positions({**quiet, "group_test": {"positions": [2, 4], "measured": False}}) == []

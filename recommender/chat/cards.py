@@ -17,6 +17,7 @@ from typing import Any
 
 from recommender.data import Item
 from recommender.explanation_evidence import LINK_FINDERS, EvidenceSources
+from recommender.influence import CARD_INFLUENCERS
 from recommender.protocols import Recommendation
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,8 @@ class PickExplanation:
 
     @property
     def raised(self) -> tuple[tuple[str, float], ...]:
-        """The (id, effect) of the films that raised the card's score, strongest first (at most 3)."""
-        return tuple((item_id, value) for item_id, _, value in self.influences if value > 0)[:3]
+        """The (id, effect) of the films that raised the card's score, strongest first (``CARD_INFLUENCERS``)."""
+        return tuple((item_id, value) for item_id, _, value in self.influences if value > 0)[:CARD_INFLUENCERS]
 
 
 def explain_pick(pipeline: Any, rec: Recommendation, basis: TurnBasis | None, writer: Any = None) -> PickExplanation:
