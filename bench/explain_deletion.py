@@ -2,6 +2,7 @@
 
     HF_HUB_OFFLINE=1 .venv/bin/python -m bench.explain_deletion --rows bench/results/explain-rubric-orders-200.jsonl \\
         --split test --out /tmp/sets.jsonl                      # adds set_drops to stored rows (same adapter)
+    .venv/bin/python -m bench.explain_deletion --summary /tmp/sets.jsonl ...   # the table, no model
 
 One seeded draw per user makes the share of users "whose listed drop beats the random one" a coin:
 with 1 listed film of 5 shown, the draw removes that very film one time in 5 (a tie, counted as a
@@ -103,16 +104,48 @@ def backfill(pipeline, row: dict, split: str, seed: int, at_most: int | None = N
     return {**row, **drops, "listed": listed, "seconds": time.perf_counter() - t0}
 
 
+def summary_table(paths: Sequence[str], seed: int = 0) -> str:
+    """One markdown row per file of rows with ``set_drops``: the one-draw test as run and the test over
+    every set (listed minus their mean with a paired bootstrap 95% interval, random draws beaten)."""
+    from recommender.evaluation.bootstrap import paired_mean_difference
+
+    lines = [
+        "| rows | users tested | one draw: listed minus random, users | listed minus every set's mean [95%] "
+        "| random draw beaten (a tie lost) | another set beaten | listed above the sets' mean |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for path in paths:
+        tested = [r for r in read_rows(path) if r.get("set_drops")]
+        if not tested:
+            continue
+        sets = [set_summary(r) for r in tested]
+        difference = np.array([s["difference"] for s in sets])
+        one = np.array([r["drop_listed"] - r["drop_random"] for r in tested])
+        paired = paired_mean_difference(difference, seed=seed)
+        lines.append(
+            f"| {path} | {len(tested)} | {one.mean():+.4f}, {np.mean(one > 0):.0%} | {difference.mean():+.4f} "
+            f"[{paired['ci_low']:+.4f}, {paired['ci_high']:+.4f}] | {np.mean([s['beats_draw'] for s in sets]):.1%} "
+            f"| {np.nanmean([s['beats_other'] for s in sets]):.1%} | {np.mean(difference > 0):.0%} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", required=True, help="stored bench.explain rows (JSON lines)")
+    parser.add_argument("--summary", nargs="+", metavar="JSONL", help="no model: the table of stored set_drops rows")
+    parser.add_argument("--rows", help="stored bench.explain rows (JSON lines)")
     parser.add_argument("--adapter", default="default", help="the adapter those rows were measured with")
     parser.add_argument("--split", default="test", choices=("test", "valid"))
     parser.add_argument("--seed", type=int, default=0, help="the run's seed (its random draws)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--at-most", type=int, default=None, help="list at most this many single influences")
-    parser.add_argument("--out", required=True, help="the rows with set_drops (resumes a killed run)")
+    parser.add_argument("--out", help="the rows with set_drops (resumes a killed run)")
     args = parser.parse_args(argv)
+    if args.summary:
+        print(summary_table(args.summary, args.seed), end="")
+        return 0
+    if not (args.rows and args.out):
+        parser.error("--rows and --out are needed to measure (or --summary to read stored rows)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
-from bench.explain_deletion import deletion_sets, listed_positions, set_summary
+from bench.explain_deletion import deletion_sets, listed_positions, set_summary, summary_table
 from bench.explain_report import _bar, _floor_lines, row_threshold
 
 
@@ -76,3 +78,16 @@ def test_stored_rows_without_a_listed_field_give_the_positions_the_run_removed()
     quiet = {**row, "values": [None, 0.0, 0.0, 0.0, 0.0], "group_test": {"positions": [2, 4], "measured": True}}
     assert listed_positions(quiet) == [2, 4]
     assert listed_positions({**quiet, "group_test": {"positions": [2, 4], "measured": False}}) == []
+
+
+def test_the_summary_reads_each_file_of_set_drops(tmp_path):
+    rows = [
+        {"user": "1", "listed": [3], "drop_listed": 0.3, "drop_random": 0.1,
+         "set_drops": [[[2], 0.1], [[3], 0.3], [[4], 0.0], [[5], 0.2]]},
+        {"user": "2"},  # no listed influence: no test
+    ]  # fmt: skip
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    table = summary_table([str(path)])
+    assert f"| {path} | 1 | +0.2000, 100% | +0.1500 " in table  # 0.3 - mean(0.1, 0.3, 0.0, 0.2)
+    assert "| 75.0% | 100.0% | 100% |" in table
