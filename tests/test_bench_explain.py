@@ -91,3 +91,14 @@ def test_the_summary_reads_each_file_of_set_drops(tmp_path):
     table = summary_table([str(path)])
     assert f"| {path} | 1 | +0.2000, 100% | +0.1500 " in table  # 0.3 - mean(0.1, 0.3, 0.0, 0.2)
     assert "| 75.0% | 100.0% | 100% |" in table
+
+
+def test_the_latency_table_gives_medians_and_the_slowest_user():
+    from types import SimpleNamespace
+
+    from bench.explain_latency import render
+
+    rows = [("whole explanation (batch 8)", [3.0, 1.0, 2.0], 0), ("influences only (batch 8)", [1.0, 4.0], 30)]
+    table = render(rows, SimpleNamespace(users=3, seed=0, threads=2), "2-core CPU")
+    assert "| whole explanation (batch 8) |  | 2.00 | 3.00 |" in table
+    assert "| influences only (batch 8) | 30 | 2.50 | 4.00 |" in table
