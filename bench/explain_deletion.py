@@ -50,16 +50,19 @@ def deletion_sets(
 def set_summary(row: dict) -> dict[str, float]:
     """One user's deletion test over all sets: the listed drop minus the mean over all sets (the one
     draw's expectation), the share of all sets whose drop is strictly smaller (the one draw's expected
-    verdict, a tie a loss) and the share of the OTHER sets it beats (the draw never the listed set)."""
+    verdict, a tie a loss), the share of the OTHER sets it beats (the draw never the listed set) and of
+    the sets of unlisted films only (the named films against as many unnamed ones; NaN when none)."""
     listed = sorted(listed_positions(row))
     drops = {tuple(c): d for c, d in row["set_drops"]}
     mine = drops[tuple(listed)]
     others = [d for c, d in drops.items() if list(c) != listed]
+    unnamed = [d for c, d in drops.items() if not set(c) & set(listed)]  # none of the listed films
     everything = list(drops.values())
     return {
         "difference": mine - float(np.mean(everything)),
         "beats_draw": float(np.mean([mine > d for d in everything])),
         "beats_other": float(np.mean([mine > d for d in others])) if others else float("nan"),
+        "beats_unnamed": float(np.mean([mine > d for d in unnamed])) if unnamed else float("nan"),
     }
 
 
@@ -111,8 +114,9 @@ def summary_table(paths: Sequence[str], seed: int = 0) -> str:
 
     lines = [
         "| rows | users tested | one draw: listed minus random, users | listed minus every set's mean [95%] "
-        "| random draw beaten (a tie lost) | another set beaten | listed above the sets' mean |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| random draw beaten (a tie lost) | another set beaten | a set of unlisted films beaten (users) "
+        "| listed above the sets' mean |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for path in paths:
         tested = [r for r in read_rows(path) if r.get("set_drops")]
@@ -125,9 +129,15 @@ def summary_table(paths: Sequence[str], seed: int = 0) -> str:
         lines.append(
             f"| {path} | {len(tested)} | {one.mean():+.4f}, {np.mean(one > 0):.0%} | {difference.mean():+.4f} "
             f"[{paired['ci_low']:+.4f}, {paired['ci_high']:+.4f}] | {np.mean([s['beats_draw'] for s in sets]):.1%} "
-            f"| {np.nanmean([s['beats_other'] for s in sets]):.1%} | {np.mean(difference > 0):.0%} |"
+            f"| {np.nanmean([s['beats_other'] for s in sets]):.1%} | {_unnamed_cell(sets)} "
+            f"| {np.mean(difference > 0):.0%} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _unnamed_cell(sets: list[dict[str, float]]) -> str:
+    shares = [s["beats_unnamed"] for s in sets if not np.isnan(s["beats_unnamed"])]
+    return f"{np.mean(shares):.1%} ({len(shares)})" if shares else "-"
 
 
 def main(argv: list[str] | None = None) -> int:

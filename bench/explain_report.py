@@ -238,11 +238,13 @@ def _set_lines(tested: list[dict], seed: int) -> list[str]:
     difference = np.array([s["difference"] for s in summaries])
     paired = paired_mean_difference(difference, seed=seed)
     other = [s["beats_other"] for s in summaries if not np.isnan(s["beats_other"])]
+    unnamed = [s["beats_unnamed"] for s in summaries if not np.isnan(s["beats_unnamed"])]
     return [
         f"- against every set of as many shown films ({len(summaries)} users; the one draw's expectation): listed "
         f"minus their mean {difference.mean():+.4f} [{paired['ci_low']:+.4f}, {paired['ci_high']:+.4f}]; a random "
         f"draw beaten {np.mean([s['beats_draw'] for s in summaries]):.1%} of the time (a draw of the listed films "
-        f"themselves a tie, counted lost), a draw of any other set {np.mean(other):.1%}; listed drop above the "
+        f"themselves a tie, counted lost), a draw of any other set {np.mean(other):.1%}, a draw of unlisted films "
+        f"only {np.mean(unnamed) if unnamed else float('nan'):.1%} ({len(unnamed)} users); listed drop above the "
         f"mean of the sets for {np.mean(difference > 0):.0%} of users",
     ]
 

@@ -67,6 +67,9 @@ def test_the_set_summary_is_the_one_draws_expectation():
     assert np.isclose(summary["difference"], 0.3 - 0.7 / 4)
     assert summary["beats_draw"] == 0.5  # beats 2 of 4 draws: itself and the equal film are ties
     assert np.isclose(summary["beats_other"], 2 / 3)
+    assert np.isclose(summary["beats_unnamed"], 2 / 3)  # one listed film: the unlisted sets are the other films
+    pair = set_summary({"listed": [2, 3], "set_drops": [[[2, 3], 0.5], [[2, 4], 0.6], [[4, 5], 0.1], [[3, 5], 0.4]]})
+    assert pair["beats_unnamed"] == 1.0 and np.isclose(pair["beats_other"], 2 / 3)  # only {4, 5} names neither
     strongest = set_summary({"listed": [3], "set_drops": [[[2], 0.1], [[3], 0.4], [[4], 0.0], [[5], 0.3]]})
     assert strongest["beats_draw"] == 0.75 and strongest["beats_other"] == 1.0  # the one-draw cap: 1 - 1/4
 
@@ -90,7 +93,7 @@ def test_the_summary_reads_each_file_of_set_drops(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     table = summary_table([str(path)])
     assert f"| {path} | 1 | +0.2000, 100% | +0.1500 " in table  # 0.3 - mean(0.1, 0.3, 0.0, 0.2)
-    assert "| 75.0% | 100.0% | 100% |" in table
+    assert "| 75.0% | 100.0% | 100.0% (1) | 100% |" in table
 
 
 def test_the_latency_table_gives_medians_and_the_slowest_user():
