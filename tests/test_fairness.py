@@ -17,6 +17,7 @@ from recommender.calibration import (
 from recommender.evaluation.fairness import (
     Grouping,
     activity_terciles,
+    adjust_over_groups,
     age_bands,
     categorical,
     exposure,
@@ -148,6 +149,22 @@ def test_paired_by_group():
     assert rows["a"]["difference"] == pytest.approx(1.0 - 0.5)
     assert rows["b"]["difference"] == 0.0 and rows["b"]["wins"] == 0
     assert rows["a"]["gap_change"] == pytest.approx(0.5) and rows["b"]["gap_change"] == pytest.approx(-0.5)
+    assert rows["a"]["p"] < 0.01 and rows["b"]["p"] == 1.0  # 25 users all better; no change at all
+
+
+def test_many_groups_are_adjusted_for_multiplicity():
+    rng = np.random.default_rng(0)
+    labels = np.array([f"g{i}" for i in range(20) for _ in range(30)], dtype=object)
+    grouping = Grouping("toy", labels, tuple(f"g{i}" for i in range(20)))
+    reference = rng.integers(1, 30, size=600)
+    ranks = np.where(rng.random(600) < 0.5, reference, rng.integers(1, 30, size=600))  # no method effect
+    rows = paired_by_group(ranks, reference, grouping, resamples=500)
+    adjust_over_groups(rows)
+    assert all(r["q"] >= r["p"] for r in rows)
+    assert min(r["q"] for r in rows) > 0.05  # noise in 20 groups: nothing survives the adjustment
+    real = paired_by_group(np.concatenate([np.ones(30, int), ranks[30:]]), reference, grouping, resamples=4000)
+    adjust_over_groups(real)
+    assert real[0]["q"] < 0.05  # a group whose every user moved to the top does
 
 
 def test_groupings_from_attributes_and_report(tmp_path):

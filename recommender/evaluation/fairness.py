@@ -179,7 +179,8 @@ def paired_by_group(
     """Per group, NDCG@k of ``ranks`` minus ``reference`` on the same users (paired bootstrap,
     ``metrics.paired_ndcg_difference``), and ``gap_change``: that difference in the group minus in
     the rest, i.e. how much the method moves the group's gap to the others (negative: widens a
-    gap the group is below on)."""
+    gap the group is below on); ``p``: a sign-flip permutation test of the group's difference (None
+    for groups under ``min_users``; ``adjust_over_groups`` adds the multiplicity-adjusted ``q``)."""
     delta = ndcg_gains(ranks, k) - ndcg_gains(reference, k)  # [U] per-user paired differences
     rows = []
     for group in grouping.order:
@@ -192,8 +193,28 @@ def paired_by_group(
         row["gap_change"] = float(delta[inside].mean() - delta[~inside].mean()) if (~inside).any() else 0.0
         rest = [delta[inside], delta[~inside]]
         row["gap_change_ci"] = None if small or rest_small else _mean_interval(rest, _difference, seed, resamples)
+        row["p"] = None if small else _sign_flip_p(delta[inside], seed, resamples)
         rows.append(row)
     return rows
+
+
+def _sign_flip_p(differences: np.ndarray, seed: int, resamples: int) -> float:
+    """Two-sided p of a paired mean difference against none (a sign-flip permutation test)."""
+    if not np.any(differences):
+        return 1.0
+    test = stats.permutation_test(
+        (differences,), _mean, permutation_type="samples", vectorized=True, n_resamples=resamples, random_state=seed
+    )
+    return float(test.pvalue)
+
+
+def adjust_over_groups(rows: Sequence[dict]) -> None:
+    """Adds ``q`` to each row with a ``p``: Benjamini-Hochberg over all those rows (every group of every
+    attribute for one method pair), because one interval in twenty excludes zero by chance alone."""
+    tested = [r for r in rows if r.get("p") is not None]
+    if tested:
+        for row, q in zip(tested, stats.false_discovery_control([r["p"] for r in tested])):
+            row["q"] = float(q)
 
 
 # ---------------------------------------------------------------------------------- item side

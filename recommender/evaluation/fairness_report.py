@@ -24,6 +24,7 @@ from recommender.evaluation.fairness import (
     MIN_USERS,
     Grouping,
     activity_terciles,
+    adjust_over_groups,
     age_bands,
     categorical,
     group_quality,
@@ -110,15 +111,21 @@ def paired_group_table(paired: dict[str, list[dict]], attribute: str) -> str:
     """Markdown: each method's paired NDCG@10 difference to its reference within each group."""
     lines = [f"#### {attribute}: paired NDCG@10 difference within each group", ""]
     lines += [
-        "| method - reference | group | users | difference [95%] | better / worse | change of the group's gap [95%] |"
+        "| method - reference | group | users | difference [95%] | better / worse | change of the group's gap [95%] "
+        "| p | q (BH, all groups) |"
     ]
-    lines.append("| --- | --- | ---: | ---: | ---: | ---: |")
+    lines.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for pair, rows in paired.items():
         for r in rows:
             cells = [pair, r["group"], str(r["users"]), _cell(r["difference"], r["ci"], True)]
             cells += [f"{r['wins']} / {r['losses']}", _cell(r["gap_change"], r["gap_change_ci"], True)]
+            cells += [_p(r.get("p")), _p(r.get("q"))]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _p(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
 
 
 def item_table(items: dict[str, dict[str, float]]) -> str:
@@ -195,12 +202,16 @@ def write_report(
         for m, ref in pairs.items()
         if m in ranks and ref in ranks
     }
+    for by_attribute in paired.values():
+        adjust_over_groups([row for rows in by_attribute.values() for row in rows])
     items = {m: item_side(top, histories, buckets, genres) for m, top in lists.items()}
     share = {b: float(np.mean(buckets == b)) for b in ("head", "mid", "tail")}
     lines = [" · ".join(f"{k}: {v}" for k, v in header.items()), ""]
     lines += [
         f"Groups under {MIN_USERS} users keep their values, without an interval. Intervals: 95% percentile "
-        "bootstrap, 2,000 resamples; a gap to the rest resamples the group and the rest independently.",
+        "bootstrap, 2,000 resamples; a gap to the rest resamples the group and the rest independently. Paired "
+        "differences within a group: p of a sign-flip permutation test, q adjusted over every group of every "
+        "attribute (Benjamini-Hochberg): an interval that excludes zero with q above 0.05 may be chance.",
         "",
     ]
     for group in groups:
