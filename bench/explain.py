@@ -44,7 +44,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from bench.explain_deletion import deletion_sets
+from bench.explain_deletion import deletion_sets, random_draw
 from bench.explain_report import render_report, row_threshold
 from bench.user_rows import read_rows, shard, without
 
@@ -144,7 +144,7 @@ def measure_user(pipeline, user: str, rng: np.random.Generator, split: str = "te
     listed = listed or (list(group.positions) if group is not None and group.measured else [])
     drops = {}
     if listed:
-        random = sorted(rng.choice(table.positions, size=len(listed), replace=False).tolist())
+        random = random_draw(rng, table.positions, len(listed))
         drops = deletion_sets(score, float(base[column]), history, table.positions, listed, random)
         drops["listed"] = listed
     return {
@@ -306,13 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     users = shard(without(sample_users(split.eval_users, args.users, args.seed, args.split), args.skip), args.shard)
     if not users:
         raise SystemExit(f"no user left of the {args.users} drawn after --skip and --shard: draw more with --users.")
-    rows: list[dict] = []
-    if args.out and Path(args.out).is_file():
-        rows = [json.loads(line) for line in Path(args.out).read_text().splitlines() if line.strip()]
-        if any("group_test" not in row for row in rows):  # a run of the bench before group influences
-            raise SystemExit(
-                f"{args.out} was written by an older bench (no group test): remove it or pass another --out"
-            )
+    rows = read_rows(args.out)
+    if any("group_test" not in row for row in rows):  # a run of the bench before group influences
+        raise SystemExit(f"{args.out} was written by an older bench (no group test): remove it or pass another --out")
     done = {row["user"] for row in rows}
     todo = [str(u) for u in users if str(u) not in done]
     out = open(args.out, "a") if args.out else None

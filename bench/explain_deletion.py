@@ -66,6 +66,42 @@ def set_summary(row: dict) -> dict[str, float]:
     }
 
 
+def set_statistics(rows: Sequence[dict], seed: int = 0) -> dict[str, float] | None:
+    """The deletion test over every set, across the users of ``rows`` that have ``set_drops`` (None when
+    none has): listed minus the sets' mean with its paired bootstrap 95% interval, the shares of random
+    draws, other sets and unlisted-only sets beaten, the share of users above the sets' mean, and the
+    one seeded draw as run (listed minus random, share of users it favours)."""
+    from recommender.evaluation.bootstrap import paired_mean_difference
+
+    tested = [r for r in rows if r.get("set_drops")]
+    if not tested:
+        return None
+    sets = [set_summary(r) for r in tested]
+    difference = np.array([s["difference"] for s in sets])
+    paired = paired_mean_difference(difference, seed=seed)
+    unnamed = [s["beats_unnamed"] for s in sets if not np.isnan(s["beats_unnamed"])]
+    one = np.array([r["drop_listed"] - r["drop_random"] for r in tested])
+    return {
+        "users": len(tested),
+        "difference": float(difference.mean()),
+        "ci_low": paired["ci_low"],
+        "ci_high": paired["ci_high"],
+        "beats_draw": float(np.mean([s["beats_draw"] for s in sets])),
+        "beats_other": float(np.nanmean([s["beats_other"] for s in sets])),
+        "beats_unnamed": float(np.mean(unnamed)) if unnamed else float("nan"),
+        "unnamed_users": len(unnamed),
+        "above_mean": float(np.mean(difference > 0)),
+        "one_draw": float(one.mean()),
+        "one_draw_favours": float(np.mean(one > 0)),
+    }
+
+
+def random_draw(rng: np.random.Generator, positions: Sequence[int], k: int) -> list[int]:
+    """The deletion test's one seeded draw: ``k`` of the shown ``positions``, sorted (``bench.explain``
+    draws it per user; a backfill redraws it from the same seed)."""
+    return sorted(int(p) for p in rng.choice(positions, size=k, replace=False))
+
+
 def listed_positions(row: dict, at_most: int | None = None) -> list[int]:
     """The positions a stored ``bench.explain`` row's deletion test removed: the single influences above
     their thresholds (strongest first, at most the card's or ``at_most``), else a measured group's."""
@@ -97,7 +133,7 @@ def backfill(pipeline, row: dict, split: str, seed: int, at_most: int | None = N
     if catalog.ids[int(candidates[column])] != row["item"]:
         raise SystemExit(f"user {row['user']}: the top pick is no longer item {row['item']} (another adapter?)")
     positions = list(range(len(history) - row["window"], len(history)))
-    random = sorted(np.random.default_rng([seed, int(row["user"])]).choice(positions, size=len(listed), replace=False))
+    random = random_draw(np.random.default_rng([seed, int(row["user"])]), positions, len(listed))
 
     def score(histories):
         return [float(s[column]) for s in pipeline.llm_scores(histories, [candidates] * len(histories))]
@@ -109,9 +145,7 @@ def backfill(pipeline, row: dict, split: str, seed: int, at_most: int | None = N
 
 def summary_table(paths: Sequence[str], seed: int = 0) -> str:
     """One markdown row per file of rows with ``set_drops``: the one-draw test as run and the test over
-    every set (listed minus their mean with a paired bootstrap 95% interval, random draws beaten)."""
-    from recommender.evaluation.bootstrap import paired_mean_difference
-
+    every set (``set_statistics``)."""
     lines = [
         "| rows | users tested | one draw: listed minus random, users | listed minus every set's mean [95%] "
         "| random draw beaten (a tie lost) | another set beaten | a set of unlisted films beaten (users) "
@@ -119,25 +153,16 @@ def summary_table(paths: Sequence[str], seed: int = 0) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for path in paths:
-        tested = [r for r in read_rows(path) if r.get("set_drops")]
-        if not tested:
+        found = set_statistics(read_rows(path), seed)
+        if found is None:
             continue
-        sets = [set_summary(r) for r in tested]
-        difference = np.array([s["difference"] for s in sets])
-        one = np.array([r["drop_listed"] - r["drop_random"] for r in tested])
-        paired = paired_mean_difference(difference, seed=seed)
+        unnamed = f"{found['beats_unnamed']:.1%} ({found['unnamed_users']})" if found["unnamed_users"] else "-"
         lines.append(
-            f"| {path} | {len(tested)} | {one.mean():+.4f}, {np.mean(one > 0):.0%} | {difference.mean():+.4f} "
-            f"[{paired['ci_low']:+.4f}, {paired['ci_high']:+.4f}] | {np.mean([s['beats_draw'] for s in sets]):.1%} "
-            f"| {np.nanmean([s['beats_other'] for s in sets]):.1%} | {_unnamed_cell(sets)} "
-            f"| {np.mean(difference > 0):.0%} |"
+            f"| {path} | {found['users']} | {found['one_draw']:+.4f}, {found['one_draw_favours']:.0%} "
+            f"| {found['difference']:+.4f} [{found['ci_low']:+.4f}, {found['ci_high']:+.4f}] "
+            f"| {found['beats_draw']:.1%} | {found['beats_other']:.1%} | {unnamed} | {found['above_mean']:.0%} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def _unnamed_cell(sets: list[dict[str, float]]) -> str:
-    shares = [s["beats_unnamed"] for s in sets if not np.isnan(s["beats_unnamed"])]
-    return f"{np.mean(shares):.1%} ({len(shares)})" if shares else "-"
 
 
 def main(argv: list[str] | None = None) -> int:

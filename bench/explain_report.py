@@ -12,7 +12,7 @@ from collections import Counter
 
 import numpy as np
 
-from bench.explain_deletion import set_summary
+from bench.explain_deletion import set_statistics
 from recommender.evaluation.bootstrap import paired_mean_difference
 
 EXAMPLES = 6  # explanations quoted in the report
@@ -232,20 +232,16 @@ def _deletion_lines(rows: list[dict], seed: int) -> list[str]:
 
 def _set_lines(tested: list[dict], seed: int) -> list[str]:
     """The deletion test against every set of as many shown films (rows with ``set_drops``)."""
-    summaries = [set_summary(r) for r in tested if r.get("set_drops")]
-    if not summaries:
+    found = set_statistics(tested, seed)
+    if found is None:
         return []
-    difference = np.array([s["difference"] for s in summaries])
-    paired = paired_mean_difference(difference, seed=seed)
-    other = [s["beats_other"] for s in summaries if not np.isnan(s["beats_other"])]
-    unnamed = [s["beats_unnamed"] for s in summaries if not np.isnan(s["beats_unnamed"])]
     return [
-        f"- against every set of as many shown films ({len(summaries)} users; the one draw's expectation): listed "
-        f"minus their mean {difference.mean():+.4f} [{paired['ci_low']:+.4f}, {paired['ci_high']:+.4f}]; a random "
-        f"draw beaten {np.mean([s['beats_draw'] for s in summaries]):.1%} of the time (a draw of the listed films "
-        f"themselves a tie, counted lost), a draw of any other set {np.mean(other):.1%}, a draw of unlisted films "
-        f"only {np.mean(unnamed) if unnamed else float('nan'):.1%} ({len(unnamed)} users); listed drop above the "
-        f"mean of the sets for {np.mean(difference > 0):.0%} of users",
+        f"- against every set of as many shown films ({found['users']} users; the one draw's expectation): listed "
+        f"minus their mean {found['difference']:+.4f} [{found['ci_low']:+.4f}, {found['ci_high']:+.4f}]; a random "
+        f"draw beaten {found['beats_draw']:.1%} of the time (a draw of the listed films themselves a tie, counted "
+        f"lost), a draw of any other set {found['beats_other']:.1%}, a draw of unlisted films only "
+        f"{found['beats_unnamed']:.1%} ({found['unnamed_users']} users); listed drop above the mean of the sets "
+        f"for {found['above_mean']:.0%} of users",
     ]
 
 
