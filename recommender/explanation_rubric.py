@@ -17,7 +17,8 @@ What it checks, each against the evidence (catalogue, logs, measured influences)
   ``unmeasured_influence`` (names a history film that is no measured influence, or a group member
   without the rest of its group), ``wrong_count``
   (co-watching numbers or co-watching the logs do not show), ``unsupported_relation`` (same director,
-  writer, cast or sequel without the graph saying so).
+  writer, cast or sequel without the graph saying so), ``unsupported_number`` (a number no rule can
+  check: "the film's 20-year history", "90% of viewers"; a century is checked as a year is).
 - ``second_person``: it speaks to the person ("you"), never of "the user"; ``names_item``: it names
   the recommended film.
 - ``content_words``: distinct words outside a stop list (how much the sentence says).
@@ -91,6 +92,9 @@ _RELATIONS = {
     r"cast members?|actors?|actress\w*|same cast|starring|stars?": ("cast",),
 }
 _CAST_COUNT = re.compile(r"\b(\d+) cast members\b", re.I)
+_CENTURY = re.compile(r"\b(\d\d?)(?:st|nd|rd|th)[- ]century\b", re.I)
+_FILM_COUNT = re.compile(r"\b(\d+) (?:films|movies|titles)\b", re.I)
+_NUMBER = re.compile(r"(?<![\w.,])\d[\d,.]*(?:st|nd|rd|th)?\b")
 _PAST = r"(?:watched|seen|saw|liked|loved|enjoyed|rated|viewed|adored|rewatched)"
 _SUBJECT = r"(?:\byou(?:'ve|'d| have| had)?|\bthe (?:user|person|viewer))"
 _ADVERBS = r"(?:\s+(?:already|also|once|recently|really|previously|both))*"
@@ -355,6 +359,31 @@ def _check_logs(reader: _Reader, claims: list[tuple[str, str]], links: set[str])
             claims.append(("unsupported_relation", match.group()))
 
 
+def _check_numbers(reader: _Reader, claims: list[tuple[str, str]]) -> None:
+    """Every number outside a title must be one the other rules check (a year, a decade, a co-watching or
+    cast count), a century every film it is about lies in, or a count of films no larger than the films
+    named; any other ("the film's 20-year history") states what no evidence can support."""
+    masked, checked = reader.masked, []
+    for pattern in (_YEAR, _DECADE, _COUNT, _CAST_COUNT):
+        checked += [m.span() for m in pattern.finditer(masked)]
+    for match in _CENTURY.finditer(masked):
+        checked.append(match.span())
+        films, every = reader.scope(match.start())
+        holds = [film.year is not None and film.year // 100 + 1 == int(match.group(1)) for film in films]
+        if not (all(holds) if every else any(holds)):
+            wrong = next(film for film, ok in zip(films, holds) if not ok)
+            claims.append(("wrong_year", f"{match.group()} for {wrong.title}"))
+    for match in _FILM_COUNT.finditer(masked):
+        checked.append(match.span())
+        if int(match.group(1)) > len({film.id for _, _, film in reader.named}):
+            claims.append(("unsupported_number", match.group()))
+    for match in _NUMBER.finditer(masked):
+        if not any(start <= match.start() < end for start, end in checked):
+            start, end = reader.sentence_of(match.start())
+            before, after = masked[start : match.start()].split()[-3:], masked[match.start() : end].split()[:4]
+            claims.append(("unsupported_number", " ".join(before + after)))
+
+
 def _check_target(reader: _Reader, claims: list[tuple[str, str]]) -> None:
     """Nothing may say or imply that the person already watched, liked or rated the recommended film."""
     context, text = reader.context, reader.text
@@ -401,6 +430,7 @@ def score_explanation(text: str, context: RubricContext, check: Any) -> RubricSc
     links: set[str] = set()
     _check_attributes(reader, claims, links)
     _check_logs(reader, claims, links)
+    _check_numbers(reader, claims)
     _check_target(reader, claims)
     named = {film.id for _, _, film in reader.named}
     in_group = frozenset().union(*context.groups)

@@ -239,6 +239,24 @@ def test_wrong_count():
     assert "wrong_count" in kinds(text, evidence(influences=((0, 0.3), (2, 0.2))))  # never watched together
 
 
+@pytest.mark.parametrize(
+    "tail, false",
+    [
+        ("because of the film's 20-year history.", "unsupported_number"),  # a bench generation the gate showed
+        ("90% of viewers who watched Seven liked it.", "unsupported_number"),
+        ("rated 4.5 stars by people like you.", "unsupported_number"),
+        ("both are crime films among the 5 films you watched.", "unsupported_number"),  # 2 films named
+        ("it is a 19th-century crime film.", "wrong_year"),
+        ("it is a 20th-century crime film like Seven.", None),
+        ("3 of the 4 people who watched Seven also watched it, like the 2 films say.", None),
+        ("it is a crime film released in 1996.", None),
+    ],
+)  # fmt: skip
+def test_a_number_must_be_one_the_evidence_checks(tail, false):
+    found = kinds("Because you watched Seven (Se7en) (1995), you may like Fargo (1996): " + tail)
+    assert (false in found) if false else not ({"unsupported_number", "wrong_year"} & found), found
+
+
 def test_names_item():
     assert score(GOOD).names_item
     result = score("Because you watched Seven (1995), which is a crime thriller from the 1990s.")
