@@ -51,7 +51,8 @@ def set_summary(row: dict) -> dict[str, float]:
     """One user's deletion test over all sets: the listed drop minus the mean over all sets (the one
     draw's expectation), the share of all sets whose drop is strictly smaller (the one draw's expected
     verdict, a tie a loss), the share of the OTHER sets it beats (the draw never the listed set) and of
-    the sets of unlisted films only (the named films against as many unnamed ones; NaN when none)."""
+    the sets of unlisted films only (the named films against as many unnamed ones; NaN when none), and the
+    largest share of draws any set could beat (``ceiling``: one draw in C(shown, k) is the listed set itself)."""
     listed = sorted(listed_positions(row))
     drops = {tuple(c): d for c, d in row["set_drops"]}
     mine = drops[tuple(listed)]
@@ -63,14 +64,15 @@ def set_summary(row: dict) -> dict[str, float]:
         "beats_draw": float(np.mean([mine > d for d in everything])),
         "beats_other": float(np.mean([mine > d for d in others])) if others else float("nan"),
         "beats_unnamed": float(np.mean([mine > d for d in unnamed])) if unnamed else float("nan"),
+        "ceiling": 1.0 - 1.0 / len(everything),
     }
 
 
 def set_statistics(rows: Sequence[dict], seed: int = 0) -> dict[str, float] | None:
     """The deletion test over every set, across the users of ``rows`` that have ``set_drops`` (None when
     none has): listed minus the sets' mean with its paired bootstrap 95% interval, the shares of random
-    draws, other sets and unlisted-only sets beaten, the share of users above the sets' mean, and the
-    one seeded draw as run (listed minus random, share of users it favours)."""
+    draws, other sets and unlisted-only sets beaten (and the most a random draw could be), the share of
+    users above the sets' mean, and the one seeded draw as run (listed minus random, share of users it favours)."""
     from recommender.evaluation.bootstrap import paired_mean_difference
 
     tested = [r for r in rows if r.get("set_drops")]
@@ -87,6 +89,7 @@ def set_statistics(rows: Sequence[dict], seed: int = 0) -> dict[str, float] | No
         "ci_low": paired["ci_low"],
         "ci_high": paired["ci_high"],
         "beats_draw": float(np.mean([s["beats_draw"] for s in sets])),
+        "ceiling": float(np.mean([s["ceiling"] for s in sets])),
         "beats_other": float(np.nanmean([s["beats_other"] for s in sets])),
         "beats_unnamed": float(np.mean(unnamed)) if unnamed else float("nan"),
         "unnamed_users": len(unnamed),
@@ -143,31 +146,42 @@ def backfill(pipeline, row: dict, split: str, seed: int, at_most: int | None = N
     return {**row, **drops, "listed": listed, "seconds": time.perf_counter() - t0}
 
 
-def summary_table(paths: Sequence[str], seed: int = 0) -> str:
-    """One markdown row per file of rows with ``set_drops``: the one-draw test as run and the test over
-    every set (``set_statistics``)."""
+def summary_table(paths: Sequence[str], seed: int = 0, by_listed: bool = False) -> str:
+    """One markdown row per file of rows with ``set_drops`` (per file and number of listed films with
+    ``by_listed``): the one-draw test as run and the test over every set (``set_statistics``)."""
     lines = [
         "| rows | users tested | one draw: listed minus random, users | listed minus every set's mean [95%] "
-        "| random draw beaten (a tie lost) | another set beaten | a set of unlisted films beaten (users) "
+        "| random draw beaten (a tie lost; at most) | another set beaten | a set of unlisted films beaten (users) "
         "| listed above the sets' mean |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for path in paths:
-        found = set_statistics(read_rows(path), seed)
-        if found is None:
-            continue
-        unnamed = f"{found['beats_unnamed']:.1%} ({found['unnamed_users']})" if found["unnamed_users"] else "-"
-        lines.append(
-            f"| {path} | {found['users']} | {found['one_draw']:+.4f}, {found['one_draw_favours']:.0%} "
-            f"| {found['difference']:+.4f} [{found['ci_low']:+.4f}, {found['ci_high']:+.4f}] "
-            f"| {found['beats_draw']:.1%} | {found['beats_other']:.1%} | {unnamed} | {found['above_mean']:.0%} |"
-        )
+        rows = [r for r in read_rows(path) if r.get("set_drops")]
+        groups = {path: rows}
+        if by_listed:
+            counts = sorted({len(listed_positions(r)) for r in rows})
+            groups = {f"{path} ({k} listed)": [r for r in rows if len(listed_positions(r)) == k] for k in counts}
+        for label, chosen in groups.items():
+            found = set_statistics(chosen, seed)
+            if found is not None:
+                lines.append(_summary_line(label, found))
     return "\n".join(lines) + "\n"
+
+
+def _summary_line(label: str, found: dict[str, float]) -> str:
+    unnamed = f"{found['beats_unnamed']:.1%} ({found['unnamed_users']})" if found["unnamed_users"] else "-"
+    return (
+        f"| {label} | {found['users']} | {found['one_draw']:+.4f}, {found['one_draw_favours']:.0%} "
+        f"| {found['difference']:+.4f} [{found['ci_low']:+.4f}, {found['ci_high']:+.4f}] "
+        f"| {found['beats_draw']:.1%} ({found['ceiling']:.0%}) | {found['beats_other']:.1%} | {unnamed} "
+        f"| {found['above_mean']:.0%} |"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--summary", nargs="+", metavar="JSONL", help="no model: the table of stored set_drops rows")
+    parser.add_argument("--by-listed", action="store_true", help="with --summary: a row per number of listed films")
     parser.add_argument("--rows", help="stored bench.explain rows (JSON lines)")
     parser.add_argument("--adapter", default="default", help="the adapter those rows were measured with")
     parser.add_argument("--split", default="test", choices=("test", "valid"))
@@ -177,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="the rows with set_drops (resumes a killed run)")
     args = parser.parse_args(argv)
     if args.summary:
-        print(summary_table(args.summary, args.seed), end="")
+        print(summary_table(args.summary, args.seed, args.by_listed), end="")
         return 0
     if not (args.rows and args.out):
         parser.error("--rows and --out are needed to measure (or --summary to read stored rows)")

@@ -93,7 +93,13 @@ def test_the_summary_reads_each_file_of_set_drops(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     table = summary_table([str(path)])
     assert f"| {path} | 1 | +0.2000, 100% | +0.1500 " in table  # 0.3 - mean(0.1, 0.3, 0.0, 0.2)
-    assert "| 75.0% | 100.0% | 100.0% (1) | 100% |" in table
+    assert "| 75.0% (75%) | 100.0% | 100.0% (1) | 100% |" in table  # the cap: the draw is the listed film 1 in 4
+    pair = {"user": "3", "listed": [2, 3], "drop_listed": 0.5, "drop_random": 0.6,
+            "set_drops": [[[2, 3], 0.5], [[2, 4], 0.6], [[3, 4], 0.1]]}  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*rows, pair]))
+    split = summary_table([str(path)], by_listed=True)
+    assert f"| {path} (1 listed) | 1 |" in split and f"| {path} (2 listed) | 1 | -0.1000, 0% |" in split
+    assert "| 33.3% (67%) | 50.0% | - | 100% |" in split  # beats {3, 4} only; no set of unlisted films
 
 
 def test_the_latency_table_gives_medians_and_the_slowest_user():
