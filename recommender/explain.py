@@ -57,6 +57,7 @@ from recommender.explanation_evidence import (
     because_sentence,
     build_evidence,
     group_influence,
+    item_sentence,
     link_groups,
     readable_title,
 )
@@ -239,6 +240,9 @@ def explain_item(
     thresholds = {history[p].id: float(bar[p]) for p, _ in raised + lowered + quiet if np.isfinite(bar[p])}
     fallback = because_sentence(evidence)
     fallback_score = score_explanation(fallback, context, checker.check(fallback, context.allowed_ids)).to_dict()
+    if fallback_score["false_claims"]:  # the fallback passes the gate too: else the item's own facts alone
+        fallback = item_sentence(evidence) + "."
+        fallback_score = score_explanation(fallback, context, checker.check(fallback, context.allowed_ids)).to_dict()
 
     def explained(text: str, path: str, raw: str | None, reason: str = "", invented=(), rubric=None) -> Explanation:
         return Explanation(text, path, rows, evidence, raw, reason, tuple(invented), quiet_rows, thresholds,

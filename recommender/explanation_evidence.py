@@ -412,21 +412,27 @@ def _common(entries: Sequence[dict[str, Any]], item: dict[str, Any]) -> tuple[li
     return genres, era if same_era else ""
 
 
+def item_sentence(evidence: dict[str, Any]) -> str:
+    """ "You may like Heat (1995), an action, crime and thriller film from the 1990s": the item's own
+    facts, nothing about the history (no full stop)."""
+    item = evidence["item"]
+    described, era = [g for g in item["genres"] if g.lower() != "unknown"], decade(item["year"])
+    about = ", " + genre_phrase(described) if described else ""
+    about += f" from the {era}" if era and about else (f", from the {era}" if era else "")
+    return f"You may like {item['title']}{about}"
+
+
 def because_sentence(evidence: dict[str, Any]) -> str:
     """One true second-person sentence from ``evidence`` alone: the measured influences it names,
     the genres and decade they share with the item, co-watching counts and graph relations. It never
     says the person saw the recommended film and names no film outside the history and the item."""
-    item = evidence["item"]
     named = named_influences(evidence)
     if not named:
-        genres, era = item["genres"], decade(item["year"])
-        described = [g for g in genres if g.lower() != "unknown"]
-        about = ", " + genre_phrase(described) if described else ""
-        about += f" from the {era}" if era and about else (f", from the {era}" if era else "")
         return (
-            f"You may like {item['title']}{about}; none of your recent films moved its score measurably "
+            f"{item_sentence(evidence)}; none of your recent films moved its score measurably "
             "on its own, so it reflects your history as a whole."
         )
+    item = evidence["item"]
     clauses = []
     genres, era = _common(named, item)
     if genres or era:
@@ -467,6 +473,7 @@ __all__ = [
     "EvidenceSources",
     "because_prefix",
     "because_sentence",
+    "item_sentence",
     "build_evidence",
     "cowatch_links",
     "decade",

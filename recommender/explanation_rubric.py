@@ -64,8 +64,10 @@ _PLURAL_AFTER = re.compile(
     r"\b(?:(?:th(?:ese|ose)|both|the two|all)(?: (?:two|three|four))? (?:films|movies|titles|stories)|each of them)\b",
     re.I,
 )
-# Between a genre word and a title: "<genre> film like <title>" compares the two.
-_LIKE_BEFORE_TITLE = re.compile(r"\s*(?:films?|movies?)?\s*like\s*", re.I)
+# Between a genre word and a title: "<genre>[, <genre> and <genre>] film like <title>" compares the two.
+_LIKE_BEFORE_TITLE = re.compile(
+    rf"(?:\s*(?:,|\band\b|&|/)\s*(?:{'|'.join(GENRE_PATTERNS.values())}))*\s*(?:films?|movies?)?\s*like\s*", re.I
+)
 _IT_IS = re.compile(r"\b(?:it is|it's|it was)\b", re.I)
 _DECADE = re.compile(
     r"\b((?:18|19|20)\d0)s\b|(?<![\w'])'?(\d)0s\b"

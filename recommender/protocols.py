@@ -22,7 +22,9 @@ class Filters:
     year_min: int | None = field(default=None, metadata={"help": "earliest release year, inclusive"})
     year_max: int | None = field(default=None, metadata={"help": "latest release year, inclusive"})
     exclude_items: tuple[str, ...] = field(default=(), metadata={"help": "item ids never to return"})
-    exclude_seen: bool = field(default=True, metadata={"help": "drop the items of the history itself"})
+    exclude_seen: bool = field(
+        default=True, metadata={"help": "drop the films of the history (a film listed twice under two ids too)"}
+    )
 
 
 @dataclass(frozen=True)

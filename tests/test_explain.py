@@ -365,6 +365,23 @@ def test_fallback_when_generation_invents_a_title():
     assert "Star Wars" not in explanation.text and TitleChecker(CATALOG).check(explanation.text, ALLOWED).ok
 
 
+def test_a_built_sentence_the_rubric_refuses_is_never_shown():
+    # Explaining a film the history holds (the API allows it): "Because you watched Fargo, you may like Fargo"
+    # would say the person watched the recommended film; the item's own facts are shown instead.
+    explanation = explain_item(None, CATALOG, [*HISTORY, ITEM], ITEM, np.array([0.3, -0.1, 0.2, 0.6]), threshold=0.05)
+    assert explanation.path == "fallback" and not explanation.rubric["false_claims"]
+    assert explanation.text.startswith("You may like Fargo (1996), a crime, drama and thriller film")
+    assert "watched_target" in {kind for kind, _ in _built_claims(explanation)}  # what the guard kept out
+
+
+def _built_claims(explanation):
+    from recommender.explanation_rubric import RubricContext, score_explanation
+
+    text = because_sentence(explanation.evidence)
+    context = RubricContext.from_evidence(explanation.evidence, [*HISTORY, ITEM])
+    return score_explanation(text, context, TitleChecker(CATALOG).check(text, context.allowed_ids)).false_claims
+
+
 @pytest.mark.parametrize("generator", [saying(""), saying("   "), saying(None), None])
 def test_fallback_when_generation_returns_nothing(generator):
     explanation = _explain(generator)

@@ -211,6 +211,19 @@ def test_a_plural_reference_after_a_genre_makes_it_a_claim_about_every_film_befo
     assert ("wrong_genre" in kinds(text)) is false
 
 
+def test_a_list_of_genres_before_film_like_is_about_that_film():
+    # The built sentence "it is a children's, fantasy and sci-fi film like Jumanji (1995)" was read as a claim
+    # about the film named before it (a fresh test sample's false alarm).
+    opening = (
+        "Because you watched Seven (Se7en) (1995), you may like Fargo (1996): it is a drama film like Twelve Monkeys, "
+    )
+    assert "wrong_genre" not in kinds(opening + "it is a crime and thriller film like Seven (Se7en) (1995).")
+    assert "wrong_genre" not in kinds(opening + "it is a crime, thriller film like Seven (Se7en) (1995).")
+    assert "wrong_genre" in kinds(
+        opening + "it is a crime and drama film like Seven (Se7en) (1995)."
+    )  # Seven: no drama
+
+
 def test_wrong_year():
     assert "wrong_year" in kinds("Because you watched Seven (1994), you may like Fargo (1996).")
     assert "wrong_year" in kinds("Because you watched Seven, you may like Fargo, a film from the 1980s.")

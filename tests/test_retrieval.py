@@ -153,6 +153,19 @@ def test_seen_items_excluded_by_default_and_exclude_items(embedding, catalog):
     assert "f" not in ids(got, catalog) and len(got) == 4
 
 
+def test_a_film_listed_twice_is_seen_under_both_ids():
+    # MovieLens-100k lists "Chasing Amy (1997)" as 246 and 268: whoever watched one must not be offered the other.
+    twins = Catalog(
+        [Item("246", "Chasing Amy", 1997, ("Drama",)), Item("268", "Chasing  amy ", 1997, ("Comedy",)),
+         Item("9", "Chasing Amy", 1995), Item("10", "Fargo"), Item("11", "Fargo")]
+    )  # fmt: skip
+    assert twins.film_rows.tolist() == [0, 0, 2, 3, 4]  # another year, or no year: another film
+    popular = PopularityRetriever(twins, np.array([5.0, 4.0, 3.0, 2.0, 1.0]))
+    assert ids(popular.retrieve(["268"], 5), twins) == ["9", "10", "11"]
+    assert ids(popular.retrieve(["268"], 2, filters=Filters(exclude_seen=False)), twins) == ["246", "268"]
+    assert ids(popular.retrieve(["10"], 5), twins) == ["246", "268", "9", "11"]
+
+
 # ---------------------------------------------------------------- embedding profile
 
 

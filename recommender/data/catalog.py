@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -71,6 +72,23 @@ class Catalog:
         """Boolean [N] mask of items having at least one of ``genres`` (case-insensitive)."""
         wanted = {genre.lower() for genre in genres}
         return np.array([any(genre.lower() in wanted for genre in item.genres) for item in self.items], dtype=bool)
+
+    @cached_property
+    def film_rows(self) -> np.ndarray:
+        """[N] each row's film: the first row with the same title (case and spaces aside) and the same
+        known year, else the row itself. MovieLens-100k lists 18 films twice under two ids ("Chasing Amy
+        (1997)" is 246 and 268), and a person who watched one has watched the other."""
+        first: dict[tuple[str, int], int] = {}
+        rows = np.arange(len(self.items), dtype=np.int64)
+        for row, item in enumerate(self.items):
+            if item.year and item.title.strip():
+                rows[row] = first.setdefault((" ".join(item.title.lower().split()), int(item.year)), row)
+        return rows
+
+    def same_films(self, rows: np.ndarray) -> np.ndarray:
+        """Boolean [N] mask of every row that is the same film as one of ``rows`` (themselves included)."""
+        films = self.film_rows
+        return np.isin(films, films[np.asarray(rows, dtype=np.int64)])
 
     def fingerprint(self) -> str:
         """Stable hash of ids, titles, years, genres and text: keys caches built from items."""

@@ -72,8 +72,8 @@ def filter_mask(catalog: Catalog, filters: Filters | None, history_rows: np.ndar
         allowed &= (catalog.years <= filters.year_max) & (catalog.years >= 0)
     excluded = [catalog.index[i] for i in map(str, filters.exclude_items) if i in catalog.index]
     allowed[np.asarray(excluded, dtype=np.int64)] = False
-    if filters.exclude_seen:
-        allowed[np.asarray(history_rows, dtype=np.int64)] = False
+    if filters.exclude_seen:  # the films watched, under any of their ids (the evaluation masks ids only)
+        allowed &= ~catalog.same_films(history_rows)
     reason = "" if allowed.any() else f"no item passes the filters ({_describe(filters)})"
     return allowed, reason
 
