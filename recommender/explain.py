@@ -187,6 +187,10 @@ def _writer_call(generator: Any, decoding: Decoding) -> Callable[[list[dict[str,
     return generator  # a callable (messages, prefix) -> answer
 
 
+def _rubric(text: str, context: RubricContext, checker: TitleChecker) -> dict:
+    return score_explanation(text, context, checker.check(text, context.allowed_ids)).to_dict()
+
+
 def explain_item(
     generator: Any,
     catalog: Catalog,
@@ -239,10 +243,9 @@ def explain_item(
     quiet_rows = [(history[p].id, readable_title(history[p]), v) for p, v in quiet]
     thresholds = {history[p].id: float(bar[p]) for p, _ in raised + lowered + quiet if np.isfinite(bar[p])}
     fallback = because_sentence(evidence)
-    fallback_score = score_explanation(fallback, context, checker.check(fallback, context.allowed_ids)).to_dict()
-    if fallback_score["false_claims"]:  # the fallback passes the gate too: else the item's own facts alone
+    if _rubric(fallback, context, checker)["false_claims"]:  # the fallback passes the gate too, else the item alone
         fallback = item_sentence(evidence) + "."
-        fallback_score = score_explanation(fallback, context, checker.check(fallback, context.allowed_ids)).to_dict()
+    fallback_score = _rubric(fallback, context, checker)
 
     def explained(text: str, path: str, raw: str | None, reason: str = "", invented=(), rubric=None) -> Explanation:
         return Explanation(text, path, rows, evidence, raw, reason, tuple(invented), quiet_rows, thresholds,
@@ -263,8 +266,7 @@ def explain_item(
     for raw in raws:  # candidates best first (greedy, then sampled): the first the gate accepts
         text, reason, check = gate(raw, checker, context)
         if text is not None:
-            rubric = score_explanation(text, context, checker.check(text, context.allowed_ids)).to_dict()
-            return explained(text, "generated", raw, rubric=rubric)
+            return explained(text, "generated", raw, rubric=_rubric(text, context, checker))
         refusals.append((raw, reason, check))
     raw, reason, check = refusals[0]  # why the first (greedy) answer was refused
     return explained(fallback, "fallback", raw, reason, check.invented)
