@@ -21,7 +21,7 @@ class Filters:
     exclude_genres: tuple[str, ...] = field(default=(), metadata={"help": "drop items with any of these genres"})
     year_min: int | None = field(default=None, metadata={"help": "earliest release year, inclusive"})
     year_max: int | None = field(default=None, metadata={"help": "latest release year, inclusive"})
-    exclude_items: tuple[str, ...] = field(default=(), metadata={"help": "item ids never to return"})
+    exclude_items: tuple[str, ...] = field(default=(), metadata={"help": "item ids never to return (their films)"})
     exclude_seen: bool = field(
         default=True, metadata={"help": "drop the films of the history (a film listed twice under two ids too)"}
     )

@@ -164,6 +164,11 @@ def test_a_film_listed_twice_is_seen_under_both_ids():
     assert ids(popular.retrieve(["268"], 5), twins) == ["9", "10", "11"]
     assert ids(popular.retrieve(["268"], 2, filters=Filters(exclude_seen=False)), twins) == ["246", "268"]
     assert ids(popular.retrieve(["10"], 5), twins) == ["246", "268", "9", "11"]
+    assert ids(popular.retrieve([], 5, filters=Filters(exclude_items=("246",))), twins) == [
+        "9",
+        "10",
+        "11",
+    ]  # "seen it"
 
 
 # ---------------------------------------------------------------- embedding profile

@@ -70,9 +70,11 @@ def filter_mask(catalog: Catalog, filters: Filters | None, history_rows: np.ndar
         allowed &= catalog.years >= filters.year_min
     if filters.year_max is not None:
         allowed &= (catalog.years <= filters.year_max) & (catalog.years >= 0)
+    # Films, not ids: a catalogue may list one film twice; the evaluation masks the history's ids only.
     excluded = [catalog.index[i] for i in map(str, filters.exclude_items) if i in catalog.index]
-    allowed[np.asarray(excluded, dtype=np.int64)] = False
-    if filters.exclude_seen:  # the films watched, under any of their ids (the evaluation masks ids only)
+    if excluded:
+        allowed &= ~catalog.same_films(np.asarray(excluded, dtype=np.int64))
+    if filters.exclude_seen:
         allowed &= ~catalog.same_films(history_rows)
     reason = "" if allowed.any() else f"no item passes the filters ({_describe(filters)})"
     return allowed, reason
