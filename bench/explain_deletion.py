@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from scipy import stats
 
 from bench.user_rows import measured_rows, read_rows
 from recommender.influence import CARD_INFLUENCERS, split_measured
@@ -119,31 +120,73 @@ def listed_positions(row: dict, at_most: int | None = None) -> list[int]:
     return list(test["positions"]) if test.get("measured") else []
 
 
-def backfill(pipeline, row: dict, split: str, seed: int, at_most: int | None = None) -> dict:
-    """``row`` with ``set_drops``: its user's served candidates and top pick scored again (the pick must
-    be the stored item), every set of as many shown films removed; the one draw is redrawn as the run drew it.
-    ``at_most``: list at most that many single influences instead of the card's (the drops follow)."""
+def _served(pipeline, row: dict, split: str):
+    """The stored user's history, served candidates, the top pick's column and base score, and a scorer of
+    histories on that column; None when the top pick is no longer the stored item (another adapter or data)."""
     from bench.explain import served_candidates
 
-    listed = listed_positions(row, at_most)
-    if not listed:
-        return {**row, "seconds": 0.0}
-    t0 = time.perf_counter()
-    catalog = pipeline.catalog
     history, candidates = served_candidates(pipeline, row["user"], split)
     base = pipeline.llm_scores([history], [candidates])[0]
     column = int(np.argmax(base))
-    if catalog.ids[int(candidates[column])] != row["item"]:
-        raise SystemExit(f"user {row['user']}: the top pick is no longer item {row['item']} (another adapter?)")
-    positions = list(range(len(history) - row["window"], len(history)))
-    random = random_draw(np.random.default_rng([seed, int(row["user"])]), positions, len(listed))
+    if pipeline.catalog.ids[int(candidates[column])] != row["item"]:
+        return None
 
     def score(histories):
         return [float(s[column]) for s in pipeline.llm_scores(histories, [candidates] * len(histories))]
 
-    found = deletion_sets(score, float(base[column]), history, positions, listed, random)
+    return history, candidates, float(base[column]), score
+
+
+def backfill(pipeline, row: dict, split: str, seed: int, at_most: int | None = None) -> dict:
+    """``row`` with ``set_drops``: its user's served candidates and top pick scored again (the pick must
+    be the stored item), every set of as many shown films removed; the one draw is redrawn as the run drew it.
+    ``at_most``: list at most that many single influences instead of the card's (the drops follow)."""
+    listed = listed_positions(row, at_most)
+    if not listed:
+        return {**row, "seconds": 0.0}
+    t0 = time.perf_counter()
+    served = _served(pipeline, row, split)
+    if served is None:
+        raise SystemExit(f"user {row['user']}: the top pick is no longer item {row['item']} (another adapter?)")
+    history, _, base, score = served
+    positions = list(range(len(history) - row["window"], len(history)))
+    random = random_draw(np.random.default_rng([seed, int(row["user"])]), positions, len(listed))
+    found = deletion_sets(score, base, history, positions, listed, random)
     drops = found if at_most is not None else {"set_drops": found["set_drops"]}  # else the run's one draw stays
     return {**row, **drops, "listed": listed, "seconds": time.perf_counter() - t0}
+
+
+def second_film_adds(pipeline, row: dict, split: str, seed: int) -> dict:
+    """``row`` listing its second influence only when removing it still lowers the score once the first is
+    gone: ``score(H - a) - score(H - a - b)`` in the served order and in each neutral swap's, its mean beyond
+    a one-sided t threshold at ``FALSE_PASS`` (the pair claim measured as a pair); the listing's set drops."""
+    from recommender.influence import FALSE_PASS, MIN_FLOOR, moved, neutral_swaps, swapped
+
+    listed = listed_positions(row, 2)
+    served = _served(pipeline, row, split) if listed else None
+    if served is None:
+        return {**row, "set_drops": None, "seconds": 0.0, "skipped": "no listed film or another top pick"}
+    t0 = time.perf_counter()
+    history, candidates, base, score = served
+    second = None
+    if len(listed) == 2 and not (row.get("group_test") or {}).get("measured"):
+        a, b = listed
+
+        def evidence_of(h):
+            return pipeline.ranking_requests([h], [candidates])[0].evidence
+
+        pairs = [None, *neutral_swaps(history, row["window"], evidence_of)]
+        orders = [(history, (a, b)) if p is None else (swapped(history, p), (moved(p, a), moved(p, b))) for p in pairs]
+        scored = score([np.delete(o, [pa]) for o, (pa, _) in orders] + [np.delete(o, list(ab)) for o, ab in orders])
+        adds = np.array(scored[: len(orders)]) - np.array(scored[len(orders) :])  # [1 + S]
+        error = adds.std(ddof=1) / np.sqrt(len(adds)) if len(adds) > 1 else np.inf
+        bar = max(stats.t.ppf(1 - FALSE_PASS, max(len(adds) - 1, 1)) * error, MIN_FLOOR)
+        second = {"effect": float(adds.mean()), "threshold": float(bar), "orders": len(adds)}
+        listed = listed if adds.mean() > bar else [a]
+    positions = list(range(len(history) - row["window"], len(history)))
+    random = random_draw(np.random.default_rng([seed, int(row["user"])]), positions, len(listed))
+    found = deletion_sets(score, base, history, positions, listed, random)
+    return {**row, **found, "listed": listed, "second": second, "seconds": time.perf_counter() - t0}
 
 
 def summary_table(paths: Sequence[str], seed: int = 0, by_listed: bool = False) -> str:
@@ -189,6 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--at-most", type=int, default=None, help="list at most this many single influences")
     parser.add_argument("--out", help="the rows with set_drops (resumes a killed run)")
+    parser.add_argument(
+        "--second-adds", action="store_true",
+        help="list the second influence only when it lowers the score once the first is removed (second_film_adds)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.summary:
         print(summary_table(args.summary, args.seed, args.by_listed), end="")
@@ -203,7 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     pipeline = Recommender.from_pretrained("ml-100k", adapter=args.adapter)
     rows = {row["user"]: row for row in read_rows(args.rows)}
-    measured_rows(list(rows), lambda u: backfill(pipeline, rows[u], args.split, args.seed, args.at_most), args.out)
+    if args.second_adds:
+        measure = lambda u: second_film_adds(pipeline, rows[u], args.split, args.seed)  # noqa: E731
+    else:
+        measure = lambda u: backfill(pipeline, rows[u], args.split, args.seed, args.at_most)  # noqa: E731
+    measured_rows(list(rows), measure, args.out)
     return 0
 
 
