@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from bench.explain_deletion import deletion_sets, listed_positions, set_summary, summary_table
+from bench.explain_deletion import deletion_sets, listed_positions, second_film_adds, set_summary, summary_table
 from bench.explain_report import _bar, _floor_lines, row_threshold
 
 
@@ -81,6 +81,40 @@ def test_stored_rows_without_a_listed_field_give_the_positions_the_run_removed()
     quiet = {**row, "values": [None, 0.0, 0.0, 0.0, 0.0], "group_test": {"positions": [2, 4], "measured": True}}
     assert listed_positions(quiet) == [2, 4]
     assert listed_positions({**quiet, "group_test": {"positions": [2, 4], "measured": False}}) == []
+
+
+class ShownFilms:
+    """A pipeline stand-in whose top pick (row 10) scores ``worth(films the prompt shows)``; the prompt shows
+    the last 5 of a 6-film history (rows 0-5), so a removal lets row 0 in."""
+
+    def __init__(self, worth):
+        from types import SimpleNamespace
+
+        self.worth = worth
+        self.catalog = SimpleNamespace(ids=[str(r) for r in range(12)])
+        self.config = SimpleNamespace(llm_candidates=2)
+        self.split = SimpleNamespace(case=lambda user, split: SimpleNamespace(history=list(range(6))))
+        self.retriever = SimpleNamespace(retrieve=lambda ids, k: SimpleNamespace(items=[10, 11]))
+
+    def llm_scores(self, histories, candidates):
+        return [np.array([self.worth(set(np.asarray(h)[-5:].tolist())), -9.0]) for h in histories]
+
+    def ranking_requests(self, histories, candidates):
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(evidence={}) for _ in histories]  # every swap keeps the evidence: all neutral
+
+
+def test_the_second_film_is_listed_only_when_it_adds_once_the_first_is_gone():
+    row = {"user": "7", "item": "10", "window": 5, "values": [None, 0.0, 0.0, 0.0, 2.0, 1.5],
+           "thresholds": [None, 0.1, 0.1, 0.1, 0.1, 0.1]}  # fmt: skip
+    adds = second_film_adds(ShownFilms(lambda shown: 2.0 * (4 in shown) + 1.5 * (5 in shown)), row, "test", 0)
+    assert adds["listed"] == [4, 5] and np.isclose(adds["second"]["effect"], 1.5) and adds["second"]["orders"] == 5
+    assert np.isclose(adds["drop_listed"], 3.5)
+    # Films 4 and 5 matter only together: each is an influence alone, but once 4 is gone 5 adds nothing.
+    together = second_film_adds(ShownFilms(lambda shown: 2.0 * ({4, 5} <= shown)), row, "test", 0)
+    assert together["listed"] == [4] and np.isclose(together["second"]["effect"], 0.0)
+    assert [len(c) for c, _ in together["set_drops"]] == [1] * 5  # the drops of single films follow
 
 
 def test_the_summary_reads_each_file_of_set_drops(tmp_path):
