@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from scipy import stats
 
 from bench.user_rows import measured_rows, read_rows
 from recommender.influence import CARD_INFLUENCERS, split_measured
@@ -159,8 +158,8 @@ def backfill(pipeline, row: dict, split: str, seed: int, at_most: int | None = N
 def second_film_adds(pipeline, row: dict, split: str, seed: int) -> dict:
     """``row`` listing its second influence only when removing it still lowers the score once the first is
     gone: ``score(H - a) - score(H - a - b)`` in the served order and in each neutral swap's, its mean beyond
-    a one-sided t threshold at ``FALSE_PASS`` (the pair claim measured as a pair); the listing's set drops."""
-    from recommender.influence import FALSE_PASS, MIN_FLOOR, moved, neutral_swaps, swapped
+    ``influence.order_threshold`` (the pair claim measured as a pair); the listing's set drops."""
+    from recommender.influence import moved, order_threshold, swapped
 
     listed = listed_positions(row, 2)
     served = _served(pipeline, row, split) if listed else None
@@ -171,16 +170,11 @@ def second_film_adds(pipeline, row: dict, split: str, seed: int) -> dict:
     second = None
     if len(listed) == 2 and not (row.get("group_test") or {}).get("measured"):
         a, b = listed
-
-        def evidence_of(h):
-            return pipeline.ranking_requests([h], [candidates])[0].evidence
-
-        pairs = [None, *neutral_swaps(history, row["window"], evidence_of)]
+        pairs = [None, *pipeline.neutral_swap_pairs(history, candidates, row["window"])]
         orders = [(history, (a, b)) if p is None else (swapped(history, p), (moved(p, a), moved(p, b))) for p in pairs]
         scored = score([np.delete(o, [pa]) for o, (pa, _) in orders] + [np.delete(o, list(ab)) for o, ab in orders])
         adds = np.array(scored[: len(orders)]) - np.array(scored[len(orders) :])  # [1 + S]
-        error = adds.std(ddof=1) / np.sqrt(len(adds)) if len(adds) > 1 else np.inf
-        bar = max(stats.t.ppf(1 - FALSE_PASS, max(len(adds) - 1, 1)) * error, MIN_FLOOR)
+        bar = order_threshold(adds)  # one test: the rule of every shown film's threshold
         second = {"effect": float(adds.mean()), "threshold": float(bar), "orders": len(adds)}
         listed = listed if adds.mean() > bar else [a]
     positions = list(range(len(history) - row["window"], len(history)))

@@ -243,9 +243,10 @@ def explain_item(
     quiet_rows = [(history[p].id, readable_title(history[p]), v) for p, v in quiet]
     thresholds = {history[p].id: float(bar[p]) for p, _ in raised + lowered + quiet if np.isfinite(bar[p])}
     fallback = because_sentence(evidence)
-    if _rubric(fallback, context, checker)["false_claims"]:  # the fallback passes the gate too, else the item alone
-        fallback = item_sentence(evidence) + "."
     fallback_score = _rubric(fallback, context, checker)
+    if fallback_score["false_claims"]:  # the fallback passes the gate too, else the item alone
+        fallback = item_sentence(evidence) + "."
+        fallback_score = _rubric(fallback, context, checker)
 
     def explained(text: str, path: str, raw: str | None, reason: str = "", invented=(), rubric=None) -> Explanation:
         return Explanation(text, path, rows, evidence, raw, reason, tuple(invented), quiet_rows, thresholds,

@@ -288,14 +288,10 @@ def _check_attributes(reader: _Reader, claims: list[tuple[str, str]], links: set
         for match in re.finditer(rf"\b(?:{pattern})\b", masked, re.I):
             if _NEGATION.search(masked[: match.start()]):
                 continue
-            films, every = reader.scope(match.start(), match.end())
-            holds = [genre in film.genres for film in films]
-            if not (all(holds) if every else any(holds)):
-                wrong = next(film for film, ok in zip(films, holds) if not ok)
+            wrong = _false_for(*reader.scope(match.start(), match.end()), _has_genre(genre))
+            if wrong is not None:
                 claims.append(("wrong_genre", f"{match.group()} for {wrong.title}"))
-            elif genre in context.item.genres and _influence_has(
-                reader, match.start(), lambda f, g=genre: g in f.genres
-            ):
+            elif genre in context.item.genres and _influence_has(reader, match.start(), _has_genre(genre)):
                 links.add("genre")
     eras = [(m, _decade_of(m)) for m in _DECADE.finditer(masked)]
     eras += [(m, m.group()) for m in _YEAR.finditer(masked)]
@@ -305,9 +301,8 @@ def _check_attributes(reader: _Reader, claims: list[tuple[str, str]], links: set
         def has(film: Film, value: str = value) -> bool:
             return _decade(film.year) == value if value.endswith("s") else str(film.year) == value
 
-        holds = [has(film) for film in films]
-        if not (all(holds) if every else any(holds)):
-            wrong = next(film for film, ok in zip(films, holds) if not ok)
+        wrong = _false_for(films, every, has)
+        if wrong is not None:
             claims.append(("wrong_year", f"{match.group()} for {wrong.title}"))
         elif has(context.item) and _influence_has(reader, match.start(), has):
             links.add("era")
@@ -320,6 +315,14 @@ def _check_attributes(reader: _Reader, claims: list[tuple[str, str]], links: set
         year = re.search(r"\((\d{4})\)\s*$", reader.text[start:end])
         if year and film.year and int(year.group(1)) != film.year:
             claims.append(("wrong_year", f"{reader.text[start:end]} is from {film.year}"))
+
+
+def _false_for(films: list[Film], every: bool, holds: Any) -> Film | None:
+    """The film a claim about ``films`` is false for (it must hold for each when ``every``, else for one)."""
+    found = [holds(film) for film in films]
+    if all(found) if every else any(found):
+        return None
+    return next(film for film, ok in zip(films, found) if not ok)
 
 
 def _has_genre(genre: str) -> Any:
@@ -370,10 +373,10 @@ def _check_numbers(reader: _Reader, claims: list[tuple[str, str]]) -> None:
         checked += [m.span() for m in pattern.finditer(masked)]
     for match in _CENTURY.finditer(masked):
         checked.append(match.span())
-        films, every = reader.scope(match.start())
-        holds = [film.year is not None and film.year // 100 + 1 == int(match.group(1)) for film in films]
-        if not (all(holds) if every else any(holds)):
-            wrong = next(film for film, ok in zip(films, holds) if not ok)
+        century = int(match.group(1))
+        in_it = lambda f, c=century: f.year is not None and f.year // 100 + 1 == c  # noqa: E731
+        wrong = _false_for(*reader.scope(match.start()), in_it)
+        if wrong is not None:
             claims.append(("wrong_year", f"{match.group()} for {wrong.title}"))
     for match in _FILM_COUNT.finditer(masked):
         checked.append(match.span())

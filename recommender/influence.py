@@ -35,6 +35,18 @@ FALSE_PASS = 0.05  # one-sided level of the t-test over orders, shared by the ab
 ScoreHistories = Callable[[list[np.ndarray]], list[np.ndarray]]
 
 
+def order_threshold(orders: np.ndarray, tests: int = 1) -> np.ndarray:
+    """What the mean of ``orders`` (one effect per order on axis 0) must exceed: the one-sided t critical
+    value at ``FALSE_PASS`` / ``tests`` (Bonferroni) times its standard error, at least ``MIN_FLOOR``; inf
+    with fewer than two orders (no spread to measure)."""
+    orders = np.asarray(orders, dtype=np.float64)
+    m = len(orders)
+    if m < 2:
+        return np.full(orders.shape[1:], np.inf)
+    error = orders.std(axis=0, ddof=1) / np.sqrt(m)
+    return np.maximum(stats.t.ppf(1 - FALSE_PASS / tests, m - 1) * error, MIN_FLOOR)
+
+
 def drop_one_influence(
     score: ScoreHistories, history: np.ndarray, window: int | None, base: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -66,11 +78,8 @@ class InfluenceTable:
         """[W, K] what an effect must exceed to be an influence: the one-sided t critical value at
         ``FALSE_PASS`` / W times the standard error over the orders (at least ``MIN_FLOOR``); inf
         without a swap (one order, no spread to measure)."""
-        m, w, k = self.orders.shape
-        if m < 2 or w == 0:
-            return np.full((w, k), np.inf)
-        error = self.orders.std(axis=0, ddof=1) / np.sqrt(m)
-        return np.maximum(stats.t.ppf(1 - FALSE_PASS / w, m - 1) * error, MIN_FLOOR)
+        _, w, k = self.orders.shape
+        return order_threshold(self.orders, w) if w else np.full((w, k), np.inf)
 
     @property
     def floor(self) -> np.ndarray:

@@ -245,17 +245,21 @@ class Recommender:
         candidate_rows = np.asarray(candidate_rows, dtype=np.int64)
         window = self.influence_window(window)
         shown = len(history_rows) if window is None else min(window, len(history_rows))
-
-        def evidence_of(history: np.ndarray) -> dict:
-            return self.ranking_requests([history], [candidate_rows])[0].evidence
-
         return measure_influence(
             lambda histories: self.llm_scores(histories, [candidate_rows] * len(histories)),
             history_rows,
             window,
-            neutral_swaps(history_rows, shown, evidence_of),
+            self.neutral_swap_pairs(history_rows, candidate_rows, shown),
             base,
         )
+
+    def neutral_swap_pairs(self, history_rows: np.ndarray, candidate_rows: np.ndarray, shown: int) -> list:
+        """The pairs of the ``shown`` last positions whose exchange leaves this prompt's evidence unchanged."""
+
+        def evidence_of(history: np.ndarray) -> dict:
+            return self.ranking_requests([history], [candidate_rows])[0].evidence
+
+        return neutral_swaps(history_rows, shown, evidence_of)
 
     def _card_influences(
         self, history_ids: list[str], candidate_rows: np.ndarray, llm: np.ndarray, window: int

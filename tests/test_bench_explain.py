@@ -99,10 +99,10 @@ class ShownFilms:
     def llm_scores(self, histories, candidates):
         return [np.array([self.worth(set(np.asarray(h)[-5:].tolist())), -9.0]) for h in histories]
 
-    def ranking_requests(self, histories, candidates):
-        from types import SimpleNamespace
+    def neutral_swap_pairs(self, history, candidates, shown):
+        from recommender.influence import swap_pairs
 
-        return [SimpleNamespace(evidence={}) for _ in histories]  # every swap keeps the evidence: all neutral
+        return swap_pairs(len(history), shown, lambda i, j: True)  # every swap keeps the evidence
 
 
 def test_the_second_film_is_listed_only_when_it_adds_once_the_first_is_gone():

@@ -85,10 +85,20 @@ class Catalog:
                 rows[row] = first.setdefault((" ".join(item.title.lower().split()), int(item.year)), row)
         return rows
 
-    def same_films(self, rows: np.ndarray) -> np.ndarray:
-        """Boolean [N] mask of every row that is the same film as one of ``rows`` (themselves included)."""
+    @cached_property
+    def _listed_twice(self) -> np.ndarray:
+        """Rows of the films listed under more than one id (none in most catalogues)."""
         films = self.film_rows
-        return np.isin(films, films[np.asarray(rows, dtype=np.int64)])
+        return np.flatnonzero(np.bincount(films, minlength=len(films))[films] > 1)
+
+    def with_twins(self, rows: np.ndarray) -> np.ndarray:
+        """``rows`` and every other row of their films (a row may come twice), for masking. Reads only the
+        rows listed twice, not the whole catalogue: it runs on every request."""
+        rows = np.asarray(rows, dtype=np.int64)
+        twins = self._listed_twice
+        if not len(twins) or not len(rows):
+            return rows
+        return np.concatenate([rows, twins[np.isin(self.film_rows[twins], self.film_rows[rows])]])
 
     def fingerprint(self) -> str:
         """Stable hash of ids, titles, years, genres and text: keys caches built from items."""

@@ -72,10 +72,9 @@ def filter_mask(catalog: Catalog, filters: Filters | None, history_rows: np.ndar
         allowed &= (catalog.years <= filters.year_max) & (catalog.years >= 0)
     # Films, not ids: a catalogue may list one film twice; the evaluation masks the history's ids only.
     excluded = [catalog.index[i] for i in map(str, filters.exclude_items) if i in catalog.index]
-    if excluded:
-        allowed &= ~catalog.same_films(np.asarray(excluded, dtype=np.int64))
+    allowed[catalog.with_twins(np.asarray(excluded, dtype=np.int64))] = False
     if filters.exclude_seen:
-        allowed &= ~catalog.same_films(history_rows)
+        allowed[catalog.with_twins(history_rows)] = False
     reason = "" if allowed.any() else f"no item passes the filters ({_describe(filters)})"
     return allowed, reason
 
