@@ -297,3 +297,34 @@ def test_filler_words_never_become_a_search_term(catalog):
         for message in (f"comedies {word}", f"{word}, comedies", f"no horror {word}"):
             refinement = parse_message(message, catalog)
             assert refinement.query == "" and refinement.avoid_terms == (), message
+
+
+@pytest.mark.parametrize(
+    "message,year_min,year_max",
+    [
+        ("older than 1990", None, 1989),
+        ("newer than 1990", 1991, None),
+        ("nothing older than 1990", 1990, None),
+        ("nothing newer than 1980", None, 1980),
+        ("more recent than the 80s", 1990, None),
+        ("earlier than the 80s", None, 1979),
+    ],
+)
+def test_a_comparative_before_than_bounds_the_year_and_is_no_old_or_new_films(catalog, message, year_min, year_max):
+    got = parse_message(message, catalog)
+    assert (got.year_min, got.year_max, got.query) == (year_min, year_max, "")
+
+
+@pytest.mark.parametrize(
+    "message,include",
+    [("don't you have any horror movies?", ("Horror",)), ("aren't there any westerns?", ("Western",))],
+)
+def test_a_negative_question_asks_for_what_follows(catalog, message, include):
+    got = parse_message(message, catalog)
+    assert (got.include_genres, got.exclude_genres) == (include, ())
+
+
+@pytest.mark.parametrize("message", ["the last ones were too scary", "something less scary", "overly scary stuff"])
+def test_too_or_less_before_a_genre_word_never_asks_for_it(catalog, message):
+    got = parse_message(message, catalog)
+    assert "Horror" not in got.include_genres and "scary" not in got.query

@@ -53,15 +53,21 @@ SCRIPT_GENRES = {"喜剧": "Comedy", "喜劇": "Comedy", "コメディ": "Comedy
 ADULT_PHRASES = ("for adults", "adults only", "adult", "adults", "grown up", "grown ups", "grownup", "grownups",
                  "for grown ups", "mature")  # fmt: skip
 NEGATOR_PHRASES = ("no", "not", "dont", "doesnt", "didnt", "wont", "without", "nothing", "none", "avoid", "except",
-                   "never", "neither", "nor", "hate", "skip", "exclude", "excluding", "minus", "rather not",
+                   "never", "neither", "nor", "hate", "hates", "hated", "dislike", "dislikes", "detest", "loathe",
+                   "arent", "isnt", "skip", "exclude", "excluding", "minus", "rather not",
                    "anything but", "everything but", "other than", "no more", "sick of", "tired of", "enough of",
                    "enough with", "done with", "no longer", "not into", "instead of", "cant stand", "not a fan of",
+                   "not a big fan of", "not a huge fan of", "not really a fan of", "not much of a fan of",
+                   "not really into", "not big on", "not keen on",
                    "pas", "pas de", "sans", "sin",
                    "keine", "kein", "keinen", "nicht", "ohne", "nada de")  # fmt: skip
 # Phrases that hold a negator word but negate nothing.
 NEGATOR_WORDS = {phrase for phrase in NEGATOR_PHRASES if " " not in phrase}
 IDLE_PHRASES = ("never mind", "nevermind", "no thanks", "no thank you", "not sure", "dont know", "dont mind",
-                "dont care", "no idea", "nothing but", "no matter", "not bad")  # fmt: skip
+                "dont care", "no idea", "nothing but", "no matter", "not bad",
+                # questions that ask for what follows: "don't you have any horror?", "isn't there a western?"
+                "dont you", "do you not", "isnt there", "arent there", "is there not", "havent you got",
+                "have you not got")  # fmt: skip
 RECENT_PHRASES = ("new", "recent", "newer", "newest", "latest", "new releases", "new release", "modern", "recently")
 OLD_PHRASES = ("old", "older", "classic", "classics", "oldies", "vintage", "golden age",
                "old school", "oldschool", "old timey")  # fmt: skip
@@ -102,7 +108,7 @@ FILLERS = TRANSPARENT | {
     "welp", "alright", "watchable", "decent", "solid", "interesting", "new", "definitely", "absolutely", "ideas",
     "idea", "ask", "asking", "tell", "list", "top", "exactly", "wonder", "wondering", "movie", "love", "loves",
     "like", "likes", "enjoy", "earlier", "sometime", "anytime", "filters", "buddy", "bro", "dude", "mate", "friend",
-    "friends", "pal", "sir", "quick", "quickly", "either",
+    "friends", "pal", "sir", "quick", "quickly", "either", "last", "previous", "less",
 }  # fmt: skip
 # Words that steer a conversation but name nothing to look for ("no horror though", "comedies anyway",
 # "ok then, westerns"): never a free-text search term, never an avoided word (issue 28).
@@ -213,6 +219,10 @@ DECADE_PARTS = {"early": (0, 3), "mid": (3, 6), "late": (6, 9)}
 BEFORE_YEAR = {"before", "pre", "until", "till", "prior", "older", "earlier"}
 BY_YEAR = {"until", "till", "to"}
 AFTER_YEAR = {"after", "since", "post", "newer", "later", "onwards", "from"}
+# "older than 1990", "more recent than the 80s": the comparative before "than" is the bounding word.
+COMPARATIVES = {"older": "older", "earlier": "earlier", "newer": "newer", "later": "later", "recent": "newer"}
+# "too violent", "way too much violence", "less violent": the word after is what the person wants less of.
+LESS_OF = {"too", "overly", "less"}
 FROM_ON = {"on", "onwards", "onward"}
 
 # Genres and ages (``understanding``): "new" is recent before these (and a count noun or a genre);
@@ -234,10 +244,19 @@ CLAUSE_OPENERS = {"hmm", "hm", "ok", "okay", "so", "well", "um", "uh", "oh", "ah
                   "nah", "ugh", "and", "also", "plus", "honestly", "sadly", "lol"}  # fmt: skip
 BAD_VERDICTS = ("boring", "bad", "awful", "terrible", "meh", "overrated", "dull", "rubbish", "crap", "garbage",
                 "the worst", "horrible", "slow", "long")  # fmt: skip
+# After "wasn't" / "isn't": "Fargo wasn't for me" is a dislike.
+NOT_VERDICTS = ("for me", "my thing", "my cup of tea", "my kind of", "any good", "that good", "good", "great", "fun",
+                "funny", "worth it")  # fmt: skip
 GOOD_VERDICTS = ("great", "amazing", "awesome", "good", "brilliant", "fantastic", "the best", "excellent", "fun",
                  "perfect", "incredible")  # fmt: skip
 CUE_GLUE = LIST_GLUE | {"another", "with", "too"}  # skipped after a cue before looking for a genre or decade
 SEED_AFTER_TITLE = ("style", "esque", "like", "type", "vibe", "vibes", "kind of", "sort of", "but", "feel", "energy")
 # A "like" cue after one of these in its clause excludes: "I don't want anything like Scream".
 NEGATIONS_BEFORE_LIKE = ("no", "not", "dont", "don't", "doesnt", "doesn't", "never", "nothing", "without", "rather not",
-                         "hate")  # fmt: skip
+                         "hate", "hates")  # fmt: skip
+# Words before "like" that make it "films like": "a comedy like Groundhog Day", "a classic like Casablanca".
+BEFORE_LIKE = ("comedy", "comedies", "drama", "dramas", "thriller", "thrillers", "western", "westerns", "musical",
+               "musicals", "horror", "action", "romance", "romances", "mystery", "mysteries", "documentary",
+               "documentaries", "war", "fantasy", "cartoon", "cartoons", "noir", "sci fi", "scifi", "classic",
+               "classics", "good", "great", "funny", "scary", "romantic", "fun", "one", "flick", "flicks", "title",
+               "titles", "else")  # fmt: skip

@@ -10,6 +10,7 @@ from recommender.chat.fragments import negated_fragment
 from recommender.chat.lexicon import (
     ABBREVIATIONS,
     BAD_VERDICTS,
+    BEFORE_LIKE,
     CLAUSE_OPENERS,
     COUNT_NOUNS,
     CUE_GLUE,
@@ -18,6 +19,7 @@ from recommender.chat.lexicon import (
     NEGATIONS_BEFORE_LIKE,
     NEGATOR_WORDS,
     NOT_TITLE,
+    NOT_VERDICTS,
     SEED_AFTER_TITLE,
     TITLE_PRONOUNS,
 )
@@ -26,9 +28,12 @@ from recommender.data.titles import ARTICLES, FUZZY_CUTOFF, TitleMatch, TitleMat
 
 CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("dislike", re.compile(r"\b(?:i\s+)?(?:(?:didn'?t|did not|don'?t|do not|did\s+not|really\s+didn'?t)\s+"
+                           r"(?:(?:really|much|particularly|quite|actually|exactly|totally|entirely)\s+)?"
                            r"(?:like|love|enjoy|care for)|hated|hate|disliked|dislike|can'?t stand|couldn'?t stand|"
-                           r"not a fan of)\s+", re.I)),
+                           r"(?:wasn'?t|was not|am not|i'?m not|not)\s+(?:really\s+)?(?:a\s+)?(?:big\s+|huge\s+)?"
+                           r"fan of)\s+", re.I)),
     ("like", re.compile(r"\b(?:more|something|anything|films?|movies?|stuff|ones?|similar)\s+like\s+|"
+                        r"\b(?:" + "|".join(BEFORE_LIKE) + r")\s+(?P<at>like)\s+|"  # the word before stays read
                         r"\bsimilar\s+to\s+|\bin the (?:vein|style|spirit) of\s+|\balong the lines of\s+|"
                         r"\breminds?\s+(?:me\s+)?of\s+|\b(?:same|similar)\s+(?:vibes?\s+)?as\s+|\bthe likes of\s+|"
                         r"\bsomething\s+(?:a\s+)?(?:bit\s+)?(?:like|similar to)\s+", re.I)),
@@ -44,7 +49,9 @@ CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
 # After a title at the start of a clause: "Alien-style horror", "Star Wars vibes", "Titanic was boring".
 _POSTFIX_SEED = re.compile(rf"^(?:{'|'.join(SEED_AFTER_TITLE)})\b")
 _POSTFIX_BAD = re.compile(
-    rf"^(?:was|is|were)\s+(?:so\s+|really\s+|too\s+|pretty\s+|kinda\s+)?(?:{'|'.join(BAD_VERDICTS)})\b"
+    rf"^(?:(?:was|is|were)\s+(?:so\s+|really\s+|too\s+|pretty\s+|kinda\s+)?(?:{'|'.join(BAD_VERDICTS)})|"
+    r"(?:was|is|were)\s+(?:way\s+|far\s+|much\s+|just\s+)?too\s+\w+|"  # "was too violent"
+    rf"(?:wasnt|was not|isnt|is not|werent|were not)\s+(?:really\s+)?(?:{'|'.join(NOT_VERDICTS)}))\b"
 )
 _POSTFIX_GOOD = re.compile(rf"^(?:was|is|were)\s+(?:so\s+|really\s+|pretty\s+)?(?:{'|'.join(GOOD_VERDICTS)})\b")
 _YEAR_TOKEN = re.compile(r"^\(?((?:18|19|20)\d\d)\)?$")
@@ -138,8 +145,9 @@ def titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
     cues = []
     for name, pattern in CUES:
         for match in pattern.finditer(text):
-            if not any(s <= match.start() < e for _, s, e in cues) and match.end() > match.start():
-                cues.append((name, match.start(), match.end()))
+            start = match.start("at") if match.groupdict().get("at") else match.start()  # "a comedy like X"
+            if not any(s <= start < e for _, s, e in cues) and match.end() > start:
+                cues.append((name, start, match.end()))
     for name, start, end in sorted(cues, key=lambda cue: cue[1])[:MAX_TITLE_CUES]:
         if any(s <= start < e for s, e in consumed):
             continue

@@ -31,6 +31,7 @@ from recommender.chat.lexicon import (
     FILLERS,
     GENRE_SYNONYMS,
     IDLE_PHRASES,
+    LESS_OF,
     LIST_GLUE,
     MULTI_GENRE,
     NEGATOR_PHRASES,
@@ -66,7 +67,11 @@ _RESET = re.compile(r"\b(start (?:over|again|afresh|fresh|anew)|reset|"
                     r"clear (?:all (?:the )?filters|all|everything|(?:the )?filters)|forget (?:it|everything|all)|"
                     r"new search|from scratch|begin again)\b")  # fmt: skip
 _SHOW_MORE = re.compile(rf"^(?:(?:{'|'.join(SHOW_MORE_OPENERS)})\s+)*(?:(?:show|give|find|suggest)\s+(?:me\s+)?)?"
-                        r"(?:some\s+|any\s+)?(?:more|others|other ones|next|next page|something else|different ones)"
+                        r"(?:some\s+|any\s+)?(?:more|others|other ones|next|next page|something else|different ones|"
+                        r"anything else|what else(?:\s+(?:have you got|do you have|you got|is there|ya got))?|"
+                        r"other (?:options|suggestions|ideas|picks|films|movies|titles)|"
+                        r"(?:none of (?:these|those|them)\s+)?try (?:again|something else)|"
+                        r"none of (?:these|those|them))"
                         rf"(?:\s+(?:{'|'.join(SHOW_MORE_TAILS)}))*$")  # fmt: skip
 _ANAPHORA = re.compile(
     r"\b(?:something|anything|films?|movies?)\s+(?:similar|like (?:it|that|this))\b|"
@@ -216,6 +221,14 @@ def _scope(tokens: list[str], phrases) -> tuple[list[bool], list[int], list[bool
     return negated, clause, reason
 
 
+def _wants_less(tokens: list[str], i: int) -> bool:
+    """True when the token at ``i`` follows "too", "overly" or "less" ("too violent", "way too much violence")."""
+    j = i - 1
+    while j >= 0 and tokens[j] in {"much", "many"}:
+        j -= 1
+    return j >= 0 and tokens[j] in LESS_OF
+
+
 def _continues(tokens: list[str], i: int, item_at: set[int]) -> bool:
     """True when the "and"/"or" at ``i`` joins two items of one list: "no horror or (any) thrillers"."""
     j = i + 1
@@ -253,6 +266,8 @@ def _parse_rest(text: str, catalog: Catalog) -> _Rest:
             continue
         if kind == "recent" and tokens[start] == "new" and n == 1 and not _new_is_recent(tokens, start, lexicon):
             continue
+        if kind in {"recent", "old"} and tokens[start + n : start + n + 1] == ["than"]:
+            continue  # "older than 1990" bounds that year (``parse_years``), it is no "old films"
         phrase, neg = " ".join(tokens[start : start + n]), negated[start]
         for k_ in range(start, start + n):
             used[k_] = True
@@ -267,7 +282,10 @@ def _parse_rest(text: str, catalog: Catalog) -> _Rest:
                     and negated[start - 1]
                     and (tokens[start - 1] not in TRANSPARENT | FILLERS | NEGATOR_WORDS)
                 )
-                genres["exclude" if neg else "include"].append((name, phrase, own and not modified))
+                less = _wants_less(tokens, start)  # "too scary": less of it, a refinement
+                genres["exclude" if neg or less else "include"].append(
+                    (name, phrase, own and not modified and not less)
+                )
             if phrase in AGE_PHRASES:
                 used[start - 1] = True
         elif kind == "adult":
@@ -286,7 +304,7 @@ def _parse_rest(text: str, catalog: Catalog) -> _Rest:
     for i, token in enumerate(tokens):
         if used[i] or token in FILLERS or token in NEGATOR_WORDS or not token[0].isalnum() or token.isdigit():
             continue
-        (avoid if negated[i] else query).append(token)
+        (avoid if negated[i] or _wants_less(tokens, i) else query).append(token)
     additive = any(t in ADDITIVE for t in tokens)
     return _Rest(genres, years, k, query, avoid, additive)
 
