@@ -68,7 +68,22 @@ IDLE_PHRASES = ("never mind", "nevermind", "no thanks", "no thank you", "not sur
                 # questions that ask for what follows: "don't you have any horror?", "isn't there a western?"
                 "dont you", "do you not", "isnt there", "arent there", "is there not", "havent you got",
                 "have you not got")  # fmt: skip
-RECENT_PHRASES = ("new", "recent", "newer", "newest", "latest", "new releases", "new release", "modern", "recently")
+RECENT_PHRASES = (
+    "new",
+    "recent",
+    "newer",
+    "newest",
+    "latest",
+    "new releases",
+    "new release",
+    "modern",
+    "recently",
+    "last few years",
+    "past few years",
+    "last couple of years",
+    "past couple of years",
+    "recent years",
+)
 OLD_PHRASES = ("old", "older", "classic", "classics", "oldies", "vintage", "golden age",
                "old school", "oldschool", "old timey")  # fmt: skip
 # Words that let a negation reach over them: "no horror or thrillers", "don't want anything scary".
@@ -244,6 +259,8 @@ CLAUSE_OPENERS = {"hmm", "hm", "ok", "okay", "so", "well", "um", "uh", "oh", "ah
                   "nah", "ugh", "and", "also", "plus", "honestly", "sadly", "lol"}  # fmt: skip
 BAD_VERDICTS = ("boring", "bad", "awful", "terrible", "meh", "overrated", "dull", "rubbish", "crap", "garbage",
                 "the worst", "horrible", "slow", "long")  # fmt: skip
+# Complaints, never a wish: "it was boring" leaves "boring" as a word to avoid, not to search for.
+COMPLAINT_WORDS = {"boring", "bad", "awful", "terrible", "dull", "rubbish", "crap", "garbage", "horrible", "overrated"}
 # After "wasn't" / "isn't": "Fargo wasn't for me" is a dislike.
 NOT_VERDICTS = ("for me", "my thing", "my cup of tea", "my kind of", "any good", "that good", "good", "great", "fun",
                 "funny", "worth it")  # fmt: skip

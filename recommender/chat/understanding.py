@@ -26,6 +26,7 @@ from recommender.chat.lexicon import (
     BLACK_AND_WHITE_GAP,
     BLACK_AND_WHITE_PHRASES,
     CLAUSE_WORDS,
+    COMPLAINT_WORDS,
     COUNT_NOUNS,
     DECADE_WORDS,
     FILLERS,
@@ -73,6 +74,18 @@ _SHOW_MORE = re.compile(rf"^(?:(?:{'|'.join(SHOW_MORE_OPENERS)})\s+)*(?:(?:show|
                         r"(?:none of (?:these|those|them)\s+)?try (?:again|something else)|"
                         r"none of (?:these|those|them))"
                         rf"(?:\s+(?:{'|'.join(SHOW_MORE_TAILS)}))*$")  # fmt: skip
+# A verdict on a film named earlier in the message: "I watched Titanic and didn't like it", "seen Fargo, loved it".
+_DISLIKED_IT = re.compile(
+    r"\b(?:(?:didnt|did not|dont|do not)\s+(?:really\s+|much\s+|particularly\s+)?(?:like|love|enjoy)|hated|disliked|"
+    r"(?:wasnt|was not)\s+(?:really\s+)?a\s+fan\s+of)\s+(?:it|that|them|either)\b|"
+    r"\b(?:it|that|they)\s+(?:was|were)\s+(?:so\s+|really\s+|pretty\s+)?(?:boring|bad|awful|terrible|dull|rubbish|"
+    r"crap|horrible|overrated|the worst)\b"
+)
+_LIKED_IT = re.compile(
+    r"\b(?:really\s+)?(?:liked|loved|enjoyed|adored)\s+(?:it|that|them|both)\b|"
+    r"\b(?:it|that|they)\s+(?:was|were)\s+(?:so\s+|really\s+|pretty\s+)?(?:great|amazing|awesome|brilliant|"
+    r"fantastic|excellent|the best|perfect|incredible)\b"
+)
 _ANAPHORA = re.compile(
     r"\b(?:something|anything|films?|movies?)\s+(?:similar|like (?:it|that|this))\b|"
     r"\bsimilar (?:to (?:it|that|this)|ones?|films?|movies?)\b|\bmore like (?:it|that|this)\b"
@@ -304,7 +317,7 @@ def _parse_rest(text: str, catalog: Catalog) -> _Rest:
     for i, token in enumerate(tokens):
         if used[i] or token in FILLERS or token in NEGATOR_WORDS or not token[0].isalnum() or token.isdigit():
             continue
-        (avoid if negated[i] or _wants_less(tokens, i) else query).append(token)
+        (avoid if negated[i] or _wants_less(tokens, i) or token in COMPLAINT_WORDS else query).append(token)
     additive = any(t in ADDITIVE for t in tokens)
     return _Rest(genres, years, k, query, avoid, additive)
 
@@ -367,6 +380,11 @@ def parse_message(text: object, catalog: Catalog) -> Refinement:
     year_min, year_max, year_set = years.result()
     notes += _limit_notes(years, year_min, year_max, avoid, k)
     k = min(k, MAX_K) if k and k > 0 else None
+    if found["seen"] and not found["dislike"] and not found["liked"]:
+        if _DISLIKED_IT.search(folded):
+            found["dislike"] = list(found["seen"])  # "I watched Titanic and didn't like it"
+        elif _LIKED_IT.search(folded):
+            found["liked"] = list(found["seen"])  # "seen Fargo, loved it"
     if not found["like"] and _ANAPHORA.search(folded) and (found["liked"] or found["seen"]):
         found["like"] = found["liked"] + found["seen"]  # "I loved Fargo, something similar"
     if query and not any(found.values()) and not misses:
