@@ -123,7 +123,8 @@ FILLERS = TRANSPARENT | {
     "welp", "alright", "watchable", "decent", "solid", "interesting", "new", "definitely", "absolutely", "ideas",
     "idea", "ask", "asking", "tell", "list", "top", "exactly", "wonder", "wondering", "movie", "love", "loves",
     "like", "likes", "enjoy", "earlier", "sometime", "anytime", "filters", "buddy", "bro", "dude", "mate", "friend",
-    "friends", "pal", "sir", "quick", "quickly", "either", "last", "previous", "less",
+    "friends", "pal", "sir", "quick", "quickly", "either", "last", "previous", "less", "somewhere", "its",
+    "preferably",
 }  # fmt: skip
 # Words that steer a conversation but name nothing to look for ("no horror though", "comedies anyway",
 # "ok then, westerns"): never a free-text search term, never an avoided word (issue 28).
