@@ -267,3 +267,22 @@ def test_a_one_sided_bound_narrows_a_range_and_replaces_one_of_its_side(catalog,
     for message in messages:
         state = say(state, message, catalog)
     assert (state.year_min, state.year_max) == years
+
+
+def test_lifting_a_filter_removes_it_and_keeps_the_rest(catalog):
+    state = say(start_state("1", {"1": ["242"]}, catalog), "romance or comedy from the 90s, no horror", catalog)
+    assert (set(state.include_genres), state.exclude_genres, state.year_min) == (
+        {"Romance", "Comedy"},
+        ("Horror",),
+        1990,
+    )
+    lifted = say(state, "remove the romance filter", catalog)
+    assert (lifted.include_genres, lifted.exclude_genres, lifted.year_min) == (("Comedy",), ("Horror",), 1990)
+    no_years = say(state, "I don't care about the year", catalog)
+    assert (no_years.year_min, no_years.year_max, set(no_years.include_genres)) == (None, None, {"Romance", "Comedy"})
+    any_genre = say(state, "any genre is fine", catalog)
+    assert (any_genre.include_genres, any_genre.exclude_genres, any_genre.year_min) == ((), ("Horror",), 1990)
+    allowed = say(state, "drop the horror exclusion", catalog)
+    assert allowed.exclude_genres == () and "Horror" not in allowed.include_genres
+    swapped = say(state, "forget the comedy and romance, westerns from the 50s", catalog)
+    assert (swapped.include_genres, swapped.year_min, swapped.year_max) == (("Western",), 1950, 1959)

@@ -124,7 +124,8 @@ FILLERS = TRANSPARENT | {
     "idea", "ask", "asking", "tell", "list", "top", "exactly", "wonder", "wondering", "movie", "love", "loves",
     "like", "likes", "enjoy", "earlier", "sometime", "anytime", "filters", "buddy", "bro", "dude", "mate", "friend",
     "friends", "pal", "sir", "quick", "quickly", "either", "last", "previous", "less", "somewhere", "its",
-    "preferably",
+    "preferably", "filter", "limit", "limits", "restriction", "restrictions", "requirement", "exclusion",
+    "exclusions", "matter", "decade", "decades", "era",
 }  # fmt: skip
 # Words that steer a conversation but name nothing to look for ("no horror though", "comedies anyway",
 # "ok then, westerns"): never a free-text search term, never an avoided word (issue 28).
@@ -173,6 +174,7 @@ YEAR_WORDS = {"before", "after", "from", "since", "until", "till", "pre", "post"
 # Titles left out by a name fragment: "not another Star Trek", "no more Batman movies" (issue 28).
 # Phrases that open an exclusion of titles (built into the parser's "exclude" cue).
 EXCLUDE_CUES = ("not", "no more", "nothing like", "anything but", "except", "other than", "no", "without", "skip",
+                "remove", "get rid of",
                 "exclude", "nothing", "sick of", "tired of", "enough of", "enough with", "done with",
                 "none of")  # fmt: skip
 # Words between the cue and a fragment that say "the whole series": "not ANOTHER Star Trek", "no MORE Batman".
@@ -260,6 +262,11 @@ CLAUSE_OPENERS = {"hmm", "hm", "ok", "okay", "so", "well", "um", "uh", "oh", "ah
                   "nah", "ugh", "and", "also", "plus", "honestly", "sadly", "lol"}  # fmt: skip
 BAD_VERDICTS = ("boring", "bad", "awful", "terrible", "meh", "overrated", "dull", "rubbish", "crap", "garbage",
                 "the worst", "horrible", "slow", "long")  # fmt: skip
+# Lifting a filter ("remove the romance filter", "forget the year", "any genre is fine"): the verbs, and the
+# words that name the year or the genre filter as a whole.
+LIFT_WORDS = {"remove", "drop", "clear", "forget", "lose", "ignore", "undo", "cancel", "lift", "unfilter", "rid"}
+LIFT_YEAR_WORDS = {"year", "years", "decade", "decades", "date", "dates", "era", "eras", "period"}
+LIFT_GENRE_WORDS = {"genre", "genres"}
 # Complaints, never a wish: "it was boring" leaves "boring" as a word to avoid, not to search for.
 COMPLAINT_WORDS = {"boring", "bad", "awful", "terrible", "dull", "rubbish", "crap", "garbage", "horrible", "overrated"}
 # After "wasn't" / "isn't": "Fargo wasn't for me" is a dislike.

@@ -178,6 +178,7 @@ def apply(state: ConversationState, refinement: Refinement) -> ConversationState
         state = ConversationState(**{name: getattr(state, name) for name in keep})
         if refinement == Refinement(reset=True, truncated=refinement.truncated, notes=refinement.notes):
             return replace(state, turns=state.turns + 1)
+    state = _lift(state, refinement)
     include = refinement.include_genres
     exclude = _merge(state.exclude_genres, refinement.exclude_genres, drop=include)
     if include:
@@ -205,6 +206,17 @@ def apply(state: ConversationState, refinement: Refinement) -> ConversationState
         turns=state.turns + 1,
         k=refinement.k or state.k,
     )
+
+
+def _lift(state: ConversationState, refinement: Refinement) -> ConversationState:
+    """``state`` without the filters the message lifted: named genres leave both lists ("remove the
+    romance filter"), "any genre" empties the wanted ones (exclusions were said firmly and stay), "forget
+    the year" both bounds. The message's own filters are applied after."""
+    lifted = set(refinement.lift_genres)
+    include = () if refinement.lift_all_genres else tuple(g for g in state.include_genres if g not in lifted)
+    exclude = tuple(g for g in state.exclude_genres if g not in lifted)
+    years = (None, None) if refinement.lift_years else (state.year_min, state.year_max)
+    return replace(state, include_genres=include, exclude_genres=exclude, year_min=years[0], year_max=years[1])
 
 
 def _years(state: ConversationState, refinement: Refinement) -> tuple[int | None, int | None]:

@@ -33,6 +33,9 @@ from recommender.chat.lexicon import (
     GENRE_SYNONYMS,
     IDLE_PHRASES,
     LESS_OF,
+    LIFT_GENRE_WORDS,
+    LIFT_WORDS,
+    LIFT_YEAR_WORDS,
     LIST_GLUE,
     MULTI_GENRE,
     NEGATOR_PHRASES,
@@ -63,6 +66,7 @@ from recommender.data.titles import TitleMatch, TitleMatcher, TitleMiss, fold
 
 MAX_PHRASE = 6  # longest lexicon phrase, in words ("on the edge of my seat")
 MAX_NEGATION_GAP = 2  # a negation reaches over at most this many other content words
+_NOT_QUERY = FILLERS | NEGATOR_WORDS | LIFT_WORDS  # never a free-text query word
 
 _RESET = re.compile(r"\b(start (?:over|again|afresh|fresh|anew)|reset|"
                     r"clear (?:all (?:the )?filters|all|everything|(?:the )?filters)|forget (?:it|everything|all)|"
@@ -74,6 +78,14 @@ _SHOW_MORE = re.compile(rf"^(?:(?:{'|'.join(SHOW_MORE_OPENERS)})\s+)*(?:(?:show|
                         r"(?:none of (?:these|those|them)\s+)?try (?:again|something else)|"
                         r"none of (?:these|those|them))"
                         rf"(?:\s+(?:{'|'.join(SHOW_MORE_TAILS)}))*$")  # fmt: skip
+# A filter waved away as a whole: "any genre is fine", "I don't care about the year", "the decade doesn't matter".
+_ANY_FILTER = re.compile(
+    r"\b(?:any|whatever|whichever)\s+(?P<any>genre|year|decade|era)s?\s+(?:is\s+|would be\s+|will\s+)?"
+    r"(?:fine|ok|okay|good|great|works|do|goes)\b|"
+    r"\b(?:dont|do not|doesnt)\s+(?:really\s+)?(?:care|mind)\s+(?:about\s+|what\s+|which\s+)?(?:the\s+)?"
+    r"(?P<care>genre|year|decade|era)s?\b|"
+    r"\b(?P<matter>genre|year|decade|era)s?\s+(?:doesnt|does not|dont|do not)\s+matter\b"
+)
 # A verdict on a film named earlier in the message: "I watched Titanic and didn't like it", "seen Fargo, loved it".
 _DISLIKED_IT = re.compile(
     r"\b(?:(?:didnt|did not|dont|do not)\s+(?:really\s+|much\s+|particularly\s+)?(?:like|love|enjoy)|hated|disliked|"
@@ -117,6 +129,9 @@ class Refinement:
     truncated: bool = False
     notes: tuple[str, ...] = field(default=())  # sentences for the reply: truncation, ranges outside the data
     k: int | None = None  # films asked for ("give me 3 options"), already capped at MAX_K (a note says so)
+    lift_genres: tuple[str, ...] = ()  # "remove the romance filter": neither wanted nor excluded any more
+    lift_all_genres: bool = False  # "any genre is fine": no wanted genre any more (exclusions stay)
+    lift_years: bool = False  # "forget the year": no year bound any more
 
     @property
     def is_empty(self) -> bool:
@@ -124,7 +139,8 @@ class Refinement:
         return not (
             self.include_genres or self.exclude_genres or self.year_min is not None or self.year_max is not None
             or self.more_like or self.liked or self.disliked or self.seen or self.exclude_items or self.query
-            or self.show_more or self.reset or self.k is not None
+            or self.show_more or self.reset or self.k is not None or self.lift_genres or self.lift_all_genres
+            or self.lift_years
         )  # fmt: skip
 
 
@@ -260,6 +276,9 @@ class _Rest:
     query: list[str]  # leftover words, for the free-text query
     avoid: list[str]  # negated words that are no genre ("without violence")
     additive: bool  # "also comedies"
+    lift_genres: list[str]  # genres named after "remove", "drop", "forget" …
+    lift_all_genres: bool  # "remove the genre filter"
+    lift_years: bool  # "forget the year", "drop the 90s"
 
 
 def _parse_rest(text: str, catalog: Catalog) -> _Rest:
@@ -274,6 +293,13 @@ def _parse_rest(text: str, catalog: Catalog) -> _Rest:
     valid = catalog.years[catalog.years > 0]
     years = YearParser(int(valid.min()) if len(valid) else None, int(valid.max()) if len(valid) else None)
     genres: dict[str, list] = {"include": [], "exclude": []}  # (genre, soft) pairs for the exclusions
+    lifted = _lifted(tokens, clause, negated)
+    lift_genres, lift_all_genres, lift_years = [], False, False
+    for i in (i for i in range(len(tokens)) if lifted[i]):
+        if tokens[i] in LIFT_YEAR_WORDS or decade(tokens[i]) or re.fullmatch(r"(?:18|19|20)\d\d", tokens[i]):
+            lift_years, used[i] = True, True  # "forget the year", "drop the 90s"
+        elif tokens[i] in LIFT_GENRE_WORDS:
+            lift_all_genres, used[i] = True, True
     for start, n, kind, names in phrases:
         if any(used[start : start + n]):
             continue
@@ -286,7 +312,9 @@ def _parse_rest(text: str, catalog: Catalog) -> _Rest:
             used[k_] = True
         if reason[start]:
             continue
-        if kind == "genre":
+        if kind == "genre" and lifted[start]:
+            lift_genres += names  # "remove the romance filter"
+        elif kind == "genre":
             for name in names:
                 own = fold(name) in {phrase, phrase.rstrip("s")} or phrase in MULTI_GENRE
                 modified = (
@@ -315,11 +343,24 @@ def _parse_rest(text: str, catalog: Catalog) -> _Rest:
     parse_years(tokens, used, years, lambda i: negated[i])
     query, avoid = [], []
     for i, token in enumerate(tokens):
-        if used[i] or token in FILLERS or token in NEGATOR_WORDS or not token[0].isalnum() or token.isdigit():
+        if used[i] or token in _NOT_QUERY or not token[0].isalnum() or token.isdigit():
             continue
         (avoid if negated[i] or _wants_less(tokens, i) or token in COMPLAINT_WORDS else query).append(token)
     additive = any(t in ADDITIVE for t in tokens)
-    return _Rest(genres, years, k, query, avoid, additive)
+    return _Rest(genres, years, k, query, avoid, additive, lift_genres, lift_all_genres, lift_years)
+
+
+def _lifted(tokens: list[str], clause: list[int], negated: list[bool]) -> list[bool]:
+    """Which tokens a lifting verb governs: those after "remove", "drop", "forget" … in its clause."""
+    lifted, at = [False] * len(tokens), None
+    for i, token in enumerate(tokens):
+        if at is not None and clause[i] != clause[at]:
+            at = None
+        if token in LIFT_WORDS and not negated[i]:
+            at = i
+        elif at is not None:
+            lifted[i] = True
+    return lifted
 
 
 def _resolve_genres(genres: dict[str, list]) -> tuple[tuple[str, ...], tuple[str, ...], list[str]]:
@@ -361,6 +402,8 @@ def parse_message(text: object, catalog: Catalog) -> Refinement:
     if not folded:
         return Refinement(truncated=truncated, notes=tuple(notes))
     reset = bool(_RESET.search(folded))
+    waved = _ANY_FILTER.search(folded)
+    any_filter = next(v for v in waved.groupdict().values() if v) if waved else ""
     show_more = bool(_SHOW_MORE.match(folded))
     matcher = TitleMatcher.for_catalog(catalog)
     lexicon = _lexicon(catalog)
@@ -380,13 +423,7 @@ def parse_message(text: object, catalog: Catalog) -> Refinement:
     year_min, year_max, year_set = years.result()
     notes += _limit_notes(years, year_min, year_max, avoid, k)
     k = min(k, MAX_K) if k and k > 0 else None
-    if found["seen"] and not found["dislike"] and not found["liked"]:
-        if _DISLIKED_IT.search(folded):
-            found["dislike"] = list(found["seen"])  # "I watched Titanic and didn't like it"
-        elif _LIKED_IT.search(folded):
-            found["liked"] = list(found["seen"])  # "seen Fargo, loved it"
-    if not found["like"] and _ANAPHORA.search(folded) and (found["liked"] or found["seen"]):
-        found["like"] = found["liked"] + found["seen"]  # "I loved Fargo, something similar"
+    _pronoun_verdicts(found, folded)
     if query and not any(found.values()) and not misses:
         words = list(re.finditer(r"\S+", cleaned))
         exact, used = match_span(matcher, words, strict=True, fuzzy=False)
@@ -419,10 +456,26 @@ def parse_message(text: object, catalog: Catalog) -> Refinement:
         show_more=show_more and not reset,
         reset=reset,
         additive=read.additive,
+        lift_genres=_unique(read.lift_genres),
+        lift_all_genres=read.lift_all_genres or any_filter in {"genre"},
+        lift_years=read.lift_years or any_filter in {"year", "decade", "era"},
         truncated=truncated,
         notes=tuple(dict.fromkeys(notes)),
         k=k,
     )
+
+
+def _pronoun_verdicts(found: dict[str, list], folded: str) -> None:
+    """Verdicts on the films named earlier in the message, said with a pronoun: a seen film is disliked
+    ("I watched Titanic and didn't like it") or liked ("seen Fargo, loved it"); a liked or seen one is a
+    seed ("I loved Fargo, something similar")."""
+    if found["seen"] and not found["dislike"] and not found["liked"]:
+        if _DISLIKED_IT.search(folded):
+            found["dislike"] = list(found["seen"])
+        elif _LIKED_IT.search(folded):
+            found["liked"] = list(found["seen"])
+    if not found["like"] and _ANAPHORA.search(folded) and (found["liked"] or found["seen"]):
+        found["like"] = found["liked"] + found["seen"]
 
 
 def _limit_notes(years: YearParser, year_min: int | None, year_max: int | None, avoid: list[str], k: int | None):
