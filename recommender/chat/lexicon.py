@@ -66,7 +66,7 @@ NEGATOR_WORDS = {phrase for phrase in NEGATOR_PHRASES if " " not in phrase}
 IDLE_PHRASES = ("never mind", "nevermind", "no thanks", "no thank you", "not sure", "dont know", "dont mind",
                 "dont care", "no idea", "nothing but", "no matter", "not bad",
                 # questions that ask for what follows: "don't you have any horror?", "isn't there a western?"
-                "dont you", "do you not", "isnt there", "arent there", "is there not", "havent you got",
+                "dont you", "dont u", "do you not", "isnt there", "arent there", "is there not", "havent you got",
                 "have you not got")  # fmt: skip
 RECENT_PHRASES = (
     "new",
@@ -125,7 +125,7 @@ FILLERS = TRANSPARENT | {
     "like", "likes", "enjoy", "earlier", "sometime", "anytime", "filters", "buddy", "bro", "dude", "mate", "friend",
     "friends", "pal", "sir", "quick", "quickly", "either", "last", "previous", "less", "somewhere", "its",
     "preferably", "filter", "limit", "limits", "restriction", "restrictions", "requirement", "exclusion",
-    "exclusions", "matter", "decade", "decades", "era",
+    "exclusions", "matter", "decade", "decades", "era", "u", "r", "ur", "idc", "thing",
 }  # fmt: skip
 # Words that steer a conversation but name nothing to look for ("no horror though", "comedies anyway",
 # "ok then, westerns"): never a free-text search term, never an avoided word (issue 28).
@@ -174,7 +174,7 @@ YEAR_WORDS = {"before", "after", "from", "since", "until", "till", "pre", "post"
 # Titles left out by a name fragment: "not another Star Trek", "no more Batman movies" (issue 28).
 # Phrases that open an exclusion of titles (built into the parser's "exclude" cue).
 EXCLUDE_CUES = ("not", "no more", "nothing like", "anything but", "except", "other than", "no", "without", "skip",
-                "remove", "get rid of",
+                "remove", "get rid of", "less like",
                 "exclude", "nothing", "sick of", "tired of", "enough of", "enough with", "done with",
                 "none of")  # fmt: skip
 # Words between the cue and a fragment that say "the whole series": "not ANOTHER Star Trek", "no MORE Batman".
@@ -269,6 +269,11 @@ LIFT_YEAR_WORDS = {"year", "years", "decade", "decades", "date", "dates", "era",
 LIFT_GENRE_WORDS = {"genre", "genres"}
 # Complaints, never a wish: "it was boring" leaves "boring" as a word to avoid, not to search for.
 COMPLAINT_WORDS = {"boring", "bad", "awful", "terrible", "dull", "rubbish", "crap", "garbage", "horrible", "overrated"}
+# Between a genre and a complaint about it: "westerns are boring", "horror is so overrated", "musicals r dull".
+COMPLAINT_GLUE = {"are", "is", "r", "were", "was", "so", "really", "rly", "too", "kinda", "pretty", "just", "all",
+                  "always", "usually", "mostly", "get", "getting", "feel", "seem"}  # fmt: skip
+# After a negator there: "comedies are not my thing", "westerns aren't for me".
+NOT_FOR_ME = ("my thing", "for me", "any good", "my cup", "my kind")
 # After "wasn't" / "isn't": "Fargo wasn't for me" is a dislike.
 NOT_VERDICTS = ("for me", "my thing", "my cup of tea", "my kind of", "any good", "that good", "good", "great", "fun",
                 "funny", "worth it")  # fmt: skip

@@ -28,7 +28,7 @@ from recommender.data.titles import ARTICLES, FUZZY_CUTOFF, TitleMatch, TitleMat
 
 CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("dislike", re.compile(r"\b(?:i\s+)?(?:(?:didn'?t|did not|don'?t|do not|did\s+not|really\s+didn'?t)\s+"
-                           r"(?:(?:really|much|particularly|quite|actually|exactly|totally|entirely)\s+)?"
+                           r"(?:(?:really|rly|realy|much|particularly|quite|actually|exactly|totally|entirely)\s+)?"
                            r"(?:like|love|enjoy|care for)|hated|hate|disliked|dislike|can'?t stand|couldn'?t stand|"
                            r"(?:wasn'?t|was not|am not|i'?m not|not)\s+(?:really\s+)?(?:a\s+)?(?:big\s+|huge\s+)?"
                            r"fan of)\s+", re.I)),

@@ -32,7 +32,6 @@ from recommender.chat.lexicon import (
     FILLERS,
     GENRE_SYNONYMS,
     IDLE_PHRASES,
-    LESS_OF,
     LIFT_GENRE_WORDS,
     LIFT_WORDS,
     LIFT_YEAR_WORDS,
@@ -58,6 +57,7 @@ from recommender.chat.lexicon import (
     YEAR_WORDS,
 )
 from recommender.chat.slips import known_words, mend_slips, slip
+from recommender.chat.stances import complained_about, lifted_tokens, pronoun_verdicts, wants_less, waved_filter
 from recommender.chat.text import MAX_MESSAGE_CHARS, clean_message, strip_markup
 from recommender.chat.title_cues import match_span, titles_after_cues, titles_leading_clauses
 from recommender.chat.years import YearParser, decade, parse_years
@@ -73,35 +73,11 @@ _RESET = re.compile(r"\b(start (?:over|again|afresh|fresh|anew)|reset|"
                     r"new search|from scratch|begin again)\b")  # fmt: skip
 _SHOW_MORE = re.compile(rf"^(?:(?:{'|'.join(SHOW_MORE_OPENERS)})\s+)*(?:(?:show|give|find|suggest)\s+(?:me\s+)?)?"
                         r"(?:some\s+|any\s+)?(?:more|others|other ones|next|next page|something else|different ones|"
-                        r"anything else|what else(?:\s+(?:have you got|do you have|you got|is there|ya got))?|"
+                        r"anything else|wh?at else(?:\s+(?:have you got|do you have|you got|u got|is there|ya got))?|"
                         r"other (?:options|suggestions|ideas|picks|films|movies|titles)|"
                         r"(?:none of (?:these|those|them)\s+)?try (?:again|something else)|"
                         r"none of (?:these|those|them))"
                         rf"(?:\s+(?:{'|'.join(SHOW_MORE_TAILS)}))*$")  # fmt: skip
-# A filter waved away as a whole: "any genre is fine", "I don't care about the year", "the decade doesn't matter".
-_ANY_FILTER = re.compile(
-    r"\b(?:any|whatever|whichever)\s+(?P<any>genre|year|decade|era)s?\s+(?:is\s+|would be\s+|will\s+)?"
-    r"(?:fine|ok|okay|good|great|works|do|goes)\b|"
-    r"\b(?:dont|do not|doesnt)\s+(?:really\s+)?(?:care|mind)\s+(?:about\s+|what\s+|which\s+)?(?:the\s+)?"
-    r"(?P<care>genre|year|decade|era)s?\b|"
-    r"\b(?P<matter>genre|year|decade|era)s?\s+(?:doesnt|does not|dont|do not)\s+matter\b"
-)
-# A verdict on a film named earlier in the message: "I watched Titanic and didn't like it", "seen Fargo, loved it".
-_DISLIKED_IT = re.compile(
-    r"\b(?:(?:didnt|did not|dont|do not)\s+(?:really\s+|much\s+|particularly\s+)?(?:like|love|enjoy)|hated|disliked|"
-    r"(?:wasnt|was not)\s+(?:really\s+)?a\s+fan\s+of)\s+(?:it|that|them|either)\b|"
-    r"\b(?:it|that|they)\s+(?:was|were)\s+(?:so\s+|really\s+|pretty\s+)?(?:boring|bad|awful|terrible|dull|rubbish|"
-    r"crap|horrible|overrated|the worst)\b"
-)
-_LIKED_IT = re.compile(
-    r"\b(?:really\s+)?(?:liked|loved|enjoyed|adored)\s+(?:it|that|them|both)\b|"
-    r"\b(?:it|that|they)\s+(?:was|were)\s+(?:so\s+|really\s+|pretty\s+)?(?:great|amazing|awesome|brilliant|"
-    r"fantastic|excellent|the best|perfect|incredible)\b"
-)
-_ANAPHORA = re.compile(
-    r"\b(?:something|anything|films?|movies?)\s+(?:similar|like (?:it|that|this))\b|"
-    r"\bsimilar (?:to (?:it|that|this)|ones?|films?|movies?)\b|\bmore like (?:it|that|this)\b"
-)
 
 
 @dataclass(frozen=True)
@@ -176,6 +152,7 @@ _LEXICON: weakref.WeakKeyDictionary[Catalog, dict] = weakref.WeakKeyDictionary()
 
 def _tokens(text: str) -> list[str]:
     text = re.sub(r"((?:18|19|20)\d\d)\s*[-–]\s*((?:18|19|20)\d\d)", r"\1 to \2", text)
+    text = re.sub(r"\bw/o\b", "without", text, flags=re.I)  # "something w/o violence"
     raw = re.findall(r"[^\W_]+(?:['’][^\W_]+)*|[,;.!?:]", text)
     return [t for t in (fold(t) if t not in ",;.!?:" else t for t in raw) for t in t.split() or [""] if t]
 
@@ -250,14 +227,6 @@ def _scope(tokens: list[str], phrases) -> tuple[list[bool], list[int], list[bool
     return negated, clause, reason
 
 
-def _wants_less(tokens: list[str], i: int) -> bool:
-    """True when the token at ``i`` follows "too", "overly" or "less" ("too violent", "way too much violence")."""
-    j = i - 1
-    while j >= 0 and tokens[j] in {"much", "many"}:
-        j -= 1
-    return j >= 0 and tokens[j] in LESS_OF
-
-
 def _continues(tokens: list[str], i: int, item_at: set[int]) -> bool:
     """True when the "and"/"or" at ``i`` joins two items of one list: "no horror or (any) thrillers"."""
     j = i + 1
@@ -293,7 +262,7 @@ def _parse_rest(text: str, catalog: Catalog) -> _Rest:
     valid = catalog.years[catalog.years > 0]
     years = YearParser(int(valid.min()) if len(valid) else None, int(valid.max()) if len(valid) else None)
     genres: dict[str, list] = {"include": [], "exclude": []}  # (genre, soft) pairs for the exclusions
-    lifted = _lifted(tokens, clause, negated)
+    lifted = lifted_tokens(tokens, clause, negated)
     lift_genres, lift_all_genres, lift_years = [], False, False
     for i in (i for i in range(len(tokens)) if lifted[i]):
         if tokens[i] in LIFT_YEAR_WORDS or decade(tokens[i]) or re.fullmatch(r"(?:18|19|20)\d\d", tokens[i]):
@@ -305,7 +274,7 @@ def _parse_rest(text: str, catalog: Catalog) -> _Rest:
             continue
         if kind == "recent" and tokens[start] == "new" and n == 1 and not _new_is_recent(tokens, start, lexicon):
             continue
-        if kind in {"recent", "old"} and tokens[start + n : start + n + 1] == ["than"]:
+        if kind in {"recent", "old"} and tokens[start + n : start + n + 1] in (["than"], ["then"]):
             continue  # "older than 1990" bounds that year (``parse_years``), it is no "old films"
         phrase, neg = " ".join(tokens[start : start + n]), negated[start]
         for k_ in range(start, start + n):
@@ -323,7 +292,10 @@ def _parse_rest(text: str, catalog: Catalog) -> _Rest:
                     and negated[start - 1]
                     and (tokens[start - 1] not in TRANSPARENT | FILLERS | NEGATOR_WORDS)
                 )
-                less = _wants_less(tokens, start)  # "too scary": less of it, a refinement
+                if complained_about(tokens, start + n, clause):  # "westerns are boring"
+                    genres["exclude"].append((name, phrase, own))
+                    continue
+                less = wants_less(tokens, start)  # "too scary": less of it, a refinement
                 genres["exclude" if neg or less else "include"].append(
                     (name, phrase, own and not modified and not less)
                 )
@@ -345,22 +317,9 @@ def _parse_rest(text: str, catalog: Catalog) -> _Rest:
     for i, token in enumerate(tokens):
         if used[i] or token in _NOT_QUERY or not token[0].isalnum() or token.isdigit():
             continue
-        (avoid if negated[i] or _wants_less(tokens, i) or token in COMPLAINT_WORDS else query).append(token)
+        (avoid if negated[i] or wants_less(tokens, i) or token in COMPLAINT_WORDS else query).append(token)
     additive = any(t in ADDITIVE for t in tokens)
     return _Rest(genres, years, k, query, avoid, additive, lift_genres, lift_all_genres, lift_years)
-
-
-def _lifted(tokens: list[str], clause: list[int], negated: list[bool]) -> list[bool]:
-    """Which tokens a lifting verb governs: those after "remove", "drop", "forget" … in its clause."""
-    lifted, at = [False] * len(tokens), None
-    for i, token in enumerate(tokens):
-        if at is not None and clause[i] != clause[at]:
-            at = None
-        if token in LIFT_WORDS and not negated[i]:
-            at = i
-        elif at is not None:
-            lifted[i] = True
-    return lifted
 
 
 def _resolve_genres(genres: dict[str, list]) -> tuple[tuple[str, ...], tuple[str, ...], list[str]]:
@@ -402,8 +361,7 @@ def parse_message(text: object, catalog: Catalog) -> Refinement:
     if not folded:
         return Refinement(truncated=truncated, notes=tuple(notes))
     reset = bool(_RESET.search(folded))
-    waved = _ANY_FILTER.search(folded)
-    any_filter = next(v for v in waved.groupdict().values() if v) if waved else ""
+    any_filter = waved_filter(folded)
     show_more = bool(_SHOW_MORE.match(folded))
     matcher = TitleMatcher.for_catalog(catalog)
     lexicon = _lexicon(catalog)
@@ -423,7 +381,7 @@ def parse_message(text: object, catalog: Catalog) -> Refinement:
     year_min, year_max, year_set = years.result()
     notes += _limit_notes(years, year_min, year_max, avoid, k)
     k = min(k, MAX_K) if k and k > 0 else None
-    _pronoun_verdicts(found, folded)
+    pronoun_verdicts(found, folded)
     if query and not any(found.values()) and not misses:
         words = list(re.finditer(r"\S+", cleaned))
         exact, used = match_span(matcher, words, strict=True, fuzzy=False)
@@ -463,19 +421,6 @@ def parse_message(text: object, catalog: Catalog) -> Refinement:
         notes=tuple(dict.fromkeys(notes)),
         k=k,
     )
-
-
-def _pronoun_verdicts(found: dict[str, list], folded: str) -> None:
-    """Verdicts on the films named earlier in the message, said with a pronoun: a seen film is disliked
-    ("I watched Titanic and didn't like it") or liked ("seen Fargo, loved it"); a liked or seen one is a
-    seed ("I loved Fargo, something similar")."""
-    if found["seen"] and not found["dislike"] and not found["liked"]:
-        if _DISLIKED_IT.search(folded):
-            found["dislike"] = list(found["seen"])
-        elif _LIKED_IT.search(folded):
-            found["liked"] = list(found["seen"])
-    if not found["like"] and _ANAPHORA.search(folded) and (found["liked"] or found["seen"]):
-        found["like"] = found["liked"] + found["seen"]
 
 
 def _limit_notes(years: YearParser, year_min: int | None, year_max: int | None, avoid: list[str], k: int | None):

@@ -90,7 +90,7 @@ def parse_years(tokens: list[str], used: list[bool], years: YearParser, negated_
         window = range(max(0, i - 3), i)
         look = [tokens[k] for k in window if tokens[k] not in {"the", "year"} and tokens[k] not in DECADE_PARTS]
         word = look[-1] if look else ""
-        if word == "than" and len(look) > 1 and look[-2] in COMPARATIVES:  # "older than 1990"
+        if word in {"than", "then"} and len(look) > 1 and look[-2] in COMPARATIVES:  # "older than 1990"
             word = COMPARATIVES[look[-2]]
             used[max(k for k in window if tokens[k] == look[-2])] = True
         after = " ".join(tokens[i + 1 : i + 3])

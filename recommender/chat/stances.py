@@ -1,0 +1,90 @@
+"""How a message leans on what it names: a complaint about a genre, wanting less of a word, lifting a
+filter, a verdict said with a pronoun about a film named earlier. Pure: the standard library."""
+
+from __future__ import annotations
+
+import re
+
+from recommender.chat.lexicon import COMPLAINT_GLUE, COMPLAINT_WORDS, LESS_OF, LIFT_WORDS, NOT_FOR_ME
+
+# A filter waved away as a whole: "any genre is fine", "I don't care about the year", "the decade doesn't matter".
+_ANY_FILTER = re.compile(
+    r"\b(?:any|whatever|whichever)\s+(?P<any>genre|year|decade|era)s?\s+(?:is\s+|would be\s+|will\s+)?"
+    r"(?:fine|ok|okay|good|great|works|do|goes)\b|"
+    r"\b(?:(?:dont|do not|doesnt)\s+(?:really\s+)?(?:care|mind)|idc)\s+(?:about\s+|what\s+|which\s+)?(?:the\s+)?"
+    r"(?P<care>genre|year|decade|era)s?\b|"
+    r"\b(?P<matter>genre|year|decade|era)s?\s+(?:doesnt|does not|dont|do not)\s+matter\b"
+)
+
+# A verdict on a film named earlier in the message: "I watched Titanic and didn't like it", "seen Fargo, loved it".
+_DISLIKED_IT = re.compile(
+    r"\b(?:(?:didnt|did not|dont|do not)\s+(?:really\s+|much\s+|particularly\s+)?(?:like|love|enjoy)|hated|disliked|"
+    r"(?:wasnt|was not)\s+(?:really\s+)?a\s+fan\s+of)\s+(?:it|that|them|either)\b|"
+    r"\b(?:it|that|they)\s+(?:was|were)\s+(?:so\s+|really\s+|pretty\s+)?(?:boring|bad|awful|terrible|dull|rubbish|"
+    r"crap|horrible|overrated|the worst)\b"
+)
+_LIKED_IT = re.compile(
+    r"\b(?:really\s+)?(?:liked|loved|enjoyed|adored)\s+(?:it|that|them|both)\b|"
+    r"\b(?:it|that|they)\s+(?:was|were)\s+(?:so\s+|really\s+|pretty\s+)?(?:great|amazing|awesome|brilliant|"
+    r"fantastic|excellent|the best|perfect|incredible)\b"
+)
+# "something similar" after a film the message liked or saw: that film is the seed.
+_ANAPHORA = re.compile(
+    r"\b(?:something|anything|films?|movies?)\s+(?:similar|like (?:it|that|this))\b|"
+    r"\bsimilar (?:to (?:it|that|this)|ones?|films?|movies?)\b|\bmore like (?:it|that|this)\b"
+)
+
+
+def waved_filter(folded: str) -> str:
+    """ "genre", "year", "decade" or "era" when the message waves that filter away as a whole, else ""."""
+    waved = _ANY_FILTER.search(folded)
+    return next(v for v in waved.groupdict().values() if v) if waved else ""
+
+
+def complained_about(tokens: list[str], end: int, clause: list[int]) -> bool:
+    """True when the words after a genre phrase ending at ``end`` complain about it, in its clause:
+    "westerns are boring", "horror is so overrated", "comedies are not my thing"."""
+    j = end
+    while j < len(tokens) and clause[j] == clause[end - 1]:
+        if tokens[j] in COMPLAINT_WORDS:
+            return True
+        if tokens[j] in {"not", "arent", "isnt"}:
+            return " ".join(tokens[j + 1 : j + 3]) in NOT_FOR_ME
+        if tokens[j] not in COMPLAINT_GLUE:
+            return False
+        j += 1
+    return False
+
+
+def wants_less(tokens: list[str], i: int) -> bool:
+    """True when the token at ``i`` follows "too", "overly" or "less" ("too violent", "way too much violence")."""
+    j = i - 1
+    while j >= 0 and tokens[j] in {"much", "many"}:
+        j -= 1
+    return j >= 0 and tokens[j] in LESS_OF
+
+
+def lifted_tokens(tokens: list[str], clause: list[int], negated: list[bool]) -> list[bool]:
+    """Which tokens a lifting verb governs: those after "remove", "drop", "forget" … in its clause."""
+    lifted, at = [False] * len(tokens), None
+    for i, token in enumerate(tokens):
+        if at is not None and clause[i] != clause[at]:
+            at = None
+        if token in LIFT_WORDS and not negated[i]:
+            at = i
+        elif at is not None:
+            lifted[i] = True
+    return lifted
+
+
+def pronoun_verdicts(found: dict[str, list], folded: str) -> None:
+    """Verdicts on the films named earlier in the message, said with a pronoun: a seen film is disliked
+    ("I watched Titanic and didn't like it") or liked ("seen Fargo, loved it"); a liked or seen one is a
+    seed ("I loved Fargo, something similar")."""
+    if found["seen"] and not found["dislike"] and not found["liked"]:
+        if _DISLIKED_IT.search(folded):
+            found["dislike"] = list(found["seen"])
+        elif _LIKED_IT.search(folded):
+            found["liked"] = list(found["seen"])
+    if not found["like"] and _ANAPHORA.search(folded) and (found["liked"] or found["seen"]):
+        found["like"] = found["liked"] + found["seen"]
