@@ -3,8 +3,6 @@ Pure: the standard library."""
 
 from __future__ import annotations
 
-import re
-
 from recommender.chat.lexicon import (
     AMBIGUOUS_COUNT_LEADS,
     AMBIGUOUS_COUNTS,
@@ -15,6 +13,7 @@ from recommender.chat.lexicon import (
     GENRE_PLURALS,
     NUMBER_WORDS,
 )
+from recommender.chat.years import is_year
 
 # The most cards one turn shows, whatever a message ("recommend 500 movies") or a slider asks:
 # more is no conversation. A count above it is cut to it, and the reply says so (MAX_COUNT_NOTE).
@@ -26,7 +25,7 @@ def asked_count(tokens: list[str], used: list[bool]) -> int | None:
     """The number of films asked for: "give me 3 options", "top 5 comedies", "a couple of westerns"."""
     for i, token in enumerate(tokens):
         value = int(token) if token.isdigit() and len(token) <= 12 else NUMBER_WORDS.get(token)
-        if value is None or used[i] or re.fullmatch(r"(?:18|19|20)\d\d", token):
+        if value is None or used[i] or is_year(token):
             continue
         previous = tokens[i - 1] if i else ""
         ahead = [t for t in tokens[i + 1 : i + 6] if t not in COUNT_SKIPPED]

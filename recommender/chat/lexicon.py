@@ -260,8 +260,7 @@ TITLE_PRONOUNS = {"it", "that", "this", "them", "those", "these", "both", "all",
                   "more"}  # fmt: skip
 CLAUSE_OPENERS = {"hmm", "hm", "ok", "okay", "so", "well", "um", "uh", "oh", "ah", "hey", "hi", "right", "yeah",
                   "nah", "ugh", "and", "also", "plus", "honestly", "sadly", "lol"}  # fmt: skip
-BAD_VERDICTS = ("boring", "bad", "awful", "terrible", "meh", "overrated", "dull", "rubbish", "crap", "garbage",
-                "the worst", "horrible", "slow", "long")  # fmt: skip
+
 # Lifting a filter ("remove the romance filter", "forget the year", "any genre is fine"): the verbs, and the
 # words that name the year or the genre filter as a whole.
 LIFT_WORDS = {"remove", "drop", "clear", "forget", "lose", "ignore", "undo", "cancel", "lift", "unfilter", "rid"}
@@ -269,6 +268,9 @@ LIFT_YEAR_WORDS = {"year", "years", "decade", "decades", "date", "dates", "era",
 LIFT_GENRE_WORDS = {"genre", "genres"}
 # Complaints, never a wish: "it was boring" leaves "boring" as a word to avoid, not to search for.
 COMPLAINT_WORDS = {"boring", "bad", "awful", "terrible", "dull", "rubbish", "crap", "garbage", "horrible", "overrated"}
+# After a title: "Titanic was boring" (also "meh", "the worst", and "slow" / "long", which about a film seen are
+# complaints but in a wish are not: "a long epic").
+BAD_VERDICTS = (*sorted(COMPLAINT_WORDS), "meh", "the worst", "slow", "long")
 # Between a genre and a complaint about it: "westerns are boring", "horror is so overrated", "musicals r dull".
 COMPLAINT_GLUE = {"are", "is", "r", "were", "was", "so", "really", "rly", "too", "kinda", "pretty", "just", "all",
                   "always", "usually", "mostly", "get", "getting", "feel", "seem"}  # fmt: skip

@@ -60,7 +60,7 @@ from recommender.chat.slips import known_words, mend_slips, slip
 from recommender.chat.stances import complained_about, lifted_tokens, pronoun_verdicts, wants_less, waved_filter
 from recommender.chat.text import MAX_MESSAGE_CHARS, clean_message, strip_markup
 from recommender.chat.title_cues import match_span, titles_after_cues, titles_leading_clauses
-from recommender.chat.years import YearParser, decade, parse_years
+from recommender.chat.years import YearParser, decade, names_years, parse_years
 from recommender.data import Catalog
 from recommender.data.titles import TitleMatch, TitleMatcher, TitleMiss, fold
 
@@ -214,7 +214,7 @@ def _scope(tokens: list[str], phrases) -> tuple[list[bool], list[int], list[bool
             token in {"and", "or"} and not _continues(tokens, i, item_at)
         ):
             number, state, explains = number + 1, False, token in REASON_WORDS
-        elif kind or decade(token) or re.fullmatch(r"(?:18|19|20)\d\d", token):
+        elif kind or names_years(token):
             gap, governed = 0, governed or state
         elif state and governed and token in RESUME:
             state = False
@@ -264,10 +264,10 @@ def _parse_rest(text: str, catalog: Catalog) -> _Rest:
     genres: dict[str, list] = {"include": [], "exclude": []}  # (genre, soft) pairs for the exclusions
     lifted = lifted_tokens(tokens, clause, negated)
     lift_genres, lift_all_genres, lift_years = [], False, False
-    for i in (i for i in range(len(tokens)) if lifted[i]):
-        if tokens[i] in LIFT_YEAR_WORDS or decade(tokens[i]) or re.fullmatch(r"(?:18|19|20)\d\d", tokens[i]):
+    for i, token in enumerate(tokens):
+        if lifted[i] and (token in LIFT_YEAR_WORDS or names_years(token)):
             lift_years, used[i] = True, True  # "forget the year", "drop the 90s"
-        elif tokens[i] in LIFT_GENRE_WORDS:
+        elif lifted[i] and token in LIFT_GENRE_WORDS:
             lift_all_genres, used[i] = True, True
     for start, n, kind, names in phrases:
         if any(used[start : start + n]):
@@ -284,6 +284,8 @@ def _parse_rest(text: str, catalog: Catalog) -> _Rest:
         if kind == "genre" and lifted[start]:
             lift_genres += names  # "remove the romance filter"
         elif kind == "genre":
+            complained = complained_about(tokens, start + n, clause)  # "westerns are boring"
+            less = wants_less(tokens, start)  # "too scary": less of it, a refinement
             for name in names:
                 own = fold(name) in {phrase, phrase.rstrip("s")} or phrase in MULTI_GENRE
                 modified = (
@@ -292,10 +294,9 @@ def _parse_rest(text: str, catalog: Catalog) -> _Rest:
                     and negated[start - 1]
                     and (tokens[start - 1] not in TRANSPARENT | FILLERS | NEGATOR_WORDS)
                 )
-                if complained_about(tokens, start + n, clause):  # "westerns are boring"
+                if complained:
                     genres["exclude"].append((name, phrase, own))
                     continue
-                less = wants_less(tokens, start)  # "too scary": less of it, a refinement
                 genres["exclude" if neg or less else "include"].append(
                     (name, phrase, own and not modified and not less)
                 )

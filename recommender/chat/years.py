@@ -18,6 +18,18 @@ from recommender.chat.lexicon import (
 )
 from recommender.chat.slips import slip
 
+_YEAR = re.compile(r"(?:18|19|20)\d\d")
+
+
+def is_year(token: str) -> bool:
+    """True for a four-digit year from 1800 to 2099 ("1977")."""
+    return _YEAR.fullmatch(token) is not None
+
+
+def names_years(token: str) -> bool:
+    """True for a decade ("90s", "nineties") or a four-digit year."""
+    return decade(token) is not None or is_year(token)
+
 
 def decade(token: str) -> int | None:
     """1990 for "90s", "1990s", "nineties" (or "ninetes": one slip); None otherwise."""
@@ -77,7 +89,7 @@ def parse_years(tokens: list[str], used: list[bool], years: YearParser, negated_
             continue
         modifier = tokens[i - 1] if i and tokens[i - 1] in DECADE_PARTS else ""
         start = decade(token)
-        year = int(token) if re.fullmatch(r"(?:18|19|20)\d\d", token) else None
+        year = int(token) if is_year(token) else None
         span = (start, start + 9) if start is not None else (year, year) if year is not None else None
         if span is None:
             continue
