@@ -375,8 +375,8 @@ def test_a_count_in_the_message_sets_k_within_the_cap(catalog, store, monkeypatc
 
     real = turn_module.parse_message
 
-    def parse_with_count(text, catalog):
-        refinement = real(text, catalog)
+    def parse_with_count(text, catalog, shown=()):
+        refinement = real(text, catalog, shown)
         return SimpleNamespace(**{**refinement.__dict__, "k": asked, "is_empty": refinement.is_empty})
 
     monkeypatch.setattr(turn_module, "parse_message", parse_with_count)
@@ -387,7 +387,11 @@ def test_a_count_in_the_message_sets_k_within_the_cap(catalog, store, monkeypatc
     assert ("I show at most 50 at a time" in last.reply) is note
 
 
-@pytest.mark.parametrize("message", ["what should I watch next?", "any suggestions?", "recommend me a movie please"])
+@pytest.mark.parametrize(
+    "message",
+    ["what should I watch next?", "any suggestions?", "recommend me a movie please", "surprise me",
+     "i'm bored, entertain me", "you pick"],
+)  # fmt: skip
 def test_a_bare_request_recommends_from_what_is_known_and_leaves_no_query(catalog, store, message):
     last = turn(FakePipeline(catalog), store, message, user="1")
     assert last.source == "template" and len(last.recommendations) == 5
@@ -475,3 +479,23 @@ def test_a_refinement_shows_films_not_shown_yet_first(catalog, store):
     again = turn(FewFit(catalog), store, "no horror", k=5, session=first.session)
     ids, before = [r.item_id for r in again.recommendations], [r.item_id for r in first.recommendations]
     assert len(ids) == 5 and not set(ids[:2]) & set(before) and ids[2:] == before[:3]  # new ones, then the rest
+
+
+def test_a_message_can_point_at_the_cards_on_screen(catalog, store):
+    pipeline = FakePipeline(catalog)
+    first = turn(pipeline, store, "comedy")
+    shown = [rec.item_id for rec in first.recommendations]
+    second = turn(pipeline, store, "I've already seen the first one and the third one", session=first.session)
+    assert set(second.session.state.seen) >= {shown[0], shown[2]}
+    assert not {shown[0], shown[2]} & {rec.item_id for rec in second.recommendations}
+    assert catalog[shown[0]].display_title() in second.reply.split("\n\n")[0]
+    third = turn(pipeline, store, "more like the second one", session=second.session)
+    assert third.session.state.anchors == (second.session.shown[1],)
+
+
+def test_a_pronoun_among_several_cards_asks_which_one(catalog, store):
+    pipeline = FakePipeline(catalog)
+    first = turn(pipeline, store, "comedy")
+    second = turn(pipeline, store, "seen it", session=first.session)
+    assert second.source == "help" and "Which one" in second.reply
+    assert second.session.state.seen == first.session.state.seen

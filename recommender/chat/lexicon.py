@@ -125,7 +125,8 @@ FILLERS = TRANSPARENT | {
     "like", "likes", "enjoy", "earlier", "sometime", "anytime", "filters", "buddy", "bro", "dude", "mate", "friend",
     "friends", "pal", "sir", "quick", "quickly", "either", "last", "previous", "less", "somewhere", "its",
     "preferably", "filter", "limit", "limits", "restriction", "restrictions", "requirement", "exclusion",
-    "exclusions", "matter", "decade", "decades", "era", "u", "r", "ur", "idc", "thing",
+    "exclusions", "matter", "decade", "decades", "era", "u", "r", "ur", "idc", "thing", "gimme", "lemme", "wanna",
+    "gonna", "entertain", "looks", "seems", "sound",
 }  # fmt: skip
 # Words that steer a conversation but name nothing to look for ("no horror though", "comedies anyway",
 # "ok then, westerns"): never a free-text search term, never an avoided word (issue 28).
@@ -148,7 +149,8 @@ _QUERY_WORDS = frozenset(
     good great hey hi hello i id im in is it its just kind let lets like maybe me mood movie movies my need next
     nice now of ok okay on one ones option options or other pick picks please pls recommend recommendation
     recommendations see should show so some something suggest suggestion suggestions thank thanks that the
-    this to today tonight very really want wanna watch watching what whats which with would you your at by as""".split()
+    this to today tonight very really want wanna watch watching what whats which with would you your at by as
+    surprise bored entertain""".split()
 )
 QUERY_FILLERS = _QUERY_WORDS | DISCOURSE_FILLERS
 ADDITIVE = {"also", "plus", "additionally"}
@@ -249,7 +251,9 @@ NEW_THINGS = {"stuff", "releases", "release"}
 AGE_PHRASES = {"year old", "years old"}
 BLACK_AND_WHITE_PHRASES = ("black and white", "b w", "silent", "silent era")
 # Words after a cue that are no title ("like from the 90s"), besides the lexicon's phrases and decades.
-NOT_TITLE_AFTER_CUE = {"from", "before", "after", "since", "the 90s", "for"}
+# "not a fan" (of what was shown) names no film, though "a fan" is how "The Fan" is typed.
+NOT_TITLE_AFTER_CUE = {"from", "before", "after", "since", "the 90s", "for", "a fan", "a big fan", "a huge fan",
+                       "much of a", "really a fan"}  # fmt: skip
 
 # Titles in a message (``title_cues``): words after a cue that are no title; pronouns and the like ("like
 # it", "seen them"); words that may open a clause before a title ("hmm Cemetery Man was boring"); and the

@@ -246,11 +246,10 @@ def run_turn(
 
 
 def asks_for_picks(text: str) -> bool:
-    """True for a bare request with no constraint ("what should I watch next?", "any suggestions?"):
+    """True for a bare request with no constraint ("what should I watch next?", "surprise me", "I'm bored"):
     answer it from what the session already knows rather than with the help text."""
-    return bool(re.search(r"\b(?:watch|recommend\w*|suggest\w*|movies?|films?|picks?)\b", text, re.I)) and not (
-        meaningful_query(text)
-    )
+    asks = r"\b(?:watch|recommend\w*|suggest\w*|movies?|films?|picks?|surprise|bored|entertain|you (?:pick|choose))\b"
+    return bool(re.search(asks, text, re.I)) and not (meaningful_query(text))
 
 
 def _asked_k(refinement: Any, k: int, state: Any = None) -> tuple[int, str]:
@@ -279,7 +278,7 @@ def _turn(
     writer: Any = None,
 ) -> Iterator[TurnUpdate]:
     catalog = pipeline.catalog
-    refinement = parse_message(text, catalog)
+    refinement = parse_message(text, catalog, shown=session.shown)
     if refinement.is_empty and not asks_for_picks(text):
         reply = help_reply(refinement, catalog)
         if store is not None:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import re
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
 
+from recommender.chat.card_refs import acknowledgement, card_references, resolve
 from recommender.chat.counts import MAX_COUNT_NOTE, MAX_K, asked_count
 from recommender.chat.lexicon import (
     ADDITIVE,
@@ -346,12 +348,13 @@ def _unique(values) -> tuple:
     return tuple(dict.fromkeys(values))
 
 
-def parse_message(text: object, catalog: Catalog) -> Refinement:
+def parse_message(text: object, catalog: Catalog, shown: Sequence[str] = ()) -> Refinement:
     """Parse one chat message into a ``Refinement``; never raises on what a person typed.
 
     Args:
         text: the message (anything; ``None`` and non-strings are read as text).
         catalog: the catalogue whose genres and titles the message may name.
+        shown: item ids of the films on screen, best first, for "more like the first one", "seen #2".
     """
     cleaned, truncated = clean_message(text)
     notes = [f"Your message was long, so I read only its first {MAX_MESSAGE_CHARS:,} characters."] if truncated else []
@@ -367,8 +370,7 @@ def parse_message(text: object, catalog: Catalog) -> Refinement:
     matcher = TitleMatcher.for_catalog(catalog)
     lexicon = _lexicon(catalog)
     vocabulary = set(lexicon) | set(DECADE_WORDS) | NOT_TITLE_AFTER_CUE
-    found, misses, consumed = titles_after_cues(cleaned, matcher, vocabulary)
-    rest = cleaned
+    cleaned, rest, found, misses, consumed = _titles_and_cards(cleaned, shown, matcher, vocabulary, notes)
     for start, end in sorted(consumed, reverse=True):
         rest = rest[:start] + " ; " + rest[end:]
     for start, end in sorted(titles_leading_clauses(rest, matcher, found), reverse=True):
@@ -422,6 +424,38 @@ def parse_message(text: object, catalog: Catalog) -> Refinement:
         notes=tuple(dict.fromkeys(notes)),
         k=k,
     )
+
+
+def _blank(text: str, refs: list) -> str:
+    """``text`` with the card references' spans blanked (same length: later spans keep their offsets)."""
+    for ref in refs:
+        text = text[: ref.start] + " " * (ref.end - ref.start) + text[ref.end :]
+    return text
+
+
+def _titles_and_cards(cleaned: str, shown: Sequence[str], matcher: TitleMatcher, vocabulary: set[str], notes: list):
+    """Titles after cues, and the films on screen the message points at, joined in one ``found``; the text
+    with the card references blanked (for titles) and with pronoun references blanked too (for the rest)."""
+    refs = card_references(cleaned)
+    cleaned = _blank(cleaned, [r for r in refs if not r.pronoun])
+    found, misses, consumed = titles_after_cues(cleaned, matcher, vocabulary)
+    if any(found.values()) or misses:
+        refs = [r for r in refs if not r.pronoun]  # "I watched Heat and loved it": "it" is Heat
+    notes += _point_at_cards(refs, tuple(str(i) for i in shown), matcher.catalog, found)
+    return cleaned, _blank(cleaned, refs), found, misses, consumed
+
+
+def _point_at_cards(refs: list, shown: tuple[str, ...], catalog: Catalog, found: dict[str, list]) -> list[str]:
+    """Add the films on screen that ``refs`` point at to ``found`` (as titles said exactly); the notes
+    for references that point at nothing."""
+    cards, notes = resolve(refs, shown)
+    for role, pairs in cards.items():
+        matches = [TitleMatch(typed, (item,), catalog[item].title, 1.0) for item, typed in pairs if item in catalog]
+        found[role].extend(matches)
+        if matches:
+            titles = dict.fromkeys(catalog[m.item_ids[0]].display_title() for m in matches)
+            notes.append(acknowledgement(role, list(titles)))
+    return notes
 
 
 def _limit_notes(years: YearParser, year_min: int | None, year_max: int | None, avoid: list[str], k: int | None):

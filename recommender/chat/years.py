@@ -82,6 +82,23 @@ class YearParser:
         return lo, hi, bool(self.ranges)
 
 
+_SHORT_YEAR_LEADS = BEFORE_YEAR | AFTER_YEAR | {"than", "then", "between"}
+
+
+def _short_year(tokens: list[str], i: int) -> int | None:
+    """ "95" as 1995 where only a year can stand: "newer than 95", "nothing before 85", "between 85 and 90"
+    (as in "90s": 00-19 are 2000s); None for any other two-digit number ("top 10", "5 and 10")."""
+    if not re.fullmatch(r"\d\d", tokens[i]) or not i:
+        return None
+    lead = tokens[i - 1]
+    if lead in {"and", "to"} and i >= 2 and re.fullmatch(r"\d\d|(?:18|19|20)\d\d", tokens[i - 2]):
+        lead = tokens[i - 3] if i >= 3 else ""  # "between 85 and 90": the second year follows the first
+    if lead not in _SHORT_YEAR_LEADS:
+        return None
+    value = int(tokens[i])
+    return 2000 + value if value < 20 else 1900 + value
+
+
 def parse_years(tokens: list[str], used: list[bool], years: YearParser, negated_at) -> None:
     """Mark the year tokens in ``tokens`` as used and record their bounds in ``years``."""
     for i, token in enumerate(tokens):
@@ -89,7 +106,7 @@ def parse_years(tokens: list[str], used: list[bool], years: YearParser, negated_
             continue
         modifier = tokens[i - 1] if i and tokens[i - 1] in DECADE_PARTS else ""
         start = decade(token)
-        year = int(token) if is_year(token) else None
+        year = int(token) if is_year(token) else _short_year(tokens, i)
         span = (start, start + 9) if start is not None else (year, year) if year is not None else None
         if span is None:
             continue

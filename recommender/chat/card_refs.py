@@ -1,0 +1,207 @@
+"""Films on screen pointed at instead of named: "more like the first one", "I've seen #2 and #4",
+"the second one looks good", "seen all of those", "not the last one", "seen it" (one card only).
+
+A reference is read with what the clause says about it, before ("I've seen", "more like", "not") or after
+("looks boring", "I've already seen"): the same roles as a title (``title_cues``). ``card_references`` finds
+them in the text; ``resolve`` turns positions into the item ids on screen and says, in a sentence, what
+could not be resolved (no cards yet, "the sixth" of five, "that one" among several). Pure: the standard
+library.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from recommender.chat.lexicon import BAD_VERDICTS, GOOD_VERDICTS
+
+_ORDINALS = {"first": 0, "1st": 0, "top": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3,
+             "fifth": 4, "5th": 4, "sixth": 5, "6th": 5, "seventh": 6, "7th": 6, "eighth": 7, "8th": 7, "ninth": 8,
+             "9th": 8, "tenth": 9, "10th": 9, "last": -1, "bottom": -1, "final": -1}  # fmt: skip
+_COUNTS = {"two": 2, "three": 3, "four": 4, "five": 5, "2": 2, "3": 3, "4": 4, "5": 5}
+_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+            "ten": 10}  # fmt: skip
+_CARD_NOUN = r"(?:one|film|movie|pick|suggestion|option|result|title|card|recommendation)"
+_CARD = _CARD_NOUN + "s?"
+_ORD = "|".join(sorted(_ORDINALS, key=len, reverse=True))
+_NUM = r"(?:\d{1,2}|" + "|".join(_NUMBERS) + r")\b"
+_AND = r"\s*(?:,|&|\band\b|\bor\b|\bnor\b)\s*"
+# "the first one", "the second and the fourth ones", "#2 and #4", "number 3", "the first two", "all of those".
+_REFERENCE = re.compile(
+    rf"(?P<plural>\bthe\s+(?P<side>first|last|top|bottom)\s+(?P<count>two|three|four|five|[2-5])\b(?:\s+{_CARD})?)|"
+    rf"(?P<ords>(?:\bthe\s+)?\b(?:{_ORD})\b(?:{_AND}(?:the\s+)?(?:{_ORD})\b)*(?:\s+{_CARD}\b)?)|"
+    rf"(?P<nums>(?:#\s*|\bnumbers?\s+|\bno\.\s*|\bnr\.?\s*|\boptions?\s+){_NUM}(?:{_AND}(?:#\s*)?{_NUM})*)|"
+    r"(?P<all>\ball\s+(?:of\s+)?(?:those|these|them|the above)\b|\b(?:those|these|them)\s+all\b|"
+    r"\ball\s+(?:those|these|(?:\d+|three|four|five|six|seven|eight|nine|ten))(?:\s+(?:films|movies|ones|picks))?\b|"
+    r"\bboth\s+(?:of\s+)?(?:those|these|them)\b|\bevery\s+(?:one|single one)\b)|"
+    r"(?P<those>\b(?:those|these|them)\b)|"  # only after "seen": "I've seen those"
+    r"(?P<pronoun>\b(?:that|this)\s+one\b|\b(?:it|that|this)\b(?=\s*(?:already|before|too|again|[,.!?]|$)))",
+    re.I,
+)
+_ROLES_BEFORE = (  # the clause's words just before the reference, folded, in this order
+    ("ignored", r"(?:havent|have not|hasnt|never|not yet|didnt|did not|not)\s+(?:\w+\s+)?"
+                r"(?:seen|watched|saw|see|watch)"),
+    ("seen", r"(?:seen|watched|saw)(?:\s+(?:both|already|before))?"),
+    ("dislike", r"(?:(?:didnt|dont|do not|did not)\s+(?:really\s+|much\s+)?(?:like|love|enjoy|want)|hated?|disliked?|"
+                r"not (?:really\s+)?(?:a\s+)?(?:big\s+)?fan of|cant stand|not into|not feeling|not keen on)"),
+    ("liked", r"\bi\s+(?:really\s+|do\s+|also\s+)?(?:like|love)"),
+    ("like", r"(?:more|something|anything|films?|movies?|stuff|ones?|similar)\s+like|similar to|like|"
+             r"in the (?:vein|style|spirit) of|along the lines of|closer to|based on"),
+    ("exclude", r"(?:not|no|skip|drop|remove|hide|lose|without|except|other than|anything but|nothing like|"
+                r"no more of|get rid of|take out|ditch)"),
+    ("liked", r"(?:liked?|loved?|enjoyed|adored?|want|pick|choose|take|go with|going with|interested in|"
+              r"curious about|excited about|prefer|into)"),
+)  # fmt: skip
+_BEFORE = [(role, re.compile(rf"(?:^|\b)(?:{cue})\s*$")) for role, cue in _ROLES_BEFORE]
+_POLITE = r"(?:please|pls|plz|thanks|thank you|then|\s)*"
+_OPENERS = r"(?:(?:ok|okay|hmm|um|so|well|yeah|yes|yep|yup|oh|ah|nice|great|cool|ooh|i think|maybe|then|just)\s+)*"
+_LOOK = r"(?:looks?|sounds?|seems?|is|was|are|were|s)\s+(?:so\s+|really\s+|pretty\s+|kinda\s+|very\s+|quite\s+|too\s+)?"
+_AFTER = (
+    ("seen", re.compile(r"^(?:(?:i|ive|i have|we|weve)\s+)?(?:already\s+|seen\s+already|)(?:seen|watched|saw)\b|"
+                        r"^(?:i|ive|i have)\s+(?:already\s+)?(?:seen|watched|saw)\b")),
+    ("dislike", re.compile(rf"^{_LOOK}(?:{'|'.join(BAD_VERDICTS)}|lame|stupid|dumb|silly|cheesy|weird|bleh)\b|"
+                           r"^(?:isnt|is not|doesnt|does not|dont|wasnt)\s+(?:really\s+)?(?:my thing|for me|"
+                           r"look good|sound good|appeal|interest me|do it for me)\b")),
+    ("liked", re.compile(rf"^{_LOOK}(?:{'|'.join(GOOD_VERDICTS)}|interesting|cool|nice|fun|promising|up my alley|"
+                         r"my thing|exactly what|what i want|it)\b")),
+)  # fmt: skip
+_CLAUSE_BREAK = re.compile(r"[;.!?\n]|\bbut\b|\bthough\b|,(?!\s*(?:and\s+)?(?:#|the\s+|\d|number|no\.))", re.I)
+
+
+@dataclass(frozen=True)
+class CardRef:
+    """Cards pointed at in one clause: what the message says of them and where they are on screen."""
+
+    role: str  # "like" (a seed), "liked", "dislike", "seen", "exclude", or "" (no fact: "what about #2")
+    positions: tuple[int, ...] | None  # 0-based, -1 the last; None = every card on screen
+    typed: str  # the words that pointed ("the second one"), for a sentence
+    start: int  # span in the text, cue words included, to hide from the rest of the parser
+    end: int
+    pronoun: bool = False  # "seen it", "that one": clear only when one card is on screen
+
+
+def card_references(text: str) -> list[CardRef]:
+    """The card references in ``text`` (the cleaned message), in order; [] when it points at none."""
+    refs: list[CardRef] = []
+    joined_from = 0  # end of the last reference: "the first one and the third one" share its role
+    for match in _REFERENCE.finditer(text):
+        if any(r.start <= match.start() < r.end for r in refs):
+            continue
+        positions = _positions(match)
+        if positions == ():
+            continue
+        clause_start = max((m.end() for m in _CLAUSE_BREAK.finditer(text, 0, match.start())), default=0)
+        clause_end = next((m.start() for m in _CLAUSE_BREAK.finditer(text, match.end())), len(text))
+        before = _fold(text[clause_start : match.start()])
+        after = _fold(text[match.end() : clause_end])
+        role, cue_start = _role_before(before)
+        joined = refs and re.fullmatch(_AND + r"(?:the\s+)?", text[joined_from : match.start()] or " ", re.I)
+        role = role or (refs[-1].role if joined else "") or _role_after(after)
+        if not _plausible(match, role, after):
+            continue
+        if not role and (not before or re.fullmatch(_OPENERS, before + " ")) and re.fullmatch(_POLITE, after):
+            role = "like"  # the whole message is "the second one": more like it
+        # No role ("tell me about #2"): no fact to record, but the words are no query either.
+        start = clause_start + _cue_offset(text[clause_start : match.start()], cue_start) if role else match.start()
+        end = clause_end if _role_after(after) else match.end()
+        refs.append(CardRef(role, positions, match.group().strip(), start, end, bool(match.group("pronoun"))))
+        joined_from = match.end()
+    return [r for r in refs if r.role != "ignored"]
+
+
+def _plausible(match: re.Match[str], role: str, after: str) -> bool:
+    """False for words that only look like a reference: "the first time", "top 5 comedies", "watched it
+    with Fargo" (a pronoun or "those" need a verdict that is theirs), "not that" (pronouns say "seen")."""
+    ordinals = re.findall(rf"\b(?:{_ORD})\b", match.group("ords") or "", re.I)
+    if len(ordinals) == 1 and re.search(rf"\s{_CARD_NOUN}s\b", match.group(), re.I):
+        return False  # "the last ones were too scary": the last list, not one card
+    if match.group("ords") and not re.search(rf"\s{_CARD}\b", match.group(), re.I):
+        return match.group().lower().startswith(("the", "that")) and (not after or bool(_role_after(after)))
+    if match.group("those"):
+        return role == "seen"
+    if match.group("pronoun") and not match.group().lower().endswith("one"):
+        return role == "seen"
+    return True
+
+
+def _positions(match: re.Match[str]) -> tuple[int, ...] | None:
+    if match.group("ords"):
+        words = re.findall(rf"\b(?:{_ORD})\b", match.group("ords"), re.I)
+        return tuple(dict.fromkeys(_ORDINALS[w.lower()] for w in words))
+    if match.group("nums"):
+        numbers = re.findall(_NUM, match.group("nums"), re.I)
+        values = [int(n) if n.isdigit() else _NUMBERS[n.lower()] for n in numbers]
+        return tuple(dict.fromkeys(v - 1 for v in values if 1 <= v <= 50))
+    if match.group("plural"):
+        count = _COUNTS[match.group("count").lower()]
+        side = match.group("side").lower()
+        return tuple(range(count)) if side in {"first", "top"} else tuple(range(-count, 0))
+    return None if match.group("all") or match.group("those") else (0,)
+
+
+def _role_before(before: str) -> tuple[str, int]:
+    """The role the words just before a reference give it, and where its cue starts in ``before``."""
+    for role, pattern in _BEFORE:
+        found = pattern.search(before)
+        if found:
+            return role, found.start()
+    return "", len(before)
+
+
+def _role_after(after: str) -> str:
+    for role, pattern in _AFTER:
+        if pattern.search(after):
+            return role
+    return ""
+
+
+def _cue_offset(raw: str, folded_offset: int) -> int:
+    """The offset in ``raw`` of the word that starts at ``folded_offset`` in its folded form."""
+    words = list(re.finditer(r"[^\W_]+(?:['’][^\W_]+)*", raw))
+    count = len(_fold(raw)[:folded_offset].split())
+    return words[count].start() if count < len(words) else len(raw)
+
+
+def _fold(text: str) -> str:
+    return " ".join(re.sub(r"[^\w#]+", " ", re.sub(r"['’`]", "", text.lower())).split())
+
+
+def resolve(refs: list[CardRef], shown: tuple[str, ...]) -> tuple[dict[str, list[tuple[str, str]]], list[str]]:
+    """Item ids per role, each with the words that pointed at it, and sentences for what could not be
+    resolved. ``shown``: the item ids on screen, best first."""
+    roles: dict[str, list[tuple[str, str]]] = {}
+    notes = []
+    for ref in refs:
+        if not ref.role:
+            continue
+        if not shown:
+            notes.append(f'There are no films on screen yet for "{ref.typed}" to point at; name a title instead.')
+            continue
+        if ref.pronoun and len(shown) > 1:
+            notes.append(f'Which one did you mean by "{ref.typed}"? Say "the second one", or use the buttons '
+                         "under each film.")  # fmt: skip
+            continue
+        positions = range(len(shown)) if ref.positions is None else ref.positions
+        for position in positions:
+            if -len(shown) <= position < len(shown):
+                roles.setdefault(ref.role, []).append((shown[position], ref.typed))
+            else:
+                notes.append(f'There are only {len(shown)} films on screen, so I skipped "{ref.typed}".')
+    return roles, list(dict.fromkeys(notes))
+
+
+_SAID = {
+    "like": "More like {titles}.",
+    "liked": "Noted: you like {titles}.",
+    "dislike": "Noted: {titles} {is_are} not for you.",
+    "seen": "Noted: you have seen {titles}, so {it_they} will not come up again.",
+    "exclude": "I left out {titles}.",
+}
+
+
+def acknowledgement(role: str, titles: list[str]) -> str:
+    """One sentence saying what a reference did, so a person sees which card "the second one" was."""
+    named = titles if len(titles) <= 3 else [*titles[:3], f"{len(titles) - 3} more"]
+    listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+    one = len(titles) == 1
+    return _SAID[role].format(titles=listed, is_are="is" if one else "are", it_they="it" if one else "they")
