@@ -30,6 +30,7 @@ def catalog():
         ("option 2", "like", [1]),
         ("I've seen all of those", "seen", [0, 1, 2, 3, 4]),
         ("seen them all", "seen", [0, 1, 2, 3, 4]),
+        ("i've seen everything you showed me", "seen", [0, 1, 2, 3, 4]),
         ("i've seen those", "seen", [0, 1, 2, 3, 4]),
         ("I've seen #2 and #4", "seen", [1, 3]),
         ("seen the first two", "seen", [0, 1]),

@@ -33,7 +33,9 @@ _REFERENCE = re.compile(
     rf"(?P<nums>(?:#\s*|\bnumbers?\s+|\bno\.\s*|\bnr\.?\s*|\boptions?\s+){_NUM}(?:{_AND}(?:#\s*)?{_NUM})*)|"
     r"(?P<all>\ball\s+(?:of\s+)?(?:those|these|them|the above)\b|\b(?:those|these|them)\s+all\b|"
     r"\ball\s+(?:those|these|(?:\d+|three|four|five|six|seven|eight|nine|ten))(?:\s+(?:films|movies|ones|picks))?\b|"
-    r"\bboth\s+(?:of\s+)?(?:those|these|them)\b|\bevery\s+(?:one|single one)\b)|"
+    r"\bboth\s+(?:of\s+)?(?:those|these|them)\b|\bevery\s+(?:one|single one)\b|"
+    r"\b(?:everything|all)\s+(?:(?:you|u)\s+(?:just\s+)?(?:showed|have shown|ve shown|suggested|recommended|picked)|"
+    r"on (?:the |this )?(?:screen|list|page)|(?:here|so far)\b))|"
     r"(?P<those>\b(?:those|these|them)\b)|"  # only after "seen": "I've seen those"
     r"(?P<pronoun>\b(?:that|this)\s+one\b|\b(?:it|that|this)\b(?=\s*(?:already|before|too|again|[,.!?]|$)))",
     re.I,

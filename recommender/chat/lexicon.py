@@ -19,17 +19,18 @@ GENRE_SYNONYMS: dict[str, tuple[str, ...]] = {
     "Comedy": ("comedy", "comedies", "funny", "funnier", "hilarious", "humor", "humour", "humorous", "laughs",
                "laugh", "a good laugh", "comedic", "lighthearted", "light hearted", "feel good", "feelgood",
                "uplifting", "fun", "silly", "comedia", "comedias", "comedie", "comedies", "komodie", "komoedie",
-               "lustig", "lustiger", "lustige", "lustigen", "divertida", "divertido", "drole", "gracioso"),
+               "lustig", "lustiger", "lustige", "lustigen", "divertida", "divertido", "drole", "gracioso", "lighter"),
     "Crime": ("crime", "criminal", "gangster", "gangsters", "mafia", "mob", "heist", "heists", "policier"),
     "Documentary": ("documentary", "documentaries", "doc", "docs", "nonfiction", "documental", "documentaire",
                     "dokumentation", "dokumentarfilm"),
     "Drama": ("drama", "dramas", "dramatic", "moving", "touching", "sad", "tearjerker", "tearjerkers", "tear jerker",
-              "cry", "crying", "weepy", "weepie", "heartwarming", "heart warming", "emotional", "drame", "dramen"),
+              "cry", "crying", "weepy", "weepie", "heartwarming", "heart warming", "emotional", "drame", "dramen",
+              "sadder"),
     "Fantasy": ("fantasy", "magic", "magical", "wizards", "dragons", "fairy tale", "fairytale", "fantasia"),
     "Film-Noir": ("film noir", "noir"),
     "Horror": ("horror", "scary", "frightening", "terrifying", "creepy", "spooky", "slasher", "slashers", "gore",
                "gory", "zombie", "zombies", "scared", "scare", "scares", "halloween", "horrorfilm", "horrorfilme",
-               "horreur", "dhorreur", "terror", "miedo", "peur"),
+               "horreur", "dhorreur", "terror", "miedo", "peur", "scarier", "creepier", "spookier"),
     "Musical": ("musical", "musicals", "singing", "song and dance", "musicales", "comedie musicale"),
     "Mystery": ("mystery", "mysteries", "mysterious", "whodunit", "whodunnit", "detective", "detectives", "sleuth",
                 "misterio"),
@@ -176,7 +177,8 @@ YEAR_WORDS = {"before", "after", "from", "since", "until", "till", "pre", "post"
 # Titles left out by a name fragment: "not another Star Trek", "no more Batman movies" (issue 28).
 # Phrases that open an exclusion of titles (built into the parser's "exclude" cue).
 EXCLUDE_CUES = ("not", "no more", "nothing like", "anything but", "except", "other than", "no", "without", "skip",
-                "remove", "get rid of", "less like",
+                "remove", "get rid of", "less like", "dont want to see", "do not want to see", "dont wanna see",
+                "dont need to see", "dont want to watch", "do not want to watch", "dont wanna watch",
                 "exclude", "nothing", "sick of", "tired of", "enough of", "enough with", "done with",
                 "none of")  # fmt: skip
 # Words between the cue and a fragment that say "the whole series": "not ANOTHER Star Trek", "no MORE Batman".

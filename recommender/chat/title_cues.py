@@ -43,7 +43,8 @@ CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("liked", re.compile(r"\b(?:i\s+)?(?:really\s+|also\s+)?(?:liked|loved|enjoyed|adored|(?<=i )(?:like|love))\s+",
                          re.I)),
     ("seen", re.compile(r"\b(?:i(?:'ve|\s+have)?\s+)?(?:already\s+)?(?:seen|watched|saw)\s+", re.I)),
-    ("exclude", re.compile(r"\b(?:" + "|".join(re.escape(c) for c in sorted(EXCLUDE_CUES, key=len, reverse=True))
+    ("exclude", re.compile(r"\b(?:" + "|".join(re.escape(c).replace("dont", "don['’]?t")  # typed with or without
+                                               for c in sorted(EXCLUDE_CUES, key=len, reverse=True))
                            + r")\s+", re.I)),
 )  # fmt: skip
 # After a title at the start of a clause: "Alien-style horror", "Star Wars vibes", "Titanic was boring".

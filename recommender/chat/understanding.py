@@ -274,7 +274,15 @@ def _parse_rest(text: str, catalog: Catalog) -> _Rest:
     for start, n, kind, names in phrases:
         if any(used[start : start + n]):
             continue
-        if kind == "recent" and tokens[start] == "new" and n == 1 and not _new_is_recent(tokens, start, lexicon):
+        if (
+            kind == "recent"
+            and tokens[start] == "new"
+            and n == 1
+            and not _new_is_recent(tokens, start, lexicon)
+            and (
+                not wants_less(tokens, start)  # "too new" is a year bound
+            )
+        ):
             continue
         if kind in {"recent", "old"} and tokens[start + n : start + n + 1] in (["than"], ["then"]):
             continue  # "older than 1990" bounds that year (``parse_years``), it is no "old films"
@@ -308,6 +316,7 @@ def _parse_rest(text: str, catalog: Catalog) -> _Rest:
             genres["include" if neg else "exclude"].append((names[0], phrase, True))
         elif kind in {"recent", "old"} and years.newest:
             recent = kind == "recent"
+            neg = neg or wants_less(tokens, start)  # "these are too old": newer ones
             if recent != neg:
                 years.bound(lower=years.newest - (RECENT_SPAN - 1 if recent else NOT_OLD_GAP))
             else:
