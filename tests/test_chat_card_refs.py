@@ -33,6 +33,7 @@ def catalog():
         ("i've seen everything you showed me", "seen", [0, 1, 2, 3, 4]),
         ("i've seen those", "seen", [0, 1, 2, 3, 4]),
         ("I've seen #2 and #4", "seen", [1, 3]),
+        ("i've seen 1, 2 and 5", "seen", [0, 1, 4]),
         ("seen the first two", "seen", [0, 1]),
         ("already watched the last one", "seen", [4]),
         ("the first and third ones I've seen", "seen", [0, 2]),
@@ -43,6 +44,7 @@ def catalog():
         ("the first one looks boring", "dislike", [0]),
         ("i didn't like the fourth one", "dislike", [3]),
         ("all of these are boring", "dislike", [0, 1, 2, 3, 4]),
+        ("I don't like any of these", "dislike", [0, 1, 2, 3, 4]),
         ("not the last one", "exclude", [4]),
         ("skip the third one", "exclude", [2]),
     ],
@@ -59,7 +61,8 @@ def test_a_reference_takes_the_role_its_clause_gives_it(catalog, message, role, 
     "message",
     ["i haven't seen the first one", "tell me about the second one", "the first time i saw it", "top 5 comedies",
      "give me the top 3", "the last ones were too scary", "i liked the last supper", "more like the third man",
-     "first wives club", "watched it with my kids"],
+     "first wives club", "watched it with my kids",
+     "from the last 5 years", "seen 2 westerns this week", "more like that", "not that"],
 )  # fmt: skip
 def test_words_that_only_look_like_a_reference_point_at_no_card(catalog, message):
     refinement = parse_message(message, catalog, shown=SHOWN)
@@ -85,6 +88,7 @@ def test_a_seen_card_then_a_verdict_with_a_pronoun(catalog):
 
 def test_a_pronoun_is_a_card_only_when_one_is_on_screen(catalog):
     assert parse_message("seen it", catalog, shown=("100",)).seen == ("100",)
+    assert parse_message("loved it!", catalog, shown=("100",)).liked == ("100",)
     several = parse_message("seen that one already", catalog, shown=SHOWN)
     assert not several.seen and any("Which one" in note for note in several.notes)
 

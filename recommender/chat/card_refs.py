@@ -36,7 +36,8 @@ _REFERENCE = re.compile(
     r"\bboth\s+(?:of\s+)?(?:those|these|them)\b|\bevery\s+(?:one|single one)\b|"
     r"\b(?:everything|all)\s+(?:(?:you|u)\s+(?:just\s+)?(?:showed|have shown|ve shown|suggested|recommended|picked)|"
     r"on (?:the |this )?(?:screen|list|page)|(?:here|so far)\b))|"
-    r"(?P<those>\b(?:those|these|them)\b)|"  # only after "seen": "I've seen those"
+    r"(?P<those>\b(?:any\s+of\s+)?(?:those|these|them)\b)|"  # only with "seen" or a verdict: "I've seen those"
+    rf"(?P<bare>(?<![#\w])[1-9](?:{_AND}[1-9])*\b)|"
     r"(?P<pronoun>\b(?:that|this)\s+one\b|\b(?:it|that|this)\b(?=\s*(?:already|before|too|again|[,.!?]|$)))",
     re.I,
 )
@@ -103,6 +104,8 @@ def card_references(text: str) -> list[CardRef]:
             continue
         if not role and (not before or re.fullmatch(_OPENERS, before + " ")) and re.fullmatch(_POLITE, after):
             role = "like"  # the whole message is "the second one": more like it
+        if not role and not (match.group("nums") or re.search(rf"\s{_CARD}\b", match.group(), re.I)):
+            continue  # "from the last 5 years": no card, and the words are read as years
         # No role ("tell me about #2"): no fact to record, but the words are no query either.
         start = clause_start + _cue_offset(text[clause_start : match.start()], cue_start) if role else match.start()
         end = clause_end if _role_after(after) else match.end()
@@ -120,9 +123,11 @@ def _plausible(match: re.Match[str], role: str, after: str) -> bool:
     if match.group("ords") and not re.search(rf"\s{_CARD}\b", match.group(), re.I):
         return match.group().lower().startswith(("the", "that")) and (not after or bool(_role_after(after)))
     if match.group("those"):
-        return role == "seen"
+        return role in {"seen", "dislike"}  # "I've seen those", "these look boring", "I don't like any of these"
+    if match.group("bare"):
+        return role in {"seen", "liked", "dislike"} and not after  # "seen 1 and 3", not "seen 2 westerns"
     if match.group("pronoun") and not match.group().lower().endswith("one"):
-        return role == "seen"
+        return role in {"seen", "liked", "dislike"}  # "loved it!"; "more like that" / "not that" say no card
     return True
 
 
@@ -130,8 +135,8 @@ def _positions(match: re.Match[str]) -> tuple[int, ...] | None:
     if match.group("ords"):
         words = re.findall(rf"\b(?:{_ORD})\b", match.group("ords"), re.I)
         return tuple(dict.fromkeys(_ORDINALS[w.lower()] for w in words))
-    if match.group("nums"):
-        numbers = re.findall(_NUM, match.group("nums"), re.I)
+    if match.group("nums") or match.group("bare"):
+        numbers = re.findall(_NUM, match.group("nums") or match.group("bare"), re.I)
         values = [int(n) if n.isdigit() else _NUMBERS[n.lower()] for n in numbers]
         return tuple(dict.fromkeys(v - 1 for v in values if 1 <= v <= 50))
     if match.group("plural"):

@@ -127,7 +127,8 @@ FILLERS = TRANSPARENT | {
     "friends", "pal", "sir", "quick", "quickly", "either", "last", "previous", "less", "somewhere", "its",
     "preferably", "filter", "limit", "limits", "restriction", "restrictions", "requirement", "exclusion",
     "exclusions", "matter", "decade", "decades", "era", "u", "r", "ur", "idc", "thing", "gimme", "lemme", "wanna",
-    "gonna", "entertain", "looks", "seems", "sound",
+    "gonna", "entertain", "looks", "seems", "sound", "released", "around", "circa", "roughly", "approximately",
+    "born", "childhood", "here", "most",
 }  # fmt: skip
 # Words that steer a conversation but name nothing to look for ("no horror though", "comedies anyway",
 # "ok then, westerns"): never a free-text search term, never an avoided word (issue 28).
@@ -240,6 +241,8 @@ COUNT_MARKERS = {"top", "just", "only", "exactly"}
 DECADE_PARTS = {"early": (0, 3), "mid": (3, 6), "late": (6, 9)}
 BEFORE_YEAR = {"before", "pre", "until", "till", "prior", "older", "earlier"}
 BY_YEAR = {"until", "till", "to"}
+APPROXIMATE_YEAR = {"around", "circa", "ca", "roughly", "approximately", "about", "ish"}  # "around 1990": 1988-1992
+APPROXIMATE_SPAN = 2
 AFTER_YEAR = {"after", "since", "post", "newer", "later", "onwards", "from"}
 # "older than 1990", "more recent than the 80s": the comparative before "than" is the bounding word.
 COMPARATIVES = {"older": "older", "earlier": "earlier", "newer": "newer", "later": "later", "recent": "newer"}
@@ -261,7 +264,8 @@ NOT_TITLE_AFTER_CUE = {"from", "before", "after", "since", "the 90s", "for", "a 
 # it", "seen them"); words that may open a clause before a title ("hmm Cemetery Man was boring"); and the
 # verdicts after a title that make it a dislike ("Titanic was boring") or a like ("Heat was great").
 NOT_TITLE = {"something", "anything", "movies", "films", "movie", "film", "stuff", "any", "ones", "the ones"}
-TITLE_PRONOUNS = {"it", "that", "this", "them", "those", "these", "both", "all", "one", "some", "the first",
+TITLE_PRONOUNS = {"it", "that", "this", "them", "those", "these", "both", "all", "one", "some", "most", "a few",
+                  "half", "many", "several", "few", "the first",
                   "the last", "a lot", "you", "me", "him", "her", "so", "too", "to", "sure", "thanks", "way", "idea",
                   "more"}  # fmt: skip
 CLAUSE_OPENERS = {"hmm", "hm", "ok", "okay", "so", "well", "um", "uh", "oh", "ah", "hey", "hi", "right", "yeah",

@@ -7,6 +7,8 @@ import re
 
 from recommender.chat.lexicon import (
     AFTER_YEAR,
+    APPROXIMATE_SPAN,
+    APPROXIMATE_YEAR,
     BEFORE_YEAR,
     BY_YEAR,
     COMPARATIVES,
@@ -14,6 +16,7 @@ from recommender.chat.lexicon import (
     DECADE_WORDS,
     FILLERS,
     FROM_ON,
+    NUMBER_WORDS,
     YEAR_WORDS,
 )
 from recommender.chat.slips import slip
@@ -82,6 +85,23 @@ class YearParser:
         return lo, hi, bool(self.ranges)
 
 
+def _last_years(tokens: list[str], used: list[bool], years: YearParser) -> None:
+    """ "the last 5 years", "past ten years", "the last decade": a lower bound counted back from the
+    catalogue's newest year (a catalogue that ends in 1998 has no films from this year)."""
+    for i in range(len(tokens) - 1):
+        if used[i] or tokens[i] not in {"last", "past"} or not years.newest:
+            continue
+        count = tokens[i + 1]
+        span = int(count) if count.isdigit() and len(count) <= 2 else NUMBER_WORDS.get(count)
+        unit = tokens[i + 2] if i + 2 < len(tokens) else ""
+        if span and unit in {"years", "year", "yrs"}:
+            years.bound(lower=years.newest - span + 1)
+            used[i : i + 3] = [True] * 3
+        elif count in {"decade", "ten years"}:
+            years.bound(lower=years.newest - 9)
+            used[i : i + 2] = [True] * 2
+
+
 _SHORT_YEAR_LEADS = BEFORE_YEAR | AFTER_YEAR | {"than", "then", "between"}
 
 
@@ -101,6 +121,7 @@ def _short_year(tokens: list[str], i: int) -> int | None:
 
 def parse_years(tokens: list[str], used: list[bool], years: YearParser, negated_at) -> None:
     """Mark the year tokens in ``tokens`` as used and record their bounds in ``years``."""
+    _last_years(tokens, used, years)
     for i, token in enumerate(tokens):
         if used[i]:
             continue
@@ -133,6 +154,8 @@ def parse_years(tokens: list[str], used: list[bool], years: YearParser, negated_
         elif word in AFTER_YEAR and (word != "from" or (i + 1 < len(tokens) and tokens[i + 1] in FROM_ON)):
             edge = lo if word in {"since", "from"} else hi + 1
             years.bound(upper=edge - 1) if negated else years.bound(lower=edge)
+        elif word in APPROXIMATE_YEAR and year is not None and not negated:
+            years.ranges.append((lo - APPROXIMATE_SPAN, hi + APPROXIMATE_SPAN))  # "around 1990"
         elif word in {"and", "to"} and years.ranges and not negated:
             first = years.ranges.pop()  # "between 1980 and 1990", "1980 to 1990"
             years.ranges.append((min(first[0], lo), max(first[1], hi)))
