@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import re
 
-from recommender.chat.lexicon import COMPLAINT_GLUE, COMPLAINT_WORDS, LESS_OF, LIFT_WORDS, NOT_FOR_ME
+from recommender.chat.lexicon import (
+    BAD_VERDICTS,
+    COMPLAINT_GLUE,
+    COMPLAINT_WORDS,
+    GOOD_VERDICTS,
+    LESS_OF,
+    LIFT_WORDS,
+    NOT_FOR_ME,
+)
 
 # A filter waved away as a whole: "any genre is fine", "I don't care about the year", "the decade doesn't matter".
 _ANY_FILTER = re.compile(
@@ -20,13 +28,11 @@ _ANY_FILTER = re.compile(
 _DISLIKED_IT = re.compile(
     r"\b(?:(?:didnt|did not|dont|do not)\s+(?:really\s+|much\s+|particularly\s+)?(?:like|love|enjoy)|hated|disliked|"
     r"(?:wasnt|was not)\s+(?:really\s+)?a\s+fan\s+of)\s+(?:it|that|them|either)\b|"
-    r"\b(?:it|that|they)\s+(?:was|were)\s+(?:so\s+|really\s+|pretty\s+)?(?:boring|bad|awful|terrible|dull|rubbish|"
-    r"crap|horrible|overrated|the worst)\b"
+    rf"\b(?:it|that|they)\s+(?:was|were)\s+(?:so\s+|really\s+|pretty\s+|too\s+|kinda\s+)?(?:{'|'.join(BAD_VERDICTS)})\b"
 )
 _LIKED_IT = re.compile(
     r"\b(?:really\s+)?(?:liked|loved|enjoyed|adored)\s+(?:it|that|them|both)\b|"
-    r"\b(?:it|that|they)\s+(?:was|were)\s+(?:so\s+|really\s+|pretty\s+)?(?:great|amazing|awesome|brilliant|"
-    r"fantastic|excellent|the best|perfect|incredible)\b"
+    rf"\b(?:it|that|they)\s+(?:was|were)\s+(?:so\s+|really\s+|pretty\s+)?(?:{'|'.join(GOOD_VERDICTS)})\b"
 )
 # "something similar" after a film the message liked or saw: that film is the seed.
 _ANAPHORA = re.compile(
