@@ -142,3 +142,30 @@ def test_one_simulated_conversation_runs_through_the_handler_the_browser_uses(da
         if said is None:
             break
     assert len(handlers.store.turns(sid)) >= 1
+
+
+def test_a_rejection_that_points_at_a_card_is_read_as_that_card(data):
+    """A quarter of the worded rejections say where the card is ("seen the 2nd one already"): the parser,
+    given the cards on screen, must reject exactly the film the person meant."""
+    from recommender.chat.understanding import parse_message
+
+    catalog = data[0]
+    fields = ("exclude_items", "seen", "disliked")
+    pointed = 0
+    for person in people(data, 60):
+        talk = SimulatedPerson(person, catalog, seed=5)
+        talk.opening()
+        others = [i for i in catalog.ids if i != person.target]
+        for turn in range(6):
+            shown = random.Random(turn).sample(others, 10)
+            before = set(talk.rejected)
+            said = talk.react(shown)
+            if said is None or said.kind != "reject" or said.feedback:
+                continue
+            meant = set(talk.rejected) - before
+            read = parse_message(said.message, catalog, shown=shown)
+            rejected = {i for name in fields for i in getattr(read, name)}
+            if re.search(r"\b(?:first|second|third|fourth|fifth|\d+th) one\b|#\d", said.message, re.I):
+                pointed += 1
+                assert rejected == meant, said.message
+    assert pointed >= 5

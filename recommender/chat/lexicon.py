@@ -128,7 +128,7 @@ FILLERS = TRANSPARENT | {
     "preferably", "filter", "limit", "limits", "restriction", "restrictions", "requirement", "exclusion",
     "exclusions", "matter", "decade", "decades", "era", "u", "r", "ur", "idc", "thing", "gimme", "lemme", "wanna",
     "gonna", "entertain", "looks", "seems", "sound", "released", "around", "circa", "roughly", "approximately",
-    "born", "childhood", "here", "most",
+    "born", "childhood", "here", "most", "forth",
 }  # fmt: skip
 # Words that steer a conversation but name nothing to look for ("no horror though", "comedies anyway",
 # "ok then, westerns"): never a free-text search term, never an avoided word (issue 28).
@@ -214,7 +214,7 @@ MEND_WORDS = ("something", "similar", "loved", "liked", "enjoyed", "really", "wa
               "thanks", "asked", "again", "films", "movies", "remember", "boring", "anything", "nothing", "another",
               "instead", "though", "anyway", "recommend", "suggest", "maybe", "great", "awesome", "favourite",
               "favorite", "looking", "rather", "prefer", "science", "fiction", "story", "stories", "drama", "movie",
-              "scifi", "hated", "enough", "different")  # fmt: skip
+              "scifi", "hated", "enough", "different", "first", "second", "third", "fourth", "fifth")  # fmt: skip
 # "show me more" may open and close with these: "ok so show me different ones if you can".
 SHOW_MORE_OPENERS = ("please", "ok", "okay", "and", "so", "hmm", "well", "um", "hey", "hi", "right", "yeah", "alright")
 SHOW_MORE_TAILS = ("please", "options", "results", "suggestions", "films", "movies", "of these", "like these",

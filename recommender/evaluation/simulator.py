@@ -5,7 +5,7 @@ or none (cold). They open with a request built from TRUE facts about the target 
 mood word for it, its decade, "something like <a history film co-watched with the target>"), then
 react to each list: the target in the top 10 ends the conversation; otherwise they correct a
 misread ("no, I said no horror"), add one more true fact, leave out a series shown twice ("not
-another Star Trek"), or reject shown films ("not X", "seen X already", a thumbs down).
+another Star Trek"), or reject shown films ("not X", "seen X already", "seen the 2nd one", a thumbs down).
 
 Pure and deterministic per seed (stdlib + numpy; no model). The phrasing is this module's own,
 with paraphrase, typos and case variation, written apart from tests/data/chat_messages.yaml so the
@@ -73,6 +73,11 @@ LIKES = ["something like {title}", "i loved {title}", "more like {title}", "simi
 REJECT_TEXT = {"exclude": ["not {title}", "nah, not {title}", "anything but {title}"],
                "seen": ["seen {title} already", "i've already seen {title}", "watched {title} before"],
                "dislike": ["{title} was boring", "i didn't like {title}", "hated {title}"]}  # fmt: skip
+# The same rejections said by pointing at the card ("the 2nd one"): as many phrases, so the draws match.
+REJECT_POINTING = {"exclude": ["not the {nth} one", "skip #{n}", "anything but the {nth} one"],
+                   "seen": ["seen the {nth} one already", "i've already seen #{n}", "watched the {nth} one before"],
+                   "dislike": ["the {nth} one looks boring", "i didn't like the {nth} one", "not a fan of #{n}"]}
+NTH = ["first", "second", "third", "fourth", "fifth", "6th", "7th", "8th", "9th", "10th"]
 AFTER_CLICKS = ["something else", "other ones please", "show me different ones", "more", "next please"]
 FRANCHISE = ["not another {frag}", "no more {frag} please", "enough with {frag}", "no {frag} movies"]
 CORRECT = ["no, i said {fact}", "i asked for {fact}", "{fact}, remember?", "again: {fact}"]
@@ -330,13 +335,18 @@ class SimulatedPerson:
             return Utterance(self._compose([self.rng.choice(AFTER_CLICKS)]), (), (), "more")
         picks = self.rng.sample(candidates, k=min(len(candidates), self.rng.choice((1, 1, 2))))
         action = self.rng.choice(("exclude", "seen", "dislike"))
-        if self.rng.random() < 0.5:  # clicks: the buttons on the cards, then "something else"
+        way = self.rng.random()
+        if way < 0.5:  # clicks: the buttons on the cards, then "something else"
             self.rejected.update(picks)
             clicks = tuple((item_id, "dislike" if action == "exclude" else action) for item_id in picks)
             return Utterance(self._compose([self.rng.choice(AFTER_CLICKS)]), clicks, (), "reject")
-        self.rejected.add(picks[0])  # in words: one film
-        phrases = [self.rng.choice(REJECT_TEXT[action]).format(title=self._title(picks[0]))]
-        return Utterance(self._compose(phrases), (), (), "reject")
+        self.rejected.add(picks[0])  # in words: one film, by its title or by where its card is
+        at = list(shown).index(picks[0])
+        if way < 0.75 or at >= len(NTH):
+            phrase = self.rng.choice(REJECT_TEXT[action]).format(title=self._title(picks[0]))
+        else:
+            phrase = self.rng.choice(REJECT_POINTING[action]).format(nth=NTH[at], n=at + 1)
+        return Utterance(self._compose([phrase]), (), (), "reject")
 
     def _compose(self, parts: list[str]) -> str:
         """Join the parts as a person types: fillers, one typo now and then, varied case. A part that
