@@ -21,7 +21,6 @@ the target of the ``explain`` task in fine-tuning (``finetune/examples.py``) are
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from recommender.data import Catalog, Item
+from recommender.data.titles import readable_title
 
 MAX_NAMED = 2  # influences a sentence names ("Because you watched A and B, ...")
 MAX_INFLUENCES = 3  # influences handed to the explanation prompt and the evidence
@@ -278,17 +278,6 @@ def _most_cowatched(sources: EvidenceSources, history: Sequence[Item], positions
         if both > 0:
             share[p] = both / max(1, sources.cowatch.watched(past))
     return sorted(sorted(share, key=lambda p: (-share[p], -p))[: min(GROUP_SIZES)])
-
-
-_MOVED_ARTICLE = re.compile(r"^(.+), (The|A|An|Il|La|Le|Les|L'|El|Los|Las|Das|Der|Die|Den|Lo)$")
-
-
-def readable_title(item: Item) -> str:
-    """The title as a sentence writes it, with its year: "The Usual Suspects (1995)" for the
-    catalogue's "Usual Suspects, The" (``TitleChecker`` reads both)."""
-    moved = _MOVED_ARTICLE.match(item.title.strip())
-    title = f"{moved.group(2)} {moved.group(1)}" if moved else item.title
-    return f"{title} ({item.year})" if item.year else title
 
 
 def _film(item: Item) -> dict[str, Any]:

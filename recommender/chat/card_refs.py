@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 
 from recommender.chat.lexicon import BAD_VERDICTS, GOOD_VERDICTS
+from recommender.data import Catalog
+from recommender.data.titles import TitleMatch, readable_title
 
 _ORDINALS = {"first": 0, "1st": 0, "top": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3,
              "fifth": 4, "5th": 4, "sixth": 5, "6th": 5, "seventh": 6, "7th": 6, "eighth": 7, "8th": 7, "ninth": 8,
@@ -36,6 +38,7 @@ _REFERENCE = re.compile(
     r"\bboth\s+(?:of\s+)?(?:those|these|them)\b|\bevery\s+(?:one|single one)\b|"
     r"\b(?:everything|all)\s+(?:(?:you|u)\s+(?:just\s+)?(?:showed|have shown|ve shown|suggested|recommended|picked)|"
     r"on (?:the |this )?(?:screen|list|page)|(?:here|so far)\b))|"
+    r"(?P<rest>\bthe\s+(?:rest|others|other (?:ones|films|movies)|remaining ones)\b|\ball\s+the\s+others\b)|"
     r"(?P<those>\b(?:any\s+of\s+)?(?:those|these|them)\b)|"  # only with "seen" or a verdict: "I've seen those"
     rf"(?P<bare>(?<![#\w])[1-9](?:{_AND}[1-9])*\b)|"
     r"(?P<pronoun>\b(?:that|this)\s+one\b|\b(?:it|that|this)\b(?=\s*(?:already|before|too|again|[,.!?]|$)))",
@@ -56,19 +59,21 @@ _ROLES_BEFORE = (  # the clause's words just before the reference, folded, in th
               r"curious about|excited about|prefer|into)"),
 )  # fmt: skip
 _BEFORE = [(role, re.compile(rf"(?:^|\b)(?:{cue})\s*$")) for role, cue in _ROLES_BEFORE]
-_POLITE = r"(?:please|pls|plz|thanks|thank you|then|\s)*"
+_POLITE = r"(?:please|pls|plz|thanks|thank you|then|already|before|too|\s)*"
 _OPENERS = r"(?:(?:ok|okay|hmm|um|so|well|yeah|yes|yep|yup|oh|ah|nice|great|cool|ooh|i think|maybe|then|just)\s+)*"
 _LOOK = r"(?:looks?|sounds?|seems?|is|was|are|were|s)\s+(?:so\s+|really\s+|pretty\s+|kinda\s+|very\s+|quite\s+|too\s+)?"
 _AFTER = (
     ("seen", re.compile(r"^(?:(?:i|ive|i have|we|weve)\s+)?(?:already\s+|seen\s+already|)(?:seen|watched|saw)\b|"
                         r"^(?:i|ive|i have)\s+(?:already\s+)?(?:seen|watched|saw)\b")),
-    ("dislike", re.compile(rf"^{_LOOK}(?:{'|'.join(BAD_VERDICTS)}|lame|stupid|dumb|silly|cheesy|weird|bleh)\b|"
+    ("dislike", re.compile(rf"^(?:{_LOOK})?(?:{'|'.join(BAD_VERDICTS)}|lame|stupid|dumb|silly|cheesy|weird|bleh)\b|"
                            r"^(?:isnt|is not|doesnt|does not|dont|wasnt)\s+(?:really\s+)?(?:my thing|for me|"
                            r"look good|sound good|appeal|interest me|do it for me)\b")),
-    ("liked", re.compile(rf"^{_LOOK}(?:{'|'.join(GOOD_VERDICTS)}|interesting|cool|nice|fun|promising|up my alley|"
+    ("liked", re.compile(rf"^(?:{_LOOK})?(?:{'|'.join(GOOD_VERDICTS)}|interesting|cool|nice|fun|promising|up my alley|"
                          r"my thing|exactly what|what i want|it)\b")),
 )  # fmt: skip
-_CLAUSE_BREAK = re.compile(r"[;.!?\n]|\bbut\b|\bthough\b|,(?!\s*(?:and\s+)?(?:#|the\s+|\d|number|no\.))", re.I)
+# A comma ends a clause unless another card follows it: "seen the first, the third and #5".
+_NEXT_CARD = rf"\s*(?:and\s+)?(?:#|(?:the\s+)?(?:{_ORD})\b|\d|number|no\.)"
+_CLAUSE_BREAK = re.compile(rf"[;.!?\n]|\bbut\b|\bthough\b|,(?!{_NEXT_CARD})", re.I)
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ class CardRef:
     start: int  # span in the text, cue words included, to hide from the rest of the parser
     end: int
     pronoun: bool = False  # "seen it", "that one": clear only when one card is on screen
+    rest: bool = False  # "the rest": every card the message does not point at otherwise
 
 
 def card_references(text: str) -> list[CardRef]:
@@ -90,9 +96,11 @@ def card_references(text: str) -> list[CardRef]:
     for match in _REFERENCE.finditer(text):
         if any(r.start <= match.start() < r.end for r in refs):
             continue
-        positions = _positions(match)
+        positions, pronoun = _positions(match), bool(match.group("pronoun"))
         if positions == ():
             continue
+        if pronoun and refs and not refs[-1].pronoun and refs[-1].role:
+            positions, pronoun = refs[-1].positions, False  # "not #3, seen it": "it" is #3
         clause_start = max((m.end() for m in _CLAUSE_BREAK.finditer(text, 0, match.start())), default=0)
         clause_end = next((m.start() for m in _CLAUSE_BREAK.finditer(text, match.end())), len(text))
         before = _fold(text[clause_start : match.start()])
@@ -100,7 +108,7 @@ def card_references(text: str) -> list[CardRef]:
         role, cue_start = _role_before(before)
         joined = refs and re.fullmatch(_AND + r"(?:the\s+)?", text[joined_from : match.start()] or " ", re.I)
         role = role or (refs[-1].role if joined else "") or _role_after(after)
-        if not _plausible(match, role, after):
+        if not _plausible(match, role, before, after):
             continue
         if not role and (not before or re.fullmatch(_OPENERS, before + " ")) and re.fullmatch(_POLITE, after):
             role = "like"  # the whole message is "the second one": more like it
@@ -109,12 +117,12 @@ def card_references(text: str) -> list[CardRef]:
         # No role ("tell me about #2"): no fact to record, but the words are no query either.
         start = clause_start + _cue_offset(text[clause_start : match.start()], cue_start) if role else match.start()
         end = clause_end if _role_after(after) else match.end()
-        refs.append(CardRef(role, positions, match.group().strip(), start, end, bool(match.group("pronoun"))))
+        refs.append(CardRef(role, positions, match.group().strip(), start, end, pronoun, bool(match.group("rest"))))
         joined_from = match.end()
     return [r for r in refs if r.role != "ignored"]
 
 
-def _plausible(match: re.Match[str], role: str, after: str) -> bool:
+def _plausible(match: re.Match[str], role: str, before: str, after: str) -> bool:
     """False for words that only look like a reference: "the first time", "top 5 comedies", "watched it
     with Fargo" (a pronoun or "those" need a verdict that is theirs), "not that" (pronouns say "seen")."""
     ordinals = re.findall(rf"\b(?:{_ORD})\b", match.group("ords") or "", re.I)
@@ -122,10 +130,12 @@ def _plausible(match: re.Match[str], role: str, after: str) -> bool:
         return False  # "the last ones were too scary": the last list, not one card
     if match.group("ords") and not re.search(rf"\s{_CARD}\b", match.group(), re.I):
         return match.group().lower().startswith(("the", "that")) and (not after or bool(_role_after(after)))
+    if match.group("rest"):
+        return bool(role)  # "the first two are good, the rest meh"
     if match.group("those"):
         return role in {"seen", "dislike"}  # "I've seen those", "these look boring", "I don't like any of these"
-    if match.group("bare"):
-        return role in {"seen", "liked", "dislike"} and not after  # "seen 1 and 3", not "seen 2 westerns"
+    if match.group("bare"):  # "seen 1 and 3 already", "something like 5"; not "seen 2 westerns", "I'd like 5"
+        return bool(role and re.fullmatch(_POLITE, after) and not re.search(r"\b(?:id|would|wd|i)\s+like$", before))
     if match.group("pronoun") and not match.group().lower().endswith("one"):
         return role in {"seen", "liked", "dislike"}  # "loved it!"; "more like that" / "not that" say no card
     return True
@@ -143,7 +153,7 @@ def _positions(match: re.Match[str]) -> tuple[int, ...] | None:
         count = _COUNTS[match.group("count").lower()]
         side = match.group("side").lower()
         return tuple(range(count)) if side in {"first", "top"} else tuple(range(-count, 0))
-    return None if match.group("all") or match.group("those") else (0,)
+    return None if match.group("all") or match.group("those") or match.group("rest") else (0,)
 
 
 def _role_before(before: str) -> tuple[str, int]:
@@ -189,6 +199,9 @@ def resolve(refs: list[CardRef], shown: tuple[str, ...]) -> tuple[dict[str, list
                          "under each film.")  # fmt: skip
             continue
         positions = range(len(shown)) if ref.positions is None else ref.positions
+        if ref.rest:
+            named = {p % len(shown) for r in refs if r.role and not r.rest for p in (r.positions or ())}
+            positions = [p for p in range(len(shown)) if p not in named]
         for position in positions:
             if -len(shown) <= position < len(shown):
                 roles.setdefault(ref.role, []).append((shown[position], ref.typed))
@@ -212,3 +225,23 @@ def acknowledgement(role: str, titles: list[str]) -> str:
     listed = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
     one = len(titles) == 1
     return _SAID[role].format(titles=listed, is_are="is" if one else "are", it_they="it" if one else "they")
+
+
+def blank(text: str, refs: list[CardRef]) -> str:
+    """``text`` with the card references' spans blanked (same length: later spans keep their offsets)."""
+    for ref in refs:
+        text = text[: ref.start] + " " * (ref.end - ref.start) + text[ref.end :]
+    return text
+
+
+def point_at_cards(refs: list[CardRef], shown: tuple[str, ...], catalog: Catalog, found: dict[str, list]) -> list[str]:
+    """Add the films on screen that ``refs`` point at to ``found`` (as titles said exactly); the notes
+    for references that point at nothing."""
+    cards, notes = resolve(refs, shown)
+    for role, pairs in cards.items():
+        matches = [TitleMatch(typed, (item,), catalog[item].title, 1.0) for item, typed in pairs if item in catalog]
+        found[role].extend(matches)
+        if matches:
+            titles = dict.fromkeys(readable_title(catalog[m.item_ids[0]]) for m in matches)
+            notes.append(acknowledgement(role, list(titles)))
+    return notes

@@ -11,6 +11,7 @@ from recommender.chat.lexicon import (
     COUNT_NOUNS,
     COUNT_SKIPPED,
     GENRE_PLURALS,
+    GENRE_SINGULARS,
     NUMBER_WORDS,
 )
 from recommender.chat.years import is_year
@@ -28,14 +29,18 @@ def asked_count(tokens: list[str], used: list[bool]) -> int | None:
         if value is None or used[i] or is_year(token):
             continue
         previous = tokens[i - 1] if i else ""
+        half = token == "dozen" and "half" in tokens[max(0, i - 2) : i]  # "half a dozen dramas"
+        if half:
+            value, previous = 6, "a"
         ahead = [t for t in tokens[i + 1 : i + 6] if t not in COUNT_SKIPPED]
-        noun = next((k for k, t in enumerate(ahead[:4]) if t in COUNT_NOUNS or _genre_plural(t)), None)
+        nouns = COUNT_NOUNS | GENRE_SINGULARS if value == 1 else COUNT_NOUNS  # "one good comedy"
+        noun = next((k for k, t in enumerate(ahead[:4]) if t in nouns or _genre_plural(t)), None)
         if token in AMBIGUOUS_COUNTS and previous not in AMBIGUOUS_COUNT_LEADS:
             continue  # "one of those", "the one with …"
         if previous in COUNT_MARKERS or noun is not None and all(t in COUNT_ADJECTIVES for t in ahead[:noun]):
             used[i] = True
-            if previous == "top":
-                used[i - 1] = True
+            if previous == "top" or half:
+                used[i - 1 if previous == "top" else tokens.index("half", max(0, i - 2))] = True
             return value
     return None
 

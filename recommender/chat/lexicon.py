@@ -7,30 +7,33 @@ from __future__ import annotations
 # Words and phrases for genres, moods and audiences; a phrase may name several genres ("romcom").
 # Only genres the catalogue has are used. Foreign words are a cheap few, so that they at least never invert.
 GENRE_SYNONYMS: dict[str, tuple[str, ...]] = {
-    "Action": ("action", "action packed", "explosions", "shoot em up", "martial arts", "kung fu", "adrenaline",
-               "adrenaline rush", "adrenaline pumping", "superhero", "superheroes", "accion", "actionfilm"),
+    "Action": ("action", "action packed", "explosions", "blow up", "blow stuff up", "shoot em up", "martial arts",
+               "kung fu", "adrenaline", "adrenaline rush", "adrenaline pumping", "superhero", "superheroes", "accion",
+               "actionfilm"),
     "Adventure": ("adventure", "adventures", "adventurous", "quest", "epic", "epics", "aventura", "aventure",
                   "abenteuer"),
     "Animation": ("animation", "animated", "cartoon", "cartoons", "anime", "animacion", "dessin anime",
                   "zeichentrick"),
     "Children's": ("children", "childrens", "for kids", "for the kids", "kids", "kid", "kid friendly", "family",
                    "family friendly", "year old", "years old", "toddler", "toddlers", "little ones", "infantil",
-                   "enfants", "kinder", "kinderfilm"),
+                   "enfants", "kinder", "kinderfilm", "kiddie", "kiddy"),
     "Comedy": ("comedy", "comedies", "funny", "funnier", "hilarious", "humor", "humour", "humorous", "laughs",
                "laugh", "a good laugh", "comedic", "lighthearted", "light hearted", "feel good", "feelgood",
                "uplifting", "fun", "silly", "comedia", "comedias", "comedie", "comedies", "komodie", "komoedie",
-               "lustig", "lustiger", "lustige", "lustigen", "divertida", "divertido", "drole", "gracioso", "lighter"),
-    "Crime": ("crime", "criminal", "gangster", "gangsters", "mafia", "mob", "heist", "heists", "policier"),
+               "lustig", "lustiger", "lustige", "lustigen", "divertida", "divertido", "drole", "gracioso", "lighter",
+               "cozy", "cosy"),
+    "Crime": ("crime", "criminal", "gangster", "gangsters", "mafia", "mob", "heist", "heists", "policier", "gritty"),
     "Documentary": ("documentary", "documentaries", "doc", "docs", "nonfiction", "documental", "documentaire",
                     "dokumentation", "dokumentarfilm"),
     "Drama": ("drama", "dramas", "dramatic", "moving", "touching", "sad", "tearjerker", "tearjerkers", "tear jerker",
               "cry", "crying", "weepy", "weepie", "heartwarming", "heart warming", "emotional", "drame", "dramen",
-              "sadder"),
+              "sadder", "thought provoking", "make me think", "makes you think"),
     "Fantasy": ("fantasy", "magic", "magical", "wizards", "dragons", "fairy tale", "fairytale", "fantasia"),
     "Film-Noir": ("film noir", "noir"),
     "Horror": ("horror", "scary", "frightening", "terrifying", "creepy", "spooky", "slasher", "slashers", "gore",
                "gory", "zombie", "zombies", "scared", "scare", "scares", "halloween", "horrorfilm", "horrorfilme",
-               "horreur", "dhorreur", "terror", "miedo", "peur", "scarier", "creepier", "spookier"),
+               "horreur", "dhorreur", "terror", "miedo", "peur", "scarier", "creepier", "spookier", "monster",
+               "monsters"),
     "Musical": ("musical", "musicals", "singing", "song and dance", "musicales", "comedie musicale"),
     "Mystery": ("mystery", "mysteries", "mysterious", "whodunit", "whodunnit", "detective", "detectives", "sleuth",
                 "misterio"),
@@ -38,7 +41,8 @@ GENRE_SYNONYMS: dict[str, tuple[str, ...]] = {
                 "romantico", "romantica", "romantisch", "romantischer", "romantischen", "liebesfilm"),
     "Sci-Fi": ("sci fi", "scifi", "science fiction", "space", "aliens", "robots", "futuristic", "spaceship",
                "spaceships", "mind bending", "mindbending", "mind blowing", "ciencia ficcion", "science fiction"),
-    "Thriller": ("thriller", "thrillers", "suspense", "suspenseful", "tense", "gripping", "edge of my seat",
+    "Thriller": ("thriller", "thrillers", "spy", "spies", "espionage", "suspense", "suspenseful", "tense",
+                 "gripping", "edge of my seat",
                  "edge of your seat", "edge of the seat", "on the edge of my seat", "nail biting", "nailbiter",
                  "nail biter"),
     "War": ("war", "war movie", "war movies", "war film", "war films", "wartime", "military", "ww2", "wwii",
@@ -68,7 +72,9 @@ IDLE_PHRASES = ("never mind", "nevermind", "no thanks", "no thank you", "not sur
                 "dont care", "no idea", "nothing but", "no matter", "not bad",
                 # questions that ask for what follows: "don't you have any horror?", "isn't there a western?"
                 "dont you", "dont u", "do you not", "isnt there", "arent there", "is there not", "havent you got",
-                "have you not got")  # fmt: skip
+                "have you not got",
+                # not having seen a kind of film negates nothing: "never seen a noir, surprise me"
+                "never seen", "never watched", "never tried", "havent seen", "havent watched", "not seen")  # fmt: skip
 RECENT_PHRASES = (
     "new",
     "recent",
@@ -128,7 +134,7 @@ FILLERS = TRANSPARENT | {
     "preferably", "filter", "limit", "limits", "restriction", "restrictions", "requirement", "exclusion",
     "exclusions", "matter", "decade", "decades", "era", "u", "r", "ur", "idc", "thing", "gimme", "lemme", "wanna",
     "gonna", "entertain", "looks", "seems", "sound", "released", "around", "circa", "roughly", "approximately",
-    "born", "childhood", "here", "most", "forth",
+    "born", "childhood", "here", "most", "forth", "thatll", "itll",
 }  # fmt: skip
 # Words that steer a conversation but name nothing to look for ("no horror though", "comedies anyway",
 # "ok then, westerns"): never a free-text search term, never an avoided word (issue 28).
@@ -177,7 +183,8 @@ YEAR_WORDS = {"before", "after", "from", "since", "until", "till", "pre", "post"
 
 # Titles left out by a name fragment: "not another Star Trek", "no more Batman movies" (issue 28).
 # Phrases that open an exclusion of titles (built into the parser's "exclude" cue).
-EXCLUDE_CUES = ("not", "no more", "nothing like", "anything but", "except", "other than", "no", "without", "skip",
+EXCLUDE_CUES = ("not", "neither of", "neither", "no more", "nothing like", "anything but", "except", "other than",
+                "no", "without", "skip",
                 "remove", "get rid of", "less like", "dont want to see", "do not want to see", "dont wanna see",
                 "dont need to see", "dont want to watch", "do not want to watch", "dont wanna watch",
                 "exclude", "nothing", "sick of", "tired of", "enough of", "enough with", "done with",
@@ -221,7 +228,27 @@ SHOW_MORE_TAILS = ("please", "options", "results", "suggestions", "films", "movi
                    "of those", "if you can", "thanks", "thank you", "thx", "pls", "plz", "now", "then")  # fmt: skip
 # Words that may sit between a count and its noun ("3 good comedies"), and genre plurals that count films.
 COUNT_ADJECTIVES = {"sci", "fi", "good", "great", "funny", "scary", "different", "random", "romantic", "other",
-                    "classic"}  # fmt: skip
+                    "classic", "animated", "kids", "family", "old", "short", "sad", "foreign", "cheesy",
+                    "light"}  # fmt: skip
+GENRE_SINGULARS = {
+    "comedy",
+    "drama",
+    "thriller",
+    "western",
+    "musical",
+    "horror",
+    "romance",
+    "documentary",
+    "mystery",
+    "cartoon",
+    "classic",
+    "noir",
+    "fantasy",
+    "romcom",
+    "flick",
+    "film",
+    "movie",
+}  # "one good comedy"
 GENRE_PLURALS = {"comedies", "dramas", "thrillers", "westerns", "musicals", "horrors", "romances", "documentaries",
                  "cartoons", "mysteries", "romcoms", "actions", "adventures", "classics", "noirs", "fantasies",
                  "horror", "action", "comedy", "drama", "thriller", "western", "musical", "documentary", "war",
@@ -268,6 +295,9 @@ TITLE_PRONOUNS = {"it", "that", "this", "them", "those", "these", "both", "all",
                   "half", "many", "several", "few", "the first",
                   "the last", "a lot", "you", "me", "him", "her", "so", "too", "to", "sure", "thanks", "way", "idea",
                   "more"}  # fmt: skip
+# A list of titles ends at a request: "hated the godfather, show me something else" ("The Show" is a film).
+REQUEST_VERBS = {"show", "give", "find", "recommend", "suggest", "get", "what", "how", "can", "could", "would",
+                 "please", "pls", "maybe", "now", "then", "so", "got", "have", "need", "want", "any"}  # fmt: skip
 CLAUSE_OPENERS = {"hmm", "hm", "ok", "okay", "so", "well", "um", "uh", "oh", "ah", "hey", "hi", "right", "yeah",
                   "nah", "ugh", "and", "also", "plus", "honestly", "sadly", "lol"}  # fmt: skip
 
@@ -283,7 +313,8 @@ COMPLAINT_WORDS = {"boring", "bad", "awful", "terrible", "dull", "rubbish", "cra
 BAD_VERDICTS = (*sorted(COMPLAINT_WORDS), "meh", "the worst", "slow", "long")
 # Between a genre and a complaint about it: "westerns are boring", "horror is so overrated", "musicals r dull".
 COMPLAINT_GLUE = {"are", "is", "r", "were", "was", "so", "really", "rly", "too", "kinda", "pretty", "just", "all",
-                  "always", "usually", "mostly", "get", "getting", "feel", "seem"}  # fmt: skip
+                  "always", "usually", "mostly", "get", "getting", "feel", "seem", "a", "hard", "big"}  # fmt: skip
+COPULAS = {"are", "is", "r", "were", "was", "s"}  # "horror is a no": a "no" after one of these refuses the genre
 # After a negator there: "comedies are not my thing", "westerns aren't for me".
 NOT_FOR_ME = ("my thing", "for me", "any good", "my cup", "my kind")
 # After "wasn't" / "isn't": "Fargo wasn't for me" is a dislike.
@@ -301,4 +332,4 @@ BEFORE_LIKE = ("comedy", "comedies", "drama", "dramas", "thriller", "thrillers",
                "musicals", "horror", "action", "romance", "romances", "mystery", "mysteries", "documentary",
                "documentaries", "war", "fantasy", "cartoon", "cartoons", "noir", "sci fi", "scifi", "classic",
                "classics", "good", "great", "funny", "scary", "romantic", "fun", "one", "flick", "flicks", "title",
-               "titles", "else")  # fmt: skip
+               "titles", "else", r"(?:19)?\d0s")  # fmt: skip

@@ -9,6 +9,7 @@ from recommender.chat.lexicon import (
     BAD_VERDICTS,
     COMPLAINT_GLUE,
     COMPLAINT_WORDS,
+    COPULAS,
     GOOD_VERDICTS,
     LESS_OF,
     LIFT_WORDS,
@@ -36,8 +37,9 @@ _LIKED_IT = re.compile(
 )
 # "something similar" after a film the message liked or saw: that film is the seed.
 _ANAPHORA = re.compile(
-    r"\b(?:something|anything|films?|movies?)\s+(?:similar|like (?:it|that|this))\b|"
-    r"\bsimilar (?:to (?:it|that|this)|ones?|films?|movies?)\b|\bmore like (?:it|that|this)\b"
+    r"\b(?:something|anything|films?|movies?)\s+(?:similar|like (?:it|that|this|those|them|both))\b|"
+    r"\bsimilar (?:to (?:it|that|this|those|them|both)|ones?|films?|movies?)\b|"
+    r"\bmore like (?:it|that|this|those|them|both)\b"
 )
 
 
@@ -50,10 +52,11 @@ def waved_filter(folded: str) -> str:
 def complained_about(tokens: list[str], end: int, clause: list[int]) -> bool:
     """True when the words after a genre phrase ending at ``end`` complain about it, in its clause:
     "westerns are boring", "horror is so overrated", "comedies are not my thing"."""
-    j = end
+    j, said_is = end, False
     while j < len(tokens) and clause[j] == clause[end - 1]:
-        if tokens[j] in COMPLAINT_WORDS:
+        if tokens[j] in COMPLAINT_WORDS or tokens[j] in {"no", "nope", "nah"} and said_is:  # "horror is a (hard) no"
             return True
+        said_is = said_is or tokens[j] in COPULAS
         if tokens[j] in {"not", "arent", "isnt"}:
             return " ".join(tokens[j + 1 : j + 3]) in NOT_FOR_ME
         if tokens[j] not in COMPLAINT_GLUE:
@@ -92,5 +95,5 @@ def pronoun_verdicts(found: dict[str, list], folded: str) -> None:
             found["dislike"] = list(found["seen"])
         elif _LIKED_IT.search(folded):
             found["liked"] = list(found["seen"])
-    if not found["like"] and _ANAPHORA.search(folded) and (found["liked"] or found["seen"]):
-        found["like"] = found["liked"] + found["seen"]
+    if not found["like"] and _ANAPHORA.search(folded) and (found["liked"] or found["seen"] or found["ignored"]):
+        found["like"] = found["liked"] + found["seen"] + found["ignored"]  # "haven't seen X yet, something like it"

@@ -15,11 +15,13 @@ from recommender.chat.lexicon import (
     COUNT_NOUNS,
     CUE_GLUE,
     EXCLUDE_CUES,
+    FILLERS,
     GOOD_VERDICTS,
     NEGATIONS_BEFORE_LIKE,
     NEGATOR_WORDS,
     NOT_TITLE,
     NOT_VERDICTS,
+    REQUEST_VERBS,
     SEED_AFTER_TITLE,
     TITLE_PRONOUNS,
 )
@@ -36,11 +38,13 @@ CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
                         r"\b(?:" + "|".join(BEFORE_LIKE) + r")\s+(?P<at>like)\s+|"  # the word before stays read
                         r"\bsimilar\s+to\s+|\bin the (?:vein|style|spirit) of\s+|\balong the lines of\s+|"
                         r"\breminds?\s+(?:me\s+)?of\s+|\b(?:same|similar)\s+(?:vibes?\s+)?as\s+|\bthe likes of\s+|"
-                        r"\bsomething\s+(?:a\s+)?(?:bit\s+)?(?:like|similar to)\s+", re.I)),
+                        r"\bsomething\s+(?:a\s+)?(?:bit\s+)?(?:like|similar to)\s+|"
+                        r"\b(?:something|anything|a cross|cross)\s+between\s+", re.I)),
     # A bare "like" only at the start of a clause or after a hedge: "like Toy Story", "kinda like Heat".
     ("like_bare", re.compile(r"(?:^|(?<=[,;.!?:])\s*|\b(?:just|kinda|kind of|sort of|and|but|or|maybe)\s+)"
                              r"like\s+", re.I)),
-    ("liked", re.compile(r"\b(?:i\s+)?(?:really\s+|also\s+)?(?:liked|loved|enjoyed|adored|(?<=i )(?:like|love))\s+",
+    ("liked", re.compile(r"\b(?:i\s+)?(?:really\s+|also\s+)?(?:liked|loved|enjoyed|adored|(?<=i )(?:like|love))\s+|"
+                         r"\bmy\s+(?:all\s+time\s+)?(?:fav|fave|favou?rite)\s+(?:film\s+|movie\s+)?(?:is|was)\s+",
                          re.I)),
     ("seen", re.compile(r"\b(?:i(?:'ve|\s+have)?\s+)?(?:already\s+)?(?:seen|watched|saw)\s+", re.I)),
     ("exclude", re.compile(r"\b(?:" + "|".join(re.escape(c).replace("dont", "don['’]?t")  # typed with or without
@@ -49,6 +53,7 @@ CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
 )  # fmt: skip
 # After a title at the start of a clause: "Alien-style horror", "Star Wars vibes", "Titanic was boring".
 _POSTFIX_SEED = re.compile(rf"^(?:{'|'.join(SEED_AFTER_TITLE)})\b")
+_PREFIX_SEED = re.compile(r"^(?:type|style|esque|vibes?|kind of|sort of)\b")  # after the start of a title only
 _POSTFIX_BAD = re.compile(
     rf"^(?:(?:was|is|were)\s+(?:so\s+|really\s+|too\s+|pretty\s+|kinda\s+)?(?:{'|'.join(BAD_VERDICTS)})|"
     r"(?:was|is|were)\s+(?:way\s+|far\s+|much\s+|just\s+)?too\s+\w+|"  # "was too violent"
@@ -58,6 +63,7 @@ _POSTFIX_GOOD = re.compile(rf"^(?:was|is|were)\s+(?:so\s+|really\s+|pretty\s+)?(
 _YEAR_TOKEN = re.compile(r"^\(?((?:18|19|20)\d\d)\)?$")
 
 
+_LIST_JOINS = {"and", "or", "", "meets", "plus"}  # "like Blade Runner meets The Big Sleep"
 MAX_TITLE_CUES = 8  # at most this many "I liked X" phrases are matched per message
 MAX_TITLE_WORDS = 12  # a title cue looks at most this many words ahead
 
@@ -176,11 +182,11 @@ def titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
             used_end = end + words[used - 1].end()
             comma = words[used - 1].group().endswith(",")
             words = words[used:]
-            if not comma and not (words and fold(words[0].group()) in {"and", "or", ""}):
+            if not comma and not (words and fold(words[0].group()) in _LIST_JOINS):
                 break  # another title must follow a list separator: "Fargo, Heat and Babe"
-            while words and fold(words[0].group()) in {"and", "or", ""}:
+            while words and fold(words[0].group()) in _LIST_JOINS:
                 words = words[1:]
-            if words and fold(words[0].group()) in NEGATOR_WORDS | NOT_TITLE | TITLE_PRONOUNS:
+            if words and fold(words[0].group()) in NEGATOR_WORDS | NOT_TITLE | TITLE_PRONOUNS | REQUEST_VERBS:
                 break  # "like Fargo, not Pulp Fiction": the next title has its own cue
             if words and cue_skips(text[end + words[0].start() : stop], matcher, vocabulary):
                 break  # "I loved Contact and a family movie": a genre, no second title
@@ -197,6 +203,17 @@ def titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
     return found, misses, consumed
 
 
+def _prefix_seed(matcher: TitleMatcher, clause: str, words: list[re.Match[str]]) -> tuple[TitleMatch | None, int]:
+    """The start of exactly one title, then "type", "vibes", "-style" …: "shawshank type movies"."""
+    for n in range(min(2, len(words) - 1), 0, -1):
+        typed = " ".join(w.group() for w in words[:n])
+        if _PREFIX_SEED.match(fold(clause[words[n - 1].end() :])) and not set(fold(typed).split()) & FILLERS:
+            match = matcher.prefix(typed)
+            if match is not None:
+                return match, n
+    return None, 0
+
+
 def titles_leading_clauses(text: str, matcher: TitleMatcher, found: dict[str, list[TitleMatch]]):
     """A title opening a clause, then "-style", "vibes", "but …" or "was boring": a seed, a like or a dislike."""
     consumed = []
@@ -207,6 +224,8 @@ def titles_leading_clauses(text: str, matcher: TitleMatcher, found: dict[str, li
         if not words:
             continue
         match, used = match_span(matcher, words, strict=True, fuzzy=False)
+        if match is None:
+            match, used = _prefix_seed(matcher, clause.group(), words)  # "shawshank type movies"
         if match is None:
             continue
         after = fold(clause.group()[words[used - 1].end() :])

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
 
-from recommender.chat.card_refs import acknowledgement, card_references, resolve
+from recommender.chat.card_refs import blank, card_references, point_at_cards
 from recommender.chat.counts import MAX_COUNT_NOTE, MAX_K, asked_count
 from recommender.chat.lexicon import (
     ADDITIVE,
@@ -62,7 +62,7 @@ from recommender.chat.slips import known_words, mend_slips, slip
 from recommender.chat.stances import complained_about, lifted_tokens, pronoun_verdicts, wants_less, waved_filter
 from recommender.chat.text import MAX_MESSAGE_CHARS, clean_message, strip_markup
 from recommender.chat.title_cues import match_span, titles_after_cues, titles_leading_clauses
-from recommender.chat.years import YearParser, decade, names_years, parse_years
+from recommender.chat.years import YearParser, decade, names_years, parse_years, war_eras
 from recommender.data import Catalog
 from recommender.data.titles import TitleMatch, TitleMatcher, TitleMiss, fold
 
@@ -154,9 +154,15 @@ _LEXICON: weakref.WeakKeyDictionary[Catalog, dict] = weakref.WeakKeyDictionary()
 
 def _tokens(text: str) -> list[str]:
     text = re.sub(r"((?:18|19|20)\d\d)\s*[-–]\s*((?:18|19|20)\d\d)", r"\1 to \2", text)
+    text = re.sub(r"\b([2-9]\d)\s*[-–]\s*([2-9]\d)\b(?!\s*(?:min|minutes|mins|%))", _short_span, text)  # "90-95 dramas"
     text = re.sub(r"\bw/o\b", "without", text, flags=re.I)  # "something w/o violence"
     raw = re.findall(r"[^\W_]+(?:['’][^\W_]+)*|[,;.!?:]", text)
     return [t for t in (fold(t) if t not in ",;.!?:" else t for t in raw) for t in t.split() or [""] if t]
+
+
+def _short_span(match: re.Match[str]) -> str:
+    first, last = int(match.group(1)), int(match.group(2))
+    return f"19{first} to 19{last}" if first < last else match.group()
 
 
 def _phrases(tokens: list[str], lexicon: dict) -> list[tuple[int, int, str, tuple[str, ...]]]:
@@ -264,6 +270,7 @@ def _parse_rest(text: str, catalog: Catalog) -> _Rest:
     valid = catalog.years[catalog.years > 0]
     years = YearParser(int(valid.min()) if len(valid) else None, int(valid.max()) if len(valid) else None)
     genres: dict[str, list] = {"include": [], "exclude": []}  # (genre, soft) pairs for the exclusions
+    war_eras(tokens, used, years)  # "pre-war films": years, not the War genre
     lifted = lifted_tokens(tokens, clause, negated)
     lift_genres, lift_all_genres, lift_years = [], False, False
     for i, token in enumerate(tokens):
@@ -284,8 +291,12 @@ def _parse_rest(text: str, catalog: Catalog) -> _Rest:
             )
         ):
             continue
-        if kind in {"recent", "old"} and tokens[start + n : start + n + 1] in (["than"], ["then"]):
-            continue  # "older than 1990" bounds that year (``parse_years``), it is no "old films"
+        if (
+            kind in {"recent", "old"}
+            and tokens[start + n : start + n + 1] in (["than"], ["then"])
+            and (tokens[start + n + 1 : start + n + 2] not in (["that"], ["this"], ["these"], ["those"], ["them"]))
+        ):
+            continue  # "older than 1990" bounds that year (``parse_years``); "older than that" is "older"
         phrase, neg = " ".join(tokens[start : start + n]), negated[start]
         for k_ in range(start, start + n):
             used[k_] = True
@@ -315,15 +326,7 @@ def _parse_rest(text: str, catalog: Catalog) -> _Rest:
         elif kind == "adult":
             genres["include" if neg else "exclude"].append((names[0], phrase, True))
         elif kind in {"recent", "old"} and years.newest:
-            recent = kind == "recent"
-            neg = neg or wants_less(tokens, start)  # "these are too old": newer ones
-            if recent != neg:
-                years.bound(lower=years.newest - (RECENT_SPAN - 1 if recent else NOT_OLD_GAP))
-            else:
-                gap = NOT_RECENT_GAP if recent else BLACK_AND_WHITE_GAP if names else OLD_GAP
-                years.bound(upper=years.newest - gap)
-        elif kind in {"neg", "idle"}:
-            continue
+            _era_bound(years, kind == "recent", bool(names), neg or wants_less(tokens, start))  # "too old": newer
     parse_years(tokens, used, years, lambda i: negated[i])
     query, avoid = [], []
     for i, token in enumerate(tokens):
@@ -332,6 +335,17 @@ def _parse_rest(text: str, catalog: Catalog) -> _Rest:
         (avoid if negated[i] or wants_less(tokens, i) or token in COMPLAINT_WORDS else query).append(token)
     additive = any(t in ADDITIVE for t in tokens)
     return _Rest(genres, years, k, query, avoid, additive, lift_genres, lift_all_genres, lift_years)
+
+
+def _era_bound(years: YearParser, recent: bool, black_and_white: bool, negated: bool) -> None:
+    """The bound a time word sets, counted back from the catalogue's newest year: "recent" and "not old" a
+    lower one, "old" and "not too recent" an upper one; "no black and white" leaves out those years only."""
+    if recent != negated:
+        gap = RECENT_SPAN - 1 if recent else BLACK_AND_WHITE_GAP - 1 if black_and_white else NOT_OLD_GAP
+        years.bound(lower=years.newest - gap)
+    else:
+        gap = NOT_RECENT_GAP if recent else BLACK_AND_WHITE_GAP if black_and_white else OLD_GAP
+        years.bound(upper=years.newest - gap)
 
 
 def _resolve_genres(genres: dict[str, list]) -> tuple[tuple[str, ...], tuple[str, ...], list[str]]:
@@ -435,36 +449,16 @@ def parse_message(text: object, catalog: Catalog, shown: Sequence[str] = ()) -> 
     )
 
 
-def _blank(text: str, refs: list) -> str:
-    """``text`` with the card references' spans blanked (same length: later spans keep their offsets)."""
-    for ref in refs:
-        text = text[: ref.start] + " " * (ref.end - ref.start) + text[ref.end :]
-    return text
-
-
 def _titles_and_cards(cleaned: str, shown: Sequence[str], matcher: TitleMatcher, vocabulary: set[str], notes: list):
     """Titles after cues, and the films on screen the message points at, joined in one ``found``; the text
     with the card references blanked (for titles) and with pronoun references blanked too (for the rest)."""
     refs = card_references(cleaned)
-    cleaned = _blank(cleaned, [r for r in refs if not r.pronoun])
+    cleaned = blank(cleaned, [r for r in refs if not r.pronoun])
     found, misses, consumed = titles_after_cues(cleaned, matcher, vocabulary)
     if any(found.values()) or misses:
         refs = [r for r in refs if not r.pronoun]  # "I watched Heat and loved it": "it" is Heat
-    notes += _point_at_cards(refs, tuple(str(i) for i in shown), matcher.catalog, found)
-    return cleaned, _blank(cleaned, refs), found, misses, consumed
-
-
-def _point_at_cards(refs: list, shown: tuple[str, ...], catalog: Catalog, found: dict[str, list]) -> list[str]:
-    """Add the films on screen that ``refs`` point at to ``found`` (as titles said exactly); the notes
-    for references that point at nothing."""
-    cards, notes = resolve(refs, shown)
-    for role, pairs in cards.items():
-        matches = [TitleMatch(typed, (item,), catalog[item].title, 1.0) for item, typed in pairs if item in catalog]
-        found[role].extend(matches)
-        if matches:
-            titles = dict.fromkeys(catalog[m.item_ids[0]].display_title() for m in matches)
-            notes.append(acknowledgement(role, list(titles)))
-    return notes
+    notes += point_at_cards(refs, tuple(str(i) for i in shown), matcher.catalog, found)
+    return cleaned, blank(cleaned, refs), found, misses, consumed
 
 
 def _limit_notes(years: YearParser, year_min: int | None, year_max: int | None, avoid: list[str], k: int | None):

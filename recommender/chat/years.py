@@ -102,6 +102,19 @@ def _last_years(tokens: list[str], used: list[bool], years: YearParser) -> None:
             used[i : i + 2] = [True] * 2
 
 
+def war_eras(tokens: list[str], used: list[bool], years: YearParser) -> None:
+    """ "pre-war films" (before 1939) and "post-war" (1945-1959): years, so the word "war" asks for no War film."""
+    for i, token in enumerate(tokens):
+        after = token in {"pre", "post"} and i + 1 < len(tokens) and tokens[i + 1] == "war"
+        if not (after or token in {"prewar", "postwar"}) or used[i]:
+            continue
+        if token.startswith("pre"):
+            years.bound(upper=1938)
+        else:
+            years.ranges.append((1945, 1959))
+        used[i : i + (2 if after else 1)] = [True] * (2 if after else 1)
+
+
 _SHORT_YEAR_LEADS = BEFORE_YEAR | AFTER_YEAR | {"than", "then", "between"}
 
 

@@ -54,6 +54,17 @@ def fold(text: str) -> str:
     return " ".join(re.sub(r"[\W_]+", " ", text).split())
 
 
+_MOVED_ARTICLE = re.compile(r"^(.+), (The|A|An|Il|La|Le|Les|L'|El|Los|Las|Das|Der|Die|Den|Lo)$")
+
+
+def readable_title(item: Item) -> str:
+    """The title as a sentence writes it, with its year: "The Usual Suspects (1995)" for the
+    catalogue's "Usual Suspects, The" (``TitleChecker`` reads both)."""
+    moved = _MOVED_ARTICLE.match(item.title.strip())
+    title = f"{moved.group(2)} {moved.group(1)}" if moved else item.title
+    return f"{title} ({item.year})" if item.year else title
+
+
 @dataclass(frozen=True)
 class TitleMatch:
     """A title found in a message: what was typed, the items it names, and how sure we are."""

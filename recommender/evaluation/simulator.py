@@ -74,9 +74,11 @@ REJECT_TEXT = {"exclude": ["not {title}", "nah, not {title}", "anything but {tit
                "seen": ["seen {title} already", "i've already seen {title}", "watched {title} before"],
                "dislike": ["{title} was boring", "i didn't like {title}", "hated {title}"]}  # fmt: skip
 # The same rejections said by pointing at the card ("the 2nd one"): as many phrases, so the draws match.
-REJECT_POINTING = {"exclude": ["not the {nth} one", "skip #{n}", "anything but the {nth} one"],
-                   "seen": ["seen the {nth} one already", "i've already seen #{n}", "watched the {nth} one before"],
-                   "dislike": ["the {nth} one looks boring", "i didn't like the {nth} one", "not a fan of #{n}"]}
+REJECT_POINTING = {
+    "exclude": ["not the {nth} one", "skip #{n}", "anything but the {nth} one"],
+    "seen": ["seen the {nth} one already", "i've already seen #{n}", "watched the {nth} one before"],
+    "dislike": ["the {nth} one looks boring", "i didn't like the {nth} one", "not a fan of #{n}"],
+}
 NTH = ["first", "second", "third", "fourth", "fifth", "6th", "7th", "8th", "9th", "10th"]
 AFTER_CLICKS = ["something else", "other ones please", "show me different ones", "more", "next please"]
 FRANCHISE = ["not another {frag}", "no more {frag} please", "enough with {frag}", "no {frag} movies"]
