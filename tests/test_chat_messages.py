@@ -95,7 +95,8 @@ def misses(entry: dict, got, catalog) -> list[str]:
         if have != set(entry.get(key, ())):
             wrong.append(f"{key} {sorted(have)} != {entry.get(key, [])}")
     if "did_you_mean" in entry:
-        offered = _titles(catalog, got.more_like) | {t.rsplit(" (", 1)[0] for t in _suggestions(got)}
+        named = _titles(catalog, got.more_like) | _titles(catalog, got.liked)  # "i loved the shawshank redemtion"
+        offered = named | {t.rsplit(" (", 1)[0] for t in _suggestions(got)}
         if not set(entry["did_you_mean"]) <= offered:
             wrong.append(f"did_you_mean {entry['did_you_mean']} not among {sorted(offered)}")
     if "k" not in ignore and not _in(getattr(got, "k", None), entry.get("k")):

@@ -17,15 +17,17 @@ from recommender.chat.lexicon import BAD_VERDICTS, GOOD_VERDICTS
 from recommender.data import Catalog
 from recommender.data.titles import TitleMatch, readable_title
 
+MIDDLE = 1000  # "the middle one": the card in the middle of those on screen
 _ORDINALS = {"first": 0, "1st": 0, "top": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3,
              "fifth": 4, "5th": 4, "sixth": 5, "6th": 5, "seventh": 6, "7th": 6, "eighth": 7, "8th": 7, "ninth": 8,
-             "9th": 8, "tenth": 9, "10th": 9, "last": -1, "bottom": -1, "final": -1}  # fmt: skip
+             "9th": 8, "tenth": 9, "10th": 9, "last": -1, "bottom": -1, "final": -1, "penultimate": -2,
+             "second to last": -2, "second last": -2, "next to last": -2, "middle": MIDDLE}  # fmt: skip
 _COUNTS = {"two": 2, "three": 3, "four": 4, "five": 5, "2": 2, "3": 3, "4": 4, "5": 5}
 _NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
             "ten": 10}  # fmt: skip
 _CARD_NOUN = r"(?:one|film|movie|pick|suggestion|option|result|title|card|recommendation)"
 _CARD = _CARD_NOUN + "s?"
-_ORD = "|".join(sorted(_ORDINALS, key=len, reverse=True))
+_ORD = "|".join(re.escape(o).replace(r"\ ", r"\s+") for o in sorted(_ORDINALS, key=len, reverse=True))
 _NUM = r"(?:\d{1,2}|" + "|".join(_NUMBERS) + r")\b"
 _AND = r"\s*(?:,|&|\band\b|\bor\b|\bnor\b)\s*"
 # "the first one", "the second and the fourth ones", "#2 and #4", "number 3", "the first two", "all of those".
@@ -38,8 +40,11 @@ _REFERENCE = re.compile(
     r"\bboth\s+(?:of\s+)?(?:those|these|them)\b|\bevery\s+(?:one|single one)\b|"
     r"\b(?:everything|all)\s+(?:(?:you|u)\s+(?:just\s+)?(?:showed|have shown|ve shown|suggested|recommended|picked)|"
     r"on (?:the |this )?(?:screen|list|page)|(?:here|so far)\b))|"
+    rf"(?P<allbut>\b(?:all|everything|every one|any)\s+(?:but|except(?:\s+for)?|apart from|other than|besides)\s+"
+    rf"(?P<but>(?:the\s+)?(?:{_ORD})\b(?:{_AND}(?:the\s+)?(?:{_ORD})\b)*(?:\s+{_CARD}\b)?|"
+    rf"(?:#\s*)?{_NUM}(?:{_AND}(?:#\s*)?{_NUM})*))|"
     r"(?P<rest>\bthe\s+(?:rest|others|other (?:ones|films|movies)|remaining ones)\b|\ball\s+the\s+others\b)|"
-    r"(?P<those>\b(?:any\s+of\s+)?(?:those|these|them)\b)|"  # only with "seen" or a verdict: "I've seen those"
+    r"(?P<those>\b(?:any\s+of\s+)?(?:those|these|them|em)\b|(?<=\s)'em\b)|"  # only with "seen" or a verdict: "I've seen those"
     rf"(?P<bare>(?<![#\w])[1-9](?:{_AND}[1-9])*\b)|"
     r"(?P<pronoun>\b(?:that|this)\s+one\b|\b(?:it|that|this)\b(?=\s*(?:already|before|too|again|[,.!?]|$)))",
     re.I,
@@ -69,7 +74,7 @@ _AFTER = (
                            r"^(?:isnt|is not|doesnt|does not|dont|wasnt)\s+(?:really\s+)?(?:my thing|for me|"
                            r"look good|sound good|appeal|interest me|do it for me)\b")),
     ("liked", re.compile(rf"^(?:{_LOOK})?(?:{'|'.join(GOOD_VERDICTS)}|interesting|cool|nice|fun|promising|up my alley|"
-                         r"my thing|exactly what|what i want|it)\b")),
+                         r"my thing|exactly what|what i want|it|my (?:all time )?(?:fav|fave|favou?rite))\b")),
 )  # fmt: skip
 # A comma ends a clause unless another card follows it: "seen the first, the third and #5".
 _NEXT_CARD = rf"\s*(?:and\s+)?(?:#|(?:the\s+)?(?:{_ORD})\b|\d|number|no\.)"
@@ -87,20 +92,22 @@ class CardRef:
     end: int
     pronoun: bool = False  # "seen it", "that one": clear only when one card is on screen
     rest: bool = False  # "the rest": every card the message does not point at otherwise
+    but: tuple[int, ...] = ()  # "all but the first": every card on screen except these
 
 
 def card_references(text: str) -> list[CardRef]:
     """The card references in ``text`` (the cleaned message), in order; [] when it points at none."""
     refs: list[CardRef] = []
     joined_from = 0  # end of the last reference: "the first one and the third one" share its role
+    pointed = None  # the positions last pointed at, with a role or not: what a later "it" or "them" means
     for match in _REFERENCE.finditer(text):
         if any(r.start <= match.start() < r.end for r in refs):
             continue
         positions, pronoun = _positions(match), bool(match.group("pronoun"))
         if positions == ():
             continue
-        if pronoun and refs and not refs[-1].pronoun and refs[-1].role:
-            positions, pronoun = refs[-1].positions, False  # "not #3, seen it": "it" is #3
+        if (pronoun or match.group("those")) and pointed is not None:
+            positions, pronoun = pointed, False  # "not #3, seen it", "3rd and 4th, seen em": the cards just named
         clause_start = max((m.end() for m in _CLAUSE_BREAK.finditer(text, 0, match.start())), default=0)
         clause_end = next((m.start() for m in _CLAUSE_BREAK.finditer(text, match.end())), len(text))
         before = _fold(text[clause_start : match.start()])
@@ -110,14 +117,21 @@ def card_references(text: str) -> list[CardRef]:
         role = role or (refs[-1].role if joined else "") or _role_after(after)
         if not _plausible(match, role, before, after):
             continue
-        if not role and (not before or re.fullmatch(_OPENERS, before + " ")) and re.fullmatch(_POLITE, after):
+        if match.group("ords") or match.group("nums") or match.group("plural") or match.group("bare"):
+            pointed = positions
+        later = text[clause_end:]  # "3rd and 4th, seen em": a later clause says what they are
+        alone = re.fullmatch(_POLITE, after) and not re.search(r"\b(?:it|them|em|those|these|that one)\b", later, re.I)
+        if not role and alone and (not before or re.fullmatch(_OPENERS, before + " ")):
             role = "like"  # the whole message is "the second one": more like it
-        if not role and not (match.group("nums") or re.search(rf"\s{_CARD}\b", match.group(), re.I)):
+        if not role and not (match.group("nums") or re.search(rf"\s{_CARD}\b|\s(?:and|&)\s", match.group(), re.I)):
             continue  # "from the last 5 years": no card, and the words are read as years
         # No role ("tell me about #2"): no fact to record, but the words are no query either.
         start = clause_start + _cue_offset(text[clause_start : match.start()], cue_start) if role else match.start()
         end = clause_end if _role_after(after) else match.end()
-        refs.append(CardRef(role, positions, match.group().strip(), start, end, pronoun, bool(match.group("rest"))))
+        but = _positions(match, "but") if match.group("allbut") else ()
+        refs.append(
+            CardRef(role, positions, match.group().strip(), start, end, pronoun, bool(match.group("rest")), but)
+        )
         joined_from = match.end()
     return [r for r in refs if r.role != "ignored"]
 
@@ -129,7 +143,8 @@ def _plausible(match: re.Match[str], role: str, before: str, after: str) -> bool
     if len(ordinals) == 1 and re.search(rf"\s{_CARD_NOUN}s\b", match.group(), re.I):
         return False  # "the last ones were too scary": the last list, not one card
     if match.group("ords") and not re.search(rf"\s{_CARD}\b", match.group(), re.I):
-        return match.group().lower().startswith(("the", "that")) and (not after or bool(_role_after(after)))
+        named = match.group().lower().startswith(("the", "that")) or len(ordinals) > 1  # "3rd and 4th"
+        return named and (not after or bool(_role_after(after)))
     if match.group("rest"):
         return bool(role)  # "the first two are good, the rest meh"
     if match.group("those"):
@@ -141,19 +156,25 @@ def _plausible(match: re.Match[str], role: str, before: str, after: str) -> bool
     return True
 
 
-def _positions(match: re.Match[str]) -> tuple[int, ...] | None:
-    if match.group("ords"):
-        words = re.findall(rf"\b(?:{_ORD})\b", match.group("ords"), re.I)
-        return tuple(dict.fromkeys(_ORDINALS[w.lower()] for w in words))
-    if match.group("nums") or match.group("bare"):
-        numbers = re.findall(_NUM, match.group("nums") or match.group("bare"), re.I)
+def _positions(match: re.Match[str], group: str = "") -> tuple[int, ...] | None:
+    """The positions a reference names (0-based, -1 the last, ``MIDDLE``); None for every card.
+    ``group``: read only that group ("but": the cards "all but" leaves out)."""
+    ordinals = match.group(group or "ords")
+    if ordinals and re.match(rf"\s*(?:the\s+)?(?:{_ORD})\b", ordinals, re.I):
+        words = re.findall(rf"\b(?:{_ORD})\b", ordinals, re.I)
+        return tuple(dict.fromkeys(_ORDINALS[" ".join(w.lower().split())] for w in words))
+    numbered = match.group(group) if group else match.group("nums") or match.group("bare")
+    if numbered:
+        numbers = re.findall(_NUM, numbered, re.I)
         values = [int(n) if n.isdigit() else _NUMBERS[n.lower()] for n in numbers]
         return tuple(dict.fromkeys(v - 1 for v in values if 1 <= v <= 50))
     if match.group("plural"):
         count = _COUNTS[match.group("count").lower()]
         side = match.group("side").lower()
         return tuple(range(count)) if side in {"first", "top"} else tuple(range(-count, 0))
-    return None if match.group("all") or match.group("those") or match.group("rest") else (0,)
+    if group:
+        return ()
+    return None if match.group("all") or match.group("those") or match.group("rest") or match.group("allbut") else (0,)
 
 
 def _role_before(before: str) -> tuple[str, int]:
@@ -199,8 +220,14 @@ def resolve(refs: list[CardRef], shown: tuple[str, ...]) -> tuple[dict[str, list
                          "under each film.")  # fmt: skip
             continue
         positions = range(len(shown)) if ref.positions is None else ref.positions
-        if ref.rest:
-            named = {p % len(shown) for r in refs if r.role and not r.rest for p in (r.positions or ())}
+        positions = [len(shown) // 2 if p == MIDDLE else p for p in positions]
+        if ref.rest or ref.but:
+            others = ref.but or [p for r in refs if r.role and not r.rest for p in (r.positions or ())]
+            named = {
+                len(shown) // 2 if p == MIDDLE else p % len(shown)
+                for p in others
+                if -len(shown) <= p < len(shown) or p == MIDDLE
+            }
             positions = [p for p in range(len(shown)) if p not in named]
         for position in positions:
             if -len(shown) <= position < len(shown):

@@ -10,6 +10,7 @@ from recommender.chat.lexicon import (
     COUNT_MARKERS,
     COUNT_NOUNS,
     COUNT_SKIPPED,
+    GENRE_MASS_NOUNS,
     GENRE_PLURALS,
     GENRE_SINGULARS,
     NUMBER_WORDS,
@@ -33,7 +34,7 @@ def asked_count(tokens: list[str], used: list[bool]) -> int | None:
         if half:
             value, previous = 6, "a"
         ahead = [t for t in tokens[i + 1 : i + 6] if t not in COUNT_SKIPPED]
-        nouns = COUNT_NOUNS | GENRE_SINGULARS if value == 1 else COUNT_NOUNS  # "one good comedy"
+        nouns = COUNT_NOUNS | GENRE_MASS_NOUNS | (GENRE_SINGULARS if value == 1 else set())  # "one good comedy"
         noun = next((k for k, t in enumerate(ahead[:4]) if t in nouns or _genre_plural(t)), None)
         if token in AMBIGUOUS_COUNTS and previous not in AMBIGUOUS_COUNT_LEADS:
             continue  # "one of those", "the one with …"

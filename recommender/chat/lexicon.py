@@ -21,7 +21,7 @@ GENRE_SYNONYMS: dict[str, tuple[str, ...]] = {
                "laugh", "a good laugh", "comedic", "lighthearted", "light hearted", "feel good", "feelgood",
                "uplifting", "fun", "silly", "comedia", "comedias", "comedie", "comedies", "komodie", "komoedie",
                "lustig", "lustiger", "lustige", "lustigen", "divertida", "divertido", "drole", "gracioso", "lighter",
-               "cozy", "cosy"),
+               "cozy", "cosy", "daft"),
     "Crime": ("crime", "criminal", "gangster", "gangsters", "mafia", "mob", "heist", "heists", "policier", "gritty"),
     "Documentary": ("documentary", "documentaries", "doc", "docs", "nonfiction", "documental", "documentaire",
                     "dokumentation", "dokumentarfilm"),
@@ -52,6 +52,12 @@ GENRE_SYNONYMS: dict[str, tuple[str, ...]] = {
 MULTI_GENRE = {"romcom": ("Romance", "Comedy"), "romcoms": ("Romance", "Comedy"), "rom com": ("Romance", "Comedy"),
                "rom coms": ("Romance", "Comedy"), "romantic comedy": ("Romance", "Comedy")}  # fmt: skip
 # A few words in scripts without spaces between words (or not folded to ASCII): found inside a token.
+# Emoji people use for a kind of film, read as the word they stand for.
+EMOJI_WORDS = {"🤠": "western", "👻": "spooky", "🎃": "halloween", "😱": "scary", "💀": "horror", "🧟": "zombies",
+               "😂": "funny", "🤣": "funny", "😆": "funny", "😭": "sad", "💔": "sad", "😢": "sad", "❤️": "romantic",
+               "❤": "romantic", "💕": "romantic", "😍": "romantic", "🚀": "space", "👽": "aliens", "🤖": "robots",
+               "💥": "explosions", "🔫": "action", "🕵️": "detective", "🕵": "detective", "🧙": "wizards",
+               "🐉": "dragons", "🎶": "musical", "🎵": "musical", "👶": "kids", "🧒": "kids", "🪖": "war"}  # fmt: skip
 SCRIPT_GENRES = {"喜剧": "Comedy", "喜劇": "Comedy", "コメディ": "Comedy", "комеди": "Comedy", "恐怖": "Horror",
                  "ホラー": "Horror", "ужас": "Horror", "爱情": "Romance", "романтич": "Romance"}  # fmt: skip
 # "for adults": leave out children's films (Animation stays: "animated but for grown ups").
@@ -223,13 +229,15 @@ MEND_WORDS = ("something", "similar", "loved", "liked", "enjoyed", "really", "wa
               "favorite", "looking", "rather", "prefer", "science", "fiction", "story", "stories", "drama", "movie",
               "scifi", "hated", "enough", "different", "first", "second", "third", "fourth", "fifth")  # fmt: skip
 # "show me more" may open and close with these: "ok so show me different ones if you can".
-SHOW_MORE_OPENERS = ("please", "ok", "okay", "and", "so", "hmm", "well", "um", "hey", "hi", "right", "yeah", "alright")
+SHOW_MORE_OPENERS = ("please", "ok", "okay", "and", "so", "hmm", "well", "um", "hey", "hi", "right", "yeah", "alright",
+                     "cheers", "mate", "thanks", "thx", "cool", "nice", "great")  # fmt: skip
 SHOW_MORE_TAILS = ("please", "options", "results", "suggestions", "films", "movies", "of these", "like these",
                    "of those", "if you can", "thanks", "thank you", "thx", "pls", "plz", "now", "then")  # fmt: skip
 # Words that may sit between a count and its noun ("3 good comedies"), and genre plurals that count films.
 COUNT_ADJECTIVES = {"sci", "fi", "good", "great", "funny", "scary", "different", "random", "romantic", "other",
                     "classic", "animated", "kids", "family", "old", "short", "sad", "foreign", "cheesy",
                     "light"}  # fmt: skip
+GENRE_MASS_NOUNS = {"scifi", "horror", "action", "animation", "noir", "sci"}  # "gimme 10 scifi", "5 horror"
 GENRE_SINGULARS = {
     "comedy",
     "drama",

@@ -31,6 +31,7 @@ from recommender.chat.lexicon import (
     COMPLAINT_WORDS,
     COUNT_NOUNS,
     DECADE_WORDS,
+    EMOJI_WORDS,
     FILLERS,
     GENRE_SYNONYMS,
     IDLE_PHRASES,
@@ -67,14 +68,30 @@ from recommender.data import Catalog
 from recommender.data.titles import TitleMatch, TitleMatcher, TitleMiss, fold
 
 MAX_PHRASE = 6  # longest lexicon phrase, in words ("on the edge of my seat")
-MAX_NEGATION_GAP = 2  # a negation reaches over at most this many other content words
+MAX_NEGATION_GAP = 2
+_COMPARED = {"newer", "older", "more recent", "later", "earlier"}  # compared with the one film named, if any
+_YEAR_LEADS = {
+    "from",
+    "after",
+    "before",
+    "since",
+    "until",
+    "till",
+    "pre",
+    "post",
+    "between",
+    "in",
+}  # a negation reaches over at most this many other content words
+_EMOJI = re.compile("|".join(sorted(EMOJI_WORDS, key=len, reverse=True)))
 _NOT_QUERY = FILLERS | NEGATOR_WORDS | LIFT_WORDS  # never a free-text query word
 
 _RESET = re.compile(r"\b(start (?:over|again|afresh|fresh|anew)|reset|"
                     r"clear (?:all (?:the )?filters|all|everything|(?:the )?filters)|forget (?:it|everything|all)|"
                     r"new search|from scratch|begin again)\b")  # fmt: skip
-_SHOW_MORE = re.compile(rf"^(?:(?:{'|'.join(SHOW_MORE_OPENERS)})\s+)*(?:(?:show|give|find|suggest)\s+(?:me\s+)?)?"
-                        r"(?:some\s+|any\s+)?(?:more|others|other ones|next|next page|something else|different ones|"
+_SHOW_MORE = re.compile(rf"^(?:(?:{'|'.join(SHOW_MORE_OPENERS)})\s+)*(?:none of (?:these|those|them)\s+)?"
+                        r"(?:(?:show|give|find|suggest)\s+(?:me\s+)?)?"
+                        r"(?:some\s+|any\s+)?(?:more|more of the same|others|other ones|next|next page|something else|"
+                        r"different ones|"
                         r"anything else|wh?at else(?:\s+(?:have you got|do you have|you got|u got|is there|ya got))?|"
                         r"other (?:options|suggestions|ideas|picks|films|movies|titles)|"
                         r"(?:none of (?:these|those|them)\s+)?try (?:again|something else)|"
@@ -211,19 +228,25 @@ def _scope(tokens: list[str], phrases) -> tuple[list[bool], list[int], list[bool
     item_at = {start for start, _, kind, _ in phrases if kind in {"genre", "adult", "recent", "old"}}
     negated, clause, reason = [False] * len(tokens), [0] * len(tokens), [False] * len(tokens)
     number, state, gap, governed, i, explains = 0, False, 0, False, 0, False
+    genre_governed = False  # the negation has governed a genre: a year after it is wanted ("no romance from the 70s")
     while i < len(tokens):
         token = tokens[i]
         n, kind = at.get(i, (1, ""))
+        if state and genre_governed and not kind and (token in _YEAR_LEADS or names_years(token)):
+            state = False
         if kind == "idle":
             state = False
         elif kind == "neg":
-            state, gap, governed = True, 0, False
+            state, gap, governed, genre_governed = True, 0, False, False
         elif token in {",", ";", ".", "!", "?", ":"} | CLAUSE_WORDS or (
             token in {"and", "or"} and not _continues(tokens, i, item_at)
         ):
             number, state, explains = number + 1, False, token in REASON_WORDS
+        elif token in {"and", "or"}:
+            genre_governed = False  # the list goes on: "no westerns or anything before 1960" negates the years
         elif kind or names_years(token):
             gap, governed = 0, governed or state
+            genre_governed = genre_governed or state and kind in {"genre", "adult"}
         elif state and governed and token in RESUME:
             state = False
         elif state and token not in TRANSPARENT and token not in YEAR_WORDS and token not in FILLERS:
@@ -240,6 +263,8 @@ def _continues(tokens: list[str], i: int, item_at: set[int]) -> bool:
     j = i + 1
     while j < len(tokens) and tokens[j] in LIST_GLUE:
         j += 1
+    if j < len(tokens) and tokens[j] in _YEAR_LEADS and {"anything", "any", "something"} & set(tokens[i + 1 : j]):
+        return True  # "no westerns or anything before 1960": the years are negated too
     return j in item_at or (j < len(tokens) and bool(decade(tokens[j]) or tokens[j].isdigit()))
 
 
@@ -258,7 +283,7 @@ class _Rest:
     lift_years: bool  # "forget the year", "drop the 90s"
 
 
-def _parse_rest(text: str, catalog: Catalog) -> _Rest:
+def _parse_rest(text: str, catalog: Catalog, anchor: int | None = None) -> _Rest:
     """Genres (with negation scope), years, count, leftover query words and avoided words of the text outside
     titles."""
     lexicon = _lexicon(catalog)
@@ -326,7 +351,10 @@ def _parse_rest(text: str, catalog: Catalog) -> _Rest:
         elif kind == "adult":
             genres["include" if neg else "exclude"].append((names[0], phrase, True))
         elif kind in {"recent", "old"} and years.newest:
-            _era_bound(years, kind == "recent", bool(names), neg or wants_less(tokens, start))  # "too old": newer
+            if anchor and phrase in _COMPARED and not neg:  # "like The Shining but newer": newer than it
+                years.bound(**{"lower" if kind == "recent" else "upper": anchor + (1 if kind == "recent" else -1)})
+            else:
+                _era_bound(years, kind == "recent", bool(names), neg or wants_less(tokens, start))  # "too old": newer
     parse_years(tokens, used, years, lambda i: negated[i])
     query, avoid = [], []
     for i, token in enumerate(tokens):
@@ -382,6 +410,7 @@ def parse_message(text: object, catalog: Catalog, shown: Sequence[str] = ()) -> 
     cleaned, truncated = clean_message(text)
     notes = [f"Your message was long, so I read only its first {MAX_MESSAGE_CHARS:,} characters."] if truncated else []
     cleaned = strip_markup(cleaned).strip()
+    cleaned = _EMOJI.sub(lambda m: f" {EMOJI_WORDS[m.group()]} ", cleaned)  # "🤠 movies": westerns
     cleaned = re.sub(r"(?<=\w)-(style|esque|like|type)\b", r" \1", cleaned, flags=re.I)  # "Alien-style"
     cleaned = mend_slips(cleaned, known_words(catalog, _lexicon(catalog)))
     folded = fold(cleaned)
@@ -400,7 +429,8 @@ def parse_message(text: object, catalog: Catalog, shown: Sequence[str] = ()) -> 
         rest = rest[:start] + " " + rest[end:]
     if reset:
         rest = _RESET.sub(" ", fold(rest))
-    read = _parse_rest("" if show_more else rest, catalog)
+    seeds = [catalog[i] for m in found["like"] + found["liked"] for i in m.item_ids[:1] if catalog[i].year]
+    read = _parse_rest("" if show_more else rest, catalog, seeds[0].year if len(seeds) == 1 else None)
     years, k, query = read.years, read.k, read.query
     include, exclude, soft = _resolve_genres(read.genres)
     avoid = soft + read.avoid

@@ -115,6 +115,8 @@ def war_eras(tokens: list[str], used: list[bool], years: YearParser) -> None:
         used[i : i + (2 if after else 1)] = [True] * (2 if after else 1)
 
 
+_OR_LATER = re.compile(r"(?:or|and) (?:later|after|newer|up|since)\b")
+_OR_EARLIER = re.compile(r"(?:or|and) (?:earlier|before|older)\b")
 _SHORT_YEAR_LEADS = BEFORE_YEAR | AFTER_YEAR | {"than", "then", "between"}
 
 
@@ -167,6 +169,12 @@ def parse_years(tokens: list[str], used: list[bool], years: YearParser, negated_
         elif word in AFTER_YEAR and (word != "from" or (i + 1 < len(tokens) and tokens[i + 1] in FROM_ON)):
             edge = lo if word in {"since", "from"} else hi + 1
             years.bound(upper=edge - 1) if negated else years.bound(lower=edge)
+        elif not negated and (tokens[i + 1 : i + 2] in (["onwards"], ["onward"]) or _OR_LATER.match(after)):
+            years.bound(lower=lo)  # "80s onwards", "1985 or later"
+            used[i + 1 : i + 3] = [True] * len(used[i + 1 : i + 3])
+        elif not negated and _OR_EARLIER.match(after):
+            years.bound(upper=hi)  # "the 60s or earlier"
+            used[i + 1 : i + 3] = [True] * len(used[i + 1 : i + 3])
         elif word in APPROXIMATE_YEAR and year is not None and not negated:
             years.ranges.append((lo - APPROXIMATE_SPAN, hi + APPROXIMATE_SPAN))  # "around 1990"
         elif word in {"and", "to"} and years.ranges and not negated:
