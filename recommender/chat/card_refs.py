@@ -44,7 +44,7 @@ _REFERENCE = re.compile(
     rf"(?P<but>(?:the\s+)?(?:{_ORD})\b(?:{_AND}(?:the\s+)?(?:{_ORD})\b)*(?:\s+{_CARD}\b)?|"
     rf"(?:#\s*)?{_NUM}(?:{_AND}(?:#\s*)?{_NUM})*))|"
     r"(?P<rest>\bthe\s+(?:rest|others|other (?:ones|films|movies)|remaining ones)\b|\ball\s+the\s+others\b)|"
-    r"(?P<those>\b(?:any\s+of\s+)?(?:those|these|them|em)\b|(?<=\s)'em\b)|"  # only with "seen" or a verdict: "I've seen those"
+    r"(?P<those>\b(?:any\s+of\s+)?(?:those|these|them|em)\b|(?<=\s)'em\b)|"  # with "seen" or a verdict only
     rf"(?P<bare>(?<![#\w])[1-9](?:{_AND}[1-9])*\b)|"
     r"(?P<pronoun>\b(?:that|this)\s+one\b|\b(?:it|that|this)\b(?=\s*(?:already|before|too|again|[,.!?]|$)))",
     re.I,
