@@ -27,7 +27,6 @@ from recommender.chat.lexicon import (
     AGE_PHRASES,
     BLACK_AND_WHITE_GAP,
     BLACK_AND_WHITE_PHRASES,
-    CLAUSE_WORDS,
     COMPLAINT_WORDS,
     COUNT_NOUNS,
     DECADE_WORDS,
@@ -38,7 +37,6 @@ from recommender.chat.lexicon import (
     LIFT_GENRE_WORDS,
     LIFT_WORDS,
     LIFT_YEAR_WORDS,
-    LIST_GLUE,
     MULTI_GENRE,
     NEGATOR_PHRASES,
     NEGATOR_WORDS,
@@ -49,39 +47,24 @@ from recommender.chat.lexicon import (
     NUMBER_WORDS,
     OLD_GAP,
     OLD_PHRASES,
-    REASON_WORDS,
     RECENT_PHRASES,
     RECENT_SPAN,
-    RESUME,
     SCRIPT_GENRES,
     SHOW_MORE_OPENERS,
     SHOW_MORE_TAILS,
     TRANSPARENT,
-    YEAR_WORDS,
 )
+from recommender.chat.scope import negation_scope
 from recommender.chat.slips import known_words, mend_slips, slip
 from recommender.chat.stances import complained_about, lifted_tokens, pronoun_verdicts, wants_less, waved_filter
 from recommender.chat.text import MAX_MESSAGE_CHARS, clean_message, strip_markup
 from recommender.chat.title_cues import match_span, titles_after_cues, titles_leading_clauses
-from recommender.chat.years import YearParser, decade, names_years, parse_years, war_eras
+from recommender.chat.years import YearParser, names_years, parse_years, war_eras
 from recommender.data import Catalog
 from recommender.data.titles import TitleMatch, TitleMatcher, TitleMiss, fold
 
 MAX_PHRASE = 6  # longest lexicon phrase, in words ("on the edge of my seat")
-MAX_NEGATION_GAP = 2
 _COMPARED = {"newer", "older", "more recent", "later", "earlier"}  # compared with the one film named, if any
-_YEAR_LEADS = {
-    "from",
-    "after",
-    "before",
-    "since",
-    "until",
-    "till",
-    "pre",
-    "post",
-    "between",
-    "in",
-}  # a negation reaches over at most this many other content words
 _EMOJI = re.compile("|".join(sorted(EMOJI_WORDS, key=len, reverse=True)))
 _NOT_QUERY = FILLERS | NEGATOR_WORDS | LIFT_WORDS  # never a free-text query word
 
@@ -216,58 +199,6 @@ def _new_is_recent(tokens: list[str], i: int, lexicon: dict) -> bool:
     return following in COUNT_NOUNS | NEW_THINGS or lexicon.get(following, ("",))[0] == "genre"
 
 
-def _scope(tokens: list[str], phrases) -> tuple[list[bool], list[int], list[bool]]:
-    """Which tokens a negation governs, each token's clause number, and which clauses only explain
-    ("nothing scary because the little one gets scared easily").
-
-    A clause ends at punctuation, "but"/"though"/…, or an "and"/"or" that does not continue a list of
-    items. Within a clause a negator governs the items that follow it, across transparent words and at
-    most ``MAX_NEGATION_GAP`` other content words; a word like "give" or "love" ends it once it governed
-    something ("no horror give me comedy")."""
-    at = {start: (n, kind) for start, n, kind, _ in phrases}
-    item_at = {start for start, _, kind, _ in phrases if kind in {"genre", "adult", "recent", "old"}}
-    negated, clause, reason = [False] * len(tokens), [0] * len(tokens), [False] * len(tokens)
-    number, state, gap, governed, i, explains = 0, False, 0, False, 0, False
-    genre_governed = False  # the negation has governed a genre: a year after it is wanted ("no romance from the 70s")
-    while i < len(tokens):
-        token = tokens[i]
-        n, kind = at.get(i, (1, ""))
-        if state and genre_governed and not kind and (token in _YEAR_LEADS or names_years(token)):
-            state = False
-        if kind == "idle":
-            state = False
-        elif kind == "neg":
-            state, gap, governed, genre_governed = True, 0, False, False
-        elif token in {",", ";", ".", "!", "?", ":"} | CLAUSE_WORDS or (
-            token in {"and", "or"} and not _continues(tokens, i, item_at)
-        ):
-            number, state, explains = number + 1, False, token in REASON_WORDS
-        elif token in {"and", "or"}:
-            genre_governed = False  # the list goes on: "no westerns or anything before 1960" negates the years
-        elif kind or names_years(token):
-            gap, governed = 0, governed or state
-            genre_governed = genre_governed or state and kind in {"genre", "adult"}
-        elif state and governed and token in RESUME:
-            state = False
-        elif state and token not in TRANSPARENT and token not in YEAR_WORDS and token not in FILLERS:
-            gap += 1
-            state = gap <= MAX_NEGATION_GAP
-        for k in range(i, i + n):
-            negated[k], clause[k], reason[k] = state and kind != "neg", number, explains
-        i += n
-    return negated, clause, reason
-
-
-def _continues(tokens: list[str], i: int, item_at: set[int]) -> bool:
-    """True when the "and"/"or" at ``i`` joins two items of one list: "no horror or (any) thrillers"."""
-    j = i + 1
-    while j < len(tokens) and tokens[j] in LIST_GLUE:
-        j += 1
-    if j < len(tokens) and tokens[j] in _YEAR_LEADS and {"anything", "any", "something"} & set(tokens[i + 1 : j]):
-        return True  # "no westerns or anything before 1960": the years are negated too
-    return j in item_at or (j < len(tokens) and bool(decade(tokens[j]) or tokens[j].isdigit()))
-
-
 @dataclass
 class _Rest:
     """What the text outside titles says (``_parse_rest``)."""
@@ -290,7 +221,7 @@ def _parse_rest(text: str, catalog: Catalog, anchor: int | None = None) -> _Rest
     tokens = [t for t in _tokens(text) if t]
     used = [False] * len(tokens)
     phrases = _phrases(tokens, lexicon)
-    negated, clause, reason = _scope(tokens, phrases)
+    negated, clause, reason = negation_scope(tokens, phrases)
     k = asked_count(tokens, used)
     valid = catalog.years[catalog.years > 0]
     years = YearParser(int(valid.min()) if len(valid) else None, int(valid.max()) if len(valid) else None)
