@@ -369,7 +369,7 @@ def parse_message(text: object, catalog: Catalog, shown: Sequence[str] = ()) -> 
     notes += _limit_notes(years, year_min, year_max, avoid, k)
     k = min(k, MAX_K) if k and k > 0 else None
     pronoun_verdicts(found, folded)
-    if query and not any(found.values()) and not misses:
+    if (query or len(cleaned.split()) > 1) and not any(found.values()) and not misses:
         words = list(re.finditer(r"\S+", cleaned))
         exact, used = match_span(matcher, words, strict=True, fuzzy=False)
         if exact is not None and used == len(words):  # the whole message is a title: "more like <title>"

@@ -43,6 +43,10 @@ COMMON_WORDS = {
     "other",
     "nothing",
     "everything",
+    "first",  # "more like the second godfather" is no start of "The Second Jungle Book"
+    "second",
+    "third",
+    "last",
 }
 
 
@@ -104,7 +108,26 @@ def title_keys(title: str) -> set[str]:
         words = folded.split()
         if len(words) > 1 and words[0] in ARTICLES:
             keys.add(" ".join(words[1:]))
-    return keys
+    return keys | {variant for key in keys for variant in _sequel_forms(key)}
+
+
+_ROMAN = {"ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6"}
+_DIGIT = {digit: roman for roman, digit in _ROMAN.items()}
+
+
+def _sequel_forms(key: str) -> set[str]:
+    """A sequel's number as people type it: "godfather part ii" is also "godfather 2", "godfather part 2" and
+    "godfather ii"; "star trek iii" is "star trek 3". Only a number after the first word, so "8 1 2" stays."""
+    words = key.split()
+    at = next((i for i, w in enumerate(words) if i and words[i - 1].isalpha() and (w in _ROMAN or w in _DIGIT)), None)
+    if at is None:
+        return set()
+    roman, digit = (words[at], _ROMAN[words[at]]) if words[at] in _ROMAN else (_DIGIT[words[at]], words[at])
+    head = words[: at - 1] if words[at - 1] == "part" else words[:at]
+    tail = words[at + 1 :]
+    forms = {" ".join([*head, number, *tail]) for number in (roman, digit)}
+    forms |= {" ".join([*head, "part", number, *tail]) for number in (roman, digit)}
+    return forms - {key}
 
 
 def _strip_article(key: str) -> str:
