@@ -6,6 +6,7 @@ from __future__ import annotations
 from recommender.chat.lexicon import (
     AMBIGUOUS_COUNT_LEADS,
     AMBIGUOUS_COUNTS,
+    BARE_COUNT_WORDS,
     COUNT_ADJECTIVES,
     COUNT_MARKERS,
     COUNT_NOUNS,
@@ -38,7 +39,8 @@ def asked_count(tokens: list[str], used: list[bool]) -> int | None:
         noun = next((k for k, t in enumerate(ahead[:4]) if t in nouns or _genre_plural(t)), None)
         if token in AMBIGUOUS_COUNTS and previous not in AMBIGUOUS_COUNT_LEADS:
             continue  # "one of those", "the one with …"
-        if previous in COUNT_MARKERS or noun is not None and all(t in COUNT_ADJECTIVES for t in ahead[:noun]):
+        alone = value <= MAX_K and all(t in BARE_COUNT_WORDS for k, t in enumerate(tokens) if k != i)  # "make it 5"
+        if previous in COUNT_MARKERS or alone or noun is not None and all(t in COUNT_ADJECTIVES for t in ahead[:noun]):
             used[i] = True
             if previous == "top" or half:
                 used[i - 1 if previous == "top" else tokens.index("half", max(0, i - 2))] = True

@@ -140,7 +140,8 @@ FILLERS = TRANSPARENT | {
     "preferably", "filter", "limit", "limits", "restriction", "restrictions", "requirement", "exclusion",
     "exclusions", "matter", "decade", "decades", "era", "u", "r", "ur", "idc", "thing", "gimme", "lemme", "wanna",
     "gonna", "entertain", "looks", "seems", "sound", "released", "around", "circa", "roughly", "approximately",
-    "born", "childhood", "here", "most", "forth", "thatll", "itll",
+    "born", "childhood", "here", "most", "forth", "thatll", "itll", "da", "sumthin", "somethin", "smth", "tonite",
+    "nite", "2nite",
 }  # fmt: skip
 # Words that steer a conversation but name nothing to look for ("no horror though", "comedies anyway",
 # "ok then, westerns"): never a free-text search term, never an avoided word (issue 28).
@@ -268,6 +269,10 @@ GENRE_PLURALS = {"comedies", "dramas", "thrillers", "westerns", "musicals", "hor
 COUNT_SKIPPED = {"of", "more", "good", "great", "new", "old", "a"}
 AMBIGUOUS_COUNTS = {"one", "couple", "dozen", "hundred", "thousand", "million"}
 AMBIGUOUS_COUNT_LEADS = {"just", "only", "a", "top", "me", "give", "recommend", "show", "pick", "exactly", ""}
+# The only other words of a message that is a count: "actually 5", "make it 5 please", "just give me 3".
+BARE_COUNT_WORDS = {"actually", "make", "it", "please", "pls", "plz", "just", "only", "ok", "okay", "lets", "do",
+                    "say", "maybe", "instead", "then", "how", "about", "now", "give", "me", "show", "more", "like",
+                    "um", "hmm", "nah", "no", "rather", ",", ".", "!", "?", "of", "them", "those", "us"}  # fmt: skip
 COUNT_MARKERS = {"top", "just", "only", "exactly"}
 
 # Years (``years``): a decade's part ("early 90s": its first four years, offsets from the decade's start);
@@ -314,6 +319,7 @@ CLAUSE_OPENERS = {"hmm", "hm", "ok", "okay", "so", "well", "um", "uh", "oh", "ah
 LIFT_WORDS = {"remove", "drop", "clear", "forget", "lose", "ignore", "undo", "cancel", "lift", "unfilter", "rid"}
 LIFT_YEAR_WORDS = {"year", "years", "decade", "decades", "date", "dates", "era", "eras", "period"}
 LIFT_GENRE_WORDS = {"genre", "genres"}
+ALLOWED_WORDS = {"fine", "ok", "okay", "alright", "allowed", "acceptable"}  # "war is fine": no longer excluded
 # Complaints, never a wish: "it was boring" leaves "boring" as a word to avoid, not to search for.
 COMPLAINT_WORDS = {"boring", "bad", "awful", "terrible", "dull", "rubbish", "crap", "garbage", "horrible", "overrated"}
 # After a title: "Titanic was boring" (also "meh", "the worst", and "slow" / "long", which about a film seen are

@@ -6,15 +6,19 @@ from __future__ import annotations
 import re
 
 from recommender.chat.lexicon import (
+    ALLOWED_WORDS,
     BAD_VERDICTS,
     COMPLAINT_GLUE,
     COMPLAINT_WORDS,
     COPULAS,
     GOOD_VERDICTS,
     LESS_OF,
+    LIFT_GENRE_WORDS,
     LIFT_WORDS,
+    LIFT_YEAR_WORDS,
     NOT_FOR_ME,
 )
+from recommender.chat.years import names_years
 
 # A filter waved away as a whole: "any genre is fine", "I don't care about the year", "the decade doesn't matter".
 _ANY_FILTER = re.compile(
@@ -74,16 +78,37 @@ def wants_less(tokens: list[str], i: int) -> bool:
 
 
 def lifted_tokens(tokens: list[str], clause: list[int], negated: list[bool]) -> list[bool]:
-    """Which tokens a lifting verb governs: those after "remove", "drop", "forget" … in its clause."""
+    """Which tokens a lifting verb governs: those after "remove", "drop", "forget", "never mind" … in its
+    clause, and in the next one after an "and" ("forget the year and the genre")."""
     lifted, at = [False] * len(tokens), None
     for i, token in enumerate(tokens):
-        if at is not None and clause[i] != clause[at]:
+        if at is not None and clause[i] != at and not _lift_goes_on(tokens, i):
             at = None
-        if token in LIFT_WORDS and not negated[i]:
-            at = i
+        never_mind = (
+            token == "mind" and tokens[i - 1 : i] == ["never"] and tokens[i + 1 : i + 2] in (["the"], ["about"])
+        )
+        if (token in LIFT_WORDS or never_mind) and not negated[i]:  # "never mind the war thing"
+            at = clause[i]
         elif at is not None:
-            lifted[i] = True
+            at, lifted[i] = clause[i], True
     return lifted
+
+
+def _lift_goes_on(tokens: list[str], i: int) -> bool:
+    """ "forget the year and the genre": after "and"/"or", another filter word is lifted too."""
+    following = [t for t in tokens[i + 1 : i + 3] if t != "the"]
+    return bool(tokens[i] in {"and", "or"} and following) and (
+        following[0] in LIFT_YEAR_WORDS | LIFT_GENRE_WORDS or names_years(following[0])
+    )
+
+
+def allowed_again(tokens: list[str], end: int) -> bool:
+    """True when the words after a genre phrase ending at ``end`` allow it again: "war is fine", "romance
+    is ok now", "ok war films are ok": the genre is no longer excluded (and not asked for either)."""
+    j = end
+    while j < len(tokens) and tokens[j] in {"films", "movies", "stuff", "thing", "ones", "is", "are", "r", "s", "too"}:
+        j += 1
+    return j > end and j < len(tokens) and tokens[j] in ALLOWED_WORDS
 
 
 def pronoun_verdicts(found: dict[str, list], folded: str) -> None:
@@ -95,5 +120,7 @@ def pronoun_verdicts(found: dict[str, list], folded: str) -> None:
             found["dislike"] = list(found["seen"])
         elif _LIKED_IT.search(folded):
             found["liked"] = list(found["seen"])
+    if found["exclude"] and not found["dislike"] and _DISLIKED_IT.search(folded):
+        found["dislike"] = list(found["exclude"])  # "not fargo, hated it"
     if not found["like"] and _ANAPHORA.search(folded) and (found["liked"] or found["seen"] or found["ignored"]):
         found["like"] = found["liked"] + found["seen"] + found["ignored"]  # "haven't seen X yet, something like it"

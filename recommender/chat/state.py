@@ -179,10 +179,13 @@ def apply(state: ConversationState, refinement: Refinement) -> ConversationState
         if refinement == Refinement(reset=True, truncated=refinement.truncated, notes=refinement.notes):
             return replace(state, turns=state.turns + 1)
     state = _lift(state, refinement)
-    include = refinement.include_genres
+    allowed = set(refinement.allow_genres) & set(state.exclude_genres)  # "actually war is fine": lifted only
+    state = replace(state, exclude_genres=tuple(g for g in state.exclude_genres if g not in allowed))
+    include = tuple(g for g in refinement.include_genres if g not in allowed)
+    additive = refinement.additive or bool(refinement.allow_genres)  # "war is fine too" adds, never replaces
     exclude = _merge(state.exclude_genres, refinement.exclude_genres, drop=include)
     if include:
-        include = _merge(state.include_genres if refinement.additive else (), include, drop=exclude)
+        include = _merge(state.include_genres if additive else (), include, drop=exclude)
     else:
         include = tuple(g for g in state.include_genres if g not in exclude)
     year_min, year_max = _years(state, refinement)
@@ -227,6 +230,10 @@ def _years(state: ConversationState, refinement: Refinement) -> tuple[int | None
     if refinement.year_set or refinement.year_min is not None and refinement.year_max is not None:
         return refinement.year_min, refinement.year_max  # both bounds said: they replace both
     low, high = state.year_min, state.year_max
+    if refinement.year_relative == "older" and low is not None:
+        return None, low - 1  # "the 90s", then "hmm older": before 1990
+    if refinement.year_relative == "newer" and high is not None:
+        return high + 1, None  # "the 70s", then "newer": from 1980
     if refinement.year_min is not None:
         new = refinement.year_min
         if low is not None and high is not None and new <= high:

@@ -56,7 +56,14 @@ from recommender.chat.lexicon import (
 )
 from recommender.chat.scope import negation_scope
 from recommender.chat.slips import known_words, mend_slips, slip
-from recommender.chat.stances import complained_about, lifted_tokens, pronoun_verdicts, wants_less, waved_filter
+from recommender.chat.stances import (
+    allowed_again,
+    complained_about,
+    lifted_tokens,
+    pronoun_verdicts,
+    wants_less,
+    waved_filter,
+)
 from recommender.chat.text import MAX_MESSAGE_CHARS, clean_message, strip_markup
 from recommender.chat.title_cues import match_span, titles_after_cues, titles_leading_clauses
 from recommender.chat.years import YearParser, names_years, parse_years, war_eras
@@ -110,6 +117,8 @@ class Refinement:
     lift_genres: tuple[str, ...] = ()  # "remove the romance filter": neither wanted nor excluded any more
     lift_all_genres: bool = False  # "any genre is fine": no wanted genre any more (exclusions stay)
     lift_years: bool = False  # "forget the year": no year bound any more
+    allow_genres: tuple[str, ...] = ()  # "war is fine": an excluded genre is lifted, another one joins the wanted
+    year_relative: str = ""  # "older" / "newer" with no year: before / after the years asked so far, if any
 
     @property
     def is_empty(self) -> bool:
@@ -212,6 +221,8 @@ class _Rest:
     lift_genres: list[str]  # genres named after "remove", "drop", "forget" …
     lift_all_genres: bool  # "remove the genre filter"
     lift_years: bool  # "forget the year", "drop the 90s"
+    allowed: list[str]  # "war is fine"
+    relative: str  # "older" / "newer" said with no year: compared with what was asked before
 
 
 def _parse_rest(text: str, catalog: Catalog, anchor: int | None = None) -> _Rest:
@@ -228,7 +239,7 @@ def _parse_rest(text: str, catalog: Catalog, anchor: int | None = None) -> _Rest
     genres: dict[str, list] = {"include": [], "exclude": []}  # (genre, soft) pairs for the exclusions
     war_eras(tokens, used, years)  # "pre-war films": years, not the War genre
     lifted = lifted_tokens(tokens, clause, negated)
-    lift_genres, lift_all_genres, lift_years = [], False, False
+    lift_genres, lift_all_genres, lift_years, allowed, relative = [], False, False, [], ""
     for i, token in enumerate(tokens):
         if lifted[i] and (token in LIFT_YEAR_WORDS or names_years(token)):
             lift_years, used[i] = True, True  # "forget the year", "drop the 90s"
@@ -261,6 +272,8 @@ def _parse_rest(text: str, catalog: Catalog, anchor: int | None = None) -> _Rest
         if kind == "genre" and lifted[start]:
             lift_genres += names  # "remove the romance filter"
         elif kind == "genre":
+            if allowed_again(tokens, start + n):
+                allowed += names  # "war is fine": no longer excluded, else wanted too
             complained = complained_about(tokens, start + n, clause)  # "westerns are boring"
             less = wants_less(tokens, start)  # "too scary": less of it, a refinement
             for name in names:
@@ -284,16 +297,26 @@ def _parse_rest(text: str, catalog: Catalog, anchor: int | None = None) -> _Rest
         elif kind in {"recent", "old"} and years.newest:
             if anchor and phrase in _COMPARED and not neg:  # "like The Shining but newer": newer than it
                 years.bound(**{"lower" if kind == "recent" else "upper": anchor + (1 if kind == "recent" else -1)})
+            elif (phrase in _COMPARED or phrase == "recent" and tokens[start - 1 : start] == ["more"]) and not neg:
+                relative = "newer" if kind == "recent" else "older"  # than what was asked: the state knows
             else:
                 _era_bound(years, kind == "recent", bool(names), neg or wants_less(tokens, start))  # "too old": newer
     parse_years(tokens, used, years, lambda i: negated[i])
+    if relative and not years.ranges:  # "older, like the 80s": the decade says how much older
+        _era_bound(years, relative == "newer", False, False)
     query, avoid = [], []
     for i, token in enumerate(tokens):
         if used[i] or token in _NOT_QUERY or not token[0].isalnum() or token.isdigit():
             continue
         (avoid if negated[i] or wants_less(tokens, i) or token in COMPLAINT_WORDS else query).append(token)
-    additive = any(t in ADDITIVE for t in tokens)
-    return _Rest(genres, years, k, query, avoid, additive, lift_genres, lift_all_genres, lift_years)
+    content = [t for t in tokens if t[0].isalnum() and t not in {"please", "pls", "plz", "thanks"}]
+    additive = (
+        any(t in ADDITIVE for t in tokens)
+        or bool(content)
+        and (content[0] in {"or", "and", "plus"} or content[-1] == "too" or content[-2:] == ["as", "well"])
+    )  # "also thrillers", "or dramas", "dramas too"
+    relative = "" if years.ranges else relative
+    return _Rest(genres, years, k, query, avoid, additive, lift_genres, lift_all_genres, lift_years, allowed, relative)
 
 
 def _era_bound(years: YearParser, recent: bool, black_and_white: bool, negated: bool) -> None:
@@ -404,6 +427,8 @@ def parse_message(text: object, catalog: Catalog, shown: Sequence[str] = ()) -> 
         lift_genres=_unique(read.lift_genres),
         lift_all_genres=read.lift_all_genres or any_filter in {"genre"},
         lift_years=read.lift_years or any_filter in {"year", "decade", "era"},
+        allow_genres=_unique(g for g in read.allowed if g in include),
+        year_relative=read.relative,
         truncated=truncated,
         notes=tuple(dict.fromkeys(notes)),
         k=k,
