@@ -248,22 +248,8 @@ def _parse_rest(text: str, catalog: Catalog, anchor: int | None = None) -> _Rest
     for start, n, kind, names in phrases:
         if any(used[start : start + n]):
             continue
-        if (
-            kind == "recent"
-            and tokens[start] == "new"
-            and n == 1
-            and not _new_is_recent(tokens, start, lexicon)
-            and (
-                not wants_less(tokens, start)  # "too new" is a year bound
-            )
-        ):
+        if kind in {"recent", "old"} and not _time_word(tokens, start, n, lexicon):
             continue
-        if (
-            kind in {"recent", "old"}
-            and tokens[start + n : start + n + 1] in (["than"], ["then"])
-            and (tokens[start + n + 1 : start + n + 2] not in (["that"], ["this"], ["these"], ["those"], ["them"]))
-        ):
-            continue  # "older than 1990" bounds that year (``parse_years``); "older than that" is "older"
         phrase, neg = " ".join(tokens[start : start + n]), negated[start]
         for k_ in range(start, start + n):
             used[k_] = True
@@ -309,14 +295,28 @@ def _parse_rest(text: str, catalog: Catalog, anchor: int | None = None) -> _Rest
         if used[i] or token in _NOT_QUERY or not token[0].isalnum() or token.isdigit():
             continue
         (avoid if negated[i] or wants_less(tokens, i) or token in COMPLAINT_WORDS else query).append(token)
+    relative = "" if years.ranges else relative
+    return _Rest(genres, years, k, query, avoid, _adds(tokens), lift_genres, lift_all_genres, lift_years, allowed,
+                 relative)  # fmt: skip
+
+
+def _time_word(tokens: list[str], start: int, n: int, lexicon: dict) -> bool:
+    """False for a time word that sets no era: "something new" ("new comedies" and "too new" do), "older
+    than 1990" (``parse_years`` bounds that year; "older than that" is "older")."""
+    if tokens[start] == "new" and n == 1 and not _new_is_recent(tokens, start, lexicon):
+        return wants_less(tokens, start)  # "too new" is a year bound
+    after = tokens[start + n : start + n + 2]
+    return after[:1] not in (["than"], ["then"]) or after[1:] in (["that"], ["this"], ["these"], ["those"], ["them"])
+
+
+def _adds(tokens: list[str]) -> bool:
+    """True when the message adds to the wanted genres: "also thrillers", "or dramas", "dramas too"."""
     content = [t for t in tokens if t[0].isalnum() and t not in {"please", "pls", "plz", "thanks"}]
-    additive = (
+    return (
         any(t in ADDITIVE for t in tokens)
         or bool(content)
         and (content[0] in {"or", "and", "plus"} or content[-1] == "too" or content[-2:] == ["as", "well"])
-    )  # "also thrillers", "or dramas", "dramas too"
-    relative = "" if years.ranges else relative
-    return _Rest(genres, years, k, query, avoid, additive, lift_genres, lift_all_genres, lift_years, allowed, relative)
+    )
 
 
 def _era_bound(years: YearParser, recent: bool, black_and_white: bool, negated: bool) -> None:
