@@ -46,6 +46,16 @@ def catalog():
         ("all of these are boring", "dislike", [0, 1, 2, 3, 4]),
         ("I don't like any of these", "dislike", [0, 1, 2, 3, 4]),
         ("not the last one", "exclude", [4]),
+        ("nothing like the first one", "exclude", [0]),
+        ("anything but the 2nd one", "exclude", [1]),
+        ("not interested in #2", "dislike", [1]),
+        ("I never liked the first one", "dislike", [0]),
+        ("hated all of them except the first", "dislike", [1, 2, 3, 4]),
+        ("seen everything except number 2", "seen", [0, 2, 3, 4]),
+        ("i like all but the first", "liked", [1, 2, 3, 4]),
+        ("seen the first, the third and #5", "seen", [0, 2, 4]),
+        ("seen the 2nd, #4", "seen", [1, 3]),
+        ("3rd and 4th, seen em", "seen", [2, 3]),
         ("skip the third one", "exclude", [2]),
     ],
 )
@@ -62,7 +72,9 @@ def test_a_reference_takes_the_role_its_clause_gives_it(catalog, message, role, 
     ["i haven't seen the first one", "tell me about the second one", "the first time i saw it", "top 5 comedies",
      "give me the top 3", "the last ones were too scary", "i liked the last supper", "more like the third man",
      "first wives club", "watched it with my kids",
-     "from the last 5 years", "seen 2 westerns this week", "more like that", "not that"],
+     "from the last 5 years", "seen 2 westerns this week", "more like that", "not that",
+     "seen the first two godfathers", "hated the last two minutes", "I have seen all 3 godfather films",
+     "The last movie I watched was Heat", "I don't hate the first one", "I loved Heat and Alien, seen both of them"],
 )  # fmt: skip
 def test_words_that_only_look_like_a_reference_point_at_no_card(catalog, message):
     refinement = parse_message(message, catalog, shown=SHOWN)
@@ -112,3 +124,17 @@ def test_resolve_keeps_roles_apart_and_skips_references_without_one():
     refs = card_references("not the first one, tell me about #2, more like #3")
     roles, notes = resolve(refs, SHOWN)
     assert roles == {"exclude": [("50", "the first one")], "like": [("181", "#3")]} and notes == []
+
+
+def test_two_verdicts_in_one_message_keep_their_own_cards(catalog):
+    both = parse_message("loved the first one, the rest are boring", catalog, shown=SHOWN)
+    assert both.liked == ("50",) and set(both.disliked) == set(SHOWN[1:])
+    mixed = parse_message("#2 looks boring and no horror please", catalog, shown=SHOWN)
+    assert mixed.disliked == ("100",) and mixed.exclude_genres == ("Horror",)
+    assert not parse_message("seen #3 and I want a comedy", catalog, shown=SHOWN).additive
+
+
+@pytest.mark.parametrize("message", ["the fırst one", "seen number sıx", "the top fıve", "#" * 500, "1 " * 1500,
+                                     "the first, " * 300, "all but " * 400])  # fmt: skip
+def test_odd_references_never_raise(catalog, message):
+    parse_message(message, catalog, shown=SHOWN)

@@ -25,7 +25,7 @@ _ORDINALS = {"first": 0, "1st": 0, "top": 0, "second": 1, "2nd": 1, "third": 2, 
 _COUNTS = {"two": 2, "three": 3, "four": 4, "five": 5, "2": 2, "3": 3, "4": 4, "5": 5}
 _NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
             "ten": 10}  # fmt: skip
-_CARD_NOUN = r"(?:one|film|movie|pick|suggestion|option|result|title|card|recommendation)"
+_CARD_NOUN = r"(?:one|pick|suggestion|option|result|card|recommendation)"  # not "film": "the last film I saw"
 _CARD = _CARD_NOUN + "s?"
 _ORD = "|".join(re.escape(o).replace(r"\ ", r"\s+") for o in sorted(_ORDINALS, key=len, reverse=True))
 _NUM = r"(?:\d{1,2}|" + "|".join(_NUMBERS) + r")\b"
@@ -35,14 +35,15 @@ _REFERENCE = re.compile(
     rf"(?P<plural>\bthe\s+(?P<side>first|last|top|bottom)\s+(?P<count>two|three|four|five|[2-5])\b(?:\s+{_CARD})?)|"
     rf"(?P<ords>(?:\bthe\s+)?\b(?:{_ORD})\b(?:{_AND}(?:the\s+)?(?:{_ORD})\b)*(?:\s+{_CARD}\b)?)|"
     rf"(?P<nums>(?:#\s*|\bnumbers?\s+|\bno\.\s*|\bnr\.?\s*|\boptions?\s+){_NUM}(?:{_AND}(?:#\s*)?{_NUM})*)|"
+    rf"(?P<allbut>\b(?:all(?:\s+of\s+(?:them|these|those))?|everything|every one|any)\s+"
+    rf"(?:but|except(?:\s+for)?|apart from|other than|besides)\s+"
+    rf"(?P<but>(?:the\s+)?(?:{_ORD})\b(?:{_AND}(?:the\s+)?(?:{_ORD})\b)*(?:\s+{_CARD}\b)?|"
+    rf"(?:#\s*|number\s+|no\.\s*)?{_NUM}(?:{_AND}(?:#\s*|number\s+)?{_NUM})*))|"
     r"(?P<all>\ball\s+(?:of\s+)?(?:those|these|them|the above)\b|\b(?:those|these|them)\s+all\b|"
     r"\ball\s+(?:those|these|(?:\d+|three|four|five|six|seven|eight|nine|ten))(?:\s+(?:films|movies|ones|picks))?\b|"
     r"\bboth\s+(?:of\s+)?(?:those|these|them)\b|\bevery\s+(?:one|single one)\b|"
     r"\b(?:everything|all)\s+(?:(?:you|u)\s+(?:just\s+)?(?:showed|have shown|ve shown|suggested|recommended|picked)|"
     r"on (?:the |this )?(?:screen|list|page)|(?:here|so far)\b))|"
-    rf"(?P<allbut>\b(?:all|everything|every one|any)\s+(?:but|except(?:\s+for)?|apart from|other than|besides)\s+"
-    rf"(?P<but>(?:the\s+)?(?:{_ORD})\b(?:{_AND}(?:the\s+)?(?:{_ORD})\b)*(?:\s+{_CARD}\b)?|"
-    rf"(?:#\s*)?{_NUM}(?:{_AND}(?:#\s*)?{_NUM})*))|"
     r"(?P<rest>\bthe\s+(?:rest|others|other (?:ones|films|movies)|remaining ones)\b|\ball\s+the\s+others\b)|"
     r"(?P<those>\b(?:any\s+of\s+)?(?:those|these|them|em)\b|(?<=\s)'em\b)|"  # with "seen" or a verdict only
     rf"(?P<bare>(?<![#\w])[1-9](?:{_AND}[1-9])*\b)|"
@@ -53,8 +54,13 @@ _ROLES_BEFORE = (  # the clause's words just before the reference, folded, in th
     ("ignored", r"(?:havent|have not|hasnt|never|not yet|didnt|did not|not)\s+(?:\w+\s+)?"
                 r"(?:seen|watched|saw|see|watch)"),
     ("seen", r"(?:seen|watched|saw)(?:\s+(?:both|already|before))?"),
+    ("ignored", r"(?:dont|didnt|do not|did not)\s+(?:really\s+)?(?:hate|dislike|mind)"),  # "I don't hate #1"
     ("dislike", r"(?:(?:didnt|dont|do not|did not)\s+(?:really\s+|much\s+)?(?:like|love|enjoy|want)|hated?|disliked?|"
                 r"not (?:really\s+)?(?:a\s+)?(?:big\s+)?fan of|cant stand|not into|not feeling|not keen on)"),
+    ("dislike", r"(?:not|never|dont|didnt|do not|did not|wasnt|am not|im not)\s+(?:really\s+|that\s+)?"
+                r"(?:interested in|into|keen on|liked?|loved?|enjoyed|a fan of)"),
+    ("exclude", r"(?:nothing|no more|not|less|anything but|everything but)\s+(?:\w+\s+)?like|anything but|"
+                r"everything but|except(?: for)?|other than|apart from"),
     ("liked", r"\bi\s+(?:really\s+|do\s+|also\s+)?(?:like|love)"),
     ("like", r"(?:more|something|anything|films?|movies?|stuff|ones?|similar)\s+like|similar to|like|"
              r"in the (?:vein|style|spirit) of|along the lines of|closer to|based on"),
@@ -76,9 +82,11 @@ _AFTER = (
     ("liked", re.compile(rf"^(?:{_LOOK})?(?:{'|'.join(GOOD_VERDICTS)}|interesting|cool|nice|fun|promising|up my alley|"
                          r"my thing|exactly what|what i want|it|my (?:all time )?(?:fav|fave|favou?rite))\b")),
 )  # fmt: skip
-# A comma ends a clause unless another card follows it: "seen the first, the third and #5".
-_NEXT_CARD = rf"\s*(?:and\s+)?(?:#|(?:the\s+)?(?:{_ORD})\b|\d|number|no\.)"
-_CLAUSE_BREAK = re.compile(rf"[;.!?\n]|\bbut\b|\bthough\b|,(?!{_NEXT_CARD})", re.I)
+# Where a reference's clause ends; a list of cards ("seen the first, the third and #5") shares its role by
+# ``joined`` instead. "anything but the 2nd one" is one clause.
+_CLAUSE_BREAK = re.compile(r"[,;.!?\n]|(?<!anything )(?<!everything )(?<!all )\bbut\b|\bthough\b", re.I)
+_NEAR = 80  # characters of a clause read before and after a reference (a long message stays linear)
+MAX_REFERENCES = 12  # references read per message
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,8 @@ def card_references(text: str) -> list[CardRef]:
     joined_from = 0  # end of the last reference: "the first one and the third one" share its role
     pointed = None  # the positions last pointed at, with a role or not: what a later "it" or "them" means
     for match in _REFERENCE.finditer(text):
+        if len(refs) >= MAX_REFERENCES:
+            break
         if any(r.start <= match.start() < r.end for r in refs):
             continue
         positions, pronoun = _positions(match), bool(match.group("pronoun"))
@@ -108,13 +118,15 @@ def card_references(text: str) -> list[CardRef]:
             continue
         if (pronoun or match.group("those")) and pointed is not None:
             positions, pronoun = pointed, False  # "not #3, seen it", "3rd and 4th, seen em": the cards just named
-        clause_start = max((m.end() for m in _CLAUSE_BREAK.finditer(text, 0, match.start())), default=0)
-        clause_end = next((m.start() for m in _CLAUSE_BREAK.finditer(text, match.end())), len(text))
+        low = max(0, match.start() - _NEAR)
+        clause_start = max((m.end() for m in _CLAUSE_BREAK.finditer(text, low, match.start())), default=low)
+        clause_end = next((m.start() for m in _CLAUSE_BREAK.finditer(text, match.end(), match.end() + _NEAR)),
+                          min(len(text), match.end() + _NEAR))  # fmt: skip
         before = _fold(text[clause_start : match.start()])
         after = _fold(text[match.end() : clause_end])
         role, cue_start = _role_before(before)
         joined = refs and re.fullmatch(_AND + r"(?:the\s+)?", text[joined_from : match.start()] or " ", re.I)
-        role = role or (refs[-1].role if joined else "") or _role_after(after)
+        role = role or _role_after(after)[0] or (refs[-1].role if joined else "")
         if not _plausible(match, role, before, after):
             continue
         if match.group("ords") or match.group("nums") or match.group("plural") or match.group("bare"):
@@ -127,7 +139,7 @@ def card_references(text: str) -> list[CardRef]:
             continue  # "from the last 5 years": no card, and the words are read as years
         # No role ("tell me about #2"): no fact to record, but the words are no query either.
         start = clause_start + _cue_offset(text[clause_start : match.start()], cue_start) if role else match.start()
-        end = clause_end if _role_after(after) else match.end()
+        end = _span_end(text, match.end(), _role_after(after)[1])
         but = _positions(match, "but") if match.group("allbut") else ()
         refs.append(
             CardRef(role, positions, match.group().strip(), start, end, pronoun, bool(match.group("rest")), but)
@@ -144,7 +156,10 @@ def _plausible(match: re.Match[str], role: str, before: str, after: str) -> bool
         return False  # "the last ones were too scary": the last list, not one card
     if match.group("ords") and not re.search(rf"\s{_CARD}\b", match.group(), re.I):
         named = match.group().lower().startswith(("the", "that")) or len(ordinals) > 1  # "3rd and 4th"
-        return named and (not after or bool(_role_after(after)))
+        listed = after.split()[:1] in (["and"], ["or"])  # "seen the first, the third and #5"
+        return named and (not after or listed or bool(_role_after(after)[0]))
+    if (match.group("plural") or match.group("all") and re.search(r"\d", match.group())) and after:
+        return bool(_role_after(after)[0])  # "seen the first two godfathers", "all 3 godfather films": no cards
     if match.group("rest"):
         return bool(role)  # "the first two are good, the rest meh"
     if match.group("those"):
@@ -162,14 +177,15 @@ def _positions(match: re.Match[str], group: str = "") -> tuple[int, ...] | None:
     ordinals = match.group(group or "ords")
     if ordinals and re.match(rf"\s*(?:the\s+)?(?:{_ORD})\b", ordinals, re.I):
         words = re.findall(rf"\b(?:{_ORD})\b", ordinals, re.I)
-        return tuple(dict.fromkeys(_ORDINALS[" ".join(w.lower().split())] for w in words))
+        found = [_ORDINALS.get(" ".join(w.lower().split())) for w in words]  # "fırst": re.I matches, .lower() not
+        return tuple(dict.fromkeys(p for p in found if p is not None))
     numbered = match.group(group) if group else match.group("nums") or match.group("bare")
     if numbered:
         numbers = re.findall(_NUM, numbered, re.I)
-        values = [int(n) if n.isdigit() else _NUMBERS[n.lower()] for n in numbers]
+        values = [int(n) if n.isdigit() else _NUMBERS.get(n.lower(), 0) for n in numbers]
         return tuple(dict.fromkeys(v - 1 for v in values if 1 <= v <= 50))
     if match.group("plural"):
-        count = _COUNTS[match.group("count").lower()]
+        count = _COUNTS.get(match.group("count").lower(), 0)
         side = match.group("side").lower()
         return tuple(range(count)) if side in {"first", "top"} else tuple(range(-count, 0))
     if group:
@@ -186,11 +202,23 @@ def _role_before(before: str) -> tuple[str, int]:
     return "", len(before)
 
 
-def _role_after(after: str) -> str:
+def _role_after(after: str) -> tuple[str, int]:
+    """The role the words just after a reference give it ("looks boring"), and how many words say it."""
     for role, pattern in _AFTER:
-        if pattern.search(after):
-            return role
-    return ""
+        found = pattern.search(after)
+        if found:
+            return role, len(found.group().split())
+    return "", 0
+
+
+def _span_end(text: str, end: int, words: int) -> int:
+    """Where a reference's span ends: after its ``words`` verdict words ("#2 looks boring"), and over an
+    "and" that joined it to the rest ("seen #3 and I want a comedy" leaves "I want a comedy")."""
+    for _ in range(words):
+        word = re.compile(r"\W*[\w'’]+").match(text, end)
+        end = word.end() if word else end
+    joiner = re.compile(r"\s*(?:,\s*)?and\b", re.I).match(text, end)
+    return joiner.end() if joiner else end
 
 
 def _cue_offset(raw: str, folded_offset: int) -> int:

@@ -17,6 +17,7 @@ from recommender.chat.years import decade, names_years
 
 MAX_NEGATION_GAP = 2  # a negation reaches over at most this many other content words
 # Words that open a year phrase: after a negated genre it is wanted ("a comedy without romance from the 70s").
+_ANYTHING_BUT = {"anything but", "everything but", "other than", "except"}
 YEAR_LEADS = {"from", "after", "before", "since", "until", "till", "pre", "post", "between", "in"}
 
 
@@ -32,16 +33,18 @@ def negation_scope(tokens: list[str], phrases) -> tuple[list[bool], list[int], l
     item_at = {start for start, _, kind, _ in phrases if kind in {"genre", "adult", "recent", "old"}}
     negated, clause, reason = [False] * len(tokens), [0] * len(tokens), [False] * len(tokens)
     number, state, gap, governed, i, explains = 0, False, 0, False, 0, False
-    genre_governed = False  # the negation has governed a genre: a year after it is wanted ("no romance from the 70s")
+    genre_governed = False  # the negation has governed a genre: a year after it may be wanted (``_wanted_years``)
+    wanted_before = False  # a wanted genre, or "anything but", came first: the years describe what is wanted
     while i < len(tokens):
         token = tokens[i]
         n, kind = at.get(i, (1, ""))
-        if state and genre_governed and not kind and (token in YEAR_LEADS or names_years(token)):
+        if state and genre_governed and not kind and _wanted_years(tokens, i, wanted_before):
             state = False
         if kind == "idle":
             state = False
         elif kind == "neg":
             state, gap, governed, genre_governed = True, 0, False, False
+            wanted_before = wanted_before or " ".join(tokens[i : i + n]) in _ANYTHING_BUT
         elif token in {",", ";", ".", "!", "?", ":"} | CLAUSE_WORDS or (
             token in {"and", "or"} and not _continues(tokens, i, item_at)
         ):
@@ -51,6 +54,7 @@ def negation_scope(tokens: list[str], phrases) -> tuple[list[bool], list[int], l
         elif kind or names_years(token):
             gap, governed = 0, governed or state
             genre_governed = genre_governed or state and kind in {"genre", "adult"}
+            wanted_before = wanted_before or not state and kind == "genre"
         elif state and governed and token in RESUME:
             state = False
         elif state and token not in TRANSPARENT and token not in YEAR_WORDS and token not in FILLERS:
@@ -60,6 +64,21 @@ def negation_scope(tokens: list[str], phrases) -> tuple[list[bool], list[int], l
             negated[k], clause[k], reason[k] = state and kind != "neg", number, explains
         i += n
     return negated, clause, reason
+
+
+def _wanted_years(tokens: list[str], i: int, wanted_before: bool) -> bool:
+    """True when the year phrase at ``i``, after a negated genre, is wanted rather than negated: after a wanted
+    genre or "anything but" ("a comedy without romance from the 70s", "anything but horror from after 1990"),
+    and a decade or year said as a range ("no horror from the 80s"); a bound alone stays negated ("no horror
+    before 1980": nothing before 1980)."""
+    if not (tokens[i] in YEAR_LEADS or names_years(tokens[i])) or i and tokens[i - 1] in YEAR_LEADS | {"the"}:
+        return False  # not the first word of a year phrase
+    if wanted_before:
+        return True
+    following = [t for t in tokens[i : i + 3] if t != "the"]
+    return (
+        names_years(following[0]) or following[0] in {"from", "in"} and len(following) > 1 and names_years(following[1])
+    )
 
 
 def _continues(tokens: list[str], i: int, item_at: set[int]) -> bool:

@@ -232,8 +232,8 @@ def _years(state: ConversationState, refinement: Refinement) -> tuple[int | None
     low, high = state.year_min, state.year_max
     if refinement.year_relative == "older" and low is not None:
         return None, low - 1  # "the 90s", then "hmm older": before 1990
-    if refinement.year_relative == "newer" and high is not None:
-        return high + 1, None  # "the 70s", then "newer": from 1980
+    if refinement.year_relative == "newer" and high is not None:  # "the 70s", then "newer": from 1980
+        return min(high + 1, refinement.year_min or high + 1), None  # "the 90s", then "newer": the last years
     if refinement.year_min is not None:
         new = refinement.year_min
         if low is not None and high is not None and new <= high:

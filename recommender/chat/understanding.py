@@ -163,10 +163,15 @@ _LEXICON: weakref.WeakKeyDictionary[Catalog, dict] = weakref.WeakKeyDictionary()
 
 def _tokens(text: str) -> list[str]:
     text = re.sub(r"((?:18|19|20)\d\d)\s*[-–]\s*((?:18|19|20)\d\d)", r"\1 to \2", text)
-    text = re.sub(r"\b([2-9]\d)\s*[-–]\s*([2-9]\d)\b(?!\s*(?:min|minutes|mins|%))", _short_span, text)  # "90-95 dramas"
+    text = _SHORT_SPAN.sub(_short_span, text)  # "90-95 dramas"; not "30-40 year olds", "20-30 films"
     text = re.sub(r"\bw/o\b", "without", text, flags=re.I)  # "something w/o violence"
     raw = re.findall(r"[^\W_]+(?:['’][^\W_]+)*|[,;.!?:]", text)
     return [t for t in (fold(t) if t not in ",;.!?:" else t for t in raw) for t in t.split() or [""] if t]
+
+
+_SHORT_SPAN = re.compile(
+    r"\b([3-9]\d)\s*[-–]\s*([3-9]\d)\b(?!\s*(?:min|hour|hr|year|yr|film|movie|flick|pick|%))", re.I
+)
 
 
 def _short_span(match: re.Match[str]) -> str:
@@ -237,9 +242,10 @@ def _parse_rest(text: str, catalog: Catalog, anchor: int | None = None) -> _Rest
     valid = catalog.years[catalog.years > 0]
     years = YearParser(int(valid.min()) if len(valid) else None, int(valid.max()) if len(valid) else None)
     genres: dict[str, list] = {"include": [], "exclude": []}  # (genre, soft) pairs for the exclusions
-    war_eras(tokens, used, years)  # "pre-war films": years, not the War genre
+    war_eras(tokens, used, years, lambda i: negated[i])  # "pre-war films": years, not the War genre
     lifted = lifted_tokens(tokens, clause, negated)
     lift_genres, lift_all_genres, lift_years, allowed, relative = [], False, False, [], ""
+    allowed_clauses = {clause[s] for s, n, kind, _ in phrases if kind == "genre" and allowed_again(tokens, s + n)}
     for i, token in enumerate(tokens):
         if lifted[i] and (token in LIFT_YEAR_WORDS or names_years(token)):
             lift_years, used[i] = True, True  # "forget the year", "drop the 90s"
@@ -258,8 +264,8 @@ def _parse_rest(text: str, catalog: Catalog, anchor: int | None = None) -> _Rest
         if kind == "genre" and lifted[start]:
             lift_genres += names  # "remove the romance filter"
         elif kind == "genre":
-            if allowed_again(tokens, start + n):
-                allowed += names  # "war is fine": no longer excluded, else wanted too
+            if clause[start] in allowed_clauses:
+                allowed += names  # "war is fine", "war and horror are fine": no longer excluded, else wanted
             complained = complained_about(tokens, start + n, clause)  # "westerns are boring"
             less = wants_less(tokens, start)  # "too scary": less of it, a refinement
             for name in names:
@@ -288,14 +294,15 @@ def _parse_rest(text: str, catalog: Catalog, anchor: int | None = None) -> _Rest
             else:
                 _era_bound(years, kind == "recent", bool(names), neg or wants_less(tokens, start))  # "too old": newer
     parse_years(tokens, used, years, lambda i: negated[i])
-    if relative and not years.ranges:  # "older, like the 80s": the decade says how much older
+    if years.ranges or years.lower is not None or years.upper is not None:
+        relative = ""  # "older, like the 80s", "1970 or older", "older but not before 1980": the years say it
+    elif relative:
         _era_bound(years, relative == "newer", False, False)
     query, avoid = [], []
     for i, token in enumerate(tokens):
         if used[i] or token in _NOT_QUERY or not token[0].isalnum() or token.isdigit():
             continue
         (avoid if negated[i] or wants_less(tokens, i) or token in COMPLAINT_WORDS else query).append(token)
-    relative = "" if years.ranges else relative
     return _Rest(genres, years, k, query, avoid, _adds(tokens), lift_genres, lift_all_genres, lift_years, allowed,
                  relative)  # fmt: skip
 
@@ -442,7 +449,7 @@ def _titles_and_cards(cleaned: str, shown: Sequence[str], matcher: TitleMatcher,
     cleaned = blank(cleaned, [r for r in refs if not r.pronoun])
     found, misses, consumed = titles_after_cues(cleaned, matcher, vocabulary)
     if any(found.values()) or misses:
-        refs = [r for r in refs if not r.pronoun]  # "I watched Heat and loved it": "it" is Heat
+        refs = [r for r in refs if not r.pronoun and r.positions is not None]  # "loved Heat, seen them": the titles
     notes += point_at_cards(refs, tuple(str(i) for i in shown), matcher.catalog, found)
     return cleaned, blank(cleaned, refs), found, misses, consumed
 

@@ -85,14 +85,23 @@ class YearParser:
         return lo, hi, bool(self.ranges)
 
 
-def _last_years(tokens: list[str], used: list[bool], years: YearParser) -> None:
-    """ "the last 5 years", "past ten years", "the last decade": a lower bound counted back from the
-    catalogue's newest year (a catalogue that ends in 1998 has no films from this year)."""
+def _last_years(tokens: list[str], used: list[bool], years: YearParser, negated_at) -> None:
+    """ "the last 5 years", "past ten years", "the last decade", "(nothing) older than 20 years": a bound
+    counted back from the catalogue's newest year (a catalogue that ends in 1998 has no films from this year)."""
     for i in range(len(tokens) - 1):
-        if used[i] or tokens[i] not in {"last", "past"} or not years.newest:
+        if used[i] or not years.newest:
+            continue
+        if tokens[i] in {"older", "newer"} and tokens[i + 1 : i + 2] in (["than"], ["then"]):
+            span = _count(tokens[i + 2] if i + 2 < len(tokens) else "")
+            if span and tokens[i + 3 : i + 4] in (["years"], ["yrs"]):
+                older = (tokens[i] == "older") != negated_at(i)  # "nothing older than 20 years": from 1978
+                years.bound(**({"upper": years.newest - span} if older else {"lower": years.newest - span + 1}))
+                used[i : i + 4] = [True] * 4
+            continue
+        if tokens[i] not in {"last", "past"}:
             continue
         count = tokens[i + 1]
-        span = int(count) if count.isdigit() and len(count) <= 2 else NUMBER_WORDS.get(count)
+        span = _count(count)
         unit = tokens[i + 2] if i + 2 < len(tokens) else ""
         if span and unit in {"years", "year", "yrs"}:
             years.bound(lower=years.newest - span + 1)
@@ -102,14 +111,21 @@ def _last_years(tokens: list[str], used: list[bool], years: YearParser) -> None:
             used[i : i + 2] = [True] * 2
 
 
-def war_eras(tokens: list[str], used: list[bool], years: YearParser) -> None:
-    """ "pre-war films" (before 1939) and "post-war" (1945-1959): years, so the word "war" asks for no War film."""
+def _count(token: str) -> int | None:
+    return int(token) if token.isdigit() and len(token) <= 2 else NUMBER_WORDS.get(token)
+
+
+def war_eras(tokens: list[str], used: list[bool], years: YearParser, negated_at) -> None:
+    """ "pre-war films" (before 1939) and "post-war" (1945-1959): years, so the word "war" asks for no War film;
+    "no pre-war films" is from 1939 on."""
     for i, token in enumerate(tokens):
         after = token in {"pre", "post"} and i + 1 < len(tokens) and tokens[i + 1] == "war"
         if not (after or token in {"prewar", "postwar"}) or used[i]:
             continue
         if token.startswith("pre"):
-            years.bound(upper=1938)
+            years.bound(**({"lower": 1939} if negated_at(i) else {"upper": 1938}))
+        elif negated_at(i):
+            years.bound(lower=1960)
         else:
             years.ranges.append((1945, 1959))
         used[i : i + (2 if after else 1)] = [True] * (2 if after else 1)
@@ -117,6 +133,8 @@ def war_eras(tokens: list[str], used: list[bool], years: YearParser) -> None:
 
 _OR_LATER = re.compile(r"(?:or|and) (?:later|after|newer|up|since)\b")
 _OR_EARLIER = re.compile(r"(?:or|and) (?:earlier|before|older)\b")
+_UNITS = {"minutes", "minute", "mins", "min", "hours", "hour", "hrs", "years", "year", "yrs", "yo", "percent", "films",
+          "movies", "people", "stars", "star"}  # fmt: skip
 _SHORT_YEAR_LEADS = BEFORE_YEAR | AFTER_YEAR | {"than", "then", "between"}
 
 
@@ -128,15 +146,17 @@ def _short_year(tokens: list[str], i: int) -> int | None:
     lead = tokens[i - 1]
     if lead in {"and", "to"} and i >= 2 and re.fullmatch(r"\d\d|(?:18|19|20)\d\d", tokens[i - 2]):
         lead = tokens[i - 3] if i >= 3 else ""  # "between 85 and 90": the second year follows the first
-    if lead not in _SHORT_YEAR_LEADS:
-        return None
+    if lead not in _SHORT_YEAR_LEADS or tokens[i + 1 : i + 2] and tokens[i + 1] in _UNITS:
+        return None  # "less than 90 minutes", "older than 10 years"
+    if lead in {"than", "then"} and (i < 2 or tokens[i - 2] not in COMPARATIVES):
+        return None  # "newer than 95", not "less than 90"
     value = int(tokens[i])
     return 2000 + value if value < 20 else 1900 + value
 
 
 def parse_years(tokens: list[str], used: list[bool], years: YearParser, negated_at) -> None:
     """Mark the year tokens in ``tokens`` as used and record their bounds in ``years``."""
-    _last_years(tokens, used, years)
+    _last_years(tokens, used, years, negated_at)
     for i, token in enumerate(tokens):
         if used[i]:
             continue
