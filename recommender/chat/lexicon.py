@@ -140,7 +140,7 @@ FILLERS = TRANSPARENT | {
     "preferably", "filter", "limit", "limits", "restriction", "restrictions", "requirement", "exclusion",
     "exclusions", "matter", "decade", "decades", "era", "u", "r", "ur", "idc", "thing", "gimme", "lemme", "wanna",
     "gonna", "entertain", "looks", "seems", "sound", "released", "around", "circa", "roughly", "approximately",
-    "born", "childhood", "here", "most", "forth", "thatll", "itll", "da", "sumthin", "somethin", "smth", "tonite",
+    "born", "childhood", "here", "most", "forth", "thatll", "itll", "da", "sumthin", "smth", "tonite",
     "nite", "2nite",
 }  # fmt: skip
 # Words that steer a conversation but name nothing to look for ("no horror though", "comedies anyway",
