@@ -34,7 +34,7 @@ _AND = r"\s*(?:,|&|\band\b|\bor\b|\bnor\b)\s*"
 _REFERENCE = re.compile(
     rf"(?P<plural>\bthe\s+(?P<side>first|last|top|bottom)\s+(?P<count>two|three|four|five|[2-5])\b(?:\s+{_CARD})?)|"
     rf"(?P<ords>(?:\bthe\s+)?\b(?:{_ORD})\b(?:{_AND}(?:the\s+)?(?:{_ORD})\b)*(?:\s+{_CARD}\b)?)|"
-    rf"(?P<nums>(?:#\s*|\bnumbers?\s+|\bno\.\s*|\bnr\.?\s*|\boptions?\s+){_NUM}(?:{_AND}(?:#\s*)?{_NUM})*)|"
+    rf"(?P<nums>(?:#\s*|\bnumbers?\s+|\bno\.\s*|\bnr\.?\s*|\boptions?\s+){_NUM}(?:{_AND}(?:#\s*|number\s+)?{_NUM})*)|"
     rf"(?P<allbut>\b(?:all(?:\s+of\s+(?:them|these|those))?|everything|every one|any)\s+"
     rf"(?:but|except(?:\s+for)?|apart from|other than|besides)\s+"
     rf"(?P<but>(?:the\s+)?(?:{_ORD})\b(?:{_AND}(?:the\s+)?(?:{_ORD})\b)*(?:\s+{_CARD}\b)?|"
@@ -45,7 +45,7 @@ _REFERENCE = re.compile(
     r"\b(?:everything|all)\s+(?:(?:you|u)\s+(?:just\s+)?(?:showed|have shown|ve shown|suggested|recommended|picked)|"
     r"on (?:the |this )?(?:screen|list|page)|(?:here|so far)\b))|"
     r"(?P<rest>\bthe\s+(?:rest|others|other (?:ones|films|movies)|remaining ones)\b|\ball\s+the\s+others\b)|"
-    r"(?P<those>\b(?:any\s+of\s+)?(?:those|these|them|em)\b|(?<=\s)'em\b)|"  # with "seen" or a verdict only
+    r"(?P<those>\b(?:any\s+of\s+)?(?:those|these|them|em|both)\b|(?<=\s)'em\b)|"  # with "seen" or a verdict only
     rf"(?P<bare>(?<![#\w])[1-9](?:{_AND}[1-9])*\b)|"
     r"(?P<pronoun>\b(?:that|this)\s+one\b|\b(?:it|that|this)\b(?=\s*(?:already|before|too|again|[,.!?]|$)))",
     re.I,
@@ -57,6 +57,7 @@ _ROLES_BEFORE = (  # the clause's words just before the reference, folded, in th
     ("ignored", r"(?:dont|didnt|do not|did not)\s+(?:really\s+)?(?:hate|dislike|mind)"),  # "I don't hate #1"
     ("dislike", r"(?:(?:didnt|dont|do not|did not)\s+(?:really\s+|much\s+)?(?:like|love|enjoy|want)|hated?|disliked?|"
                 r"not (?:really\s+)?(?:a\s+)?(?:big\s+)?fan of|cant stand|not into|not feeling|not keen on)"),
+    ("dislike", r"(?:meh|nah|nope|pass)(?:\s+(?:on|to|for))?|no to|thumbs down(?:\s+(?:on|to|for))?"),
     ("dislike", r"(?:not|never|dont|didnt|do not|did not|wasnt|am not|im not)\s+(?:really\s+|that\s+)?"
                 r"(?:interested in|into|keen on|liked?|loved?|enjoyed|a fan of)"),
     ("exclude", r"(?:nothing|no more|not|less|anything but|everything but)\s+(?:\w+\s+)?like|anything but|"
@@ -76,10 +77,12 @@ _LOOK = r"(?:looks?|sounds?|seems?|is|was|are|were|s)\s+(?:so\s+|really\s+|prett
 _AFTER = (
     ("seen", re.compile(r"^(?:(?:i|ive|i have|we|weve)\s+)?(?:already\s+|seen\s+already|)(?:seen|watched|saw)\b|"
                         r"^(?:i|ive|i have)\s+(?:already\s+)?(?:seen|watched|saw)\b")),
-    ("dislike", re.compile(rf"^(?:{_LOOK})?(?:{'|'.join(BAD_VERDICTS)}|lame|stupid|dumb|silly|cheesy|weird|bleh)\b|"
+    ("dislike", re.compile(rf"^(?:{_LOOK})?(?:{'|'.join(BAD_VERDICTS)}|lame|stupid|dumb|silly|cheesy|weird|bleh|bleak|"
+                           r"nope|nah|pass|no)\b|^(?:looks?|sounds?|seems?|is|was|s)\s+(?:way\s+)?too\s+\w+|"
                            r"^(?:isnt|is not|doesnt|does not|dont|wasnt)\s+(?:really\s+)?(?:my thing|for me|"
                            r"look good|sound good|appeal|interest me|do it for me)\b")),
     ("liked", re.compile(rf"^(?:{_LOOK})?(?:{'|'.join(GOOD_VERDICTS)}|interesting|cool|nice|fun|promising|up my alley|"
+                         r"decent|solid|watchable|good enough|yes|yep|"
                          r"my thing|exactly what|what i want|it|my (?:all time )?(?:fav|fave|favou?rite))\b")),
 )  # fmt: skip
 # Where a reference's clause ends; a list of cards ("seen the first, the third and #5") shares its role by
@@ -126,13 +129,16 @@ def card_references(text: str) -> list[CardRef]:
         after = _fold(text[match.end() : clause_end])
         role, cue_start = _role_before(before)
         joined = refs and re.fullmatch(_AND + r"(?:the\s+)?", text[joined_from : match.start()] or " ", re.I)
-        role = role or _role_after(after)[0] or (refs[-1].role if joined else "")
+        ditto = refs and after in {"too", "as well", "also"}  # "#2 was great, #5 too"
+        role = role or _role_after(after)[0] or (refs[-1].role if joined or ditto else "")
         if not _plausible(match, role, before, after):
             continue
         if match.group("ords") or match.group("nums") or match.group("plural") or match.group("bare"):
             pointed = positions
         later = text[clause_end:]  # "3rd and 4th, seen em": a later clause says what they are
-        alone = re.fullmatch(_POLITE, after) and not re.search(r"\b(?:it|them|em|those|these|that one)\b", later, re.I)
+        alone = re.fullmatch(_POLITE, after) and not re.search(
+            r"\b(?:it|them|em|those|these|both|that one)\b", later, re.I
+        )
         if not role and alone and (not before or re.fullmatch(_OPENERS, before + " ")):
             role = "like"  # the whole message is "the second one": more like it
         if not role and not (match.group("nums") or re.search(rf"\s{_CARD}\b|\s(?:and|&)\s", match.group(), re.I)):
@@ -165,7 +171,9 @@ def _plausible(match: re.Match[str], role: str, before: str, after: str) -> bool
     if match.group("those"):
         return role in {"seen", "dislike"}  # "I've seen those", "these look boring", "I don't like any of these"
     if match.group("bare"):  # "seen 1 and 3 already", "something like 5"; not "seen 2 westerns", "I'd like 5"
-        return bool(role and re.fullmatch(_POLITE, after) and not re.search(r"\b(?:id|would|wd|i)\s+like$", before))
+        opens = not before or re.fullmatch(_OPENERS, before + " ")  # "2 and 4 look decent", not "star trek 3 was"
+        verdict = re.fullmatch(_POLITE, after) or opens and _role_after(after)[0]
+        return bool(role and verdict and not re.search(r"\b(?:id|would|wd|i)\s+like$", before))
     if match.group("pronoun") and not match.group().lower().endswith("one"):
         return role in {"seen", "liked", "dislike"}  # "loved it!"; "more like that" / "not that" say no card
     return True

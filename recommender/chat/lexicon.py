@@ -15,14 +15,16 @@ GENRE_SYNONYMS: dict[str, tuple[str, ...]] = {
     "Animation": ("animation", "animated", "cartoon", "cartoons", "anime", "animacion", "dessin anime",
                   "zeichentrick"),
     "Children's": ("children", "childrens", "for kids", "for the kids", "kids", "kid", "kid friendly", "family",
-                   "family friendly", "year old", "years old", "toddler", "toddlers", "little ones", "infantil",
+                   "family friendly", "year old", "years old", "yr old", "yrs old", "toddler", "toddlers",
+                   "little ones", "infantil",
                    "enfants", "kinder", "kinderfilm", "kiddie", "kiddy"),
     "Comedy": ("comedy", "comedies", "funny", "funnier", "hilarious", "humor", "humour", "humorous", "laughs",
                "laugh", "a good laugh", "comedic", "lighthearted", "light hearted", "feel good", "feelgood",
                "uplifting", "fun", "silly", "comedia", "comedias", "comedie", "comedies", "komodie", "komoedie",
                "lustig", "lustiger", "lustige", "lustigen", "divertida", "divertido", "drole", "gracioso", "lighter",
                "cozy", "cosy", "daft"),
-    "Crime": ("crime", "criminal", "gangster", "gangsters", "mafia", "mob", "heist", "heists", "policier", "gritty"),
+    "Crime": ("crime", "criminal", "gangster", "gangsters", "mafia", "mob", "heist", "heists", "policier", "gritty",
+              "caper", "capers"),
     "Documentary": ("documentary", "documentaries", "doc", "docs", "nonfiction", "documental", "documentaire",
                     "dokumentation", "dokumentarfilm"),
     "Drama": ("drama", "dramas", "dramatic", "moving", "touching", "sad", "tearjerker", "tearjerkers", "tear jerker",
@@ -32,7 +34,8 @@ GENRE_SYNONYMS: dict[str, tuple[str, ...]] = {
     "Film-Noir": ("film noir", "noir"),
     "Horror": ("horror", "scary", "frightening", "terrifying", "creepy", "spooky", "slasher", "slashers", "gore",
                "gory", "zombie", "zombies", "scared", "scare", "scares", "halloween", "horrorfilm", "horrorfilme",
-               "horreur", "dhorreur", "terror", "miedo", "peur", "scarier", "creepier", "spookier", "monster",
+               "horreur", "dhorreur", "terror", "miedo", "peur", "scarier", "creepier", "spookier", "nightmares",
+               "monster",
                "monsters"),
     "Musical": ("musical", "musicals", "singing", "song and dance", "musicales", "comedie musicale"),
     "Mystery": ("mystery", "mysteries", "mysterious", "whodunit", "whodunnit", "detective", "detectives", "sleuth",
@@ -52,6 +55,9 @@ GENRE_SYNONYMS: dict[str, tuple[str, ...]] = {
 MULTI_GENRE = {"romcom": ("Romance", "Comedy"), "romcoms": ("Romance", "Comedy"), "rom com": ("Romance", "Comedy"),
                "rom coms": ("Romance", "Comedy"), "romantic comedy": ("Romance", "Comedy")}  # fmt: skip
 # A few words in scripts without spaces between words (or not folded to ASCII): found inside a token.
+# Chat-speak for the words the parser reads: "from b4 1985", "frm the 80s".
+CHAT_SPEAK = {"b4": "before", "frm": "from", "bfore": "before", "aftr": "after", "wiv": "with", "cuz": "because",
+              "bc": "because"}  # fmt: skip
 # Emoji people use for a kind of film, read as the word they stand for.
 EMOJI_WORDS = {"🤠": "western", "👻": "spooky", "🎃": "halloween", "😱": "scary", "💀": "horror", "🧟": "zombies",
                "😂": "funny", "🤣": "funny", "😆": "funny", "😭": "sad", "💔": "sad", "😢": "sad", "❤️": "romantic",
@@ -63,7 +69,8 @@ SCRIPT_GENRES = {"喜剧": "Comedy", "喜劇": "Comedy", "コメディ": "Comedy
 # "for adults": leave out children's films (Animation stays: "animated but for grown ups").
 ADULT_PHRASES = ("for adults", "adults only", "adult", "adults", "grown up", "grown ups", "grownup", "grownups",
                  "for grown ups", "mature")  # fmt: skip
-NEGATOR_PHRASES = ("no", "not", "dont", "doesnt", "didnt", "wont", "without", "nothing", "none", "avoid", "except",
+NEGATOR_PHRASES = ("rather than", "no", "not", "dont", "doesnt", "didnt", "wont", "without", "nothing", "none", "avoid",
+                   "except",
                    "never", "neither", "nor", "hate", "hates", "hated", "dislike", "dislikes", "detest", "loathe",
                    "arent", "isnt", "skip", "exclude", "excluding", "minus", "rather not",
                    "anything but", "everything but", "other than", "no more", "sick of", "tired of", "enough of",
@@ -75,7 +82,10 @@ NEGATOR_PHRASES = ("no", "not", "dont", "doesnt", "didnt", "wont", "without", "n
 # Phrases that hold a negator word but negate nothing.
 NEGATOR_WORDS = {phrase for phrase in NEGATOR_PHRASES if " " not in phrase}
 IDLE_PHRASES = ("never mind", "nevermind", "no thanks", "no thank you", "not sure", "dont know", "dont mind",
-                "dont care", "no idea", "nothing but", "no matter", "not bad",
+                "dont care", "no idea", "nothing but", "no matter", "not bad", "doesnt matter", "does not matter",
+                "why not", "why dont", "how about",
+                # a child's fear explains, it asks for nothing: "my youngest gets scared easily"
+                "gets scared", "get scared", "scared easily", "scares easily", "easily scared",
                 # questions that ask for what follows: "don't you have any horror?", "isn't there a western?"
                 "dont you", "dont u", "do you not", "isnt there", "arent there", "is there not", "havent you got",
                 "have you not got",
@@ -139,7 +149,7 @@ FILLERS = TRANSPARENT | {
     "friends", "pal", "sir", "quick", "quickly", "either", "last", "previous", "less", "somewhere", "its",
     "preferably", "filter", "limit", "limits", "restriction", "restrictions", "requirement", "exclusion",
     "exclusions", "matter", "decade", "decades", "era", "u", "r", "ur", "idc", "thing", "gimme", "lemme", "wanna",
-    "gonna", "entertain", "looks", "seems", "sound", "released", "around", "circa", "roughly", "approximately",
+    "gonna", "entertain", "looks", "seems", "sound", "combo", "released", "around", "circa", "roughly", "approximately",
     "born", "childhood", "here", "most", "forth", "thatll", "itll", "da", "sumthin", "smth", "tonite",
     "nite", "2nite",
 }  # fmt: skip
@@ -272,7 +282,8 @@ AMBIGUOUS_COUNT_LEADS = {"just", "only", "a", "top", "me", "give", "recommend", 
 # The only other words of a message that is a count: "actually 5", "make it 5 please", "just give me 3".
 BARE_COUNT_WORDS = {"actually", "make", "it", "please", "pls", "plz", "just", "only", "ok", "okay", "lets", "do",
                     "say", "maybe", "instead", "then", "how", "about", "now", "give", "me", "show", "more", "like",
-                    "um", "hmm", "nah", "no", "rather", ",", ".", "!", "?", "of", "them", "those", "us"}  # fmt: skip
+                    "um", "hmm", "nah", "no", "rather", ",", ".", "!", "?", "of", "them", "those", "us", "i", "id",
+                    "would", "want", "can", "could", "you", "get"}  # fmt: skip
 COUNT_MARKERS = {"top", "just", "only", "exactly"}
 
 # Years (``years``): a decade's part ("early 90s": its first four years, offsets from the decade's start);
@@ -293,7 +304,7 @@ FROM_ON = {"on", "onwards", "onward"}
 # Genres and ages (``understanding``): "new" is recent before these (and a count noun or a genre);
 # "a 6 year old" is a child only after a number; black-and-white phrases are "old", older still.
 NEW_THINGS = {"stuff", "releases", "release"}
-AGE_PHRASES = {"year old", "years old"}
+AGE_PHRASES = {"year old", "years old", "yr old", "yrs old"}
 BLACK_AND_WHITE_PHRASES = ("black and white", "b w", "silent", "silent era")
 # Words after a cue that are no title ("like from the 90s"), besides the lexicon's phrases and decades.
 # "not a fan" (of what was shown) names no film, though "a fan" is how "The Fan" is typed.

@@ -35,6 +35,7 @@ def negation_scope(tokens: list[str], phrases) -> tuple[list[bool], list[int], l
     number, state, gap, governed, i, explains = 0, False, 0, False, 0, False
     genre_governed = False  # the negation has governed a genre: a year after it may be wanted (``_wanted_years``)
     wanted_before = False  # a wanted genre, or "anything but", came first: the years describe what is wanted
+    rather = False  # "rather" in this clause: a "than" after it negates what follows
     while i < len(tokens):
         token = tokens[i]
         n, kind = at.get(i, (1, ""))
@@ -42,13 +43,13 @@ def negation_scope(tokens: list[str], phrases) -> tuple[list[bool], list[int], l
             state = False
         if kind == "idle":
             state = False
-        elif kind == "neg":
+        elif kind == "neg" or token == "than" and rather:  # "rather a western than a war film"
             state, gap, governed, genre_governed = True, 0, False, False
             wanted_before = wanted_before or " ".join(tokens[i : i + n]) in _ANYTHING_BUT
         elif token in {",", ";", ".", "!", "?", ":"} | CLAUSE_WORDS or (
             token in {"and", "or"} and not _continues(tokens, i, item_at)
         ):
-            number, state, explains = number + 1, False, token in REASON_WORDS
+            number, state, explains, rather = number + 1, False, token in REASON_WORDS, False
         elif token in {"and", "or"}:
             genre_governed = False  # the list goes on: "no westerns or anything before 1960" negates the years
         elif kind or names_years(token):
@@ -60,8 +61,13 @@ def negation_scope(tokens: list[str], phrases) -> tuple[list[bool], list[int], l
         elif state and token not in TRANSPARENT and token not in YEAR_WORDS and token not in FILLERS:
             gap += 1
             state = gap <= MAX_NEGATION_GAP
+        rather = rather or token == "rather"
         for k in range(i, i + n):
-            negated[k], clause[k], reason[k] = state and kind != "neg", number, explains
+            negated[k], clause[k], reason[k] = (
+                state and kind != "neg" and not (token == "than" and rather),
+                number,
+                explains,
+            )
         i += n
     return negated, clause, reason
 

@@ -69,6 +69,19 @@ def complained_about(tokens: list[str], end: int, clause: list[int]) -> bool:
     return False
 
 
+_FED_UP = re.compile(
+    r"\b(?:done with|sick of|tired of|bored of|bored with|fed up with|over) (?:it|them|those|that)\b|"
+    r"\bhad enough\b"
+)
+
+
+def fed_up_after(tokens: list[str], end: int) -> bool:
+    """True when the rest of the sentence after a genre phrase ending at ``end`` says the person has had enough
+    of it: "my roommate keeps picking depressing dramas and I'm done with it"."""
+    stop = next((j for j in range(end, len(tokens)) if tokens[j] in {".", "!", "?", ";"}), len(tokens))
+    return bool(_FED_UP.search(" ".join(tokens[end:stop])))
+
+
 def wants_less(tokens: list[str], i: int) -> bool:
     """True when the token at ``i`` follows "too", "overly" or "less" ("too violent", "way too much violence")."""
     j = i - 1

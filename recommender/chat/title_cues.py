@@ -175,7 +175,9 @@ def titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
                 used = max(1, sum(1 for w in words if w.start() < offset + fragment.end))
                 fragments += 1
             else:
-                match, used = match_span(matcher, words, strict=name in {"exclude", "like_bare"})
+                article = re.match(r"(?:a|an)\s+[a-z]", text[end + offset : stop])  # "more like a caper" is no Casper
+                strict = name in {"exclude", "like_bare"} or bool(article)
+                match, used = match_span(matcher, words, strict=strict, fuzzy=not article)
                 if match is None:
                     break
                 cue_matches.append(match)

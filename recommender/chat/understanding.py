@@ -27,6 +27,7 @@ from recommender.chat.lexicon import (
     AGE_PHRASES,
     BLACK_AND_WHITE_GAP,
     BLACK_AND_WHITE_PHRASES,
+    CHAT_SPEAK,
     COMPLAINT_WORDS,
     COUNT_NOUNS,
     DECADE_WORDS,
@@ -59,6 +60,7 @@ from recommender.chat.slips import known_words, mend_slips, slip
 from recommender.chat.stances import (
     allowed_again,
     complained_about,
+    fed_up_after,
     lifted_tokens,
     pronoun_verdicts,
     wants_less,
@@ -165,10 +167,12 @@ def _tokens(text: str) -> list[str]:
     text = re.sub(r"((?:18|19|20)\d\d)\s*[-–]\s*((?:18|19|20)\d\d)", r"\1 to \2", text)
     text = _SHORT_SPAN.sub(_short_span, text)  # "90-95 dramas"; not "30-40 year olds", "20-30 films"
     text = re.sub(r"\bw/o\b", "without", text, flags=re.I)  # "something w/o violence"
+    text = _CHAT_SPEAK.sub(lambda m: CHAT_SPEAK[m.group().lower()], text)  # "from b4 1985"
     raw = re.findall(r"[^\W_]+(?:['’][^\W_]+)*|[,;.!?:]", text)
     return [t for t in (fold(t) if t not in ",;.!?:" else t for t in raw) for t in t.split() or [""] if t]
 
 
+_CHAT_SPEAK = re.compile(r"\b(?:" + "|".join(CHAT_SPEAK) + r")\b", re.I)
 _SHORT_SPAN = re.compile(
     r"\b([3-9]\d)\s*[-–]\s*([3-9]\d)\b(?!\s*(?:min|hour|hr|year|yr|film|movie|flick|pick|%))", re.I
 )
@@ -266,7 +270,7 @@ def _parse_rest(text: str, catalog: Catalog, anchor: int | None = None) -> _Rest
         elif kind == "genre":
             if clause[start] in allowed_clauses:
                 allowed += names  # "war is fine", "war and horror are fine": no longer excluded, else wanted
-            complained = complained_about(tokens, start + n, clause)  # "westerns are boring"
+            complained = complained_about(tokens, start + n, clause) or fed_up_after(tokens, start + n)
             less = wants_less(tokens, start)  # "too scary": less of it, a refinement
             for name in names:
                 own = fold(name) in {phrase, phrase.rstrip("s")} or phrase in MULTI_GENRE
