@@ -47,6 +47,12 @@ CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
                          r"\bmy\s+(?:all\s+time\s+)?(?:fav|fave|favou?rite)\s+(?:film\s+|movie\s+)?(?:is|was)\s+",
                          re.I)),
     ("seen", re.compile(r"\b(?:i(?:'ve|\s+have)?\s+)?(?:already\s+)?(?:seen|watched|saw)\s+", re.I)),
+    # Years compared with a film: "older than Fargo", "made before Star Wars", "the same era as Chinatown".
+    ("before_film", re.compile(r"\b(?:older than|earlier than|made before|released before|before)\s+", re.I)),
+    ("after_film", re.compile(r"\b(?:newer than|later than|more recent than|made after|released after|after|since)\s+",
+                              re.I)),
+    ("era_film", re.compile(r"\b(?:(?:the\s+)?same (?:era|time|period|decade) as|around the (?:time|era) of|"
+                            r"from the (?:era|time) of)\s+", re.I)),
     ("exclude", re.compile(r"\b(?:" + "|".join(re.escape(c).replace("dont", "don['’]?t")  # typed with or without
                                                for c in sorted(EXCLUDE_CUES, key=len, reverse=True))
                            + r")\s+", re.I)),
@@ -63,6 +69,13 @@ _POSTFIX_GOOD = re.compile(rf"^(?:was|is|were)\s+(?:so\s+|really\s+|pretty\s+)?(
 _YEAR_TOKEN = re.compile(r"^\(?((?:18|19|20)\d\d)\)?$")
 
 
+FILM_YEAR_CUES = {
+    "before_film",
+    "after_film",
+    "era_film",
+    "from_film",
+    "until_film",
+}  # a film that dates the request, no fact about it
 _LIST_JOINS = {"and", "or", "", "meets", "plus"}  # "like Blade Runner meets The Big Sleep"
 MAX_TITLE_CUES = 8  # at most this many "I liked X" phrases are matched per message
 MAX_TITLE_WORDS = 12  # a title cue looks at most this many words ahead
@@ -146,6 +159,7 @@ def titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
     """Find "more like X", "I liked X", "not X" …; returns matches per cue, misses and consumed spans."""
     found: dict[str, list[TitleMatch]] = {name: [] for name, _ in CUES}
     found["ignored"] = []  # "I haven't seen Heat": a title, but no fact about the person
+    found["from_film"], found["until_film"] = [], []  # "nothing older than Fargo", "nothing newer than Heat"
     found["fragment"] = []  # "not another Star Trek": every film whose title holds the words
     misses: list[TitleMiss] = []
     consumed: list[tuple[int, int]] = []
@@ -165,6 +179,10 @@ def titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
         denied = name in {"liked", "seen"} and re.search(r"(?:n'?t|\bnot|\bnever)\s+(?:\w+\s+)?$", text[:start])
         if name in {"like", "like_bare"} and _NEGATION_BEFORE.search(text[_clause_start(text, start) : start]):
             name = "exclude"  # "I don't want anything like Scream": no seed
+        elif name in {"before_film", "after_film"} and _NEGATION_BEFORE.search(
+            text[_clause_start(text, start) : start]
+        ):
+            name = "from_film" if name == "before_film" else "until_film"  # "nothing older than Fargo": 1996 on
         cue_matches, used_end, fragments = [], end, 0
         while words:
             offset = words[0].start()
@@ -176,7 +194,7 @@ def titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
                 fragments += 1
             else:
                 article = re.match(r"(?:a|an)\s+[a-z]", text[end + offset : stop])  # "more like a caper" is no Casper
-                strict = name in {"exclude", "like_bare"} or bool(article)
+                strict = name in {"exclude", "like_bare"} | FILM_YEAR_CUES or bool(article)
                 match, used = match_span(matcher, words, strict=strict, fuzzy=not article)
                 if match is None:
                     break
@@ -195,7 +213,7 @@ def titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
         if cue_matches or fragments:
             found["ignored" if denied else name].extend(cue_matches)
             consumed.append((start, used_end))
-        elif name not in {"exclude", "like_bare"}:
+        elif name not in {"exclude", "like_bare"} | FILM_YEAR_CUES:
             comma = text.find(",", end, stop)
             stop = comma if comma > 0 else stop  # "I liked Qwerty, westerns": the miss ends at the comma
             typed = " ".join(text[end:stop].split()[:MAX_TITLE_WORDS]).strip(" ,.")

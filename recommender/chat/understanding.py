@@ -399,7 +399,7 @@ def parse_message(text: object, catalog: Catalog, shown: Sequence[str] = ()) -> 
     years, k, query = read.years, read.k, read.query
     include, exclude, soft = _resolve_genres(read.genres)
     avoid = soft + read.avoid
-    year_min, year_max, year_set = years.result()
+    year_min, year_max, year_set = _film_years(years.result(), found, catalog)  # "older than Fargo"
     notes += _limit_notes(years, year_min, year_max, avoid, k)
     k = min(k, MAX_K) if k and k > 0 else None
     pronoun_verdicts(found, folded)
@@ -444,6 +444,24 @@ def parse_message(text: object, catalog: Catalog, shown: Sequence[str] = ()) -> 
         notes=tuple(dict.fromkeys(notes)),
         k=k,
     )
+
+
+def _film_years(bounds: tuple, found: dict[str, list], catalog: Catalog) -> tuple[int | None, int | None, bool]:
+    """The year bounds with those a named film sets ("older than Fargo": up to 1995; "after Star Wars": from
+    1978; "the same era as Chinatown": 1969-1979); the films' cues leave ``found``."""
+    year_min, year_max, year_set = bounds
+    spans = {"before_film": (None, -1), "after_film": (1, None), "era_film": (-5, 5), "from_film": (0, None),
+             "until_film": (None, 0)}  # fmt: skip
+    for key, span in spans.items():
+        years = [catalog[i].year for match in found.pop(key, ()) for i in match.item_ids[:1] if catalog[i].year]
+        if not years:
+            continue
+        low = None if span[0] is None else years[0] + span[0]
+        high = None if span[1] is None else years[0] + span[1]
+        year_min = low if year_min is None or low is not None and low > year_min else year_min
+        year_max = high if year_max is None or high is not None and high < year_max else year_max
+        year_set = year_set or key == "era_film"
+    return year_min, year_max, year_set
 
 
 def _titles_and_cards(cleaned: str, shown: Sequence[str], matcher: TitleMatcher, vocabulary: set[str], notes: list):
