@@ -28,7 +28,7 @@ def catalog():
 def states(messages: list[str], catalog) -> list[ConversationState]:
     state, shown, after = ConversationState(), (), []
     for message in messages:
-        state = record_shown(apply(state, parse_message(message, catalog, shown=shown)), CARDS)
+        state = record_shown(apply(state, parse_message(message, catalog, shown=shown), catalog), CARDS)
         shown = CARDS
         after.append(state)
     return after

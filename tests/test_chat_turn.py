@@ -380,7 +380,7 @@ def test_a_count_in_the_message_sets_k_within_the_cap(catalog, store, monkeypatc
         return SimpleNamespace(**{**refinement.__dict__, "k": asked, "is_empty": refinement.is_empty})
 
     monkeypatch.setattr(turn_module, "parse_message", parse_with_count)
-    monkeypatch.setattr(turn_module, "apply", lambda state, refinement: state)
+    monkeypatch.setattr(turn_module, "apply", lambda state, refinement, catalog=None: state)
     monkeypatch.setattr(turn_module, "templated_reply", lambda recs, refinement, state: f"{len(recs)} picks")
     last = turn(FakePipeline(catalog), store, "comedy")
     assert len(last.recommendations) == cards

@@ -164,13 +164,15 @@ def _next_query(state: ConversationState, refinement: Refinement) -> str:
     return state.query
 
 
-def apply(state: ConversationState, refinement: Refinement) -> ConversationState:
+def apply(state: ConversationState, refinement: Refinement, catalog: Catalog | None = None) -> ConversationState:
     """The state after one message. Pure: ``state`` is not changed.
 
     Wanted genres replace the previous ones (unless the message said "also"); excluded genres,
     items, likes and dislikes accumulate; a decade or year replaces both year bounds, "before"
     or "after" replaces one; "show me more" turns the page; "start over" keeps only the person.
     The free-text query is replaced, never accumulated, and only by words that mean something.
+    "Older" / "newer" with no year are compared with the years asked so far, else (given ``catalog``)
+    with the film the conversation took as its seed.
     A count ("show me 3 comedies") stays until another count or "start over".
     """
     if refinement.reset:
@@ -188,7 +190,9 @@ def apply(state: ConversationState, refinement: Refinement) -> ConversationState
         include = _merge(state.include_genres if additive else (), include, drop=exclude)
     else:
         include = tuple(g for g in state.include_genres if g not in exclude)
-    year_min, year_max = _years(state, refinement)
+    anchor = catalog[state.anchors[0]].year if catalog is not None and state.anchors[:1] and (
+        state.anchors[0] in catalog) else None  # fmt: skip
+    year_min, year_max = _years(state, refinement, anchor)
     liked = _merge(state.liked, refinement.liked, drop=refinement.disliked)
     disliked = _merge(state.disliked, refinement.disliked, drop=refinement.liked)
     changed = refinement.is_empty is False and not refinement.show_more
@@ -222,7 +226,7 @@ def _lift(state: ConversationState, refinement: Refinement) -> ConversationState
     return replace(state, include_genres=include, exclude_genres=exclude, year_min=years[0], year_max=years[1])
 
 
-def _years(state: ConversationState, refinement: Refinement) -> tuple[int | None, int | None]:
+def _years(state: ConversationState, refinement: Refinement, anchor: int | None) -> tuple[int | None, int | None]:
     """The year bounds after a message: a decade or year ("the 90s") replaces both; a one-sided bound
     ("nothing too old", "after 1985") narrows a range the person gave ("90s" stays the 90s: issue 28's
     simulated people lost it), replaces a one-sided bound of the same side, and replaces the range when
@@ -234,6 +238,8 @@ def _years(state: ConversationState, refinement: Refinement) -> tuple[int | None
         return None, low - 1  # "the 90s", then "hmm older": before 1990
     if refinement.year_relative == "newer" and high is not None:  # "the 70s", then "newer": from 1980
         return min(high + 1, refinement.year_min or high + 1), None  # "the 90s", then "newer": the last years
+    if refinement.year_relative and low is None and high is None and anchor:  # "like the godfather" / "but newer"
+        return (anchor + 1, None) if refinement.year_relative == "newer" else (None, anchor - 1)
     if refinement.year_min is not None:
         new = refinement.year_min
         if low is not None and high is not None and new <= high:

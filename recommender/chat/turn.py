@@ -286,7 +286,7 @@ def _turn(
             store.record_turn(session.session_id, text, reply, state=session.state.to_json())
         yield TurnUpdate(reply, (), session, "help", True)
         return
-    state = apply(session.state, refinement)
+    state = apply(session.state, refinement, catalog)
     k, count_note = _asked_k(refinement, k, state)
     history, filters = list(retrieval_history(state)), to_filters(state)
     recs = with_reasons(pipeline, _fresh_first(pipeline, state, history, filters, k), history, state)  # each its own
@@ -397,7 +397,7 @@ def recommend_for_message(pipeline: Any, message: object, user: object = None, k
     if note:
         raise ValueError(note.replace(" Starting as a new user with no history.", ""))
     text = clean_message(message)[0]
-    state = apply(state, parse_message(text, pipeline.catalog)) if text else state
+    state = apply(state, parse_message(text, pipeline.catalog), pipeline.catalog) if text else state
     recs = pipeline.recommend(
         history=list(retrieval_history(state)), query=state.query or None, filters=to_filters(state), k=clamp_k(k)
     )
