@@ -79,8 +79,8 @@ _AFTER = (
                         r"^(?:i|ive|i have)\s+(?:already\s+)?(?:seen|watched|saw)\b")),
     ("dislike", re.compile(rf"^(?:{_LOOK})?(?:{'|'.join(BAD_VERDICTS)}|lame|stupid|dumb|silly|cheesy|weird|bleh|bleak|"
                            r"nope|nah|pass|no)\b|^(?:looks?|sounds?|seems?|is|was|s)\s+(?:way\s+)?too\s+\w+|"
-                           r"^(?:isnt|is not|doesnt|does not|dont|wasnt)\s+(?:really\s+)?(?:my thing|for me|"
-                           r"look good|sound good|appeal|interest me|do it for me)\b")),
+                           r"^(?:isnt|is not|arent|are not|doesnt|does not|dont|wasnt|werent)\s+(?:really\s+)?"
+                           r"(?:my thing|for me|look good|sound good|appeal|interest me|do it for me)\b")),
     ("liked", re.compile(rf"^(?:{_LOOK})?(?:{'|'.join(GOOD_VERDICTS)}|interesting|cool|nice|fun|promising|up my alley|"
                          r"decent|solid|watchable|good enough|yes|yep|"
                          r"my thing|exactly what|what i want|it|my (?:all time )?(?:fav|fave|favou?rite))\b")),

@@ -21,6 +21,7 @@ from recommender.chat.years import is_year
 # The most cards one turn shows, whatever a message ("recommend 500 movies") or a slider asks:
 # more is no conversation. A count above it is cut to it, and the reply says so (MAX_COUNT_NOTE).
 MAX_K = 50
+BARE_COUNT_MAX = 20  # a number alone is a count up to this ("make it 5"); "42" alone asks for nothing
 MAX_COUNT_NOTE = "I show at most {cap} at a time; here are the first {cap}."
 
 
@@ -39,7 +40,9 @@ def asked_count(tokens: list[str], used: list[bool]) -> int | None:
         noun = next((k for k, t in enumerate(ahead[:4]) if t in nouns or _genre_plural(t)), None)
         if token in AMBIGUOUS_COUNTS and previous not in AMBIGUOUS_COUNT_LEADS:
             continue  # "one of those", "the one with …"
-        alone = value <= MAX_K and all(t in BARE_COUNT_WORDS for k, t in enumerate(tokens) if k != i)  # "make it 5"
+        alone = value <= BARE_COUNT_MAX and all(
+            t in BARE_COUNT_WORDS for k, t in enumerate(tokens) if k != i
+        )  # "make it 5"
         if previous in COUNT_MARKERS or alone or noun is not None and all(t in COUNT_ADJECTIVES for t in ahead[:noun]):
             used[i] = True
             if previous == "top" or half:

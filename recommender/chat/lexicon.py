@@ -54,16 +54,16 @@ GENRE_SYNONYMS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 MULTI_GENRE = {"romcom": ("Romance", "Comedy"), "romcoms": ("Romance", "Comedy"), "rom com": ("Romance", "Comedy"),
                "rom coms": ("Romance", "Comedy"), "romantic comedy": ("Romance", "Comedy")}  # fmt: skip
-# A few words in scripts without spaces between words (or not folded to ASCII): found inside a token.
-# Chat-speak for the words the parser reads: "from b4 1985", "frm the 80s".
-CHAT_SPEAK = {"b4": "before", "frm": "from", "bfore": "before", "aftr": "after", "wiv": "with", "cuz": "because",
-              "bc": "because"}  # fmt: skip
+# Chat-speak for the words the parser reads: "from b4 1985", "frm the 80s", "moar".
+CHAT_SPEAK = {"moar": "more", "b4": "before", "frm": "from", "bfore": "before", "aftr": "after", "wiv": "with",
+              "cuz": "because", "bc": "because"}  # fmt: skip
 # Emoji people use for a kind of film, read as the word they stand for.
 EMOJI_WORDS = {"🤠": "western", "👻": "spooky", "🎃": "halloween", "😱": "scary", "💀": "horror", "🧟": "zombies",
                "😂": "funny", "🤣": "funny", "😆": "funny", "😭": "sad", "💔": "sad", "😢": "sad", "❤️": "romantic",
                "❤": "romantic", "💕": "romantic", "😍": "romantic", "🚀": "space", "👽": "aliens", "🤖": "robots",
                "💥": "explosions", "🔫": "action", "🕵️": "detective", "🕵": "detective", "🧙": "wizards",
                "🐉": "dragons", "🎶": "musical", "🎵": "musical", "👶": "kids", "🧒": "kids", "🪖": "war"}  # fmt: skip
+# A few words in scripts without spaces between words (or not folded to ASCII): found inside a token.
 SCRIPT_GENRES = {"喜剧": "Comedy", "喜劇": "Comedy", "コメディ": "Comedy", "комеди": "Comedy", "恐怖": "Horror",
                  "ホラー": "Horror", "ужас": "Horror", "爱情": "Romance", "романтич": "Romance"}  # fmt: skip
 # "for adults": leave out children's films (Animation stays: "animated but for grown ups").
@@ -84,6 +84,9 @@ NEGATOR_WORDS = {phrase for phrase in NEGATOR_PHRASES if " " not in phrase}
 IDLE_PHRASES = ("never mind", "nevermind", "no thanks", "no thank you", "not sure", "dont know", "dont mind",
                 "dont care", "no idea", "nothing but", "no matter", "not bad", "doesnt matter", "does not matter",
                 "why not", "why dont", "how about",
+                # greetings and questions about the bot name no film: "good morning", "are you a robot"
+                "good morning", "good night", "good evening", "good afternoon", "are you a robot", "are you a bot",
+                "are you human", "are you an ai", "are you real",
                 # a child's fear explains, it asks for nothing: "my youngest gets scared easily"
                 "gets scared", "get scared", "scared easily", "scares easily", "easily scared",
                 # questions that ask for what follows: "don't you have any horror?", "isn't there a western?"
@@ -149,7 +152,8 @@ FILLERS = TRANSPARENT | {
     "friends", "pal", "sir", "quick", "quickly", "either", "last", "previous", "less", "somewhere", "its",
     "preferably", "filter", "limit", "limits", "restriction", "restrictions", "requirement", "exclusion",
     "exclusions", "matter", "decade", "decades", "era", "u", "r", "ur", "idc", "thing", "gimme", "lemme", "wanna",
-    "gonna", "entertain", "looks", "seems", "sound", "combo", "released", "around", "circa", "roughly", "approximately",
+    "gonna", "entertain", "looks", "seems", "sound", "combo", "hiya", "bye", "goodbye", "helpful", "cya", "released",
+    "around", "circa", "roughly", "approximately",
     "born", "childhood", "here", "most", "forth", "thatll", "itll", "da", "sumthin", "smth", "tonite",
     "nite", "2nite",
 }  # fmt: skip
@@ -200,7 +204,8 @@ YEAR_WORDS = {"before", "after", "from", "since", "until", "till", "pre", "post"
 
 # Titles left out by a name fragment: "not another Star Trek", "no more Batman movies" (issue 28).
 # Phrases that open an exclusion of titles (built into the parser's "exclude" cue).
-EXCLUDE_CUES = ("not", "neither of", "neither", "no more", "nothing like", "anything but", "except", "other than",
+EXCLUDE_CUES = ("not like", "not", "neither of", "neither", "no more", "nothing like", "anything but", "except",
+                "other than",
                 "no", "without", "skip",
                 "remove", "get rid of", "less like", "dont want to see", "do not want to see", "dont wanna see",
                 "dont need to see", "dont want to watch", "do not want to watch", "dont wanna watch",
@@ -247,7 +252,8 @@ SHOW_MORE_TAILS = ("please", "options", "results", "suggestions", "films", "movi
 # Words that may sit between a count and its noun ("3 good comedies"), and genre plurals that count films.
 COUNT_ADJECTIVES = {"sci", "fi", "good", "great", "funny", "scary", "different", "random", "romantic", "other",
                     "classic", "animated", "kids", "family", "old", "short", "sad", "foreign", "cheesy",
-                    "light"}  # fmt: skip
+                    "light", "feel", "war", "horror", "action", "crime", "western", "spy", "silly",
+                    "disney", "christmas", "holiday"}  # fmt: skip
 GENRE_MASS_NOUNS = {"scifi", "horror", "action", "animation", "noir", "sci"}  # "gimme 10 scifi", "5 horror"
 GENRE_SINGULARS = {
     "comedy",

@@ -39,11 +39,12 @@ _LIKED_IT = re.compile(
     r"\b(?:really\s+)?(?:liked|loved|enjoyed|adored)\s+(?:it|that|them|both)\b|"
     rf"\b(?:it|that|they)\s+(?:was|were)\s+(?:so\s+|really\s+|pretty\s+)?(?:{'|'.join(GOOD_VERDICTS)})\b"
 )
+_SEEN_IT = re.compile(r"\b(?:seen|watched|saw)\s+(?:it|that|them|those)\b")
 # "something similar" after a film the message liked or saw: that film is the seed.
 _ANAPHORA = re.compile(
     r"\b(?:something|anything|films?|movies?)\s+(?:similar|like (?:it|that|this|those|them|both))\b|"
     r"\bsimilar (?:to (?:it|that|this|those|them|both)|ones?|films?|movies?)\b|"
-    r"\bmore like (?:it|that|this|those|them|both)\b"
+    r"\bmore like (?:it|that|this|those|them|both)\b|\bmore of (?:it|that|this|those|them|the same)\b"
 )
 
 
@@ -135,5 +136,7 @@ def pronoun_verdicts(found: dict[str, list], folded: str) -> None:
             found["liked"] = list(found["seen"])
     if found["exclude"] and not found["dislike"] and _DISLIKED_IT.search(folded):
         found["dislike"] = list(found["exclude"])  # "not fargo, hated it"
+    if found["exclude"] and not found["seen"] and _SEEN_IT.search(folded):
+        found["seen"] = list(found["exclude"])  # "not fargo, i've seen it"
     if not found["like"] and _ANAPHORA.search(folded) and (found["liked"] or found["seen"] or found["ignored"]):
         found["like"] = found["liked"] + found["seen"] + found["ignored"]  # "haven't seen X yet, something like it"

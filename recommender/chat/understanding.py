@@ -68,7 +68,7 @@ from recommender.chat.stances import (
 )
 from recommender.chat.text import MAX_MESSAGE_CHARS, clean_message, strip_markup
 from recommender.chat.title_cues import match_span, titles_after_cues, titles_leading_clauses
-from recommender.chat.years import YearParser, names_years, parse_years, war_eras
+from recommender.chat.years import YearParser, film_bounds, names_years, parse_years, war_eras
 from recommender.data import Catalog
 from recommender.data.titles import TitleMatch, TitleMatcher, TitleMiss, fold
 
@@ -82,7 +82,8 @@ _RESET = re.compile(r"\b(start (?:over|again|afresh|fresh|anew)|reset|"
                     r"new search|from scratch|begin again)\b")  # fmt: skip
 _SHOW_MORE = re.compile(rf"^(?:(?:{'|'.join(SHOW_MORE_OPENERS)})\s+)*(?:none of (?:these|those|them)\s+)?"
                         r"(?:(?:show|give|find|suggest)\s+(?:me\s+)?)?"
-                        r"(?:some\s+|any\s+)?(?:more|more of the same|others|other ones|next|next page|something else|"
+                        r"(?:some\s+|any\s+|\d{1,2}\s+|a few\s+)?(?:more|more of the same|others|other ones|next|"
+                        r"next page|something else|"
                         r"different ones|"
                         r"anything else|wh?at else(?:\s+(?:have you got|do you have|you got|u got|is there|ya got))?|"
                         r"other (?:options|suggestions|ideas|picks|films|movies|titles)|"
@@ -167,7 +168,6 @@ def _tokens(text: str) -> list[str]:
     text = re.sub(r"((?:18|19|20)\d\d)\s*[-–]\s*((?:18|19|20)\d\d)", r"\1 to \2", text)
     text = _SHORT_SPAN.sub(_short_span, text)  # "90-95 dramas"; not "30-40 year olds", "20-30 films"
     text = re.sub(r"\bw/o\b", "without", text, flags=re.I)  # "something w/o violence"
-    text = _CHAT_SPEAK.sub(lambda m: CHAT_SPEAK[m.group().lower()], text)  # "from b4 1985"
     raw = re.findall(r"[^\W_]+(?:['’][^\W_]+)*|[,;.!?:]", text)
     return [t for t in (fold(t) if t not in ",;.!?:" else t for t in raw) for t in t.split() or [""] if t]
 
@@ -372,12 +372,8 @@ def parse_message(text: object, catalog: Catalog, shown: Sequence[str] = ()) -> 
         catalog: the catalogue whose genres and titles the message may name.
         shown: item ids of the films on screen, best first, for "more like the first one", "seen #2".
     """
-    cleaned, truncated = clean_message(text)
+    cleaned, truncated = _cleaned(text, catalog)
     notes = [f"Your message was long, so I read only its first {MAX_MESSAGE_CHARS:,} characters."] if truncated else []
-    cleaned = strip_markup(cleaned).strip()
-    cleaned = _EMOJI.sub(lambda m: f" {EMOJI_WORDS[m.group()]} ", cleaned)  # "🤠 movies": westerns
-    cleaned = re.sub(r"(?<=\w)-(style|esque|like|type)\b", r" \1", cleaned, flags=re.I)  # "Alien-style"
-    cleaned = mend_slips(cleaned, known_words(catalog, _lexicon(catalog)))
     folded = fold(cleaned)
     if not folded:
         return Refinement(truncated=truncated, notes=tuple(notes))
@@ -399,11 +395,13 @@ def parse_message(text: object, catalog: Catalog, shown: Sequence[str] = ()) -> 
     years, k, query = read.years, read.k, read.query
     include, exclude, soft = _resolve_genres(read.genres)
     avoid = soft + read.avoid
-    year_min, year_max, year_set = _film_years(years.result(), found, catalog)  # "older than Fargo"
+    year_min, year_max, year_set = film_bounds(years.result(), found, catalog)  # "older than Fargo"
     notes += _limit_notes(years, year_min, year_max, avoid, k)
+    if show_more and k is None:  # "show me 10 more"
+        k = next((int(t) for t in folded.split() if t.isdigit() and len(t) <= 2), None)
     k = min(k, MAX_K) if k and k > 0 else None
     pronoun_verdicts(found, folded)
-    if (query or len(cleaned.split()) > 1) and not any(found.values()) and not misses:
+    if (query or len(cleaned.split()) > 1) and not any(found.values()) and not misses and folded not in IDLE_PHRASES:
         words = list(re.finditer(r"\S+", cleaned))
         exact, used = match_span(matcher, words, strict=True, fuzzy=False)
         if exact is not None and used == len(words):  # the whole message is a title: "more like <title>"
@@ -446,22 +444,15 @@ def parse_message(text: object, catalog: Catalog, shown: Sequence[str] = ()) -> 
     )
 
 
-def _film_years(bounds: tuple, found: dict[str, list], catalog: Catalog) -> tuple[int | None, int | None, bool]:
-    """The year bounds with those a named film sets ("older than Fargo": up to 1995; "after Star Wars": from
-    1978; "the same era as Chinatown": 1969-1979); the films' cues leave ``found``."""
-    year_min, year_max, year_set = bounds
-    spans = {"before_film": (None, -1), "after_film": (1, None), "era_film": (-5, 5), "from_film": (0, None),
-             "until_film": (None, 0)}  # fmt: skip
-    for key, span in spans.items():
-        years = [catalog[i].year for match in found.pop(key, ()) for i in match.item_ids[:1] if catalog[i].year]
-        if not years:
-            continue
-        low = None if span[0] is None else years[0] + span[0]
-        high = None if span[1] is None else years[0] + span[1]
-        year_min = low if year_min is None or low is not None and low > year_min else year_min
-        year_max = high if year_max is None or high is not None and high < year_max else year_max
-        year_set = year_set or key == "era_film"
-    return year_min, year_max, year_set
+def _cleaned(text: object, catalog: Catalog) -> tuple[str, bool]:
+    """The message as the parser reads it (and whether it was cut): markup stripped, emoji and chat-speak as
+    words, "Alien-style" as "Alien style", one-slip typos of cue words mended."""
+    cleaned, truncated = clean_message(text)
+    cleaned = strip_markup(cleaned).strip()
+    cleaned = _EMOJI.sub(lambda m: f" {EMOJI_WORDS[m.group()]} ", cleaned)  # "🤠 movies": westerns
+    cleaned = _CHAT_SPEAK.sub(lambda m: CHAT_SPEAK[m.group().lower()], cleaned)  # "from b4 1985", "moar"
+    cleaned = re.sub(r"(?<=\w)-(style|esque|like|type)\b", r" \1", cleaned, flags=re.I)  # "Alien-style"
+    return mend_slips(cleaned, known_words(catalog, _lexicon(catalog))), truncated
 
 
 def _titles_and_cards(cleaned: str, shown: Sequence[str], matcher: TitleMatcher, vocabulary: set[str], notes: list):

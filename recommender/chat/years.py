@@ -208,3 +208,21 @@ def parse_years(tokens: list[str], used: list[bool], years: YearParser, negated_
             years.negated.append((lo, hi, token))
         else:
             years.ranges.append((lo, hi))
+
+
+def film_bounds(bounds: tuple, found: dict[str, list], catalog) -> tuple[int | None, int | None, bool]:
+    """The year bounds with those a named film sets ("older than Fargo": up to 1995; "after Star Wars": from
+    1978; "the same era as Chinatown": 1969-1979); the films' cues leave ``found``."""
+    year_min, year_max, year_set = bounds
+    spans = {"before_film": (None, -1), "after_film": (1, None), "era_film": (-5, 5), "from_film": (0, None),
+             "until_film": (None, 0)}  # fmt: skip
+    for key, span in spans.items():
+        years = [catalog[i].year for match in found.pop(key, ()) for i in match.item_ids[:1] if catalog[i].year]
+        if not years:
+            continue
+        low = None if span[0] is None else years[0] + span[0]
+        high = None if span[1] is None else years[0] + span[1]
+        year_min = low if year_min is None or low is not None and low > year_min else year_min
+        year_max = high if year_max is None or high is not None and high < year_max else year_max
+        year_set = year_set or key == "era_film"
+    return year_min, year_max, year_set
