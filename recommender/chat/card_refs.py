@@ -18,7 +18,8 @@ from recommender.data import Catalog
 from recommender.data.titles import TitleMatch, readable_title
 
 MIDDLE = 1000  # "the middle one": the card in the middle of those on screen
-_ORDINALS = {"first": 0, "1st": 0, "fist": 0, "top": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3, "4th": 3,
+_ORDINALS = {"first": 0, "1st": 0, "fist": 0, "top": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2, "fourth": 3,
+             "4th": 3,
              "fifth": 4, "5th": 4, "sixth": 5, "6th": 5, "seventh": 6, "7th": 6, "eighth": 7, "8th": 7, "ninth": 8,
              "9th": 8, "tenth": 9, "10th": 9, "last": -1, "bottom": -1, "final": -1, "penultimate": -2,
              "second to last": -2, "second last": -2, "next to last": -2, "middle": MIDDLE}  # fmt: skip
