@@ -101,7 +101,8 @@ def test_multi_turn_refinement_obeys_every_constraint_and_survives_a_reload(serv
         page.goto(url, wait_until="domcontentloaded")
         page.wait_for_selector("#message textarea", timeout=60_000)
         shown: list[list[str]] = []
-        for turn, text in enumerate(["sci-fi", "not too old", "more"], start=1):
+        messages = ["sci-fi", "not too old", "more", "I've seen the first one"]  # the last points at a card
+        for turn, text in enumerate(messages, start=1):
             session_id, ids = _send(page, store, text, turn)
             shown.append(ids)
             assert len(ids) >= 5
@@ -113,16 +114,18 @@ def test_multi_turn_refinement_obeys_every_constraint_and_survives_a_reload(serv
                 years = [catalog[i].year for i in ids]
                 assert all(y is not None and y >= state.year_min for y in years), (state.year_min, years)
         assert not set(shown[2]) & set(shown[1])  # "more" shows new films
+        assert shown[2][0] in state.seen and shown[2][0] not in shown[3]  # "the first one" is the first card
+        assert "Noted: you have seen" in page.locator("#chat").inner_text()
 
         page.reload(wait_until="domcontentloaded")  # the session comes back from SQLite
         page.wait_for_function(
             "(ids) => JSON.stringify([...document.querySelectorAll('#cards .rec-card')]"
             ".map(c => c.dataset.itemId)) === JSON.stringify(ids)",
-            arg=shown[2],
+            arg=shown[3],
             timeout=60_000,
         )
         chat = page.locator("#chat").inner_text()
-        assert all(text in chat for text in ("sci-fi", "not too old", "more"))
+        assert all(text in chat for text in messages)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "chat-refinement.png"), full_page=True)
         browser.close()
