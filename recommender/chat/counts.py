@@ -43,7 +43,14 @@ def asked_count(tokens: list[str], used: list[bool]) -> int | None:
         alone = value <= BARE_COUNT_MAX and all(
             t in BARE_COUNT_WORDS for k, t in enumerate(tokens) if k != i
         )  # "make it 5"
-        if previous in COUNT_MARKERS or alone or noun is not None and all(t in COUNT_ADJECTIVES for t in ahead[:noun]):
+        asked = previous in {"me", "us"} and tokens[i - 2 : i - 1] in (["give"], ["show"], ["get"], ["find"])
+        if (
+            previous in COUNT_MARKERS
+            or alone
+            or asked
+            or noun is not None
+            and all(t in COUNT_ADJECTIVES for t in ahead[:noun])
+        ):
             used[i] = True
             if previous == "top" or half:
                 used[i - 1 if previous == "top" else tokens.index("half", max(0, i - 2))] = True

@@ -138,5 +138,6 @@ def pronoun_verdicts(found: dict[str, list], folded: str) -> None:
         found["dislike"] = list(found["exclude"])  # "not fargo, hated it"
     if found["exclude"] and not found["seen"] and _SEEN_IT.search(folded):
         found["seen"] = list(found["exclude"])  # "not fargo, i've seen it"
-    if not found["like"] and _ANAPHORA.search(folded) and (found["liked"] or found["seen"] or found["ignored"]):
-        found["like"] = found["liked"] + found["seen"] + found["ignored"]  # "haven't seen X yet, something like it"
+    named = found["liked"] + found["seen"] + found["ignored"] or found.get("mention", [])
+    if not found["like"] and _ANAPHORA.search(folded) and named:
+        found["like"] = named  # "haven't seen X yet, something like it", "... Speed and The Rock, more like those"

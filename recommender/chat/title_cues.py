@@ -234,6 +234,28 @@ def _prefix_seed(matcher: TitleMatcher, clause: str, words: list[re.Match[str]])
     return None, 0
 
 
+def capitalised_mentions(text: str, matcher: TitleMatcher) -> list[TitleMatch]:
+    """Titles written with capitals in the middle of a sentence, with no cue: "he did stay awake for Speed and
+    The Rock". Exact matches only, every word of four letters or more capitalised, never a sentence's first
+    word alone; what they mean is left to the rest of the message ("give me five more like those")."""
+    words = list(re.finditer(r"\S+", text))
+    found, i = [], 0
+    while i < len(words):
+        first = i == 0 or re.search(r"[.!?]$", words[i - 1].group())
+        if not words[i].group()[:1].isupper():
+            i += 1
+            continue
+        match, used = match_span(matcher, words[i:], strict=True, fuzzy=False)
+        span = [w.group().strip(",.;:!?") for w in words[i : i + used]]
+        capitals = all(w[:1].isupper() for w in span if len(w) >= 4)
+        if match is None or not capitals or first and used == 1 or span[0].isupper() and len(span[0]) > 1:
+            i += 1
+            continue
+        found.append(match)
+        i += used
+    return found
+
+
 def titles_leading_clauses(text: str, matcher: TitleMatcher, found: dict[str, list[TitleMatch]]):
     """A title opening a clause, then "-style", "vibes", "but …" or "was boring": a seed, a like or a dislike."""
     consumed = []

@@ -67,7 +67,7 @@ from recommender.chat.stances import (
     waved_filter,
 )
 from recommender.chat.text import MAX_MESSAGE_CHARS, clean_message, strip_markup
-from recommender.chat.title_cues import match_span, titles_after_cues, titles_leading_clauses
+from recommender.chat.title_cues import capitalised_mentions, match_span, titles_after_cues, titles_leading_clauses
 from recommender.chat.years import YearParser, film_bounds, names_years, parse_years, war_eras
 from recommender.data import Catalog
 from recommender.data.titles import TitleMatch, TitleMatcher, TitleMiss, fold
@@ -400,7 +400,7 @@ def parse_message(text: object, catalog: Catalog, shown: Sequence[str] = ()) -> 
     if show_more and k is None:  # "show me 10 more"
         k = next((int(t) for t in folded.split() if t.isdigit() and len(t) <= 2), None)
     k = min(k, MAX_K) if k and k > 0 else None
-    pronoun_verdicts(found, folded)
+    query = _verdicts(found, cleaned, folded, matcher, query)
     if (query or len(cleaned.split()) > 1) and not any(found.values()) and not misses and folded not in IDLE_PHRASES:
         words = list(re.finditer(r"\S+", cleaned))
         exact, used = match_span(matcher, words, strict=True, fuzzy=False)
@@ -442,6 +442,19 @@ def parse_message(text: object, catalog: Catalog, shown: Sequence[str] = ()) -> 
         notes=tuple(dict.fromkeys(notes)),
         k=k,
     )
+
+
+def _verdicts(found: dict[str, list], cleaned: str, folded: str, matcher: TitleMatcher, query: list[str]) -> list[str]:
+    """Verdicts said with a pronoun (``pronoun_verdicts``), and titles written with capitals but no cue that
+    "more like those" makes seeds ("stay awake for Speed and The Rock, five more like those"); the query
+    without those titles' words."""
+    if not any(found.values()):
+        found["mention"] = capitalised_mentions(cleaned, matcher)
+    pronoun_verdicts(found, folded)
+    if found.pop("mention", None) and found["like"]:  # the titles are seeds now, no search words
+        named = {w for match in found["like"] for w in fold(match.title).split()}
+        query = [w for w in query if w not in named]
+    return query
 
 
 def _cleaned(text: object, catalog: Catalog) -> tuple[str, bool]:
