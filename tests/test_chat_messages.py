@@ -70,6 +70,22 @@ def inversions(entry: dict, got, catalog) -> list[str]:
     return found
 
 
+def _lenient_titles(entry: dict, got, catalog) -> list[str]:
+    positive = _titles(catalog, got.more_like) | _titles(catalog, got.liked)
+    wanted = set(entry.get("seeds", ())) | set(entry.get("liked", ()))
+    negative = {key: _titles(catalog, getattr(got, TITLE_FIELDS[key])) for key in ("disliked", "seen")}
+    excluded = _titles(catalog, got.exclude_items)
+    wrong = [f"seeds or liked {sorted(positive)} != {sorted(wanted)}"] if positive != wanted else []
+    for key, have in negative.items():  # a film watched and wanted more of may be seen too ("just watched X, more")
+        if not set(entry.get(key, ())) <= have | excluded or have - set(entry.get(key, ())) - (
+            wanted if key == "seen" else set()
+        ):
+            wrong.append(f"{key} {sorted(have)} != {entry.get(key, [])}")
+    allowed = set(entry.get("exclude_items", ())) | set(entry.get("disliked", ())) | set(entry.get("seen", ()))
+    unasked = not excluded <= allowed and "exclude_items" not in entry.get("ignore", ())
+    return wrong + ([f"exclude_items {sorted(excluded)}"] if unasked else [])
+
+
 def misses(entry: dict, got, catalog) -> list[str]:
     """Every way the reading differs from what the person meant (inversions included)."""
     ignore = set(entry.get("ignore", ()))
@@ -88,6 +104,9 @@ def misses(entry: dict, got, catalog) -> list[str]:
     for name in ("year_min", "year_max"):
         if name not in ignore and not _in(getattr(got, name), entry.get(name)):
             wrong.append(f"{name} {getattr(got, name)} != {entry.get(name)}")
+    if entry.get("lenient"):  # the reader's own check: a seed may be read as a like and the reverse, a film
+        wrong += _lenient_titles(entry, got, catalog)  # disliked or seen may also be excluded
+        ignore |= set(TITLE_FIELDS)
     for key, field_name in TITLE_FIELDS.items():
         if key in ignore or (key == "seeds" and "did_you_mean" in entry):
             continue

@@ -25,8 +25,8 @@ GENRE_SYNONYMS: dict[str, tuple[str, ...]] = {
                "cozy", "cosy", "daft"),
     "Crime": ("crime", "criminal", "gangster", "gangsters", "mafia", "mob", "heist", "heists", "policier", "gritty",
               "caper", "capers"),
-    "Documentary": ("documentary", "documentaries", "doc", "docs", "nonfiction", "documental", "documentaire",
-                    "dokumentation", "dokumentarfilm"),
+    "Documentary": ("documentary", "documentaries", "doc", "docs", "docos", "doco", "docu", "docus", "nonfiction",
+                    "documental", "documentaire", "dokumentation", "dokumentarfilm"),
     "Drama": ("drama", "dramas", "dramatic", "moving", "touching", "sad", "tearjerker", "tearjerkers", "tear jerker",
               "cry", "crying", "weepy", "weepie", "heartwarming", "heart warming", "emotional", "drame", "dramen",
               "sadder", "thought provoking", "make me think", "makes you think"),
@@ -40,7 +40,8 @@ GENRE_SYNONYMS: dict[str, tuple[str, ...]] = {
     "Musical": ("musical", "musicals", "singing", "song and dance", "musicales", "comedie musicale"),
     "Mystery": ("mystery", "mysteries", "mysterious", "whodunit", "whodunnit", "detective", "detectives", "sleuth",
                 "misterio"),
-    "Romance": ("romance", "romances", "romantic", "love story", "love stories", "date night", "romantique",
+    "Romance": ("romance", "romances", "romantic", "love story", "love stories", "date night", "chick flick",
+                "chick flicks", "romantique",
                 "romantico", "romantica", "romantisch", "romantischer", "romantischen", "liebesfilm"),
     "Sci-Fi": ("sci fi", "scifi", "science fiction", "space", "aliens", "robots", "futuristic", "spaceship",
                "spaceships", "mind bending", "mindbending", "mind blowing", "ciencia ficcion", "science fiction"),
@@ -55,8 +56,8 @@ GENRE_SYNONYMS: dict[str, tuple[str, ...]] = {
 MULTI_GENRE = {"romcom": ("Romance", "Comedy"), "romcoms": ("Romance", "Comedy"), "rom com": ("Romance", "Comedy"),
                "rom coms": ("Romance", "Comedy"), "romantic comedy": ("Romance", "Comedy")}  # fmt: skip
 # Chat-speak for the words the parser reads: "from b4 1985", "frm the 80s", "moar".
-CHAT_SPEAK = {"moar": "more", "b4": "before", "frm": "from", "bfore": "before", "aftr": "after", "wiv": "with",
-              "cuz": "because", "bc": "because"}  # fmt: skip
+CHAT_SPEAK = {"moar": "more", "sth": "something", "smth": "something", "b4": "before", "frm": "from", "bfore": "before",
+              "aftr": "after", "wiv": "with", "cuz": "because", "bc": "because"}  # fmt: skip
 # Emoji people use for a kind of film, read as the word they stand for.
 EMOJI_WORDS = {"🤠": "western", "👻": "spooky", "🎃": "halloween", "😱": "scary", "💀": "horror", "🧟": "zombies",
                "😂": "funny", "🤣": "funny", "😆": "funny", "😭": "sad", "💔": "sad", "😢": "sad", "❤️": "romantic",
@@ -154,7 +155,7 @@ FILLERS = TRANSPARENT | {
     "exclusions", "matter", "decade", "decades", "era", "u", "r", "ur", "idc", "thing", "gimme", "lemme", "wanna",
     "gonna", "entertain", "looks", "seems", "sound", "combo", "hiya", "bye", "goodbye", "helpful", "cya", "released",
     "around", "circa", "roughly", "approximately",
-    "born", "childhood", "here", "most", "forth", "thatll", "itll", "da", "sumthin", "smth", "tonite",
+    "born", "childhood", "here", "most", "forth", "few", "thatll", "itll", "da", "sumthin", "smth", "tonite",
     "nite", "2nite",
 }  # fmt: skip
 # Words that steer a conversation but name nothing to look for ("no horror though", "comedies anyway",
@@ -327,7 +328,8 @@ TITLE_PRONOUNS = {"it", "that", "this", "them", "those", "these", "both", "all",
                   "more"}  # fmt: skip
 # A list of titles ends at a request: "hated the godfather, show me something else" ("The Show" is a film).
 REQUEST_VERBS = {"show", "give", "find", "recommend", "suggest", "get", "what", "how", "can", "could", "would",
-                 "please", "pls", "maybe", "now", "then", "so", "got", "have", "need", "want", "any"}  # fmt: skip
+                 "looking", "searching", "hoping", "wanting", "thinking", "need", "something", "anything",
+                 "please", "pls", "maybe", "now", "then", "so", "got", "have", "want", "any"}  # fmt: skip
 CLAUSE_OPENERS = {"hmm", "hm", "ok", "okay", "so", "well", "um", "uh", "oh", "ah", "hey", "hi", "right", "yeah",
                   "nah", "ugh", "and", "also", "plus", "honestly", "sadly", "lol"}  # fmt: skip
 
@@ -363,4 +365,5 @@ BEFORE_LIKE = ("comedy", "comedies", "drama", "dramas", "thriller", "thrillers",
                "musicals", "horror", "action", "romance", "romances", "mystery", "mysteries", "documentary",
                "documentaries", "war", "fantasy", "cartoon", "cartoons", "noir", "sci fi", "scifi", "classic",
                "classics", "good", "great", "funny", "scary", "romantic", "fun", "one", "flick", "flicks", "title",
-               "titles", "else", r"(?:19)?\d0s")  # fmt: skip
+               "titles", "else", r"(?:19)?\d0s", "silly", "dark", "sad", "light", "epic", "cheesy", "clever", "smart",
+               "weird", "quirky", "gritty", "cozy", "scary", "stupid", "dumb", "thing", "things")  # fmt: skip

@@ -42,7 +42,8 @@ _LIKED_IT = re.compile(
 _SEEN_IT = re.compile(r"\b(?:seen|watched|saw)\s+(?:it|that|them|those)\b")
 # "something similar" after a film the message liked or saw: that film is the seed.
 _ANAPHORA = re.compile(
-    r"\b(?:something|anything|films?|movies?)\s+(?:similar|like (?:it|that|this|those|them|both))\b|"
+    r"\b(?:something|anything|films?|movies?)(?:\s+else)?\s+(?:similar|like (?:it|that|this|those|them|both))\b|"
+    r"\blike (?:those|these|them|both)\b|\bmore \w+ like (?:it|that|this)\b|"
     r"\bsimilar (?:to (?:it|that|this|those|them|both)|ones?|films?|movies?)\b|"
     r"\bmore like (?:it|that|this|those|them|both)\b|\bmore of (?:it|that|this|those|them|the same)\b"
 )
@@ -81,6 +82,18 @@ def fed_up_after(tokens: list[str], end: int) -> bool:
     of it: "my roommate keeps picking depressing dramas and I'm done with it"."""
     stop = next((j for j in range(end, len(tokens)) if tokens[j] in {".", "!", "?", ";"}), len(tokens))
     return bool(_FED_UP.search(" ".join(tokens[end:stop])))
+
+
+def merely_allowed(tokens: list[str], start: int) -> bool:
+    """True for a genre that need not be: "doesn't need to be all action", "it doesn't have to be a comedy"."""
+    before = " ".join(tokens[max(0, start - 6) : start])
+    return bool(
+        re.search(
+            r"\b(?:doesnt|does not|dont|do not|neednt)\s+(?:need|have)\s+to\s+be(?:\s+\w+)?$|"
+            r"\bneednt\s+be(?:\s+\w+)?$",
+            before,
+        )
+    )
 
 
 def wants_less(tokens: list[str], i: int) -> bool:

@@ -65,7 +65,8 @@ _POSTFIX_BAD = re.compile(
     r"(?:was|is|were)\s+(?:way\s+|far\s+|much\s+|just\s+)?too\s+\w+|"  # "was too violent"
     rf"(?:wasnt|was not|isnt|is not|werent|were not)\s+(?:really\s+)?(?:{'|'.join(NOT_VERDICTS)}))\b"
 )
-_POSTFIX_GOOD = re.compile(rf"^(?:was|is|were)\s+(?:so\s+|really\s+|pretty\s+)?(?:{'|'.join(GOOD_VERDICTS)})\b")
+_POSTFIX_GOOD = re.compile(rf"^(?:was|is|were)\s+(?:so\s+|really\s+|pretty\s+)?(?:{'|'.join(GOOD_VERDICTS)}|"
+                           r"my (?:all time )?(?:fav|fave|favou?rite))\b")  # fmt: skip
 _YEAR_TOKEN = re.compile(r"^\(?((?:18|19|20)\d\d)\)?$")
 
 

@@ -25,7 +25,6 @@ from recommender.chat.lexicon import (
     ADDITIVE,
     ADULT_PHRASES,
     AGE_PHRASES,
-    BLACK_AND_WHITE_GAP,
     BLACK_AND_WHITE_PHRASES,
     CHAT_SPEAK,
     COMPLAINT_WORDS,
@@ -42,14 +41,10 @@ from recommender.chat.lexicon import (
     NEGATOR_PHRASES,
     NEGATOR_WORDS,
     NEW_THINGS,
-    NOT_OLD_GAP,
-    NOT_RECENT_GAP,
     NOT_TITLE_AFTER_CUE,
     NUMBER_WORDS,
-    OLD_GAP,
     OLD_PHRASES,
     RECENT_PHRASES,
-    RECENT_SPAN,
     SCRIPT_GENRES,
     SHOW_MORE_OPENERS,
     SHOW_MORE_TAILS,
@@ -62,13 +57,14 @@ from recommender.chat.stances import (
     complained_about,
     fed_up_after,
     lifted_tokens,
+    merely_allowed,
     pronoun_verdicts,
     wants_less,
     waved_filter,
 )
 from recommender.chat.text import MAX_MESSAGE_CHARS, clean_message, strip_markup
 from recommender.chat.title_cues import capitalised_mentions, match_span, titles_after_cues, titles_leading_clauses
-from recommender.chat.years import YearParser, film_bounds, names_years, parse_years, war_eras
+from recommender.chat.years import YearParser, era_bound, film_bounds, names_years, parse_years, war_eras
 from recommender.data import Catalog
 from recommender.data.titles import TitleMatch, TitleMatcher, TitleMiss, fold
 
@@ -83,6 +79,7 @@ _RESET = re.compile(r"\b(start (?:over|again|afresh|fresh|anew)|reset|"
 _SHOW_MORE = re.compile(rf"^(?:(?:{'|'.join(SHOW_MORE_OPENERS)})\s+)*(?:none of (?:these|those|them)\s+)?"
                         r"(?:(?:show|give|find|suggest)\s+(?:me\s+)?)?"
                         r"(?:some\s+|any\s+|\d{1,2}\s+|a few\s+)?(?:more|more of the same|others|other ones|next|"
+                        r"keep going|go on|continue|carry on|"
                         r"next page|something else|"
                         r"different ones|"
                         r"anything else|wh?at else(?:\s+(?:have you got|do you have|you got|u got|is there|ya got))?|"
@@ -265,6 +262,8 @@ def _parse_rest(text: str, catalog: Catalog, anchor: int | None = None) -> _Rest
             used[k_] = True
         if reason[start]:
             continue
+        if kind in {"genre", "recent", "old"} and merely_allowed(tokens, start):
+            continue  # "doesn't need to be all action" / "recent": neither asked for nor ruled out
         if kind == "genre" and lifted[start]:
             lift_genres += names  # "remove the romance filter"
         elif kind == "genre":
@@ -296,12 +295,12 @@ def _parse_rest(text: str, catalog: Catalog, anchor: int | None = None) -> _Rest
             elif (phrase in _COMPARED or phrase == "recent" and tokens[start - 1 : start] == ["more"]) and not neg:
                 relative = "newer" if kind == "recent" else "older"  # than what was asked: the state knows
             else:
-                _era_bound(years, kind == "recent", bool(names), neg or wants_less(tokens, start))  # "too old": newer
+                era_bound(years, kind == "recent", bool(names), neg or wants_less(tokens, start))  # "too old": newer
     parse_years(tokens, used, years, lambda i: negated[i])
     if years.ranges or years.lower is not None or years.upper is not None:
         relative = ""  # "older, like the 80s", "1970 or older", "older but not before 1980": the years say it
     elif relative:
-        _era_bound(years, relative == "newer", False, False)
+        era_bound(years, relative == "newer", False, False)
     query, avoid = [], []
     for i, token in enumerate(tokens):
         if used[i] or token in _NOT_QUERY or not token[0].isalnum() or token.isdigit():
@@ -328,17 +327,6 @@ def _adds(tokens: list[str]) -> bool:
         or bool(content)
         and (content[0] in {"or", "and", "plus"} or content[-1] == "too" or content[-2:] == ["as", "well"])
     )
-
-
-def _era_bound(years: YearParser, recent: bool, black_and_white: bool, negated: bool) -> None:
-    """The bound a time word sets, counted back from the catalogue's newest year: "recent" and "not old" a
-    lower one, "old" and "not too recent" an upper one; "no black and white" leaves out those years only."""
-    if recent != negated:
-        gap = RECENT_SPAN - 1 if recent else BLACK_AND_WHITE_GAP - 1 if black_and_white else NOT_OLD_GAP
-        years.bound(lower=years.newest - gap)
-    else:
-        gap = NOT_RECENT_GAP if recent else BLACK_AND_WHITE_GAP if black_and_white else OLD_GAP
-        years.bound(upper=years.newest - gap)
 
 
 def _resolve_genres(genres: dict[str, list]) -> tuple[tuple[str, ...], tuple[str, ...], list[str]]:

@@ -10,13 +10,18 @@ from recommender.chat.lexicon import (
     APPROXIMATE_SPAN,
     APPROXIMATE_YEAR,
     BEFORE_YEAR,
+    BLACK_AND_WHITE_GAP,
     BY_YEAR,
     COMPARATIVES,
     DECADE_PARTS,
     DECADE_WORDS,
     FILLERS,
     FROM_ON,
+    NOT_OLD_GAP,
+    NOT_RECENT_GAP,
     NUMBER_WORDS,
+    OLD_GAP,
+    RECENT_SPAN,
     YEAR_WORDS,
 )
 from recommender.chat.slips import slip
@@ -226,3 +231,14 @@ def film_bounds(bounds: tuple, found: dict[str, list], catalog) -> tuple[int | N
         year_max = high if year_max is None or high is not None and high < year_max else year_max
         year_set = year_set or key == "era_film"
     return year_min, year_max, year_set
+
+
+def era_bound(years: YearParser, recent: bool, black_and_white: bool, negated: bool) -> None:
+    """The bound a time word sets, counted back from the catalogue's newest year: "recent" and "not old" a
+    lower one, "old" and "not too recent" an upper one; "no black and white" leaves out those years only."""
+    if recent != negated:
+        gap = RECENT_SPAN - 1 if recent else BLACK_AND_WHITE_GAP - 1 if black_and_white else NOT_OLD_GAP
+        years.bound(lower=years.newest - gap)
+    else:
+        gap = NOT_RECENT_GAP if recent else BLACK_AND_WHITE_GAP if black_and_white else OLD_GAP
+        years.bound(upper=years.newest - gap)
