@@ -134,7 +134,8 @@ def test_two_verdicts_in_one_message_keep_their_own_cards(catalog):
     assert not parse_message("seen #3 and I want a comedy", catalog, shown=SHOWN).additive
 
 
-@pytest.mark.parametrize("message", ["the fırst one", "seen number sıx", "the top fıve", "#" * 500, "1 " * 1500,
+@pytest.mark.parametrize("message", ["the fırst one", "seen number sıx", "the top fıve", "፯", "make it ⓽", "#" * 500,
+                                     "1 " * 1500,
                                      "the first, " * 300, "all but " * 400])  # fmt: skip
 def test_odd_references_never_raise(catalog, message):
     parse_message(message, catalog, shown=SHOWN)

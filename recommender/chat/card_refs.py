@@ -79,7 +79,9 @@ _AFTER = (
     ("seen", re.compile(r"^(?:(?:i|ive|i have|we|weve)\s+)?(?:already\s+|seen\s+already|)(?:seen|watched|saw)\b|"
                         r"^(?:i|ive|i have)\s+(?:already\s+)?(?:seen|watched|saw)\b")),
     ("dislike", re.compile(rf"^(?:{_LOOK})?(?:{'|'.join(BAD_VERDICTS)}|lame|stupid|dumb|silly|cheesy|weird|bleh|bleak|"
-                           r"nope|nah|pass|no)\b|^(?:looks?|sounds?|seems?|is|was|s)\s+(?:way\s+)?too\s+\w+|"
+                           r"nope|nah|pass|no)\b|^(?:looks?|sounds?|seems?|is|was|s)\s+(?:way\s+)?too\s+(?:long|slow|"
+                           r"violent|scary|dark|bleak|sad|depressing|old|weird|boring|silly|cheesy|gory|intense|heavy|"
+                           r"much|serious|childish|dated)\b|"
                            r"^(?:isnt|is not|arent|are not|doesnt|does not|dont|wasnt|werent)\s+(?:really\s+)?"
                            r"(?:my thing|for me|look good|sound good|appeal|interest me|do it for me)\b")),
     ("liked", re.compile(rf"^(?:{_LOOK})?(?:{'|'.join(GOOD_VERDICTS)}|interesting|cool|nice|fun|promising|up my alley|"
@@ -120,8 +122,9 @@ def card_references(text: str) -> list[CardRef]:
         positions, pronoun = _positions(match), bool(match.group("pronoun"))
         if positions == ():
             continue
-        if (pronoun or match.group("those")) and pointed is not None:
-            positions, pronoun = pointed, False  # "not #3, seen it", "3rd and 4th, seen em": the cards just named
+        carried = (pronoun or bool(match.group("those"))) and pointed is not None
+        if carried:  # "not #3, seen it", "3rd and 4th, seen em", "number one and number four, seen both"
+            positions, pronoun = pointed, False
         low = max(0, match.start() - _NEAR)
         clause_start = max((m.end() for m in _CLAUSE_BREAK.finditer(text, low, match.start())), default=low)
         clause_end = next((m.start() for m in _CLAUSE_BREAK.finditer(text, match.end(), match.end() + _NEAR)),
@@ -132,7 +135,7 @@ def card_references(text: str) -> list[CardRef]:
         joined = refs and re.fullmatch(_AND + r"(?:the\s+)?", text[joined_from : match.start()] or " ", re.I)
         ditto = refs and after in {"too", "as well", "also"}  # "#2 was great, #5 too"
         role = role or _role_after(after)[0] or (refs[-1].role if joined or ditto else "")
-        if not _plausible(match, role, before, after):
+        if not (role if carried else _plausible(match, role, before, after)):
             continue
         if match.group("ords") or match.group("nums") or match.group("plural") or match.group("bare"):
             pointed = positions
@@ -169,6 +172,8 @@ def _plausible(match: re.Match[str], role: str, before: str, after: str) -> bool
         return bool(_role_after(after)[0])  # "seen the first two godfathers", "all 3 godfather films": no cards
     if match.group("rest"):
         return bool(role)  # "the first two are good, the rest meh"
+    if match.group("those") and match.group().lower().strip() == "both":
+        return False  # "seen both Fargo and Heat": two films, not the cards (unless just named: ``pointed``)
     if match.group("those"):
         return role in {"seen", "dislike"}  # "I've seen those", "these look boring", "I don't like any of these"
     if match.group("bare"):  # "seen 1 and 3 already", "something like 5"; not "seen 2 westerns", "I'd like 5"
@@ -191,7 +196,7 @@ def _positions(match: re.Match[str], group: str = "") -> tuple[int, ...] | None:
     numbered = match.group(group) if group else match.group("nums") or match.group("bare")
     if numbered:
         numbers = re.findall(_NUM, numbered, re.I)
-        values = [int(n) if n.isdigit() else _NUMBERS.get(n.lower(), 0) for n in numbers]
+        values = [int(n) if n.isascii() and n.isdigit() else _NUMBERS.get(n.lower(), 0) for n in numbers]
         return tuple(dict.fromkeys(v - 1 for v in values if 1 <= v <= 50))
     if match.group("plural"):
         count = _COUNTS.get(match.group("count").lower(), 0)

@@ -28,7 +28,7 @@ MAX_COUNT_NOTE = "I show at most {cap} at a time; here are the first {cap}."
 def asked_count(tokens: list[str], used: list[bool]) -> int | None:
     """The number of films asked for: "give me 3 options", "top 5 comedies", "a couple of westerns"."""
     for i, token in enumerate(tokens):
-        value = int(token) if token.isdigit() and len(token) <= 12 else NUMBER_WORDS.get(token)
+        value = int(token) if token.isascii() and token.isdigit() and len(token) <= 12 else NUMBER_WORDS.get(token)
         if value is None or used[i] or is_year(token):
             continue
         previous = tokens[i - 1] if i else ""
@@ -40,10 +40,13 @@ def asked_count(tokens: list[str], used: list[bool]) -> int | None:
         noun = next((k for k, t in enumerate(ahead[:4]) if t in nouns or _genre_plural(t)), None)
         if token in AMBIGUOUS_COUNTS and previous not in AMBIGUOUS_COUNT_LEADS:
             continue  # "one of those", "the one with …"
-        alone = value <= BARE_COUNT_MAX and all(
-            t in BARE_COUNT_WORDS for k, t in enumerate(tokens) if k != i
-        )  # "make it 5"
-        asked = previous in {"me", "us"} and tokens[i - 2 : i - 1] in (["give"], ["show"], ["get"], ["find"])
+        others = [t for k, t in enumerate(tokens) if k != i]  # "make it 25"; "42" alone asks for nothing
+        alone = value <= (MAX_K if others else BARE_COUNT_MAX) and all(t in BARE_COUNT_WORDS for t in others)
+        asked = (
+            previous in {"me", "us"}
+            and tokens[i - 2 : i - 1] in (["give"], ["show"], ["get"], ["find"])
+            and (tokens[i + 1 : i + 2] in ([], ["more"], ["please"], ["pls"], ["then"], [","], ["."]))
+        )  # "give me five more like those", not "give me 12 angry men"
         if (
             previous in COUNT_MARKERS
             or alone

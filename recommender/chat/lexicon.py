@@ -57,7 +57,7 @@ MULTI_GENRE = {"romcom": ("Romance", "Comedy"), "romcoms": ("Romance", "Comedy")
                "rom coms": ("Romance", "Comedy"), "romantic comedy": ("Romance", "Comedy")}  # fmt: skip
 # Chat-speak for the words the parser reads: "from b4 1985", "frm the 80s", "moar".
 CHAT_SPEAK = {"moar": "more", "sth": "something", "smth": "something", "b4": "before", "frm": "from", "bfore": "before",
-              "aftr": "after", "wiv": "with", "cuz": "because", "bc": "because"}  # fmt: skip
+              "aftr": "after", "wiv": "with"}  # fmt: skip
 # Emoji people use for a kind of film, read as the word they stand for.
 EMOJI_WORDS = {"🤠": "western", "👻": "spooky", "🎃": "halloween", "😱": "scary", "💀": "horror", "🧟": "zombies",
                "😂": "funny", "🤣": "funny", "😆": "funny", "😭": "sad", "💔": "sad", "😢": "sad", "❤️": "romantic",
@@ -89,7 +89,7 @@ IDLE_PHRASES = ("never mind", "nevermind", "no thanks", "no thank you", "not sur
                 "good morning", "good night", "good evening", "good afternoon", "are you a robot", "are you a bot",
                 "are you human", "are you an ai", "are you real",
                 # a child's fear explains, it asks for nothing: "my youngest gets scared easily"
-                "gets scared", "get scared", "scared easily", "scares easily", "easily scared",
+                "gets scared", "scared easily", "scares easily", "easily scared",
                 # questions that ask for what follows: "don't you have any horror?", "isn't there a western?"
                 "dont you", "dont u", "do you not", "isnt there", "arent there", "is there not", "havent you got",
                 "have you not got",
@@ -329,7 +329,8 @@ TITLE_PRONOUNS = {"it", "that", "this", "them", "those", "these", "both", "all",
 # A list of titles ends at a request: "hated the godfather, show me something else" ("The Show" is a film).
 REQUEST_VERBS = {"show", "give", "find", "recommend", "suggest", "get", "what", "how", "can", "could", "would",
                  "looking", "searching", "hoping", "wanting", "thinking", "need", "something", "anything",
-                 "please", "pls", "maybe", "now", "then", "so", "got", "have", "want", "any"}  # fmt: skip
+                 "please", "pls", "maybe", "now", "then", "so", "got", "have", "want", "any", "i", "im", "ive", "id",
+                 "we", "you", "my"}  # fmt: skip
 CLAUSE_OPENERS = {"hmm", "hm", "ok", "okay", "so", "well", "um", "uh", "oh", "ah", "hey", "hi", "right", "yeah",
                   "nah", "ugh", "and", "also", "plus", "honestly", "sadly", "lol"}  # fmt: skip
 

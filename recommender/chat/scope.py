@@ -17,6 +17,7 @@ from recommender.chat.years import decade, names_years
 
 MAX_NEGATION_GAP = 2  # a negation reaches over at most this many other content words
 # Words that open a year phrase: after a negated genre it is wanted ("a comedy without romance from the 70s").
+_COMPARING = {"newer", "older", "earlier", "later", "more", "less", "better", "worse", "recent"}
 _ANYTHING_BUT = {"anything but", "everything but", "other than", "except"}
 YEAR_LEADS = {"from", "after", "before", "since", "until", "till", "pre", "post", "between", "in"}
 
@@ -61,7 +62,7 @@ def negation_scope(tokens: list[str], phrases) -> tuple[list[bool], list[int], l
         elif state and token not in TRANSPARENT and token not in YEAR_WORDS and token not in FILLERS:
             gap += 1
             state = gap <= MAX_NEGATION_GAP
-        rather = rather or token == "rather"
+        rather = (rather or token == "rather") and token not in _COMPARING  # "rather something newer than 1990"
         for k in range(i, i + n):
             negated[k], clause[k], reason[k] = (
                 state and kind != "neg" and not (token == "than" and rather),

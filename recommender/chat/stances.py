@@ -39,7 +39,10 @@ _LIKED_IT = re.compile(
     r"\b(?:really\s+)?(?:liked|loved|enjoyed|adored)\s+(?:it|that|them|both)\b|"
     rf"\b(?:it|that|they)\s+(?:was|were)\s+(?:so\s+|really\s+|pretty\s+)?(?:{'|'.join(GOOD_VERDICTS)})\b"
 )
-_SEEN_IT = re.compile(r"\b(?:seen|watched|saw)\s+(?:it|that|them|those)\b")
+_SEEN_IT = re.compile(
+    r"(?<!not )(?<!never )(?<!havent )(?<!hasnt )(?<!didnt )\b(?:seen|watched|saw)\s+"
+    r"(?:it|that|them|those)\b"
+)
 # "something similar" after a film the message liked or saw: that film is the seed.
 _ANAPHORA = re.compile(
     r"\b(?:something|anything|films?|movies?)(?:\s+else)?\s+(?:similar|like (?:it|that|this|those|them|both))\b|"
@@ -72,16 +75,17 @@ def complained_about(tokens: list[str], end: int, clause: list[int]) -> bool:
 
 
 _FED_UP = re.compile(
-    r"\b(?:done with|sick of|tired of|bored of|bored with|fed up with|over) (?:it|them|those|that)\b|"
-    r"\bhad enough\b"
+    r"\b(?:done with|sick of|tired of|bored of|bored with|fed up with|had enough of) (?:it|them|those|that)$|"
+    r"\bhad enough$"
 )
 
 
 def fed_up_after(tokens: list[str], end: int) -> bool:
     """True when the rest of the sentence after a genre phrase ending at ``end`` says the person has had enough
     of it: "my roommate keeps picking depressing dramas and I'm done with it"."""
-    stop = next((j for j in range(end, len(tokens)) if tokens[j] in {".", "!", "?", ";"}), len(tokens))
-    return bool(_FED_UP.search(" ".join(tokens[end:stop])))
+    stop = next((j for j in range(end, len(tokens)) if tokens[j] in {".", "!", "?", ";", ","}), len(tokens))
+    rest = " ".join(tokens[end:stop])  # "I want a western, tired of those rom coms": another clause, another genre
+    return "and" in tokens[end:stop] and bool(_FED_UP.search(rest))
 
 
 def merely_allowed(tokens: list[str], start: int) -> bool:
@@ -152,5 +156,9 @@ def pronoun_verdicts(found: dict[str, list], folded: str) -> None:
     if found["exclude"] and not found["seen"] and _SEEN_IT.search(folded):
         found["seen"] = list(found["exclude"])  # "not fargo, i've seen it"
     named = found["liked"] + found["seen"] + found["ignored"] or found.get("mention", [])
-    if not found["like"] and _ANAPHORA.search(folded) and named:
+    anaphora = _ANAPHORA.search(folded)
+    refused = anaphora and re.search(
+        r"\b(?:no|not|dont|didnt|never|nothing)\b(?:\s+\w+){0,3}\s*$", folded[: anaphora.start()]
+    )
+    if not found["like"] and anaphora and not refused and not found["dislike"] and named:
         found["like"] = named  # "haven't seen X yet, something like it", "... Speed and The Rock, more like those"

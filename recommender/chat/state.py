@@ -237,7 +237,7 @@ def _years(state: ConversationState, refinement: Refinement, anchor: int | None)
     if refinement.year_relative == "older" and low is not None:
         return None, low - 1  # "the 90s", then "hmm older": before 1990
     if refinement.year_relative == "newer" and high is not None:  # "the 70s", then "newer": from 1980
-        if refinement.year_min is not None and high + 1 > refinement.year_min:  # nothing after "the 90s":
+        if refinement.year_min is not None and high >= refinement.year_min + 2:  # nothing after "the 90s":
             return max(low or refinement.year_min, refinement.year_min), high  # its newest years, 1996-1999
         return high + 1, None
     if refinement.year_relative and low is None and high is None and anchor:  # "like the godfather" / "but newer"

@@ -48,9 +48,8 @@ CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
                          re.I)),
     ("seen", re.compile(r"\b(?:i(?:'ve|\s+have)?\s+)?(?:already\s+)?(?:seen|watched|saw)\s+", re.I)),
     # Years compared with a film: "older than Fargo", "made before Star Wars", "the same era as Chinatown".
-    ("before_film", re.compile(r"\b(?:older than|earlier than|made before|released before|before)\s+", re.I)),
-    ("after_film", re.compile(r"\b(?:newer than|later than|more recent than|made after|released after|after|since)\s+",
-                              re.I)),
+    ("before_film", re.compile(r"\b(?:older than|earlier than|made before|released before)\s+", re.I)),
+    ("after_film", re.compile(r"\b(?:newer than|later than|more recent than|made after|released after)\s+", re.I)),
     ("era_film", re.compile(r"\b(?:(?:the\s+)?same (?:era|time|period|decade) as|around the (?:time|era) of|"
                             r"from the (?:era|time) of)\s+", re.I)),
     ("exclude", re.compile(r"\b(?:" + "|".join(re.escape(c).replace("dont", "don['’]?t")  # typed with or without
@@ -174,6 +173,8 @@ def titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
         if any(s <= start < e for s, e in consumed):
             continue
         stop = _clause_end(text, end)
+        both = re.match(r"both\s+(?=\S)", text[end:stop], re.I)  # "seen both Fargo and Heat"
+        end = end + both.end() if both and name in {"seen", "liked", "dislike"} else end
         words = list(re.finditer(r"\S+", text[end:stop]))
         if cue_skips(text[end:stop].strip(), matcher, vocabulary):
             continue  # "I like comedies", "not from the 90s", "no thanks", "not another musical": not a title
@@ -194,7 +195,9 @@ def titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
                 used = max(1, sum(1 for w in words if w.start() < offset + fragment.end))
                 fragments += 1
             else:
-                article = re.match(r"(?:a|an)\s+[a-z]", text[end + offset : stop])  # "more like a caper" is no Casper
+                article = re.fullmatch(
+                    r"(?:a|an)\s+[a-z]+\W*", text[end + offset : stop].strip()
+                )  # "a caper": no Casper
                 strict = name in {"exclude", "like_bare"} | FILM_YEAR_CUES or bool(article)
                 match, used = match_span(matcher, words, strict=strict, fuzzy=not article)
                 if match is None:
@@ -254,7 +257,8 @@ def capitalised_mentions(text: str, matcher: TitleMatcher) -> list[TitleMatch]:
             continue
         found.append(match)
         i += used
-    return found
+    single = len(found) == 1 and len(found[0].typed.split()) == 1  # "watching with Michael tonight": a name
+    return [] if single else found
 
 
 def titles_leading_clauses(text: str, matcher: TitleMatcher, found: dict[str, list[TitleMatch]]):

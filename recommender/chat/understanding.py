@@ -386,7 +386,7 @@ def parse_message(text: object, catalog: Catalog, shown: Sequence[str] = ()) -> 
     year_min, year_max, year_set = film_bounds(years.result(), found, catalog)  # "older than Fargo"
     notes += _limit_notes(years, year_min, year_max, avoid, k)
     if show_more and k is None:  # "show me 10 more"
-        k = next((int(t) for t in folded.split() if t.isdigit() and len(t) <= 2), None)
+        k = next((int(t) for t in folded.split() if t.isascii() and t.isdigit() and len(t) <= 2), None)
     k = min(k, MAX_K) if k and k > 0 else None
     query = _verdicts(found, cleaned, folded, matcher, query)
     if (query or len(cleaned.split()) > 1) and not any(found.values()) and not misses and folded not in IDLE_PHRASES:

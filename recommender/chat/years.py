@@ -117,7 +117,7 @@ def _last_years(tokens: list[str], used: list[bool], years: YearParser, negated_
 
 
 def _count(token: str) -> int | None:
-    return int(token) if token.isdigit() and len(token) <= 2 else NUMBER_WORDS.get(token)
+    return int(token) if token.isascii() and token.isdigit() and len(token) <= 2 else NUMBER_WORDS.get(token)
 
 
 def war_eras(tokens: list[str], used: list[bool], years: YearParser, negated_at) -> None:
@@ -227,9 +227,11 @@ def film_bounds(bounds: tuple, found: dict[str, list], catalog) -> tuple[int | N
             continue
         low = None if span[0] is None else years[0] + span[0]
         high = None if span[1] is None else years[0] + span[1]
-        year_min = low if year_min is None or low is not None and low > year_min else year_min
-        year_max = high if year_max is None or high is not None and high < year_max else year_max
-        year_set = year_set or key == "era_film"
+        new_min = low if year_min is None or low is not None and low > year_min else year_min
+        new_max = high if year_max is None or high is not None and high < year_max else year_max
+        if new_min is not None and new_max is not None and new_min > new_max:
+            continue  # "the 80s but older than Star Wars": the years said win over the film
+        year_min, year_max, year_set = new_min, new_max, year_set or key == "era_film"
     return year_min, year_max, year_set
 
 
