@@ -42,7 +42,8 @@ def asked_count(tokens: list[str], used: list[bool]) -> int | None:
             continue  # "one of those", "the one with …"
         others = [t for k, t in enumerate(tokens) if k != i]  # "make it 25"; "42" alone asks for nothing
         alone = value <= (MAX_K if others else BARE_COUNT_MAX) and all(t in BARE_COUNT_WORDS for t in others)
-        asked = (
+        of_them = tokens[i + 1 : i + 3] in (["of", "them"], ["of", "those"], ["of", "these"])  # "thrillers, 6 of them"
+        asked = of_them or (
             previous in {"me", "us"}
             and tokens[i - 2 : i - 1] in (["give"], ["show"], ["get"], ["find"])
             and (tokens[i + 1 : i + 2] in ([], ["more"], ["please"], ["pls"], ["then"], [","], ["."]))

@@ -16,7 +16,7 @@ GENRE_SYNONYMS: dict[str, tuple[str, ...]] = {
                   "zeichentrick"),
     "Children's": ("children", "childrens", "for kids", "for the kids", "kids", "kid", "kid friendly", "family",
                    "family friendly", "year old", "years old", "yr old", "yrs old", "toddler", "toddlers",
-                   "little ones", "infantil",
+                   "little ones", "infantil", "nephew", "niece", "nephews", "nieces", "grandkids",
                    "enfants", "kinder", "kinderfilm", "kiddie", "kiddy"),
     "Comedy": ("comedy", "comedies", "funny", "funnier", "hilarious", "humor", "humour", "humorous", "laughs",
                "laugh", "a good laugh", "comedic", "lighthearted", "light hearted", "feel good", "feelgood",
@@ -24,7 +24,7 @@ GENRE_SYNONYMS: dict[str, tuple[str, ...]] = {
                "lustig", "lustiger", "lustige", "lustigen", "divertida", "divertido", "drole", "gracioso", "lighter",
                "cozy", "cosy", "daft"),
     "Crime": ("crime", "criminal", "gangster", "gangsters", "mafia", "mob", "heist", "heists", "policier", "gritty",
-              "caper", "capers"),
+              "caper", "capers", "robbery", "robberies", "bank robbery"),
     "Documentary": ("documentary", "documentaries", "doc", "docs", "docos", "doco", "docu", "docus", "nonfiction",
                     "documental", "documentaire", "dokumentation", "dokumentarfilm"),
     "Drama": ("drama", "dramas", "dramatic", "moving", "touching", "sad", "tearjerker", "tearjerkers", "tear jerker",
@@ -75,7 +75,8 @@ NEGATOR_PHRASES = ("rather than", "no", "not", "dont", "doesnt", "didnt", "wont"
                    "never", "neither", "nor", "hate", "hates", "hated", "dislike", "dislikes", "detest", "loathe",
                    "arent", "isnt", "skip", "exclude", "excluding", "minus", "rather not",
                    "anything but", "everything but", "other than", "no more", "sick of", "tired of", "enough of",
-                   "enough with", "done with", "no longer", "not into", "instead of", "cant stand", "not a fan of",
+                   "enough with", "done with", "bored of", "bored with", "fed up with", "had enough of",
+                   "no longer", "not into", "instead of", "cant stand", "not a fan of",
                    "not a big fan of", "not a huge fan of", "not really a fan of", "not much of a fan of",
                    "not really into", "not big on", "not keen on",
                    "pas", "pas de", "sans", "sin",
@@ -254,7 +255,8 @@ SHOW_MORE_TAILS = ("please", "options", "results", "suggestions", "films", "movi
 COUNT_ADJECTIVES = {"sci", "fi", "good", "great", "funny", "scary", "different", "random", "romantic", "other",
                     "classic", "animated", "kids", "family", "old", "short", "sad", "foreign", "cheesy",
                     "light", "feel", "war", "horror", "action", "crime", "western", "spy", "silly",
-                    "disney", "christmas", "holiday"}  # fmt: skip
+                    "disney", "christmas", "holiday", "adventure", "comedy", "drama", "thriller", "fantasy",
+                    "mystery", "romance", "documentary", "musical", "noir", "animation"}  # fmt: skip
 GENRE_MASS_NOUNS = {"scifi", "horror", "action", "animation", "noir", "sci"}  # "gimme 10 scifi", "5 horror"
 GENRE_SINGULARS = {
     "comedy",
@@ -305,7 +307,7 @@ AFTER_YEAR = {"after", "since", "post", "newer", "later", "onwards", "from"}
 # "older than 1990", "more recent than the 80s": the comparative before "than" is the bounding word.
 COMPARATIVES = {"older": "older", "earlier": "earlier", "newer": "newer", "later": "later", "recent": "newer"}
 # "too violent", "way too much violence", "less violent": the word after is what the person wants less of.
-LESS_OF = {"too", "overly", "less"}
+LESS_OF = {"too", "overly", "less", "fewer"}
 FROM_ON = {"on", "onwards", "onward"}
 
 # Genres and ages (``understanding``): "new" is recent before these (and a count noun or a genre);

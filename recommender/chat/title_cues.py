@@ -46,7 +46,7 @@ CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("liked", re.compile(r"\b(?:i\s+)?(?:really\s+|also\s+)?(?:liked|loved|enjoyed|adored|(?<=i )(?:like|love))\s+|"
                          r"\bmy\s+(?:all\s+time\s+)?(?:fav|fave|favou?rite)\s+(?:film\s+|movie\s+)?(?:is|was)\s+",
                          re.I)),
-    ("seen", re.compile(r"\b(?:i(?:'ve|\s+have)?\s+)?(?:already\s+)?(?:seen|watched|saw)\s+", re.I)),
+    ("seen", re.compile(r"\b(?:i(?:'ve|\s+have)?\s+)?(?:already\s+|just\s+)?(?:seen|watched|saw|finished)\s+", re.I)),
     # Years compared with a film: "older than Fargo", "made before Star Wars", "the same era as Chinatown".
     ("before_film", re.compile(r"\b(?:older than|earlier than|made before|released before)\s+", re.I)),
     ("after_film", re.compile(r"\b(?:newer than|later than|more recent than|made after|released after)\s+", re.I)),
@@ -64,7 +64,8 @@ _POSTFIX_BAD = re.compile(
     r"(?:was|is|were)\s+(?:way\s+|far\s+|much\s+|just\s+)?too\s+\w+|"  # "was too violent"
     rf"(?:wasnt|was not|isnt|is not|werent|were not)\s+(?:really\s+)?(?:{'|'.join(NOT_VERDICTS)}))\b"
 )
-_POSTFIX_GOOD = re.compile(rf"^(?:was|is|were)\s+(?:so\s+|really\s+|pretty\s+)?(?:{'|'.join(GOOD_VERDICTS)}|"
+_POSTFIX_GOOD = re.compile(rf"^(?:one\s+)?(?:was|is|were|looks|sounds)\s+(?:so\s+|really\s+|pretty\s+)?"
+                           rf"(?:{'|'.join(GOOD_VERDICTS)}|"
                            r"my (?:all time )?(?:fav|fave|favou?rite))\b")  # fmt: skip
 _YEAR_TOKEN = re.compile(r"^\(?((?:18|19|20)\d\d)\)?$")
 

@@ -79,7 +79,7 @@ _RESET = re.compile(r"\b(start (?:over|again|afresh|fresh|anew)|reset|"
 _SHOW_MORE = re.compile(rf"^(?:(?:{'|'.join(SHOW_MORE_OPENERS)})\s+)*(?:none of (?:these|those|them)\s+)?"
                         r"(?:(?:show|give|find|suggest)\s+(?:me\s+)?)?"
                         r"(?:some\s+|any\s+|\d{1,2}\s+|a few\s+)?(?:more|more of the same|others|other ones|next|"
-                        r"keep going|go on|continue|carry on|"
+                        r"keep going|go on|continue|carry on|(?:next|another)\s+(?:\d{1,2}|few|batch|set|round)|"
                         r"next page|something else|"
                         r"different ones|"
                         r"anything else|wh?at else(?:\s+(?:have you got|do you have|you got|u got|is there|ya got))?|"
@@ -272,7 +272,7 @@ def _parse_rest(text: str, catalog: Catalog, anchor: int | None = None) -> _Rest
             complained = complained_about(tokens, start + n, clause) or fed_up_after(tokens, start + n)
             less = wants_less(tokens, start)  # "too scary": less of it, a refinement
             for name in names:
-                own = fold(name) in {phrase, phrase.rstrip("s")} or phrase in MULTI_GENRE
+                own = fold(name) in {phrase, phrase.rstrip("s"), re.sub(r"ies$", "y", phrase)} or phrase in MULTI_GENRE
                 modified = (
                     start
                     and clause[start - 1] == clause[start]
@@ -287,8 +287,8 @@ def _parse_rest(text: str, catalog: Catalog, anchor: int | None = None) -> _Rest
                 )
             if phrase in AGE_PHRASES:
                 used[start - 1] = True
-        elif kind == "adult":
-            genres["include" if neg else "exclude"].append((names[0], phrase, True))
+        elif kind == "adult" and not set(tokens[start + n : start + n + 3]) & {"also", "too", "enjoy", "both"}:
+            genres["include" if neg else "exclude"].append((names[0], phrase, True))  # not "adults will also enjoy"
         elif kind in {"recent", "old"} and years.newest:
             if anchor and phrase in _COMPARED and not neg:  # "like The Shining but newer": newer than it
                 years.bound(**{"lower" if kind == "recent" else "upper": anchor + (1 if kind == "recent" else -1)})
@@ -342,7 +342,10 @@ def _resolve_genres(genres: dict[str, list]) -> tuple[tuple[str, ...], tuple[str
             avoid.append(phrase)
         elif name not in exclude:
             exclude.append(name)
-    firm_out = {name for name, _, firm in genres["exclude"] if firm}
+    own = {name for name, _, firm in genres["include"] if firm}  # "comedies that aren't romcoms": comedy stays
+    firm_out = {
+        name for name, phrase, firm in genres["exclude"] if firm and not (phrase in MULTI_GENRE and name in own)
+    }
     include = tuple(g for g in include if g not in firm_out)
     exclude = [g for g in exclude if g not in include]
     return include, tuple(exclude), avoid
