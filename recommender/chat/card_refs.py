@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from recommender.chat.lexicon import BAD_VERDICTS, GOOD_VERDICTS
+from recommender.chat.text import spoken_number
 from recommender.data import Catalog
 from recommender.data.titles import TitleMatch, readable_title
 
@@ -23,9 +24,7 @@ _ORDINALS = {"first": 0, "1st": 0, "fist": 0, "top": 0, "second": 1, "2nd": 1, "
              "fifth": 4, "5th": 4, "sixth": 5, "6th": 5, "seventh": 6, "7th": 6, "eighth": 7, "8th": 7, "ninth": 8,
              "9th": 8, "tenth": 9, "10th": 9, "last": -1, "bottom": -1, "final": -1, "penultimate": -2,
              "second to last": -2, "second last": -2, "next to last": -2, "middle": MIDDLE}  # fmt: skip
-_COUNTS = {"two": 2, "three": 3, "four": 4, "five": 5, "2": 2, "3": 3, "4": 4, "5": 5}
-_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-            "ten": 10}  # fmt: skip
+_NUMBERS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")  # values: spoken_number
 _CARD_NOUN = r"(?:one|pick|suggestion|option|result|card|recommendation)"  # not "film": "the last film I saw"
 _CARD = _CARD_NOUN + "s?"
 _ORD = "|".join(re.escape(o).replace(r"\ ", r"\s+") for o in sorted(_ORDINALS, key=len, reverse=True))
@@ -93,6 +92,8 @@ _AFTER = (
 _CLAUSE_BREAK = re.compile(r"[,;.!?\n]|(?<!anything )(?<!everything )(?<!all )\bbut\b|\bthough\b", re.I)
 _NEAR = 80  # characters of a clause read before and after a reference (a long message stays linear)
 MAX_REFERENCES = 12  # references read per message
+_WORD = re.compile(r"\W*[\w'’]+")
+_JOINER = re.compile(r"\s*(?:,\s*)?and\b", re.I)  # "seen #3 and I want a comedy"
 
 
 @dataclass(frozen=True)
@@ -132,10 +133,11 @@ def card_references(text: str) -> list[CardRef]:
         before = _fold(text[clause_start : match.start()])
         after = _fold(text[match.end() : clause_end])
         role, cue_start = _role_before(before)
+        verdict, verdict_words = _role_after(after)
         joined = refs and re.fullmatch(_AND + r"(?:the\s+)?", text[joined_from : match.start()] or " ", re.I)
         ditto = refs and after in {"too", "as well", "also"}  # "#2 was great, #5 too"
-        role = role or _role_after(after)[0] or (refs[-1].role if joined or ditto else "")
-        if not (role if carried else _plausible(match, role, before, after)):
+        role = role or verdict or (refs[-1].role if joined or ditto else "")
+        if not (role if carried else _plausible(match, role, before, after, verdict)):
             continue
         if match.group("ords") or match.group("nums") or match.group("plural") or match.group("bare"):
             pointed = positions
@@ -149,7 +151,7 @@ def card_references(text: str) -> list[CardRef]:
             continue  # "from the last 5 years": no card, and the words are read as years
         # No role ("tell me about #2"): no fact to record, but the words are no query either.
         start = clause_start + _cue_offset(text[clause_start : match.start()], cue_start) if role else match.start()
-        end = _span_end(text, match.end(), _role_after(after)[1])
+        end = _span_end(text, match.end(), verdict_words)
         but = _positions(match, "but") if match.group("allbut") else ()
         refs.append(
             CardRef(role, positions, match.group().strip(), start, end, pronoun, bool(match.group("rest")), but)
@@ -158,18 +160,19 @@ def card_references(text: str) -> list[CardRef]:
     return [r for r in refs if r.role != "ignored"]
 
 
-def _plausible(match: re.Match[str], role: str, before: str, after: str) -> bool:
+def _plausible(match: re.Match[str], role: str, before: str, after: str, verdict: str) -> bool:
     """False for words that only look like a reference: "the first time", "top 5 comedies", "watched it
-    with Fargo" (a pronoun or "those" need a verdict that is theirs), "not that" (pronouns say "seen")."""
+    with Fargo" (a pronoun or "those" need a verdict that is theirs), "not that" (pronouns say "seen").
+    ``verdict``: the role the words after it give (``_role_after``)."""
     ordinals = re.findall(rf"\b(?:{_ORD})\b", match.group("ords") or "", re.I)
     if len(ordinals) == 1 and re.search(rf"\s{_CARD_NOUN}s\b", match.group(), re.I):
         return False  # "the last ones were too scary": the last list, not one card
     if match.group("ords") and not re.search(rf"\s{_CARD}\b", match.group(), re.I):
         named = match.group().lower().startswith(("the", "that")) or len(ordinals) > 1  # "3rd and 4th"
         listed = after.split()[:1] in (["and"], ["or"])  # "seen the first, the third and #5"
-        return named and (not after or listed or bool(_role_after(after)[0]))
+        return named and (not after or listed or bool(verdict))
     if (match.group("plural") or match.group("all") and re.search(r"\d", match.group())) and after:
-        return bool(_role_after(after)[0])  # "seen the first two godfathers", "all 3 godfather films": no cards
+        return bool(verdict)  # "seen the first two godfathers", "all 3 godfather films": no cards
     if match.group("rest"):
         return bool(role)  # "the first two are good, the rest meh"
     if match.group("those") and match.group().lower().strip() == "both":
@@ -178,8 +181,8 @@ def _plausible(match: re.Match[str], role: str, before: str, after: str) -> bool
         return role in {"seen", "dislike"}  # "I've seen those", "these look boring", "I don't like any of these"
     if match.group("bare"):  # "seen 1 and 3 already", "something like 5"; not "seen 2 westerns", "I'd like 5"
         opens = not before or re.fullmatch(_OPENERS, before + " ")  # "2 and 4 look decent", not "star trek 3 was"
-        verdict = re.fullmatch(_POLITE, after) or opens and _role_after(after)[0]
-        return bool(role and verdict and not re.search(r"\b(?:id|would|wd|i)\s+like$", before))
+        said = re.fullmatch(_POLITE, after) or opens and verdict
+        return bool(role and said and not re.search(r"\b(?:id|would|wd|i)\s+like$", before))
     if match.group("pronoun") and not match.group().lower().endswith("one"):
         return role in {"seen", "liked", "dislike"}  # "loved it!"; "more like that" / "not that" say no card
     return True
@@ -196,10 +199,10 @@ def _positions(match: re.Match[str], group: str = "") -> tuple[int, ...] | None:
     numbered = match.group(group) if group else match.group("nums") or match.group("bare")
     if numbered:
         numbers = re.findall(_NUM, numbered, re.I)
-        values = [int(n) if n.isascii() and n.isdigit() else _NUMBERS.get(n.lower(), 0) for n in numbers]
+        values = [spoken_number(n.lower(), 2) or 0 for n in numbers]
         return tuple(dict.fromkeys(v - 1 for v in values if 1 <= v <= 50))
     if match.group("plural"):
-        count = _COUNTS.get(match.group("count").lower(), 0)
+        count = spoken_number(match.group("count").lower(), 1) or 0
         side = match.group("side").lower()
         return tuple(range(count)) if side in {"first", "top"} else tuple(range(-count, 0))
     if group:
@@ -229,9 +232,9 @@ def _span_end(text: str, end: int, words: int) -> int:
     """Where a reference's span ends: after its ``words`` verdict words ("#2 looks boring"), and over an
     "and" that joined it to the rest ("seen #3 and I want a comedy" leaves "I want a comedy")."""
     for _ in range(words):
-        word = re.compile(r"\W*[\w'’]+").match(text, end)
+        word = _WORD.match(text, end)
         end = word.end() if word else end
-    joiner = re.compile(r"\s*(?:,\s*)?and\b", re.I).match(text, end)
+    joiner = _JOINER.match(text, end)
     return joiner.end() if joiner else end
 
 
@@ -261,15 +264,11 @@ def resolve(refs: list[CardRef], shown: tuple[str, ...]) -> tuple[dict[str, list
             notes.append(f'Which one did you mean by "{ref.typed}"? Say "the second one", or use the buttons '
                          "under each film.")  # fmt: skip
             continue
-        positions = range(len(shown)) if ref.positions is None else ref.positions
-        positions = [len(shown) // 2 if p == MIDDLE else p for p in positions]
+        positions = range(len(shown)) if ref.positions is None else [_on_screen(p, shown) for p in ref.positions]
         if ref.rest or ref.but:
             others = ref.but or [p for r in refs if r.role and not r.rest for p in (r.positions or ())]
-            named = {
-                len(shown) // 2 if p == MIDDLE else p % len(shown)
-                for p in others
-                if -len(shown) <= p < len(shown) or p == MIDDLE
-            }
+            at = [_on_screen(p, shown) for p in others]
+            named = {q % len(shown) for q in at if -len(shown) <= q < len(shown)}
             positions = [p for p in range(len(shown)) if p not in named]
         for position in positions:
             if -len(shown) <= position < len(shown):
@@ -277,6 +276,11 @@ def resolve(refs: list[CardRef], shown: tuple[str, ...]) -> tuple[dict[str, list
             else:
                 notes.append(f'There are only {len(shown)} films on screen, so I skipped "{ref.typed}".')
     return roles, list(dict.fromkeys(notes))
+
+
+def _on_screen(position: int, shown: tuple[str, ...]) -> int:
+    """``MIDDLE`` as the middle card of those on screen; any other position as it is."""
+    return len(shown) // 2 if position == MIDDLE else position
 
 
 _SAID = {

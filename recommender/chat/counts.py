@@ -14,8 +14,8 @@ from recommender.chat.lexicon import (
     GENRE_MASS_NOUNS,
     GENRE_PLURALS,
     GENRE_SINGULARS,
-    NUMBER_WORDS,
 )
+from recommender.chat.text import spoken_number
 from recommender.chat.years import is_year
 
 # The most cards one turn shows, whatever a message ("recommend 500 movies") or a slider asks:
@@ -28,7 +28,7 @@ MAX_COUNT_NOTE = "I show at most {cap} at a time; here are the first {cap}."
 def asked_count(tokens: list[str], used: list[bool]) -> int | None:
     """The number of films asked for: "give me 3 options", "top 5 comedies", "a couple of westerns"."""
     for i, token in enumerate(tokens):
-        value = int(token) if token.isascii() and token.isdigit() and len(token) <= 12 else NUMBER_WORDS.get(token)
+        value = spoken_number(token, 12)
         if value is None or used[i] or is_year(token):
             continue
         previous = tokens[i - 1] if i else ""

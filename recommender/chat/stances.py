@@ -88,16 +88,15 @@ def fed_up_after(tokens: list[str], end: int) -> bool:
     return "and" in tokens[end:stop] and bool(_FED_UP.search(rest))
 
 
+_NEED_NOT = re.compile(
+    r"\b(?:doesnt|does not|dont|do not|neednt)\s+(?:need|have)\s+to\s+be(?:\s+\w+)?$|"
+    r"\bneednt\s+be(?:\s+\w+)?$"
+)
+
+
 def merely_allowed(tokens: list[str], start: int) -> bool:
     """True for a genre that need not be: "doesn't need to be all action", "it doesn't have to be a comedy"."""
-    before = " ".join(tokens[max(0, start - 6) : start])
-    return bool(
-        re.search(
-            r"\b(?:doesnt|does not|dont|do not|neednt)\s+(?:need|have)\s+to\s+be(?:\s+\w+)?$|"
-            r"\bneednt\s+be(?:\s+\w+)?$",
-            before,
-        )
-    )
+    return bool(_NEED_NOT.search(" ".join(tokens[max(0, start - 6) : start])))
 
 
 def wants_less(tokens: list[str], i: int) -> bool:

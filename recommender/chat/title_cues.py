@@ -180,11 +180,10 @@ def titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
         if cue_skips(text[end:stop].strip(), matcher, vocabulary):
             continue  # "I like comedies", "not from the 90s", "no thanks", "not another musical": not a title
         denied = name in {"liked", "seen"} and re.search(r"(?:n'?t|\bnot|\bnever)\s+(?:\w+\s+)?$", text[:start])
-        if name in {"like", "like_bare"} and _NEGATION_BEFORE.search(text[_clause_start(text, start) : start]):
+        negated = _NEGATION_BEFORE.search(text[_clause_start(text, start) : start])
+        if name in {"like", "like_bare"} and negated:
             name = "exclude"  # "I don't want anything like Scream": no seed
-        elif name in {"before_film", "after_film"} and _NEGATION_BEFORE.search(
-            text[_clause_start(text, start) : start]
-        ):
+        elif name in {"before_film", "after_film"} and negated:
             name = "from_film" if name == "before_film" else "until_film"  # "nothing older than Fargo": 1996 on
         cue_matches, used_end, fragments = [], end, 0
         while words:

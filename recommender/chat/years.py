@@ -19,12 +19,12 @@ from recommender.chat.lexicon import (
     FROM_ON,
     NOT_OLD_GAP,
     NOT_RECENT_GAP,
-    NUMBER_WORDS,
     OLD_GAP,
     RECENT_SPAN,
     YEAR_WORDS,
 )
 from recommender.chat.slips import slip
+from recommender.chat.text import spoken_number
 
 _YEAR = re.compile(r"(?:18|19|20)\d\d")
 
@@ -97,7 +97,7 @@ def _last_years(tokens: list[str], used: list[bool], years: YearParser, negated_
         if used[i] or not years.newest:
             continue
         if tokens[i] in {"older", "newer"} and tokens[i + 1 : i + 2] in (["than"], ["then"]):
-            span = _count(tokens[i + 2] if i + 2 < len(tokens) else "")
+            span = spoken_number(tokens[i + 2] if i + 2 < len(tokens) else "", 2)
             if span and tokens[i + 3 : i + 4] in (["years"], ["yrs"]):
                 older = (tokens[i] == "older") != negated_at(i)  # "nothing older than 20 years": from 1978
                 years.bound(**({"upper": years.newest - span} if older else {"lower": years.newest - span + 1}))
@@ -106,7 +106,7 @@ def _last_years(tokens: list[str], used: list[bool], years: YearParser, negated_
         if tokens[i] not in {"last", "past"}:
             continue
         count = tokens[i + 1]
-        span = _count(count)
+        span = spoken_number(count, 2)
         unit = tokens[i + 2] if i + 2 < len(tokens) else ""
         if span and unit in {"years", "year", "yrs"}:
             years.bound(lower=years.newest - span + 1)
@@ -114,10 +114,6 @@ def _last_years(tokens: list[str], used: list[bool], years: YearParser, negated_
         elif count in {"decade", "ten years"}:
             years.bound(lower=years.newest - 9)
             used[i : i + 2] = [True] * 2
-
-
-def _count(token: str) -> int | None:
-    return int(token) if token.isascii() and token.isdigit() and len(token) <= 2 else NUMBER_WORDS.get(token)
 
 
 def war_eras(tokens: list[str], used: list[bool], years: YearParser, negated_at) -> None:
