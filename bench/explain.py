@@ -86,6 +86,10 @@ def make_parser() -> argparse.ArgumentParser:
         default=None,
         help="answers written per explanation: greedy, then sampled (default: the served Decoding's)",
     )
+    parser.add_argument(
+        "--pair-test", action="store_true",
+        help="name the second influence only when it lowers the score once the first is gone (config.pair_test)",
+    )  # fmt: skip
     parser.add_argument("--out", default=None, help="write one JSON line per user here (resumes a killed run)")
     parser.add_argument("--md", default=None, help="also write the markdown report here")
     parser.add_argument(
@@ -108,18 +112,22 @@ def served_candidates(pipeline, user: str, split: str) -> tuple[np.ndarray, np.n
     return history, np.asarray(found.items, dtype=np.int64)
 
 
-def with_max_history(pipeline, titles: int):
-    """The same pipeline (data, retriever, scorer, settings) with a prompt that shows ``titles`` history titles."""
+def with_settings(pipeline, **settings):
+    """The same pipeline (data, retriever, scorer) with other ``PipelineConfig`` settings."""
     from recommender.pipeline import Recommender
 
-    config = replace(pipeline.config, max_history=titles)
-    return Recommender(pipeline.dataset, pipeline.retriever, pipeline.scorer, config)
+    return Recommender(pipeline.dataset, pipeline.retriever, pipeline.scorer, replace(pipeline.config, **settings))
+
+
+def with_max_history(pipeline, titles: int):
+    """The same pipeline (data, retriever, scorer, settings) with a prompt that shows ``titles`` history titles."""
+    return with_settings(pipeline, max_history=titles)
 
 
 def measure_user(pipeline, user: str, rng: np.random.Generator, split: str = "test", group_tests=None) -> dict:
     """Influences, thresholds, group influence (when no single film passes) and the deletion test of one
     user's recommended item (no generation)."""
-    from recommender.explain import find_group
+    from recommender.explain import find_group, measure_pair
 
     catalog = pipeline.catalog
     history, candidates = served_candidates(pipeline, user, split)
@@ -141,6 +149,10 @@ def measure_user(pipeline, user: str, rng: np.random.Generator, split: str = "te
     group = find_group(score, pipeline.evidence_sources, np.asarray(history), item, table, column, float(base[column]),
                        **tests)  # fmt: skip
     group_s = time.perf_counter() - t1
+    pair = None
+    if pipeline.config.pair_test and len(listed) == 2:  # as ``Explainer.explain`` measures it
+        pair = measure_pair(score, np.asarray(history), table, listed[0], listed[1])
+        listed = listed if pair.adds else listed[:1]
     listed = listed or (list(group.positions) if group is not None and group.measured else [])
     drops = {}
     if listed:
@@ -160,6 +172,7 @@ def measure_user(pipeline, user: str, rng: np.random.Generator, split: str = "te
         "effects": table.effect[:, column].tolist(),
         "base_score": float(base[column]),
         "group": group,
+        "pair": pair,
         "influence_s": influence_s,
         "group_s": group_s,
         **drops,
@@ -193,7 +206,8 @@ def explain_staged(pipeline, writer, staged: list[dict], args, checker) -> list[
     for row in staged:
         items = [catalog.items[int(r)] for r in row["history"]]
         preview = explain_item(None, catalog, items, catalog[row["item"]], row["values"], threshold=row_threshold(row),
-                               sources=sources, checker=checker, group=row["group"])  # fmt: skip
+                               sources=sources, checker=checker, group=row["group"],
+                               pair=row.get("pair"))  # fmt: skip
         cases.append((items, preview))
     asked = [i for i, (_, preview) in enumerate(cases) if preview.evidence["influences"]]
     t0 = time.perf_counter()
@@ -221,16 +235,17 @@ def explain_staged(pipeline, writer, staged: list[dict], args, checker) -> list[
 
         explanation = explain_item(replay if i in answers else None, catalog, items, catalog[row["item"]],
                                    row["values"], threshold=row_threshold(row), sources=sources, checker=checker,
-                                   group=row["group"])  # fmt: skip
+                                   group=row["group"], pair=row.get("pair"))  # fmt: skip
         context = RubricContext.from_evidence(explanation.evidence, items)
         raw_rubric = None
         if isinstance(raw, str):
             raw_rubric = score_explanation(raw, context, checker.check(raw, context.allowed_ids)).to_dict()
-        record = {k: v for k, v in row.items() if k not in ("history", "values", "group")}
+        record = {k: v for k, v in row.items() if k not in ("history", "values", "group", "pair")}
         record.update(
             history=[int(r) for r in row["history"]],
             values=[None if np.isnan(v) else float(v) for v in row["values"]],
             group=explanation.group, group_test=row["group"].to_dict() if row["group"] is not None else None,
+            pair_test=row["pair"].to_dict() if row.get("pair") is not None else None,
             path=explanation.path, reason=explanation.reason, text=explanation.text,
             raw=raw if isinstance(raw, str) else None, rubric=explanation.rubric, raw_rubric=raw_rubric,
             shown_raw=explanation.raw_generation, candidate=_accepted(written, explanation),
@@ -255,6 +270,7 @@ def regate(args: argparse.Namespace) -> int:
     from recommender.data.split import LeaveOneOutSplit
     from recommender.explain import TitleChecker, evidence_sources
     from recommender.explanation_evidence import GroupInfluence
+    from recommender.influence import PairTest
 
     dataset = load_dataset("ml-100k")
     checker = TitleChecker(dataset.catalog)
@@ -270,7 +286,8 @@ def regate(args: argparse.Namespace) -> int:
             tuple(test["positions"]), test["link"], test["effect"], tuple(test["null"]), test["floor"]
         )  # fmt: skip
         values = np.array([np.nan if v is None else v for v in row["values"]])
-        staged.append({**row, "values": values, "group": group, "stored_raw": row.get("raw")})
+        pair = PairTest(**{k: v for k, v in row["pair_test"].items() if k != "adds"}) if row.get("pair_test") else None
+        staged.append({**row, "values": values, "group": group, "pair": pair, "stored_raw": row.get("raw")})
     out = [explain_staged(stored, None, [r], args, checker)[0] for r in staged]
     for record, row in zip(out, rows):  # the measured timings stay those of the run
         record.update(generation_s=row["generation_s"], latency_s=row["latency_s"])
@@ -299,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = Recommender.from_pretrained("ml-100k", adapter=args.adapter)
     if args.max_history is not None:
         pipeline = with_max_history(pipeline, args.max_history)
+    if args.pair_test:
+        pipeline = with_settings(pipeline, pair_test=True)
     pipeline.scorer.batch_size = args.batch_size
     writer = pipeline.text_writer()  # the base model when a ranking adapter is merged, as served
     checker = TitleChecker(pipeline.catalog)

@@ -157,9 +157,8 @@ def backfill(pipeline, row: dict, split: str, seed: int, at_most: int | None = N
 
 def second_film_adds(pipeline, row: dict, split: str, seed: int) -> dict:
     """``row`` listing its second influence only when removing it still lowers the score once the first is
-    gone: ``score(H - a) - score(H - a - b)`` in the served order and in each neutral swap's, its mean beyond
-    ``influence.order_threshold`` (the pair claim measured as a pair); the listing's set drops."""
-    from recommender.influence import moved, order_threshold, swapped
+    gone (``influence.measure_pair``: the pair claim measured as a pair); the listing's set drops."""
+    from recommender.influence import pair_histories, pair_test
 
     listed = listed_positions(row, 2)
     served = _served(pipeline, row, split) if listed else None
@@ -169,14 +168,10 @@ def second_film_adds(pipeline, row: dict, split: str, seed: int) -> dict:
     history, candidates, base, score = served
     second = None
     if len(listed) == 2 and not (row.get("group_test") or {}).get("measured"):
-        a, b = listed
-        pairs = [None, *pipeline.neutral_swap_pairs(history, candidates, row["window"])]
-        orders = [(history, (a, b)) if p is None else (swapped(history, p), (moved(p, a), moved(p, b))) for p in pairs]
-        scored = score([np.delete(o, [pa]) for o, (pa, _) in orders] + [np.delete(o, list(ab)) for o, ab in orders])
-        adds = np.array(scored[: len(orders)]) - np.array(scored[len(orders) :])  # [1 + S]
-        bar = order_threshold(adds)  # one test: the rule of every shown film's threshold
-        second = {"effect": float(adds.mean()), "threshold": float(bar), "orders": len(adds)}
-        listed = listed if adds.mean() > bar else [a]
+        pairs = pipeline.neutral_swap_pairs(history, candidates, row["window"])
+        test = pair_test(score(pair_histories(history, pairs, *listed)))
+        second = {"effect": test.effect, "threshold": test.threshold, "orders": test.orders}
+        listed = listed if test.adds else listed[:1]
     positions = list(range(len(history) - row["window"], len(history)))
     random = random_draw(np.random.default_rng([seed, int(row["user"])]), positions, len(listed))
     found = deletion_sets(score, base, history, positions, listed, random)

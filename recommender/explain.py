@@ -69,8 +69,10 @@ from recommender.influence import (  # re-exported (``__all__``): ``recommender.
     MIN_FLOOR,
     NEUTRAL_SWAPS,
     InfluenceTable,
+    PairTest,
     drop_one_influence,
     measure_influence,
+    measure_pair,
     split_measured,
     swap_pairs,
     swapped,
@@ -203,10 +205,12 @@ def explain_item(
     decoding: Decoding = Decoding(),
     checker: TitleChecker | None = None,
     group: GroupInfluence | None = None,
+    pair: PairTest | None = None,
 ) -> Explanation:
     """Evidence from the measured influences, a generated sentence checked by the rubric, or the
     sentence built from the evidence. Without a single influence, a measured ``group`` is named
     whole; in ``influences`` it is one row, ids joined by "+", with its own threshold in the title.
+    With a ``pair`` test that fails, the sentence names the strongest influence alone.
 
     Args:
         generator: an ``LLMScorer`` (prefilled, ``decoding``), an object with ``generate(messages,
@@ -222,6 +226,7 @@ def explain_item(
         decoding: generation length and repetition controls.
         checker: a ``TitleChecker`` to reuse across calls.
         group: ``find_group``'s result; used only when measured and no single film is.
+        pair: ``influence.measure_pair`` of the two strongest influences (``PipelineConfig.pair_test``).
     """
     history = list(history_items)
     values = np.asarray(values, dtype=np.float64)
@@ -232,8 +237,10 @@ def explain_item(
     raised, lowered, quiet = split_measured(values, bar)
     together = group.to_dict() if group is not None and group.measured and not raised else None
     named = [(p, float(values[p])) for p in group.positions] if together else raised
+    named = named[:1] if pair is not None and not pair.adds and not together else named
     evidence = build_evidence(sources or EvidenceSources(catalog), history, item, named, quiet, bar, lowered, together)
     evidence["score_kind"] = "logprob"
+    evidence["pair_test"] = pair.to_dict() if pair is not None else None
     context = RubricContext.from_evidence(evidence, history)
     rows = [(history[p].id, readable_title(history[p]), v) for p, v in raised + lowered]
     if together:
@@ -322,6 +329,9 @@ class Explainer:
                 return [float(s[column]) for s in rec.llm_scores(histories, [rows] * len(histories))]
 
             group = find_group(score, options["sources"], history_rows, target_item, table, column, base_score)
+            raised = split_measured(values, threshold)[0][:CARD_INFLUENCERS]
+            if rec.config.pair_test and len(raised) == 2:
+                options["pair"] = measure_pair(score, history_rows, table, raised[0][0], raised[1][0])
         history_items = rec.histories.items(history_ids)
         explanation = explain_item(
             self.writer, rec.catalog, history_items, target_item, values, threshold=threshold, group=group, **options
@@ -356,6 +366,8 @@ def evidence_sources(dataset: Any, split: Any) -> EvidenceSources:
 
 __all__ = [
     "CARD_INFLUENCERS",
+    "PairTest",
+    "measure_pair",
     "DEFAULT_WINDOW",
     "MIN_FLOOR",
     "NEUTRAL_SWAPS",

@@ -212,3 +212,55 @@ def split_measured(
     quiet = sorted((i for i in measured if abs(values[i]) <= bar[i]), reverse=True)
     return ([(i, float(values[i])) for i in raised], [(i, float(values[i])) for i in lowered],
             [(i, float(values[i])) for i in quiet])  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PairTest:
+    """Does the second listed film still lower the score once the first is gone? ``score(H - a) - score(H - a
+    - b)`` in the served order and in each neutral swap's; a sentence naming both claims the pair, so the
+    second is named only when this mean passes ``order_threshold`` (docs/results.md, "The second film only
+    when it adds")."""
+
+    effect: float
+    threshold: float
+    orders: int
+
+    @property
+    def adds(self) -> bool:
+        return self.effect > self.threshold
+
+    def to_dict(self) -> dict[str, float | int | bool]:
+        return {"effect": self.effect, "threshold": self.threshold, "orders": self.orders, "adds": self.adds}
+
+
+def pair_histories(history: np.ndarray, pairs: Sequence[tuple[int, int]], first: int, second: int) -> list[np.ndarray]:
+    """2 (1 + S) histories for ``pair_test``: each order (served, then each swap of ``pairs``) without the
+    ``first`` position's film, then each without both films."""
+    history = np.asarray(history, dtype=np.int64)
+    orders = [(history, first, second)] + [(swapped(history, p), moved(p, first), moved(p, second)) for p in pairs]
+    return [np.delete(o, a) for o, a, _ in orders] + [np.delete(o, [a, b]) for o, a, b in orders]
+
+
+def pair_test(scores: Sequence[float]) -> PairTest:
+    """``PairTest`` from the scores of ``pair_histories`` (without the first, then without both, per order)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    half = len(scores) // 2
+    adds = scores[:half] - scores[half:]  # [1 + S]
+    return PairTest(float(adds.mean()), float(order_threshold(adds)), half)
+
+
+def pair_listed(influencers: Sequence[tuple[str, float]], test: PairTest | None) -> tuple[tuple[str, float], ...]:
+    """The influencers a card and its sentence name: the second only when ``test`` says it adds."""
+    return tuple(influencers[:1] if test is not None and not test.adds else influencers)
+
+
+def measure_pair(
+    score: Callable[[list[np.ndarray]], list[float]],
+    history: np.ndarray,
+    table: InfluenceTable,
+    first: int,
+    second: int,
+) -> PairTest:
+    """``pair_test`` of the films at history positions ``first`` and ``second`` (the two strongest influences),
+    in the orders ``table`` was measured in; ``score`` maps histories to the explained candidate's score."""
+    return pair_test(score(pair_histories(history, table.pairs, first, second)))

@@ -32,6 +32,11 @@ class PipelineConfig:
         default=None, metadata={"help": "most recent history items shown in a prompt (None: the prompt's default)"}
     )
     seed: int = field(default=0, metadata={"help": "seed of the candidate shuffles"})
+    pair_test: bool = field(
+        default=False,
+        metadata={"help": "explanations name the second influence only when it lowers the score once the first "
+                  "is gone (influence.PairTest)"},
+    )  # fmt: skip
 
     def __post_init__(self):
         if not isinstance(self.llm_candidates, int) or not 2 <= self.llm_candidates <= MAX_LLM_CANDIDATES:

@@ -328,3 +328,40 @@ def test_a_negative_question_asks_for_what_follows(catalog, message, include):
 def test_too_or_less_before_a_genre_word_never_asks_for_it(catalog, message):
     got = parse_message(message, catalog)
     assert "Horror" not in got.include_genres and "scary" not in got.query
+
+
+@pytest.mark.parametrize(
+    ("message", "series"),
+    [("star wars movies", "star wars"), ("the Alien films", "alien"), ("more Batman", "batman"),
+     ("I want to watch the godfather trilogy", "godfather"), ("anything from the alien series", "alien")],
+)  # fmt: skip
+def test_a_series_named_is_searched_for_and_names_no_genre(catalog, message, series):
+    refinement = parse_message(message, catalog)
+    assert refinement.query == series
+    assert not refinement.include_genres and not refinement.more_like
+
+
+@pytest.mark.parametrize(
+    ("message", "genre"), [("horror movies", "Horror"), ("more horror", "Horror"), ("ALIEN MOVIES", "Sci-Fi")]
+)
+def test_genre_words_held_by_a_title_stay_genres(catalog, message, genre):
+    """ "Rocky Horror" holds "horror" and "Alien" is a film, but these ask for a genre."""
+    assert parse_message(message, catalog).include_genres == (genre,)
+
+
+@pytest.mark.parametrize(
+    ("message", "title"),
+    [("something like 2001: A Space Odyssey", "2001: A Space Odyssey"), ("seen 12 monkeys", "Twelve Monkeys"),
+     ("loved 101 dalmatians", "101 Dalmatians"), ("i loved 4 weddings and a funeral", "Four Weddings and a Funeral")],
+)  # fmt: skip
+def test_titles_that_open_with_a_number_are_titles_not_years_or_cards(catalog, message, title):
+    refinement = parse_message(message, catalog)
+    named = refinement.more_like + refinement.seen + refinement.liked
+    assert titles(catalog, named) == [title]
+    assert refinement.year_min is None and refinement.year_max is None
+
+
+@pytest.mark.parametrize("message", ["anything made after 1995", "like 187", "more like 5"])
+def test_a_number_after_a_cue_stays_a_number(catalog, message):
+    refinement = parse_message(message, catalog)
+    assert not refinement.more_like and not refinement.liked

@@ -18,8 +18,10 @@ from recommender.explain import (
     MIN_FLOOR,
     InfluenceTable,
     TitleChecker,
+    PairTest,
     explain_item,
     measure_influence,
+    measure_pair,
     split_measured,
     swap_pairs,
     swapped,
@@ -220,6 +222,20 @@ def test_served_influence_equals_a_naive_loop_and_cards_equal_explain(tiny_score
         assert [p[0] for p in on_demand.get(card.item_id, ())] == [p[0] for p in card.influences]
 
 
+def test_with_the_pair_test_explain_measures_the_pair_on_the_served_prompt(tiny_scorer):
+    pipeline = _pipeline(tiny_scorer, "rank_evidence")
+    pipeline = Recommender(pipeline.dataset, pipeline.retriever, pipeline.scorer,
+                           replace(pipeline.config, pair_test=True))  # fmt: skip
+    history = ["1", "7", "8", "6"]
+    for item in ("2", "3", "4", "5"):
+        explained = pipeline.explain(history, item, window=3, writer=saying(""))
+        raised = [i for i, _, v in explained.influences if v > 0]
+        test = explained.evidence["pair_test"]
+        assert (test is not None) == (len(raised) >= 2)
+        named = [e["id"] for e in explained.evidence["influences"]]
+        assert named == (raised[:2] if test is None or test["adds"] else raised[:1]) or explained.evidence["group"]
+
+
 def test_an_explainer_writes_with_the_writer_it_was_built_with(tiny_scorer):
     from recommender.explain import Explainer
 
@@ -337,6 +353,31 @@ def test_title_checker_finds_the_allowed_titles_it_accepts():
 def test_title_checker_catches_invented_titles(text, phrase, kind):
     check = TitleChecker(CATALOG).check(text, ALLOWED)
     assert (phrase, kind) in check.invented
+
+
+def test_the_pair_test_removes_the_first_film_then_both_in_every_order():
+    from recommender.influence import pair_histories, pair_test
+
+    made = pair_histories(np.array([1, 2, 5, 7]), [(2, 3)], first=2, second=3)
+    # without 5, then without 5 and 7: in the served order, then in the order with 5 and 7 traded
+    assert [h.tolist() for h in made] == [[1, 2, 7], [1, 2, 7], [1, 2], [1, 2]]
+    steady = pair_test([1.0, 1.02, 0.9, 0.5, 0.52, 0.41])  # the second film lowers the score by ~0.5 in each order
+    assert steady.adds and steady.orders == 3 and steady.effect == pytest.approx(0.4967, abs=1e-4)
+    noisy = pair_test([1.0, 1.0, 1.0, 0.9, 1.1, 1.02])  # within the spread of the orders
+    assert not noisy.adds and noisy.to_dict()["adds"] is False
+
+
+def test_the_second_film_is_named_only_when_it_adds_to_the_first():
+    pair = measure_pair(lambda hs: [float(2 in h) + 0.5 * float(5 in h) for h in hs], np.array([1, 2, 5, 7]),
+                        InfluenceTable(np.arange(1, 4), np.zeros((3, 3, 1)), np.zeros((2, 1)), ((2, 3), (1, 2))), 1, 2)  # fmt: skip
+    assert pair.adds and pair.effect == pytest.approx(0.5) and pair.orders == 3
+    both = _explain(None, values=(0.5, 0.0, 0.3), threshold=0.05, pair=pair)
+    alone = _explain(None, values=(0.5, 0.0, 0.3), threshold=0.05, pair=PairTest(0.0, 0.01, 3))
+    assert [e["id"] for e in both.evidence["influences"]] == ["1", "8"] and "Twelve Monkeys" in both.text
+    assert [e["id"] for e in alone.evidence["influences"]] == ["1"] and "Twelve Monkeys" not in alone.text
+    assert alone.evidence["pair_test"] == {"effect": 0.0, "threshold": 0.01, "orders": 3, "adds": False}
+    assert [i for i, _, _ in alone.influences] == ["1", "8"]  # both stay measured rows of the table
+    assert alone.rubric["passes"]
 
 
 # ---------------------------------------------------------------- explanations, the gate and the fallback

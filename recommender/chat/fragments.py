@@ -122,3 +122,37 @@ def negated_fragment(after: str, cue: str, catalog: Catalog) -> Fragment | None:
             return None  # "not Heat", "not Godfather": one film, the title matcher's job
         return Fragment(" ".join(typed).strip(" ,.;:"), ids, span[n - 1].end())
     return None
+
+
+# Words that may open a request before a series' name: "I want to watch the Star Wars films".
+_SERIES_LEAD = {"i", "want", "wanna", "need", "give", "show", "me", "some", "got", "recommend", "suggest", "watch",
+                "to", "can", "you", "please", "pls", "do", "have", "how", "about", "what", "maybe", "any", "more",
+                "anything", "something", "else"}  # fmt: skip
+# Words after a name that only a series takes: "the alien series" (lower case, one word) is still a series.
+_ONLY_SERIES = {"sequels", "prequels", "series", "franchise", "saga", "trilogy"}
+
+
+def series_fragment(clause: str, catalog: Catalog, vocabulary: set[str]) -> Fragment | None:
+    """A series asked for by name at the start of ``clause``: "star wars movies", "the Alien films", "more
+    Batman" (the clause ends there), "any godfather sequels"; None for genre and mood words ("horror movies":
+    the "Rocky Horror" title does not make it a series) and for a name with no series word after it."""
+    words = _words(clause)
+    skip = 0
+    while skip < len(words) - 1 and fold(words[skip].group()) in _SERIES_LEAD:
+        skip += 1
+    lead = {fold(w.group()) for w in words[:skip]}
+    start = words[skip].start() if skip < len(words) else len(clause)
+    fragment = negated_fragment(clause[start:], "more" if lead & FRANCHISE_CUES else "", catalog)
+    if fragment is None:
+        return None
+    named = fold(fragment.typed).split()
+    if all(w in vocabulary or w in FILLERS or w in FRAGMENT_GLUE for w in named):
+        return None
+    tail = fold(clause[start + fragment.end :]).split()
+    named_as_name = len(named) > 1 or fragment.typed[:1].isupper() and not clause.isupper()  # "ghost movies": a topic
+    if tail[:1] and (tail[0] in _ONLY_SERIES or tail[0] in SERIES_NOUNS and named_as_name):
+        noun = re.match(r"\W*[^\W_]+", clause[start + fragment.end :])  # "the alien series": the word read too
+        return Fragment(fragment.typed, fragment.item_ids, start + fragment.end + (noun.end() if noun else 0))
+    if not tail and lead & FRANCHISE_CUES and named_as_name:  # "more Batman"
+        return Fragment(fragment.typed, fragment.item_ids, start + fragment.end)
+    return None

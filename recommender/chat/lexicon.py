@@ -216,7 +216,8 @@ EXCLUDE_CUES = ("not like", "not", "neither of", "neither", "no more", "nothing 
 # Words between the cue and a fragment that say "the whole series": "not ANOTHER Star Trek", "no MORE Batman".
 FRANCHISE_CUES = {"another", "more", "any", "anymore", "other", "those", "these", "all", "enough", "sick", "tired"}
 # Words after a fragment that say the same: "no Batman MOVIES", "no more Star Trek SEQUELS".
-SERIES_NOUNS = {"movies", "films", "flicks", "ones", "sequels", "series", "franchise", "saga", "stuff", "things"}
+SERIES_NOUNS = {"movies", "films", "flicks", "ones", "sequels", "prequels", "series", "franchise", "saga", "trilogy",
+                "stuff", "things"}  # fmt: skip
 # Words that may sit before a fragment without being part of it.
 FRAGMENT_GLUE = {"another", "more", "any", "anymore", "other", "those", "these", "all", "the", "a", "an", "of",
                  "with", "from"}  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from recommender.chat.fragments import negated_fragment
+from recommender.chat.fragments import negated_fragment, series_fragment
 from recommender.chat.lexicon import (
     ABBREVIATIONS,
     BAD_VERDICTS,
@@ -137,10 +137,12 @@ def cue_skips(after: str, matcher: TitleMatcher, vocabulary: set[str]) -> bool:
     """True when the words after a cue are no title: a genre, a decade, a pronoun, a number. A capitalised
     exact title wins over a genre word ("like Aliens"); "like aliens" stays a genre."""
     folded = fold(after).split()
-    if not folded or folded[0].isdigit():
+    if not folded:
         return True
     capital = after[:1].isupper() and not after.isupper()  # SHOUTING capitalises nothing
     match, used = match_span(matcher, list(re.finditer(r"\S+", after)), strict=True, fuzzy=False)
+    if folded[0].isdigit():  # a card or a count ("like 5"), unless a longer title starts with it ("2001: A ...")
+        return match is None or used < 2  # "like 187", "after 1995": a number
     if match is not None and (folded[used] if used < len(folded) else "") not in COUNT_NOUNS:
         # A capitalised title ("like Aliens"); in lower case one with its own article ("seen the magic hour")
         # or of three words or more ("seen something to talk about"); "a war movie" stays a genre.
@@ -261,10 +263,19 @@ def capitalised_mentions(text: str, matcher: TitleMatcher) -> list[TitleMatch]:
     return [] if single else found
 
 
-def titles_leading_clauses(text: str, matcher: TitleMatcher, found: dict[str, list[TitleMatch]]):
-    """A title opening a clause, then "-style", "vibes", "but …" or "was boring": a seed, a like or a dislike."""
+def titles_leading_clauses(
+    text: str, matcher: TitleMatcher, found: dict[str, list[TitleMatch]], vocabulary: set[str], series: list[str]
+):
+    """A title opening a clause, then "-style", "vibes", "but …" or "was boring": a seed, a like or a dislike;
+    a series asked for by name ("star wars movies", "more Batman"): its name a search, in ``series``, so that
+    its films are found and its words name no genre ("Star Wars" is no war film)."""
     consumed = []
     for clause in re.finditer(r"[^,;.!?\n]+", text):
+        named = series_fragment(clause.group(), matcher.catalog, vocabulary)
+        if named is not None:
+            series.append(named.typed)
+            consumed.append((clause.start(), clause.start() + named.end))
+            continue
         words = list(re.finditer(r"\S+", clause.group()))
         while len(words) > 1 and fold(words[0].group()) in CLAUSE_OPENERS:
             words = words[1:]  # "hmm Cemetery Man was boring"

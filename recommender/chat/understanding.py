@@ -377,13 +377,14 @@ def parse_message(text: object, catalog: Catalog, shown: Sequence[str] = ()) -> 
     cleaned, rest, found, misses, consumed = _titles_and_cards(cleaned, shown, matcher, vocabulary, notes)
     for start, end in sorted(consumed, reverse=True):
         rest = rest[:start] + " ; " + rest[end:]
-    for start, end in sorted(titles_leading_clauses(rest, matcher, found), reverse=True):
+    series: list[str] = []  # "star wars movies": a search for the name, not a war film
+    for start, end in sorted(titles_leading_clauses(rest, matcher, found, vocabulary, series), reverse=True):
         rest = rest[:start] + " " + rest[end:]
     if reset:
         rest = _RESET.sub(" ", fold(rest))
     seeds = [catalog[i] for m in found["like"] + found["liked"] for i in m.item_ids[:1] if catalog[i].year]
     read = _parse_rest("" if show_more else rest, catalog, seeds[0].year if len(seeds) == 1 else None)
-    years, k, query = read.years, read.k, read.query
+    years, k, query = read.years, read.k, [*(w for name in series for w in fold(name).split()), *read.query]
     include, exclude, soft = _resolve_genres(read.genres)
     avoid = soft + read.avoid
     year_min, year_max, year_set = film_bounds(years.result(), found, catalog)  # "older than Fargo"

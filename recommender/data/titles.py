@@ -108,7 +108,8 @@ def title_keys(title: str) -> set[str]:
         words = folded.split()
         if len(words) > 1 and words[0] in ARTICLES:
             keys.add(" ".join(words[1:]))
-    return keys | {variant for key in keys for variant in _sequel_forms(key)}
+    keys |= {variant for key in keys for variant in _sequel_forms(key)}
+    return keys | {variant for key in keys for variant in _number_forms(key)}
 
 
 _ROMAN = {"ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6"}
@@ -128,6 +129,22 @@ def _sequel_forms(key: str) -> set[str]:
     forms = {" ".join([*head, number, *tail]) for number in (roman, digit)}
     forms |= {" ".join([*head, "part", number, *tail]) for number in (roman, digit)}
     return forms - {key}
+
+
+_NUMBER_WORDS = (
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty"
+).split()
+_WORD_OF = {str(n): word for n, word in enumerate(_NUMBER_WORDS, start=1)}
+_NUMBER_OF = {word: digits for digits, word in _WORD_OF.items()}
+
+
+def _number_forms(key: str) -> set[str]:
+    """A title opening with a number as people type it: "twelve monkeys" is also "12 monkeys", "8 heads in a
+    duffel bag" "eight heads in a duffel bag". Only a first word, only in a title of two words or more."""
+    first, _, rest = key.partition(" ")
+    swapped = _NUMBER_OF.get(first) or _WORD_OF.get(first)
+    return {f"{swapped} {rest}"} if swapped and rest else set()
 
 
 def _strip_article(key: str) -> str:
