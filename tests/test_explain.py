@@ -17,8 +17,8 @@ from recommender.data import Catalog, Dataset, Interactions, Item, LoadReport
 from recommender.explain import (
     MIN_FLOOR,
     InfluenceTable,
-    TitleChecker,
     PairTest,
+    TitleChecker,
     explain_item,
     measure_influence,
     measure_pair,
