@@ -368,8 +368,10 @@ def test_the_pair_test_removes_the_first_film_then_both_in_every_order():
 
 
 def test_the_second_film_is_named_only_when_it_adds_to_the_first():
-    pair = measure_pair(lambda hs: [float(2 in h) + 0.5 * float(5 in h) for h in hs], np.array([1, 2, 5, 7]),
-                        InfluenceTable(np.arange(1, 4), np.zeros((3, 3, 1)), np.zeros((2, 1)), ((2, 3), (1, 2))), 1, 2)  # fmt: skip
+    table = InfluenceTable(np.arange(1, 4), np.zeros((3, 3, 1)), np.zeros((2, 1)), ((2, 3), (1, 2)))
+    pair = measure_pair(
+        lambda hs: [float(2 in h) + 0.5 * float(5 in h) for h in hs], np.array([1, 2, 5, 7]), table, 1, 2
+    )
     assert pair.adds and pair.effect == pytest.approx(0.5) and pair.orders == 3
     both = _explain(None, values=(0.5, 0.0, 0.3), threshold=0.05, pair=pair)
     alone = _explain(None, values=(0.5, 0.0, 0.3), threshold=0.05, pair=PairTest(0.0, 0.01, 3))
