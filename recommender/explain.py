@@ -193,6 +193,15 @@ def _rubric(text: str, context: RubricContext, checker: TitleChecker) -> dict:
     return score_explanation(text, context, checker.check(text, context.allowed_ids)).to_dict()
 
 
+def _measured(values: np.ndarray, bar: np.ndarray, group: GroupInfluence | None, pair: PairTest | None):
+    """(raised, lowered, quiet, the measured group as a dict or None, the films the sentence names)."""
+    raised, lowered, quiet = split_measured(values, bar)
+    together = group.to_dict() if group is not None and group.measured and not raised else None
+    named = [(p, float(values[p])) for p in group.positions] if together else raised
+    named = named[:1] if pair is not None and not pair.adds and not together else named
+    return raised, lowered, quiet, together, named
+
+
 def explain_item(
     generator: Any,
     catalog: Catalog,
@@ -210,7 +219,6 @@ def explain_item(
     """Evidence from the measured influences, a generated sentence checked by the rubric, or the
     sentence built from the evidence. Without a single influence, a measured ``group`` is named
     whole; in ``influences`` it is one row, ids joined by "+", with its own threshold in the title.
-    With a ``pair`` test that fails, the sentence names the strongest influence alone.
 
     Args:
         generator: an ``LLMScorer`` (prefilled, ``decoding``), an object with ``generate(messages,
@@ -226,7 +234,7 @@ def explain_item(
         decoding: generation length and repetition controls.
         checker: a ``TitleChecker`` to reuse across calls.
         group: ``find_group``'s result; used only when measured and no single film is.
-        pair: ``influence.measure_pair`` of the two strongest influences (``PipelineConfig.pair_test``).
+        pair: ``influence.measure_pair`` of the two strongest influences; failed: the strongest named alone.
     """
     history = list(history_items)
     values = np.asarray(values, dtype=np.float64)
@@ -234,13 +242,9 @@ def explain_item(
         raise ValueError(f"{len(values)} influence values for {len(history)} history items")
     checker = checker or TitleChecker(catalog)
     bar = np.broadcast_to(np.asarray(threshold, dtype=np.float64), values.shape)
-    raised, lowered, quiet = split_measured(values, bar)
-    together = group.to_dict() if group is not None and group.measured and not raised else None
-    named = [(p, float(values[p])) for p in group.positions] if together else raised
-    named = named[:1] if pair is not None and not pair.adds and not together else named
+    raised, lowered, quiet, together, named = _measured(values, bar, group, pair)
     evidence = build_evidence(sources or EvidenceSources(catalog), history, item, named, quiet, bar, lowered, together)
-    evidence["score_kind"] = "logprob"
-    evidence["pair_test"] = pair.to_dict() if pair is not None else None
+    evidence.update(score_kind="logprob", pair_test=pair.to_dict() if pair is not None else None)
     context = RubricContext.from_evidence(evidence, history)
     rows = [(history[p].id, readable_title(history[p]), v) for p, v in raised + lowered]
     if together:

@@ -72,7 +72,7 @@ def inversions(entry: dict, got, catalog) -> list[str]:
 
 def _lenient_titles(entry: dict, got, catalog) -> list[str]:
     positive = _titles(catalog, got.more_like) | _titles(catalog, got.liked)
-    wanted = set(entry.get("seeds", ())) | set(entry.get("liked", ()))
+    wanted = set(entry.get("seeds", ())) | set(entry.get("liked", ())) | set(entry.get("did_you_mean", ()))
     negative = {key: _titles(catalog, getattr(got, TITLE_FIELDS[key])) for key in ("disliked", "seen")}
     excluded = _titles(catalog, got.exclude_items)
     wrong = [f"seeds or liked {sorted(positive)} != {sorted(wanted)}"] if positive != wanted else []
@@ -124,6 +124,8 @@ def misses(entry: dict, got, catalog) -> list[str]:
         wrong.append("no note")
     if "query" in entry and got.query != entry["query"]:
         wrong.append(f"query {got.query!r} != {entry['query']!r}")
+    if not set(entry.get("query_has", ())) <= set(got.query.split()):
+        wrong.append(f"query {got.query!r} lacks {entry['query_has']}")
     if got.reset != entry.get("reset", False):
         wrong.append(f"reset {got.reset}")
     if "show_more" in entry and got.show_more != entry["show_more"]:

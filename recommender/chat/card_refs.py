@@ -13,7 +13,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from recommender.chat.lexicon import BAD_VERDICTS, GOOD_VERDICTS
+from recommender.chat.lexicon import (
+    BAD_VERDICTS,
+    COUNT_ADJECTIVES,
+    COUNT_NOUNS,
+    GENRE_MASS_NOUNS,
+    GENRE_PLURALS,
+    GOOD_VERDICTS,
+)
 from recommender.chat.text import spoken_number
 from recommender.data import Catalog
 from recommender.data.titles import TitleMatch, readable_title
@@ -182,10 +189,22 @@ def _plausible(match: re.Match[str], role: str, before: str, after: str, verdict
     if match.group("bare"):  # "seen 1 and 3 already", "something like 5"; not "seen 2 westerns", "I'd like 5"
         opens = not before or re.fullmatch(_OPENERS, before + " ")  # "2 and 4 look decent", not "star trek 3 was"
         said = re.fullmatch(_POLITE, after) or opens and verdict
+        if _counted(after):
+            return False  # "3 good horror films": a count
         return bool(role and said and not re.search(r"\b(?:id|would|wd|i)\s+like$", before))
     if match.group("pronoun") and not match.group().lower().endswith("one"):
         return role in {"seen", "liked", "dislike"}  # "loved it!"; "more like that" / "not that" say no card
     return True
+
+
+def _counted(after: str) -> bool:
+    """The words after a bare number name what is counted: "3 good horror films", not "2 was a good movie"."""
+    for word in re.findall(r"[a-z]+", after.lower())[:4]:
+        if word in COUNT_NOUNS or word in GENRE_PLURALS or word in GENRE_MASS_NOUNS:
+            return True
+        if word not in COUNT_ADJECTIVES:
+            return False
+    return False
 
 
 def _positions(match: re.Match[str], group: str = "") -> tuple[int, ...] | None:

@@ -22,6 +22,7 @@ from recommender.chat.years import is_year
 # more is no conversation. A count above it is cut to it, and the reply says so (MAX_COUNT_NOTE).
 MAX_K = 50
 BARE_COUNT_MAX = 20  # a number alone is a count up to this ("make it 5"); "42" alone asks for nothing
+ENOUGH_WORDS = {"plenty", "enough", "fine", "ok", "okay", "perfect"}  # "5 would be plenty"
 MAX_COUNT_NOTE = "I show at most {cap} at a time; here are the first {cap}."
 
 
@@ -42,7 +43,14 @@ def asked_count(tokens: list[str], used: list[bool]) -> int | None:
             continue  # "one of those", "the one with …"
         others = [t for k, t in enumerate(tokens) if k != i]  # "make it 25"; "42" alone asks for nothing
         alone = value <= (MAX_K if others else BARE_COUNT_MAX) and all(t in BARE_COUNT_WORDS for t in others)
+        if tokens[i + 1 : i + 2] in (["or"], ["to"]) and spoken_number(
+            tokens[i + 2] if i + 2 < len(tokens) else "", 12
+        ):
+            continue  # "3 or 4 options": the second number is read
         of_them = tokens[i + 1 : i + 3] in (["of", "them"], ["of", "those"], ["of", "these"])  # "thrillers, 6 of them"
+        enough = previous not in {"the", "number", "no"} and bool(
+            set(tokens[i + 1 : i + 4]) & ENOUGH_WORDS and set(tokens[i + 1 : i + 3]) & {"would", "is", "will"}
+        )
         asked = of_them or (
             previous in {"me", "us"}
             and tokens[i - 2 : i - 1] in (["give"], ["show"], ["get"], ["find"])
@@ -52,6 +60,7 @@ def asked_count(tokens: list[str], used: list[bool]) -> int | None:
             previous in COUNT_MARKERS
             or alone
             or asked
+            or enough  # "3 or 4 would be plenty"
             or noun is not None
             and all(t in COUNT_ADJECTIVES for t in ahead[:noun])
         ):

@@ -41,7 +41,7 @@ GENRE_SYNONYMS: dict[str, tuple[str, ...]] = {
     "Mystery": ("mystery", "mysteries", "mysterious", "whodunit", "whodunnit", "detective", "detectives", "sleuth",
                 "misterio"),
     "Romance": ("romance", "romances", "romantic", "love story", "love stories", "date night", "chick flick",
-                "chick flicks", "romantique",
+                "chick flicks", "sappy", "mushy", "soppy", "romantique",
                 "romantico", "romantica", "romantisch", "romantischer", "romantischen", "liebesfilm"),
     "Sci-Fi": ("sci fi", "scifi", "science fiction", "space", "aliens", "robots", "futuristic", "spaceship",
                "spaceships", "mind bending", "mindbending", "mind blowing", "ciencia ficcion", "science fiction"),
@@ -111,6 +111,13 @@ RECENT_PHRASES = (
     "last couple of years",
     "past couple of years",
     "recent years",
+    "newish",
+    "fairly new",
+    "pretty new",
+    "quite new",
+    "relatively new",
+    "reasonably new",
+    "fairly recent",
 )
 OLD_PHRASES = ("old", "older", "classic", "classics", "oldies", "vintage", "golden age",
                "old school", "oldschool", "old timey")  # fmt: skip
@@ -157,7 +164,8 @@ FILLERS = TRANSPARENT | {
     "gonna", "entertain", "looks", "seems", "sound", "combo", "hiya", "bye", "goodbye", "helpful", "cya", "released",
     "around", "circa", "roughly", "approximately",
     "born", "childhood", "here", "most", "forth", "few", "thatll", "itll", "da", "sumthin", "smth", "tonite",
-    "nite", "2nite",
+    "nite", "2nite", "best", "wife", "husband", "girlfriend", "boyfriend", "partner", "marathon", "mix", "doing",
+    "open", "light", "plenty",
 }  # fmt: skip
 # Words that steer a conversation but name nothing to look for ("no horror though", "comedies anyway",
 # "ok then, westerns"): never a free-text search term, never an avoided word (issue 28).
@@ -249,7 +257,8 @@ MEND_WORDS = ("something", "similar", "loved", "liked", "enjoyed", "really", "wa
               "scifi", "hated", "enough", "different", "first", "second", "third", "fourth", "fifth")  # fmt: skip
 # "show me more" may open and close with these: "ok so show me different ones if you can".
 SHOW_MORE_OPENERS = ("please", "ok", "okay", "and", "so", "hmm", "well", "um", "hey", "hi", "right", "yeah", "alright",
-                     "cheers", "mate", "thanks", "thx", "cool", "nice", "great")  # fmt: skip
+                     "cheers", "mate", "thanks", "thx", "cool", "nice", "great", "got", "have you got", "do you have",
+                     "you got", "any chance of")  # fmt: skip
 SHOW_MORE_TAILS = ("please", "options", "results", "suggestions", "films", "movies", "of these", "like these",
                    "of those", "if you can", "thanks", "thank you", "thx", "pls", "plz", "now", "then")  # fmt: skip
 # Words that may sit between a count and its noun ("3 good comedies"), and genre plurals that count films.

@@ -154,7 +154,13 @@ def pronoun_verdicts(found: dict[str, list], folded: str) -> None:
         found["dislike"] = list(found["exclude"])  # "not fargo, hated it"
     if found["exclude"] and not found["seen"] and _SEEN_IT.search(folded):
         found["seen"] = list(found["exclude"])  # "not fargo, i've seen it"
-    named = found["liked"] + found["seen"] + found["ignored"] or found.get("mention", [])
+    mention = found.get("mention", [])
+    if mention and not any(found[k] for k in ("like", "liked", "seen", "dislike", "exclude", "ignored")):
+        said = next((k for k, it in (("dislike", _DISLIKED_IT), ("seen", _SEEN_IT), ("liked", _LIKED_IT))
+                     if it.search(folded)), None)  # fmt: skip
+        if said:  # "Fargo and Heat, didn't like them", "heat and speed, seen them"
+            found[said] = list(mention)
+    named = found["liked"] + found["seen"] + found["ignored"] or mention
     anaphora = _ANAPHORA.search(folded)
     refused = anaphora and re.search(
         r"\b(?:no|not|dont|didnt|never|nothing)\b(?:\s+\w+){0,3}\s*$", folded[: anaphora.start()]

@@ -39,7 +39,8 @@ CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
                         r"\bsimilar\s+to\s+|\bin the (?:vein|style|spirit) of\s+|\balong the lines of\s+|"
                         r"\breminds?\s+(?:me\s+)?of\s+|\b(?:same|similar)\s+(?:vibes?\s+)?as\s+|\bthe likes of\s+|"
                         r"\bsomething\s+(?:a\s+)?(?:bit\s+)?(?:like|similar to)\s+|"
-                        r"\b(?:something|anything|a cross|cross)\s+between\s+", re.I)),
+                        r"\b(?:something|anything|a cross|cross)\s+between\s+|"
+                        r"\b(?:especially|such as|in particular|for example|for instance|e\.g\.?)\s+", re.I)),
     # A bare "like" only at the start of a clause or after a hedge: "like Toy Story", "kinda like Heat".
     ("like_bare", re.compile(r"(?:^|(?<=[,;.!?:])\s*|\b(?:just|kinda|kind of|sort of|and|but|or|maybe)\s+)"
                              r"like\s+", re.I)),
@@ -122,6 +123,7 @@ def match_span(
     return best
 
 
+_EXAMPLE_CUE = re.compile(r"(?:especially|such as|in particular|for example|for instance|e\.g)", re.I)
 _NEGATION_BEFORE = re.compile(rf"\b(?:{'|'.join(NEGATIONS_BEFORE_LIKE)})\b", re.I)
 
 
@@ -183,7 +185,11 @@ def titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
             continue  # "I like comedies", "not from the 90s", "no thanks", "not another musical": not a title
         denied = name in {"liked", "seen"} and re.search(r"(?:n'?t|\bnot|\bnever)\s+(?:\w+\s+)?$", text[:start])
         negated = _NEGATION_BEFORE.search(text[_clause_start(text, start) : start])
-        if name in {"like", "like_bare"} and negated:
+        if name == "like" and _EXAMPLE_CUE.match(text[start:end]):  # "I hate musicals, especially Grease"
+            sentence = max(text.rfind(p, 0, start) for p in ".!?;\n") + 1
+            negated = _NEGATION_BEFORE.search(text[sentence:start])
+            name = "dislike" if negated else name
+        elif name in {"like", "like_bare"} and negated:
             name = "exclude"  # "I don't want anything like Scream": no seed
         elif name in {"before_film", "after_film"} and negated:
             name = "from_film" if name == "before_film" else "until_film"  # "nothing older than Fargo": 1996 on
@@ -219,6 +225,9 @@ def titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
         if cue_matches or fragments:
             found["ignored" if denied else name].extend(cue_matches)
             consumed.append((start, used_end))
+        elif (bracketed := _bracketed_titles(text, end, stop, matcher, vocabulary)) is not None:
+            found["ignored" if denied else name].extend(bracketed[0])  # "seen every Hitchcock film (Psycho, Vertigo)"
+            consumed.append((start, bracketed[1]))
         elif name not in {"exclude", "like_bare"} | FILM_YEAR_CUES:
             comma = text.find(",", end, stop)
             stop = comma if comma > 0 else stop  # "I liked Qwerty, westerns": the miss ends at the comma
@@ -227,6 +236,19 @@ def titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
             consumed.append((start, stop))
     found["like"] += found.pop("like_bare")
     return found, misses, consumed
+
+
+def _bracketed_titles(text: str, end: int, stop: int, matcher: TitleMatcher, vocabulary: set[str]):
+    """(titles, where the bracket closes) of a bracket opening between a cue's ``end`` and its clause's
+    ``stop`` that holds only titles: "I've seen every Hitchcock film (Psycho, Vertigo, Rear Window)"."""
+    bracket = re.compile(r"\(([^()]{2,200})\)").search(text, end)
+    if bracket is None or bracket.start() >= stop:
+        return None
+    inside = bracket.group(1)
+    words = list(re.finditer(r"\S+", inside))
+    single, used = match_span(matcher, words, strict=True, fuzzy=False)
+    titles = [single] if single is not None and used == len(words) else title_list(inside, matcher, vocabulary)
+    return (titles, bracket.end()) if titles else None
 
 
 def _prefix_seed(matcher: TitleMatcher, clause: str, words: list[re.Match[str]]) -> tuple[TitleMatch | None, int]:
@@ -240,27 +262,41 @@ def _prefix_seed(matcher: TitleMatcher, clause: str, words: list[re.Match[str]])
     return None, 0
 
 
-def capitalised_mentions(text: str, matcher: TitleMatcher) -> list[TitleMatch]:
-    """Titles written with capitals in the middle of a sentence, with no cue: "he did stay awake for Speed and
-    The Rock". Exact matches only, every word of four letters or more capitalised, never a sentence's first
-    word alone; what they mean is left to the rest of the message ("give me five more like those")."""
-    words = list(re.finditer(r"\S+", text))
+def _misspelt_seed(matcher: TitleMatcher, clause: str, words: list[re.Match[str]]) -> tuple[TitleMatch | None, int]:
+    """A title of two words or more typed with a slip, then "type", "vibes", "-style": "shawshank redemtion vibes"."""
+    seed = _LISTED_SEED.match(clause[words[0].start() :]) if words else None
+    head = [w for w in words if w.end() <= words[0].start() + seed.end("head")] if seed else []
+    if len(head) < 2:
+        return None, 0
+    match, used = match_span(matcher, head, strict=True)
+    return (match, used) if match is not None and used == len(head) else (None, 0)
+
+
+_LISTED_SEED = re.compile(r"^(?P<head>.+?)\s+(?:type|style|esque|vibes?|kind of|sort of)\b", re.I)
+
+
+def title_list(text: str, matcher: TitleMatcher, vocabulary: set[str]) -> list[TitleMatch]:
+    """Two or more exact titles and nothing else, joined by commas, "and", "or", "&": "Blade Runner, Brazil,
+    Twelve Monkeys", "terminator 2 and aliens"; [] when any part is no title or a genre word ("action and
+    comedy")."""
+    words = list(re.finditer(r"[^\s,]+", text.strip(" .!?;:()[]\"'")))
     found, i = [], 0
     while i < len(words):
-        first = i == 0 or re.search(r"[.!?]$", words[i - 1].group())
-        if not words[i].group()[:1].isupper():
+        if fold(words[i].group()) in _LIST_JOINS:  # "&" folds to ""
             i += 1
             continue
         match, used = match_span(matcher, words[i:], strict=True, fuzzy=False)
-        span = [w.group().strip(",.;:!?") for w in words[i : i + used]]
-        capitals = all(w[:1].isupper() for w in span if len(w) >= 4)
-        if match is None or not capitals or first and used == 1 or span[0].isupper() and len(span[0]) > 1:
-            i += 1
-            continue
+        if match is None:
+            return []
         found.append(match)
         i += used
-    single = len(found) == 1 and len(found[0].typed.split()) == 1  # "watching with Michael tonight": a name
-    return [] if single else found
+    return found if len(found) >= 2 and not all(fold(m.typed) in vocabulary for m in found) else []
+
+
+def listed_seeds(clause: str, matcher: TitleMatcher, vocabulary: set[str]) -> list[TitleMatch]:
+    """Titles listed before "type", "style", "vibes": "apocalypse now or full metal jacket type stuff"."""
+    head = _LISTED_SEED.match(clause.strip())
+    return title_list(head.group("head"), matcher, vocabulary) if head else []
 
 
 def titles_leading_clauses(
@@ -276,6 +312,11 @@ def titles_leading_clauses(
             series.append(named.typed)
             consumed.append((clause.start(), clause.start() + named.end))
             continue
+        listed = listed_seeds(clause.group(), matcher, vocabulary)
+        if listed:
+            found["like"] += listed
+            consumed.append(clause.span())
+            continue
         words = list(re.finditer(r"\S+", clause.group()))
         while len(words) > 1 and fold(words[0].group()) in CLAUSE_OPENERS:
             words = words[1:]  # "hmm Cemetery Man was boring"
@@ -284,6 +325,8 @@ def titles_leading_clauses(
         match, used = match_span(matcher, words, strict=True, fuzzy=False)
         if match is None:
             match, used = _prefix_seed(matcher, clause.group(), words)  # "shawshank type movies"
+        if match is None:
+            match, used = _misspelt_seed(matcher, clause.group(), words)  # "shawshank redemtion vibes"
         if match is None:
             continue
         after = fold(clause.group()[words[used - 1].end() :])

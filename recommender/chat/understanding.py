@@ -50,6 +50,7 @@ from recommender.chat.lexicon import (
     SHOW_MORE_TAILS,
     TRANSPARENT,
 )
+from recommender.chat.mentions import mention_verdicts, whole_message_titles
 from recommender.chat.scope import negation_scope
 from recommender.chat.slips import known_words, mend_slips, slip
 from recommender.chat.stances import (
@@ -58,12 +59,11 @@ from recommender.chat.stances import (
     fed_up_after,
     lifted_tokens,
     merely_allowed,
-    pronoun_verdicts,
     wants_less,
     waved_filter,
 )
 from recommender.chat.text import MAX_MESSAGE_CHARS, clean_message, strip_markup
-from recommender.chat.title_cues import capitalised_mentions, match_span, titles_after_cues, titles_leading_clauses
+from recommender.chat.title_cues import titles_after_cues, titles_leading_clauses
 from recommender.chat.years import YearParser, era_bound, film_bounds, names_years, parse_years, war_eras
 from recommender.data import Catalog
 from recommender.data.titles import TitleMatch, TitleMatcher, TitleMiss, fold
@@ -75,7 +75,7 @@ _NOT_QUERY = FILLERS | NEGATOR_WORDS | LIFT_WORDS  # never a free-text query wor
 
 _RESET = re.compile(r"\b(start (?:over|again|afresh|fresh|anew)|reset|"
                     r"clear (?:all (?:the )?filters|all|everything|(?:the )?filters)|forget (?:it|everything|all)|"
-                    r"new search|from scratch|begin again)\b")  # fmt: skip
+                    r"new search|from scratch|begin again|scrap (?:all )?(?:that|this|it|everything))\b")  # fmt: skip
 _SHOW_MORE = re.compile(rf"^(?:(?:{'|'.join(SHOW_MORE_OPENERS)})\s+)*(?:none of (?:these|those|them)\s+)?"
                         r"(?:(?:show|give|find|suggest)\s+(?:me\s+)?)?"
                         r"(?:some\s+|any\s+|\d{1,2}\s+|a few\s+)?(?:more|more of the same|others|other ones|next|"
@@ -364,6 +364,7 @@ def parse_message(text: object, catalog: Catalog, shown: Sequence[str] = ()) -> 
         shown: item ids of the films on screen, best first, for "more like the first one", "seen #2".
     """
     cleaned, truncated = _cleaned(text, catalog)
+    message = cleaned  # as typed: "Fargo and Heat, didn't like them" is no list of titles to seed
     notes = [f"Your message was long, so I read only its first {MAX_MESSAGE_CHARS:,} characters."] if truncated else []
     folded = fold(cleaned)
     if not folded:
@@ -375,8 +376,7 @@ def parse_message(text: object, catalog: Catalog, shown: Sequence[str] = ()) -> 
     lexicon = _lexicon(catalog)
     vocabulary = set(lexicon) | set(DECADE_WORDS) | NOT_TITLE_AFTER_CUE
     cleaned, rest, found, misses, consumed = _titles_and_cards(cleaned, shown, matcher, vocabulary, notes)
-    for start, end in sorted(consumed, reverse=True):
-        rest = rest[:start] + " ; " + rest[end:]
+    rest = _without(rest, consumed)
     series: list[str] = []  # "star wars movies": a search for the name, not a war film
     for start, end in sorted(titles_leading_clauses(rest, matcher, found, vocabulary, series), reverse=True):
         rest = rest[:start] + " " + rest[end:]
@@ -392,12 +392,12 @@ def parse_message(text: object, catalog: Catalog, shown: Sequence[str] = ()) -> 
     if show_more and k is None:  # "show me 10 more"
         k = next((int(t) for t in folded.split() if t.isascii() and t.isdigit() and len(t) <= 2), None)
     k = min(k, MAX_K) if k and k > 0 else None
-    query = _verdicts(found, cleaned, folded, matcher, query)
+    query = mention_verdicts(found, cleaned, folded, matcher, query, vocabulary)
     if (query or len(cleaned.split()) > 1) and not any(found.values()) and not misses and folded not in IDLE_PHRASES:
-        words = list(re.finditer(r"\S+", cleaned))
-        exact, used = match_span(matcher, words, strict=True, fuzzy=False)
-        if exact is not None and used == len(words):  # the whole message is a title: "more like <title>"
-            found["like"].append(exact)
+        asks = bool(include or exclude or year_min or year_max or k)
+        listed = whole_message_titles(message, matcher, vocabulary, asks)
+        if listed:  # the whole message is a title or a list of them: "more like <title>"
+            found["like"] += listed
             query, include, exclude, year_min, year_max, year_set = [], (), (), None, None, False
     fragments = found.pop("fragment")
     notes += [f'I left out every film with "{_safe_typed(f.typed)}" in its title ({len(f.item_ids)}).'
@@ -436,17 +436,12 @@ def parse_message(text: object, catalog: Catalog, shown: Sequence[str] = ()) -> 
     )
 
 
-def _verdicts(found: dict[str, list], cleaned: str, folded: str, matcher: TitleMatcher, query: list[str]) -> list[str]:
-    """Verdicts said with a pronoun (``pronoun_verdicts``), and titles written with capitals but no cue that
-    "more like those" makes seeds ("stay awake for Speed and The Rock, five more like those"); the query
-    without those titles' words."""
-    if not any(found.values()):
-        found["mention"] = capitalised_mentions(cleaned, matcher)
-    pronoun_verdicts(found, folded)
-    if found.pop("mention", None) and found["like"]:  # the titles are seeds now, no search words
-        named = {w for match in found["like"] for w in fold(match.title).split()}
-        query = [w for w in query if w not in named]
-    return query
+def _without(rest: str, consumed: list[tuple[int, int]]) -> str:
+    """``rest`` with the titles read blanked; a count's noun stays ("5 films like Fargo", "3 more like X")."""
+    for start, end in sorted(consumed, reverse=True):
+        counted = re.match(r"\s*(?:more|films?|movies?|ones?)\b", rest[start:end], re.I)
+        rest = rest[:start] + (counted.group() if counted else "") + " ; " + rest[end:]
+    return rest
 
 
 def _cleaned(text: object, catalog: Catalog) -> tuple[str, bool]:

@@ -63,6 +63,7 @@ class YearParser:
         self.negated: list[tuple[int, int, str]] = []
         self.lower: int | None = None
         self.upper: int | None = None
+        self.vague: list[tuple[int | None, int | None]] = []  # "recent", "old": only without a decade or year
         self.notes: list[str] = []
 
     def bound(self, lower: int | None = None, upper: int | None = None) -> None:
@@ -72,6 +73,10 @@ class YearParser:
             self.upper = upper if self.upper is None else min(self.upper, upper)
 
     def result(self) -> tuple[int | None, int | None, bool]:
+        said_lower, said_upper = self.lower is not None, self.upper is not None  # a year said wins over a time word
+        for lower, upper in [] if self.ranges else self.vague:  # "modern crime, 90s": the decade says which
+            self.bound(None if said_lower else lower, None if said_upper else upper)
+        self.vague = []
         lo = min((r[0] for r in self.ranges), default=None)
         hi = max((r[1] for r in self.ranges), default=None)
         if self.lower is not None:
@@ -236,7 +241,7 @@ def era_bound(years: YearParser, recent: bool, black_and_white: bool, negated: b
     lower one, "old" and "not too recent" an upper one; "no black and white" leaves out those years only."""
     if recent != negated:
         gap = RECENT_SPAN - 1 if recent else BLACK_AND_WHITE_GAP - 1 if black_and_white else NOT_OLD_GAP
-        years.bound(lower=years.newest - gap)
+        years.vague.append((years.newest - gap, None))
     else:
         gap = NOT_RECENT_GAP if recent else BLACK_AND_WHITE_GAP if black_and_white else OLD_GAP
-        years.bound(upper=years.newest - gap)
+        years.vague.append((None, years.newest - gap))

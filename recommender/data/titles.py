@@ -47,6 +47,10 @@ COMMON_WORDS = {
     "second",
     "third",
     "last",
+    "pretty",  # "seen pretty much every Hitchcock film" is no start of "Pretty Woman"
+    "much",
+    "every",
+    "all",
 }
 
 

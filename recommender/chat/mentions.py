@@ -1,0 +1,80 @@
+"""Titles named without a cue: written with capitals mid-sentence ("he stayed awake for Speed and The Rock"),
+listed ("terminator 2 and aliens"), or the whole message ("Blade Runner, Brazil, Twelve Monkeys"); what a
+pronoun then says about them ("more like those", "didn't like them"). Pure: the standard library."""
+
+from __future__ import annotations
+
+import re
+
+from recommender.chat.stances import pronoun_verdicts
+from recommender.chat.title_cues import match_span, title_list
+from recommender.data.titles import TitleMatch, TitleMatcher, fold
+
+
+def capitalised_mentions(text: str, matcher: TitleMatcher) -> list[TitleMatch]:
+    """Titles written with capitals in the middle of a sentence, with no cue: "he did stay awake for Speed and
+    The Rock". Exact matches only, every word of four letters or more capitalised, never a sentence's first
+    word alone; what they mean is left to the rest of the message ("give me five more like those")."""
+    words = list(re.finditer(r"\S+", text))
+    found, i = [], 0
+    while i < len(words):
+        first = i == 0 or re.search(r"[.!?]$", words[i - 1].group())
+        if not words[i].group()[:1].isupper():
+            i += 1
+            continue
+        match, used = match_span(matcher, words[i:], strict=True, fuzzy=False)
+        span = [w.group().strip(",.;:!?") for w in words[i : i + used]]
+        capitals = all(w[:1].isupper() for w in span if len(w) >= 4)
+        if match is None or not capitals or first and used == 1 or span[0].isupper() and len(span[0]) > 1:
+            i += 1
+            continue
+        found.append(match)
+        i += used
+    single = len(found) == 1 and len(found[0].typed.split()) == 1  # "watching with Michael tonight": a name
+    return [] if single else found
+
+
+def listed_mentions(text: str, matcher: TitleMatcher, vocabulary: set[str]) -> list[TitleMatch]:
+    """``title_list`` of each sentence, else of each comma-separated part of it: the titles "more like those"
+    may point at ("terminator 2 and aliens, more like those")."""
+    found = []
+    for sentence in re.split(r"[;.!?\n]", text):
+        found += title_list(sentence, matcher, vocabulary) or [
+            match for part in sentence.split(",") for match in title_list(part, matcher, vocabulary)
+        ]
+    return found
+
+
+def mention_verdicts(
+    found: dict[str, list], cleaned: str, folded: str, matcher: TitleMatcher, query: list[str], vocabulary: set[str]
+) -> list[str]:
+    """Verdicts said with a pronoun (``pronoun_verdicts``), and titles written with capitals but no cue that
+    "more like those" makes seeds ("stay awake for Speed and The Rock, five more like those"); the query
+    without those titles' words."""
+    if not any(found.values()):
+        mentions = capitalised_mentions(cleaned, matcher), listed_mentions(cleaned, matcher, vocabulary)
+        found["mention"] = max(mentions, key=len)  # "Speed and The Rock, loved them": the list holds both
+    pronoun_verdicts(found, folded)
+    if found.pop("mention", None) and found["like"]:  # the titles are seeds now, no search words
+        named = {w for match in found["like"] for w in fold(match.title).split()}
+        query = [w for w in query if w not in named]
+    return query
+
+
+def whole_message_titles(
+    message: str, matcher: TitleMatcher, vocabulary: set[str], asks_filters: bool
+) -> list[TitleMatch]:
+    """The whole message as a title ("fargo"), a list of titles ("Blade Runner, Brazil, Twelve Monkeys") or,
+    when it asks for no genre, year or count, one title typed with a slip ("jurrasic park")."""
+    words = list(re.finditer(r"\S+", message))
+    exact, used = match_span(matcher, words, strict=True, fuzzy=False)
+    listed = [exact] if exact is not None and used == len(words) else title_list(message, matcher, vocabulary)
+    return listed or ([] if asks_filters else _misspelt_title(matcher, words, vocabulary))
+
+
+def _misspelt_title(matcher: TitleMatcher, words: list[re.Match[str]], vocabulary: set[str]) -> list[TitleMatch]:
+    """The whole message as one title of two words or more typed with a slip, no genre word in it."""
+    if len(words) < 2 or any(fold(w.group()) in vocabulary for w in words):
+        return []
+    match, used = match_span(matcher, words, strict=True)
+    return [match] if match is not None and used == len(words) else []
