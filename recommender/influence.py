@@ -264,3 +264,22 @@ def measure_pair(
     """``pair_test`` of the films at history positions ``first`` and ``second`` (the two strongest influences),
     in the orders ``table`` was measured in; ``score`` maps histories to the explained candidate's score."""
     return pair_test(score(pair_histories(history, table.pairs, first, second)))
+
+
+def listed_influencers(
+    score: ScoreHistories, history: np.ndarray, table: InfluenceTable, ids: Sequence[str]
+) -> list[tuple[tuple[str, float], ...]]:
+    """Per candidate column of ``table``, the influencers a card lists under the pair test: the strongest
+    two, the second only when ``pair_test`` says it adds; every column's pair histories in one ``score`` call
+    (``score`` maps histories to [K] scores, as ``measure_influence``'s)."""
+    n = len(ids)
+    columns = table.orders.shape[2]
+    firsts = [split_measured(table.values(c, n), table.thresholds(c, n))[0][:CARD_INFLUENCERS] for c in range(columns)]
+    tested = [c for c in range(columns) if len(firsts[c]) == 2]
+    made = [pair_histories(history, table.pairs, firsts[c][0][0], firsts[c][1][0]) for c in tested]
+    scored = score([h for histories in made for h in histories]) if made else []
+    listed, at = [table.influencers(c, ids) for c in range(columns)], 0
+    for c, histories in zip(tested, made):
+        test = pair_test([float(s[c]) for s in scored[at : at + len(histories)]])
+        listed[c], at = pair_listed(listed[c], test), at + len(histories)
+    return listed

@@ -25,7 +25,7 @@ from recommender.data import Dataset
 from recommender.data.split import LeaveOneOutSplit
 from recommender.explain import Explainer, Explanation, evidence_sources
 from recommender.histories import Histories, shared_genre_reasons
-from recommender.influence import InfluenceTable, measure_influence, neutral_swaps
+from recommender.influence import InfluenceTable, listed_influencers, measure_influence, neutral_swaps
 from recommender.llm.ranking_prompts import RankingRequest, ranking_prompt, score_requests
 from recommender.llm.rating_prompt import RatingPrompt
 from recommender.pipeline_config import MAX_LLM_CANDIDATES, PipelineConfig, tuned_settings
@@ -38,20 +38,11 @@ from recommender.pretrained import (
     resolve_adapter,
     shipped_adapter,
 )
-from recommender.protocols import Candidates, Filters, Recommendation
+from recommender.protocols import Candidates, Filters, Recommendation, RecommendationList
 from recommender.ranking import mmr, rerank_block, stable_order, two_stage_full_scores
 from recommender.ratings import NO_SCORER, Ratings
 
 SCORE_MODES = ("rank", "pointwise")
-
-
-class RecommendationList(list):
-    """A list of ``Recommendation`` plus what the caller should know about it."""
-
-    def __init__(self, items: Sequence[Recommendation] = (), reason: str = "", unknown_history: int = 0):
-        super().__init__(items)
-        self.reason = reason  # why the list is empty or short
-        self.unknown_history = unknown_history  # history ids not in the catalogue, ignored
 
 
 class Recommender:
@@ -268,8 +259,10 @@ class Recommender:
         reranked = np.flatnonzero(~np.isnan(llm))
         if window <= 0 or self.scorer is None or not history_ids or len(reranked) < 2:
             return {}
-        table = self.influence_table(self._rows(history_ids), candidate_rows[reranked], window, llm[reranked])
-        return {int(position): table.influencers(column, history_ids) for column, position in enumerate(reranked)}
+        history_rows = self._rows(history_ids)
+        table = self.influence_table(history_rows, candidate_rows[reranked], window, llm[reranked])
+        listed = self._listed(table, history_rows, candidate_rows[reranked], history_ids)
+        return {int(position): listed[column] for column, position in enumerate(reranked)}
 
     def influences(
         self,
@@ -293,11 +286,16 @@ class Recommender:
             return {}
         wanted = {self.catalog.index[i] for i in item_ids if i in self.catalog.index}
         table = self.influence_table(self._rows(ids), rows, window)
-        return {
-            self.catalog.ids[row]: table.influencers(column, ids)
-            for column, row in enumerate(rows)
-            if int(row) in wanted
-        }
+        listed = self._listed(table, self._rows(ids), rows, ids)
+        return {self.catalog.ids[row]: listed[column] for column, row in enumerate(rows) if int(row) in wanted}
+
+    def _listed(self, table: InfluenceTable, history_rows: np.ndarray, candidate_rows: np.ndarray, ids: list[str]):
+        """Per candidate column, the influencers its card lists: with ``config.pair_test`` the second only when
+        it adds (``influence.listed_influencers``, one batch), as ``explain`` names them."""
+        if not self.config.pair_test:
+            return [table.influencers(column, ids) for column in range(len(candidate_rows))]
+        scores = lambda histories: self.llm_scores(histories, [candidate_rows] * len(histories))  # noqa: E731
+        return listed_influencers(scores, history_rows, table, ids)
 
     # ------------------------------------------------------------------ batch scoring
 

@@ -68,6 +68,8 @@ def tuned_settings(adapter_path: Path | None) -> dict:
         settings["llm_candidates"] = meta["rerank_candidates"]
     if isinstance(meta.get("max_history"), int):
         settings["max_history"] = meta["max_history"]
+    if isinstance(meta.get("pair_test"), bool):  # set by hand in the metadata of an adapter served with it
+        settings["pair_test"] = meta["pair_test"]
     weight = meta.get("llm_weight", meta.get("blend_alpha"))  # adapters before 2026-11-30 wrote blend_alpha
     if isinstance(weight, (int, float)):
         settings["llm_weight"] = float(weight)

@@ -125,3 +125,12 @@ class Recommendation:
             "reasons": list(self.reasons),
             "influences": [[item_id, float(value)] for item_id, value in self.influences],
         }
+
+
+class RecommendationList(list):
+    """A list of ``Recommendation`` plus what the caller should know about it."""
+
+    def __init__(self, items: Sequence[Recommendation] = (), reason: str = "", unknown_history: int = 0):
+        super().__init__(items)
+        self.reason = reason  # why the list is empty or short
+        self.unknown_history = unknown_history  # history ids not in the catalogue, ignored

@@ -227,13 +227,17 @@ def test_with_the_pair_test_explain_measures_the_pair_on_the_served_prompt(tiny_
     pipeline = Recommender(pipeline.dataset, pipeline.retriever, pipeline.scorer,
                            replace(pipeline.config, pair_test=True))  # fmt: skip
     history = ["1", "7", "8", "6"]
-    for item in ("2", "3", "4", "5"):
+    cards = {card.item_id: card for card in pipeline.recommend(history=history, k=4, influence_window=3)}
+    on_demand = pipeline.influences(list(cards), history=history, window=3)
+    for item, card in cards.items():
         explained = pipeline.explain(history, item, window=3, writer=saying(""))
         raised = [i for i, _, v in explained.influences if v > 0]
         test = explained.evidence["pair_test"]
         assert (test is not None) == (len(raised) >= 2)
         named = [e["id"] for e in explained.evidence["influences"]]
-        assert named == (raised[:2] if test is None or test["adds"] else raised[:1]) or explained.evidence["group"]
+        if not explained.evidence["group"]:
+            assert named == (raised[:2] if test is None or test["adds"] else raised[:1])
+            assert [i for i, _ in card.influences] == named == [i for i, _ in on_demand.get(item, ())]
 
 
 def test_an_explainer_writes_with_the_writer_it_was_built_with(tiny_scorer):
@@ -365,6 +369,22 @@ def test_the_pair_test_removes_the_first_film_then_both_in_every_order():
     assert steady.adds and steady.orders == 3 and steady.effect == pytest.approx(0.4967, abs=1e-4)
     noisy = pair_test([1.0, 1.0, 1.0, 0.9, 1.1, 1.02])  # within the spread of the orders
     assert not noisy.adds and noisy.to_dict()["adds"] is False
+
+
+def test_cards_list_the_second_influence_only_where_it_adds():
+    from recommender.influence import listed_influencers
+
+    def together(histories):  # film 5 raises candidate 0 only beside film 2; candidate 1 adds them up
+        return [np.array([float(2 in h) + 0.5 * float(5 in h and 2 in h), float(2 in h) + 0.5 * float(5 in h)])
+                + 0.001 * float(h[-1] == 7) for h in histories]  # fmt: skip
+
+    history, calls = np.array([1, 2, 5, 7]), []
+    table = measure_influence(together, history, window=3, swaps=[(2, 3), (1, 2)])
+    ids = ["a", "b", "c", "d"]
+    assert [i for i, _ in table.influencers(0, ids)] == ["b", "c"] == [i for i, _ in table.influencers(1, ids)]
+    listed = listed_influencers(lambda hs: calls.append(len(hs)) or together(hs), history, table, ids)
+    assert [i for i, _ in listed[0]] == ["b"] and [i for i, _ in listed[1]] == ["b", "c"]
+    assert calls == [12]  # both columns' pair histories (2 x 3 orders each) in one call
 
 
 def test_the_second_film_is_named_only_when_it_adds_to_the_first():
