@@ -48,8 +48,12 @@ def asked_count(tokens: list[str], used: list[bool]) -> int | None:
         ):
             continue  # "3 or 4 options": the second number is read
         of_them = tokens[i + 1 : i + 3] in (["of", "them"], ["of", "those"], ["of", "these"])  # "thrillers, 6 of them"
-        enough = previous not in {"the", "number", "no"} and bool(
-            set(tokens[i + 1 : i + 4]) & ENOUGH_WORDS and set(tokens[i + 1 : i + 3]) & {"would", "is", "will"}
+        enough = (
+            previous not in {"the", "number", "no"}
+            and (  # "3 or 4 would be plenty", not "1 is fine"
+                bool(set(tokens[i + 1 : i + 4]) & {"plenty", "enough"})
+                or tokens[i + 1 : i + 3] in (["would", "be"], ["will", "do"])
+            )
         )
         asked = of_them or (
             previous in {"me", "us"}
@@ -65,6 +69,8 @@ def asked_count(tokens: list[str], used: list[bool]) -> int | None:
             and all(t in COUNT_ADJECTIVES for t in ahead[:noun])
         ):
             used[i] = True
+            if i >= 2 and tokens[i - 1] in {"or", "to"} and spoken_number(tokens[i - 2], 12) is not None:
+                used[i - 2] = used[i - 1] = True  # "three or four would be plenty": both numbers read
             if previous == "top" or half:
                 used[i - 1 if previous == "top" else tokens.index("half", max(0, i - 2))] = True
             return value

@@ -127,7 +127,8 @@ def negated_fragment(after: str, cue: str, catalog: Catalog) -> Fragment | None:
 # Words that may open a request before a series' name: "I want to watch the Star Wars films".
 _SERIES_LEAD = {"i", "want", "wanna", "need", "give", "show", "me", "some", "got", "recommend", "suggest", "watch",
                 "to", "can", "you", "please", "pls", "do", "have", "how", "about", "what", "maybe", "any", "more",
-                "anything", "something", "else"}  # fmt: skip
+                "anything", "something", "else", "could", "would", "id", "i'd", "im", "i'm", "looking", "for", "good",
+                "lets", "let's", "in", "the", "mood", "love", "all", "of", "see", "check", "out", "like"}  # fmt: skip
 # Words after a name that only a series takes: "the alien series" (lower case, one word) is still a series.
 _ONLY_SERIES = {"sequels", "prequels", "series", "franchise", "saga", "trilogy"}
 

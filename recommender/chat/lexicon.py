@@ -41,7 +41,7 @@ GENRE_SYNONYMS: dict[str, tuple[str, ...]] = {
     "Mystery": ("mystery", "mysteries", "mysterious", "whodunit", "whodunnit", "detective", "detectives", "sleuth",
                 "misterio"),
     "Romance": ("romance", "romances", "romantic", "love story", "love stories", "date night", "chick flick",
-                "chick flicks", "sappy", "mushy", "soppy", "romantique",
+                "chick flicks", "romantique",
                 "romantico", "romantica", "romantisch", "romantischer", "romantischen", "liebesfilm"),
     "Sci-Fi": ("sci fi", "scifi", "science fiction", "space", "aliens", "robots", "futuristic", "spaceship",
                "spaceships", "mind bending", "mindbending", "mind blowing", "ciencia ficcion", "science fiction"),
@@ -165,7 +165,7 @@ FILLERS = TRANSPARENT | {
     "around", "circa", "roughly", "approximately",
     "born", "childhood", "here", "most", "forth", "few", "thatll", "itll", "da", "sumthin", "smth", "tonite",
     "nite", "2nite", "best", "wife", "husband", "girlfriend", "boyfriend", "partner", "marathon", "mix", "doing",
-    "open", "light", "plenty",
+    "open", "light", "plenty", "especially",
 }  # fmt: skip
 # Words that steer a conversation but name nothing to look for ("no horror though", "comedies anyway",
 # "ok then, westerns"): never a free-text search term, never an avoided word (issue 28).
@@ -218,7 +218,8 @@ EXCLUDE_CUES = ("not like", "not", "neither of", "neither", "no more", "nothing 
                 "other than",
                 "no", "without", "skip",
                 "remove", "get rid of", "less like", "dont want to see", "do not want to see", "dont wanna see",
-                "dont need to see", "dont want to watch", "do not want to watch", "dont wanna watch",
+                "dont need to see", "dont want to watch", "do not want to watch", "dont wanna watch", "dont want",
+                "do not want", "dont wanna",
                 "exclude", "nothing", "sick of", "tired of", "enough of", "enough with", "done with",
                 "none of")  # fmt: skip
 # Words between the cue and a fragment that say "the whole series": "not ANOTHER Star Trek", "no MORE Batman".

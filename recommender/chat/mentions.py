@@ -8,7 +8,7 @@ import re
 
 from recommender.chat.stances import pronoun_verdicts
 from recommender.chat.title_cues import match_span, title_list
-from recommender.data.titles import TitleMatch, TitleMatcher, fold
+from recommender.data.titles import ARTICLES, TitleMatch, TitleMatcher, fold
 
 
 def capitalised_mentions(text: str, matcher: TitleMatcher) -> list[TitleMatch]:
@@ -45,18 +45,24 @@ def listed_mentions(text: str, matcher: TitleMatcher, vocabulary: set[str]) -> l
     return found
 
 
+def named_without_cue(text: str, matcher: TitleMatcher, vocabulary: set[str]) -> list[TitleMatch]:
+    """Titles named with no cue: written with capitals or listed, whichever finds more ("Speed and The Rock,
+    loved them": the list holds both)."""
+    return max(capitalised_mentions(text, matcher), listed_mentions(text, matcher, vocabulary), key=len)
+
+
 def mention_verdicts(
     found: dict[str, list], cleaned: str, folded: str, matcher: TitleMatcher, query: list[str], vocabulary: set[str]
 ) -> list[str]:
-    """Verdicts said with a pronoun (``pronoun_verdicts``), and titles written with capitals but no cue that
-    "more like those" makes seeds ("stay awake for Speed and The Rock, five more like those"); the query
-    without those titles' words."""
+    """Verdicts said with a pronoun (``pronoun_verdicts``) on the titles before them, named with a cue or
+    without one ("stay awake for Speed and The Rock, five more like those", "Blade Runner and Brazil, seen
+    them"); the query without the words of the titles so read."""
     if not any(found.values()):
-        mentions = capitalised_mentions(cleaned, matcher), listed_mentions(cleaned, matcher, vocabulary)
-        found["mention"] = max(mentions, key=len)  # "Speed and The Rock, loved them": the list holds both
+        found["mention"] = named_without_cue(cleaned, matcher, vocabulary)
     pronoun_verdicts(found, folded)
-    if found.pop("mention", None) and found["like"]:  # the titles are seeds now, no search words
-        named = {w for match in found["like"] for w in fold(match.title).split()}
+    mention = found.pop("mention", None)
+    if mention and any(found[k] for k in ("like", "liked", "seen", "dislike")):  # read as films: no search words
+        named = {w for match in mention for w in fold(match.title).split()}
         query = [w for w in query if w not in named]
     return query
 
@@ -74,7 +80,8 @@ def whole_message_titles(
 
 def _misspelt_title(matcher: TitleMatcher, words: list[re.Match[str]], vocabulary: set[str]) -> list[TitleMatch]:
     """The whole message as one title of two words or more typed with a slip, no genre word in it."""
-    if len(words) < 2 or any(fold(w.group()) in vocabulary for w in words):
-        return []
+    content = [fold(w.group()) for w in words if fold(w.group()) not in ARTICLES]
+    if len(content) < 2 or any(w in vocabulary or not w.isalpha() or len(w) < 3 for w in content):
+        return []  # "seen :)" is no Se7en, "the crown" no The Crow
     match, used = match_span(matcher, words, strict=True)
     return [match] if match is not None and used == len(words) else []

@@ -39,6 +39,7 @@ _LIKED_IT = re.compile(
     r"\b(?:really\s+)?(?:liked|loved|enjoyed|adored)\s+(?:it|that|them|both)\b|"
     rf"\b(?:it|that|they)\s+(?:was|were)\s+(?:so\s+|really\s+|pretty\s+)?(?:{'|'.join(GOOD_VERDICTS)})\b"
 )
+_PLURAL = {"them", "those", "these", "both", "either"}
 _SEEN_IT = re.compile(
     r"(?<!not )(?<!never )(?<!havent )(?<!hasnt )(?<!didnt )\b(?:seen|watched|saw)\s+"
     r"(?:it|that|them|those)\b"
@@ -155,11 +156,12 @@ def pronoun_verdicts(found: dict[str, list], folded: str) -> None:
     if found["exclude"] and not found["seen"] and _SEEN_IT.search(folded):
         found["seen"] = list(found["exclude"])  # "not fargo, i've seen it"
     mention = found.get("mention", [])
-    if mention and not any(found[k] for k in ("like", "liked", "seen", "dislike", "exclude", "ignored")):
-        said = next((k for k, it in (("dislike", _DISLIKED_IT), ("seen", _SEEN_IT), ("liked", _LIKED_IT))
-                     if it.search(folded)), None)  # fmt: skip
-        if said:  # "Fargo and Heat, didn't like them", "heat and speed, seen them"
-            found[said] = list(mention)
+    if len(mention) > 1 and not any(found[k] for k in ("like", "liked", "seen", "dislike", "exclude", "ignored")):
+        for kind, pattern in (("dislike", _DISLIKED_IT), ("seen", _SEEN_IT), ("liked", _LIKED_IT)):
+            said = pattern.search(folded)
+            if said and (said.group().split()[-1] in _PLURAL or said.group().split()[0] == "they"):
+                found[kind] = list(mention)  # "Fargo and Heat, didn't like them"; not "with Jack and Emma, hated it"
+                break
     named = found["liked"] + found["seen"] + found["ignored"] or mention
     anaphora = _ANAPHORA.search(folded)
     refused = anaphora and re.search(

@@ -39,8 +39,9 @@ CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
                         r"\bsimilar\s+to\s+|\bin the (?:vein|style|spirit) of\s+|\balong the lines of\s+|"
                         r"\breminds?\s+(?:me\s+)?of\s+|\b(?:same|similar)\s+(?:vibes?\s+)?as\s+|\bthe likes of\s+|"
                         r"\bsomething\s+(?:a\s+)?(?:bit\s+)?(?:like|similar to)\s+|"
-                        r"\b(?:something|anything|a cross|cross)\s+between\s+|"
-                        r"\b(?:especially|such as|in particular|for example|for instance|e\.g\.?)\s+", re.I)),
+                        r"\b(?:something|anything|a cross|cross)\s+between\s+", re.I)),
+    # An example of what the sentence said: "loves westerns, especially Unforgiven", "hate musicals, such as Grease".
+    ("example", re.compile(r"\b(?:especially|such as|in particular|for example|for instance|e\.g\.?)\s+", re.I)),
     # A bare "like" only at the start of a clause or after a hedge: "like Toy Story", "kinda like Heat".
     ("like_bare", re.compile(r"(?:^|(?<=[,;.!?:])\s*|\b(?:just|kinda|kind of|sort of|and|but|or|maybe)\s+)"
                              r"like\s+", re.I)),
@@ -68,6 +69,7 @@ _POSTFIX_BAD = re.compile(
 _POSTFIX_GOOD = re.compile(rf"^(?:one\s+)?(?:was|is|were|looks|sounds)\s+(?:so\s+|really\s+|pretty\s+)?"
                            rf"(?:{'|'.join(GOOD_VERDICTS)}|"
                            r"my (?:all time )?(?:fav|fave|favou?rite))\b")  # fmt: skip
+_REFUSED = re.compile(rf"\b(?:{'|'.join(BAD_VERDICTS)}|no thanks|not for me|overrated|crap|suck|sucks|skip)\b")
 _YEAR_TOKEN = re.compile(r"^\(?((?:18|19|20)\d\d)\)?$")
 
 
@@ -123,7 +125,32 @@ def match_span(
     return best
 
 
-_EXAMPLE_CUE = re.compile(r"(?:especially|such as|in particular|for example|for instance|e\.g)", re.I)
+_FOR_IT = re.compile(
+    r"\b(?:love|loves|loved|like|likes|liked|enjoy|enjoys|enjoyed|adore|adores|adored|fan of|"
+    r"into|favou?rites?)\b",
+    re.I,
+)
+_AGAINST_IT = re.compile(
+    r"\b(?:hate|hates|hated|can'?t stand|cannot stand|dislike|dislikes|disliked|tired of|"
+    r"sick of|bored of|bores? me|avoid|anything but|not (?:a |really a )?(?:big )?fan|"
+    r"(?:don|didn|doesn)['’]?t (?:really )?(?:like|love|enjoy|want)|not my thing|isn['’]?t my thing|"
+    r"too much for me|no more|not keen on|never (?:liked|loved|enjoyed)|not into|nothing with|"
+    r"(?:keep|stay) (?:it |me )?away from|^\s*no)\b",
+    re.I,
+)
+_NOT_AGAINST = re.compile(r"\bnever get (?:tired|sick|bored)|\b(?:don|doesn)['’]?t mind\b", re.I)
+_ANY_NEGATION = re.compile(r"\b(?:no|not|never|nothing|without)\b|n['’]?t\b", re.I)
+
+
+def example_role(sentence: str) -> str:
+    """What a film given as an example ("especially X", "such as X") is, from the sentence before it: disliked
+    after "hate", "can't stand", "tired of" …; a seed after "loves", "a fan of" with no negation; else only
+    named ("ignored": "I don't mind horror, especially Scream")."""
+    if _AGAINST_IT.search(sentence) and not _NOT_AGAINST.search(sentence):
+        return "dislike"
+    return "like" if _FOR_IT.search(sentence) and not _ANY_NEGATION.search(sentence) else "ignored"
+
+
 _NEGATION_BEFORE = re.compile(rf"\b(?:{'|'.join(NEGATIONS_BEFORE_LIKE)})\b", re.I)
 
 
@@ -185,14 +212,18 @@ def titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
             continue  # "I like comedies", "not from the 90s", "no thanks", "not another musical": not a title
         denied = name in {"liked", "seen"} and re.search(r"(?:n'?t|\bnot|\bnever)\s+(?:\w+\s+)?$", text[:start])
         negated = _NEGATION_BEFORE.search(text[_clause_start(text, start) : start])
-        if name == "like" and _EXAMPLE_CUE.match(text[start:end]):  # "I hate musicals, especially Grease"
-            sentence = max(text.rfind(p, 0, start) for p in ".!?;\n") + 1
-            negated = _NEGATION_BEFORE.search(text[sentence:start])
-            name = "dislike" if negated else name
+        example = name == "example"
+        if example:  # "I hate musicals, especially Grease": the film takes the sentence's stance, if it has one
+            name = example_role(text[max(text.rfind(p, 0, start) for p in ".!?;\n") + 1 : start])
         elif name in {"like", "like_bare"} and negated:
             name = "exclude"  # "I don't want anything like Scream": no seed
         elif name in {"before_film", "after_film"} and negated:
             name = "from_film" if name == "before_film" else "until_film"  # "nothing older than Fargo": 1996 on
+        bracketed = _bracketed_titles(text, end, stop, matcher, vocabulary)
+        if bracketed is not None:  # "seen every Hitchcock film (Psycho, Vertigo)", "like my favourites (Heat, Speed)"
+            found["ignored" if denied else name].extend(bracketed[0])
+            consumed.append((start, bracketed[1]))
+            continue
         cue_matches, used_end, fragments = [], end, 0
         while words:
             offset = words[0].start()
@@ -206,8 +237,8 @@ def titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
                 article = re.fullmatch(
                     r"(?:a|an)\s+[a-z]+\W*", text[end + offset : stop].strip()
                 )  # "a caper": no Casper
-                strict = name in {"exclude", "like_bare"} | FILM_YEAR_CUES or bool(article)
-                match, used = match_span(matcher, words, strict=strict, fuzzy=not article)
+                strict = name in {"exclude", "like_bare"} | FILM_YEAR_CUES or bool(article) or example
+                match, used = match_span(matcher, words, strict=strict, fuzzy=not (article or example))
                 if match is None:
                     break
                 cue_matches.append(match)
@@ -225,16 +256,14 @@ def titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
         if cue_matches or fragments:
             found["ignored" if denied else name].extend(cue_matches)
             consumed.append((start, used_end))
-        elif (bracketed := _bracketed_titles(text, end, stop, matcher, vocabulary)) is not None:
-            found["ignored" if denied else name].extend(bracketed[0])  # "seen every Hitchcock film (Psycho, Vertigo)"
-            consumed.append((start, bracketed[1]))
-        elif name not in {"exclude", "like_bare"} | FILM_YEAR_CUES:
+        elif name not in {"exclude", "like_bare"} | FILM_YEAR_CUES and not example:  # "especially the ending"
             comma = text.find(",", end, stop)
             stop = comma if comma > 0 else stop  # "I liked Qwerty, westerns": the miss ends at the comma
             typed = " ".join(text[end:stop].split()[:MAX_TITLE_WORDS]).strip(" ,.")
             misses.append(TitleMiss(typed, matcher.closest(typed)))
             consumed.append((start, stop))
     found["like"] += found.pop("like_bare")
+    found.pop("example")  # each example took its sentence's stance (``example_role``)
     return found, misses, consumed
 
 
@@ -245,9 +274,11 @@ def _bracketed_titles(text: str, end: int, stop: int, matcher: TitleMatcher, voc
     if bracket is None or bracket.start() >= stop:
         return None
     inside = bracket.group(1)
+    if re.fullmatch(r"[\d\s,.'-]+", inside):  # "Usual Suspects, The (1995)": a year, no title
+        return None
     words = list(re.finditer(r"\S+", inside))
     single, used = match_span(matcher, words, strict=True, fuzzy=False)
-    titles = [single] if single is not None and used == len(words) else title_list(inside, matcher, vocabulary)
+    titles = [single] if single is not None and used == len(words) else title_list(inside, matcher, vocabulary, True)
     return (titles, bracket.end()) if titles else None
 
 
@@ -275,10 +306,9 @@ def _misspelt_seed(matcher: TitleMatcher, clause: str, words: list[re.Match[str]
 _LISTED_SEED = re.compile(r"^(?P<head>.+?)\s+(?:type|style|esque|vibes?|kind of|sort of)\b", re.I)
 
 
-def title_list(text: str, matcher: TitleMatcher, vocabulary: set[str]) -> list[TitleMatch]:
+def title_list(text: str, matcher: TitleMatcher, vocabulary: set[str], bracketed: bool = False) -> list[TitleMatch]:
     """Two or more exact titles and nothing else, joined by commas, "and", "or", "&": "Blade Runner, Brazil,
-    Twelve Monkeys", "terminator 2 and aliens"; [] when any part is no title or a genre word ("action and
-    comedy")."""
+    Twelve Monkeys", "terminator 2 and aliens"; [] when any part is no title."""
     words = list(re.finditer(r"[^\s,]+", text.strip(" .!?;:()[]\"'")))
     found, i = [], 0
     while i < len(words):
@@ -290,7 +320,11 @@ def title_list(text: str, matcher: TitleMatcher, vocabulary: set[str]) -> list[T
             return []
         found.append(match)
         i += used
-    return found if len(found) >= 2 and not all(fold(m.typed) in vocabulary for m in found) else []
+    # one title of two words or more ("Blade Runner"), the others no genre or everyday word: "wife and kids",
+    # "women and war", "twisted and heavy", "Michael and Kim" are no list of films
+    long = [m for m in found if len([w for w in fold(m.typed).split() if w not in ARTICLES]) >= 2]
+    plain = any(fold(m.typed) in vocabulary or fold(m.typed) in FILLERS for m in found if m not in long)
+    return found if len(found) >= 2 and (long or bracketed) and not plain else []  # a bracket after a cue says "films"
 
 
 def listed_seeds(clause: str, matcher: TitleMatcher, vocabulary: set[str]) -> list[TitleMatch]:
@@ -309,7 +343,11 @@ def titles_leading_clauses(
     for clause in re.finditer(r"[^,;.!?\n]+", text):
         named = series_fragment(clause.group(), matcher.catalog, vocabulary)
         if named is not None:
-            series.append(named.typed)
+            said_after = " ".join(fold(text[clause.start() + named.end :]).split()[:6])  # "Star Wars movies? no thanks"
+            if _REFUSED.search(said_after):
+                found["fragment"].append(TitleMatch(named.typed, named.item_ids, named.typed, 1.0))  # "are overrated"
+            else:
+                series.append(named.typed)
             consumed.append((clause.start(), clause.start() + named.end))
             continue
         listed = listed_seeds(clause.group(), matcher, vocabulary)

@@ -50,7 +50,7 @@ from recommender.chat.lexicon import (
     SHOW_MORE_TAILS,
     TRANSPARENT,
 )
-from recommender.chat.mentions import mention_verdicts, whole_message_titles
+from recommender.chat.mentions import mention_verdicts, named_without_cue, whole_message_titles
 from recommender.chat.scope import negation_scope
 from recommender.chat.slips import known_words, mend_slips, slip
 from recommender.chat.stances import (
@@ -461,7 +461,7 @@ def _titles_and_cards(cleaned: str, shown: Sequence[str], matcher: TitleMatcher,
     refs = card_references(cleaned)
     cleaned = blank(cleaned, [r for r in refs if not r.pronoun])
     found, misses, consumed = titles_after_cues(cleaned, matcher, vocabulary)
-    if any(found.values()) or misses:
+    if any(found.values()) or misses or named_without_cue(cleaned, matcher, vocabulary):
         refs = [r for r in refs if not r.pronoun and r.positions is not None]  # "loved Heat, seen them": the titles
     notes += point_at_cards(refs, tuple(str(i) for i in shown), matcher.catalog, found)
     return cleaned, blank(cleaned, refs), found, misses, consumed

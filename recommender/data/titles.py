@@ -141,13 +141,17 @@ _NUMBER_WORDS = (
 ).split()
 _WORD_OF = {str(n): word for n, word in enumerate(_NUMBER_WORDS, start=1)}
 _NUMBER_OF = {word: digits for digits, word in _WORD_OF.items()}
+_TEXTED = {"1", "2", "4"}  # typed for "one", "too", "for": "not 2 much gore" names no Two Much
 
 
 def _number_forms(key: str) -> set[str]:
     """A title opening with a number as people type it: "twelve monkeys" is also "12 monkeys", "8 heads in a
-    duffel bag" "eight heads in a duffel bag". Only a first word, only in a title of two words or more."""
+    duffel bag" "eight heads in a duffel bag". Only a first word, only in a title of two words or more (three
+    for 1, 2 and 4)."""
     first, _, rest = key.partition(" ")
     swapped = _NUMBER_OF.get(first) or _WORD_OF.get(first)
+    if swapped in _TEXTED and len(rest.split()) < 2:
+        return set()  # "2 much", "2 friends": texting, not Two Much; "4 weddings and a funeral" is the film
     return {f"{swapped} {rest}"} if swapped and rest else set()
 
 
