@@ -54,6 +54,7 @@ def asked_count(tokens: list[str], used: list[bool]) -> int | None:
                 bool(set(tokens[i + 1 : i + 4]) & {"plenty", "enough"})
                 or tokens[i + 1 : i + 3] in (["would", "be"], ["will", "do"])
             )
+            and "too" not in tokens[i + 1 : i + 4]  # "10 would be too many"
         )
         asked = of_them or (
             previous in {"me", "us"}

@@ -32,6 +32,8 @@ from recommender.chat.lexicon import (
 from recommender.data import Catalog
 from recommender.data.titles import COMMON_WORDS, fold, title_keys
 
+# Words after a name that only a series takes: "the alien series" (lower case, one word) is still a series.
+_ONLY_SERIES = {"sequels", "prequels", "series", "franchise", "saga", "trilogy"}
 MAX_FRAGMENT_WORDS = 6  # a fragment is at most this many words ("nightmare on elm street")
 
 
@@ -112,7 +114,10 @@ def negated_fragment(after: str, cue: str, catalog: Catalog) -> Fragment | None:
     for n in range(len(span), 0, -1):
         typed = [w.group() for w in span[:n]]
         folded = [fold(w) for w in typed]
-        series = franchise or (n < len(span) and fold(span[n].group()) in SERIES_NOUNS)  # "no Batman movies"
+        noun = fold(span[n].group()) if n < len(span) else ""
+        # "no Batman movies", "no batman sequels"; "no dark films", "no wild stuff" name a kind, no series
+        topic = n == 1 and not typed[0][:1].isupper() and noun not in _ONLY_SERIES
+        series = franchise or noun in SERIES_NOUNS and not topic
         if folded[-1] in COUNT_NOUNS or not _plausible(folded, typed, series):
             continue
         ids, titles = index.films(" ".join(folded))
@@ -129,8 +134,6 @@ _SERIES_LEAD = {"i", "want", "wanna", "need", "give", "show", "me", "some", "got
                 "to", "can", "you", "please", "pls", "do", "have", "how", "about", "what", "maybe", "any", "more",
                 "anything", "something", "else", "could", "would", "id", "i'd", "im", "i'm", "looking", "for", "good",
                 "lets", "let's", "in", "the", "mood", "love", "all", "of", "see", "check", "out", "like"}  # fmt: skip
-# Words after a name that only a series takes: "the alien series" (lower case, one word) is still a series.
-_ONLY_SERIES = {"sequels", "prequels", "series", "franchise", "saga", "trilogy"}
 
 
 def series_fragment(clause: str, catalog: Catalog, vocabulary: set[str]) -> Fragment | None:

@@ -165,7 +165,7 @@ FILLERS = TRANSPARENT | {
     "around", "circa", "roughly", "approximately",
     "born", "childhood", "here", "most", "forth", "few", "thatll", "itll", "da", "sumthin", "smth", "tonite",
     "nite", "2nite", "best", "wife", "husband", "girlfriend", "boyfriend", "partner", "marathon", "mix", "doing",
-    "open", "light", "plenty", "especially",
+    "open", "light", "plenty", "especially", "such", "example", "instance", "particular",
 }  # fmt: skip
 # Words that steer a conversation but name nothing to look for ("no horror though", "comedies anyway",
 # "ok then, westerns"): never a free-text search term, never an avoided word (issue 28).

@@ -8,7 +8,7 @@ import re
 
 from recommender.chat.stances import pronoun_verdicts
 from recommender.chat.title_cues import match_span, title_list
-from recommender.data.titles import ARTICLES, TitleMatch, TitleMatcher, fold
+from recommender.data.titles import TitleMatch, TitleMatcher, fold
 
 
 def capitalised_mentions(text: str, matcher: TitleMatcher) -> list[TitleMatch]:
@@ -45,22 +45,25 @@ def listed_mentions(text: str, matcher: TitleMatcher, vocabulary: set[str]) -> l
     return found
 
 
-def named_without_cue(text: str, matcher: TitleMatcher, vocabulary: set[str]) -> list[TitleMatch]:
-    """Titles named with no cue: written with capitals or listed, whichever finds more ("Speed and The Rock,
-    loved them": the list holds both)."""
-    return max(capitalised_mentions(text, matcher), listed_mentions(text, matcher, vocabulary), key=len)
-
-
 def mention_verdicts(
-    found: dict[str, list], cleaned: str, folded: str, matcher: TitleMatcher, query: list[str], vocabulary: set[str]
+    found: dict[str, list],
+    texts: tuple[str, str],
+    folded: str,
+    matcher: TitleMatcher,
+    query: list[str],
+    vocabulary: set[str],
 ) -> list[str]:
     """Verdicts said with a pronoun (``pronoun_verdicts``) on the titles before them, named with a cue or
     without one ("stay awake for Speed and The Rock, five more like those", "Blade Runner and Brazil, seen
-    them"); the query without the words of the titles so read."""
+    them"); the query without the words of the titles so read. ``texts``: the message with the cards it
+    points at blanked, and as typed (a list of titles is read only where nothing was blanked from it)."""
+    cleaned, message = texts
     if not any(found.values()):
-        found["mention"] = named_without_cue(cleaned, matcher, vocabulary)
+        found["mention"] = max(capitalised_mentions(cleaned, matcher), listed_mentions(message, matcher, vocabulary),
+                               key=len)  # fmt: skip
+        found["listed"] = listed_mentions(message, matcher, vocabulary)  # what a plural pronoun's verdict is about
     pronoun_verdicts(found, folded)
-    mention = found.pop("mention", None)
+    mention, _ = found.pop("mention", None), found.pop("listed", None)
     if mention and any(found[k] for k in ("like", "liked", "seen", "dislike")):  # read as films: no search words
         named = {w for match in mention for w in fold(match.title).split()}
         query = [w for w in query if w not in named]
@@ -80,8 +83,10 @@ def whole_message_titles(
 
 def _misspelt_title(matcher: TitleMatcher, words: list[re.Match[str]], vocabulary: set[str]) -> list[TitleMatch]:
     """The whole message as one title of two words or more typed with a slip, no genre word in it."""
-    content = [fold(w.group()) for w in words if fold(w.group()) not in ARTICLES]
-    if len(content) < 2 or any(w in vocabulary or not w.isalpha() or len(w) < 3 for w in content):
-        return []  # "seen :)" is no Se7en, "the crown" no The Crow
+    content = [w.group().lower() for w in words if fold(w.group()) not in ("the", "a", "an")]
+    if len(content) < 2 or not any(w.isalpha() and len(w) >= 4 for w in content):
+        return []  # "the crown" is no The Crow
+    if any(not w.isalnum() or w in vocabulary for w in content):
+        return []  # "seen :)" is no Se7en
     match, used = match_span(matcher, words, strict=True)
     return [match] if match is not None and used == len(words) else []

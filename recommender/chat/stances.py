@@ -32,11 +32,11 @@ _ANY_FILTER = re.compile(
 # A verdict on a film named earlier in the message: "I watched Titanic and didn't like it", "seen Fargo, loved it".
 _DISLIKED_IT = re.compile(
     r"\b(?:(?:didnt|did not|dont|do not)\s+(?:really\s+|much\s+|particularly\s+)?(?:like|love|enjoy)|hated|disliked|"
-    r"(?:wasnt|was not)\s+(?:really\s+)?a\s+fan\s+of)\s+(?:it|that|them|either)\b|"
+    r"(?:wasnt|was not)\s+(?:really\s+)?a\s+fan\s+of)\s+(?:it|that|them|those|these|either)\b|"
     rf"\b(?:it|that|they)\s+(?:was|were)\s+(?:so\s+|really\s+|pretty\s+|too\s+|kinda\s+)?(?:{'|'.join(BAD_VERDICTS)})\b"
 )
 _LIKED_IT = re.compile(
-    r"\b(?:really\s+)?(?:liked|loved|enjoyed|adored)\s+(?:it|that|them|both)\b|"
+    r"\b(?:really\s+)?(?:liked|loved|enjoyed|adored)\s+(?:it|that|them|those|these|both)\b|"
     rf"\b(?:it|that|they)\s+(?:was|were)\s+(?:so\s+|really\s+|pretty\s+)?(?:{'|'.join(GOOD_VERDICTS)})\b"
 )
 _PLURAL = {"them", "those", "these", "both", "either"}
@@ -155,12 +155,12 @@ def pronoun_verdicts(found: dict[str, list], folded: str) -> None:
         found["dislike"] = list(found["exclude"])  # "not fargo, hated it"
     if found["exclude"] and not found["seen"] and _SEEN_IT.search(folded):
         found["seen"] = list(found["exclude"])  # "not fargo, i've seen it"
-    mention = found.get("mention", [])
-    if len(mention) > 1 and not any(found[k] for k in ("like", "liked", "seen", "dislike", "exclude", "ignored")):
+    mention, listed = found.get("mention", []), found.get("listed", [])
+    if listed and not any(found[k] for k in ("like", "liked", "seen", "dislike", "exclude", "ignored")):
         for kind, pattern in (("dislike", _DISLIKED_IT), ("seen", _SEEN_IT), ("liked", _LIKED_IT)):
             said = pattern.search(folded)
             if said and (said.group().split()[-1] in _PLURAL or said.group().split()[0] == "they"):
-                found[kind] = list(mention)  # "Fargo and Heat, didn't like them"; not "with Jack and Emma, hated it"
+                found[kind] = list(listed)  # "Heat and Speed, didn't like them"; a list, not "with Jack and Emma"
                 break
     named = found["liked"] + found["seen"] + found["ignored"] or mention
     anaphora = _ANAPHORA.search(folded)

@@ -69,7 +69,14 @@ _POSTFIX_BAD = re.compile(
 _POSTFIX_GOOD = re.compile(rf"^(?:one\s+)?(?:was|is|were|looks|sounds)\s+(?:so\s+|really\s+|pretty\s+)?"
                            rf"(?:{'|'.join(GOOD_VERDICTS)}|"
                            r"my (?:all time )?(?:fav|fave|favou?rite))\b")  # fmt: skip
-_REFUSED = re.compile(rf"\b(?:{'|'.join(BAD_VERDICTS)}|no thanks|not for me|overrated|crap|suck|sucks|skip)\b")
+# Right after a series: "star wars movies are overrated", "Star Wars movies? no thanks"; not "are not bad", "not too
+# long please", "that aren't boring", "no skip" ("long" and "slow" are no refusal of a series).
+_REFUSED = re.compile(
+    rf"^\W*(?:(?:are|is|were|r)\s+(?:so\s+|really\s+|totally\s+|just\s+|way\s+|all\s+)?"
+    rf"(?:{'|'.join(v for v in BAD_VERDICTS if v not in ('long', 'slow'))}|overrated|crap)\b|"
+    r"(?:no thanks|not for me|nah|meh|pass|skip(?: it| them| those)?)\s*(?:[.!?,;]|$))",
+    re.I,
+)
 _YEAR_TOKEN = re.compile(r"^\(?((?:18|19|20)\d\d)\)?$")
 
 
@@ -125,30 +132,31 @@ def match_span(
     return best
 
 
-_FOR_IT = re.compile(
-    r"\b(?:love|loves|loved|like|likes|liked|enjoy|enjoys|enjoyed|adore|adores|adored|fan of|"
-    r"into|favou?rites?)\b",
-    re.I,
-)
 _AGAINST_IT = re.compile(
     r"\b(?:hate|hates|hated|can'?t stand|cannot stand|dislike|dislikes|disliked|tired of|"
     r"sick of|bored of|bores? me|avoid|anything but|not (?:a |really a )?(?:big )?fan|"
     r"(?:don|didn|doesn)['’]?t (?:really )?(?:like|love|enjoy|want)|not my thing|isn['’]?t my thing|"
-    r"too much for me|no more|not keen on|never (?:liked|loved|enjoyed)|not into|nothing with|"
-    r"(?:keep|stay) (?:it |me )?away from|^\s*no)\b",
+    r"too much for me|no more|not keen on|never (?:liked|loved|enjoyed)|not (?:really )?into|nothing with|"
+    r"(?:keep|stay) (?:it |me )?away from|^\s*(?:no|nothing|not))\b",
     re.I,
 )
 _NOT_AGAINST = re.compile(r"\bnever get (?:tired|sick|bored)|\b(?:don|doesn)['’]?t mind\b", re.I)
-_ANY_NEGATION = re.compile(r"\b(?:no|not|never|nothing|without)\b|n['’]?t\b", re.I)
+_ANY_NEGATION = re.compile(r"\b(?:no|not|never|nothing|without|cannot|dont|didnt|doesnt|isnt|wasnt|cant|wont)\b|"
+                           r"\wn['’]t\b", re.I)  # fmt: skip
 
 
-def example_role(sentence: str) -> str:
-    """What a film given as an example ("especially X", "such as X") is, from the sentence before it: disliked
-    after "hate", "can't stand", "tired of" …; a seed after "loves", "a fan of" with no negation; else only
-    named ("ignored": "I don't mind horror, especially Scream")."""
-    if _AGAINST_IT.search(sentence) and not _NOT_AGAINST.search(sentence):
+_LAST_CLAUSE = re.compile(r",|;|(?<!anything )(?<!all )\bbut\b|\bnow\b|\bthough\b|\byet\b", re.I)
+
+
+def example_role(before: str) -> str:
+    """What a film given as an example ("especially X", "such as X") is, from the clause before it ("I hated
+    horror as a kid but now I love it, especially Scream": "I love it"): disliked after "hate", "can't stand",
+    "tired of", "no" …; only named after another negation ("I don't mind horror, especially Scream"); else a
+    seed ("loves westerns, especially Unforgiven", "give me sci-fi, for example Alien")."""
+    clause = _LAST_CLAUSE.split(before.rstrip(" ,;:-"))[-1]
+    if _AGAINST_IT.search(clause) and not _NOT_AGAINST.search(clause):
         return "dislike"
-    return "like" if _FOR_IT.search(sentence) and not _ANY_NEGATION.search(sentence) else "ignored"
+    return "ignored" if _ANY_NEGATION.search(clause) else "like"
 
 
 _NEGATION_BEFORE = re.compile(rf"\b(?:{'|'.join(NEGATIONS_BEFORE_LIKE)})\b", re.I)
@@ -219,7 +227,7 @@ def titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
             name = "exclude"  # "I don't want anything like Scream": no seed
         elif name in {"before_film", "after_film"} and negated:
             name = "from_film" if name == "before_film" else "until_film"  # "nothing older than Fargo": 1996 on
-        bracketed = _bracketed_titles(text, end, stop, matcher, vocabulary)
+        bracketed = _bracketed_titles(text, (end, stop), words, matcher, vocabulary)
         if bracketed is not None:  # "seen every Hitchcock film (Psycho, Vertigo)", "like my favourites (Heat, Speed)"
             found["ignored" if denied else name].extend(bracketed[0])
             consumed.append((start, bracketed[1]))
@@ -239,7 +247,7 @@ def titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
                 )  # "a caper": no Casper
                 strict = name in {"exclude", "like_bare"} | FILM_YEAR_CUES or bool(article) or example
                 match, used = match_span(matcher, words, strict=strict, fuzzy=not (article or example))
-                if match is None:
+                if match is None or name == "exclude" and _word_in_a_phrase(match, words, used):
                     break
                 cue_matches.append(match)
             used_end = end + words[used - 1].end()
@@ -267,11 +275,23 @@ def titles_after_cues(text: str, matcher: TitleMatcher, vocabulary: set[str]):
     return found, misses, consumed
 
 
-def _bracketed_titles(text: str, end: int, stop: int, matcher: TitleMatcher, vocabulary: set[str]):
-    """(titles, where the bracket closes) of a bracket opening between a cue's ``end`` and its clause's
-    ``stop`` that holds only titles: "I've seen every Hitchcock film (Psycho, Vertigo, Rear Window)"."""
+def _word_in_a_phrase(match: TitleMatch, words: list[re.Match[str]], used: int) -> bool:
+    """A one-word title in lower case with more words after it: "I don't want ghost stories", "a crash course"."""
+    last = words[used - 1].group()
+    return (
+        len([w for w in fold(match.typed).split() if w not in ("the", "a", "an")]) == 1
+        and not match.typed[:1].isupper() and used < len(words) and not re.search(r"[,;.!?]$", last)
+        and fold(words[used].group()) not in _LIST_JOINS | FILLERS | {"i", "im", "ive", "id"}  # "no heat please"
+    )  # fmt: skip
+
+
+def _bracketed_titles(text: str, span: tuple[int, int], words: list, matcher: TitleMatcher, vocabulary: set[str]):
+    """(titles, where the bracket closes) of a bracket opening between a cue's end and its clause's end
+    (``span``) that holds only titles: "I've seen every Hitchcock film (Psycho, Vertigo, Rear Window)"; None
+    when a title follows the cue itself ("I liked Heat (Casino)": Heat) or no bracket holds titles."""
+    end, stop = span
     bracket = re.compile(r"\(([^()]{2,200})\)").search(text, end)
-    if bracket is None or bracket.start() >= stop:
+    if bracket is None or bracket.start() >= stop or words and match_span(matcher, words, True, False)[0] is not None:
         return None
     inside = bracket.group(1)
     if re.fullmatch(r"[\d\s,.'-]+", inside):  # "Usual Suspects, The (1995)": a year, no title
@@ -320,11 +340,14 @@ def title_list(text: str, matcher: TitleMatcher, vocabulary: set[str], bracketed
             return []
         found.append(match)
         i += used
-    # one title of two words or more ("Blade Runner"), the others no genre or everyday word: "wife and kids",
-    # "women and war", "twisted and heavy", "Michael and Kim" are no list of films
-    long = [m for m in found if len([w for w in fold(m.typed).split() if w not in ARTICLES]) >= 2]
-    plain = any(fold(m.typed) in vocabulary or fold(m.typed) in FILLERS for m in found if m not in long)
-    return found if len(found) >= 2 and (long or bracketed) and not plain else []  # a bracket after a cue says "films"
+    # "Blade Runner, Brazil", "scream, psycho, carrie", "Heat and Speed" (written as names), or any list in a
+    # bracket after a cue; never with an everyday word ("wife and kids"), nor only one-word titles that are also
+    # genre words or written in lower case ("women and war", "twisted and heavy")
+    long = any(len([w for w in fold(m.typed).split() if w not in ("the", "a", "an")]) >= 2 for m in found)
+    named = all(m.typed[:1].isupper() for m in found) and not text.isupper()
+    everyday = any(fold(m.typed) in FILLERS or not long and fold(m.typed) in vocabulary for m in found)
+    listed = long or bracketed or len(found) >= 3 or named
+    return found if len(found) >= 2 and listed and not everyday else []
 
 
 def listed_seeds(clause: str, matcher: TitleMatcher, vocabulary: set[str]) -> list[TitleMatch]:
@@ -343,8 +366,7 @@ def titles_leading_clauses(
     for clause in re.finditer(r"[^,;.!?\n]+", text):
         named = series_fragment(clause.group(), matcher.catalog, vocabulary)
         if named is not None:
-            said_after = " ".join(fold(text[clause.start() + named.end :]).split()[:6])  # "Star Wars movies? no thanks"
-            if _REFUSED.search(said_after):
+            if _REFUSED.match(text[clause.start() + named.end :]):
                 found["fragment"].append(TitleMatch(named.typed, named.item_ids, named.typed, 1.0))  # "are overrated"
             else:
                 series.append(named.typed)

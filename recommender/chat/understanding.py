@@ -50,7 +50,7 @@ from recommender.chat.lexicon import (
     SHOW_MORE_TAILS,
     TRANSPARENT,
 )
-from recommender.chat.mentions import mention_verdicts, named_without_cue, whole_message_titles
+from recommender.chat.mentions import listed_mentions, mention_verdicts, whole_message_titles
 from recommender.chat.scope import negation_scope
 from recommender.chat.slips import known_words, mend_slips, slip
 from recommender.chat.stances import (
@@ -392,7 +392,7 @@ def parse_message(text: object, catalog: Catalog, shown: Sequence[str] = ()) -> 
     if show_more and k is None:  # "show me 10 more"
         k = next((int(t) for t in folded.split() if t.isascii() and t.isdigit() and len(t) <= 2), None)
     k = min(k, MAX_K) if k and k > 0 else None
-    query = mention_verdicts(found, cleaned, folded, matcher, query, vocabulary)
+    query = mention_verdicts(found, (cleaned, message), folded, matcher, query, vocabulary)
     if (query or len(cleaned.split()) > 1) and not any(found.values()) and not misses and folded not in IDLE_PHRASES:
         asks = bool(include or exclude or year_min or year_max or k)
         listed = whole_message_titles(message, matcher, vocabulary, asks)
@@ -458,10 +458,10 @@ def _cleaned(text: object, catalog: Catalog) -> tuple[str, bool]:
 def _titles_and_cards(cleaned: str, shown: Sequence[str], matcher: TitleMatcher, vocabulary: set[str], notes: list):
     """Titles after cues, and the films on screen the message points at, joined in one ``found``; the text
     with the card references blanked (for titles) and with pronoun references blanked too (for the rest)."""
-    refs = card_references(cleaned)
+    refs, typed = card_references(cleaned), cleaned
     cleaned = blank(cleaned, [r for r in refs if not r.pronoun])
     found, misses, consumed = titles_after_cues(cleaned, matcher, vocabulary)
-    if any(found.values()) or misses or named_without_cue(cleaned, matcher, vocabulary):
+    if any(found.values()) or misses or listed_mentions(typed, matcher, vocabulary):  # as typed: nothing blanked
         refs = [r for r in refs if not r.pronoun and r.positions is not None]  # "loved Heat, seen them": the titles
     notes += point_at_cards(refs, tuple(str(i) for i in shown), matcher.catalog, found)
     return cleaned, blank(cleaned, refs), found, misses, consumed
