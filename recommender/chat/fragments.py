@@ -25,6 +25,7 @@ from recommender.chat.lexicon import (
     FRAGMENT_MAX_FILMS,
     FRAGMENT_MIN_CHARS,
     FRANCHISE_CUES,
+    KIND_WORDS,
     NOT_FRAGMENTS,
     SERIES_NOUNS,
     TRANSPARENT,
@@ -116,7 +117,7 @@ def negated_fragment(after: str, cue: str, catalog: Catalog) -> Fragment | None:
         folded = [fold(w) for w in typed]
         noun = fold(span[n].group()) if n < len(span) else ""
         # "no Batman movies", "no batman sequels"; "no dark films", "no wild stuff" name a kind, no series
-        topic = n == 1 and not typed[0][:1].isupper() and noun not in _ONLY_SERIES
+        topic = n == 1 and not typed[0][:1].isupper() and noun not in _ONLY_SERIES and folded[0] in KIND_WORDS
         series = franchise or noun in SERIES_NOUNS and not topic
         if folded[-1] in COUNT_NOUNS or not _plausible(folded, typed, series):
             continue

@@ -234,6 +234,16 @@ FRAGMENT_GLUE = {"another", "more", "any", "anymore", "other", "those", "these",
 NOT_FRAGMENTS = {"french", "german", "italian", "spanish", "english", "british", "american", "japanese", "chinese",
                  "korean", "indian", "russian", "swedish", "danish", "foreign", "european", "hollywood",
                  "disney"}  # fmt: skip
+# Words that name a kind of film more often than a series, though titles hold them: "no dark films", "no wild
+# stuff", "I don't want ghost stories" (lower case, one word); "no batman movies" stays the Batman films.
+KIND_WORDS = set(
+    """
+dark wild heavy light long short old new christmas holiday ghost ghosts love sad happy big little small bad good
+great true real crazy mad dead black white red blue green deep hard fast slow loud quiet cold hot strange weird violent
+gory bloody silly stupid boring cheesy sexy naked twisted fear crash speed heat night space monster monsters zombie
+vampire vampires war family kids school sports dog dogs cat cats
+""".split()
+)
 FRAGMENT_MIN_CHARS = 4  # a one-word fragment this short ("war", "it") is no franchise
 FRAGMENT_MAX_FILMS = 20  # a fragment in more titles than this is an ordinary word ("love": 29), not a series
 
