@@ -128,6 +128,7 @@ def measure_user(pipeline, user: str, rng: np.random.Generator, split: str = "te
     """Influences, thresholds, group influence (when no single film passes) and the deletion test of one
     user's recommended item (no generation)."""
     from recommender.explain import find_group, measure_pair
+    from recommender.influence import pair_listed
 
     catalog = pipeline.catalog
     history, candidates = served_candidates(pipeline, user, split)
@@ -152,7 +153,7 @@ def measure_user(pipeline, user: str, rng: np.random.Generator, split: str = "te
     pair = None
     if pipeline.config.pair_test and len(listed) == 2:  # as ``Explainer.explain`` measures it
         pair = measure_pair(score, np.asarray(history), table, listed[0], listed[1])
-        listed = listed if pair.adds else listed[:1]
+        listed = pair_listed(listed, pair)
     listed = listed or (list(group.positions) if group is not None and group.measured else [])
     drops = {}
     if listed:

@@ -158,7 +158,7 @@ def backfill(pipeline, row: dict, split: str, seed: int, at_most: int | None = N
 def second_film_adds(pipeline, row: dict, split: str, seed: int) -> dict:
     """``row`` listing its second influence only when removing it still lowers the score once the first is
     gone (``influence.measure_pair``: the pair claim measured as a pair); the listing's set drops."""
-    from recommender.influence import pair_histories, pair_test
+    from recommender.influence import pair_histories, pair_listed, pair_test
 
     listed = listed_positions(row, 2)
     served = _served(pipeline, row, split) if listed else None
@@ -171,7 +171,7 @@ def second_film_adds(pipeline, row: dict, split: str, seed: int) -> dict:
         pairs = pipeline.neutral_swap_pairs(history, candidates, row["window"])
         test = pair_test(score(pair_histories(history, pairs, *listed)))
         second = {"effect": test.effect, "threshold": test.threshold, "orders": test.orders}
-        listed = listed if test.adds else listed[:1]
+        listed = pair_listed(listed, test)
     positions = list(range(len(history) - row["window"], len(history)))
     random = random_draw(np.random.default_rng([seed, int(row["user"])]), positions, len(listed))
     found = deletion_sets(score, base, history, positions, listed, random)

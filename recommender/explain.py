@@ -73,6 +73,7 @@ from recommender.influence import (  # re-exported (``__all__``): ``recommender.
     drop_one_influence,
     measure_influence,
     measure_pair,
+    pair_listed,
     split_measured,
     swap_pairs,
     swapped,
@@ -198,7 +199,7 @@ def _measured(values: np.ndarray, bar: np.ndarray, group: GroupInfluence | None,
     raised, lowered, quiet = split_measured(values, bar)
     together = group.to_dict() if group is not None and group.measured and not raised else None
     named = [(p, float(values[p])) for p in group.positions] if together else raised
-    named = named[:1] if pair is not None and not pair.adds and not together else named
+    named = named if together else pair_listed(named, pair)
     return raised, lowered, quiet, together, named
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from scipy import stats
@@ -32,6 +33,7 @@ MIN_FLOOR = 1e-3  # nats: float32 forward passes of two prompts differ by ~1e-6,
 CARD_INFLUENCERS = 2
 FALSE_PASS = 0.05  # one-sided level of the t-test over orders, shared by the ablated items (Bonferroni)
 
+T = TypeVar("T")
 ScoreHistories = Callable[[list[np.ndarray]], list[np.ndarray]]
 
 
@@ -249,9 +251,10 @@ def pair_test(scores: Sequence[float]) -> PairTest:
     return PairTest(float(adds.mean()), float(order_threshold(adds)), half)
 
 
-def pair_listed(influencers: Sequence[tuple[str, float]], test: PairTest | None) -> tuple[tuple[str, float], ...]:
-    """The influencers a card and its sentence name: the second only when ``test`` says it adds."""
-    return tuple(influencers[:1] if test is not None and not test.adds else influencers)
+def pair_listed(listed: Sequence[T], test: PairTest | None) -> list[T]:
+    """What a card and its sentence name of the two strongest influences (ids, positions or (id, effect)): the
+    second only when ``test`` says it adds."""
+    return list(listed[:1] if test is not None and not test.adds else listed)
 
 
 def measure_pair(
@@ -278,8 +281,8 @@ def listed_influencers(
     tested = [c for c in range(columns) if len(firsts[c]) == 2]
     made = [pair_histories(history, table.pairs, firsts[c][0][0], firsts[c][1][0]) for c in tested]
     scored = score([h for histories in made for h in histories]) if made else []
-    listed, at = [table.influencers(c, ids) for c in range(columns)], 0
+    listed, at = [tuple((ids[p], value) for p, value in first) for first in firsts], 0  # as ``table.influencers``
     for c, histories in zip(tested, made):
         test = pair_test([float(s[c]) for s in scored[at : at + len(histories)]])
-        listed[c], at = pair_listed(listed[c], test), at + len(histories)
+        listed[c], at = tuple(pair_listed(listed[c], test)), at + len(histories)
     return listed

@@ -285,8 +285,9 @@ class Recommender:
         if len(rows) < 2:
             return {}
         wanted = {self.catalog.index[i] for i in item_ids if i in self.catalog.index}
-        table = self.influence_table(self._rows(ids), rows, window)
-        listed = self._listed(table, self._rows(ids), rows, ids)
+        history_rows = self._rows(ids)
+        table = self.influence_table(history_rows, rows, window)
+        listed = self._listed(table, history_rows, rows, ids)
         return {self.catalog.ids[row]: listed[column] for column, row in enumerate(rows) if int(row) in wanted}
 
     def _listed(self, table: InfluenceTable, history_rows: np.ndarray, candidate_rows: np.ndarray, ids: list[str]):

@@ -22,7 +22,6 @@ from recommender.chat.years import is_year
 # more is no conversation. A count above it is cut to it, and the reply says so (MAX_COUNT_NOTE).
 MAX_K = 50
 BARE_COUNT_MAX = 20  # a number alone is a count up to this ("make it 5"); "42" alone asks for nothing
-ENOUGH_WORDS = {"plenty", "enough", "fine", "ok", "okay", "perfect"}  # "5 would be plenty"
 MAX_COUNT_NOTE = "I show at most {cap} at a time; here are the first {cap}."
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from recommender.chat.stances import pronoun_verdicts
-from recommender.chat.title_cues import match_span, title_list
+from recommender.chat.title_cues import ENGLISH_ARTICLES, match_span, title_list
 from recommender.data.titles import TitleMatch, TitleMatcher, fold
 
 
@@ -59,9 +59,8 @@ def mention_verdicts(
     points at blanked, and as typed (a list of titles is read only where nothing was blanked from it)."""
     cleaned, message = texts
     if not any(found.values()):
-        found["mention"] = max(capitalised_mentions(cleaned, matcher), listed_mentions(message, matcher, vocabulary),
-                               key=len)  # fmt: skip
         found["listed"] = listed_mentions(message, matcher, vocabulary)  # what a plural pronoun's verdict is about
+        found["mention"] = max(capitalised_mentions(cleaned, matcher), found["listed"], key=len)
     pronoun_verdicts(found, folded)
     mention, _ = found.pop("mention", None), found.pop("listed", None)
     if mention and any(found[k] for k in ("like", "liked", "seen", "dislike")):  # read as films: no search words
@@ -83,7 +82,7 @@ def whole_message_titles(
 
 def _misspelt_title(matcher: TitleMatcher, words: list[re.Match[str]], vocabulary: set[str]) -> list[TitleMatch]:
     """The whole message as one title of two words or more typed with a slip, no genre word in it."""
-    content = [w.group().lower() for w in words if fold(w.group()) not in ("the", "a", "an")]
+    content = [w.group().lower() for w in words if fold(w.group()) not in ENGLISH_ARTICLES]
     if len(content) < 2 or not any(w.isalpha() and len(w) >= 4 for w in content):
         return []  # "the crown" is no The Crow
     if any(not w.isalnum() or w in vocabulary for w in content):

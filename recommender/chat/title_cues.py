@@ -60,7 +60,9 @@ CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
 )  # fmt: skip
 # After a title at the start of a clause: "Alien-style horror", "Star Wars vibes", "Titanic was boring".
 _POSTFIX_SEED = re.compile(rf"^(?:{'|'.join(SEED_AFTER_TITLE)})\b")
-_PREFIX_SEED = re.compile(r"^(?:type|style|esque|vibes?|kind of|sort of)\b")  # after the start of a title only
+ENGLISH_ARTICLES = ("the", "a", "an")  # "the crown" has one real word; ARTICLES holds other languages' too
+_SEED_WORDS = r"(?:type|style|esque|vibes?|kind of|sort of)"  # "shawshank type", "apocalypse now or platoon vibes"
+_PREFIX_SEED = re.compile(rf"^{_SEED_WORDS}\b")  # after the start of a title only
 _POSTFIX_BAD = re.compile(
     rf"^(?:(?:was|is|were)\s+(?:so\s+|really\s+|too\s+|pretty\s+|kinda\s+)?(?:{'|'.join(BAD_VERDICTS)})|"
     r"(?:was|is|were)\s+(?:way\s+|far\s+|much\s+|just\s+)?too\s+\w+|"  # "was too violent"
@@ -279,7 +281,7 @@ def _word_in_a_phrase(match: TitleMatch, words: list[re.Match[str]], used: int) 
     """A one-word title in lower case with more words after it: "I don't want ghost stories", "a crash course"."""
     last = words[used - 1].group()
     return (
-        len([w for w in fold(match.typed).split() if w not in ("the", "a", "an")]) == 1
+        len([w for w in fold(match.typed).split() if w not in ENGLISH_ARTICLES]) == 1
         and not match.typed[:1].isupper() and used < len(words) and not re.search(r"[,;.!?]$", last)
         and fold(words[used].group()) not in _LIST_JOINS | FILLERS | {"i", "im", "ive", "id"}  # "no heat please"
     )  # fmt: skip
@@ -323,7 +325,7 @@ def _misspelt_seed(matcher: TitleMatcher, clause: str, words: list[re.Match[str]
     return (match, used) if match is not None and used == len(head) else (None, 0)
 
 
-_LISTED_SEED = re.compile(r"^(?P<head>.+?)\s+(?:type|style|esque|vibes?|kind of|sort of)\b", re.I)
+_LISTED_SEED = re.compile(rf"^(?P<head>.+?)\s+{_SEED_WORDS}\b", re.I)
 
 
 def title_list(text: str, matcher: TitleMatcher, vocabulary: set[str], bracketed: bool = False) -> list[TitleMatch]:
@@ -343,7 +345,7 @@ def title_list(text: str, matcher: TitleMatcher, vocabulary: set[str], bracketed
     # "Blade Runner, Brazil", "scream, psycho, carrie", "Heat and Speed" (written as names), or any list in a
     # bracket after a cue; never with an everyday word ("wife and kids"), nor only one-word titles that are also
     # genre words or written in lower case ("women and war", "twisted and heavy")
-    long = any(len([w for w in fold(m.typed).split() if w not in ("the", "a", "an")]) >= 2 for m in found)
+    long = any(len([w for w in fold(m.typed).split() if w not in ENGLISH_ARTICLES]) >= 2 for m in found)
     named = all(m.typed[:1].isupper() for m in found) and not text.isupper()
     everyday = any(fold(m.typed) in FILLERS or not long and fold(m.typed) in vocabulary for m in found)
     listed = long or bracketed or len(found) >= 3 or named
