@@ -8,6 +8,7 @@ import time
 import pytest
 
 from recommender.chat.understanding import MAX_MESSAGE_CHARS, Refinement, parse_message
+from recommender.data.catalog import Catalog, Item
 from recommender.data.loaders import load_dataset
 from recommender.data.titles import TitleMatcher
 
@@ -245,6 +246,29 @@ def test_title_matcher_is_built_once_per_catalogue(catalog):
     assert matcher.exact("Sabrina", year=1954).title == "Sabrina (1954)"
     assert matcher.fuzzy("Godfater").title.startswith("Godfather, The")
     assert matcher.fuzzy("xyz") is None
+
+
+SERIES = Catalog([Item("1", "Jurassic Park", 1993), Item("2", "Lost World: Jurassic Park, The", 1997),
+                  Item("3", "Alien", 1979), Item("4", "Alien 3", 1992), Item("5", "Alien: Resurrection", 1997),
+                  Item("6", "Sabrina", 1954), Item("7", "Sabrina", 1995), Item("8", "Die Hard", 1988),
+                  Item("9", "Hard Target", 1993), Item("10", "In the Heat of the Night", 1967),
+                  Item("11", "Heat", 1995), Item("12", "Die Hard 2", 1990)])  # fmt: skip
+LOST_WORLD = "Lost World: Jurassic Park, The"
+
+
+@pytest.mark.parametrize(
+    ("typed", "title"),
+    [("jurassic park 2", LOST_WORLD), ("Jurassic Park part II", LOST_WORLD), ("jurassic park two", LOST_WORLD),
+     ("the second jurassic park", LOST_WORLD),
+     ("jurassic park 3", None), ("the third jurassic park", None),
+     ("alien 2", None),  # Alien 3 stands second: Aliens is missing, so no place can be trusted
+     ("sabrina 2", None),  # a remake is no sequel
+     ("die hard 3", None),  # "Die" is no article here: Hard Target is no Die Hard
+     ("heat 2", None)],  # In the Heat of the Night is older than Heat: Heat opens no series
+)  # fmt: skip
+def test_a_sequel_without_a_number_in_its_title_is_found_by_its_place(typed, title):
+    found = TitleMatcher(SERIES).exact(typed)
+    assert (found and found.title.rsplit(" (", 1)[0]) == title
 
 
 def test_a_count_over_the_cap_is_capped_with_a_sentence(catalog):

@@ -141,6 +141,13 @@ _NUMBER_WORDS = (
 ).split()
 _WORD_OF = {str(n): word for n, word in enumerate(_NUMBER_WORDS, start=1)}
 _NUMBER_OF = {word: digits for digits, word in _WORD_OF.items()}
+_ORDINALS = {
+    word: place
+    for place, pair in enumerate(
+        (("second", "2nd"), ("third", "3rd"), ("fourth", "4th"), ("fifth", "5th"), ("sixth", "6th")), start=2
+    )
+    for word in pair
+}
 _TEXTED = {"1", "2", "4"}  # typed for "one", "too", "for": "not 2 much gore" names no Two Much
 
 
@@ -188,8 +195,44 @@ class TitleMatcher:
 
     def exact(self, typed: str, year: int | None = None) -> TitleMatch | None:
         key = fold(typed)
-        items = self.keys.get(key) or self.keys.get(_strip_article(key))
+        items = self.keys.get(key) or self.keys.get(_strip_article(key)) or self._numbered_in_series(key)
         return self._match(typed, items, 1.0, year) if items else None
+
+    def series(self, base: str) -> list[Item]:
+        """The films whose titles carry ``base`` as whole words, by year ("jurassic park": Jurassic Park, The
+        Lost World: Jurassic Park), when the first is titled ``base``, no two share a title (remakes) and the
+        numbers in their titles agree with their places ("Alien", "Alien 3": Aliens is missing); else []."""
+        padded = f" {base} "  # not stripped of an article: "die hard" is no series of "hard"
+        found = {item.id: item for key, items in self.keys.items() if padded in f" {key} " for item in items}
+        members = sorted(found.values(), key=lambda item: (item.year or 0, item.id))
+        if len(members) < 2 or any(item.year is None for item in members):
+            return []
+        if base not in title_keys(members[0].title) or len({fold(item.title) for item in members}) < len(members):
+            return []
+        for place, item in enumerate(members, start=1):
+            for key in title_keys(item.title):
+                number = re.match(rf"{re.escape(base)} (?:part )?(\w+)", key)
+                said = number and (_ROMAN.get(number.group(1)) or number.group(1))
+                if said and said.isdigit() and int(said) != place:
+                    return []
+        return members
+
+    def _numbered_in_series(self, key: str) -> list[Item] | None:
+        """ "jurassic park 2", "star trek 2", "batman part 3", "the second godfather": the film at that place of
+        ``series``, for sequels whose titles carry no number (or not as typed)."""
+        typed = re.fullmatch(r"(.+?) (?:part )?(\d|ii|iii|iv|v|vi|two|three|four|five|six)", key)
+        ordinal = re.fullmatch(r"(?:the )?(second|third|fourth|fifth|sixth|2nd|3rd|4th|5th|6th) (.+)", key)
+        if typed:
+            base, number = (
+                typed.group(1),
+                int(_ROMAN.get(typed.group(2)) or _NUMBER_OF.get(typed.group(2)) or typed.group(2)),
+            )
+        elif ordinal:
+            base, number = ordinal.group(2), _ORDINALS[ordinal.group(1)]
+        else:
+            return None
+        members = self.series(base)
+        return [members[number - 1]] if 2 <= number <= len(members) else None
 
     def fuzzy(self, typed: str, year: int | None = None, cutoff: float = FUZZY_CUTOFF) -> TitleMatch | None:
         """Closest title by Indel ratio, among titles of similar length; None below ``cutoff``."""
