@@ -15,7 +15,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Filters:
-    """Hard constraints applied before top-K (from the chat or the API)."""
+    """Hard constraints applied before top-K (from the chat or the API), and one soft one: ``avoid``."""
 
     include_genres: tuple[str, ...] = field(default=(), metadata={"help": "keep items with any of these genres"})
     exclude_genres: tuple[str, ...] = field(default=(), metadata={"help": "drop items with any of these genres"})
@@ -24,6 +24,9 @@ class Filters:
     exclude_items: tuple[str, ...] = field(default=(), metadata={"help": "item ids never to return (their films)"})
     exclude_seen: bool = field(
         default=True, metadata={"help": "drop the films of the history (a film listed twice under two ids too)"}
+    )
+    avoid: tuple[str, ...] = field(
+        default=(), metadata={"help": "words ('violent'): items whose text is close to them move down, none is dropped"}
     )
 
 

@@ -286,3 +286,16 @@ def test_lifting_a_filter_removes_it_and_keeps_the_rest(catalog):
     assert allowed.exclude_genres == () and "Horror" not in allowed.include_genres
     swapped = say(state, "forget the comedy and romance, westerns from the 50s", catalog)
     assert (swapped.include_genres, swapped.year_min, swapped.year_max) == (("Western",), 1950, 1959)
+
+
+def test_words_of_what_a_film_holds_move_films_down_and_verdicts_do_not(catalog):
+    state = say(ConversationState(), "something like Fargo but less violent", catalog)
+    assert state.avoid == ("violent",) and to_filters(state).avoid == ("violent",)
+    assert 'less "violent"' in describe_constraints(state)
+    assert any("move down the list" in note for note in parse_message("nothing too sappy", catalog).notes)
+    state = say(state, "these are too sappy", catalog)
+    assert state.avoid == ("violent", "sappy")  # accumulated, like excluded genres
+    for verdict in ("I saw Heat, it was boring", "horror is so overrated", "nothing too long"):
+        assert say(ConversationState(), verdict, catalog).avoid == ()  # no text similarity reads these
+    assert say(state, "start over", catalog).avoid == ()
+    assert ConversationState.from_json(json.dumps({"version": 1, "query": "x"})).avoid == ()  # a state saved before

@@ -515,3 +515,17 @@ def test_big_catalogues_score_embeddings_in_float32(catalog, monkeypatch):
     fast = EmbeddingRetriever(catalog, VECTORS, popularity=POPULARITY).score_batch(histories)
     np.testing.assert_allclose(fast, exact, atol=1e-6)
     assert np.array_equal(exact[0], VECTORS.astype(np.float64) @ retriever.profile(histories[0]))  # former numbers
+
+
+def test_avoided_words_move_close_items_down_and_drop_none(catalog, embedding):
+    history = [catalog.ids[2]]  # "Laugh Riot": the profile is the comedy axis, so the others tie at 0 but one
+    plain = ids(embedding.retrieve(history, 5), catalog)
+    away = ids(embedding.retrieve(history, 5, filters=Filters(avoid=("scary",))), catalog)
+    assert sorted(plain) == sorted(away)  # moved, never dropped
+    assert plain.index("b") < 4 and away[-1] == "b"  # the horror film goes to the bottom
+    assert away.index("d") >= plain.index("d")  # the horror comedy does not rise
+
+
+def test_avoided_words_are_ignored_by_a_retriever_that_reads_no_text(catalog):
+    pop = PopularityRetriever(catalog, POPULARITY)
+    assert ids(pop.retrieve([], 4, filters=Filters(avoid=("scary",))), catalog) == ids(pop.retrieve([], 4), catalog)

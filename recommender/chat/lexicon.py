@@ -329,6 +329,19 @@ AFTER_YEAR = {"after", "since", "post", "newer", "later", "onwards", "from"}
 COMPARATIVES = {"older": "older", "earlier": "earlier", "newer": "newer", "later": "later", "recent": "newer"}
 # "too violent", "way too much violence", "less violent": the word after is what the person wants less of.
 LESS_OF = {"too", "overly", "less", "fewer"}
+# Avoided words that say what a film holds, so films whose text is close to them move down the list
+# (``Filters.avoid``); the rest ("it was boring", "too long", "overrated") are verdicts or lengths no
+# text similarity reads, and only get the note that nothing filters on them.
+AVOIDABLE_WORDS = set(
+    """
+violent violence bloody blood gory gore graphic brutal brutality gruesome sadistic torture killing killings
+sappy mushy schmaltzy soppy cheesy corny sentimental melodramatic
+depressing bleak dark grim heavy serious sad tragic disturbing
+weird silly stupid crude raunchy gross vulgar swearing
+slasher slashers zombie zombies ghost ghosts monster monsters aliens vampires vampire
+scary creepy spooky sex sexy nudity explicit drugs disney cartoonish
+""".split()
+)
 FROM_ON = {"on", "onwards", "onward"}
 
 # Genres and ages (``understanding``): "new" is recent before these (and a count noun or a genre);

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 
-from recommender.chat.lexicon import QUERY_FILLERS
+from recommender.chat.lexicon import AVOIDABLE_WORDS, QUERY_FILLERS
 from recommender.chat.understanding import MAX_MESSAGE_CHARS, Refinement, clean_message, parse_message
 from recommender.data import Catalog
 from recommender.data.titles import TitleMatch, TitleMatcher, TitleMiss, fold
@@ -68,6 +68,7 @@ class ConversationState:
     seen: tuple[str, ...] = ()
     shown: tuple[str, ...] = ()  # every item shown so far, oldest first
     query: str = ""  # the last free-text query
+    avoid: tuple[str, ...] = ()  # "less violent": words whose films move down the list (``Filters.avoid``)
     page: int = 0  # 0 = first answer; "show me more" counts up and hides what was shown
     turns: int = 0
     k: int | None = None  # films asked for ("show me 3 comedies"): kept until another count or "start over"
@@ -209,6 +210,7 @@ def apply(state: ConversationState, refinement: Refinement, catalog: Catalog | N
         disliked=disliked,
         seen=_merge(state.seen, refinement.seen),
         query=_next_query(state, refinement),
+        avoid=_merge(state.avoid, tuple(word for word in refinement.avoid_terms if word in AVOIDABLE_WORDS))[-5:],
         page=state.page + 1 if refinement.show_more else 0 if changed else state.page,
         turns=state.turns + 1,
         k=refinement.k or state.k,
@@ -300,6 +302,7 @@ def to_filters(state: ConversationState) -> Filters:
         year_max=state.year_max,
         exclude_items=tuple(dict.fromkeys(hidden)),
         exclude_seen=True,
+        avoid=state.avoid,
     )
 
 
@@ -329,6 +332,8 @@ def describe_constraints(state: ConversationState) -> str:
         parts.append("no " + ", ".join(f'"{_safe(fragment, 40)}"' for fragment in state.exclude_fragments))
     if state.query:
         parts.append(f'about "{_safe(state.query)}"')
+    if state.avoid:
+        parts.append("less " + ", ".join(f'"{_safe(word, 20)}"' for word in state.avoid))
     return "; ".join(parts)
 
 

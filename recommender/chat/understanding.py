@@ -25,6 +25,7 @@ from recommender.chat.lexicon import (
     ADDITIVE,
     ADULT_PHRASES,
     AGE_PHRASES,
+    AVOIDABLE_WORDS,
     BLACK_AND_WHITE_PHRASES,
     CHAT_SPEAK,
     COMPLAINT_WORDS,
@@ -475,8 +476,12 @@ def _limit_notes(years: YearParser, year_min: int | None, year_max: int | None, 
         notes.append(f"This catalogue ends in {years.newest}, so nothing is that recent.")
     if years.oldest and year_max is not None and year_max < years.oldest:
         notes.append(f"This catalogue starts in {years.oldest}, so nothing is that old.")
-    if avoid:
-        notes.append(f'I can\'t filter on "{" ".join(avoid[:5])}" exactly; I kept the genres you gave.')
+    avoidable = [word for word in avoid if word in AVOIDABLE_WORDS]
+    if avoidable:
+        notes.append(f'Films close to "{" ".join(avoidable[:5])}" move down the list; none is left out for it.')
+    if len(avoidable) < len(avoid):
+        rest = [word for word in avoid if word not in AVOIDABLE_WORDS]
+        notes.append(f'I can\'t filter on "{" ".join(rest[:5])}" exactly; I kept the genres you gave.')
     if k is not None and k > MAX_K:
         notes.append(MAX_COUNT_NOTE.format(cap=MAX_K))
     return notes
