@@ -39,10 +39,24 @@ def listed_mentions(text: str, matcher: TitleMatcher, vocabulary: set[str]) -> l
     may point at ("terminator 2 and aliens, more like those")."""
     found = []
     for sentence in re.split(r"[;.!?\n]", text):
+        parts = sentence.split(",")
         found += title_list(sentence, matcher, vocabulary) or [
-            match for part in sentence.split(",") for match in title_list(part, matcher, vocabulary)
+            match for part in parts for match in title_list(part, matcher, vocabulary)
         ]
-    return found
+    if not found:  # "fargo, anything similar?", "Clueless. More like that": one title as a part of its own
+        found = [match for part in re.split(r"[,;.!?\n]", text) if (match := _part_title(part, matcher, vocabulary))]
+    return found if len(found) != 1 or len(re.split(r"[,;.!?\n]", text.strip(" ,;.!?\n"))) > 1 else []
+
+
+def _part_title(part: str, matcher: TitleMatcher, vocabulary: set[str]) -> TitleMatch | None:
+    """The whole ``part`` as one exact title, unless it is one word the chat reads otherwise ("kids")."""
+    words = list(re.finditer(r"\S+", part.strip(" \"'()[]")))
+    if not words:
+        return None
+    match, used = match_span(matcher, words, strict=True, fuzzy=False)
+    if match is None or used < len(words) or len(words) == 1 and fold(words[0].group()) in vocabulary:
+        return None
+    return match
 
 
 def mention_verdicts(

@@ -159,8 +159,9 @@ def pronoun_verdicts(found: dict[str, list], folded: str) -> None:
     if listed and not any(found[k] for k in ("like", "liked", "seen", "dislike", "exclude", "ignored")):
         for kind, pattern in (("dislike", _DISLIKED_IT), ("seen", _SEEN_IT), ("liked", _LIKED_IT)):
             said = pattern.search(folded)
-            if said and (said.group().split()[-1] in _PLURAL or said.group().split()[0] == "they"):
-                found[kind] = list(listed)  # "Heat and Speed, didn't like them"; a list, not "with Jack and Emma"
+            plural = said and (said.group().split()[-1] in _PLURAL or said.group().split()[0] == "they")
+            if said and plural == (len(listed) > 1):  # "Heat and Speed, didn't like them"; "fargo, loved it"
+                found[kind] = list(listed)
                 break
     named = found["liked"] + found["seen"] + found["ignored"] or mention
     anaphora = _ANAPHORA.search(folded)
