@@ -252,7 +252,8 @@ SERIES = Catalog([Item("1", "Jurassic Park", 1993), Item("2", "Lost World: Juras
                   Item("3", "Alien", 1979), Item("4", "Alien 3", 1992), Item("5", "Alien: Resurrection", 1997),
                   Item("6", "Sabrina", 1954), Item("7", "Sabrina", 1995), Item("8", "Die Hard", 1988),
                   Item("9", "Hard Target", 1993), Item("10", "In the Heat of the Night", 1967),
-                  Item("11", "Heat", 1995), Item("12", "Die Hard 2", 1990)])  # fmt: skip
+                  Item("11", "Heat", 1995), Item("12", "Die Hard 2", 1990), Item("13", "Three Colors: Blue", 1993),
+                  Item("14", "Three Colors: Red", 1994), Item("15", "Three Colors: White", 1994)])  # fmt: skip
 LOST_WORLD = "Lost World: Jurassic Park, The"
 
 
@@ -264,7 +265,8 @@ LOST_WORLD = "Lost World: Jurassic Park, The"
      ("alien 2", None),  # Alien 3 stands second: Aliens is missing, so no place can be trusted
      ("sabrina 2", None),  # a remake is no sequel
      ("die hard 3", None),  # "Die" is no article here: Hard Target is no Die Hard
-     ("heat 2", None)],  # In the Heat of the Night is older than Heat: Heat opens no series
+     ("heat 2", None),  # In the Heat of the Night is older than Heat: Heat opens no series
+     ("three colors 2", None)],  # Red and White came out the same year: no order
 )  # fmt: skip
 def test_a_sequel_without_a_number_in_its_title_is_found_by_its_place(typed, title):
     found = TitleMatcher(SERIES).exact(typed)

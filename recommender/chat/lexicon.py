@@ -180,6 +180,7 @@ DISCOURSE_FILLERS = {
     "ah", "uh", "um", "yo", "alright", "allright", "right", "so", "very", "quite", "pretty", "rather", "kinda",
     "sorta", "kind", "sort", "either", "neither", "too", "also", "still", "yet", "already", "ever", "even",
     "asked", "remember", "told", "repeat", "said", "saying", "mentioned", "fairly", "real", "ive", "youve", "weve",
+    "times", "twice", "thrice",
 }  # fmt: skip
 FILLERS |= DISCOURSE_FILLERS
 # Words with no topic in a free-text query ("what should I watch next?" leaves no query).

@@ -44,8 +44,38 @@ def listed_mentions(text: str, matcher: TitleMatcher, vocabulary: set[str]) -> l
             match for part in parts for match in title_list(part, matcher, vocabulary)
         ]
     if not found:  # "fargo, anything similar?", "Clueless. More like that": one title as a part of its own
-        found = [match for part in re.split(r"[,;.!?\n]", text) if (match := _part_title(part, matcher, vocabulary))]
-    return found if len(found) != 1 or len(re.split(r"[,;.!?\n]", text.strip(" ,;.!?\n"))) > 1 else []
+        found = _lone_title(text, matcher, vocabulary)
+    return found
+
+
+# What may follow titles typed as parts of their own for a pronoun to be about them: the person's own plain
+# verdict or a plain "anything similar" (at least one part), beside parts with no pronoun at all ("the rest look
+# good", "more period dramas"). Anything else with a pronoun says otherwise or may: "Fargo, I've never actually
+# seen it", "Fargo, my wife loved it but I didn't".
+_LONE_TITLE_REST = re.compile(
+    r"(?:(?:ok|so|well|oh|and|hmm|yeah)\s+)?(?:(?:i|ive|i have|i ve|we|weve)\s+)?"
+    r"(?:(?:really|totally|absolutely|already|just|truly|so)\s+)*"
+    r"(?:(?:(?:didnt|did not|dont|do not)\s+(?:really\s+)?(?:like|love|enjoy)|loved|liked|enjoyed|adored|hated|"
+    r"disliked|seen|watched|saw)\s+(?:it|that|this|them|those|these|both)(?:\s+one)?"
+    r"(?:\s+(?:already|before|too|twice|a lot|so much|please))*"
+    r"|(?:it was|its|it is|it s)\s+(?!not\b|never\b)(?:\w+\s+){0,2}\w+"
+    r"|(?:(?:got|do you have|have you got)\s+)?(?:anything|something|any|more|films?|movies?)\s+(?:else\s+)?"
+    r"(?:similar|like (?:it|that|this|those|them|both))(?:\s+(?:please|but .+))?"
+    r"|more (?:like|of) (?:it|that|this|those|them|both|the same)(?:\s+(?:one|please|but .+))*)"
+)
+_PRONOUNS = {"it", "its", "that", "this", "them", "those", "these", "they", "both", "one"}
+
+
+def _lone_title(text: str, matcher: TitleMatcher, vocabulary: set[str]) -> list[TitleMatch]:
+    """Titles as parts of their own ("fargo, anything similar?", "Heat, Speed, loved them"), the other parts
+    only what ``_LONE_TITLE_REST`` allows."""
+    parts = [part for part in re.split(r"[,;.!?\n]|\s[-–—]\s", text) if part.strip(" \"'()[]")]
+    titles = [_part_title(part, matcher, vocabulary) for part in parts]
+    found = [match for match in titles if match is not None]
+    rest = [fold(part) for part, match in zip(parts, titles) if match is None]
+    plain = [bool(_LONE_TITLE_REST.fullmatch(words)) for words in rest]
+    other = [not ok and not _PRONOUNS & set(words.split()) for ok, words in zip(plain, rest)]
+    return found if found and any(plain) and all(ok or free for ok, free in zip(plain, other)) else []
 
 
 def _part_title(part: str, matcher: TitleMatcher, vocabulary: set[str]) -> TitleMatch | None:
@@ -78,7 +108,7 @@ def mention_verdicts(
     pronoun_verdicts(found, folded)
     mention, _ = found.pop("mention", None), found.pop("listed", None)
     if mention and any(found[k] for k in ("like", "liked", "seen", "dislike")):  # read as films: no search words
-        named = {w for match in mention for w in fold(match.title).split()}
+        named = {w for match in mention for w in f"{fold(match.title)} {fold(match.typed)}".split()}  # "2nd"
         query = [w for w in query if w not in named]
     return query
 

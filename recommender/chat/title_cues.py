@@ -118,6 +118,8 @@ def match_span(
     best: tuple[TitleMatch | None, int] = (None, 0)
     for n in range(limit, 0, -1):  # exact matches first, longest wins
         year = _YEAR_TOKEN.match(texts[n].strip(".,;")) if n < len(texts) else None
+        if n < len(texts) and fold(texts[n]) in _TIMES and fold(texts[n - 1]) in _COUNTED:
+            continue  # "watched batman 2 times": a count, not Batman Returns
         match = matcher.exact(" ".join(texts[:n]), int(year.group(1)) if year else None)
         if match:
             return match, n + (1 if year else 0)
@@ -133,6 +135,9 @@ def match_span(
             return match, n
     return best
 
+
+_TIMES = {"times", "x", "times over"}
+_COUNTED = {"2", "3", "4", "5", "6", "two", "three", "four", "five", "six", "ii", "iii", "iv", "v", "vi"}
 
 _AGAINST_IT = re.compile(
     r"\b(?:hate|hates|hated|can'?t stand|cannot stand|dislike|dislikes|disliked|tired of|"

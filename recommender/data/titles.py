@@ -200,13 +200,16 @@ class TitleMatcher:
 
     def series(self, base: str) -> list[Item]:
         """The films whose titles carry ``base`` as whole words, by year ("jurassic park": Jurassic Park, The
-        Lost World: Jurassic Park), when the first is titled ``base``, no two share a title (remakes) and the
-        numbers in their titles agree with their places ("Alien", "Alien 3": Aliens is missing); else []."""
+        Lost World: Jurassic Park), when the first is titled ``base``, no two share a title (remakes) or a year,
+        and the numbers in their titles agree with their places ("Alien", "Alien 3": Aliens is missing); else [].
+        A sequel missing from the catalogue without a number in the others' titles goes unseen ("aladdin 2" is
+        Aladdin and the King of Thieves, the third film)."""
         padded = f" {base} "  # not stripped of an article: "die hard" is no series of "hard"
         found = {item.id: item for key, items in self.keys.items() if padded in f" {key} " for item in items}
         members = sorted(found.values(), key=lambda item: (item.year or 0, item.id))
-        if len(members) < 2 or any(item.year is None for item in members):
-            return []
+        years = [item.year for item in members]
+        if len(members) < 2 or None in years or len(set(years)) < len(years):
+            return []  # no order without years; two of one year ("Three Colors: Red", "... White") have none
         if base not in title_keys(members[0].title) or len({fold(item.title) for item in members}) < len(members):
             return []
         for place, item in enumerate(members, start=1):
