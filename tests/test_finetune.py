@@ -409,3 +409,5 @@ def test_the_feedback_recipe_fits_the_shipped_adapter_it_starts_from():
     assert (shape["r"], shape["lora_alpha"]) == (config.lora.r, config.lora.alpha)
     assert sorted(shape["target_modules"]) == sorted(config.lora.target_modules)
     assert shape["layers_to_transform"] == list(range(smollm2_layers - config.lora.top_layers, smollm2_layers))
+    meta = json.loads((shipped_adapter() / "recommender_adapter.json").read_text())
+    assert meta["max_history"] == config.data.max_history  # the prompt it was trained on, or it is re-taught
