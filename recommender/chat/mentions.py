@@ -39,9 +39,8 @@ def listed_mentions(text: str, matcher: TitleMatcher, vocabulary: set[str]) -> l
     may point at ("terminator 2 and aliens, more like those")."""
     found = []
     for sentence in re.split(r"[;.!?\n]", text):
-        parts = sentence.split(",")
         found += title_list(sentence, matcher, vocabulary) or [
-            match for part in parts for match in title_list(part, matcher, vocabulary)
+            match for part in sentence.split(",") for match in title_list(part, matcher, vocabulary)
         ]
     if not found:  # "fargo, anything similar?", "Clueless. More like that": one title as a part of its own
         found = _lone_title(text, matcher, vocabulary)

@@ -26,7 +26,15 @@ from recommender.chat.lexicon import (
     TITLE_PRONOUNS,
 )
 from recommender.chat.years import decade
-from recommender.data.titles import ARTICLES, FUZZY_CUTOFF, TitleMatch, TitleMatcher, TitleMiss, fold
+from recommender.data.titles import (
+    ARTICLES,
+    FUZZY_CUTOFF,
+    SEQUEL_PLACES,
+    TitleMatch,
+    TitleMatcher,
+    TitleMiss,
+    fold,
+)
 
 CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("dislike", re.compile(r"\b(?:i\s+)?(?:(?:didn'?t|did not|don'?t|do not|did\s+not|really\s+didn'?t)\s+"
@@ -136,8 +144,8 @@ def match_span(
     return best
 
 
-_TIMES = {"times", "x", "times over"}
-_COUNTED = {"2", "3", "4", "5", "6", "two", "three", "four", "five", "six", "ii", "iii", "iv", "v", "vi"}
+_TIMES = {"times", "x"}
+_COUNTED = {typed for typed, place in SEQUEL_PLACES.items() if 2 <= place <= 6}  # "batman 2 times"
 
 _AGAINST_IT = re.compile(
     r"\b(?:hate|hates|hated|can'?t stand|cannot stand|dislike|dislikes|disliked|tired of|"

@@ -149,6 +149,14 @@ _ORDINALS = {
     for word in pair
 }
 _TEXTED = {"1", "2", "4"}  # typed for "one", "too", "for": "not 2 much gore" names no Two Much
+# A sequel's place as typed after its name ("jurassic park 2", "star trek ii", "die hard three"): one table
+# for ``TitleMatcher`` and the chat ("batman 2 times" is a count, ``title_cues``).
+SEQUEL_PLACES = {
+    **{str(digit): digit for digit in range(10)},
+    **{roman: int(digit) for roman, digit in _ROMAN.items()},
+    **{word: int(_NUMBER_OF[word]) for word in ("two", "three", "four", "five", "six")},
+}
+_SEQUEL_PLACE = "|".join(sorted(SEQUEL_PLACES, key=len, reverse=True))
 
 
 def _number_forms(key: str) -> set[str]:
@@ -204,6 +212,8 @@ class TitleMatcher:
         and the numbers in their titles agree with their places ("Alien", "Alien 3": Aliens is missing); else [].
         A sequel missing from the catalogue without a number in the others' titles goes unseen ("aladdin 2" is
         Aladdin and the King of Thieves, the third film)."""
+        if base not in self.keys:
+            return []  # the first film is titled ``base``: no need to read every title ("show me 5")
         padded = f" {base} "  # not stripped of an article: "die hard" is no series of "hard"
         found = {item.id: item for key, items in self.keys.items() if padded in f" {key} " for item in items}
         members = sorted(found.values(), key=lambda item: (item.year or 0, item.id))
@@ -223,13 +233,11 @@ class TitleMatcher:
     def _numbered_in_series(self, key: str) -> list[Item] | None:
         """ "jurassic park 2", "star trek 2", "batman part 3", "the second godfather": the film at that place of
         ``series``, for sequels whose titles carry no number (or not as typed)."""
-        typed = re.fullmatch(r"(.+?) (?:part )?(\d|ii|iii|iv|v|vi|two|three|four|five|six)", key)
+        typed = re.fullmatch(rf"(.+?) (?:part )?(\d|{_SEQUEL_PLACE})", key)  # any digit, as int() reads it
         ordinal = re.fullmatch(r"(?:the )?(second|third|fourth|fifth|sixth|2nd|3rd|4th|5th|6th) (.+)", key)
         if typed:
-            base, number = (
-                typed.group(1),
-                int(_ROMAN.get(typed.group(2)) or _NUMBER_OF.get(typed.group(2)) or typed.group(2)),
-            )
+            said = typed.group(2)
+            base, number = typed.group(1), int(said) if said.isdigit() else SEQUEL_PLACES[said]
         elif ordinal:
             base, number = ordinal.group(2), _ORDINALS[ordinal.group(1)]
         else:
